@@ -1,0 +1,1 @@
+"""Dataset registry, download with checksum verification, and benchmark preparation."""

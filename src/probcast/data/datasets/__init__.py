@@ -1,0 +1,1 @@
+"""One converter module per benchmark dataset (registered with ``probcast.data.prepare``)."""

@@ -1,0 +1,135 @@
+"""Turn a registry dataset into canonical train/test data with the fixed split.
+
+Each benchmark dataset has one module in ``probcast.data.datasets`` that registers a
+converter with :func:`register`. A converter reads the fetched files and returns the whole
+dataset in canonical form (station table or gridded ``xr.Dataset``) plus a validation report;
+splitting, saving and the summary are shared here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from probcast.data import registry
+from probcast.ingest.tables import write_table
+from probcast.split import grid_index_split, time_split
+
+
+@dataclass
+class Canonical:
+    """A dataset in canonical form, before splitting.
+
+    Attributes:
+        data: Station table (see docs/data-model.md) or gridded forecast/truth Dataset.
+        targets: Target variables (canonical names) in the dataset.
+        report: Human-readable findings of validation and the repairs or exclusions applied.
+    """
+
+    data: pd.DataFrame | xr.Dataset
+    targets: list[str]
+    report: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    """A dataset split into train and test, as written by :func:`prepare`."""
+
+    name: str
+    kind: str  # "station" or "grid"
+    train: pd.DataFrame | xr.Dataset
+    test: pd.DataFrame | xr.Dataset
+    targets: list[str]
+    report: list[str]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+Converter = Callable[[dict[str, Path]], Canonical]
+_CONVERTERS: dict[str, Converter] = {}
+
+
+def register(name: str) -> Callable[[Converter], Converter]:
+    """Register the converter of dataset ``name``."""
+
+    def deco(fn: Converter) -> Converter:
+        _CONVERTERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load_converters() -> None:
+    from probcast.data import datasets
+
+    for mod in pkgutil.iter_modules(datasets.__path__):
+        importlib.import_module(f"{datasets.__name__}.{mod.name}")
+
+
+def converter(name: str) -> Converter:
+    """Return the converter of ``name``."""
+    _load_converters()
+    registry.get_info(name)
+    if name not in _CONVERTERS:
+        raise registry.DatasetError(
+            f"dataset {name!r} is a format sample with no truth pairing; it cannot be prepared"
+            f" (preparable: {', '.join(sorted(_CONVERTERS))})"
+        )
+    return _CONVERTERS[name]
+
+
+def preparable() -> list[str]:
+    """Names of the datasets that can be prepared."""
+    _load_converters()
+    return sorted(_CONVERTERS)
+
+
+def split(name: str, canonical: Canonical) -> tuple[object, object]:
+    """Apply the fixed benchmark split of dataset ``name``."""
+    info = registry.get_info(name)
+    sp = info.split or {}
+    if isinstance(canonical.data, xr.Dataset):
+        return grid_index_split(canonical.data, int(sp["test_start_index"]))  # type: ignore[call-overload]
+    return time_split(canonical.data, pd.Timestamp(str(sp["test_start"]), tz="UTC"))
+
+
+def prepare(name: str, out_dir: Path | None = None) -> Prepared:
+    """Fetch, convert, validate and split dataset ``name``; save train/test.
+
+    Args:
+        name: Registry id.
+        out_dir: Where to write; default ``<cache>/prepared/<name>``.
+
+    Returns:
+        The prepared dataset, with the written paths.
+    """
+    files = registry.fetch(name)
+    canonical = converter(name)(files)
+    train, test = split(name, canonical)
+    out = Path(out_dir) if out_dir else registry.cache_dir() / "prepared" / name
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    if isinstance(train, xr.Dataset):
+        from probcast.ingest.gridded import write_dataset
+
+        kind = "grid"
+        for part, ds in (("train", train), ("test", test)):
+            paths[part] = out / f"{part}.nc"
+            write_dataset(ds, paths[part])  # type: ignore[arg-type]
+    else:
+        kind = "station"
+        for part, df in (("train", train), ("test", test)):
+            paths[part] = out / f"{part}.parquet"
+            write_table(df, paths[part])  # type: ignore[arg-type]
+    meta = {"name": name, "kind": kind, "targets": canonical.targets, "report": canonical.report}
+    tmp = out / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(out / "meta.json")
+    paths["meta"] = out / "meta.json"
+    return Prepared(name, kind, train, test, canonical.targets, canonical.report, paths)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Readers: station tables and gridded NWP files into the canonical data model."""

@@ -1,0 +1,68 @@
+"""Time-based train/test splits with a leakage guard."""
+
+from __future__ import annotations
+
+import pandas as pd
+import xarray as xr
+
+
+def time_split(table: pd.DataFrame, test_start: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a station table by initialisation time.
+
+    Train holds runs initialised before ``test_start`` whose valid time is also before it
+    (rows whose lead time reaches into the test period are dropped: leakage guard); test
+    holds runs initialised at or after ``test_start``.
+
+    Args:
+        table: Canonical station table.
+        test_start: First initialisation time of the test period (tz-aware UTC).
+
+    Returns:
+        ``(train, test)`` with fresh indexes.
+    """
+    if test_start.tzinfo is None:
+        test_start = test_start.tz_localize("UTC")
+    train = table[(table["init_time"] < test_start) & (table["valid_time"] < test_start)]
+    test = table[table["init_time"] >= test_start]
+    assert_no_leakage(train, test)
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def assert_no_leakage(train: pd.DataFrame, test: pd.DataFrame) -> None:
+    """Raise if any training valid time falls in the test period."""
+    if len(train) and len(test):
+        first_test = test["init_time"].min()
+        last_valid = train["valid_time"].max()
+        if last_valid >= first_test:
+            raise ValueError(
+                f"leakage: a training row is valid at {last_valid}, inside the test period "
+                f"starting {first_test}"
+            )
+
+
+def grid_index_split(ds: xr.Dataset, test_start_index: int) -> tuple[xr.Dataset, xr.Dataset]:
+    """Split a gridded dataset along ``forecast_reference_time`` by position."""
+    dim = "forecast_reference_time"
+    n = ds.sizes[dim]
+    if not 0 < test_start_index < n:
+        raise ValueError(f"test_start_index must be in (0, {n}), got {test_start_index}")
+    return ds.isel({dim: slice(0, test_start_index)}), ds.isel({dim: slice(test_start_index, n)})
+
+
+def validation_split(
+    train: pd.DataFrame, fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the last ``fraction`` of the training period (by init time) for validation.
+
+    Rows of the fit part whose valid time reaches the validation period are dropped, so
+    early stopping sees no leaked truth.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    inits = pd.Series(train["init_time"].unique()).sort_values().reset_index(drop=True)
+    if len(inits) < 2:
+        raise ValueError("need at least two initialisation times to hold out validation data")
+    cut = inits.iloc[min(len(inits) - 1, max(1, int(round(len(inits) * (1 - fraction)))))]
+    fit = train[(train["init_time"] < cut) & (train["valid_time"] < cut)]
+    val = train[train["init_time"] >= cut]
+    return fit.reset_index(drop=True), val.reset_index(drop=True)

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real-data mirror and an isolated cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_DEFAULT_MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def mirror_path() -> Path | None:
+    """Return the local mirror of the benchmark data, or None when absent."""
+    env = os.environ.get("PROBCAST_DATA_MIRROR")
+    path = Path(env) if env else _DEFAULT_MIRROR
+    return path if (path / "manifest.json").exists() else None
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Keep every test's downloads and prepared data out of the user's cache."""
+    if "PROBCAST_CACHE" not in os.environ:
+        monkeypatch.setenv("PROBCAST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Path of the real-data mirror; skips the test when it is not available."""
+    path = mirror_path()
+    if path is None:
+        pytest.skip("real benchmark data mirror not available (set PROBCAST_DATA_MIRROR)")
+    monkeypatch.setenv("PROBCAST_DATA_MIRROR", str(path))
+    return path
