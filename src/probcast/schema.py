@@ -63,8 +63,14 @@ VARIABLES: dict[str, Variable] = {
             1000.0,
             "nonneg",
         ),
-        Variable("msl", "Pa", "air_pressure_at_mean_sea_level", "mean sea-level pressure",
-                 85000.0, 110000.0),
+        Variable(
+            "msl",
+            "Pa",
+            "air_pressure_at_mean_sea_level",
+            "mean sea-level pressure",
+            85000.0,
+            110000.0,
+        ),
         Variable("sp", "Pa", "surface_air_pressure", "surface pressure", 45000.0, 110000.0),
         Variable("tcc", "1", "cloud_area_fraction", "total cloud cover", 0.0, 1.0, "fraction"),
     )

@@ -49,9 +49,7 @@ def grid_index_split(ds: xr.Dataset, test_start_index: int) -> tuple[xr.Dataset,
     return ds.isel({dim: slice(0, test_start_index)}), ds.isel({dim: slice(test_start_index, n)})
 
 
-def validation_split(
-    train: pd.DataFrame, fraction: float
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validation_split(train: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out the last ``fraction`` of the training period (by init time) for validation.
 
     Rows of the fit part whose valid time reaches the validation period are dropped, so

@@ -109,8 +109,8 @@ def prepare(name: str, out_dir: Path | None = None) -> Prepared:
     Returns:
         The prepared dataset, with the written paths.
     """
-    files = registry.fetch(name)
-    canonical = converter(name)(files)
+    convert = converter(name)  # unknown or non-preparable names fail before any download
+    canonical = convert(registry.fetch(name))
     train, test = split(name, canonical)
     out = Path(out_dir) if out_dir else registry.cache_dir() / "prepared" / name
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ def read_table(path: str | Path, *, validate: bool = True) -> pd.DataFrame:
         raise FileNotFoundError(f"{p}: no such station table")
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        df = pd.read_csv(p)
+        df = pd.read_csv(p, dtype={"station": str})
     elif suffix in (".parquet", ".pq"):
         df = pd.read_parquet(p)
     else:
