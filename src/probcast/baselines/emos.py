@@ -1,0 +1,296 @@
+"""EMOS / NGR: distribution parameters linear in the forecast, fitted by minimum CRPS.
+
+Gneiting et al. (2005, Mon. Wea. Rev. 133) with the families of
+:mod:`probcast.model.distributions`: every unconstrained parameter is linear in the
+standardised predictors ``x = [1, (fc - m)/s, (lead - m)/s, extras...]``, and
+``Distribution.constrain(raw, center=fc, scale=spread)`` maps it to the family's parameters
+(``loc = fc + spread * (a0 + a1 x1 + ...)``, ``scale = spread * softplus(b0 + b1 x1 + ...)``
+for the location-scale families). All-zero coefficients give the raw forecast with the
+training error spread, the starting point of the fit.
+
+Coefficients are fitted globally (optionally one set per lead-time bin) or per station
+("local"), a station with fewer than ``min_rows`` training rows in a bin falling back to the
+global coefficients of that bin; local fits are shrunk towards the global ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from probcast.baselines.base import Forecast, assign_bins, lead_edges, target_columns, training_rows
+from probcast.model import distributions
+
+
+@dataclass
+class EmosModel:
+    """Fitted EMOS coefficients; everything needed to predict (JSON via to_dict/from_dict).
+
+    Attributes:
+        var: Target variable.
+        family: Distribution family name.
+        spread: Scale passed to ``constrain`` (training std of ``obs - fc``).
+        features: Predictor columns (the first is ``fc_<var>``).
+        feature_mean: Standardisation means of ``features``.
+        feature_std: Standardisation stds of ``features``.
+        edges: Inner lead-time bin edges (empty: one bin).
+        global_coefs: ``(n_bins, n_params, 1 + n_features)``.
+        station_coefs: Station -> per bin ``(n_params, 1 + n_features)`` or ``None``
+            (fall back to global).
+        min_rows: Fewest training rows for a station's own coefficients.
+    """
+
+    var: str
+    family: str
+    spread: float
+    features: list[str]
+    feature_mean: list[float]
+    feature_std: list[float]
+    edges: list[float]
+    global_coefs: list[Any]
+    station_coefs: dict[str, list[Any]] = field(default_factory=dict)
+    min_rows: int = 50
+
+    def design(self, table: pd.DataFrame) -> np.ndarray:
+        """Standardised predictors with an intercept column: ``(rows, 1 + n_features)``."""
+        missing = [c for c in self.features if c not in table.columns]
+        if missing:
+            raise KeyError(f"EMOS for {self.var!r} needs column(s) {missing}; table lacks them")
+        x = table[self.features].to_numpy(dtype=np.float64)
+        x = (x - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
+        return np.concatenate([np.ones((len(x), 1)), x], axis=1).astype(np.float32)
+
+    def row_coefs(self, table: pd.DataFrame) -> np.ndarray:
+        """Coefficients of every row ``(rows, n_params, 1 + n_features)``."""
+        bins = assign_bins(table["lead_time"].to_numpy(dtype=np.float64), np.asarray(self.edges))
+        glob = np.asarray(self.global_coefs, dtype=np.float32)
+        coefs = glob[bins]
+        if self.station_coefs and "station" in table.columns:
+            stations = table["station"].astype(str).to_numpy()
+            for st in np.unique(stations):
+                per_bin = self.station_coefs.get(str(st))
+                if per_bin is None:
+                    continue
+                for b, c in enumerate(per_bin):
+                    sel = (stations == st) & (bins == b)
+                    if c is not None and sel.any():
+                        coefs[sel] = np.asarray(c, dtype=np.float32)
+        return coefs
+
+    def predict(self, table: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Distribution parameters per row (NaN where a predictor is missing)."""
+        fc, _ = target_columns(table, self.var, need_obs=False)
+        raw = np.einsum("rf,rpf->rp", self.design(table), self.row_coefs(table))
+        dist = distributions.get(self.family)
+        center = table[fc].to_numpy(dtype=np.float32)
+        spread = jnp.asarray(self.spread)
+        params = dist.constrain(jnp.asarray(raw), jnp.asarray(center), spread)
+        return {k: np.asarray(v) for k, v in params.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict."""
+        return {"kind": "emos", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmosModel:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: v for k, v in d.items() if k != "kind"})
+
+
+def _loss_fn(family: str, n_groups: int, spread: float, shrinkage: float):  # type: ignore[no-untyped-def]
+    """Sum over groups of the mean CRPS (in spread units) plus a ridge towards ``prior``."""
+    dist = distributions.get(family)
+
+    def loss(theta, x, center, y, groups, counts, prior):  # type: ignore[no-untyped-def]
+        raw = jnp.einsum("rf,rpf->rp", x, theta[groups])
+        crps = dist.crps(dist.constrain(raw, center, jnp.asarray(spread)), y) / spread
+        per_group = jax.ops.segment_sum(crps, groups, num_segments=n_groups) / counts
+        return jnp.sum(per_group) + shrinkage * jnp.sum((theta - prior) ** 2)
+
+    return jax.jit(jax.value_and_grad(loss))
+
+
+def _fit_groups(
+    family: str,
+    x: np.ndarray,
+    center: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    prior: np.ndarray,
+    spread: float,
+    shrinkage: float,
+    maxiter: int = 500,
+) -> np.ndarray:
+    """Minimise the per-group mean CRPS with L-BFGS; returns ``theta`` like ``prior``."""
+    n_groups = prior.shape[0]
+    counts = np.maximum(np.bincount(groups, minlength=n_groups), 1).astype(np.float32)
+    value_and_grad = _loss_fn(family, n_groups, spread, shrinkage)
+    data = (x, center.astype(np.float32), y.astype(np.float32), groups, counts)
+    args = (*(jnp.asarray(a) for a in data), jnp.asarray(prior, dtype=jnp.float32))
+
+    def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = jnp.asarray(flat.reshape(prior.shape), dtype=jnp.float32)
+        val, grad = value_and_grad(theta, *args)
+        return float(val), np.asarray(grad, dtype=np.float64).ravel()
+
+    res = minimize(
+        fun,
+        prior.ravel().astype(np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": maxiter},
+    )
+    theta = res.x.reshape(prior.shape)
+    if not np.all(np.isfinite(theta)):
+        raise FloatingPointError(f"EMOS fit for family {family!r} diverged: {res.message}")
+    return theta
+
+
+def fit_emos(
+    train: pd.DataFrame,
+    var: str,
+    *,
+    family: str | None = None,
+    by_station: bool = False,
+    min_rows: int = 50,
+    lead_bins: int = 1,
+    extra_predictors: Sequence[str] = (),
+    shrinkage: float = 1e-3,
+) -> EmosModel:
+    """Fit EMOS coefficients by minimum CRPS.
+
+    Args:
+        train: Canonical training table.
+        var: Target variable.
+        family: Distribution family; default ``distributions.default_for(var)``.
+        by_station: Fit one coefficient set per station (local EMOS).
+        min_rows: Fewest rows of a station (per lead bin) for its own coefficients.
+        lead_bins: Number of lead-time bins with their own coefficients (1: none).
+        extra_predictors: Further numeric columns used as predictors (e.g. other models).
+        shrinkage: Ridge weight towards the global fit for local coefficients (a tenth of it
+            ties the global fit to the bias-corrected raw forecast).
+
+    Returns:
+        The fitted model.
+    """
+    family = family or distributions.default_for(var)
+    distributions.get(family)
+    fc, obs = target_columns(train, var, need_obs=True)
+    features = [fc, "lead_time", *extra_predictors]
+    rows = training_rows(train, [fc, obs, *features], var)
+    f = rows[features].to_numpy(dtype=np.float64)
+    std = f.std(axis=0)
+    keep = std > 0  # a constant predictor (one lead time) adds nothing but the intercept
+    keep[0] = True
+    features = [c for c, k in zip(features, keep, strict=True) if k]
+    spread = float(np.std(rows[obs].to_numpy() - rows[fc].to_numpy()))
+    if not spread > 0:
+        raise ValueError(f"training errors of {var!r} have zero spread; cannot scale EMOS")
+    model = EmosModel(
+        var=var,
+        family=family,
+        spread=spread,
+        features=features,
+        feature_mean=f[:, keep].mean(axis=0).tolist(),
+        feature_std=np.where(std[keep] > 0, std[keep], 1.0).tolist(),
+        edges=lead_edges(rows["lead_time"].to_numpy(dtype=np.float64), lead_bins).tolist(),
+        global_coefs=[],
+        min_rows=min_rows,
+    )
+    x = model.design(rows)
+    center = rows[fc].to_numpy(dtype=np.float32)
+    y = rows[obs].to_numpy(dtype=np.float32)
+    bins = assign_bins(rows["lead_time"].to_numpy(dtype=np.float64), np.asarray(model.edges))
+    n_params = len(distributions.get(family).param_names)
+    n_bins = len(model.edges) + 1
+    prior = np.zeros((n_bins, n_params, x.shape[1]))
+    # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept
+    # absorbs the mean error, in spread units
+    prior[:, 0, 0] = float(np.mean(y - center)) / spread
+    glob = _fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1)
+    model.global_coefs = glob.tolist()
+    if by_station:
+        model.station_coefs = _fit_local(model, rows, x, center, y, bins, glob, shrinkage)
+    return model
+
+
+def _fit_local(
+    model: EmosModel,
+    rows: pd.DataFrame,
+    x: np.ndarray,
+    center: np.ndarray,
+    y: np.ndarray,
+    bins: np.ndarray,
+    glob: np.ndarray,
+    shrinkage: float,
+) -> dict[str, list[Any]]:
+    """Per-(station, bin) coefficients for groups with at least ``min_rows`` rows."""
+    if "station" not in rows.columns:
+        raise KeyError("local EMOS (by_station=True) needs a 'station' column")
+    stations = rows["station"].astype(str).to_numpy()
+    n_bins = glob.shape[0]
+    pairs: list[tuple[str, int]] = [(s, int(b)) for s, b in zip(stations, bins, strict=True)]
+    keys = pd.Series(pairs)
+    sizes = keys.value_counts()
+    fitted: list[tuple[str, int]] = [
+        (str(k[0]), int(k[1]))  # type: ignore[index]
+        for k, n in sizes.items()
+        if n >= model.min_rows
+    ]
+    out: dict[str, list[Any]] = {}
+    if not fitted:
+        return out
+    index = {k: i for i, k in enumerate(fitted)}
+    groups = keys.map(index).to_numpy()
+    sel = ~pd.isna(groups)
+    g = groups[sel].astype(np.int64)
+    prior = np.stack([glob[b] for _, b in fitted])
+    theta = _fit_groups(
+        model.family, x[sel], center[sel], y[sel], g, prior, model.spread, shrinkage
+    )
+    for (st, b), coef in zip(fitted, theta, strict=True):
+        out.setdefault(st, [None] * n_bins)[int(b)] = coef.tolist()
+    return out
+
+
+class EmosBaseline:
+    """EMOS as a :class:`~probcast.baselines.base.Baseline` (``emos-global`` / ``emos-local``)."""
+
+    def __init__(
+        self,
+        var: str,
+        *,
+        family: str | None = None,
+        by_station: bool = False,
+        min_rows: int = 50,
+        lead_bins: int = 1,
+        extra_predictors: Sequence[str] = (),
+    ) -> None:
+        self.var = var
+        self.name = "emos-local" if by_station else "emos-global"
+        self.family = family
+        self.kwargs: dict[str, Any] = {
+            "by_station": by_station,
+            "min_rows": min_rows,
+            "lead_bins": lead_bins,
+            "extra_predictors": tuple(extra_predictors),
+        }
+        self.model: EmosModel | None = None
+
+    def fit(self, train: pd.DataFrame) -> EmosBaseline:
+        """Fit the coefficients."""
+        self.model = fit_emos(train, self.var, family=self.family, **self.kwargs)
+        return self
+
+    def predict(self, table: pd.DataFrame) -> Forecast:
+        """Family parameters per row."""
+        if self.model is None:
+            raise RuntimeError("EmosBaseline.predict called before fit")
+        return Forecast(self.var, family=self.model.family, params=self.model.predict(table))
