@@ -69,6 +69,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
             df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
         else:
             df.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
         tmp.replace(p)
     finally:
         tmp.unlink(missing_ok=True)

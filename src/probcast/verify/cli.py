@@ -1,0 +1,147 @@
+r"""``probcast verify``: score forecast tables against a truth table and write a report.
+
+Example::
+
+    probcast verify --truth=test.parquet --forecast raw=test.parquet \\
+        --forecast model=pred.parquet --reference=raw --out=verif/ \\
+        --by lead_time,station --thresholds tp:0.1,1,5
+
+writes ``scores.csv``, ``scores.json`` and ``report.html`` into ``--out`` and prints the
+overall scores. See docs/verification.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from probcast.verify import aggregate, report
+from probcast.verify.evaluate import Verification, verify
+from probcast.verify.forms import read_forecast_table
+
+
+def _pair(text: str, sep: str, what: str) -> tuple[str, str]:
+    if sep not in text:
+        raise argparse.ArgumentTypeError(f"{what}: expected A{sep}B, got {text!r}")
+    a, b = text.split(sep, 1)
+    if not a or not b:
+        raise argparse.ArgumentTypeError(f"{what}: expected A{sep}B, got {text!r}")
+    return a.strip(), b.strip()
+
+
+def _thresholds(items: Sequence[str]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for item in items:
+        var, vals = _pair(item, ":", "--thresholds")
+        try:
+            out[var] = [float(v) for v in vals.split(",") if v.strip()]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"--thresholds {item!r}: {err}") from None
+    return out
+
+
+def _families(items: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``--family [NAME:]VAR=FAMILY`` -> ``{name: {var: family}}`` (no NAME: all names)."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        lhs, family = _pair(item, "=", "--family")
+        name, var = lhs.split(":", 1) if ":" in lhs else (None, lhs)
+        for n in [name] if name else names:
+            out.setdefault(n, {})[var] = family
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``probcast verify``."""
+    p = argparse.ArgumentParser(
+        prog="probcast verify",
+        description="Score forecast tables against a truth table and write an HTML report.",
+    )
+    p.add_argument("--truth", required=True, help="truth table (CSV/Parquet) with obs_<var>")
+    p.add_argument(
+        "--forecast",
+        action="append",
+        required=True,
+        metavar="NAME=FILE",
+        help="prediction table to verify (repeatable)",
+    )
+    p.add_argument("--reference", help="NAME of the forecast the CRPSS is computed against")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--by", default="lead_time", help="comma list of groupings (a+b combines)")
+    p.add_argument(
+        "--thresholds", action="append", default=[], metavar="VAR:T1,T2", help="event thresholds"
+    )
+    p.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        metavar="[NAME:]VAR=FAMILY",
+        help="distribution family of a params form (else the table's JSON sidecar)",
+    )
+    p.add_argument("--variables", default="", help="comma list (default: all in common)")
+    p.add_argument("--seed", type=int, default=0, help="seed of randomised PIT and bootstrap")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument(
+        "--keep-nan", action="store_true", help="propagate NaN cases instead of dropping"
+    )
+    p.add_argument("--title", default="probcast verification", help="report title")
+    return p
+
+
+def summary_text(ver: Verification) -> str:
+    """The short table printed at the end: overall scores per method and variable."""
+    s = ver.scores[ver.scores["by"] == "all"]
+    wide = s.pivot_table(index=["variable", "method"], columns="metric", values="value", sort=False)
+    cols = ["n", "crps", "crpss", "crpss_lo", "crpss_hi", "pit_ri", "spread_skill"]
+    wide = wide.reindex(columns=cols)
+    fmt = {c: (lambda v: f"{v:.0f}") if c == "n" else (lambda v: f"{v:.4g}") for c in cols}
+    return wide.to_string(formatters=fmt, na_rep="-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``probcast verify``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        named = dict(_pair(f, "=", "--forecast") for f in args.forecast)
+        fams_cli = _families(args.family, list(named))
+        thresholds = _thresholds(args.thresholds)
+    except argparse.ArgumentTypeError as err:
+        print(f"probcast verify: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        from probcast.ingest.tables import read_table
+
+        truth = read_table(args.truth)
+        tables, families = {}, {}
+        for name, path in named.items():
+            tables[name], side = read_forecast_table(path)
+            families[name] = {**side, **fams_cli.get(name, {})}
+        ver = verify(
+            truth,
+            tables,
+            reference=args.reference,
+            families=families,
+            by=[b.strip() for b in args.by.split(",") if b.strip()],
+            thresholds=thresholds or None,
+            variables=[v for v in args.variables.split(",") if v] or None,
+            seed=args.seed,
+            n_boot=args.n_boot,
+            skipna=not args.keep_nan,
+        )
+        out = Path(args.out)
+        extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
+        meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
+        aggregate.write_scores(ver.scores, out, meta=meta, extra=extra)
+        report.write_report(ver, out / "report.html", title=args.title)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        print(f"probcast verify: error: {err}", file=sys.stderr)
+        return 1
+    print(summary_text(ver))
+    print(f"\nwrote {out / 'scores.csv'}, {out / 'scores.json'}, {out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

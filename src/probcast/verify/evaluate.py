@@ -1,0 +1,269 @@
+"""Verify several forecasts of the same truth: the one function behind ``probcast verify``.
+
+:func:`verify` joins each forecast table to the truth table on the key columns, turns each
+variable into a :class:`~probcast.verify.forms.Forecast`, scores every case
+(:mod:`~probcast.verify.pointwise`), averages over the groupings
+(:mod:`~probcast.verify.aggregate`) and adds the CRPSS against the reference with
+block-bootstrap intervals (:mod:`~probcast.verify.skill`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probcast.schema import KEY_COLUMNS, OBS_PREFIX
+from probcast.verify import aggregate, skill
+from probcast.verify.forms import Forecast, detect_variables, normalise_keys, to_forecast
+from probcast.verify.pointwise import COVERAGES, case_scores
+
+DEFAULT_THRESHOLDS: dict[str, tuple[float, ...]] = {
+    "tp": (0.1, 1.0, 5.0),  # kg m-2 (mm): wet, moderate, heavy
+    "t2m": (273.15,),  # K: frost
+    "td2m": (273.15,),
+    "tmin": (273.15,),
+    "tmax": (303.15,),  # K: hot day (30 degC)
+    "ws10": (10.0,),  # m s-1: strong breeze
+    "tcc": (0.5,),  # fraction: mostly cloudy
+}
+"""Event thresholds used for Brier scores when the caller gives none for a variable."""
+
+
+@dataclass
+class Verification:
+    """Everything ``probcast verify`` computes.
+
+    Attributes:
+        scores: Tidy table (see :mod:`probcast.verify.aggregate`).
+        diagnostics: ``{method: {variable: {pit_hist, rank_hist, reliability}}}``.
+        stations: ``station``, ``latitude``, ``longitude`` (empty without coordinates).
+        meta: Settings and bookkeeping (reference, groupings, thresholds, seed, forms).
+        cases: ``{(method, variable): per-case table}`` (not written to disk).
+    """
+
+    scores: pd.DataFrame
+    diagnostics: dict[str, dict[str, dict[str, Any]]]
+    stations: pd.DataFrame
+    meta: dict[str, Any]
+    cases: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def value(
+        self, method: str, variable: str, metric: str, by: str = "all", key: str = "all"
+    ) -> float:
+        """One value of the tidy table (NaN when absent)."""
+        s = self.scores
+        hit = s[
+            (s["method"] == method)
+            & (s["variable"] == variable)
+            & (s["by"] == by)
+            & (s["key"] == key)
+            & (s["metric"] == metric)
+        ]
+        return float(hit["value"].iloc[0]) if len(hit) else float("nan")
+
+
+def _rng(seed: int, method: str, variable: str) -> np.random.Generator:
+    """A generator per (method, variable), independent of the order of the methods."""
+    return np.random.default_rng([seed, zlib.crc32(f"{method}/{variable}".encode())])
+
+
+def _merge(
+    truth: pd.DataFrame, fc: pd.DataFrame, name: str, group_cols: Sequence[str]
+) -> tuple[pd.DataFrame, dict]:
+    """Inner join on the keys; counts of unmatched rows.
+
+    From the truth only observations, coordinates and grouping columns are taken, so a
+    forecast form is never picked up from the truth's own ``fc_`` columns.
+    """
+    for what, df in (("truth", truth), (name, fc)):
+        dup = df.duplicated(list(KEY_COLUMNS))
+        if dup.any():
+            first = df.loc[dup, list(KEY_COLUMNS)].iloc[0].to_dict()
+            raise ValueError(f"{what}: {int(dup.sum())} duplicated cases, first {first}")
+    fc_cols = [c for c in fc.columns if c not in KEY_COLUMNS and not c.startswith(OBS_PREFIX)]
+    keep = {*KEY_COLUMNS, "latitude", "longitude", "altitude", *group_cols}
+    tr_cols = [
+        c for c in truth.columns if c not in fc_cols and (c in keep or c.startswith(OBS_PREFIX))
+    ]
+    merged = truth[tr_cols].merge(fc[[*KEY_COLUMNS, *fc_cols]], on=list(KEY_COLUMNS))
+    counts = {
+        "cases": len(merged),
+        "forecast_rows_without_truth": len(fc) - len(merged),
+        "truth_rows_without_forecast": len(truth) - len(merged),
+    }
+    return merged, counts
+
+
+def _thresholds(
+    variable: str, given: Mapping[str, Sequence[float]] | None, forecasts: list[Forecast]
+) -> list[float]:
+    base = given.get(variable) if given and variable in given else None
+    ts = set(DEFAULT_THRESHOLDS.get(variable, ()) if base is None else base)
+    for fc in forecasts:
+        ts.update(fc.probabilities)
+    return sorted(float(t) for t in ts)
+
+
+def _describe(fc: Forecast) -> dict[str, Any]:
+    levels = None if fc.levels is None else [float(a) for a in fc.levels]
+    return {"kind": fc.kind, "family": fc.family, "n_members": fc.n_members, "levels": levels}
+
+
+def verify(
+    truth: pd.DataFrame,
+    forecasts: Mapping[str, pd.DataFrame],
+    *,
+    reference: str | None = None,
+    families: Mapping[str, Mapping[str, str]] | None = None,
+    by: Sequence[str] = ("lead_time",),
+    thresholds: Mapping[str, Sequence[float]] | None = None,
+    coverages: Sequence[float] = COVERAGES,
+    variables: Sequence[str] | None = None,
+    seed: int = 0,
+    n_boot: int = skill.N_BOOT,
+    skipna: bool = True,
+) -> Verification:
+    """Score forecasts against a truth table.
+
+    Args:
+        truth: Canonical station table with ``obs_<var>`` columns (optionally latitude,
+            longitude and any grouping columns).
+        forecasts: ``{name: prediction table}`` (forms in :mod:`probcast.verify.forms`).
+        reference: Name of the forecast the CRPSS is computed against (None: no CRPSS).
+        families: ``{name: {variable: family}}`` for params forms.
+        by: Groupings besides ``all`` (case columns, combined with ``+``).
+        thresholds: ``{variable: thresholds}``; default :data:`DEFAULT_THRESHOLDS` plus
+            every ``p_gt`` column of the tables.
+        coverages: Nominal central-interval coverages.
+        variables: Variables to verify; default every ``obs_<var>`` of the truth that some
+            forecast has.
+        seed: Seed of the randomised PIT and of the bootstrap.
+        n_boot: Bootstrap replicates for the CRPSS intervals.
+        skipna: Drop (True) or propagate (False) cases with NaN observation or forecast.
+
+    Returns:
+        The :class:`Verification`.
+    """
+    if not forecasts:
+        raise ValueError("no forecasts to verify")
+    if reference is not None and reference not in forecasts:
+        raise ValueError(f"reference {reference!r} is not one of the forecasts {list(forecasts)}")
+    truth = normalise_keys(truth, "truth")
+    group_cols = sorted({c for b in by if b != "all" for c in b.split("+")})
+    merged: dict[str, pd.DataFrame] = {}
+    unmatched: dict[str, dict] = {}
+    for name, df in forecasts.items():
+        merged[name], unmatched[name] = _merge(truth, normalise_keys(df, name), name, group_cols)
+    obs_vars = [c[len(OBS_PREFIX) :] for c in truth.columns if c.startswith(OBS_PREFIX)]
+    if variables is None:
+        have = {v for df in forecasts.values() for v in detect_variables(df.columns)}
+        variables = [v for v in obs_vars if v in have]
+    missing = [v for v in variables if v not in obs_vars]
+    if missing:
+        raise ValueError(f"truth has no observations {[OBS_PREFIX + v for v in missing]}")
+    fams = {k: dict(v) for k, v in (families or {}).items()}
+    extra = [c for c in group_cols if c not in KEY_COLUMNS]
+    tables: list[pd.DataFrame] = []
+    diags: dict[str, dict[str, dict[str, Any]]] = {}
+    forms: dict[str, dict[str, dict[str, Any]]] = {}
+    cases: dict[tuple[str, str], pd.DataFrame] = {}
+    thr_used: dict[str, list[float]] = {}
+    for var in variables:
+        fcs = {
+            name: to_forecast(df, var, family=fams.get(name, {}).get(var), source=name)
+            for name, df in merged.items()
+            if var in detect_variables(forecasts[name].columns)
+        }
+        thr_used[var] = ts = _thresholds(var, thresholds, list(fcs.values()))
+        for name, fc in fcs.items():
+            df = merged[name]
+            obs = df[f"{OBS_PREFIX}{var}"].to_numpy("float64")
+            cols = case_scores(
+                fc, obs, thresholds=ts, coverages=coverages, rng=_rng(seed, name, var)
+            )
+            frame = pd.concat(
+                [df[[*KEY_COLUMNS, *extra]].reset_index(drop=True), pd.DataFrame(cols)], axis=1
+            )
+            cases[(name, var)] = frame
+            forms.setdefault(name, {})[var] = _describe(fc)
+            tables.append(
+                aggregate.tidy_scores(
+                    frame,
+                    method=name,
+                    variable=var,
+                    by=by,
+                    n_members=fc.n_members,
+                    thresholds=ts,
+                    coverages=coverages,
+                    skipna=skipna,
+                )
+            )
+            diags.setdefault(name, {})[var] = aggregate.diagnostics(
+                frame, n_members=fc.n_members, thresholds=ts
+            )
+    if reference is not None:
+        tables.append(_crpss_rows(cases, reference, by, extra, seed=seed, n_boot=n_boot))
+    meta = {
+        "reference": reference,
+        "by": ["all", *[b for b in by if b != "all"]],
+        "variables": list(variables),
+        "thresholds": thr_used,
+        "coverages": list(coverages),
+        "seed": seed,
+        "n_boot": n_boot,
+        "confidence": skill.CONFIDENCE,
+        "skipna": skipna,
+        "forms": forms,
+        "matching": unmatched,
+    }
+    table = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=list(aggregate.TIDY_COLUMNS))
+    )
+    return Verification(table, diags, _stations(truth), meta, cases)
+
+
+def _crpss_rows(
+    cases: dict[tuple[str, str], pd.DataFrame],
+    reference: str,
+    by: Sequence[str],
+    extra: Sequence[str],
+    *,
+    seed: int,
+    n_boot: int,
+) -> pd.DataFrame:
+    rows = []
+    for (name, var), frame in cases.items():
+        ref = cases.get((reference, var))
+        if name == reference or ref is None:
+            continue
+        paired = skill.paired_cases(frame, ref, KEY_COLUMNS)
+        if extra:
+            paired = paired.merge(frame[[*KEY_COLUMNS, *extra]], on=list(KEY_COLUMNS))
+        groupings = ("all", *[b for b in by if b != "all"])
+        for grouping in groupings:
+            for key, idx in aggregate.group_keys(paired, grouping):
+                g = paired.iloc[idx]
+                sk = skill.bootstrap_skill(
+                    g["score"].to_numpy(),
+                    g["reference"].to_numpy(),
+                    skill.init_date_blocks(g["init_time"]),
+                    n_boot=n_boot,
+                    seed=seed,
+                )
+                for metric, v in (("crpss", sk.value), ("crpss_lo", sk.lo), ("crpss_hi", sk.hi)):
+                    rows.append((name, var, grouping, key, metric, v))
+    return pd.DataFrame(rows, columns=list(aggregate.TIDY_COLUMNS))
+
+
+def _stations(truth: pd.DataFrame) -> pd.DataFrame:
+    if not {"latitude", "longitude"} <= set(truth.columns):
+        return pd.DataFrame(columns=["station", "latitude", "longitude"])
+    st = truth.groupby("station", sort=True)[["latitude", "longitude"]].first().reset_index()
+    return st.dropna()

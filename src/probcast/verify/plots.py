@@ -1,0 +1,181 @@
+"""Verification figures as PNG bytes.
+
+Figures are built as ``matplotlib.figure.Figure`` objects without pyplot, so rendering
+needs no display, never changes the process's matplotlib backend and leaks no figures.
+
+Each function takes a :class:`~probcast.verify.evaluate.Verification` and one variable and
+returns PNG bytes, or None when there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 90
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def _subplots(
+    nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any
+) -> tuple[Figure, Any]:
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def colours(ver: Any) -> dict[str, str]:
+    """A fixed colour per method (in the order of the forecasts), shared by all figures."""
+    names = list(ver.meta.get("forms", {})) or sorted(set(ver.scores["method"]))
+    return {m: f"C{i % 10}" for i, m in enumerate(names)}
+
+
+def _by_lead(scores: pd.DataFrame, variable: str, metric: str) -> pd.DataFrame:
+    """``lead_time`` x method table of one metric (empty without a lead-time grouping)."""
+    s = scores[
+        (scores["variable"] == variable)
+        & (scores["by"] == "lead_time")
+        & (scores["metric"] == metric)
+    ]
+    if s.empty:
+        return pd.DataFrame()
+    t = s.assign(lead=s["key"].astype(float)).pivot_table(
+        index="lead", columns="method", values="value", sort=True
+    )
+    return t
+
+
+def crps_by_lead(ver: Any, variable: str) -> bytes | None:
+    """CRPS against lead time, one line per method; CRPSS with its interval beside it."""
+    crps = _by_lead(ver.scores, variable, "crps")
+    if crps.empty:
+        return None
+    skill = _by_lead(ver.scores, variable, "crpss")
+    ncol = 2 if not skill.empty else 1
+    fig, axes = _subplots(1, ncol, (5.2 * ncol, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    col = colours(ver)
+    for method in crps.columns:
+        ax.plot(crps.index, crps[method], marker="o", label=method, color=col.get(method))
+    ax.set(xlabel="lead time (h)", ylabel="CRPS", title=f"{variable}: CRPS by lead time")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if ncol == 2:
+        lo = _by_lead(ver.scores, variable, "crpss_lo")
+        hi = _by_lead(ver.scores, variable, "crpss_hi")
+        ax = axes[0, 1]
+        for method in skill.columns:
+            c = col.get(method)
+            ax.plot(skill.index, skill[method], marker="o", label=method, color=c)
+            ax.fill_between(skill.index, lo[method], hi[method], alpha=0.2, color=c)
+        ax.axhline(0, color="k", lw=0.8)
+        ref = ver.meta.get("reference")
+        ax.set(xlabel="lead time (h)", ylabel="CRPSS", title=f"CRPSS vs {ref} (95% CI)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def reliability(ver: Any, variable: str) -> bytes | None:
+    """Reliability diagrams of ``Y > t``, one column per threshold, counts below each."""
+    thresholds = [f"{t:g}" for t in ver.meta.get("thresholds", {}).get(variable, [])]
+    panels = []
+    for thr in thresholds:
+        tables = {
+            m: d[variable]["reliability"].get(thr)
+            for m, d in ver.diagnostics.items()
+            if variable in d
+        }
+        tables = {m: t for m, t in tables.items() if t is not None and sum(t["count"]) > 0}
+        if tables:
+            panels.append((thr, tables))
+    if not panels:
+        return None
+    n = len(panels)
+    fig, axes = _subplots(
+        2, n, (4.2 * n, 5.0), squeeze=False, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    col = colours(ver)
+    for j, (thr, tables) in enumerate(panels):
+        ax, axn = axes[0, j], axes[1, j]
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
+        for m, t in tables.items():
+            ax.plot(t["forecast"], t["observed"], marker="o", label=m, color=col.get(m))
+            centres = (np.asarray(t["bin_lower"]) + np.asarray(t["bin_upper"])) / 2
+            axn.plot(centres, np.maximum(t["count"], 1), marker=".", color=col.get(m))
+        ax.set(title=f"{variable} > {thr}", xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))
+        ax.grid(alpha=0.3)
+        axn.set(xlabel="forecast probability", yscale="log")
+        axn.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("observed frequency")
+    axes[1, 0].set_ylabel("cases")
+    axes[0, 0].legend(fontsize=8)
+    return _png(fig)
+
+
+def pit_histograms(ver: Any, variable: str) -> bytes | None:
+    """PIT histograms (density, 1 = flat), one panel per method with a distribution."""
+    hists = {
+        m: np.asarray(d[variable]["pit_hist"], dtype=float)
+        for m, d in ver.diagnostics.items()
+        if variable in d and sum(d[variable]["pit_hist"]) > 0
+    }
+    if not hists:
+        return None
+    n = len(hists)
+    fig, axes = _subplots(1, n, (3.0 * n, 2.8), squeeze=False, sharey=True)
+    for ax, (m, h) in zip(axes[0], hists.items(), strict=True):
+        k = h.size
+        x = (np.arange(k) + 0.5) / k
+        ax.bar(x, h / h.sum() * k, width=1 / k, edgecolor="white", color=colours(ver).get(m))
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set(title=m, xlabel="PIT", xlim=(0, 1))
+    axes[0, 0].set_ylabel("density")
+    fig.suptitle(f"{variable}: PIT histograms")
+    return _png(fig)
+
+
+def spread_skill(ver: Any, variable: str) -> bytes | None:
+    """Spread-skill ratio against lead time (1 = calibrated spread)."""
+    ratio = _by_lead(ver.scores, variable, "spread_skill").dropna(axis=1, how="all")
+    if ratio.empty:
+        return None
+    fig, ax = _subplots(1, 1, (5.2, 3.6))
+    col = colours(ver)
+    for m in ratio.columns:
+        ax.plot(ratio.index, ratio[m], marker="o", label=m, color=col.get(m))
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="lead time (h)", ylabel="spread / RMSE", title=f"{variable}: spread-skill")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def station_map(ver: Any, variable: str) -> bytes | None:
+    """Stations at their lon/lat, coloured by CRPSS against the reference, per method."""
+    st = ver.stations
+    s = ver.scores
+    sk = s[(s["variable"] == variable) & (s["by"] == "station") & (s["metric"] == "crpss")]
+    if st.empty or sk.empty:
+        return None
+    methods = list(dict.fromkeys(sk["method"]))
+    fig, axes = _subplots(1, len(methods), (4.4 * len(methods), 3.8), squeeze=False)
+    lim = float(np.nanmax(np.abs(sk["value"].to_numpy()))) if sk["value"].notna().any() else 1.0
+    lim = lim if np.isfinite(lim) and lim > 0 else 1.0
+    for ax, m in zip(axes[0], methods, strict=True):
+        d = st.merge(sk[sk["method"] == m], left_on="station", right_on="key")
+        sc = ax.scatter(
+            d["longitude"], d["latitude"], c=d["value"], cmap="RdBu", vmin=-lim, vmax=lim, s=18
+        )
+        ax.set(title=f"{m}: CRPSS by station", xlabel="longitude", ylabel="latitude")
+        fig.colorbar(sc, ax=ax, shrink=0.8)
+    return _png(fig)

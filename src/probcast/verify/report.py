@@ -1,0 +1,142 @@
+"""Self-contained HTML verification report.
+
+One file, no external resources (no CDN, scripts or fonts): figures are PNG embedded as
+base64 ``data:`` URIs, styles are inline. It opens offline and can be mailed or archived
+as it is. Written atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+
+from probcast.verify import plots
+from probcast.verify.aggregate import write_text_atomic
+
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("n", "cases"),
+    ("crps", "CRPS"),
+    ("crps_fair", "fair CRPS"),
+    ("crpss", "CRPSS [95% CI]"),
+    ("mae", "MAE (median)"),
+    ("rmse", "RMSE (mean)"),
+    ("spread_skill", "spread/skill"),
+    ("pit_max_dev", "PIT max dev"),
+    ("pit_ri", "PIT RI"),
+    ("coverage_80", "80% cover"),
+)
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1150px;color:#222}
+table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f0f0f0}td.l,th.l{text-align:left}
+img{max-width:100%;margin:0.4em 0.6em 0.4em 0;border:1px solid #eee;vertical-align:top}
+.meta{color:#555;font-size:0.85em}
+"""
+
+
+def _fmt(v: float, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "&ndash;"
+    if abs(v) >= 1000 and float(v).is_integer():
+        return f"{int(v):d}"
+    return f"{v:.{digits}g}"
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if png is None:
+        return ""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def summary_table(scores: pd.DataFrame) -> str:
+    """HTML table of the overall scores per method and variable."""
+    s = scores[scores["by"] == "all"]
+    if s.empty:
+        return "<p>No scores.</p>"
+    wide = s.pivot_table(
+        index=["variable", "method"], columns="metric", values="value", sort=False, dropna=False
+    )
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in SUMMARY_COLUMNS)
+    rows = []
+    for idx, row in wide.iterrows():
+        var, method = cast(tuple[str, str], idx)
+        cells = []
+        for metric, _ in SUMMARY_COLUMNS:
+            v = row.get(metric, float("nan"))
+            text = _fmt(v)
+            if metric == "crpss" and math.isfinite(v):
+                lo, hi = row.get("crpss_lo", math.nan), row.get("crpss_hi", math.nan)
+                text += f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]"
+            cells.append(f"<td>{text}</td>")
+        rows.append(
+            f'<tr><td class="l">{html.escape(str(var))}</td>'
+            f'<td class="l">{html.escape(str(method))}</td>{"".join(cells)}</tr>'
+        )
+    return (
+        '<div style="overflow-x:auto"><table><tr><th class="l">variable</th>'
+        f'<th class="l">method</th>{head}</tr>' + "".join(rows) + "</table></div>"
+    )
+
+
+def _meta_block(ver: Any) -> str:
+    m = ver.meta
+    forms = "; ".join(
+        f"{html.escape(name)}: "
+        + ", ".join(f"{html.escape(v)} ({html.escape(str(d['kind']))})" for v, d in fv.items())
+        for name, fv in m.get("forms", {}).items()
+    )
+    matching = "; ".join(
+        f"{html.escape(n)}: {c['cases']} cases, {c['forecast_rows_without_truth']} forecast "
+        f"rows without truth"
+        for n, c in m.get("matching", {}).items()
+    )
+    ref = html.escape(str(m.get("reference")))
+    return (
+        f'<p class="meta">Reference: <b>{ref}</b>. Forms: {forms}. Matching: {matching}. '
+        f"Groupings: {html.escape(', '.join(m.get('by', [])))}. CRPSS intervals: "
+        f"{m.get('n_boot')} bootstrap replicates of whole init dates. Seed {m.get('seed')}. "
+        f"NaN cases {'dropped' if m.get('skipna', True) else 'propagated'}.</p>"
+    )
+
+
+def _variable_section(ver: Any, variable: str) -> str:
+    figs: list[tuple[Callable[..., bytes | None], tuple[Any, ...], str]] = [
+        (plots.crps_by_lead, (ver, variable), "CRPS by lead time"),
+        (plots.pit_histograms, (ver, variable), "PIT histograms"),
+        (plots.spread_skill, (ver, variable), "spread-skill"),
+    ]
+    figs.append((plots.reliability, (ver, variable), "reliability diagrams"))
+    figs.append((plots.station_map, (ver, variable), "CRPSS map"))
+    imgs = "".join(_img(fn(*args), f"{variable}: {alt}") for fn, args, alt in figs)
+    return f"<h2>{html.escape(variable)}</h2>\n{imgs}"
+
+
+def render(ver: Any, *, title: str = "probcast verification") -> str:
+    """The report of a :class:`~probcast.verify.evaluate.Verification` as an HTML string."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections = "\n".join(_variable_section(ver, v) for v in ver.meta.get("variables", []))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        f'<h1>{html.escape(title)}</h1><p class="meta">Generated {stamp}.</p>\n'
+        f"<h2>Summary</h2>{summary_table(ver.scores)}{_meta_block(ver)}\n{sections}\n"
+        "</body></html>\n"
+    )
+
+
+def write_report(ver: Any, path: str | Path, *, title: str = "probcast verification") -> Path:
+    """Render the report and write it atomically to ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(p, render(ver, title=title))
+    return p

@@ -1,0 +1,102 @@
+"""The HTML report: self-contained, every figure decodes, renders in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from probcast.verify import report
+from probcast.verify import synthetic as syn
+from probcast.verify.evaluate import verify
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None
+)
+_IMG_CHECK = (
+    "<script>window.addEventListener('load',function(){"
+    "var im=Array.prototype.slice.call(document.images);"
+    "var ok=im.filter(function(i){return i.complete&&i.naturalWidth>0;}).length;"
+    "document.title='IMGCHECK '+im.length+' '+ok;});</script>"
+)
+
+
+@pytest.fixture(scope="module")
+def ver():
+    truth, mu, sigma = syn.truth_table(n_stations=5, n_inits=12)
+    fcs = {
+        "raw": truth,
+        "ens": syn.members_table(truth, mu, sigma, n_members=8),
+        "q": syn.quantiles_table(truth, mu, sigma),
+    }
+    return verify(truth, fcs, reference="raw", by=["lead_time", "station"], n_boot=100)
+
+
+@pytest.fixture(scope="module")
+def report_file(ver, tmp_path_factory) -> Path:
+    return report.write_report(ver, tmp_path_factory.mktemp("rep") / "report.html", title="T<&>")
+
+
+def test_report_is_self_contained(report_file):
+    text = report_file.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert "T&lt;&amp;&gt;" in text  # title escaped
+    assert not re.search(r"(src|href)=\"(?!data:)", text), "external resource referenced"
+    assert "<script" not in text and "http://" not in text and "https://" not in text
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    # CRPS+CRPSS, PIT, spread-skill, reliability (1 threshold), station map
+    assert len(uris) == 5
+    for uri in uris:
+        assert base64.b64decode(uri).startswith(PNG_MAGIC)
+    assert "CRPSS [95% CI]" in text and "ens" in text
+    assert oct(report_file.stat().st_mode & 0o777) != "0o600"
+
+
+def test_report_without_reference_or_coordinates(ver):
+    truth, mu, sigma = syn.truth_table(n_stations=2, n_inits=5)
+    truth = truth.drop(columns=["latitude", "longitude"])
+    v = verify(truth, {"ens": syn.members_table(truth, mu, sigma)}, by=[])
+    html = report.render(v)
+    assert "CRPSS by station" not in html and html.count("<img") >= 2  # PIT + reliability
+
+
+def _chromium_dump(html_path: Path, tmp_path: Path) -> str:
+    assert _CHROMIUM is not None
+    cmd = [
+        _CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000", "--dump-dom", html_path.as_uri(),
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_CHROMIUM is None, reason="chromium not installed")
+def test_report_renders_in_headless_chromium(report_file, tmp_path):
+    page = tmp_path / "check.html"
+    page.write_text(report_file.read_text().replace("</body>", _IMG_CHECK + "</body>"))
+    broken = tmp_path / "broken.html"  # negative control: the check must see a bad image
+    broken.write_text(
+        '<html><body><img src="data:image/png;base64,AAAA">' + _IMG_CHECK + "</body></html>"
+    )
+    title = re.search(r"<title>IMGCHECK (\d+) (\d+)</title>", _chromium_dump(page, tmp_path))
+    assert title is not None, "the image check script did not run"
+    assert int(title.group(1)) == 5 and title.group(1) == title.group(2)
+    bad = re.search(r"<title>IMGCHECK (\d+) (\d+)</title>", _chromium_dump(broken, tmp_path))
+    assert bad is not None and bad.groups() == ("1", "0")
+    shot = tmp_path / "shot.png"
+    cmd = [
+        _CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}",
+        "--window-size=1200,2400", report_file.as_uri(),
+    ]  # fmt: skip
+    subprocess.run(cmd, capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes().startswith(PNG_MAGIC)
