@@ -95,6 +95,11 @@ def split(name: str, canonical: Canonical) -> tuple[object, object]:
     info = registry.get_info(name)
     sp = info.split or {}
     if isinstance(canonical.data, xr.Dataset):
+        if "test_start_index" not in sp:
+            # No fixed split (e.g. icp-wrf-precip-grid, a set for gridded inference): every
+            # case is test data, none is training data.
+            canonical.report.append("no fixed train/test split: all cases are test cases")
+            return canonical.data.isel(forecast_reference_time=slice(0, 0)), canonical.data
         return grid_index_split(canonical.data, int(sp["test_start_index"]))  # type: ignore[call-overload]
     return time_split(canonical.data, pd.Timestamp(str(sp["test_start"]), tz="UTC"))
 
