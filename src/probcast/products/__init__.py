@@ -1,0 +1,52 @@
+"""Gridded probabilistic products: build, describe (CF-1.8), compress and write.
+
+Typical use::
+
+    products = build_products(params, families={"t2m": "normal"}, provenance=Provenance(...))
+    write_product_set(products, "out/", suffix=".nc", inflevel=0.99)
+
+See docs/products.md.
+"""
+
+from probcast.products.build import (
+    DEFAULT_PERCENTILES,
+    DEFAULT_THRESHOLDS,
+    PRODUCTS,
+    build_members,
+    build_parameters,
+    build_percentiles,
+    build_probabilities,
+    build_products,
+)
+from probcast.products.cf import Provenance, add_provenance
+from probcast.products.compress import bitround, information_keepbits
+from probcast.products.source import (
+    Distribution,
+    EnsembleSource,
+    ParametricSource,
+    PredictiveSource,
+    as_source,
+)
+from probcast.products.write import write_product_set, write_products
+
+__all__ = [
+    "DEFAULT_PERCENTILES",
+    "DEFAULT_THRESHOLDS",
+    "PRODUCTS",
+    "Distribution",
+    "EnsembleSource",
+    "ParametricSource",
+    "PredictiveSource",
+    "Provenance",
+    "add_provenance",
+    "as_source",
+    "bitround",
+    "build_members",
+    "build_parameters",
+    "build_percentiles",
+    "build_probabilities",
+    "build_products",
+    "information_keepbits",
+    "write_product_set",
+    "write_products",
+]

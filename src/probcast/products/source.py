@@ -1,0 +1,381 @@
+"""Predictive sources: one interface over distribution parameters and ensemble members.
+
+A product builder asks a source for quantiles, exceedance probabilities or members of one
+variable; it does not care whether the forecast is a parametric distribution on a grid
+(``<var>_<param>`` fields plus a family name per variable) or a set of members along a
+``realization`` dimension. Everything stays lazy: each request is one dask graph over the
+spatial chunks, so a national grid never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+REALIZATION = "realization"
+DEFAULT_CHUNK = 512
+"""Default spatial chunk edge; 512 x 512 x 51 members of float32 is ~53 MB per block."""
+
+
+@runtime_checkable
+class Distribution(Protocol):
+    """Predictive distribution family (``probcast.model.distributions.get(name)``)."""
+
+    def quantile(self, params: dict[str, Any], q: Any) -> Any:
+        """Return quantiles at levels ``q``, broadcast elementwise against the parameters."""
+        ...
+
+    def cdf(self, params: dict[str, Any], x: Any) -> Any:
+        """Return the CDF at ``x``, broadcast elementwise against the parameters."""
+        ...
+
+    def sample(self, params: dict[str, Any], key: Any, n: int) -> Any:
+        """Return ``n`` random draws, shape ``(..., n)``."""
+        ...
+
+
+def get_distribution(family: str | Distribution) -> Distribution:
+    """Return the distribution object for a family name (or pass an object through).
+
+    Args:
+        family: Registered family name or an object implementing :class:`Distribution`.
+
+    Returns:
+        The distribution object.
+    """
+    if not isinstance(family, str):
+        return family
+    # Imported lazily: the model package pulls in JAX, which ensemble-only users don't need.
+    from probcast.model import distributions
+
+    return distributions.get(family)
+
+
+class PredictiveSource(Protocol):
+    """What product builders need from a gridded probabilistic forecast."""
+
+    variables: tuple[str, ...]
+    grid: xr.Dataset
+    """Dataset holding the coordinates and grid-mapping variable of the input."""
+
+    def quantiles(self, var: str, q: np.ndarray, dim: str) -> xr.DataArray:
+        """Quantiles at levels ``q`` in (0, 1) stacked along a new leading ``dim``."""
+        ...
+
+    def exceedance(self, var: str, thresholds: np.ndarray, dim: str) -> xr.DataArray:
+        """P(X > t) for each threshold, stacked along a new leading ``dim``."""
+        ...
+
+    def members(self, var: str, n: int | None, method: str, seed: int) -> xr.DataArray:
+        """``n`` members along a leading ``realization`` dimension."""
+        ...
+
+
+def _chunk_spatial(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
+    """Chunk ``ds`` over its last two (spatial) dims and by one along the other dims."""
+    if chunks is None:
+        chunks = {}
+        for name in ds.data_vars:
+            dims = ds[name].dims
+            for d in dims[-2:]:
+                chunks.setdefault(str(d), DEFAULT_CHUNK)
+            for d in dims[:-2]:
+                chunks.setdefault(str(d), 1)
+    return ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
+
+
+def _new_axis(
+    func: Callable[..., np.ndarray],
+    arrays: Sequence[xr.DataArray],
+    dim: str,
+    size: int,
+    *,
+    core: str | None = None,
+) -> xr.DataArray:
+    """Apply ``func(*blocks) -> (..., size)`` block-wise and move the new ``dim`` first."""
+    out = xr.apply_ufunc(
+        func,
+        *arrays,
+        input_core_dims=[[core] if core else [] for _ in arrays],
+        output_core_dims=[[dim]],
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {dim: size}},
+        keep_attrs=False,
+    )
+    return out.transpose(dim, ...)
+
+
+def _grid_of(ds: xr.Dataset) -> xr.Dataset:
+    grid = ds.coords.to_dataset()
+    for name, var in ds.data_vars.items():
+        if "grid_mapping_name" in var.attrs:
+            grid[name] = var
+    return grid
+
+
+class ParametricSource:
+    """Distribution parameters ``<var>_<param>`` on a grid plus one family per variable.
+
+    Args:
+        ds: Dataset with fields ``<var>_<param>``, dims like
+            ``(forecast_reference_time?, forecast_period, y, x)``.
+        families: Variable -> family name (or distribution object). When None, read from
+            the ``distribution`` (or ``family``) attribute of each ``<var>_<param>`` field.
+        chunks: Dask chunks; default 512 x 512 over the last two dims, 1 elsewhere.
+
+    Raises:
+        ValueError: If a variable has no parameter fields or no family.
+    """
+
+    def __init__(
+        self,
+        ds: xr.Dataset,
+        families: Mapping[str, str | Distribution] | None = None,
+        chunks: Mapping[str, int] | None = None,
+    ) -> None:
+        families = dict(families) if families is not None else _families_from_attrs(ds)
+        if not families:
+            raise ValueError(
+                "no distribution families: pass families={'t2m': 'normal', ...} or set a "
+                "'distribution' attribute on each <var>_<param> field"
+            )
+        self.grid = _grid_of(ds)
+        chunked = _chunk_spatial(ds, chunks)
+        self.params: dict[str, dict[str, xr.DataArray]] = {}
+        self.families = families
+        self.param_attrs: dict[str, dict[str, dict[str, Any]]] = {}
+        for var in families:
+            names = [str(n) for n in ds.data_vars if str(n).startswith(f"{var}_")]
+            if not names:
+                raise ValueError(
+                    f"variable {var!r}: no parameter fields named '{var}_<param>' in the "
+                    f"input; found {sorted(map(str, ds.data_vars))}"
+                )
+            fields = xr.broadcast(*(chunked[n] for n in names))
+            self.params[var] = {n[len(var) + 1 :]: f for n, f in zip(names, fields, strict=True)}
+            self.param_attrs[var] = {n[len(var) + 1 :]: dict(ds[n].attrs) for n in names}
+        self.variables = tuple(families)
+        self._dists = {v: get_distribution(f) for v, f in families.items()}
+
+    def family_name(self, var: str) -> str:
+        """Return the family name of ``var`` (the class name for distribution objects)."""
+        fam = self.families[var]
+        return fam if isinstance(fam, str) else type(fam).__name__
+
+    def _kernel(self, var: str, fn: Callable[[Distribution, dict[str, Any], Any], Any]) -> Callable:
+        """Block function ``(*param blocks) -> (..., k)`` float32 for ``fn(dist, params, xp)``.
+
+        Registered families are JAX code: the whole request is jit-compiled once per block
+        shape (eager JAX would compile every primitive separately). Distribution objects
+        passed in directly are called eagerly with ``xp = numpy``.
+        """
+        names = list(self.params[var])
+        dist = self._dists[var]
+        compiled: Callable[[dict[str, Any]], Any]
+        if isinstance(self.families[var], str):
+            import jax
+            import jax.numpy as jnp
+
+            compiled = jax.jit(lambda params: fn(dist, params, jnp))
+        else:
+            compiled = lambda params: fn(dist, params, np)  # noqa: E731
+
+        def kernel(*blocks: np.ndarray) -> np.ndarray:
+            params = dict(zip(names, blocks, strict=True))
+            return np.asarray(compiled(params), dtype=np.float32)
+
+        return kernel
+
+    def quantiles(self, var: str, q: np.ndarray, dim: str) -> xr.DataArray:
+        """Quantiles at levels ``q`` in (0, 1) stacked along a new leading ``dim``."""
+        levels = np.asarray(q, dtype=np.float64)
+
+        def fn(d: Distribution, p: dict[str, Any], xp: Any) -> Any:
+            # quantile broadcasts elementwise: a trailing parameter axis against the (k,)
+            # levels gives (..., k) (see probcast.model.distributions.quantiles).
+            return d.quantile({k: v[..., None] for k, v in p.items()}, xp.asarray(levels))
+
+        kernel = self._kernel(var, fn)
+        return _new_axis(kernel, list(self.params[var].values()), dim, levels.size)
+
+    def exceedance(self, var: str, thresholds: np.ndarray, dim: str) -> xr.DataArray:
+        """P(X > t) = 1 - F(t) for each threshold, stacked along a new leading ``dim``."""
+        ts = [float(t) for t in thresholds]
+
+        def fn(d: Distribution, p: dict[str, Any], xp: Any) -> Any:
+            # One CDF call per threshold keeps the only broadcasting requirement on the
+            # distribution "scalar x against parameter arrays".
+            cdf = xp.stack([d.cdf(p, t) for t in ts], axis=-1)
+            return xp.clip(1.0 - cdf, 0.0, 1.0)
+
+        return _new_axis(self._kernel(var, fn), list(self.params[var].values()), dim, len(ts))
+
+    def members(self, var: str, n: int | None, method: str, seed: int) -> xr.DataArray:
+        """``n`` members: equidistant quantiles (ECC-Q) or random draws per chunk.
+
+        ``method="quantiles"`` takes levels ``i / (n + 1)`` (Schefzik et al. 2013, ECC-Q;
+        IMPROVER's "quantile" sampling): deterministic, independent of chunking and
+        spatially smooth, so it compresses well. ``method="random"`` calls
+        ``distribution.sample`` with a key folded from ``seed`` and the chunk position;
+        the draws are reproducible for a given chunking.
+        """
+        if n is None or n < 1:
+            raise ValueError(f"n_members must be a positive integer, got {n!r}")
+        if method == "quantiles":
+            levels = np.arange(1, n + 1) / (n + 1)
+            return self.quantiles(var, levels, REALIZATION)
+        if method == "random":
+            return self._random_members(var, n, seed)
+        raise ValueError(f"method must be 'quantiles' or 'random', got {method!r}")
+
+    def _random_members(self, var: str, n: int, seed: int) -> xr.DataArray:
+        import jax
+
+        fields = list(self.params[var].values())
+        names = list(self.params[var])
+        dist = self._dists[var]
+        template = fields[0]
+        draw: Callable[[dict[str, Any], Any], Any] = lambda params, key: dist.sample(  # noqa: E731
+            params, key, n
+        )
+        if isinstance(self.families[var], str):
+            draw = jax.jit(draw)
+
+        def kernel(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+            loc = block_info[0]["chunk-location"] if block_info else (0,)
+            nblocks = block_info[0]["num-chunks"] if block_info else (1,)
+            index = int(np.ravel_multi_index(loc, nblocks))
+            key = jax.random.fold_in(jax.random.key(seed), index)
+            params = dict(zip(names, blocks, strict=True))
+            return np.asarray(draw(params, key), dtype=np.float32)
+
+        arrays = [f.data for f in fields]
+        data = dsa.map_blocks(
+            kernel,
+            *arrays,
+            new_axis=template.ndim,
+            chunks=(*template.chunks, (n,)),  # type: ignore[misc]
+            dtype=np.float32,
+        )
+        out = xr.DataArray(data, dims=(*template.dims, REALIZATION), coords=template.coords)
+        return out.transpose(REALIZATION, ...)
+
+
+def _families_from_attrs(ds: xr.Dataset) -> dict[str, str | Distribution]:
+    families: dict[str, str | Distribution] = {}
+    for name, field in ds.data_vars.items():
+        family = field.attrs.get("distribution", field.attrs.get("family"))
+        if family is None or "_" not in str(name):
+            continue
+        var = str(name).rsplit("_", 1)[0]
+        families.setdefault(var, str(family))
+    return families
+
+
+class EnsembleSource:
+    """Ensemble members along a member dimension (renamed to ``realization``).
+
+    Args:
+        ds: Dataset whose data variables have the member dimension.
+        member_dim: Name of the member dimension in ``ds`` (``number`` for cfgrib).
+        chunks: Dask chunks over the other dims; the member dim is always one chunk.
+
+    Raises:
+        ValueError: If no data variable has ``member_dim``.
+    """
+
+    def __init__(
+        self,
+        ds: xr.Dataset,
+        member_dim: str = REALIZATION,
+        chunks: Mapping[str, int] | None = None,
+    ) -> None:
+        names = [str(n) for n, v in ds.data_vars.items() if member_dim in v.dims]
+        if not names:
+            raise ValueError(
+                f"no data variable has the member dimension {member_dim!r}; "
+                f"dims found: {sorted(map(str, ds.dims))}"
+            )
+        if member_dim != REALIZATION:
+            ds = ds.rename({member_dim: REALIZATION})
+        self.grid = _grid_of(ds.drop_dims(REALIZATION))
+        ds = ds[names].transpose(REALIZATION, ...)
+        chunked = _chunk_spatial(ds.drop_vars(REALIZATION, errors="ignore"), chunks)
+        self.data = chunked.chunk({REALIZATION: -1})
+        self.variables = tuple(names)
+
+    def _values(self, var: str) -> xr.DataArray:
+        return self.data[var]
+
+    def quantiles(self, var: str, q: np.ndarray, dim: str) -> xr.DataArray:
+        """Empirical quantiles (linear interpolation, as IMPROVER) along the members."""
+        levels = np.asarray(q, dtype=np.float64) * 100.0
+
+        def kernel(block: np.ndarray) -> np.ndarray:
+            out = np.percentile(block, levels, axis=-1)
+            return np.moveaxis(out, 0, -1).astype(np.float32)
+
+        return _new_axis(kernel, [self._values(var)], dim, levels.size, core=REALIZATION)
+
+    def exceedance(self, var: str, thresholds: np.ndarray, dim: str) -> xr.DataArray:
+        """Fraction of finite members strictly above each threshold (NaN if none finite)."""
+        ts = np.asarray(thresholds, dtype=np.float64)
+
+        def kernel(block: np.ndarray) -> np.ndarray:
+            finite = np.isfinite(block)
+            count = finite.sum(axis=-1)[..., None]
+            above = (block[..., None, :] > ts[:, None]).sum(axis=-1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(count > 0, above / count, np.nan).astype(np.float32)
+
+        return _new_axis(kernel, [self._values(var)], dim, ts.size, core=REALIZATION)
+
+    def members(self, var: str, n: int | None, method: str, seed: int) -> xr.DataArray:
+        """The members themselves, or ``n`` equidistant empirical quantiles when ``n`` differs.
+
+        Args:
+            var: Variable name.
+            n: Member count; None keeps the input members.
+            method: Ignored for ensembles (the input members are used as they are).
+            seed: Ignored for ensembles.
+
+        Returns:
+            Members along a leading ``realization`` dimension.
+        """
+        values = self._values(var)
+        if n is None or n == values.sizes[REALIZATION]:
+            return values.astype(np.float32)
+        levels = np.arange(1, n + 1) / (n + 1)
+        # The new axis can't share the core dim's name inside apply_ufunc; rename after.
+        out = self.quantiles(var, levels, "_members")
+        return out.rename({"_members": REALIZATION})
+
+
+def as_source(
+    data: xr.Dataset | PredictiveSource,
+    *,
+    families: Mapping[str, str | Distribution] | None = None,
+    member_dim: str = REALIZATION,
+    chunks: Mapping[str, int] | None = None,
+) -> PredictiveSource:
+    """Wrap ``data`` in the matching source: ensemble when it has ``member_dim``.
+
+    Args:
+        data: Parameter fields, ensemble members, or an existing source.
+        families: Families for parameter fields (see :class:`ParametricSource`).
+        member_dim: Member dimension name of an ensemble input.
+        chunks: Dask chunks.
+
+    Returns:
+        A :class:`PredictiveSource`.
+    """
+    if not isinstance(data, xr.Dataset):
+        return data
+    if member_dim in data.dims and families is None:
+        return EnsembleSource(data, member_dim, chunks)
+    return ParametricSource(data, families, chunks)
