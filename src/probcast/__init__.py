@@ -1,14 +1,13 @@
 """probcast: calibrated probabilistic forecasts from deterministic NWP output."""
 
-from importlib.metadata import PackageNotFoundError, version
+# Import order matters here, not behaviour. The netCDF4 wheel bundles an older SQLite (3.26).
+# Loaded first, it shadows the SQLite that pyproj's PROJ needs for proj.db (every later CRS
+# fails with "no database context" and the process aborts at exit) and the one MLflow's
+# SQLite store needs (>= 3.31). Importing sqlite3 and pyproj first binds the right libraries.
+import sqlite3  # noqa: F401  # isort: skip
+import pyproj  # noqa: F401  # isort: skip
 
-try:  # pragma: no cover - import order matters, not behaviour
-    # The netCDF4 wheel bundles an older SQLite. Loaded first, it shadows the SQLite that
-    # pyproj's PROJ needs for proj.db: every later CRS fails ("no database context") and the
-    # process aborts at exit (double free). Importing pyproj first binds the right library.
-    import pyproj  # noqa: F401
-except ImportError:  # pyproj is optional (pulled in by compliance-checker / cf tools)
-    pass
+from importlib.metadata import PackageNotFoundError, version
 
 try:
     __version__ = version("probcast")

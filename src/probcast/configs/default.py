@@ -1,0 +1,72 @@
+"""Default hyperparameters of the probabilistic station model.
+
+Variants import this module and override a few fields (Flax examples style)::
+
+    probcast train --config=default --workdir=runs/x --config.train.epochs=50
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """Return the default configuration."""
+    config = ml_collections.ConfigDict()
+
+    config.data = data = ml_collections.ConfigDict()
+    # Station table (CSV/Parquet) or a registry dataset name (its prepared train part).
+    data.path = ""
+    data.targets = ""  # comma list of variables; "" = every obs_<var> column
+    data.split_date = ""  # ISO date: train only on init < split_date (raw tables)
+    data.val_fraction = 0.15  # last part of the training period, for early stopping
+
+    config.features = features = ml_collections.ConfigDict()
+    features.predictors = ""  # comma list of columns; "" = every fc_* and stat_* column
+    features.lead_time = True
+    features.statics = True  # latitude / longitude / altitude when present
+    features.cyclic = True  # sin/cos hour of day and day of year of the valid time
+    features.missing = "impute"  # "impute" (mean + indicator) or "error"
+    features.neighbourhood = "3,7"  # gridded data: k x k window edges (cells); "" = none
+
+    config.model = model = ml_collections.ConfigDict()
+    model.distributions = ""  # "var:name,..." overrides; default per variable
+    model.generative = ""  # comma list of variables with a generative head, or "all"
+    model.noise_dim = 8  # noise vector size of generative heads
+    model.noise_to = "heads"  # "heads" or "trunk" (trunk: every target generative)
+    model.head_hidden = 64  # hidden width of generative heads
+    model.embed_dim = 8  # station embedding size (0 = none)
+    model.hidden = 128
+    model.n_layers = 2
+    model.activation = "gelu"
+    model.dropout = 0.0
+    model.layer_norm = False
+    model.residual = True
+
+    config.train = train = ml_collections.ConfigDict()
+    train.seed = 0
+    train.n_seeds = 1  # networks trained with seeds seed..seed+n-1, combined at prediction
+    train.batch_size = 512
+    train.epochs = 100
+    train.learning_rate = 3e-3
+    train.warmup_epochs = 2
+    train.end_lr_factor = 0.05
+    train.weight_decay = 1e-4
+    train.grad_clip = 1.0
+    train.patience = 10
+    train.ensemble_members = 16  # noise draws per row for generative heads (fair CRPS)
+    train.eval_batch_size = 8192
+    train.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
+    train.log_every = 1
+
+    config.tracking = tracking = ml_collections.ConfigDict()
+    tracking.backend = "mlflow"  # "mlflow", "wandb" or "none"
+    tracking.uri = ""  # "" = sqlite:///<workdir>/../mlruns.db
+    tracking.experiment = "probcast"
+    tracking.run_name = ""
+
+    config.predict = predict = ml_collections.ConfigDict()
+    predict.combine = "vincentize"  # seed networks: "vincentize" (quantile average) or "mixture"
+    predict.quantile_members = 1000  # members of generative heads used for quantiles
+    predict.batch_size = 65536
+    return config

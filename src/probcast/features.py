@@ -1,0 +1,333 @@
+"""Station table -> model inputs: one code path for training and prediction.
+
+:meth:`FeatureSpec.fit` learns everything that depends on the training rows (predictor
+list, normalisation statistics, station vocabulary, per-target error scale) and
+:meth:`FeatureSpec.transform` applies it to any table, so the network sees exactly the same
+features at prediction time as in training. The spec is saved as JSON in the model artefact.
+
+Features, in order: every predictor column (``fc_*`` and ``stat_*``, the raw forecasts of the
+targets included), lead time, latitude/longitude/altitude when present (all standardised
+with the training mean and standard deviation), sin/cos of hour of day and day of year of the
+valid time, then one 0/1 missing indicator per predictor that had missing values in training.
+
+Missing predictors are imputed with the training mean (0 after standardisation) and flagged
+by the indicator; a column that had no missing values in training gets no indicator and a
+warning when values are missing at prediction time. The raw forecast ``fc_<target>`` is the
+centre of each predictive distribution and may never be missing: :meth:`transform` raises,
+naming the column and rows; :func:`usable_rows` drops such rows from training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
+
+log = logging.getLogger(__name__)
+
+STAT_PREFIX = "stat_"
+UNKNOWN_STATION = 0
+"""Embedding index of a station not seen in training."""
+_MIN_STD = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """Model inputs of a table, row order preserved.
+
+    Attributes:
+        x: Standardised features, float32 ``(n, f)``.
+        station: Station embedding index, int32 ``(n,)`` (0 = unknown station).
+        center: Raw forecast of each target, float32 ``(n, T)``.
+        scale: Typical error spread of each target, float32 ``(T,)``.
+        y: Observations, float32 ``(n, T)``, NaN where missing (all NaN without obs columns).
+        mask: ``isfinite(y)``, bool ``(n, T)``.
+    """
+
+    x: np.ndarray
+    station: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def _option(config: Mapping[str, Any] | None, key: str, default: Any) -> Any:
+    if config is None:
+        return default
+    return config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
+
+
+def _split_names(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def resolve_targets(table: pd.DataFrame, targets: str | Sequence[str] | None) -> list[str]:
+    """Return the target variables.
+
+    ``targets`` when given (each must have ``obs_<var>`` and ``fc_<var>`` columns), else every
+    variable with both columns (an ``obs_`` column without a raw forecast is skipped).
+    """
+    names = _split_names(targets)
+    if not names:
+        found = targets_in(list(table.columns))
+        names = [v for v in found if FC_PREFIX + v in table.columns]
+        if len(names) < len(found):
+            log.info("no raw forecast for %s: not targets", sorted(set(found) - set(names)))
+    if not names:
+        raise ValueError(
+            "no targets: the table has no pair of obs_<var> and fc_<var> columns "
+            f"(columns: {list(table.columns)})"
+        )
+    for var in names:
+        for col in (OBS_PREFIX + var, FC_PREFIX + var):
+            if col not in table.columns:
+                raise ValueError(
+                    f"target {var!r} needs column {col!r}; the table has {list(table.columns)}"
+                )
+    return names
+
+
+def usable_rows(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
+    """Training rows: raw forecast of every target present and at least one observation."""
+    fc = table[[FC_PREFIX + v for v in targets]].notna().all(axis=1)
+    obs = table[[OBS_PREFIX + v for v in targets]].notna().any(axis=1)
+    keep = fc & obs
+    if (~keep).any():
+        log.info(
+            "dropping %d of %d training rows (missing raw forecast or all observations)",
+            int((~keep).sum()),
+            len(table),
+        )
+    return table[keep].reset_index(drop=True)
+
+
+def _cyclic(valid_time: pd.Series) -> np.ndarray:
+    vt = pd.to_datetime(valid_time, utc=True)
+    hour = (vt.dt.hour + vt.dt.minute / 60.0).to_numpy(dtype="float64") / 24.0
+    doy = (vt.dt.dayofyear.to_numpy(dtype="float64") - 1.0) / 365.25
+    ang = 2.0 * np.pi * np.stack([hour, doy], axis=1)
+    return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)
+
+
+def _valid_time(table: pd.DataFrame) -> pd.Series:
+    if "valid_time" in table.columns:
+        return table["valid_time"]
+    init = pd.to_datetime(table["init_time"], utc=True)
+    return init + pd.to_timedelta(table["lead_time"].astype("float64"), unit="h")
+
+
+@dataclasses.dataclass
+class FeatureSpec:
+    """Everything fitted on the training rows that turns a table into a :class:`Batch`.
+
+    Attributes:
+        targets: Target variables (``obs_<var>`` / centre ``fc_<var>``).
+        columns: Table columns standardised into features (predictors, lead time, statics).
+        mean: Training mean of each of ``columns``.
+        std: Training standard deviation of each of ``columns``.
+        indicators: Columns that get a missing-value indicator feature.
+        cyclic: Whether sin/cos of hour of day and day of year are features.
+        stations: Station vocabulary; station ``stations[i]`` has embedding index ``i + 1``.
+        scale: Training standard deviation of ``obs - fc`` per target.
+        grid: For a model trained on gridded data, the training grid and its neighbourhood
+            settings (:func:`probcast.align.points.grid_description`, taken from
+            ``table.attrs["grid"]``), so that prediction rebuilds the same features.
+    """
+
+    targets: list[str]
+    columns: list[str]
+    mean: list[float]
+    std: list[float]
+    indicators: list[str]
+    cyclic: bool
+    stations: list[str]
+    scale: list[float]
+    grid: dict[str, Any] | None = None
+
+    @classmethod
+    def fit(
+        cls,
+        table: pd.DataFrame,
+        targets: str | Sequence[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> FeatureSpec:
+        """Fit the spec on training rows.
+
+        Args:
+            table: Canonical station table of the training rows only.
+            targets: Target variables; ``None`` or ``""`` for every ``obs_`` column.
+            config: Feature options (``config.features``): ``predictors`` (comma list,
+                ``""`` for all ``fc_*``/``stat_*``), ``lead_time``, ``statics``, ``cyclic``,
+                ``missing`` (``"impute"`` or ``"error"``).
+
+        Returns:
+            The fitted spec.
+        """
+        names = resolve_targets(table, targets)
+        columns = _predictors(table, names, _split_names(_option(config, "predictors", "")))
+        if _option(config, "lead_time", True):
+            columns.append("lead_time")
+        if _option(config, "statics", True):
+            columns += [c for c in STATIC_COLUMNS if c in table.columns]
+        values = table[columns].to_numpy(dtype="float64")
+        if not len(values):
+            raise ValueError("cannot fit features on an empty training table")
+        missing = ~np.isfinite(values)
+        indicators = [c for c, m in zip(columns, missing.any(axis=0), strict=True) if m]
+        if indicators and _option(config, "missing", "impute") == "error":
+            raise ValueError(f"training predictors have missing values: {indicators}")
+        mean = np.nanmean(np.where(missing, np.nan, values), axis=0)
+        std = np.nanstd(np.where(missing, np.nan, values), axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
+        return cls(
+            targets=names,
+            columns=columns,
+            mean=[float(v) for v in mean],
+            std=[float(v) for v in std],
+            indicators=indicators,
+            cyclic=bool(_option(config, "cyclic", True)),
+            stations=sorted(str(s) for s in table["station"].unique()),
+            scale=[_error_scale(table, v) for v in names],
+            grid=dict(table.attrs["grid"]) if table.attrs.get("grid") else None,
+        )
+
+    @property
+    def n_features(self) -> int:
+        """Width of :attr:`Batch.x`."""
+        return len(self.columns) + 4 * int(self.cyclic) + len(self.indicators)
+
+    @property
+    def n_stations(self) -> int:
+        """Embedding table size (training stations plus the unknown station)."""
+        return len(self.stations) + 1
+
+    def feature_names(self) -> list[str]:
+        """Names of the columns of :attr:`Batch.x`."""
+        names = list(self.columns)
+        if self.cyclic:
+            names += ["sin_hour", "sin_doy", "cos_hour", "cos_doy"]
+        return names + [f"missing_{c}" for c in self.indicators]
+
+    def transform(self, table: pd.DataFrame) -> Batch:
+        """Turn a canonical station table into model inputs (same rows, same order).
+
+        Raises:
+            ValueError: If a predictor column is absent or a raw forecast ``fc_<target>`` is
+                missing (the message names the column and the first bad rows).
+        """
+        absent = [c for c in self.columns if c not in table.columns]
+        if absent:
+            raise ValueError(f"table lacks feature columns {absent} used in training")
+        center = _center(table, self.targets)
+        values = table[self.columns].to_numpy(dtype="float64")
+        missing = ~np.isfinite(values)
+        _warn_unflagged(self.columns, self.indicators, missing)
+        z = (values - np.asarray(self.mean)) / np.asarray(self.std)
+        parts = [np.where(missing, 0.0, z)]
+        if self.cyclic:
+            parts.append(_cyclic(_valid_time(table)))
+        if self.indicators:
+            idx = [self.columns.index(c) for c in self.indicators]
+            parts.append(missing[:, idx].astype("float64"))
+        y = _observations(table, self.targets)
+        return Batch(
+            x=np.concatenate(parts, axis=1).astype("float32"),
+            station=self.station_index(table["station"]),
+            center=center.astype("float32"),
+            scale=np.asarray(self.scale, dtype="float32"),
+            y=y.astype("float32"),
+            mask=np.isfinite(y),
+        )
+
+    def station_index(self, stations: pd.Series) -> np.ndarray:
+        """Embedding index of each station; 0 for stations unseen in training."""
+        vocab = {s: i + 1 for i, s in enumerate(self.stations)}
+        idx = np.array([vocab.get(str(s), UNKNOWN_STATION) for s in stations], dtype="int32")
+        unseen = int((idx == UNKNOWN_STATION).sum())
+        if unseen:
+            log.info("%d rows are at stations unseen in training (unknown embedding)", unseen)
+        return idx
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """Inverse of :meth:`to_dict`."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown feature spec fields {sorted(unknown)}")
+        return cls(**{k: data[k] for k in fields if k in data})  # optional fields: defaults
+
+
+def _predictors(table: pd.DataFrame, targets: list[str], wanted: list[str]) -> list[str]:
+    if wanted:
+        absent = [c for c in wanted if c not in table.columns]
+        if absent:
+            raise ValueError(f"predictor columns {absent} are not in the table")
+        cols = list(wanted)
+    else:
+        cols = [c for c in table.columns if c.startswith((FC_PREFIX, STAT_PREFIX))]
+    # The raw forecasts of the targets are always predictors.
+    return cols + [FC_PREFIX + v for v in targets if FC_PREFIX + v not in cols]
+
+
+def _error_scale(table: pd.DataFrame, var: str) -> float:
+    err = (table[OBS_PREFIX + var] - table[FC_PREFIX + var]).to_numpy(dtype="float64")
+    err = err[np.isfinite(err)]
+    sd = float(err.std()) if err.size > 1 else 1.0
+    return sd if sd > _MIN_STD else 1.0
+
+
+def _center(table: pd.DataFrame, targets: list[str]) -> np.ndarray:
+    cols = [FC_PREFIX + v for v in targets]
+    absent = [c for c in cols if c not in table.columns]
+    if absent:
+        raise ValueError(f"table lacks the raw forecast column(s) {absent}")
+    center = table[cols].to_numpy(dtype="float64")
+    bad = ~np.isfinite(center)
+    if bad.any():
+        rows, which = np.nonzero(bad)
+        raise ValueError(
+            f"raw forecast {cols[which[0]]!r} is missing in {int(bad.any(axis=1).sum())} row(s) "
+            f"(first rows: {rows[:5].tolist()}); it is the centre of the predictive "
+            f"distribution, so drop or fill these rows first"
+        )
+    return center
+
+
+def _observations(table: pd.DataFrame, targets: list[str]) -> np.ndarray:
+    out = np.full((len(table), len(targets)), np.nan)
+    for j, var in enumerate(targets):
+        if OBS_PREFIX + var in table.columns:
+            out[:, j] = table[OBS_PREFIX + var].to_numpy(dtype="float64")
+    return out
+
+
+def _warn_unflagged(columns: list[str], indicators: list[str], missing: np.ndarray) -> None:
+    for j, col in enumerate(columns):
+        n = int(missing[:, j].sum())
+        if n and col not in indicators:
+            log.warning(
+                "%s: %d missing value(s) imputed with the training mean (no missing values "
+                "were seen in training, so the model has no indicator for them)",
+                col,
+                n,
+            )

@@ -1,0 +1,367 @@
+"""Multi-task network: station embedding + shared MLP trunk + one head per target.
+
+A parametric head maps the trunk output to the raw parameters of its distribution family
+(``Distribution.constrain`` turns them into valid parameters around the raw forecast). A
+generative head maps the trunk output and a noise vector ``z ~ N(0, I_k)`` to one raw value
+per noise draw; :func:`generative_members` turns those into ensemble members. The noise of a
+row is shared by every generative head, so members are coherent across variables.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from probcast.schema import VARIABLES
+
+GENERATIVE = 0
+"""Value of ``heads[var]`` that marks a generative head."""
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nnx.relu,
+    "gelu": nnx.gelu,
+    "silu": nnx.silu,
+    "tanh": jnp.tanh,
+    "elu": nnx.elu,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """Return the activation function called ``name``."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+class Trunk(nnx.Module):
+    """MLP with optional layer norm, dropout and residual connections between hidden layers."""
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: int,
+        n_layers: int,
+        *,
+        act: str,
+        dropout: float,
+        layer_norm: bool,
+        residual: bool,
+        dtype: Any,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if n_layers < 1:
+            raise ValueError(f"model.n_layers must be >= 1, got {n_layers}")
+        sizes = [n_in] + [hidden] * n_layers
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in itertools.pairwise(sizes)]
+        )
+        self.norms = nnx.List(
+            [
+                nnx.LayerNorm(hidden, dtype=dtype, rngs=rngs)
+                for _ in range(n_layers if layer_norm else 0)
+            ]
+        )
+        self.dropout = nnx.Dropout(dropout)
+        self.act = act
+        self.residual = residual
+
+    def __call__(self, h: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
+        """Apply the MLP; dropout is active only when ``dropout_key`` is given."""
+        act = activation(self.act)
+        for i, layer in enumerate(self.layers):
+            out = layer(h)
+            if len(self.norms):
+                out = self.norms[i](out)
+            out = act(out)
+            if dropout_key is not None:
+                out = self.dropout(
+                    out, deterministic=False, rngs=jax.random.fold_in(dropout_key, i)
+                )
+            h = h + out if (self.residual and i > 0) else out
+        return h
+
+
+class GenerativeHead(nnx.Module):
+    """Noise-conditioned head: ``(h (..., H), z (..., m, k)) -> raw members (..., m)``."""
+
+    def __init__(
+        self, n_in: int, noise_dim: int, hidden: int, *, act: str, dtype: Any, rngs: nnx.Rngs
+    ) -> None:
+        self.from_h = nnx.Linear(n_in, hidden, dtype=dtype, rngs=rngs)
+        self.from_z = (
+            nnx.Linear(noise_dim, hidden, use_bias=False, dtype=dtype, rngs=rngs)
+            if noise_dim
+            else None
+        )
+        init = nnx.initializers.normal(1e-2)
+        self.out = nnx.Linear(hidden, 1, kernel_init=init, dtype=dtype, rngs=rngs)
+        self.act = act
+
+    def __call__(self, h: jax.Array, z: jax.Array | None) -> jax.Array:
+        """Return raw member values, members on the last axis."""
+        a = self.from_h(h)
+        if h.ndim == 2:  # noise enters here: (n, H) -> (n, m, hidden)
+            if z is None or self.from_z is None:
+                raise ValueError("a generative head fed by a noise-free trunk needs noise z")
+            a = a[:, None, :] + self.from_z(z)
+        return self.out(activation(self.act)(a))[..., 0]
+
+
+class ProbNet(nnx.Module):
+    """The multi-task probabilistic network.
+
+    Args:
+        n_features: Width of the standardised feature vector.
+        n_stations: Station embedding table size (index 0 = unknown station).
+        heads: Target variable -> number of raw distribution parameters, or
+            :data:`GENERATIVE` (0) for a noise-conditioned generative head.
+        embed_dim: Station embedding size; 0 disables the embedding.
+        hidden: Trunk width.
+        n_layers: Trunk depth.
+        activation: Activation name (``relu``, ``gelu``, ``silu``, ``tanh``, ``elu``).
+        dropout: Dropout rate in the trunk.
+        layer_norm: Layer norm before each trunk activation.
+        residual: Residual connections between hidden trunk layers.
+        noise_dim: Size ``k`` of the noise vector of generative heads.
+        noise_to: ``"heads"`` (noise enters each generative head; parametric heads stay
+            deterministic) or ``"trunk"`` (noise is concatenated to the trunk input; every
+            head must be generative).
+        head_hidden: Hidden width of generative heads.
+        dtype: Compute dtype (parameters are always float32).
+        rngs: Flax random streams for initialisation.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_stations: int,
+        heads: Mapping[str, int],
+        *,
+        embed_dim: int = 8,
+        hidden: int = 128,
+        n_layers: int = 2,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        layer_norm: bool = False,
+        residual: bool = True,
+        noise_dim: int = 8,
+        noise_to: str = "heads",
+        head_hidden: int = 64,
+        dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if noise_to not in ("heads", "trunk"):
+            raise ValueError(f"model.noise_to must be 'heads' or 'trunk', got {noise_to!r}")
+        generative = [v for v, n in heads.items() if n == GENERATIVE]
+        if noise_to == "trunk" and len(generative) != len(heads):
+            raise ValueError("model.noise_to='trunk' needs every target to be generative")
+        if generative and noise_dim < 1:
+            raise ValueError(f"generative heads need model.noise_dim >= 1, got {noise_dim}")
+        self.head_sizes = tuple(heads.items())  # hashable: part of the static graphdef
+        self.noise_dim = noise_dim if generative else 0
+        self.noise_to = noise_to
+        self.embed = nnx.Embed(n_stations, embed_dim, dtype=dtype, rngs=rngs) if embed_dim else None
+        n_in = n_features + embed_dim + (self.noise_dim if noise_to == "trunk" else 0)
+        self.trunk = Trunk(
+            n_in,
+            hidden,
+            n_layers,
+            act=activation,
+            dropout=dropout,
+            layer_norm=layer_norm,
+            residual=residual,
+            dtype=dtype,
+            rngs=rngs,
+        )
+        zeros = nnx.initializers.zeros_init()  # raw = 0: the family's default around the centre
+        self.heads = nnx.Dict(
+            {
+                var: (
+                    GenerativeHead(
+                        hidden, noise_dim, head_hidden, act=activation, dtype=dtype, rngs=rngs
+                    )
+                    if n == GENERATIVE
+                    else nnx.Linear(hidden, n, kernel_init=zeros, dtype=dtype, rngs=rngs)
+                )
+                for var, n in heads.items()
+            }
+        )
+
+    @property
+    def generative(self) -> list[str]:
+        """Variables with a generative head."""
+        return [v for v, n in self.head_sizes if n == GENERATIVE]
+
+    def __call__(
+        self,
+        x: jax.Array,
+        station: jax.Array,
+        noise: jax.Array | None = None,
+        *,
+        dropout_key: jax.Array | None = None,
+    ) -> dict[str, jax.Array]:
+        """Raw outputs per target.
+
+        Args:
+            x: Features ``(n, f)``.
+            station: Station indices ``(n,)``.
+            noise: ``(n, m, k)`` standard normal draws; needed with generative heads.
+            dropout_key: PRNG key enabling dropout (training); ``None`` = deterministic.
+
+        Returns:
+            Target -> raw parameters ``(n, n_params)`` (float32) or raw members ``(n, m)``.
+        """
+        h = x.astype(self.trunk.layers[0].dtype or jnp.float32)
+        if self.embed is not None:
+            h = jnp.concatenate([h, self.embed(station).astype(h.dtype)], axis=-1)
+        if self.noise_to == "trunk" and self.noise_dim:
+            if noise is None:
+                raise ValueError("noise is required: the trunk of this model is noise-fed")
+            m = noise.shape[1]
+            h = jnp.concatenate(
+                [
+                    jnp.broadcast_to(h[:, None, :], (*h.shape[:1], m, h.shape[-1])),
+                    noise.astype(h.dtype),
+                ],
+                axis=-1,
+            )
+        h = self.trunk(h, dropout_key)
+        out = {}
+        for var, head in self.heads.items():
+            if isinstance(head, GenerativeHead):
+                out[var] = head(h, None if noise is None else noise.astype(h.dtype))
+            else:
+                out[var] = head(h)
+            out[var] = out[var].astype(jnp.float32)
+        return out
+
+
+def generative_members(raw: jax.Array, center: jax.Array, scale: jax.Array, var: str) -> jax.Array:
+    """Map raw generative outputs ``(n, m)`` to members in physical units.
+
+    Members are ``center + scale * raw`` projected onto the variable's support: clipped at 0
+    for non-negative variables (a point mass at zero, as for precipitation) and to [0, 1] for
+    fractions.
+    """
+    members = center[:, None] + scale * raw
+    kind = VARIABLES[var].kind if var in VARIABLES else "real"
+    if kind in ("nonneg", "positive"):
+        return jnp.maximum(members, 0.0)
+    if kind == "fraction":
+        return jnp.clip(members, 0.0, 1.0)
+    return members
+
+
+def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
+    """Head of each target: a distribution family name, or ``"generative"``.
+
+    Args:
+        targets: Target variables.
+        model_config: ``config.model``: ``generative`` (comma list or ``"all"``) and
+            ``distributions`` (``"var:family,..."`` overrides of the per-variable default).
+    """
+    from probcast.model import distributions
+
+    gen = {v.strip() for v in str(model_config.generative).split(",") if v.strip()}
+    if "all" in gen:
+        gen = set(targets)
+    unknown = gen - set(targets)
+    if unknown:
+        raise ValueError(f"model.generative names non-targets {sorted(unknown)}; targets {targets}")
+    overrides: dict[str, str] = {}
+    for item in str(model_config.distributions).split(","):
+        if item.strip():
+            var, sep, name = item.partition(":")
+            if not sep:
+                raise ValueError(f"model.distributions items are 'var:family', got {item!r}")
+            overrides[var.strip()] = name.strip()
+    heads = {}
+    for var in targets:
+        if var in gen:
+            heads[var] = "generative"
+        else:
+            name = overrides.get(var) or distributions.default_for(var)
+            distributions.get(name)  # fail early on an unknown family
+            heads[var] = name
+    return heads
+
+
+def build_model(
+    n_features: int,
+    n_stations: int,
+    heads: Mapping[str, str],
+    model_config: Any,
+    *,
+    seed: int,
+    dtype: Any = jnp.float32,
+) -> ProbNet:
+    """Construct a :class:`ProbNet` from the ``config.model`` section."""
+    from probcast.model import distributions
+
+    sizes = {
+        v: GENERATIVE if h == "generative" else len(distributions.get(h).param_names)
+        for v, h in heads.items()
+    }
+    return ProbNet(
+        n_features,
+        n_stations,
+        sizes,
+        embed_dim=int(model_config.embed_dim),
+        hidden=int(model_config.hidden),
+        n_layers=int(model_config.n_layers),
+        activation=str(model_config.activation),
+        dropout=float(model_config.dropout),
+        layer_norm=bool(model_config.layer_norm),
+        residual=bool(model_config.residual),
+        noise_dim=int(model_config.noise_dim),
+        noise_to=str(model_config.noise_to),
+        head_hidden=int(model_config.head_hidden),
+        dtype=dtype,
+        rngs=nnx.Rngs(seed),
+    )
+
+
+def predictive(
+    model: ProbNet,
+    heads: Mapping[str, str],
+    x: jax.Array,
+    station: jax.Array,
+    center: jax.Array,
+    scale: jax.Array,
+    noise: jax.Array | None = None,
+    *,
+    dropout_key: jax.Array | None = None,
+) -> tuple[dict[str, dict[str, jax.Array]], dict[str, jax.Array]]:
+    """Predictive distributions of every target.
+
+    Args:
+        model: The network.
+        heads: Target -> family name or ``"generative"`` (target order = columns of
+            ``center``).
+        x: Features ``(n, f)``.
+        station: Station indices ``(n,)``.
+        center: Raw forecasts ``(n, T)``.
+        scale: Error spread per target ``(T,)``.
+        noise: ``(n, m, k)`` normal draws (generative heads only).
+        dropout_key: Enables dropout (training).
+
+    Returns:
+        ``(params, members)``: distribution parameters of the parametric heads and
+        ``(n, m)`` members of the generative heads, in physical units.
+    """
+    from probcast.model import distributions
+
+    raw = model(x, station, noise, dropout_key=dropout_key)
+    params: dict[str, dict[str, jax.Array]] = {}
+    members: dict[str, jax.Array] = {}
+    for j, (var, head) in enumerate(heads.items()):
+        if head == "generative":
+            members[var] = generative_members(raw[var], center[:, j], scale[j], var)
+        else:
+            params[var] = distributions.get(head).constrain(raw[var], center[:, j], scale[j])
+    return params, members

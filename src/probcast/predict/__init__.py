@@ -1,0 +1,1 @@
+"""Prediction: load a trained model, predict a station table, write the outputs."""

@@ -1,0 +1,103 @@
+"""Orbax checkpoints of one network: ``latest`` (to resume) and ``best`` (the artefact).
+
+``<seed_dir>/latest/<epoch>/`` holds parameters, optimiser state and the loop's progress
+(epoch, best validation loss, patience counter, history) after every epoch;
+``<seed_dir>/best/<epoch>/`` holds the parameters of the epoch with the lowest validation
+loss. Orbax writes each step to a temporary directory and renames it when complete, so a run
+killed mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+PyTree = Any
+
+
+def _manager(path: Path) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(path.resolve(), options=options)
+
+
+def abstract(tree: PyTree) -> PyTree:
+    """Shape/dtype/sharding skeleton of ``tree`` (the restore target).
+
+    Leaves without a sharding (shape-only models) restore onto the first local device, so a
+    model trained data-parallel on several devices loads on a machine with one.
+    """
+    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def skeleton(leaf: Any) -> jax.ShapeDtypeStruct:
+        sharding = getattr(leaf, "sharding", None) or default
+        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+
+    return jax.tree.map(skeleton, tree)
+
+
+class SeedCheckpoints:
+    """The two checkpoint series of one seed's network."""
+
+    def __init__(self, seed_dir: Path) -> None:
+        self.dir = Path(seed_dir)
+        self.latest = _manager(self.dir / "latest")
+        self.best = _manager(self.dir / "best")
+
+    def save_latest(self, epoch: int, params: PyTree, opt_state: PyTree, meta: dict) -> None:
+        """Save the full training state after ``epoch``."""
+        args = ocp.args.Composite(
+            params=ocp.args.StandardSave(params),
+            opt_state=ocp.args.StandardSave(opt_state),
+            meta=ocp.args.JsonSave(meta),
+        )
+        self.latest.save(epoch, args=args, force=True)
+        self.latest.wait_until_finished()
+
+    def save_best(self, epoch: int, params: PyTree, meta: dict) -> None:
+        """Save the parameters of a new best epoch."""
+        args = ocp.args.Composite(
+            params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)
+        )
+        self.best.save(epoch, args=args, force=True)
+        self.best.wait_until_finished()
+
+    def restore_latest(
+        self, params_like: PyTree, opt_state_like: PyTree
+    ) -> tuple[PyTree, PyTree, dict] | None:
+        """Latest training state shaped like the given trees, or ``None`` if there is none."""
+        step = self.latest.latest_step()
+        if step is None:
+            return None
+        out = self.latest.restore(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardRestore(abstract(params_like)),
+                opt_state=ocp.args.StandardRestore(abstract(opt_state_like)),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return out["params"], out["opt_state"], dict(out["meta"])
+
+    def restore_best(self, params_like: PyTree) -> tuple[PyTree, dict]:
+        """Best parameters and their metadata."""
+        step = self.best.latest_step()
+        if step is None:
+            raise FileNotFoundError(
+                f"{self.dir / 'best'}: no best checkpoint (training unfinished?)"
+            )
+        out = self.best.restore(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardRestore(abstract(params_like)),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return out["params"], dict(out["meta"])
+
+    def close(self) -> None:
+        """Release the managers' resources."""
+        self.latest.close()
+        self.best.close()

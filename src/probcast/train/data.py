@@ -1,0 +1,158 @@
+"""Training data: read the table named in the config and keep it resident on the devices.
+
+The whole (fit or validation) table is put on the accelerators once; each step gathers its
+batch there from a seeded permutation, so there is no host-side input pipeline. With several
+devices the data is replicated and every batch is sharded along a ``data`` mesh axis (data
+parallelism); on one device the same code runs and the sharding is a no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from probcast.features import Batch
+
+log = logging.getLogger(__name__)
+
+DATA_AXIS = "data"
+
+
+def load_table(
+    path: str, split_date: str = "", neighbourhood: str = ""
+) -> tuple[pd.DataFrame, str]:
+    """Return the training table named by ``config.data.path`` and a description of it.
+
+    Args:
+        path: A CSV/Parquet station table, a gridded file (NetCDF, Zarr, GRIB, kerchunk
+            JSON) or a registry dataset name (its prepared training part is used).
+        split_date: Optional ISO date; only rows initialised (and valid) before it are kept.
+        neighbourhood: ``config.features.neighbourhood`` (``"3,7"``): window edges of the
+            neighbourhood predictors of gridded data (:func:`probcast.align.points.grid_to_table`).
+
+    Returns:
+        ``(table, source)``.
+    """
+    if not path:
+        raise ValueError("config.data.path is empty: name a station table or a dataset id")
+    from probcast.align.points import grid_to_table, is_grid_path, open_grid
+
+    p = Path(path)
+    if is_grid_path(p):
+        table, source = grid_to_table(open_grid(p), neighbourhood=neighbourhood), str(p)
+    elif p.suffix.lower() in (".csv", ".parquet", ".pq") or p.exists():
+        from probcast.ingest.tables import read_table
+
+        table, source = read_table(p), str(p)
+    else:
+        from probcast.data.prepare import prepare
+
+        prepared = prepare(path)
+        table = prepared.train  # type: ignore[assignment]
+        if prepared.kind == "grid":
+            table = grid_to_table(prepared.train, neighbourhood=neighbourhood)  # type: ignore[arg-type]
+        source = f"dataset:{path}/train"
+    if split_date:
+        from probcast.split import time_split
+
+        table, _ = time_split(table, pd.Timestamp(split_date))
+    log.info("training table %s: %d rows", source, len(table))
+    return table, source
+
+
+def fingerprint(table: pd.DataFrame) -> str:
+    """sha256 of a table's content (column names, dtypes and values; row order matters)."""
+    digest = hashlib.sha256()
+    digest.update(repr([(c, str(t)) for c, t in table.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def make_mesh() -> Mesh:
+    """A 1-D mesh over every visible device, axis ``data``."""
+    return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Sharding that keeps a full copy on every device."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh, ndim: int = 1, axis: int = 0) -> NamedSharding:
+    """Sharding that splits axis ``axis`` of an ``ndim`` array over the ``data`` mesh axis."""
+    spec: list[str | None] = [None] * ndim
+    spec[axis] = DATA_AXIS
+    return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+    """A :class:`Batch` as device arrays (a JAX pytree); missing ``y`` replaced by 0."""
+
+    x: jax.Array
+    station: jax.Array
+    center: jax.Array
+    scale: jax.Array
+    y: jax.Array
+    mask: jax.Array
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.x.shape[0])
+
+
+def to_device(batch: Batch, sharding: Any = None, pad_to: int = 0) -> DeviceData:
+    """Put a batch on the devices, optionally padded with masked rows to ``pad_to`` rows.
+
+    Missing observations become 0 with ``mask = False`` so that no NaN ever enters a loss
+    or its gradient.
+    """
+    n = len(batch)
+    pad = max(0, pad_to - n)
+
+    def put(a: np.ndarray) -> jax.Array:
+        if pad:
+            a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), dtype=a.dtype)])
+        return jax.device_put(jnp.asarray(a), sharding)
+
+    y = np.where(batch.mask, batch.y, 0.0).astype("float32")
+    return DeviceData(
+        x=put(batch.x),
+        station=put(batch.station),
+        center=put(batch.center),
+        scale=jax.device_put(jnp.asarray(batch.scale), sharding),
+        y=put(y),
+        mask=put(batch.mask),
+    )
+
+
+def epoch_indices(key: jax.Array, n: int, batch_size: int) -> jax.Array:
+    """Seeded shuffle of ``range(n)`` as ``(steps, batch_size)``; wraps to fill the last batch."""
+    steps = max(1, -(-n // batch_size))
+    perm = jax.random.permutation(key, n)
+    total = steps * batch_size
+    reps = -(-total // n)
+    return jnp.tile(perm, reps)[:total].reshape(steps, batch_size)
+
+
+def take(data: DeviceData, idx: jax.Array) -> DeviceData:
+    """Gather rows ``idx`` (on device); ``scale`` is per target and kept whole."""
+    return DeviceData(
+        x=data.x[idx],
+        station=data.station[idx],
+        center=data.center[idx],
+        scale=data.scale,
+        y=data.y[idx],
+        mask=data.mask[idx],
+    )

@@ -1,0 +1,297 @@
+"""The training loop: fit, validate, stop early, checkpoint, resume, several seeds.
+
+:func:`train` reads the table named in the config, holds out the last part of the training
+period for validation (:func:`probcast.split.validation_split`), fits the feature spec on the
+remaining rows, writes the artefact's metadata and trains ``config.train.n_seeds`` networks
+one after another. Every epoch of a network runs as one jit-compiled ``lax.scan`` over
+batches gathered on the device; its best (lowest validation loss) and latest states are
+saved with orbax, so rerunning the same command after a crash resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from probcast.features import FeatureSpec, resolve_targets, usable_rows
+from probcast.model import artefact
+from probcast.model.network import build_model, head_families
+from probcast.split import validation_split
+from probcast.train import data as tdata
+from probcast.train.checkpoint import SeedCheckpoints
+from probcast.train.objective import StepFns, make_optimizer, normalised_loss
+from probcast.train.tracking import Tracker, flatten, make_tracker
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass
+class SeedResult:
+    """Outcome of training one network."""
+
+    seed: int
+    best_epoch: int
+    best_val_loss: float
+    val_crps: dict[str, float]
+    epochs_run: int
+    wall_s: float
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything shared by the seed networks of one run."""
+
+    config: ml_collections.ConfigDict
+    spec: FeatureSpec
+    heads: dict[str, str]
+    fit: tdata.DeviceData
+    val: list[tdata.DeviceData]
+    mesh: jax.sharding.Mesh
+    tracker: Tracker
+    batch_size: int
+    steps: int
+    fns: StepFns
+    schedule: Any
+
+
+def compute_dtype(name: str) -> Any:
+    """JAX dtype of ``config.train.compute_dtype``."""
+    if name not in DTYPES:
+        raise ValueError(f"train.compute_dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedResult]:
+    """Train the model described by ``config`` into ``workdir`` (resuming if possible).
+
+    Returns:
+        One result per seed network.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    table, source = tdata.load_table(
+        str(config.data.path),
+        str(config.data.split_date),
+        str(config.features.get("neighbourhood", "")),
+    )
+    digest = tdata.fingerprint(table)
+    targets = resolve_targets(table, str(config.data.targets))
+    table = usable_rows(table, targets)
+    if float(config.data.val_fraction) > 0:
+        fit_table, val_table = validation_split(table, float(config.data.val_fraction))
+    else:
+        fit_table, val_table = table, table.iloc[:0]
+    spec = FeatureSpec.fit(fit_table, targets, config.features)
+    heads = head_families(targets, config.model)
+    artefact.write_run_files(workdir, config, spec, heads, fingerprint=digest, source=source)
+    tags = {
+        "git_commit": artefact.git_commit() or "unknown",
+        "data_fingerprint": digest,
+        "data_source": source,
+    }
+    tracker = make_tracker(config.tracking, workdir, tags)
+    try:
+        tracker.log_params(flatten(config.to_dict()))
+        setup = _setup(config, spec, heads, fit_table, val_table, tracker)
+        log.info(
+            "fit rows %d, validation rows %d, features %d, heads %s, devices %d",
+            len(fit_table),
+            len(val_table),
+            spec.n_features,
+            heads,
+            setup.mesh.size,
+        )
+        results = [train_seed(setup, workdir, i) for i in range(int(config.train.n_seeds))]
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    artefact.write_summary(workdir, [dataclasses.asdict(r) for r in results])
+    for name in ("config.json", "features.json", "meta.json"):
+        tracker.log_artifact(workdir / name)
+    tracker.end()
+    return results
+
+
+def _setup(
+    config: ml_collections.ConfigDict,
+    spec: FeatureSpec,
+    heads: dict[str, str],
+    fit_table: Any,
+    val_table: Any,
+    tracker: Tracker,
+) -> Setup:
+    mesh = tdata.make_mesh()
+    rep = tdata.replicated(mesh)
+    fit = tdata.to_device(spec.transform(fit_table), rep)
+    val: list[tdata.DeviceData] = []
+    if len(val_table):
+        eb = _round_up(min(int(config.train.eval_batch_size), len(val_table)), mesh.size)
+        batch = spec.transform(val_table)
+        chunks = max(1, -(-len(val_table) // eb))
+        whole = tdata.to_device(batch, None, pad_to=chunks * eb)
+        shard = tdata.batch_sharded(mesh)
+        for c in range(chunks):
+            part = jax.tree.map(lambda a, c=c: a[c * eb : (c + 1) * eb], whole)
+            part = dataclasses.replace(part, scale=whole.scale)
+            val.append(jax.device_put(part, _data_shardings(part, shard, rep)))
+    cfg = config.train
+    batch_size = _round_up(min(int(cfg.batch_size), fit.n), mesh.size)
+    steps = max(1, -(-fit.n // batch_size))
+    tx, schedule = make_optimizer(cfg, steps)
+    # Every seed network has the same structure: one set of compiled functions serves all.
+    graphdef, _, rest = nnx.split(_model(config, spec, heads, int(cfg.seed)), nnx.Param, ...)  # type: ignore[misc]
+    fns = StepFns(graphdef, rest, heads, tx, int(cfg.ensemble_members))
+    return Setup(config, spec, heads, fit, val, mesh, tracker, batch_size, steps, fns, schedule)
+
+
+def _model(
+    config: ml_collections.ConfigDict, spec: FeatureSpec, heads: dict[str, str], seed: int
+) -> nnx.Module:
+    dtype = compute_dtype(str(config.train.compute_dtype))
+    return build_model(
+        spec.n_features, spec.n_stations, heads, config.model, seed=seed, dtype=dtype
+    )
+
+
+def _data_shardings(data: tdata.DeviceData, shard: Any, rep: Any) -> tdata.DeviceData:
+    return tdata.DeviceData(x=shard, station=shard, center=shard, scale=rep, y=shard, mask=shard)
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def _new_state() -> dict[str, Any]:
+    return {"epoch": 0, "best": math.inf, "best_epoch": 0, "wait": 0, "history": []}
+
+
+def train_seed(setup: Setup, workdir: Path, index: int) -> SeedResult:
+    """Train (or resume, or skip when finished) seed network ``index``."""
+    cfg = setup.config.train
+    seed = int(cfg.seed) + index
+    seed_dir = artefact.seed_dir(workdir, index)
+    done = seed_dir / "DONE.json"
+    if done.exists():
+        log.info("seed %d already trained (%s)", seed, done)
+        return SeedResult(**json.loads(done.read_text()))
+    start = time.perf_counter()
+    params = nnx.state(_model(setup.config, setup.spec, setup.heads, seed), nnx.Param)
+    rep = tdata.replicated(setup.mesh)
+    params = jax.device_put(params, rep)
+    batch_size, steps, fns, schedule = setup.batch_size, setup.steps, setup.fns, setup.schedule
+    opt_state = jax.device_put(fns.tx.init(params), rep)
+    ckpt = SeedCheckpoints(seed_dir)
+    state = _new_state()
+    restored = ckpt.restore_latest(params, opt_state)
+    if restored is not None:
+        params, opt_state, state = restored
+        log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
+    base, val_key = jax.random.split(jax.random.key(seed))
+    idx_sharding = tdata.batch_sharded(setup.mesh, ndim=2, axis=1)
+    while state["epoch"] < int(cfg.epochs) and state["wait"] < int(cfg.patience):
+        epoch = int(state["epoch"])
+        key = jax.random.fold_in(base, epoch)
+        idx = jax.device_put(
+            tdata.epoch_indices(jax.random.fold_in(key, 0), setup.fit.n, batch_size), idx_sharding
+        )
+        t0 = time.perf_counter()
+        params, opt_state, loss, per = fns.epoch(
+            params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1)
+        )
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"seed {seed} epoch {epoch + 1}: training loss is {loss}; lower "
+                f"train.learning_rate or check the data for extreme values"
+            )
+        rate = steps * batch_size / (time.perf_counter() - t0)
+        val_loss, val_crps = evaluate(fns, params, setup.val, val_key)
+        if not setup.val:
+            val_loss = loss  # no validation data: the latest epoch is the best
+        lr = float(schedule(min((epoch + 1) * steps, int(cfg.epochs) * steps) - 1))
+        record = _record(epoch + 1, loss, per, val_loss, val_crps, lr, rate, setup.heads)
+        improved = val_loss < state["best"]
+        state["epoch"], state["history"] = epoch + 1, [*state["history"], record]
+        if improved:
+            state.update(best=val_loss, best_epoch=epoch + 1, wait=0)
+            ckpt.save_best(epoch + 1, params, {"epoch": epoch + 1, "val_loss": val_loss})
+        else:
+            state["wait"] += 1
+        ckpt.save_latest(epoch + 1, params, opt_state, state)
+        log.info("seed %d %s%s", seed, _format(record, int(cfg.epochs)), " *" if improved else "")
+        setup.tracker.log_metrics(
+            _prefixed(record, index, int(setup.config.train.n_seeds)), step=epoch + 1
+        )
+    ckpt.close()
+    best = state["history"][int(state["best_epoch"]) - 1]
+    result = SeedResult(
+        seed,
+        int(state["best_epoch"]),
+        float(state["best"]),
+        {k[9:]: v for k, v in best.items() if k.startswith("val_crps_")},
+        int(state["epoch"]),
+        time.perf_counter() - start,
+    )
+    artefact.write_json(done, dataclasses.asdict(result))
+    artefact.write_json(seed_dir / "history.json", state["history"])
+    return result
+
+
+def evaluate(
+    fns: StepFns, params: nnx.State, chunks: list[tdata.DeviceData], key: jax.Array
+) -> tuple[float, dict[str, float]]:
+    """Validation loss and mean CRPS per target (physical units) over all chunks."""
+    if not chunks:
+        return math.nan, {}
+    sums = jnp.zeros(len(fns.heads))
+    counts = jnp.zeros(len(fns.heads))
+    for c, chunk in enumerate(chunks):
+        s, n = fns.evaluate(params, chunk, jax.random.fold_in(key, c))
+        sums, counts = sums + s, counts + n
+    loss = float(normalised_loss(sums, counts, chunks[0].scale))
+    mean = np.asarray(sums / jnp.maximum(counts, 1.0))
+    return loss, {var: float(v) for var, v in zip(fns.heads, mean, strict=True)}
+
+
+def _record(
+    epoch: int,
+    loss: float,
+    per: jax.Array,
+    val_loss: float,
+    val_crps: dict[str, float],
+    lr: float,
+    rate: float,
+    heads: dict[str, str],
+) -> dict[str, float]:
+    rec: dict[str, float] = {"epoch": epoch, "train_loss": loss, "val_loss": val_loss}
+    rec.update({f"train_crps_{v}": float(c) for v, c in zip(heads, np.asarray(per), strict=True)})
+    rec.update({f"val_crps_{v}": c for v, c in val_crps.items()})
+    rec.update(lr=lr, samples_per_s=rate)
+    return rec
+
+
+def _format(rec: dict[str, float], epochs: int) -> str:
+    train = " ".join(f"{k[11:]}={v:.4g}" for k, v in rec.items() if k.startswith("train_crps_"))
+    val = " ".join(f"{k[9:]}={v:.4g}" for k, v in rec.items() if k.startswith("val_crps_"))
+    return (
+        f"epoch {int(rec['epoch']):>3}/{epochs} | train crps {train} | val crps {val or '-'} "
+        f"(loss {rec['val_loss']:.4f}) | lr {rec['lr']:.2e} | {rec['samples_per_s']:.3g} samples/s"
+    )
+
+
+def _prefixed(rec: dict[str, float], index: int, n_seeds: int) -> dict[str, float]:
+    prefix = f"seed{index}/" if n_seeds > 1 else ""
+    return {f"{prefix}{k}": v for k, v in rec.items() if k != "epoch" and math.isfinite(v)}

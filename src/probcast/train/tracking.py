@@ -1,0 +1,194 @@
+"""Experiment tracking behind one small interface: MLflow (default), wandb or none.
+
+MLflow writes to a local SQLite store (``sqlite:///<workdir>/../mlruns.db`` unless
+``config.tracking.uri`` says otherwise) with artefacts next to it in ``mlartifacts/``; open
+it with ``mlflow ui --backend-store-uri sqlite:///PATH/mlruns.db`` (the ``mlflow`` package,
+not ``mlflow-skinny``, ships the UI). wandb is imported only when selected and runs offline
+unless ``WANDB_MODE`` says otherwise. The run id is kept in ``<workdir>/tracking.json`` so a
+resumed training continues the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("mlflow", "wandb", "none")
+
+
+class Tracker(Protocol):
+    """What the training loop reports to."""
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyperparameters (flattened config)."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Record scalar metrics at ``step``."""
+
+    def log_artifact(self, path: Path) -> None:
+        """Attach a file."""
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Close the run."""
+
+
+class NullTracker:
+    """Tracks nothing."""
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Ignore."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Ignore."""
+
+    def log_artifact(self, path: Path) -> None:
+        """Ignore."""
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Ignore."""
+
+
+class MlflowTracker:
+    """MLflow client on a (by default SQLite) tracking store; no global state."""
+
+    def __init__(
+        self, uri: str, experiment: str, run_name: str, tags: Mapping[str, str], state: Path
+    ) -> None:
+        import mlflow
+
+        self._entities = mlflow.entities
+        self.client = mlflow.MlflowClient(tracking_uri=uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is not None:
+            exp_id = exp.experiment_id
+        else:
+            exp_id = self.client.create_experiment(
+                experiment, artifact_location=_artifact_root(uri)
+            )
+        previous = _read_state(state).get("mlflow_run_id")
+        if previous:
+            self.run_id = str(previous)
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(exp_id, run_name=run_name or None, tags=dict(tags))
+            self.run_id = run.info.run_id
+            _write_state(state, {"backend": "mlflow", "mlflow_run_id": self.run_id, "uri": uri})
+        log.info("mlflow run %s in %s", self.run_id, uri)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyperparameters (values truncated to MLflow's 6000 characters)."""
+        batch = [self._entities.Param(k, str(v)[:6000]) for k, v in params.items()]
+        existing = self.client.get_run(self.run_id).data.params
+        batch = [p for p in batch if p.key not in existing]
+        for i in range(0, len(batch), 100):
+            self.client.log_batch(self.run_id, params=batch[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Record scalar metrics."""
+        now = int(time.time() * 1000)
+        batch = [self._entities.Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifact(self, path: Path) -> None:
+        """Copy a file into the run's artefact store."""
+        self.client.log_artifact(self.run_id, str(path))
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Mark the run finished (or ``FAILED`` / ``KILLED``)."""
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class WandbTracker:
+    """Weights & Biases run (offline unless ``WANDB_MODE`` is set)."""
+
+    def __init__(
+        self, experiment: str, run_name: str, tags: Mapping[str, str], workdir: Path
+    ) -> None:
+        try:
+            import wandb
+        except ImportError as err:  # pragma: no cover - optional dependency
+            raise ImportError(
+                "tracking.backend='wandb' needs the wandb package: pip install 'probcast[wandb]'"
+            ) from err
+        os.environ.setdefault("WANDB_MODE", "offline")
+        state = workdir / "tracking.json"
+        previous = _read_state(state).get("wandb_run_id")
+        self.run = wandb.init(
+            project=experiment,
+            name=run_name or None,
+            dir=str(workdir),
+            id=previous or None,
+            resume="allow",
+            tags=[f"{k}={v}"[:64] for k, v in tags.items()],
+        )
+        _write_state(state, {"backend": "wandb", "wandb_run_id": self.run.id})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyperparameters."""
+        self.run.config.update(dict(params), allow_val_change=True)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Record scalar metrics."""
+        self.run.log(dict(metrics), step=step)
+
+    def log_artifact(self, path: Path) -> None:
+        """Save a file with the run."""
+        self.run.save(str(path), base_path=str(path.parent), policy="now")
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Finish the run."""
+        self.run.finish(exit_code=0 if status == "FINISHED" else 1)
+
+
+def default_uri(workdir: Path) -> str:
+    """``sqlite:///<workdir>/../mlruns.db`` (absolute)."""
+    return f"sqlite:///{(Path(workdir).resolve().parent / 'mlruns.db')}"
+
+
+def _artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_state(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dict(data), indent=1))
+    tmp.replace(path)
+
+
+def make_tracker(tracking: Any, workdir: Path, tags: Mapping[str, str]) -> Tracker:
+    """Tracker selected by ``config.tracking`` (``backend``, ``uri``, ``experiment``)."""
+    backend = str(tracking.backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"tracking.backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "mlflow":
+        uri = str(tracking.uri) or default_uri(workdir)
+        state = Path(workdir) / "tracking.json"
+        return MlflowTracker(uri, str(tracking.experiment), str(tracking.run_name), tags, state)
+    if backend == "wandb":
+        return WandbTracker(str(tracking.experiment), str(tracking.run_name), tags, Path(workdir))
+    return NullTracker()
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested config into ``{"train.batch_size": 512, ...}``."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

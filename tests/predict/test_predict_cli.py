@@ -1,0 +1,131 @@
+"""``probcast train`` + ``probcast predict`` end to end on a tiny synthetic table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from probcast.cli import main
+from probcast.model.artefact import load
+from probcast.predict.station import predict_table
+from probcast.train.synthetic import station_table
+
+PREDICT = ["--members=6", "--quantiles=0.1,0.5,0.9", "--thresholds=tp:0.1,1", "--seed=3"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    table = station_table(n_stations=3, n_inits=14)
+    train, test = table[table.init_time < "2021-01-11"], table[table.init_time >= "2021-01-12"]
+    train.to_csv(root / "train.csv", index=False)
+    test.to_parquet(root / "test.parquet")
+    rc = main(
+        [
+            "train",
+            "--config=tiny",
+            f"--workdir={root / 'model'}",
+            f"--config.data.path={root / 'train.csv'}",
+            "--config.data.val_fraction=0.3",
+            "--config.train.epochs=2",
+            "--config.train.n_seeds=2",
+            "--config.model.generative=tp",
+        ]
+    )
+    assert rc == 0
+    rc = main(
+        [
+            "predict",
+            f"--model={root / 'model'}",
+            f"--input={root / 'test.parquet'}",
+            f"--output={root / 'pred.parquet'}",
+            *PREDICT,
+        ]
+    )
+    assert rc == 0
+    return root, test.reset_index(drop=True)
+
+
+def test_prediction_table(run):
+    root, test = run
+    pred = pd.read_parquet(root / "pred.parquet")
+    assert len(pred) == len(test)
+    assert (pred["station"] == test["station"]).all()
+    members = pred[[f"tp_m{j:03d}" for j in range(6)]].to_numpy()
+    assert np.isfinite(members).all() and (members >= 0).all()
+    t2m = pred[[f"t2m_m{j:03d}" for j in range(6)]].to_numpy()
+    assert np.isfinite(t2m).all() and t2m.std(axis=1).min() > 0
+    for var in ("t2m", "tp"):
+        q = pred[[f"{var}_q0.1", f"{var}_q0.5", f"{var}_q0.9"]].to_numpy()
+        assert (np.diff(q, axis=1) >= 0).all()
+    p = pred[["tp_p_gt_0.1", "tp_p_gt_1"]].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all() and (p[:, 0] >= p[:, 1]).all()
+    assert (pred["t2m_scale"] > 0).all() and "tp_loc" not in pred  # tp is generative
+    np.testing.assert_array_equal(pred["obs_t2m"], test["obs_t2m"])
+
+
+@pytest.mark.slow
+def test_fresh_process_gives_identical_predictions(run):
+    root, test = run
+    out = root / "again.parquet"
+    code = (
+        "import sys; from probcast.cli import main; "
+        f"sys.exit(main(['predict', '--model={root / 'model'}', "
+        f"'--input={root / 'test.parquet'}', '--output={out}', "
+        + ", ".join(repr(a) for a in PREDICT)
+        + "]))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(root / "pred.parquet"))
+    # ... and the in-process API gives the same numbers.
+    frame = predict_table(
+        load(root / "model"),
+        test,
+        members=6,
+        quantiles=[0.1, 0.5, 0.9],
+        thresholds={"tp": [0.1, 1.0]},
+        seed=3,
+    )
+    np.testing.assert_allclose(frame["t2m_m003"], pd.read_parquet(out)["t2m_m003"], rtol=1e-6)
+
+
+def test_netcdf_and_csv_outputs(run, tmp_path):
+    root, test = run
+    nc, csv = tmp_path / "p.nc", tmp_path / "p.csv"
+    for path in (nc, csv):
+        assert (
+            main(
+                [
+                    "predict",
+                    f"--model={root / 'model'}",
+                    f"--input={root / 'test.parquet'}",
+                    f"--output={path}",
+                    "--quantiles=0.5",
+                ]
+            )
+            == 0
+        )
+    ds = xr.open_dataset(nc)
+    assert dict(ds.sizes) == {"station": 3, "init_time": 3, "lead_time": 3}
+    assert {"t2m_q0.5", "t2m_loc", "tp_q0.5"} <= set(ds.data_vars)
+    assert len(pd.read_csv(csv)) == len(test)
+    ds.close()
+
+
+def test_errors_are_reported(run, tmp_path, capsys):
+    root, test = run
+    bad = test.copy()
+    bad.loc[4, "fc_t2m"] = np.nan
+    bad.to_parquet(tmp_path / "bad.parquet")
+    args = [f"--model={root / 'model'}", f"--output={tmp_path / 'x.csv'}"]
+    assert main(["predict", f"--input={tmp_path / 'bad.parquet'}", *args]) == 1
+    assert "fc_t2m" in capsys.readouterr().err
+    assert main(["predict", f"--input={root / 'test.parquet'}", *args, "--quantiles=1.5"]) == 1
+    assert main(["predict", "--model=/nonexistent", "--input=x", "--output=y"]) == 1
+    assert main(["predict", "--bogus"]) == 2
+    assert main(["train", "--config=nope", "--workdir=x"]) == 2

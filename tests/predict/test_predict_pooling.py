@@ -1,0 +1,70 @@
+"""Pooling seed networks: Vincentization and the linear pool against references."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from probcast.model import distributions
+from probcast.predict import pooling
+from probcast.predict.station import format_level, parse_levels, parse_thresholds
+
+NORMAL = distributions.get("normal")
+A = {"loc": jnp.array([0.0, 10.0]), "scale": jnp.array([1.0, 2.0])}
+B = {"loc": jnp.array([2.0, 10.0]), "scale": jnp.array([3.0, 2.0])}
+LEVELS = jnp.array([0.1, 0.5, 0.9])
+
+
+def test_vincentized_normals_are_the_normal_with_mean_params():
+    q = pooling.quantile_at(NORMAL, [A, B], LEVELS, "vincentize")
+    mean = pooling.mean_params([A, B])
+    ref = stats.norm.ppf(
+        np.asarray(LEVELS), np.asarray(mean["loc"])[:, None], np.asarray(mean["scale"])[:, None]
+    )
+    np.testing.assert_allclose(q, ref, rtol=1e-5, atol=1e-5)
+    p = pooling.exceedance(NORMAL, [A, B], jnp.array([0.5, 11.0]), "vincentize")
+    ref = stats.norm.sf(
+        [0.5, 11.0], np.asarray(mean["loc"])[:, None], np.asarray(mean["scale"])[:, None]
+    )
+    np.testing.assert_allclose(p, ref, atol=1e-5)
+
+
+def test_mixture_quantiles_invert_the_mixture_cdf():
+    q = np.asarray(pooling.quantile_at(NORMAL, [A, B], LEVELS, "mixture"))
+    cdf = 0.5 * (
+        stats.norm.cdf(q, [[0.0], [10.0]], [[1.0], [2.0]])
+        + stats.norm.cdf(q, [[2.0], [10.0]], [[3.0], [2.0]])
+    )
+    np.testing.assert_allclose(cdf, np.broadcast_to(LEVELS, cdf.shape), atol=1e-5)
+    p = pooling.exceedance(NORMAL, [A, B], jnp.asarray(q[0]), "mixture")
+    np.testing.assert_allclose(p[0], 1 - np.asarray(LEVELS), atol=1e-5)
+
+
+@pytest.mark.parametrize("combine", pooling.COMBINES)
+def test_censored_point_mass_is_kept(combine):
+    dist = distributions.get("censored_logistic")
+    p1 = {"loc": jnp.array([-1.0]), "scale": jnp.array([0.5])}
+    p2 = {"loc": jnp.array([-0.5]), "scale": jnp.array([0.7])}
+    q = pooling.quantile_at(dist, [p1, p2], LEVELS, combine)
+    assert float(q[0, 0]) == 0.0  # both networks put >10 % at zero
+    p_zero = pooling.exceedance(dist, [p1, p2], jnp.array([0.0, -1.0]), combine)
+    assert 0.0 < float(p_zero[0, 0]) < 1.0 and float(p_zero[0, 1]) == pytest.approx(1.0)
+
+
+def test_single_network_is_exact():
+    q = pooling.quantile_at(NORMAL, [A], LEVELS, "mixture")
+    np.testing.assert_allclose(q, NORMAL.quantile({k: v[:, None] for k, v in A.items()}, LEVELS))
+    with pytest.raises(ValueError, match="combine"):
+        pooling.check_combine("average")
+
+
+def test_option_parsing():
+    assert parse_thresholds("tp:0.1,1,5;t2m:273.15") == {"tp": [0.1, 1, 5], "t2m": [273.15]}
+    assert parse_levels("0.05,0.5,0.95") == [0.05, 0.5, 0.95]
+    assert [format_level(v) for v in (0.05, 1.0, 273.15)] == ["0.05", "1", "273.15"]
+    with pytest.raises(ValueError, match="thresholds"):
+        parse_thresholds("tp=1")
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        parse_levels("0,0.5")

@@ -1,0 +1,119 @@
+"""The training loop: artefact files, early stopping, resume, leakage, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from probcast.configs import tiny
+from probcast.features import usable_rows
+from probcast.split import validation_split
+from probcast.train import checkpoint, loop
+from probcast.train.data import fingerprint
+from probcast.train.synthetic import station_table
+
+
+def _config(path):
+    config = tiny.get_config()
+    config.data.path = str(path)
+    config.data.val_fraction = 0.25
+    return config
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "table.parquet"
+    station_table(n_stations=3, n_inits=16).to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, table_path):
+    workdir = tmp_path_factory.mktemp("run")
+    results = loop.train(_config(table_path), workdir)
+    return workdir, results
+
+
+def _best_params(workdir):
+    mngr = checkpoint.SeedCheckpoints(workdir / "seed_0")
+    step = mngr.best.latest_step()
+    out = mngr.best.restore(step)
+    mngr.close()
+    return step, jax.tree.leaves(out["params"])
+
+
+def test_artefact_files_and_history(trained, table_path):
+    from probcast.ingest.tables import read_table
+
+    workdir, results = trained
+    for name in ("config.json", "features.json", "meta.json", "summary.json"):
+        assert (workdir / name).exists()
+    meta = json.loads((workdir / "meta.json").read_text())
+    assert meta["data_fingerprint"] == fingerprint(read_table(table_path))
+    assert meta["heads"] == {"t2m": "normal", "tp": "censored_logistic"}
+    history = json.loads((workdir / "seed_0" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert {"train_crps_t2m", "val_crps_tp", "lr", "samples_per_s"} <= set(history[0])
+    (result,) = results
+    assert result.best_epoch == 1 + int(np.argmin([h["val_loss"] for h in history]))
+    assert set(result.val_crps) == {"t2m", "tp"} and all(v > 0 for v in result.val_crps.values())
+
+
+def test_features_fitted_on_fit_rows_only(trained, table_path):
+    import pandas as pd
+
+    workdir, _ = trained
+    table = usable_rows(pd.read_parquet(table_path), ["t2m", "tp"])
+    fit, val = validation_split(table, 0.25)
+    assert fit["valid_time"].max() < val["init_time"].min()  # no leakage into validation
+    spec = json.loads((workdir / "features.json").read_text())
+    j = spec["columns"].index("fc_t2m")
+    assert spec["mean"][j] == pytest.approx(fit["fc_t2m"].mean())
+    assert spec["mean"][j] != pytest.approx(table["fc_t2m"].mean())
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted(
+    trained, table_path, tmp_path, monkeypatch
+):
+    workdir, _ = trained
+    save = checkpoint.SeedCheckpoints.save_latest
+
+    def save_then_die(self, epoch, *args):
+        save(self, epoch, *args)
+        if epoch == 2:
+            raise _Killed
+
+    monkeypatch.setattr(checkpoint.SeedCheckpoints, "save_latest", save_then_die)
+    with pytest.raises(_Killed):
+        loop.train(_config(table_path), tmp_path)
+    assert not (tmp_path / "seed_0" / "DONE.json").exists()
+    monkeypatch.undo()
+    loop.train(_config(table_path), tmp_path)  # picks up after epoch 2
+    history = json.loads((tmp_path / "seed_0" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    step_a, a = _best_params(workdir)
+    step_b, b = _best_params(tmp_path)
+    assert step_a == step_b
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)  # deterministic: same config + data -> same params
+
+
+def test_workdir_of_another_run_is_refused(trained, table_path):
+    workdir, _ = trained
+    config = _config(table_path)
+    config.model.hidden = 7
+    with pytest.raises(ValueError, match="different model"):
+        loop.train(config, workdir)
+
+
+def test_finished_run_is_not_retrained(trained, table_path):
+    workdir, results = trained
+    again = loop.train(_config(table_path), workdir)
+    assert again == results
