@@ -1,0 +1,47 @@
+"""The README's main job end to end on real data (a short training run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from probcast import cli, pipeline
+
+
+@pytest.mark.realdata
+def test_demo_chain_on_verif_norway(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--skill-table", str(tmp_path / "skill.md")]
+    for item in ("train.epochs=4", "train.n_seeds=1", "tracking.backend=none"):
+        args += ["--set", item]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    for method in ("raw", "dressing", "emos-global", "emos-local", "probcast"):
+        assert method in printed
+    run_dir = out / "verif-norway-precip"
+    html = (run_dir / "report.html").read_text()
+    assert "<img" in html and "http://" not in html.replace("http://www.w3.org", "")
+    scores = pd.read_csv(run_dir / "scores.csv")
+    overall = scores[(scores["by"] == "all") & (scores["metric"] == "crps")]
+    crps = overall.set_index("method")["value"]
+    # Every calibrated method must beat the raw forecast on the test split.
+    assert crps["probcast"] < crps["raw"] and crps["emos-local"] < crps["raw"]
+    assert json.loads((out / "timings.json").read_text())["verif-norway-precip"]["train"] > 0
+    table = (tmp_path / "skill.md").read_text()
+    assert "| verif-norway-precip | tp |" in table
+
+
+def test_benchmark_names_have_a_split() -> None:
+    names = pipeline.benchmark_names()
+    assert "verif-norway-precip" in names and "icp-wrf-precip-grid" not in names
+
+
+def test_config_override_types() -> None:
+    cfg = pipeline.config_for("verif-norway-precip", ["train.epochs=7", "model.hidden=16"])
+    assert cfg.train.epochs == 7 and cfg.model.hidden == 16
+    assert cfg.data.path == "verif-norway-precip"
