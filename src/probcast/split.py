@@ -60,7 +60,7 @@ def validation_split(train: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame
     inits = pd.Series(train["init_time"].unique()).sort_values().reset_index(drop=True)
     if len(inits) < 2:
         raise ValueError("need at least two initialisation times to hold out validation data")
-    cut = inits.iloc[min(len(inits) - 1, max(1, int(round(len(inits) * (1 - fraction)))))]
+    cut = inits.iloc[min(len(inits) - 1, max(1, round(len(inits) * (1 - fraction))))]
     fit = train[(train["init_time"] < cut) & (train["valid_time"] < cut)]
     val = train[train["init_time"] >= cut]
     return fit.reset_index(drop=True), val.reset_index(drop=True)
