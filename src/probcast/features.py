@@ -7,8 +7,9 @@ features at prediction time as in training. The spec is saved as JSON in the mod
 
 Features, in order: every predictor column (``fc_*`` and ``stat_*``, the raw forecasts of the
 targets included), lead time, latitude/longitude/altitude when present (all standardised
-with the training mean and standard deviation), sin/cos of hour of day and day of year of the
-valid time, then one 0/1 missing indicator per predictor that had missing values in training.
+with the training mean and standard deviation), sin/cos of hour of day and (when the training
+period spans most of a year) of day of year of the valid time, then one 0/1 missing indicator
+per predictor that had missing values in training.
 
 Missing predictors are imputed with the training mean (0 after standardisation) and flagged
 by the indicator; a column that had no missing values in training gets no indicator and a
@@ -35,6 +36,8 @@ STAT_PREFIX = "stat_"
 UNKNOWN_STATION = 0
 """Embedding index of a station not seen in training."""
 _MIN_STD = 1e-6
+MIN_DOY_SPAN_DAYS = 330.0
+"""Shortest training period (days of valid time) for the automatic day-of-year feature."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,12 +118,36 @@ def usable_rows(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
     return table[keep].reset_index(drop=True)
 
 
-def _cyclic(valid_time: pd.Series) -> np.ndarray:
+def _cyclic(valid_time: pd.Series, doy: bool = True) -> np.ndarray:
     vt = pd.to_datetime(valid_time, utc=True)
     hour = (vt.dt.hour + vt.dt.minute / 60.0).to_numpy(dtype="float64") / 24.0
-    doy = (vt.dt.dayofyear.to_numpy(dtype="float64") - 1.0) / 365.25
-    ang = 2.0 * np.pi * np.stack([hour, doy], axis=1)
+    cols = [hour]
+    if doy:
+        cols.append((vt.dt.dayofyear.to_numpy(dtype="float64") - 1.0) / 365.25)
+    ang = 2.0 * np.pi * np.stack(cols, axis=1)
     return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)
+
+
+def use_day_of_year(table: pd.DataFrame, option: Any = "auto") -> bool:
+    """Whether the day of year is a feature (``config.features.day_of_year``).
+
+    ``"auto"`` keeps it only when the training valid times span at least
+    :data:`MIN_DOY_SPAN_DAYS`: from a shorter period (e.g. two autumn months) the network
+    can only learn a trend within that period and extrapolate it into the test season.
+    ``True``/``False`` (or ``"true"``/``"false"``) force it.
+    """
+    text = str(option).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    if text != "auto":
+        raise ValueError(f"features.day_of_year must be 'auto', 'true' or 'false', got {option!r}")
+    vt = pd.to_datetime(_valid_time(table), utc=True)
+    if not len(vt):
+        return False
+    span = (vt.max() - vt.min()) / pd.Timedelta(days=1)
+    return bool(span >= MIN_DOY_SPAN_DAYS)
 
 
 def _valid_time(table: pd.DataFrame) -> pd.Series:
@@ -140,9 +167,11 @@ class FeatureSpec:
         mean: Training mean of each of ``columns``.
         std: Training standard deviation of each of ``columns``.
         indicators: Columns that get a missing-value indicator feature.
-        cyclic: Whether sin/cos of hour of day and day of year are features.
+        cyclic: Whether sin/cos of hour of day (and of day of year, see ``doy``) are features.
         stations: Station vocabulary; station ``stations[i]`` has embedding index ``i + 1``.
         scale: Training standard deviation of ``obs - fc`` per target.
+        doy: Whether sin/cos of day of year are features (with ``cyclic``); chosen by
+            :func:`use_day_of_year` from the training period.
         grid: For a model trained on gridded data, the training grid and its neighbourhood
             settings (:func:`probcast.align.points.grid_description`, taken from
             ``table.attrs["grid"]``), so that prediction rebuilds the same features.
@@ -157,6 +186,7 @@ class FeatureSpec:
     stations: list[str]
     scale: list[float]
     grid: dict[str, Any] | None = None
+    doy: bool = True
 
     @classmethod
     def fit(
@@ -172,7 +202,8 @@ class FeatureSpec:
             targets: Target variables; ``None`` or ``""`` for every ``obs_`` column.
             config: Feature options (``config.features``): ``predictors`` (comma list,
                 ``""`` for all ``fc_*``/``stat_*``), ``lead_time``, ``statics``, ``cyclic``,
-                ``missing`` (``"impute"`` or ``"error"``).
+                ``missing`` (``"impute"`` or ``"error"``), ``day_of_year`` (``"auto"``,
+                see :func:`use_day_of_year`).
 
         Returns:
             The fitted spec.
@@ -194,22 +225,26 @@ class FeatureSpec:
         std = np.nanstd(np.where(missing, np.nan, values), axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
+        cyclic = bool(_option(config, "cyclic", True))
+        doy = cyclic and use_day_of_year(table, _option(config, "day_of_year", "auto"))
         return cls(
             targets=names,
             columns=columns,
             mean=[float(v) for v in mean],
             std=[float(v) for v in std],
             indicators=indicators,
-            cyclic=bool(_option(config, "cyclic", True)),
+            cyclic=cyclic,
             stations=sorted(str(s) for s in table["station"].unique()),
             scale=[_error_scale(table, v) for v in names],
             grid=dict(table.attrs["grid"]) if table.attrs.get("grid") else None,
+            doy=doy,
         )
 
     @property
     def n_features(self) -> int:
         """Width of :attr:`Batch.x`."""
-        return len(self.columns) + 4 * int(self.cyclic) + len(self.indicators)
+        n_cyclic = (2 + 2 * int(self.doy)) if self.cyclic else 0
+        return len(self.columns) + n_cyclic + len(self.indicators)
 
     @property
     def n_stations(self) -> int:
@@ -219,8 +254,10 @@ class FeatureSpec:
     def feature_names(self) -> list[str]:
         """Names of the columns of :attr:`Batch.x`."""
         names = list(self.columns)
-        if self.cyclic:
+        if self.cyclic and self.doy:
             names += ["sin_hour", "sin_doy", "cos_hour", "cos_doy"]
+        elif self.cyclic:
+            names += ["sin_hour", "cos_hour"]
         return names + [f"missing_{c}" for c in self.indicators]
 
     def transform(self, table: pd.DataFrame) -> Batch:
@@ -240,7 +277,7 @@ class FeatureSpec:
         z = (values - np.asarray(self.mean)) / np.asarray(self.std)
         parts = [np.where(missing, 0.0, z)]
         if self.cyclic:
-            parts.append(_cyclic(_valid_time(table)))
+            parts.append(_cyclic(_valid_time(table), self.doy))
         if self.indicators:
             idx = [self.columns.index(c) for c in self.indicators]
             parts.append(missing[:, idx].astype("float64"))

@@ -81,11 +81,11 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    cfg = config_for(name, overrides)
     prepared = prepare(name)
-    train_table, test_table = _as_tables(prepared)
+    train_table, test_table = _as_tables(prepared, str(cfg.features.neighbourhood))
     seconds["prepare"] = time.perf_counter() - t0
 
-    cfg = config_for(name, overrides)
     if cfg.tracking.backend == "mlflow" and not cfg.tracking.uri:
         cfg.tracking.uri = f"sqlite:///{(out / 'mlruns.db').resolve()}"
     t0 = time.perf_counter()
@@ -164,11 +164,14 @@ def _thresholds(var: str) -> tuple[float, ...]:
     return DEFAULT_THRESHOLDS.get(var, ())
 
 
-def _as_tables(prepared: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _as_tables(prepared: Any, neighbourhood: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     if prepared.kind == "grid":
         from probcast.align.points import grid_to_table
 
-        return grid_to_table(prepared.train), grid_to_table(prepared.test)
+        return (
+            grid_to_table(prepared.train, neighbourhood=neighbourhood),
+            grid_to_table(prepared.test, neighbourhood=neighbourhood),
+        )
     return prepared.train, prepared.test
 
 

@@ -29,7 +29,7 @@ def test_shapes_and_names(table):
     assert batch.center.shape == batch.y.shape == batch.mask.shape == (len(table), 2)
     assert batch.scale.shape == (2,)
     assert {"fc_ws10", "fc_t2m", "fc_tp", "lead_time", "latitude", "altitude"} <= set(spec.columns)
-    assert {"sin_hour", "cos_doy"} <= set(spec.feature_names())
+    assert {"sin_hour", "cos_hour"} <= set(spec.feature_names())
     np.testing.assert_allclose(batch.center[:, 0], table["fc_t2m"], rtol=1e-6)
 
 
@@ -134,3 +134,25 @@ def test_cyclic_features_bounded(day, hour):
     x = spec.transform(row).x[0]
     sin_h, cos_h = x[names.index("sin_hour")], x[names.index("cos_hour")]
     assert sin_h**2 + cos_h**2 == pytest.approx(1.0, abs=1e-5)
+
+
+def test_day_of_year_only_for_periods_of_most_of_a_year():
+    short = station_table(n_stations=2, n_inits=40)  # 40 days
+    spec = FeatureSpec.fit(short, None)
+    assert not spec.doy and {"sin_hour", "cos_hour"} <= set(spec.feature_names())
+    assert "sin_doy" not in spec.feature_names()
+    assert spec.transform(short).x.shape[1] == spec.n_features
+    year = station_table(n_stations=1, n_inits=400, leads=(6.0,))
+    assert FeatureSpec.fit(year, None).doy
+    assert FeatureSpec.fit(short, None, {"day_of_year": "true"}).doy
+    assert not FeatureSpec.fit(year, None, {"day_of_year": False}).doy
+    assert not FeatureSpec.fit(year, None, {"cyclic": False}).doy
+    with pytest.raises(ValueError, match="day_of_year"):
+        FeatureSpec.fit(short, None, {"day_of_year": "sometimes"})
+
+
+def test_spec_saved_before_day_of_year_option_keeps_it(table):
+    old = FeatureSpec.fit(table, None, {"day_of_year": True}).to_dict()
+    del old["doy"]  # a spec written before the field existed
+    spec = FeatureSpec.fit(table, None, {"day_of_year": True})
+    assert FeatureSpec.from_dict(old) == spec

@@ -129,3 +129,18 @@ def test_generative_members_support():
     frac = generative_members(raw, jnp.full(1, 0.5), 1.0, "tcc")
     assert float(frac.min()) == 0.0 and float(frac.max()) == 1.0
     np.testing.assert_allclose(generative_members(raw, jnp.zeros(1), 2.0, "t2m"), 2.0 * raw)
+
+
+def test_linear_skip_is_an_emos_like_linear_term():
+    cfg = tiny.get_config().model
+    heads = {"t2m": "normal", "tp": "generative"}
+    model = build_model(F, S, heads, cfg, seed=0)
+    assert set(model.skips) == {"t2m"}  # parametric heads only
+    x, station, noise = _inputs(cfg.noise_dim)
+    base = model(x, station, noise)["t2m"]
+    kernel = jnp.zeros((F, 2)).at[0, 0].set(1.5)
+    model.skips["t2m"].kernel.value = kernel
+    out = model(x, station, noise)["t2m"]
+    np.testing.assert_allclose(out - base, x @ kernel, rtol=1e-5, atol=1e-6)
+    cfg.linear_skip = False
+    assert not build_model(F, S, heads, cfg, seed=0).skips

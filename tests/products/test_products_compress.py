@@ -183,3 +183,13 @@ def test_analysis_sample_stays_in_the_central_chunk() -> None:
     assert sample.data.npartitions == 1
     whole = compress.analysis_sample(da, max_points=3 * 700 * 10)
     assert whole.sizes == {"r": 3, "t": 1, "y": 10, "x": 700}
+
+
+def test_bitround_keeps_nan_with_zero_keepbits() -> None:
+    import numpy as np
+
+    from probcast.products.compress import _round_block
+
+    block = np.array([1.5, np.nan, 3.25], dtype=np.float32)
+    out = _round_block(block, 0)
+    assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()

@@ -54,12 +54,37 @@ def test_artefact_files_and_history(trained, table_path):
     meta = json.loads((workdir / "meta.json").read_text())
     assert meta["data_fingerprint"] == fingerprint(read_table(table_path))
     assert meta["heads"] == {"t2m": "normal", "tp": "censored_logistic"}
-    history = json.loads((workdir / "seed_0" / "history.json").read_text())
+    # Early stopping on validation rows in selection/, then the refit on all rows.
+    history = json.loads((workdir / "selection" / "seed_0" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert {"train_crps_t2m", "val_crps_tp", "lr", "samples_per_s"} <= set(history[0])
     (result,) = results
     assert result.best_epoch == 1 + int(np.argmin([h["val_loss"] for h in history]))
     assert set(result.val_crps) == {"t2m", "tp"} and all(v > 0 for v in result.val_crps.values())
+    refit = json.loads((workdir / "seed_0" / "history.json").read_text())
+    assert len(refit) == result.best_epoch
+    # Same schedule in epochs (a few more steps per epoch: the validation rows are added).
+    assert refit[0]["lr"] == pytest.approx(history[0]["lr"], rel=0.1)
+
+
+def test_spread_factor_fitted_on_validation_and_applied(trained):
+    from probcast.model.artefact import load
+    from probcast.train.synthetic import station_table
+
+    workdir, _ = trained
+    calib = json.loads((workdir / "calibration.json").read_text())
+    assert calib == json.loads((workdir / "selection" / "calibration.json").read_text())
+    factors = calib["spread_factor"]
+    assert set(factors) == {"t2m", "tp"} and all(0.5 <= k <= 2.5 for k in factors.values())
+    model = load(workdir)
+    assert model.spread_factor == factors
+    table = station_table(n_stations=3, n_inits=4)
+    calibrated = model.params(table)
+    model.spread_factor = {}
+    raw = model.params(table)
+    for var, k in factors.items():
+        np.testing.assert_allclose(calibrated[var]["scale"], k * raw[var]["scale"], rtol=1e-5)
+        np.testing.assert_array_equal(calibrated[var]["loc"], raw[var]["loc"])
 
 
 def test_features_fitted_on_fit_rows_only(trained, table_path):

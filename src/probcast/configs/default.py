@@ -25,7 +25,10 @@ def get_config() -> ml_collections.ConfigDict:
     features.predictors = ""  # comma list of columns; "" = every fc_* and stat_* column
     features.lead_time = True
     features.statics = True  # latitude / longitude / altitude when present
-    features.cyclic = True  # sin/cos hour of day and day of year of the valid time
+    features.cyclic = True  # sin/cos hour of day (and day of year) of the valid time
+    # Day of year: "auto" = only when the training period spans most of a year (else the
+    # network could only extrapolate a within-period trend into the test season).
+    features.day_of_year = "auto"
     features.missing = "impute"  # "impute" (mean + indicator) or "error"
     features.neighbourhood = "3,7"  # gridded data: k x k window edges (cells); "" = none
 
@@ -36,7 +39,12 @@ def get_config() -> ml_collections.ConfigDict:
     model.noise_to = "heads"  # "heads" or "trunk" (trunk: every target generative)
     model.head_hidden = 64  # hidden width of generative heads
     model.embed_dim = 8  # station embedding size (0 = none)
-    model.hidden = 128
+    # No embedding when the stations have fewer fit rows each on average (train.adapt).
+    model.embed_min_rows = 50
+    # Parametric heads add a linear (EMOS-like) function of the features to the trunk output.
+    model.linear_skip = True
+    model.hidden = 128  # the widest trunk; narrower on small data (train.adapt)
+    model.rows_per_unit = 128  # width <= fit rows / rows_per_unit (0 = always model.hidden)
     model.n_layers = 2
     model.activation = "gelu"
     model.dropout = 0.0
@@ -54,6 +62,12 @@ def get_config() -> ml_collections.ConfigDict:
     train.weight_decay = 1e-4
     train.grad_clip = 1.0
     train.patience = 10
+    # One spread factor per target fitted on the validation rows after training
+    # (probcast.train.calibrate): corrects the under-dispersion of a network on unseen weeks.
+    train.calibrate_spread = True
+    # After early stopping on the validation rows, retrain each network on all training
+    # rows for its selected number of epochs (train.loop._refit).
+    train.refit = True
     train.ensemble_members = 16  # noise draws per row for generative heads (fair CRPS)
     train.eval_batch_size = 8192
     train.compute_dtype = "float32"  # or "bfloat16" (params stay float32)

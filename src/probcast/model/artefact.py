@@ -6,6 +6,7 @@ Layout::
     <workdir>/features.json    FeatureSpec: predictors, normalisation stats, stations, scales
     <workdir>/meta.json        heads, probcast/jax versions, git commit, data fingerprint
     <workdir>/summary.json     per-seed best epoch and validation CRPS (after training)
+    <workdir>/calibration.json spread factor per target fitted on validation rows (optional)
     <workdir>/seed_<i>/best/   orbax checkpoint of network i's best parameters
     <workdir>/seed_<i>/latest/ orbax checkpoint to resume training
 
@@ -141,7 +142,9 @@ def load(workdir: str | Path) -> TrainedModel:
         params, _ = ckpt.restore_best(abstract)
         ckpt.close()
         nets.append(nnx.merge(graphdef, params, rest))
-    return TrainedModel(config, spec, heads, nets, meta)
+    calib = workdir / "calibration.json"
+    factors = json.loads(calib.read_text())["spread_factor"] if calib.exists() else {}
+    return TrainedModel(config, spec, heads, nets, meta, spread_factor=factors)
 
 
 @functools.lru_cache(maxsize=16)
@@ -159,6 +162,8 @@ class TrainedModel:
 
     Several seed networks are pooled per ``config.predict.combine``
     (:mod:`probcast.predict.pooling`); generative heads always pool by mixing members.
+    ``spread_factor`` (target -> factor, :mod:`probcast.train.calibrate`) multiplies the
+    scale parameter of every network's distribution of that target.
     """
 
     def __init__(
@@ -168,6 +173,7 @@ class TrainedModel:
         heads: Mapping[str, str],
         networks: Sequence[nnx.Module],
         meta: Mapping[str, Any],
+        spread_factor: Mapping[str, float] | None = None,
     ) -> None:
         from probcast.predict.pooling import check_combine
 
@@ -178,6 +184,17 @@ class TrainedModel:
         self._states = [nnx.split(n)[1] for n in self.networks]
         self._noise_dim = int(getattr(self.networks[0], "noise_dim", 0))
         self._forward = _compiled_forward(graphdef, tuple(self.heads.items()))
+        self.spread_factor = dict(spread_factor or {})
+
+    def _call(self, state: nnx.State, batch: Any, noise: jax.Array | None) -> tuple[dict, dict]:
+        """One network's forward pass with the spread factors applied."""
+        params, members = self._forward(
+            state, batch.x, batch.station, batch.center, batch.scale, noise
+        )
+        for var, k in self.spread_factor.items():
+            if var in params and "scale" in params[var] and k != 1.0:
+                params[var] = {**params[var], "scale": params[var]["scale"] * k}
+        return params, members
 
     @property
     def targets(self) -> list[str]:
@@ -201,8 +218,7 @@ class TrainedModel:
         ]
 
     def _run(self, batch: Any, noise: jax.Array | None) -> tuple[list, list]:
-        args = (batch.x, batch.station, batch.center, batch.scale)
-        outs = [self._forward(st, *args, noise) for st in self._states]
+        outs = [self._call(st, batch, noise) for st in self._states]
         return [o[0] for o in outs], [o[1] for o in outs]
 
     def _noise(self, key: jax.Array, n: int, members: int) -> jax.Array:
@@ -264,8 +280,7 @@ class TrainedModel:
         return {v: _cat(p, members) for v, p in parts.items()}
 
     def _run_one(self, s: int, batch: Any, noise: jax.Array) -> tuple[dict, dict]:
-        args = (batch.x, batch.station, batch.center, batch.scale)
-        return self._forward(self._states[s], *args, self._net_noise(noise))
+        return self._call(self._states[s], batch, self._net_noise(noise))
 
     def quantiles(self, table: pd.DataFrame, qs: Sequence[float]) -> dict[str, np.ndarray]:
         """Quantiles ``(rows, k)`` of every target at levels ``qs`` in (0, 1)."""

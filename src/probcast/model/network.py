@@ -132,6 +132,9 @@ class ProbNet(nnx.Module):
             deterministic) or ``"trunk"`` (noise is concatenated to the trunk input; every
             head must be generative).
         head_hidden: Hidden width of generative heads.
+        linear_skip: Add to each parametric head a linear function of the features
+            (zero at initialisation): the head is an EMOS-like linear model of the
+            predictors plus the trunk's nonlinear correction.
         dtype: Compute dtype (parameters are always float32).
         rngs: Flax random streams for initialisation.
     """
@@ -152,6 +155,7 @@ class ProbNet(nnx.Module):
         noise_dim: int = 8,
         noise_to: str = "heads",
         head_hidden: int = 64,
+        linear_skip: bool = False,
         dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ) -> None:
@@ -192,6 +196,14 @@ class ProbNet(nnx.Module):
             }
         )
 
+        self.skips = nnx.Dict(
+            {
+                var: nnx.Linear(n_features, n, kernel_init=zeros, dtype=dtype, rngs=rngs)
+                for var, n in heads.items()
+                if linear_skip and n != GENERATIVE
+            }
+        )
+
     @property
     def generative(self) -> list[str]:
         """Variables with a generative head."""
@@ -217,6 +229,7 @@ class ProbNet(nnx.Module):
             Target -> raw parameters ``(n, n_params)`` (float32) or raw members ``(n, m)``.
         """
         h = x.astype(self.trunk.layers[0].dtype or jnp.float32)
+        x_in = h
         if self.embed is not None:
             h = jnp.concatenate([h, self.embed(station).astype(h.dtype)], axis=-1)
         if self.noise_to == "trunk" and self.noise_dim:
@@ -237,6 +250,8 @@ class ProbNet(nnx.Module):
                 out[var] = head(h, None if noise is None else noise.astype(h.dtype))
             else:
                 out[var] = head(h)
+                if var in self.skips:
+                    out[var] = out[var] + self.skips[var](x_in)
             out[var] = out[var].astype(jnp.float32)
         return out
 
@@ -321,6 +336,7 @@ def build_model(
         noise_dim=int(model_config.noise_dim),
         noise_to=str(model_config.noise_to),
         head_hidden=int(model_config.head_hidden),
+        linear_skip=bool(model_config.get("linear_skip", False)),
         dtype=dtype,
         rngs=nnx.Rngs(seed),
     )

@@ -191,7 +191,9 @@ def quantize_probabilities(
 def _round_block(block: np.ndarray, keepbits: int) -> np.ndarray:
     codec = BitRound(keepbits=keepbits)
     # BitRound.decode returns a view of its input; copy so lazy inputs are never mutated.
-    return np.asarray(codec.decode(codec.encode(np.array(block, copy=True)))).reshape(block.shape)
+    out = np.asarray(codec.decode(codec.encode(np.array(block, copy=True)))).reshape(block.shape)
+    # With 0 kept mantissa bits rounding turns NaN into -0.0: masked areas must stay masked.
+    return np.where(np.isnan(block), block, out)
 
 
 def bitround(

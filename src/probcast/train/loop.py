@@ -29,6 +29,7 @@ from probcast.model import artefact
 from probcast.model.network import build_model, head_families
 from probcast.split import validation_split
 from probcast.train import data as tdata
+from probcast.train.adapt import adapt_to_data
 from probcast.train.checkpoint import SeedCheckpoints
 from probcast.train.objective import StepFns, make_optimizer, normalised_loss
 from probcast.train.tracking import Tracker, flatten, make_tracker
@@ -65,6 +66,7 @@ class Setup:
     steps: int
     fns: StepFns
     schedule: Any
+    tag: str = ""  # prefix of tracked metrics and log lines ("refit/" in the refit phase)
 
 
 def compute_dtype(name: str) -> Any:
@@ -94,9 +96,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedRe
         fit_table, val_table = validation_split(table, float(config.data.val_fraction))
     else:
         fit_table, val_table = table, table.iloc[:0]
+    config = adapt_to_data(config, len(fit_table), int(fit_table["station"].nunique()))
     spec = FeatureSpec.fit(fit_table, targets, config.features)
     heads = head_families(targets, config.model)
-    artefact.write_run_files(workdir, config, spec, heads, fingerprint=digest, source=source)
+    refit = bool(config.train.get("refit", False)) and len(val_table) > 0
+    select_dir = workdir / "selection" if refit else workdir
+    select_dir.mkdir(exist_ok=True)
+    for d in {workdir, select_dir}:
+        artefact.write_run_files(d, config, spec, heads, fingerprint=digest, source=source)
     tags = {
         "git_commit": artefact.git_commit() or "unknown",
         "data_fingerprint": digest,
@@ -114,15 +121,64 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedRe
             heads,
             setup.mesh.size,
         )
-        results = [train_seed(setup, workdir, i) for i in range(int(config.train.n_seeds))]
+        results = [train_seed(setup, select_dir, i) for i in range(int(config.train.n_seeds))]
+        artefact.write_summary(select_dir, [dataclasses.asdict(r) for r in results])
+        calibrate_spread(config, select_dir, val_table)
+        if refit:
+            _refit(setup, table, workdir, results)
     except BaseException:
         tracker.end("FAILED")
         raise
-    artefact.write_summary(workdir, [dataclasses.asdict(r) for r in results])
     for name in ("config.json", "features.json", "meta.json"):
         tracker.log_artifact(workdir / name)
     tracker.end()
     return results
+
+
+def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) -> None:
+    """Retrain every seed network on fit + validation rows for its selected epoch count.
+
+    The epoch count (and the learning-rate schedule it runs along) was chosen by early
+    stopping on the validation rows; retraining on all rows lets the networks learn from the
+    most recent weeks of the training period, the ones closest to the forecast period, as
+    the classical baselines do. The spread factors fitted on validation carry over.
+    """
+    empty = table.iloc[:0]
+    refit = _setup(setup.config, setup.spec, setup.heads, table, empty, setup.tracker)
+    refit.tag = "refit/"
+    log.info("refit on all %d training rows", len(table))
+    done = [train_seed(refit, workdir, i, max_epochs=r.best_epoch) for i, r in enumerate(selected)]
+    calib = workdir / "selection" / "calibration.json"
+    (workdir / "calibration.json").unlink(missing_ok=True)
+    if calib.exists():
+        artefact.write_json(workdir / "calibration.json", json.loads(calib.read_text()))
+    artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
+
+
+def calibrate_spread(config: ml_collections.ConfigDict, workdir: Path, val_table: Any) -> None:
+    """Fit one spread factor per target on the validation rows (``calibration.json``).
+
+    Skipped (and any old file removed) when ``train.calibrate_spread`` is off, there are no
+    validation rows or seed networks are pooled as a mixture (the factor is fitted for the
+    Vincentized pool, the mean of the networks' parameters).
+    """
+    from probcast.train.calibrate import fit_spread_factor
+
+    path = Path(workdir) / "calibration.json"
+    path.unlink(missing_ok=True)
+    if not bool(config.train.get("calibrate_spread", False)) or not len(val_table):
+        return
+    if str(config.predict.combine) != "vincentize" and int(config.train.n_seeds) > 1:
+        log.info("spread calibration skipped: predict.combine is not 'vincentize'")
+        return
+    model = artefact.load(workdir)
+    pooled = model.params(val_table)
+    factors = {}
+    for var, params in pooled.items():
+        y = val_table[f"obs_{var}"].to_numpy(dtype="float64")
+        factors[var] = fit_spread_factor(model.heads[var], params, y)
+    log.info("spread factors fitted on %d validation rows: %s", len(val_table), factors)
+    artefact.write_json(path, {"spread_factor": factors, "rows": len(val_table)})
 
 
 def _setup(
@@ -178,8 +234,13 @@ def _new_state() -> dict[str, Any]:
     return {"epoch": 0, "best": math.inf, "best_epoch": 0, "wait": 0, "history": []}
 
 
-def train_seed(setup: Setup, workdir: Path, index: int) -> SeedResult:
-    """Train (or resume, or skip when finished) seed network ``index``."""
+def train_seed(
+    setup: Setup, workdir: Path, index: int, max_epochs: int | None = None
+) -> SeedResult:
+    """Train (or resume, or skip when finished) seed network ``index``.
+
+    ``max_epochs`` stops after that many epochs of the ``train.epochs`` schedule (refit).
+    """
     cfg = setup.config.train
     seed = int(cfg.seed) + index
     seed_dir = artefact.seed_dir(workdir, index)
@@ -201,7 +262,8 @@ def train_seed(setup: Setup, workdir: Path, index: int) -> SeedResult:
         log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
     base, val_key = jax.random.split(jax.random.key(seed))
     idx_sharding = tdata.batch_sharded(setup.mesh, ndim=2, axis=1)
-    while state["epoch"] < int(cfg.epochs) and state["wait"] < int(cfg.patience):
+    last = int(cfg.epochs) if max_epochs is None else min(int(cfg.epochs), max_epochs)
+    while state["epoch"] < last and state["wait"] < int(cfg.patience):
         epoch = int(state["epoch"])
         key = jax.random.fold_in(base, epoch)
         idx = jax.device_put(
@@ -223,7 +285,7 @@ def train_seed(setup: Setup, workdir: Path, index: int) -> SeedResult:
             val_loss = loss  # no validation data: the latest epoch is the best
         lr = float(schedule(min((epoch + 1) * steps, int(cfg.epochs) * steps) - 1))
         record = _record(epoch + 1, loss, per, val_loss, val_crps, lr, rate, setup.heads)
-        improved = val_loss < state["best"]
+        improved = val_loss < state["best"] or not setup.val
         state["epoch"], state["history"] = epoch + 1, [*state["history"], record]
         if improved:
             state.update(best=val_loss, best_epoch=epoch + 1, wait=0)
@@ -231,10 +293,10 @@ def train_seed(setup: Setup, workdir: Path, index: int) -> SeedResult:
         else:
             state["wait"] += 1
         ckpt.save_latest(epoch + 1, params, opt_state, state)
-        log.info("seed %d %s%s", seed, _format(record, int(cfg.epochs)), " *" if improved else "")
-        setup.tracker.log_metrics(
-            _prefixed(record, index, int(setup.config.train.n_seeds)), step=epoch + 1
-        )
+        line = _format(record, int(cfg.epochs))
+        log.info("%sseed %d %s%s", setup.tag, seed, line, " *" if improved else "")
+        metrics = _prefixed(record, index, int(setup.config.train.n_seeds))
+        setup.tracker.log_metrics({setup.tag + k: v for k, v in metrics.items()}, step=epoch + 1)
     ckpt.close()
     best = state["history"][int(state["best_epoch"]) - 1]
     result = SeedResult(

@@ -1,0 +1,183 @@
+"""Gridded training and prediction end to end on a small synthetic grid (tiny config)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from probcast.align.points import grid_to_table, open_grid
+from probcast.align.synthetic import forecast_grid
+from probcast.cli import main
+from probcast.ingest.gridded import write_dataset
+from probcast.model.artefact import load
+from probcast.predict import grid_output, gridded
+from probcast.predict.grid_checks import GridPredictError, needed_inputs
+
+SHAPE = (14, 18)
+PRODUCTS = ("members", "percentiles", "probabilities_tp", "parameters")
+PREDICT = ["--members=3", "--percentiles=10,50,90", "--thresholds=tp:0.1,1", "--tile=8"]
+PROB = "probability_of_precipitation_amount_above_threshold"
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train a tiny model on a synthetic grid; a test grid with a NaN (masked) area."""
+    root = tmp_path_factory.mktemp("grid")
+    ds = forecast_grid(SHAPE, 9)
+    write_dataset(ds.isel(forecast_reference_time=slice(0, 7)), root / "train.nc")
+    test = ds.isel(forecast_reference_time=slice(7, 9)).drop_vars("obs_tp")
+    test["fc_tp"][:, :, :4, :5] = np.nan
+    write_dataset(test, root / "test.nc")
+    args = [f"--workdir={root / 'model'}", f"--config.data.path={root / 'train.nc'}"]
+    assert main(["train", "--config=tiny", *args, "--config.train.epochs=1"]) == 0
+    assert main(["predict", f"--model={root / 'model'}", f"--input={root / 'test.nc'}",
+                 f"--output={root / 'out' / 'pred.nc'}", *PREDICT]) == 0  # fmt: skip
+    return root
+
+
+def _out(root: Path, name: str, folder: str = "out") -> Path:
+    return root / folder / f"pred_{name}.nc"
+
+
+def test_model_records_grid_and_neighbourhood(case: Path) -> None:
+    spec = json.loads((case / "model" / "features.json").read_text())
+    assert spec["grid"]["neighbourhood"] == [3, 7]
+    assert "fc_tp_nbr7_max" in spec["columns"]
+
+
+def test_products_written_with_masked_area(case: Path) -> None:
+    assert sorted(p.name for p in (case / "out").iterdir()) == sorted(
+        f"pred_{n}.nc" for n in PRODUCTS
+    )
+    with xr.open_dataset(_out(case, "probabilities_tp")) as ds:
+        p = ds[PROB]
+        assert p.dims == ("threshold", "forecast_reference_time", "forecast_period", "y", "x")
+        assert p[..., :4, :5].isnull().all() and p[..., 5:, 6:].notnull().all()
+        assert (p.fillna(0).diff("threshold") <= 0).all()
+    with xr.open_dataset(_out(case, "percentiles")) as ds:
+        assert ds["tp"].sizes["percentile"] == 3 and ds["tp"][..., :4, :5].isnull().all()
+    with xr.open_dataset(_out(case, "members")) as ds:
+        assert ds["tp"].sizes["realization"] == 3
+
+
+def test_tiles_equal_the_station_model_on_the_whole_grid(case: Path) -> None:
+    model = load(case / "model")
+    ds = open_grid(case / "test.nc")
+    plan = gridded.make_plan(model, ds, str(case / "model"), members=0, seed=0)
+    fields = gridded.predictive_fields(model, ds, plan, tile=5).compute()
+    table = grid_to_table(ds, neighbourhood="3,7")
+    expected = model.params(table)["tp"]
+    for name in ("loc", "scale"):
+        got = fields[f"tp_{name}"].values.ravel()
+        got = got[np.isfinite(got)]
+        np.testing.assert_allclose(got, expected[name], rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["regular", "point"])
+def test_other_layouts_equal_the_station_model(case: Path, layout: str) -> None:
+    model = load(case / "model")
+    ds = forecast_grid((12, 15), 2, layout=layout).drop_vars("obs_tp")
+    plan = gridded.make_plan(model, ds, str(case / "model"), members=0, seed=0)
+    assert not plan.same_grid
+    fields = gridded.predictive_fields(model, ds, plan, tile=6).compute()
+    scale = needed_inputs(model, ds, "grid").scale
+    table = grid_to_table(ds, neighbourhood="3,7", scale=scale)
+    table["station"] = ""  # another grid: unknown-station embedding
+    expected = model.params(table)["tp"]["loc"]
+    np.testing.assert_allclose(fields["tp_loc"].values.ravel(), expected, rtol=2e-5, atol=1e-6)
+
+
+def _failures(path: Path, tmp_path: Path) -> list[str]:
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    CheckSuite.load_all_available_checkers()
+    report = tmp_path / f"{path.stem}.json"
+    ComplianceChecker.run_checker(
+        str(path), ["cf:1.8"], 0, "normal", output_filename=str(report), output_format="json"
+    )
+    result = json.loads(report.read_text())["cf:1.8"]
+    return [
+        f"{c['name']}: {c['msgs']}"
+        for level in ("high_priorities", "medium_priorities")
+        for c in result[level]
+        if c["value"][0] < c["value"][1]
+    ]
+
+
+def test_single_run_products_pass_cf_checks(case: Path, tmp_path: Path) -> None:
+    one = open_grid(case / "test.nc").isel(forecast_reference_time=[1])
+    path = write_dataset(one, tmp_path / "run.nc")
+    paths = gridded.predict_grid(
+        case / "model", path, tmp_path / "run_out.nc", members=2, thresholds={"tp": [0.5]}
+    )
+    assert sorted(paths) == sorted(PRODUCTS)
+    for name, product in paths.items():
+        with xr.open_dataset(product) as ds:
+            assert ds["forecast_reference_time"].ndim == 0  # one run: a scalar coordinate
+        assert _failures(product, tmp_path) == [], name
+
+
+def test_missing_variable_is_a_clear_error(case: Path, capsys: pytest.CaptureFixture) -> None:
+    ds = forecast_grid(SHAPE, 1, variables=("t2m",)).drop_vars("obs_t2m")
+    path = write_dataset(ds, case / "t2m_only.nc")
+    out = case / "missing" / "x.nc"
+    rc = main(["predict", f"--model={case / 'model'}", f"--input={path}", f"--output={out}"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"{path}: model predicts tp from fc_tp" in err and "has fc_t2m" in err
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_grid_too_small_for_the_neighbourhood(case: Path) -> None:
+    small = forecast_grid((5, 6), 1).drop_vars("obs_tp")
+    with pytest.raises(GridPredictError, match="too small for the model's neighbourhood"):
+        gridded.predict_grid(case / "model", write_dataset(small, case / "s.nc"), case / "s/o.nc")
+
+
+def test_failure_leaves_no_partial_output(
+    case: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    old = tmp_path / "pred_parameters.nc"
+    old.write_text("previous run")
+    calls = []
+
+    def failing(ds: xr.Dataset, path: Path, **kw: object) -> dict[str, int]:
+        calls.append(path)
+        Path(path).write_text("half")
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return {}
+
+    monkeypatch.setattr(grid_output, "write_products", failing)
+    with pytest.raises(OSError, match="disk full"):
+        gridded.predict_grid(case / "model", case / "test.nc", tmp_path / "pred.nc", tile=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred_parameters.nc"]
+    assert old.read_text() == "previous run"
+
+
+def test_dask_distributed_scheduler(case: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        rc = main(["predict", f"--model={case / 'model'}", f"--input={case / 'test.nc'}",
+                   f"--output={case / 'dist' / 'pred.nc'}", *PREDICT,
+                   f"--scheduler={cluster.scheduler_address}"])  # fmt: skip
+    assert rc == 0
+    for name in PRODUCTS:
+        with xr.open_dataset(_out(case, name)) as a, xr.open_dataset(_out(case, name, "dist")) as b:
+            xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_output_name_must_be_netcdf_or_zarr(case: Path) -> None:
+    with pytest.raises(ValueError, match=r"\.nc"):
+        gridded.predict_grid(case / "model", case / "test.nc", case / "pred.parquet")
