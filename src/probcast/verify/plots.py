@@ -70,8 +70,10 @@ def crps_by_lead(ver: Any, variable: str) -> bytes | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     if ncol == 2:
-        lo = _by_lead(ver.scores, variable, "crpss_lo")
-        hi = _by_lead(ver.scores, variable, "crpss_hi")
+        # Leads where some interval could not be computed are NaN, never a shorter axis.
+        idx, cols = skill.index, skill.columns
+        lo = _by_lead(ver.scores, variable, "crpss_lo").reindex(index=idx, columns=cols)
+        hi = _by_lead(ver.scores, variable, "crpss_hi").reindex(index=idx, columns=cols)
         ax = axes[0, 1]
         for method in skill.columns:
             c = col.get(method)
