@@ -51,6 +51,8 @@ class Batch:
         scale: Typical error spread of each target, float32 ``(T,)``.
         y: Observations, float32 ``(n, T)``, NaN where missing (all NaN without obs columns).
         mask: ``isfinite(y)``, bool ``(n, T)``.
+        emos: Per blended target, local-EMOS parameters ``(n,)`` of each row
+            (:mod:`probcast.train.blend`); empty when the model blends nothing.
     """
 
     x: np.ndarray
@@ -59,6 +61,7 @@ class Batch:
     scale: np.ndarray
     y: np.ndarray
     mask: np.ndarray
+    emos: Mapping[str, Mapping[str, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -73,14 +73,19 @@ class EmosModel:
         glob = np.asarray(self.global_coefs, dtype=np.float32)
         coefs = glob[bins]
         if self.station_coefs and "station" in table.columns:
-            stations = table["station"].astype(str).to_numpy()
-            for st in np.unique(stations):
+            # Group rows by station with one sort (O(n log n)), not one mask per station:
+            # gridded tables have as many stations as grid points.
+            codes, uniq = pd.factorize(table["station"].astype(str).to_numpy())
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
+            for i, st in enumerate(uniq):
                 per_bin = self.station_coefs.get(str(st))
                 if per_bin is None:
                     continue
+                rows = order[bounds[i] : bounds[i + 1]]
                 for b, c in enumerate(per_bin):
-                    sel = (stations == st) & (bins == b)
-                    if c is not None and sel.any():
+                    sel = rows[bins[rows] == b]
+                    if c is not None and sel.size:
                         coefs[sel] = np.asarray(c, dtype=np.float32)
         return coefs
 

@@ -65,6 +65,10 @@ def get_config() -> ml_collections.ConfigDict:
     # One spread factor per target fitted on the validation rows after training
     # (probcast.train.calibrate): corrects the under-dispersion of a network on unseen weeks.
     train.calibrate_spread = True
+    # Pool each target with local EMOS fitted on the same rows, with the EMOS weight in
+    # [0, 1] chosen on the validation rows (probcast.train.blend): the classical fallback
+    # where the network has too little data.
+    train.blend_emos = True
     # After early stopping on the validation rows, retrain each network on all training
     # rows for its selected number of epochs (train.loop._refit).
     train.refit = True

@@ -144,7 +144,9 @@ def load(workdir: str | Path) -> TrainedModel:
         nets.append(nnx.merge(graphdef, params, rest))
     calib = workdir / "calibration.json"
     factors = json.loads(calib.read_text())["spread_factor"] if calib.exists() else {}
-    return TrainedModel(config, spec, heads, nets, meta, spread_factor=factors)
+    blend_file = workdir / "blend.json"
+    blend = json.loads(blend_file.read_text())["blend"] if blend_file.exists() else {}
+    return TrainedModel(config, spec, heads, nets, meta, spread_factor=factors, blend=blend)
 
 
 @functools.lru_cache(maxsize=16)
@@ -174,6 +176,7 @@ class TrainedModel:
         networks: Sequence[nnx.Module],
         meta: Mapping[str, Any],
         spread_factor: Mapping[str, float] | None = None,
+        blend: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         from probcast.predict.pooling import check_combine
 
@@ -185,12 +188,17 @@ class TrainedModel:
         self._noise_dim = int(getattr(self.networks[0], "noise_dim", 0))
         self._forward = _compiled_forward(graphdef, tuple(self.heads.items()))
         self.spread_factor = dict(spread_factor or {})
+        self.blend = dict(blend or {})
 
     def _call(self, state: nnx.State, batch: Any, noise: jax.Array | None) -> tuple[dict, dict]:
         """One network's forward pass with the spread factors applied."""
         params, members = self._forward(
             state, batch.x, batch.station, batch.center, batch.scale, noise
         )
+        from probcast.train.blend import blend_params
+
+        for var, b in self.blend.items():
+            params[var] = blend_params(params[var], batch.emos[var], float(b["weight"]))
         for var, k in self.spread_factor.items():
             if var in params and "scale" in params[var] and k != 1.0:
                 params[var] = {**params[var], "scale": params[var]["scale"] * k}
@@ -208,12 +216,22 @@ class TrainedModel:
 
     def _chunks(self, table: pd.DataFrame, members: int) -> list[tuple[int, Batch]]:
         """The table's inputs in row chunks sized to bound memory (about 2**24 members)."""
+        from probcast.train.blend import emos_params
+
         batch = self.spec.transform(table)  # validates every row before any work
+        emos = emos_params(self.blend, table) if self.blend else {}
         rows = int(self.config.predict.batch_size)
         rows = max(256, min(rows, 2**24 // max(1, members)))
         fields = ("x", "station", "center", "y", "mask")
         return [
-            (s, dataclasses.replace(batch, **{f: getattr(batch, f)[s : s + rows] for f in fields}))
+            (
+                s,
+                dataclasses.replace(
+                    batch,
+                    emos={v: {k: a[s : s + rows] for k, a in p.items()} for v, p in emos.items()},
+                    **{f: getattr(batch, f)[s : s + rows] for f in fields},
+                ),
+            )
             for s in range(0, len(table), rows)
         ]
 

@@ -123,6 +123,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedRe
         )
         results = [train_seed(setup, select_dir, i) for i in range(int(config.train.n_seeds))]
         artefact.write_summary(select_dir, [dataclasses.asdict(r) for r in results])
+        blend_with_emos(config, select_dir, fit_table, val_table)
         calibrate_spread(config, select_dir, val_table)
         if refit:
             _refit(setup, table, workdir, results)
@@ -152,7 +153,34 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
     (workdir / "calibration.json").unlink(missing_ok=True)
     if calib.exists():
         artefact.write_json(workdir / "calibration.json", json.loads(calib.read_text()))
+    chosen = workdir / "selection" / "blend.json"
+    (workdir / "blend.json").unlink(missing_ok=True)
+    if chosen.exists():
+        from probcast.train.blend import refit_emos
+
+        # Same weights; EMOS, like the networks, refitted on all training rows.
+        blend = json.loads(chosen.read_text())
+        blend["blend"] = refit_emos(blend["blend"], table)
+        artefact.write_json(workdir / "blend.json", blend)
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
+
+
+def blend_with_emos(
+    config: ml_collections.ConfigDict, workdir: Path, fit_table: Any, val_table: Any
+) -> None:
+    """Choose per target the weight of local EMOS on the validation rows (``blend.json``).
+
+    Skipped (and any old file removed) when ``train.blend_emos`` is off or there are no
+    validation rows; see :mod:`probcast.train.blend`.
+    """
+    from probcast.train.blend import fit_blend
+
+    path = Path(workdir) / "blend.json"
+    path.unlink(missing_ok=True)
+    if not bool(config.train.get("blend_emos", False)) or not len(val_table):
+        return
+    blend = fit_blend(artefact.load(workdir), fit_table, val_table)
+    artefact.write_json(path, {"blend": blend, "rows": len(val_table)})
 
 
 def calibrate_spread(config: ml_collections.ConfigDict, workdir: Path, val_table: Any) -> None:
