@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger("probcast.pipeline")
@@ -71,15 +72,18 @@ def _set_field(cfg: Any, dotted: str, text: str) -> None:
 def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> DatasetRun:
     """Run the whole chain on one registry dataset and write its report into ``out/name``."""
     from probcast.data.prepare import prepare
+    from probcast.data.registry import fetch
     from probcast.model.artefact import load
     from probcast.predict.station import predict_table
     from probcast.train.loop import train
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
+    from probcast.verify.external import brier_table, reference_thresholds
 
     out_dir = out / name
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
+    notes: list[str] = []
     t0 = time.perf_counter()
     cfg = config_for(name, overrides)
     prepared = prepare(name)
@@ -96,6 +100,10 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     model = load(out_dir / "model")
     targets = list(model.targets)
     thresholds = {v: list(_thresholds(v)) for v in targets if _thresholds(v)}
+    files = fetch(name)
+    ext = reference_thresholds(files, name)
+    if ext:  # score every method at the thresholds of the dataset's own references too
+        thresholds["tp"] = sorted(set(thresholds.get("tp", [])) | set(ext))
     pred = predict_table(
         model, test_table, members=MEMBERS, quantiles=QUANTILES, thresholds=thresholds
     )
@@ -115,13 +123,31 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
         families=families,
         by=("lead_time", "station"),
         variables=targets,
+        thresholds=thresholds,
     )
     meta = {**ver.meta, "dataset": name, "seconds": seconds}
     extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
     aggregate.write_scores(ver.scores, out_dir, meta=meta, extra=extra)
     report.write_report(ver, out_dir / "report.html", title=f"probcast: {name}")
+    if ext:
+        brier = brier_table(name, files, test_table, ver.scores)
+        brier.to_csv(out_dir / "external_brier.csv", index=False)
+        notes.append(external_summary(brier))
     seconds["verify"] = time.perf_counter() - t0
-    return DatasetRun(name, ver.scores, out_dir, seconds)
+    return DatasetRun(name, ver.scores, out_dir, seconds, notes)
+
+
+def external_summary(brier: pd.DataFrame) -> str:
+    """Brier scores (method x threshold) as a markdown table, best per threshold in bold."""
+    wide = brier.pivot_table(index="method", columns="threshold", values="brier", sort=False)
+    values = wide.to_numpy()
+    best = np.nanargmin(values, axis=0)
+    lines = ["| method | " + " | ".join(f"P(tp > {t:g})" for t in wide.columns) + " |"]
+    lines.append("|" + "---|" * (len(wide.columns) + 1))
+    for i, method in enumerate(wide.index):
+        cells = [f"**{v:.4f}**" if best[j] == i else f"{v:.4f}" for j, v in enumerate(values[i])]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def run_baselines(
@@ -229,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         with pd.option_context("display.width", 140, "display.float_format", "{:.4f}".format):
             print(f"\n== {name} ({time.perf_counter() - start:.0f} s) ==")
             print(overall_table(run.scores).to_string())
+        for note in run.notes:
+            print(note)
         print(f"report: {run.out_dir / 'report.html'}")
     if args.skill_table:
         from probcast.skill_table import write_skill_table

@@ -88,6 +88,16 @@ def render(runs: Sequence[Any]) -> str:
         "|" + "---|" * 12,
     ]
     body = [r for run in runs for r in rows(run.name, run.scores)]
+    for run in runs:
+        for note in run.notes:
+            body += [
+                "",
+                f"Brier scores on {run.name}'s test split against the references the dataset",
+                "brings (`raw-ensemble`: the raw ensemble's CDF; `calibrated-ref`: an existing",
+                "calibration method), at their thresholds in kg m-2 (best in bold):",
+                "",
+                note,
+            ]
     times = ["", "Wall time per dataset (s): "]
     times[-1] += ", ".join(
         f"{run.name} {sum(run.seconds.values()):.0f} (train {run.seconds.get('train', 0):.0f})"

@@ -34,6 +34,10 @@ def test_demo_chain_on_verif_norway(
     assert json.loads((out / "timings.json").read_text())["verif-norway-precip"]["train"] > 0
     table = (tmp_path / "skill.md").read_text()
     assert "| verif-norway-precip | tp |" in table
+    # The dataset's own references (raw ensemble, calibrated) are compared in Brier score.
+    brier = pd.read_csv(run_dir / "external_brier.csv")
+    assert {"raw-ensemble", "calibrated-ref", "probcast"} <= set(brier["method"])
+    assert brier["brier"].between(0, 1).all() and "calibrated-ref" in table
 
 
 def test_benchmark_names_have_a_split() -> None:
@@ -45,3 +49,17 @@ def test_config_override_types() -> None:
     cfg = pipeline.config_for("verif-norway-precip", ["train.epochs=7", "model.hidden=16"])
     assert cfg.train.epochs == 7 and cfg.model.hidden == 16
     assert cfg.data.path == "verif-norway-precip"
+
+
+def test_external_summary_marks_the_best_per_threshold() -> None:
+    brier = pd.DataFrame(
+        {
+            "method": ["ref", "ref", "probcast", "probcast"],
+            "threshold": [1.0, 5.0, 1.0, 5.0],
+            "n": [10, 10, 10, 10],
+            "brier": [0.10, 0.04, 0.08, 0.05],
+        }
+    )
+    text = pipeline.external_summary(brier)
+    assert "| ref | 0.1000 | **0.0400** |" in text
+    assert "| probcast | **0.0800** | 0.0500 |" in text
