@@ -78,7 +78,7 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     from probcast.train.loop import train
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
-    from probcast.verify.external import brier_table, reference_thresholds
+    from probcast.verify.external import REFERENCES, brier_table, reference_thresholds
 
     out_dir = out / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,8 +99,10 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     t0 = time.perf_counter()
     model = load(out_dir / "model")
     targets = list(model.targets)
-    thresholds = {v: list(_thresholds(v)) for v in targets if _thresholds(v)}
-    files = fetch(name)
+    thresholds = {v: list(t) for v in targets if (t := _thresholds(v))}
+    # prepare() already fetched and verified the files; only datasets with references of
+    # their own need the paths again (fetch re-hashes every file, so skip it otherwise).
+    files = fetch(name) if name in REFERENCES else {}
     ext = reference_thresholds(files, name)
     if ext:  # score every method at the thresholds of the dataset's own references too
         thresholds["tp"] = sorted(set(thresholds.get("tp", [])) | set(ext))
