@@ -60,7 +60,8 @@ def run_one(ny: int, nx: int, workers: int, out: Path, suffix: str) -> dict[str,
     """Build and write members + percentiles on one grid; return timings and sizes."""
     import dask
 
-    from probcast.products import build_products, synthetic, write_products
+    from probcast.products import build_products, write_products
+    from probcast.testing import products as synthetic
 
     dask.config.set(scheduler="threads", num_workers=workers)
     t0 = time.perf_counter()

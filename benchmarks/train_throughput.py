@@ -30,10 +30,10 @@ from flax import nnx
 from probcast.configs import default
 from probcast.features import FeatureSpec
 from probcast.model.network import build_model, head_families
+from probcast.testing.stations import station_table
 from probcast.train import data as tdata
 from probcast.train import loop
 from probcast.train.objective import StepFns, make_optimizer
-from probcast.train.synthetic import station_table
 
 
 def _config(args: argparse.Namespace, path: Path):

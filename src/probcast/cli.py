@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("probcast.train.cli", "train a model from an ml_collections config"),
     "predict": ("probcast.predict.cli", "predict members/quantiles/probabilities"),
     "verify": ("probcast.verify.cli", "score forecasts against truth and write a report"),
-    "demo": ("probcast.pipeline", "run the whole chain on a benchmark dataset"),
+    "demo": ("probcast.bench.demo", "run the whole chain on a benchmark dataset"),
 }
 
 

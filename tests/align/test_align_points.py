@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from probcast.align import neighbourhood as nb
 from probcast.align.points import grid_to_table, prepare_fields, spatial_dims
-from probcast.align.synthetic import forecast_grid
 from probcast.features import FeatureSpec
+from probcast.testing.grids import forecast_grid
 
 
 def _brute_window(a: np.ndarray, j: int, i: int, k: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from probcast.configs import tiny
 from probcast.features import FeatureSpec
 from probcast.model.artefact import TrainedModel, load
 from probcast.model.network import build_model
-from probcast.train.synthetic import station_table
+from probcast.testing.stations import station_table
 
 
 def _model(heads, n_nets=1, combine="vincentize"):

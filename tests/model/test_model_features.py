@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probcast.features import UNKNOWN_STATION, FeatureSpec, resolve_targets, usable_rows
-from probcast.train.synthetic import station_table
+from probcast.testing.stations import station_table
 
 
 @pytest.fixture(scope="module")

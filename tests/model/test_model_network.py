@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from probcast import dists
 from probcast.configs import tiny
-from probcast.model import distributions
 from probcast.model.network import (
     GENERATIVE,
     ProbNet,
@@ -31,9 +31,9 @@ def _inputs(k: int = 2):
     return x, station, noise
 
 
-@pytest.mark.parametrize("family", sorted(distributions.DISTRIBUTIONS))
+@pytest.mark.parametrize("family", sorted(dists.DISTRIBUTIONS))
 def test_parametric_head_shapes_and_valid_params(family):
-    dist = distributions.get(family)
+    dist = dists.get(family)
     heads = {"t2m": family}
     model = build_model(F, S, heads, tiny.get_config().model, seed=0)
     x, station, _ = _inputs()

@@ -13,7 +13,7 @@ import xarray as xr
 from probcast.cli import main
 from probcast.model.artefact import load
 from probcast.predict.station import predict_table
-from probcast.train.synthetic import station_table
+from probcast.testing.stations import station_table
 
 PREDICT = ["--members=6", "--quantiles=0.1,0.5,0.9", "--thresholds=tp:0.1,1", "--seed=3"]
 

@@ -10,12 +10,12 @@ import pytest
 import xarray as xr
 
 from probcast.align.points import grid_to_table, open_grid
-from probcast.align.synthetic import forecast_grid
 from probcast.cli import main
 from probcast.ingest.gridded import write_dataset
 from probcast.model.artefact import load
 from probcast.predict import grid_output, gridded
 from probcast.predict.grid_checks import GridPredictError, needed_inputs
+from probcast.testing.grids import forecast_grid
 
 SHAPE = (14, 18)
 PRODUCTS = ("members", "percentiles", "probabilities_tp", "parameters")

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from probcast import dists
 from probcast.cli import main
-from probcast.model import distributions
 
 
 @pytest.mark.realdata
@@ -44,9 +44,9 @@ def test_norway_precip_beats_raw_forecast(mirror, tmp_path):
     ok = np.isfinite(y)
     mae_raw = np.abs(test["fc_tp"].to_numpy() - y)[ok].mean()
     params = {k: jnp.asarray(out[f"tp_{k}"].to_numpy()[ok]) for k in ("loc", "scale")}
-    crps = float(distributions.get("censored_logistic").crps(params, jnp.asarray(y[ok])).mean())
+    crps = float(dists.get("censored_logistic").crps(params, jnp.asarray(y[ok])).mean())
     members = jnp.asarray(out[[f"tp_m{j:03d}" for j in range(50)]].to_numpy()[ok])
-    crps_members = float(distributions.crps_ensemble(members, jnp.asarray(y[ok])).mean())
+    crps_members = float(dists.crps_ensemble(members, jnp.asarray(y[ok])).mean())
     assert 1 - crps / mae_raw > 0.15, (crps, mae_raw)
     assert 1 - crps_members / mae_raw > 0.15, (crps_members, mae_raw)
     assert abs(crps_members - crps) < 0.05 * crps  # members agree with the closed form

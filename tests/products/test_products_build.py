@@ -20,8 +20,8 @@ from probcast.products import (
     build_percentiles,
     build_probabilities,
     build_products,
-    synthetic,
 )
+from probcast.testing import products as synthetic
 
 SHAPE = (12, 20)
 CHUNKS = {"y": 12, "x": 20}  # one chunk: JAX compiles once per block shape

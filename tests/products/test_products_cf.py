@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from probcast.products import Provenance, build_products, synthetic, write_product_set
+from probcast.products import Provenance, build_products, write_product_set
 from probcast.products import cf as cfmod
+from probcast.testing import products as synthetic
 
 FAMILIES = {"t2m": "normal", "tp": "censored_logistic"}
 

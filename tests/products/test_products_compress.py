@@ -14,8 +14,9 @@ import xbitinfo
 import zarr
 from scipy import ndimage
 
-from probcast.products import compress, synthetic, write
+from probcast.products import compress, write
 from probcast.products.write import format_of, write_products
+from probcast.testing import products as synthetic
 
 
 def _precipitation_like(shape: tuple[int, int] = (384, 512), seed: int = 0) -> xr.Dataset:

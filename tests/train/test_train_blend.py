@@ -5,9 +5,9 @@ import pytest
 
 from probcast.configs import tiny
 from probcast.model import artefact
+from probcast.testing.stations import station_table
 from probcast.train import blend
 from probcast.train.loop import train
-from probcast.train.synthetic import station_table
 
 
 def _normal(loc: float, scale: float, n: int) -> dict[str, np.ndarray]:

@@ -10,10 +10,11 @@ import pytest
 
 from probcast.configs import tiny
 from probcast.features import usable_rows
+from probcast.model import checkpoint
 from probcast.split import validation_split
-from probcast.train import checkpoint, loop
+from probcast.testing.stations import station_table
+from probcast.train import loop
 from probcast.train.data import fingerprint
-from probcast.train.synthetic import station_table
 
 
 def _config(path):
@@ -69,7 +70,7 @@ def test_artefact_files_and_history(trained, table_path):
 
 def test_spread_factor_fitted_on_validation_and_applied(trained):
     from probcast.model.artefact import load
-    from probcast.train.synthetic import station_table
+    from probcast.testing.stations import station_table
 
     workdir, _ = trained
     calib = json.loads((workdir / "calibration.json").read_text())

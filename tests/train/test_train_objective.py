@@ -11,9 +11,9 @@ from flax import nnx
 from probcast.configs import tiny
 from probcast.features import FeatureSpec
 from probcast.model.network import build_model
+from probcast.testing.stations import station_table
 from probcast.train import data as tdata
 from probcast.train.objective import StepFns, make_optimizer
-from probcast.train.synthetic import station_table
 
 HEADS = {"t2m": "normal", "tp": "generative"}
 

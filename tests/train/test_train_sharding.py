@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from probcast.model.artefact import load
-from probcast.train.synthetic import station_table
+from probcast.testing.stations import station_table
 
 
 @pytest.mark.slow

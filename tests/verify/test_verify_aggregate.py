@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from probcast.testing import verification as syn
 from probcast.verify import aggregate
-from probcast.verify import synthetic as syn
 from probcast.verify.evaluate import verify
 
 

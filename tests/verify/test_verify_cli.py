@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from probcast import cli as top_cli
+from probcast.testing import verification as syn
 from probcast.verify import cli
-from probcast.verify import synthetic as syn
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from probcast.testing import verification as syn
 from probcast.verify import report
-from probcast.verify import synthetic as syn
 from probcast.verify.evaluate import verify
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from probcast.testing import verification as syn
 from probcast.verify import skill
-from probcast.verify import synthetic as syn
 from probcast.verify.evaluate import verify
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from probcast.model import distributions
+from probcast import dists
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES
 
 
@@ -46,23 +46,23 @@ class Forecast:
         y = np.asarray(y, dtype=np.float32)
         if self.members is not None:
             members = jnp.asarray(self.members)
-            return np.asarray(distributions.crps_ensemble(members, jnp.asarray(y), fair=fair))
-        dist = distributions.get(str(self.family))
+            return np.asarray(dists.crps_ensemble(members, jnp.asarray(y), fair=fair))
+        dist = dists.get(str(self.family))
         return np.asarray(dist.crps(self._jparams(), jnp.asarray(y)))
 
     def mean(self) -> np.ndarray:
         """Mean per row."""
         if self.members is not None:
             return np.asarray(self.members).mean(axis=-1)
-        return np.asarray(distributions.get(str(self.family)).mean(self._jparams()))
+        return np.asarray(dists.get(str(self.family)).mean(self._jparams()))
 
     def quantiles(self, levels: Sequence[float]) -> np.ndarray:
         """Quantiles ``(rows, k)`` at ``levels`` in [0, 1]."""
         lv = np.asarray(levels, dtype=np.float32)
         if self.members is not None:
             return np.moveaxis(np.quantile(self.members, lv, axis=-1), 0, -1)
-        dist = distributions.get(str(self.family))
-        return np.asarray(distributions.quantiles(dist, self._jparams(), jnp.asarray(lv)))
+        dist = dists.get(str(self.family))
+        return np.asarray(dists.quantiles(dist, self._jparams(), jnp.asarray(lv)))
 
     def _jparams(self) -> dict[str, jnp.ndarray]:
         assert self.params is not None

@@ -1,7 +1,7 @@
 """EMOS / NGR: distribution parameters linear in the forecast, fitted by minimum CRPS.
 
 Gneiting et al. (2005, Mon. Wea. Rev. 133) with the families of
-:mod:`probcast.model.distributions`: every unconstrained parameter is linear in the
+:mod:`probcast.dists`: every unconstrained parameter is linear in the
 standardised predictors ``x = [1, (fc - m)/s, (lead - m)/s, extras...]``, and
 ``Distribution.constrain(raw, center=fc, scale=spread)`` maps it to the family's parameters
 (``loc = fc + spread * (a0 + a1 x1 + ...)``, ``scale = spread * softplus(b0 + b1 x1 + ...)``
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from probcast import dists
 from probcast.baselines.base import Forecast, assign_bins, lead_edges, target_columns, training_rows
-from probcast.model import distributions
 
 
 @dataclass
@@ -93,7 +93,7 @@ class EmosModel:
         """Distribution parameters per row (NaN where a predictor is missing)."""
         fc, _ = target_columns(table, self.var, need_obs=False)
         raw = np.einsum("rf,rpf->rp", self.design(table), self.row_coefs(table))
-        dist = distributions.get(self.family)
+        dist = dists.get(self.family)
         center = table[fc].to_numpy(dtype=np.float32)
         spread = jnp.asarray(self.spread)
         params = dist.constrain(jnp.asarray(raw), jnp.asarray(center), spread)
@@ -111,7 +111,7 @@ class EmosModel:
 
 def _loss_fn(family: str, n_groups: int, spread: float, shrinkage: float):  # type: ignore[no-untyped-def]
     """Sum over groups of the mean CRPS (in spread units) plus a ridge towards ``prior``."""
-    dist = distributions.get(family)
+    dist = dists.get(family)
 
     def loss(theta, x, center, y, groups, counts, prior):  # type: ignore[no-untyped-def]
         raw = jnp.einsum("rf,rpf->rp", x, theta[groups])
@@ -174,7 +174,7 @@ def fit_emos(
     Args:
         train: Canonical training table.
         var: Target variable.
-        family: Distribution family; default ``distributions.default_for(var)``.
+        family: Distribution family; default ``dists.default_for(var)``.
         by_station: Fit one coefficient set per station (local EMOS).
         min_rows: Fewest rows of a station (per lead bin) for its own coefficients.
         lead_bins: Number of lead-time bins with their own coefficients (1: none).
@@ -185,8 +185,8 @@ def fit_emos(
     Returns:
         The fitted model.
     """
-    family = family or distributions.default_for(var)
-    distributions.get(family)
+    family = family or dists.default_for(var)
+    dists.get(family)
     fc, obs = target_columns(train, var, need_obs=True)
     features = [fc, "lead_time", *extra_predictors]
     rows = training_rows(train, [fc, obs, *features], var)
@@ -213,7 +213,7 @@ def fit_emos(
     center = rows[fc].to_numpy(dtype=np.float32)
     y = rows[obs].to_numpy(dtype=np.float32)
     bins = assign_bins(rows["lead_time"].to_numpy(dtype=np.float64), np.asarray(model.edges))
-    n_params = len(distributions.get(family).param_names)
+    n_params = len(dists.get(family).param_names)
     n_bins = len(model.edges) + 1
     prior = np.zeros((n_bins, n_params, x.shape[1]))
     # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept

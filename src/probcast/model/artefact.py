@@ -32,9 +32,8 @@ import pandas as pd
 from flax import nnx
 from jax.scipy.special import ndtr
 
-from probcast import __version__
+from probcast import __version__, dists
 from probcast.features import Batch, FeatureSpec
-from probcast.model import distributions
 from probcast.model.network import build_model, predictive
 
 ARTEFACT_VERSION = 1
@@ -121,7 +120,7 @@ def write_summary(workdir: Path, seeds: Sequence[Mapping[str, Any]]) -> None:
 
 def load(workdir: str | Path) -> TrainedModel:
     """Load a trained model from its workdir (nothing else is needed)."""
-    from probcast.train.checkpoint import SeedCheckpoints
+    from probcast.model.checkpoint import SeedCheckpoints
 
     workdir = Path(workdir)
     for name in ("config.json", "features.json", "meta.json"):
@@ -163,7 +162,7 @@ class TrainedModel:
     """Trained seed networks with their feature spec: predictive distributions of a table.
 
     Several seed networks are pooled per ``config.predict.combine``
-    (:mod:`probcast.predict.pooling`); generative heads always pool by mixing members.
+    (:mod:`probcast.dists.pooling`); generative heads always pool by mixing members.
     ``spread_factor`` (target -> factor, :mod:`probcast.train.calibrate`) multiplies the
     scale parameter of every network's distribution of that target.
     """
@@ -178,7 +177,7 @@ class TrainedModel:
         spread_factor: Mapping[str, float] | None = None,
         blend: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        from probcast.predict.pooling import check_combine
+        from probcast.dists.pooling import check_combine
 
         self.config, self.spec, self.heads = config, spec, dict(heads)
         self.networks, self.meta = list(networks), dict(meta)
@@ -247,7 +246,7 @@ class TrainedModel:
 
     def params(self, table: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
         """Distribution parameters of the parametric heads (mean over seed networks)."""
-        from probcast.predict.pooling import mean_params
+        from probcast.dists.pooling import mean_params
 
         out: dict[str, list[dict[str, np.ndarray]]] = {v: [] for v in self.parametric}
         for _, batch in self._chunks(table, 1):
@@ -264,7 +263,7 @@ class TrainedModel:
         One noise draw per (row, member) is shared by all targets: generative heads read it
         directly, parametric heads use its normal CDF as the uniform of an inverse-CDF draw.
         """
-        from probcast.predict.pooling import quantile_at
+        from probcast.dists.pooling import quantile_at
 
         if members < 1:
             raise ValueError(f"members must be >= 1, got {members}")
@@ -280,7 +279,7 @@ class TrainedModel:
             runs = [self._run_one(s, batch, noise[:, which == s]) for s in range(n_nets)]
             for var, head in self.heads.items():
                 if head != "generative" and self.combine == "vincentize":
-                    dist = distributions.get(head)
+                    dist = dists.get(head)
                     params = [r[0][var] for r in runs]
                     parts[var].append(np.asarray(quantile_at(dist, params, u, "vincentize")))
                     continue
@@ -290,7 +289,7 @@ class TrainedModel:
                     if head == "generative":
                         member[:, cols] = np.asarray(m_s[var])
                     else:
-                        dist = distributions.get(head)
+                        dist = dists.get(head)
                         member[:, cols] = np.asarray(
                             quantile_at(dist, [p_s[var]], u[:, cols], "mixture")
                         )
@@ -302,7 +301,7 @@ class TrainedModel:
 
     def quantiles(self, table: pd.DataFrame, qs: Sequence[float]) -> dict[str, np.ndarray]:
         """Quantiles ``(rows, k)`` of every target at levels ``qs`` in (0, 1)."""
-        from probcast.predict.pooling import quantile_at
+        from probcast.dists.pooling import quantile_at
 
         levels = _levels(qs)
         out: dict[str, list[np.ndarray]] = {v: [] for v in self.heads}
@@ -314,7 +313,7 @@ class TrainedModel:
             )
             params, _ = self._run(batch, self._net_noise(noise[:, :1]))
             for var in self.parametric:
-                dist = distributions.get(self.heads[var])
+                dist = dists.get(self.heads[var])
                 out[var].append(
                     np.asarray(
                         quantile_at(
@@ -332,7 +331,7 @@ class TrainedModel:
         self, table: pd.DataFrame, thresholds: Mapping[str, Sequence[float]]
     ) -> dict[str, np.ndarray]:
         """Probability of exceeding each threshold, ``(rows, k)`` per listed target."""
-        from probcast.predict.pooling import exceedance
+        from probcast.dists.pooling import exceedance
 
         unknown = set(thresholds) - set(self.heads)
         if unknown:
@@ -350,7 +349,7 @@ class TrainedModel:
             for var in thresholds:
                 t = np.asarray(thresholds[var], dtype=np.float32)
                 if var in self.parametric:
-                    dist = distributions.get(self.heads[var])
+                    dist = dists.get(self.heads[var])
                     p = exceedance(dist, [q[var] for q in params], jnp.asarray(t), self.combine)
                     out[var].append(np.asarray(p))
             if gen:

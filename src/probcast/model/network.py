@@ -280,7 +280,7 @@ def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
         model_config: ``config.model``: ``generative`` (comma list or ``"all"``) and
             ``distributions`` (``"var:family,..."`` overrides of the per-variable default).
     """
-    from probcast.model import distributions
+    from probcast import dists
 
     gen = {v.strip() for v in str(model_config.generative).split(",") if v.strip()}
     if "all" in gen:
@@ -300,8 +300,8 @@ def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
         if var in gen:
             heads[var] = "generative"
         else:
-            name = overrides.get(var) or distributions.default_for(var)
-            distributions.get(name)  # fail early on an unknown family
+            name = overrides.get(var) or dists.default_for(var)
+            dists.get(name)  # fail early on an unknown family
             heads[var] = name
     return heads
 
@@ -316,10 +316,10 @@ def build_model(
     dtype: Any = jnp.float32,
 ) -> ProbNet:
     """Construct a :class:`ProbNet` from the ``config.model`` section."""
-    from probcast.model import distributions
+    from probcast import dists
 
     sizes = {
-        v: GENERATIVE if h == "generative" else len(distributions.get(h).param_names)
+        v: GENERATIVE if h == "generative" else len(dists.get(h).param_names)
         for v, h in heads.items()
     }
     return ProbNet(
@@ -370,7 +370,7 @@ def predictive(
         ``(params, members)``: distribution parameters of the parametric heads and
         ``(n, m)`` members of the generative heads, in physical units.
     """
-    from probcast.model import distributions
+    from probcast import dists
 
     raw = model(x, station, noise, dropout_key=dropout_key)
     params: dict[str, dict[str, jax.Array]] = {}
@@ -379,5 +379,5 @@ def predictive(
         if head == "generative":
             members[var] = generative_members(raw[var], center[:, j], scale[j], var)
         else:
-            params[var] = distributions.get(head).constrain(raw[var], center[:, j], scale[j])
+            params[var] = dists.get(head).constrain(raw[var], center[:, j], scale[j])
     return params, members

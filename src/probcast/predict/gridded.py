@@ -45,7 +45,7 @@ def make_plan(
     model: TrainedModel, ds: xr.Dataset, workdir: str, *, members: int, seed: int
 ) -> GridPlan:
     """Plan the tile tasks: heads, parameter names, whether this is the training grid."""
-    from probcast.model import distributions
+    from probcast import dists
 
     dims = points.spatial_dims(ds)
     grid = model.spec.grid or {}
@@ -56,9 +56,7 @@ def make_plan(
             "embedding (train with --config.model.embed_dim=0 for models meant for other grids)"
         )
     parametric = tuple(
-        (v, tuple(distributions.get(h).param_names))
-        for v, h in model.heads.items()
-        if h != "generative"
+        (v, tuple(dists.get(h).param_names)) for v, h in model.heads.items() if h != "generative"
     )
     generative = tuple(v for v, h in model.heads.items() if h == "generative")
     return GridPlan(

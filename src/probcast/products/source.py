@@ -23,7 +23,7 @@ DEFAULT_CHUNK = 512
 
 @runtime_checkable
 class Distribution(Protocol):
-    """Predictive distribution family (``probcast.model.distributions.get(name)``)."""
+    """Predictive distribution family (``probcast.dists.get(name)``)."""
 
     def quantile(self, params: dict[str, Any], q: Any) -> Any:
         """Return quantiles at levels ``q``, broadcast elementwise against the parameters."""
@@ -50,9 +50,9 @@ def get_distribution(family: str | Distribution) -> Distribution:
     if not isinstance(family, str):
         return family
     # Imported lazily: the model package pulls in JAX, which ensemble-only users don't need.
-    from probcast.model import distributions
+    from probcast import dists
 
-    return distributions.get(family)
+    return dists.get(family)
 
 
 class PredictiveSource(Protocol):
@@ -197,7 +197,7 @@ class ParametricSource:
 
         def fn(d: Distribution, p: dict[str, Any], xp: Any) -> Any:
             # quantile broadcasts elementwise: a trailing parameter axis against the (k,)
-            # levels gives (..., k) (see probcast.model.distributions.quantiles).
+            # levels gives (..., k) (see probcast.dists.quantiles).
             return d.quantile({k: v[..., None] for k, v in p.items()}, xp.asarray(levels))
 
         kernel = self._kernel(var, fn)

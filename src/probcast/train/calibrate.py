@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from probcast.model import distributions
+from probcast import dists
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def calibratable(family: str) -> bool:
     """Whether ``family`` has a ``scale`` parameter that a spread factor multiplies."""
     if family == "generative":
         return False
-    return set(distributions.get(family).param_names) == {"loc", "scale"}
+    return set(dists.get(family).param_names) == {"loc", "scale"}
 
 
 def scaled(params: Mapping[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
@@ -45,7 +45,7 @@ def scaled(params: Mapping[str, np.ndarray], factor: float) -> dict[str, np.ndar
 def mean_crps(family: str, params: Mapping[str, np.ndarray], y: np.ndarray) -> float:
     """Mean closed-form CRPS over the rows with an observation."""
     ok = np.isfinite(y)
-    dist = distributions.get(family)
+    dist = dists.get(family)
     sub = {k: jnp.asarray(np.asarray(v)[ok], dtype=jnp.float32) for k, v in params.items()}
     return float(jnp.mean(dist.crps(sub, jnp.asarray(y[ok], dtype=jnp.float32))))
 

@@ -26,11 +26,11 @@ from flax import nnx
 
 from probcast.features import FeatureSpec, resolve_targets, usable_rows
 from probcast.model import artefact
+from probcast.model.checkpoint import SeedCheckpoints
 from probcast.model.network import build_model, head_families
 from probcast.split import validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data
-from probcast.train.checkpoint import SeedCheckpoints
 from probcast.train.objective import StepFns, make_optimizer, normalised_loss
 from probcast.train.tracking import Tracker, flatten, make_tracker
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from probcast.model import distributions
+from probcast import dists
 from probcast.model.network import ProbNet, predictive
 from probcast.train.data import DeviceData, take
 
@@ -51,9 +51,9 @@ def crps_sums(
     for j, (var, head) in enumerate(heads.items()):
         y = data.y[:, j]
         if head == "generative":
-            crps = distributions.crps_ensemble(ens[var], y, fair=True)
+            crps = dists.crps_ensemble(ens[var], y, fair=True)
         else:
-            crps = distributions.get(head).crps(params[var], y)
+            crps = dists.get(head).crps(params[var], y)
         # `where`, not a product: a masked row must not pass a NaN/inf gradient.
         sums.append(jnp.sum(jnp.where(data.mask[:, j], crps, 0.0)))
     return jnp.stack(sums), jnp.sum(data.mask, axis=0).astype(jnp.float32)

@@ -11,7 +11,7 @@ members          ``<var>_m000``, ...         ensemble members (``_mNNN``, any or
 quantiles        ``<var>_q0.05``, ...        quantile at the level after ``q``
 probabilities    ``<var>_p_gt_<threshold>``  ``P(Y > threshold)``, used for Brier scores
 params           ``<var>_<param>``           parameters of a family of
-                                             :mod:`probcast.model.distributions`
+                                             :mod:`probcast.dists`
 point            ``fc_<var>``                a deterministic forecast (raw NWP)
 ===============  ==========================  ==========================================
 
@@ -127,9 +127,9 @@ def detect_variables(columns: list[str] | pd.Index) -> list[str]:
 
 
 def _param_names(family: str) -> tuple[str, ...]:
-    from probcast.model import distributions
+    from probcast import dists
 
-    return tuple(distributions.get(family).param_names)
+    return tuple(dists.get(family).param_names)
 
 
 def available_kinds(cs: ColumnSet, family: str | None) -> list[Kind]:

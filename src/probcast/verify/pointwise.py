@@ -174,10 +174,10 @@ def _quantiles(
 def _params(
     fc: Forecast, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
 ) -> dict[str, np.ndarray]:
-    from probcast.model import distributions
+    from probcast import dists
 
     assert fc.family is not None
-    dist = distributions.get(fc.family)
+    dist = dists.get(fc.family)
     levels = np.array([lv for c in cov for lv in cal.central_levels(c)], dtype="float32")
     kernel = _params_kernel(fc.family, tuple(float(t) for t in thresholds))
     n = o.size
@@ -219,9 +219,9 @@ def _params_kernel(family: str, thresholds: tuple[float, ...]) -> Any:
     import jax
     import jax.numpy as jnp
 
-    from probcast.model import distributions
+    from probcast import dists
 
-    dist = distributions.get(family)
+    dist = dists.get(family)
     upper = float(getattr(dist, "upper", np.inf))
 
     def kernel(p: dict[str, Any], y: Any, levels: Any) -> dict[str, Any]:

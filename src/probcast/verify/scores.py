@@ -240,7 +240,7 @@ def crps_quantiles(obs: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -
 def crps_parametric(obs: np.ndarray, params: dict[str, Any], family: str) -> np.ndarray:
     """Closed-form CRPS of a parametric predictive distribution, per case.
 
-    Delegates to ``probcast.model.distributions.get(family).crps(params, y)``, where each
+    Delegates to ``probcast.dists.get(family).crps(params, y)``, where each
     family cites its closed form (e.g. Gneiting et al. 2005 for the Normal; Jordan et al.
     2019 for the others).
 
@@ -252,7 +252,7 @@ def crps_parametric(obs: np.ndarray, params: dict[str, Any], family: str) -> np.
     Returns:
         CRPS per case, NaN where the observation or any parameter is NaN.
     """
-    from probcast.model import distributions
+    from probcast import dists
 
     o = np.asarray(obs, dtype="float64")
     p = {k: np.asarray(v, dtype="float64") for k, v in params.items()}
@@ -260,7 +260,7 @@ def crps_parametric(obs: np.ndarray, params: dict[str, Any], family: str) -> np.
     out = np.full(o.shape, np.nan)
     if ok.any():
         sub = {k: v[ok] for k, v in p.items()}
-        out[ok] = np.asarray(distributions.get(family).crps(sub, o[ok]), dtype="float64")
+        out[ok] = np.asarray(dists.get(family).crps(sub, o[ok]), dtype="float64")
     return out
 
 

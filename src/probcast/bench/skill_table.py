@@ -68,7 +68,7 @@ def rows(name: str, scores: pd.DataFrame) -> list[str]:
 
 
 def render(runs: Sequence[Any]) -> str:
-    """The whole markdown document for a list of :class:`probcast.pipeline.DatasetRun`."""
+    """The whole markdown document for a list of :class:`probcast.bench.demo.DatasetRun`."""
     head = [
         "# probcast skill on the benchmark datasets",
         "",

@@ -11,7 +11,7 @@ import math
 
 import jax.numpy as jnp
 
-from probcast.model.dists._common import (
+from probcast.dists._common import (
     INV_SQRT_PI,
     LOG_SQRT_2PI,
     SQRT2,

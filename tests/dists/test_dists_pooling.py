@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from probcast.model import distributions
-from probcast.predict import pooling
+from probcast import dists
+from probcast.dists import pooling
 from probcast.predict.station import format_level, parse_levels, parse_thresholds
 
-NORMAL = distributions.get("normal")
+NORMAL = dists.get("normal")
 A = {"loc": jnp.array([0.0, 10.0]), "scale": jnp.array([1.0, 2.0])}
 B = {"loc": jnp.array([2.0, 10.0]), "scale": jnp.array([3.0, 2.0])}
 LEVELS = jnp.array([0.1, 0.5, 0.9])
@@ -44,7 +44,7 @@ def test_mixture_quantiles_invert_the_mixture_cdf():
 
 @pytest.mark.parametrize("combine", pooling.COMBINES)
 def test_censored_point_mass_is_kept(combine):
-    dist = distributions.get("censored_logistic")
+    dist = dists.get("censored_logistic")
     p1 = {"loc": jnp.array([-1.0]), "scale": jnp.array([0.5])}
     p2 = {"loc": jnp.array([-0.5]), "scale": jnp.array([0.7])}
     q = pooling.quantile_at(dist, [p1, p2], LEVELS, combine)

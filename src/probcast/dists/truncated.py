@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from probcast.model.dists._common import (
+from probcast.dists._common import (
     INV_SQRT_PI,
     LOG_SQRT_2PI,
     SQRT2,

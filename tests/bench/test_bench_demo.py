@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from probcast import cli, pipeline
+from probcast import cli
+from probcast.bench import demo as pipeline
 
 
 @pytest.mark.realdata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from probcast.model.dists._common import (
+from probcast.dists._common import (
     LOG_SQRT_2PI,
     Array,
     LocScaleFamily,

@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from probcast import schema
-from probcast.products import synthetic as product_grids
+from probcast.testing import products as product_grids
 
 LAYOUTS = ("projected", "regular", "point")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from probcast.model.dists._common import Array
+from probcast.dists._common import Array
 
 
 def crps_ensemble(members: Array, y: Array, fair: bool = True) -> Array:

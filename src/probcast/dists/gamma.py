@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln, ndtri
 
-from probcast.model.dists._common import (
+from probcast.dists._common import (
     MIN_REL_SCALE,
     Array,
     Params,

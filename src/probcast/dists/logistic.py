@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from probcast.model.dists._common import (
+from probcast.dists._common import (
     LOGISTIC_STD,
     Array,
     LocScaleFamily,

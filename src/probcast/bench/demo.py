@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger("probcast.pipeline")
+log = logging.getLogger("probcast.bench.demo")
 
 DEFAULT_DATASET = "verif-norway-precip"
 MEMBERS = 51
@@ -71,6 +71,7 @@ def _set_field(cfg: Any, dotted: str, text: str) -> None:
 
 def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> DatasetRun:
     """Run the whole chain on one registry dataset and write its report into ``out/name``."""
+    from probcast.bench.external import REFERENCES, brier_table, reference_thresholds
     from probcast.data.prepare import prepare
     from probcast.data.registry import fetch
     from probcast.model.artefact import load
@@ -78,7 +79,6 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     from probcast.train.loop import train
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
-    from probcast.verify.external import REFERENCES, brier_table, reference_thresholds
 
     out_dir = out / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             print(note)
         print(f"report: {run.out_dir / 'report.html'}")
     if args.skill_table:
-        from probcast.skill_table import write_skill_table
+        from probcast.bench.skill_table import write_skill_table
 
         write_skill_table(runs, Path(args.skill_table))
         print(f"skill table: {args.skill_table}")

@@ -22,7 +22,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from probcast.model.distributions import Distribution
+from probcast.dists import Distribution
 
 Params = dict[str, jax.Array]
 COMBINES = ("vincentize", "mixture")

@@ -1,9 +1,9 @@
-"""Predictive distributions with closed-form CRPS: the registry and the common interface.
+"""Predictive distributions: the family registry, the common interface, pooling, Predictive.
 
 The network heads and the classical baselines (EMOS) share these families. Each family
 turns unconstrained values into parameters around the raw forecast (:meth:`constrain`) and
 scores them with a closed-form CRPS; all functions are in ``jax.numpy`` (jit- and
-grad-friendly, float32-safe). The families live in :mod:`probcast.model.dists`.
+grad-friendly, float32-safe). The families live in :mod:`probcast.dists`.
 
 Broadcasting: ``crps``, ``cdf`` and ``quantile`` broadcast their second argument
 elementwise against the parameter arrays (numpy rules). To get ``k`` quantiles per row, use
@@ -18,13 +18,13 @@ from typing import Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
-from probcast.model.dists._common import Array, Params, expand
-from probcast.model.dists.censored import CensoredNormal
-from probcast.model.dists.ensemble import crps_ensemble
-from probcast.model.dists.gamma import CensoredShiftedGamma
-from probcast.model.dists.logistic import CensoredLogistic, Logistic
-from probcast.model.dists.normal import Normal
-from probcast.model.dists.truncated import TruncatedNormal
+from probcast.dists._common import Array, Params, expand
+from probcast.dists.censored import CensoredNormal
+from probcast.dists.ensemble import crps_ensemble
+from probcast.dists.gamma import CensoredShiftedGamma
+from probcast.dists.logistic import CensoredLogistic, Logistic
+from probcast.dists.normal import Normal
+from probcast.dists.truncated import TruncatedNormal
 from probcast.schema import VARIABLES
 
 

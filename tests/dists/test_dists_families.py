@@ -12,7 +12,7 @@ import scoringrules as sr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probcast.model import distributions as D
+from probcast import dists as D
 
 FAMILIES = sorted(D.DISTRIBUTIONS)
 # the gamma family compiles gammainc (seconds each): its heavier checks run with the slow ones
