@@ -82,9 +82,9 @@ def test_emos_precipitation_beats_raw_on_censored_toy() -> None:
     model = fit_emos(df.iloc[:2000], "tp")
     assert model.family == "censored_logistic" and model.features == ["fc_tp"]
     test = df.iloc[2000:]
-    from probcast.baselines import Forecast
+    from probcast.dists import Predictive
 
-    fcst = Forecast("tp", family=model.family, params=model.predict(test))
+    fcst = Predictive.from_params("tp", model.family, model.predict(test))
     crps = fcst.crps(test["obs_tp"].to_numpy()).mean()
     mae = np.abs(test["fc_tp"] - test["obs_tp"]).mean()
     assert crps < 0.8 * mae

@@ -1,4 +1,4 @@
-"""Raw and dressing baselines; the Forecast container."""
+"""Raw and dressing baselines; the Predictive container they return."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probcast.baselines import BASELINES, Baseline, DressingBaseline, Forecast, RawBaseline, make
+from probcast.baselines import BASELINES, Baseline, DressingBaseline, RawBaseline, make
+from probcast.dists import Predictive
 
 
 def _table() -> pd.DataFrame:
@@ -62,16 +63,18 @@ def test_dressing_round_trip_and_make() -> None:
 
 
 def test_forecast_quantiles_and_mean_both_kinds() -> None:
-    ens = Forecast("t2m", members=np.array([[1.0, 2.0, 3.0]]))
+    ens = Predictive.from_members("t2m", np.array([[1.0, 2.0, 3.0]]))
     assert ens.mean()[0] == pytest.approx(2.0)
     np.testing.assert_allclose(ens.quantiles([0.5]), [[2.0]])
-    par = Forecast(
-        "t2m", family="normal", params={"loc": np.array([1.0]), "scale": np.array([2.0])}
+    par = Predictive.from_params(
+        "t2m", "normal", {"loc": np.array([1.0]), "scale": np.array([2.0])}
     )
     assert par.quantiles([0.5, 0.8413447]) == pytest.approx(np.array([[1.0, 3.0]]), abs=1e-4)
     assert len(par) == 1 and len(ens) == 1
-    with pytest.raises(ValueError, match="either params"):
-        Forecast("t2m")
+    with pytest.raises(ValueError, match="family name"):
+        Predictive("t2m", "params", np.ones((1, 2)))
+    with pytest.raises(ValueError, match="needs parameters"):
+        Predictive.from_params("t2m", "normal", {"loc": np.array([1.0])})
 
 
 def test_missing_columns_are_reported() -> None:

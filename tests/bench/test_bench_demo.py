@@ -18,8 +18,8 @@ def test_demo_chain_on_verif_norway(
 ) -> None:
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--skill-table", str(tmp_path / "skill.md")]
-    for item in ("train.epochs=4", "train.n_seeds=1", "tracking.backend=none"):
-        args += ["--set", item]
+    args += ["--config.train.epochs=4", "--config.train.n_seeds=1"]
+    args += ["--config.tracking.backend=none"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     for method in ("raw", "dressing", "emos-global", "emos-local", "probcast"):
@@ -47,9 +47,14 @@ def test_benchmark_names_have_a_split() -> None:
 
 
 def test_config_override_types() -> None:
-    cfg = pipeline.config_for("verif-norway-precip", ["train.epochs=7", "model.hidden=16"])
+    overrides = ["--config.train.epochs=7", "--config.model.hidden=16"]
+    cfg = pipeline.config_for("verif-norway-precip", overrides)
     assert cfg.train.epochs == 7 and cfg.model.hidden == 16
     assert cfg.data.path == "verif-norway-precip"
+    with pytest.raises(ValueError, match="config override"):
+        pipeline.config_for("verif-norway-precip", ["--config.train.epochs=seven"])
+    with pytest.raises(ValueError, match="config override"):
+        pipeline.config_for("verif-norway-precip", ["--config.train.no_such_field=1"])
 
 
 def test_external_summary_marks_the_best_per_threshold() -> None:

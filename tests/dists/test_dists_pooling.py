@@ -9,7 +9,6 @@ from scipy import stats
 
 from probcast import dists
 from probcast.dists import pooling
-from probcast.predict.station import format_level, parse_levels, parse_thresholds
 
 NORMAL = dists.get("normal")
 A = {"loc": jnp.array([0.0, 10.0]), "scale": jnp.array([1.0, 2.0])}
@@ -58,13 +57,3 @@ def test_single_network_is_exact():
     np.testing.assert_allclose(q, NORMAL.quantile({k: v[:, None] for k, v in A.items()}, LEVELS))
     with pytest.raises(ValueError, match="combine"):
         pooling.check_combine("average")
-
-
-def test_option_parsing():
-    assert parse_thresholds("tp:0.1,1,5;t2m:273.15") == {"tp": [0.1, 1, 5], "t2m": [273.15]}
-    assert parse_levels("0.05,0.5,0.95") == [0.05, 0.5, 0.95]
-    assert [format_level(v) for v in (0.05, 1.0, 273.15)] == ["0.05", "1", "273.15"]
-    with pytest.raises(ValueError, match="thresholds"):
-        parse_thresholds("tp=1")
-    with pytest.raises(ValueError, match=r"\(0, 1\)"):
-        parse_levels("0,0.5")

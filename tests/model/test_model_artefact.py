@@ -9,15 +9,14 @@ from flax import nnx
 
 from probcast.configs import tiny
 from probcast.features import FeatureSpec
-from probcast.model.artefact import TrainedModel, load
+from probcast.model.artefact import load
 from probcast.model.network import build_model
+from probcast.model.predictor import PredictOptions, TrainedModel
 from probcast.testing.stations import station_table
 
 
 def _model(heads, n_nets=1, combine="vincentize"):
     config = tiny.get_config()
-    config.predict.combine = combine
-    config.predict.quantile_members = 400
     # Every parameter is perturbed below; perturbed linear skips would add raw-feature terms
     # that widen the distributions beyond the sampling tolerances of these tests.
     config.model.linear_skip = False
@@ -36,7 +35,8 @@ def _model(heads, n_nets=1, combine="vincentize"):
         ]
         nnx.update(net, jax.tree.unflatten(tree, leaves))
         nets.append(net)
-    return TrainedModel(config, spec, heads, nets, {}), table
+    options = PredictOptions(combine=combine, quantile_members=400)
+    return TrainedModel(config, spec, heads, nets, {}, options=options), table
 
 
 @pytest.mark.parametrize("combine", ["vincentize", "mixture"])

@@ -11,8 +11,8 @@ from flax import nnx
 
 from probcast import dists
 from probcast.configs import tiny
+from probcast.dists import GENERATIVE
 from probcast.model.network import (
-    GENERATIVE,
     ProbNet,
     build_model,
     generative_members,
@@ -73,7 +73,7 @@ def test_generative_head_members(noise_to):
 
 
 def test_mixed_heads_and_missing_noise():
-    heads = {"t2m": 2, "tp": GENERATIVE}
+    heads = {"t2m": "normal", "tp": GENERATIVE}
     model = ProbNet(F, S, heads, hidden=8, noise_dim=2, head_hidden=4, rngs=nnx.Rngs(0))
     x, station, noise = _inputs(2)
     out = jax.jit(lambda *a: model(*a))(x, station, noise)

@@ -12,7 +12,8 @@ import xarray as xr
 
 from probcast.cli import main
 from probcast.model.artefact import load
-from probcast.predict.station import predict_table
+from probcast.predict.request import PredictRequest
+from probcast.predict.runner import run as run_request
 from probcast.testing.stations import station_table
 
 PREDICT = ["--members=6", "--quantiles=0.1,0.5,0.9", "--thresholds=tp:0.1,1", "--seed=3"]
@@ -83,14 +84,15 @@ def test_fresh_process_gives_identical_predictions(run):
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(root / "pred.parquet"))
     # ... and the in-process API gives the same numbers.
-    frame = predict_table(
-        load(root / "model"),
-        test,
+    request = PredictRequest(
+        model=root / "model",
+        input=test,
         members=6,
-        quantiles=[0.1, 0.5, 0.9],
-        thresholds={"tp": [0.1, 1.0]},
+        quantiles=(0.1, 0.5, 0.9),
+        thresholds={"tp": (0.1, 1.0)},
         seed=3,
     )
+    frame = run_request(request, load(root / "model")).table
     np.testing.assert_allclose(frame["t2m_m003"], pd.read_parquet(out)["t2m_m003"], rtol=1e-6)
 
 

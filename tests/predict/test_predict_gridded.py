@@ -15,6 +15,8 @@ from probcast.ingest.gridded import write_dataset
 from probcast.model.artefact import load
 from probcast.predict import grid_output, gridded
 from probcast.predict.grid_checks import GridPredictError, needed_inputs
+from probcast.predict.request import PredictRequest
+from probcast.predict.runner import run
 from probcast.testing.grids import forecast_grid
 
 SHAPE = (14, 18)
@@ -111,9 +113,14 @@ def _failures(path: Path, tmp_path: Path) -> list[str]:
 def test_single_run_products_pass_cf_checks(case: Path, tmp_path: Path) -> None:
     one = open_grid(case / "test.nc").isel(forecast_reference_time=[1])
     path = write_dataset(one, tmp_path / "run.nc")
-    paths = gridded.predict_grid(
-        case / "model", path, tmp_path / "run_out.nc", members=2, thresholds={"tp": [0.5]}
+    request = PredictRequest(
+        model=case / "model",
+        input=path,
+        output=tmp_path / "run_out.nc",
+        members=2,
+        thresholds={"tp": [0.5]},
     )
+    paths = run(request).paths
     assert sorted(paths) == sorted(PRODUCTS)
     for name, product in paths.items():
         with xr.open_dataset(product) as ds:
@@ -135,7 +142,9 @@ def test_missing_variable_is_a_clear_error(case: Path, capsys: pytest.CaptureFix
 def test_grid_too_small_for_the_neighbourhood(case: Path) -> None:
     small = forecast_grid((5, 6), 1).drop_vars("obs_tp")
     with pytest.raises(GridPredictError, match="too small for the model's neighbourhood"):
-        gridded.predict_grid(case / "model", write_dataset(small, case / "s.nc"), case / "s/o.nc")
+        gridded.predict_grid(
+            PredictRequest(case / "model", write_dataset(small, case / "s.nc"), case / "s/o.nc")
+        )
 
 
 def test_failure_leaves_no_partial_output(
@@ -154,7 +163,7 @@ def test_failure_leaves_no_partial_output(
 
     monkeypatch.setattr(grid_output, "write_products", failing)
     with pytest.raises(OSError, match="disk full"):
-        gridded.predict_grid(case / "model", case / "test.nc", tmp_path / "pred.nc", tile=8)
+        run(PredictRequest(case / "model", case / "test.nc", tmp_path / "pred.nc", tile=8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred_parameters.nc"]
     assert old.read_text() == "previous run"
 
@@ -180,4 +189,6 @@ def test_dask_distributed_scheduler(case: Path) -> None:
 
 def test_output_name_must_be_netcdf_or_zarr(case: Path) -> None:
     with pytest.raises(ValueError, match=r"\.nc"):
-        gridded.predict_grid(case / "model", case / "test.nc", case / "pred.parquet")
+        gridded.predict_grid(
+            PredictRequest(case / "model", case / "test.nc", case / "pred.parquet")
+        )

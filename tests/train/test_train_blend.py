@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from probcast.configs import tiny
+from probcast.dists import pooling
 from probcast.model import artefact
 from probcast.testing.stations import station_table
 from probcast.train import blend
@@ -17,7 +18,7 @@ def _normal(loc: float, scale: float, n: int) -> dict[str, np.ndarray]:
 def test_blend_is_the_weighted_mean_of_loc_and_scale():
     net, emos = _normal(0.0, 1.0, 3), _normal(2.0, 3.0, 3)
     emos["loc"][1] = np.nan  # EMOS undefined on that row: the network's parameters stay
-    out = blend.blend_params(net, emos, 0.25)
+    out = pooling.blend_params(net, emos, 0.25)
     np.testing.assert_allclose(out["loc"], [0.5, 0.0, 0.5])
     np.testing.assert_allclose(out["scale"], [1.5, 1.0, 1.5])
 

@@ -14,7 +14,8 @@ from probcast.train.cli import main
 
 def test_bundled_configs_override_default():
     base = default.get_config()
-    assert {"data", "features", "model", "train", "tracking", "predict"} <= set(base)
+    assert {"data", "features", "model", "train", "tracking"} <= set(base)
+    assert "predict" not in base  # request-time options live in PredictRequest
     assert tiny.get_config().model.hidden < base.model.hidden
     assert gpu_bf16.get_config().train.compute_dtype == "bfloat16"
     for name in configs.available():

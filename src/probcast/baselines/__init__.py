@@ -1,14 +1,14 @@
 """Classical baselines: raw forecast, error dressing and EMOS (global and local).
 
 Each is fitted on a canonical training station table and applied to a test table, giving a
-:class:`~probcast.baselines.base.Forecast` (family parameters or ensemble members).
+:class:`~probcast.dists.Predictive` (family parameters or ensemble members).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from probcast.baselines.base import Baseline, Forecast
+from probcast.baselines.base import Baseline
 from probcast.baselines.dressing import DressingBaseline
 from probcast.baselines.emos import EmosBaseline, EmosModel, fit_emos
 from probcast.baselines.raw import RawBaseline
@@ -34,7 +34,6 @@ __all__ = [
     "DressingBaseline",
     "EmosBaseline",
     "EmosModel",
-    "Forecast",
     "RawBaseline",
     "fit_emos",
     "make",

@@ -1,78 +1,20 @@
-"""What every baseline shares: the protocol, the forecast container and table helpers.
+"""What every baseline shares: the protocol and table helpers.
 
 A baseline is fitted on a canonical training station table (``obs_<var>``, ``fc_<var>``,
-``lead_time``, ``station``) and applied to a test table; it returns a :class:`Forecast`,
-either distribution parameters of a registered family or an ensemble of members.
+``lead_time``, ``station``) and applied to a test table; it returns a
+:class:`probcast.dists.Predictive`: parameters of a registered family, or members.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from probcast import dists
+from probcast.dists import Predictive
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES
-
-
-@dataclass
-class Forecast:
-    """Predictive distributions for the rows of a table.
-
-    Attributes:
-        var: Target variable.
-        family: Registered family name when parametric, else ``None``.
-        params: Family parameters, each of shape ``(rows,)``.
-        members: Ensemble members ``(rows, m)`` when not parametric.
-    """
-
-    var: str
-    family: str | None = None
-    params: dict[str, np.ndarray] | None = None
-    members: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if (self.params is None) == (self.members is None):
-            raise ValueError("a Forecast holds either params (with a family) or members")
-        if self.params is not None and self.family is None:
-            raise ValueError("a parametric Forecast needs its family name")
-
-    def crps(self, y: np.ndarray, fair: bool = True) -> np.ndarray:
-        """CRPS per row (closed form, or the ensemble estimator; NaN where undefined)."""
-        y = np.asarray(y, dtype=np.float32)
-        if self.members is not None:
-            members = jnp.asarray(self.members)
-            return np.asarray(dists.crps_ensemble(members, jnp.asarray(y), fair=fair))
-        dist = dists.get(str(self.family))
-        return np.asarray(dist.crps(self._jparams(), jnp.asarray(y)))
-
-    def mean(self) -> np.ndarray:
-        """Mean per row."""
-        if self.members is not None:
-            return np.asarray(self.members).mean(axis=-1)
-        return np.asarray(dists.get(str(self.family)).mean(self._jparams()))
-
-    def quantiles(self, levels: Sequence[float]) -> np.ndarray:
-        """Quantiles ``(rows, k)`` at ``levels`` in [0, 1]."""
-        lv = np.asarray(levels, dtype=np.float32)
-        if self.members is not None:
-            return np.moveaxis(np.quantile(self.members, lv, axis=-1), 0, -1)
-        dist = dists.get(str(self.family))
-        return np.asarray(dists.quantiles(dist, self._jparams(), jnp.asarray(lv)))
-
-    def _jparams(self) -> dict[str, jnp.ndarray]:
-        assert self.params is not None
-        return {k: jnp.asarray(v, dtype=jnp.float32) for k, v in self.params.items()}
-
-    def __len__(self) -> int:
-        if self.members is not None:
-            return int(self.members.shape[0])
-        assert self.params is not None
-        return int(np.broadcast_shapes(*(np.shape(v) for v in self.params.values()))[0])
 
 
 @runtime_checkable
@@ -86,7 +28,7 @@ class Baseline(Protocol):
         """Fit on a canonical training table; returns ``self``."""
         ...
 
-    def predict(self, table: pd.DataFrame) -> Forecast:
+    def predict(self, table: pd.DataFrame) -> Predictive:
         """Predictive distributions for every row of ``table`` (NaN where fc is missing)."""
         ...
 

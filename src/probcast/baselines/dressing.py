@@ -12,14 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import defaults
 from probcast.baselines.base import (
-    Forecast,
     assign_bins,
     clip_physical,
     lead_edges,
     target_columns,
     training_rows,
 )
+from probcast.dists import Predictive
 
 
 class DressingBaseline:
@@ -31,7 +32,9 @@ class DressingBaseline:
         max_lead_bins: Most lead-time bins (each lead time its own bin when fewer).
     """
 
-    def __init__(self, var: str, n_members: int = 51, max_lead_bins: int = 12) -> None:
+    def __init__(
+        self, var: str, n_members: int = defaults.MEMBERS, max_lead_bins: int = 12
+    ) -> None:
         if n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {n_members}")
         self.var = var
@@ -57,7 +60,7 @@ class DressingBaseline:
         self.errors = table
         return self
 
-    def predict(self, table: pd.DataFrame) -> Forecast:
+    def predict(self, table: pd.DataFrame) -> Predictive:
         """Members ``(rows, n_members)``: forecast plus the errors of the row's bin."""
         if self.errors is None:
             raise RuntimeError("DressingBaseline.predict called before fit")
@@ -65,7 +68,7 @@ class DressingBaseline:
         bins = assign_bins(table["lead_time"].to_numpy(dtype=np.float64), self.edges)
         members = table[fc].to_numpy(dtype=np.float64)[:, None] + self.errors[bins]
         members = clip_physical(members, self.var)
-        return Forecast(self.var, members=members.astype(np.float32))
+        return Predictive.from_members(self.var, members.astype(np.float32))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable state."""

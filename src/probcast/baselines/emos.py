@@ -26,7 +26,8 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from probcast import dists
-from probcast.baselines.base import Forecast, assign_bins, lead_edges, target_columns, training_rows
+from probcast.baselines.base import assign_bins, lead_edges, target_columns, training_rows
+from probcast.dists import Predictive
 
 
 @dataclass
@@ -294,8 +295,8 @@ class EmosBaseline:
         self.model = fit_emos(train, self.var, family=self.family, **self.kwargs)
         return self
 
-    def predict(self, table: pd.DataFrame) -> Forecast:
+    def predict(self, table: pd.DataFrame) -> Predictive:
         """Family parameters per row."""
         if self.model is None:
             raise RuntimeError("EmosBaseline.predict called before fit")
-        return Forecast(self.var, family=self.model.family, params=self.model.predict(table))
+        return Predictive.from_params(self.var, self.model.family, self.model.predict(table))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probcast.baselines.base import Forecast, target_columns
+from probcast.baselines.base import target_columns
+from probcast.dists import Predictive
 
 
 class RawBaseline:
@@ -20,7 +21,7 @@ class RawBaseline:
         target_columns(train, self.var, need_obs=True)
         return self
 
-    def predict(self, table: pd.DataFrame) -> Forecast:
+    def predict(self, table: pd.DataFrame) -> Predictive:
         """One member per row: the raw forecast."""
         fc, _ = target_columns(table, self.var, need_obs=False)
-        return Forecast(self.var, members=table[fc].to_numpy(dtype=np.float32)[:, None])
+        return Predictive.from_members(self.var, table[fc].to_numpy(dtype=np.float32)[:, None])

@@ -1,15 +1,16 @@
 """The main job: ``probcast demo`` runs the whole chain on benchmark datasets.
 
-fetch -> prepare (fixed split) -> train -> predict the test period -> fit baselines on the
-same training split -> verify every method -> HTML report and a printed table. With ``--all``
-it runs every benchmark dataset and regenerates ``benchmarks/skill.md``.
+fetch -> prepare (fixed split) -> train -> predict the test period (a
+:class:`~probcast.predict.request.PredictRequest` through :func:`probcast.predict.runner.run`)
+-> fit baselines on the same training split -> verify every method -> HTML report and a
+printed table. With ``--all`` it runs every benchmark dataset and regenerates
+``benchmarks/skill.md``. Any config field can be overridden as for ``probcast train``:
+``probcast demo --config.train.epochs=5``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,13 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger("probcast.bench.demo")
+from probcast import defaults, io
 
 DEFAULT_DATASET = "verif-norway-precip"
-MEMBERS = 51
 DATASET_CONFIGS = {"verif-norway-precip": "norway_precip"}
 """Per-dataset config modules in ``probcast.configs`` whose name differs from the id."""
-QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 
 @dataclass
@@ -44,9 +43,16 @@ def config_for(name: str, overrides: list[str] | None = None) -> Any:
 
     Args:
         name: Registry dataset id.
-        overrides: ``field=value`` strings applied on top (as ``--config.field=value``).
+        overrides: ``--config.field=value`` arguments, parsed by ml_collections exactly as
+            ``probcast train`` parses them.
+
+    Raises:
+        ValueError: An override names no field or has a value of the wrong type.
     """
     import importlib
+
+    from absl import flags
+    from ml_collections import config_flags
 
     from probcast.configs import available
 
@@ -54,19 +60,14 @@ def config_for(name: str, overrides: list[str] | None = None) -> Any:
     module = DATASET_CONFIGS.get(name, module if module in available() else "default")
     cfg = importlib.import_module(f"probcast.configs.{module}").get_config()
     cfg.data.path = name
-    for item in overrides or []:
-        key, value = item.split("=", 1)
-        _set_field(cfg, key.removeprefix("config."), value)
-    return cfg
-
-
-def _set_field(cfg: Any, dotted: str, text: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = cfg
-    for p in parents:
-        node = node[p]
-    old = node[leaf]
-    node[leaf] = type(old)(text) if not isinstance(old, bool) else text.lower() in ("1", "true")
+    args = ["probcast demo", *(overrides or [])]
+    fv = flags.FlagValues()
+    try:
+        config_flags.DEFINE_config_dict("config", cfg, flag_values=fv, sys_argv=args)
+        fv(args)
+        return fv["config"].value
+    except (flags.Error, AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"config override: {err}") from err
 
 
 def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> DatasetRun:
@@ -75,7 +76,8 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     from probcast.data.prepare import prepare
     from probcast.data.registry import fetch
     from probcast.model.artefact import load
-    from probcast.predict.station import predict_table
+    from probcast.predict.request import PredictRequest
+    from probcast.predict.runner import run
     from probcast.train.loop import train
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
@@ -99,22 +101,29 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     t0 = time.perf_counter()
     model = load(out_dir / "model")
     targets = list(model.targets)
-    thresholds = {v: list(t) for v in targets if (t := _thresholds(v))}
+    thresholds = {v: list(t) for v in targets if (t := defaults.EVENT_THRESHOLDS.get(v, ()))}
     # prepare() already fetched and verified the files; only datasets with references of
     # their own need the paths again (fetch re-hashes every file, so skip it otherwise).
     files = fetch(name) if name in REFERENCES else {}
     ext = reference_thresholds(files, name)
     if ext:  # score every method at the thresholds of the dataset's own references too
         thresholds["tp"] = sorted(set(thresholds.get("tp", [])) | set(ext))
-    pred = predict_table(
-        model, test_table, members=MEMBERS, quantiles=QUANTILES, thresholds=thresholds
+    request = PredictRequest(
+        model=out_dir / "model",
+        input=test_table,
+        output=out_dir / "predictions.parquet",
+        members=defaults.MEMBERS,
+        quantiles=defaults.QUANTILES,
+        thresholds=thresholds,
     )
+    pred = run(request, model)
     seconds["predict"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    forecasts, families = run_baselines(train_table, test_table, targets, members=MEMBERS)
-    forecasts["probcast"] = pred
-    families["probcast"] = {v: f for v, f in model.heads.items() if f != "generative"}
+    forecasts, families = run_baselines(train_table, test_table, targets)
+    assert pred.table is not None
+    forecasts["probcast"] = pred.table
+    families["probcast"] = pred.families
     seconds["baselines"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -153,43 +162,34 @@ def external_summary(brier: pd.DataFrame) -> str:
 
 
 def run_baselines(
-    train: pd.DataFrame, test: pd.DataFrame, targets: list[str], *, members: int = MEMBERS
+    train: pd.DataFrame, test: pd.DataFrame, targets: list[str], *, members: int = defaults.MEMBERS
 ) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, str]]]:
     """Fit every classical baseline on ``train`` and predict ``test``.
 
     Returns:
         ``({method: prediction table}, {method: {variable: family}})`` in the column
-        conventions of :mod:`probcast.verify.forms` (``fc_<var>`` for the raw forecast).
+        contract of :mod:`probcast.products.table` (the raw forecast as ``fc_<var>``).
     """
     from probcast.baselines import BASELINES, make
+    from probcast.dists import Predictive
+    from probcast.products.table import predictive_table
     from probcast.schema import KEY_COLUMNS
 
     keys = test[list(KEY_COLUMNS)].reset_index(drop=True)
     tables: dict[str, pd.DataFrame] = {}
     families: dict[str, dict[str, str]] = {}
     for method in BASELINES:
-        cols: dict[str, Any] = {}
+        fcs = []
         for var in targets:
-            kwargs = {"n_members": members} if method == "dressing" else {}
-            fc = make(method, var, **kwargs).fit(train).predict(test)
             if method == "raw":
-                cols[f"fc_{var}"] = test[f"fc_{var}"].to_numpy()
-            elif fc.members is not None:
-                cols.update(
-                    {f"{var}_m{j:03d}": fc.members[:, j] for j in range(fc.members.shape[1])}
-                )
-            else:
-                assert fc.params is not None and fc.family is not None
-                cols.update({f"{var}_{k}": v for k, v in fc.params.items()})
-                families.setdefault(method, {})[var] = fc.family
-        tables[method] = pd.concat([keys, pd.DataFrame(cols)], axis=1)
+                fcs.append(Predictive.from_point(var, test[f"fc_{var}"].to_numpy()))
+                continue
+            kwargs = {"n_members": members} if method == "dressing" else {}
+            fcs.append(make(method, var, **kwargs).fit(train).predict(test))
+        tables[method], fams = predictive_table(keys, fcs)
+        if fams:
+            families[method] = fams
     return tables, families
-
-
-def _thresholds(var: str) -> tuple[float, ...]:
-    from probcast.verify.evaluate import DEFAULT_THRESHOLDS
-
-    return DEFAULT_THRESHOLDS.get(var, ())
 
 
 def _as_tables(prepared: Any, neighbourhood: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -232,27 +232,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/demo", help="output folder")
     p.add_argument("--skill-table", default="", help="write the skill markdown table here")
     p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="config override, e.g. --set train.epochs=5 (repeatable)",
+        "--fresh",
+        action="store_true",
+        help="train from scratch (default: reuse or resume the model of an earlier run)",
     )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``probcast demo``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("absl", "orbax", "jax", "mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Run ``probcast demo``; returns the exit status.
+
+    Arguments other than the listed options must be ``--config.field=value`` overrides.
+    """
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    bad = [a for a in rest if not a.startswith("--config.")]
+    if bad:
+        parser.error(f"unrecognised arguments {bad} (config overrides are --config.x.y=value)")
+    from probcast.logs import configure_logging
+
+    configure_logging()
     out = Path(args.out)
     names = benchmark_names() if args.all else [args.dataset]
     runs: list[DatasetRun] = []
     for name in names:
         start = time.perf_counter()
-        run = run_dataset(name, out, overrides=args.set)
+        if args.fresh:
+            import shutil
+
+            shutil.rmtree(out / name / "model", ignore_errors=True)
+        try:
+            run = run_dataset(name, out, overrides=rest)
+        except (ValueError, FileNotFoundError, KeyError) as err:
+            print(f"probcast demo: {err}", file=sys.stderr)
+            return 1
         runs.append(run)
         with pd.option_context("display.width", 140, "display.float_format", "{:.4f}".format):
             print(f"\n== {name} ({time.perf_counter() - start:.0f} s) ==")
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         write_skill_table(runs, Path(args.skill_table))
         print(f"skill table: {args.skill_table}")
     summary = {r.name: r.seconds for r in runs}
-    (out / "timings.json").write_text(json.dumps(summary, indent=1))
+    io.write_json(out / "timings.json", summary)
     return 0
 
 

@@ -82,9 +82,6 @@ def get_config() -> ml_collections.ConfigDict:
     tracking.uri = ""  # "" = sqlite:///<workdir>/../mlruns.db
     tracking.experiment = "probcast"
     tracking.run_name = ""
-
-    config.predict = predict = ml_collections.ConfigDict()
-    predict.combine = "vincentize"  # seed networks: "vincentize" (quantile average) or "mixture"
-    predict.quantile_members = 1000  # members of generative heads used for quantiles
-    predict.batch_size = 65536
+    # How seed networks are pooled, batch sizes and member counts are chosen per prediction
+    # request (probcast.predict.request.PredictRequest), not frozen at training.
     return config

@@ -23,5 +23,4 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.warmup_epochs = 0
     config.train.blend_emos = False  # tested on its own (tests/train/test_train_blend.py)
     config.tracking.backend = "none"
-    config.predict.quantile_members = 200
     return config

@@ -1,147 +1,38 @@
-"""Predictive distributions: the family registry, the common interface, pooling, Predictive.
+"""The predictive distribution: a leaf package that every other stage uses.
 
-The network heads and the classical baselines (EMOS) share these families. Each family
-turns unconstrained values into parameters around the raw forecast (:meth:`constrain`) and
-scores them with a closed-form CRPS; all functions are in ``jax.numpy`` (jit- and
-grad-friendly, float32-safe). The families live in :mod:`probcast.dists`.
+- :mod:`~probcast.dists.registry`: the parametric families (closed-form CRPS, CDF, quantile
+  function, sampling; all in ``jax.numpy``), by name, and the generative-head marker.
+- :mod:`~probcast.dists.predictive`: :class:`Predictive`, one variable's forecast for a set
+  of cases (parameters, members, quantiles or a point value) with its scores and summaries.
+- :mod:`~probcast.dists.pooling`: combining several predictive distributions (seed networks,
+  the EMOS blend).
+- :mod:`~probcast.dists.ensemble`: the CRPS of an ensemble.
 
-Broadcasting: ``crps``, ``cdf`` and ``quantile`` broadcast their second argument
-elementwise against the parameter arrays (numpy rules). To get ``k`` quantiles per row, use
-:func:`quantiles` (which adds the trailing axis) or pass ``{k: v[..., None]}`` and levels of
-shape ``(k,)``. ``sample`` returns ``(..., n)``, members last.
+Nothing here imports any other part of probcast except :mod:`probcast.schema`.
 """
 
-from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
-
-import jax
-import jax.numpy as jnp
-
-from probcast.dists._common import Array, Params, expand
-from probcast.dists.censored import CensoredNormal
 from probcast.dists.ensemble import crps_ensemble
-from probcast.dists.gamma import CensoredShiftedGamma
-from probcast.dists.logistic import CensoredLogistic, Logistic
-from probcast.dists.normal import Normal
-from probcast.dists.truncated import TruncatedNormal
-from probcast.schema import VARIABLES
-
-
-@runtime_checkable
-class Distribution(Protocol):
-    """A parametric predictive distribution with closed-form CRPS.
-
-    Attributes:
-        name: Registry name.
-        param_names: Names of the parameters, in the order of ``raw``'s last axis.
-    """
-
-    name: str
-    param_names: tuple[str, ...]
-
-    def constrain(self, raw: Array, center: Array, scale: Array) -> Params:
-        """Map unconstrained ``raw[..., len(param_names)]`` to valid parameters.
-
-        ``raw = 0`` gives the raw forecast ``center`` with spread ``scale``.
-        """
-        ...
-
-    def crps(self, params: Params, y: Array) -> Array:
-        """Closed-form CRPS, elementwise."""
-        ...
-
-    def cdf(self, params: Params, x: Array) -> Array:
-        """Distribution function, elementwise."""
-        ...
-
-    def quantile(self, params: Params, q: Array) -> Array:
-        """Quantile function; ``q`` broadcasts elementwise against the parameters."""
-        ...
-
-    def sample(self, params: Params, key: jax.Array, n: int) -> Array:
-        """``n`` members per element by inverse CDF of uniforms, shape ``(..., n)``."""
-        ...
-
-    def mean(self, params: Params) -> Array:
-        """Mean."""
-        ...
-
-    def log_prob(self, params: Params, y: Array) -> Array:
-        """Log density (log point mass at a censoring bound)."""
-        ...
-
-
-DISTRIBUTIONS: dict[str, Distribution] = {
-    d.name: d
-    for d in (
-        Normal(),
-        Logistic(),
-        CensoredLogistic("censored_logistic", lower=0.0),
-        CensoredNormal("censored_normal", lower=0.0),
-        TruncatedNormal(),
-        CensoredNormal("censored_normal_01", lower=0.0, upper=1.0),
-        CensoredShiftedGamma(),
-    )
-}
-"""Registered families by name."""
-
-_DEFAULT_BY_KIND = {
-    "real": "normal",
-    "nonneg": "censored_logistic",
-    "positive": "truncated_normal",
-    "fraction": "censored_normal_01",
-}
-
-
-def get(name: str) -> Distribution:
-    """Return the registered family ``name``.
-
-    Raises:
-        KeyError: Unknown name; the message lists the registered ones.
-    """
-    if name not in DISTRIBUTIONS:
-        raise KeyError(
-            f"unknown distribution {name!r}; expected one of {', '.join(sorted(DISTRIBUTIONS))}"
-        )
-    return DISTRIBUTIONS[name]
-
-
-def default_for(variable: str) -> str:
-    """Default family of a canonical variable, from ``schema.VARIABLES[variable].kind``.
-
-    ``real`` -> normal, ``nonneg`` -> censored_logistic (point mass at 0), ``positive`` ->
-    truncated_normal, ``fraction`` -> censored_normal_01.
-    """
-    if variable not in VARIABLES:
-        raise KeyError(
-            f"unknown variable {variable!r}; expected one of {', '.join(sorted(VARIABLES))}"
-        )
-    kind = VARIABLES[variable].kind
-    if kind not in _DEFAULT_BY_KIND:
-        raise ValueError(f"variable {variable!r} has kind {kind!r} with no default family")
-    return _DEFAULT_BY_KIND[kind]
-
-
-def quantiles(dist: Distribution, params: Params, levels: Array) -> Array:
-    """Quantiles at ``levels`` (shape ``(k,)``) for every element: shape ``(..., k)``."""
-    levels = jnp.asarray(levels)
-    if levels.ndim != 1 or not bool(jnp.all((levels >= 0.0) & (levels <= 1.0))):
-        raise ValueError(f"levels must be a 1-D array of values in [0, 1], got {levels}")
-    return dist.quantile(expand(params), levels)
-
-
-def crps_point(forecast: Array, y: Array) -> Array:
-    """CRPS of a point forecast (a point mass): the absolute error."""
-    return jnp.abs(jnp.asarray(forecast) - jnp.asarray(y))
-
+from probcast.dists.predictive import KINDS, Kind, Predictive
+from probcast.dists.registry import (
+    DISTRIBUTIONS,
+    GENERATIVE,
+    Distribution,
+    default_for,
+    get,
+    is_generative,
+    quantiles,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
+    "GENERATIVE",
+    "KINDS",
     "Distribution",
+    "Kind",
+    "Predictive",
     "crps_ensemble",
-    "crps_point",
     "default_for",
     "get",
+    "is_generative",
     "quantiles",
 ]

@@ -16,13 +16,14 @@ passed as one dict per network, arrays of shape ``(n,)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from probcast.dists import Distribution
+from probcast.dists.registry import Distribution
 
 Params = dict[str, jax.Array]
 COMBINES = ("vincentize", "mixture")
@@ -88,3 +89,21 @@ def exceedance(
 def mean_params(params: Sequence[Params]) -> Params:
     """Parameter-wise mean over networks (the Vincentized pool of a location-scale family)."""
     return {k: jnp.mean(jnp.stack([p[k] for p in params]), axis=0) for k in params[0]}
+
+
+def blend_params(
+    net: Mapping[str, np.ndarray], other: Mapping[str, np.ndarray], weight: float
+) -> dict[str, np.ndarray]:
+    """Quantile average of two members of one location-scale family: ``(1 - w) net + w other``.
+
+    For two location-scale distributions of one family (censored and truncated ones in their
+    latent space) quantile averaging is the weighted mean of ``loc`` and ``scale``, so the
+    pool stays in the family. Rows where ``other`` has no value keep ``net``'s parameters.
+    """
+    ok = np.logical_and.reduce([np.isfinite(np.asarray(other[k])) for k in net])
+    out = {}
+    for k, v in net.items():
+        e = np.asarray(other[k], dtype=np.float32)
+        mixed = (1.0 - weight) * np.asarray(v, dtype=np.float32) + weight * e
+        out[k] = np.where(ok, mixed, v).astype(np.float32)
+    return out

@@ -17,10 +17,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from probcast import dists
+from probcast.dists import is_generative
 from probcast.schema import VARIABLES
-
-GENERATIVE = 0
-"""Value of ``heads[var]`` that marks a generative head."""
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nnx.relu,
@@ -118,8 +117,8 @@ class ProbNet(nnx.Module):
     Args:
         n_features: Width of the standardised feature vector.
         n_stations: Station embedding table size (index 0 = unknown station).
-        heads: Target variable -> number of raw distribution parameters, or
-            :data:`GENERATIVE` (0) for a noise-conditioned generative head.
+        heads: Target variable -> distribution family name, or
+            :data:`probcast.dists.GENERATIVE` for a noise-conditioned generative head.
         embed_dim: Station embedding size; 0 disables the embedding.
         hidden: Trunk width.
         n_layers: Trunk depth.
@@ -143,7 +142,7 @@ class ProbNet(nnx.Module):
         self,
         n_features: int,
         n_stations: int,
-        heads: Mapping[str, int],
+        heads: Mapping[str, str],
         *,
         embed_dim: int = 8,
         hidden: int = 128,
@@ -161,12 +160,15 @@ class ProbNet(nnx.Module):
     ) -> None:
         if noise_to not in ("heads", "trunk"):
             raise ValueError(f"model.noise_to must be 'heads' or 'trunk', got {noise_to!r}")
-        generative = [v for v, n in heads.items() if n == GENERATIVE]
+        generative = [v for v, h in heads.items() if is_generative(h)]
         if noise_to == "trunk" and len(generative) != len(heads):
             raise ValueError("model.noise_to='trunk' needs every target to be generative")
         if generative and noise_dim < 1:
             raise ValueError(f"generative heads need model.noise_dim >= 1, got {noise_dim}")
-        self.head_sizes = tuple(heads.items())  # hashable: part of the static graphdef
+        self.head_kinds = tuple(heads.items())  # hashable: part of the static graphdef
+        sizes = {
+            v: 0 if is_generative(h) else len(dists.get(h).param_names) for v, h in heads.items()
+        }
         self.noise_dim = noise_dim if generative else 0
         self.noise_to = noise_to
         self.embed = nnx.Embed(n_stations, embed_dim, dtype=dtype, rngs=rngs) if embed_dim else None
@@ -189,25 +191,25 @@ class ProbNet(nnx.Module):
                     GenerativeHead(
                         hidden, noise_dim, head_hidden, act=activation, dtype=dtype, rngs=rngs
                     )
-                    if n == GENERATIVE
-                    else nnx.Linear(hidden, n, kernel_init=zeros, dtype=dtype, rngs=rngs)
+                    if var in generative
+                    else nnx.Linear(hidden, sizes[var], kernel_init=zeros, dtype=dtype, rngs=rngs)
                 )
-                for var, n in heads.items()
+                for var in heads
             }
         )
 
         self.skips = nnx.Dict(
             {
                 var: nnx.Linear(n_features, n, kernel_init=zeros, dtype=dtype, rngs=rngs)
-                for var, n in heads.items()
-                if linear_skip and n != GENERATIVE
+                for var, n in sizes.items()
+                if linear_skip and var not in generative
             }
         )
 
     @property
     def generative(self) -> list[str]:
         """Variables with a generative head."""
-        return [v for v, n in self.head_sizes if n == GENERATIVE]
+        return [v for v, h in self.head_kinds if is_generative(h)]
 
     def __call__(
         self,
@@ -273,15 +275,13 @@ def generative_members(raw: jax.Array, center: jax.Array, scale: jax.Array, var:
 
 
 def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
-    """Head of each target: a distribution family name, or ``"generative"``.
+    """Head of each target: a distribution family name, or :data:`probcast.dists.GENERATIVE`.
 
     Args:
         targets: Target variables.
         model_config: ``config.model``: ``generative`` (comma list or ``"all"``) and
             ``distributions`` (``"var:family,..."`` overrides of the per-variable default).
     """
-    from probcast import dists
-
     gen = {v.strip() for v in str(model_config.generative).split(",") if v.strip()}
     if "all" in gen:
         gen = set(targets)
@@ -298,7 +298,7 @@ def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
     heads = {}
     for var in targets:
         if var in gen:
-            heads[var] = "generative"
+            heads[var] = dists.GENERATIVE
         else:
             name = overrides.get(var) or dists.default_for(var)
             dists.get(name)  # fail early on an unknown family
@@ -316,16 +316,10 @@ def build_model(
     dtype: Any = jnp.float32,
 ) -> ProbNet:
     """Construct a :class:`ProbNet` from the ``config.model`` section."""
-    from probcast import dists
-
-    sizes = {
-        v: GENERATIVE if h == "generative" else len(dists.get(h).param_names)
-        for v, h in heads.items()
-    }
     return ProbNet(
         n_features,
         n_stations,
-        sizes,
+        heads,
         embed_dim=int(model_config.embed_dim),
         hidden=int(model_config.hidden),
         n_layers=int(model_config.n_layers),
@@ -336,7 +330,7 @@ def build_model(
         noise_dim=int(model_config.noise_dim),
         noise_to=str(model_config.noise_to),
         head_hidden=int(model_config.head_hidden),
-        linear_skip=bool(model_config.get("linear_skip", False)),
+        linear_skip=bool(model_config.linear_skip),
         dtype=dtype,
         rngs=nnx.Rngs(seed),
     )
@@ -357,7 +351,7 @@ def predictive(
 
     Args:
         model: The network.
-        heads: Target -> family name or ``"generative"`` (target order = columns of
+        heads: Target -> family name or ``GENERATIVE`` (target order = columns of
             ``center``).
         x: Features ``(n, f)``.
         station: Station indices ``(n,)``.
@@ -370,13 +364,11 @@ def predictive(
         ``(params, members)``: distribution parameters of the parametric heads and
         ``(n, m)`` members of the generative heads, in physical units.
     """
-    from probcast import dists
-
     raw = model(x, station, noise, dropout_key=dropout_key)
     params: dict[str, dict[str, jax.Array]] = {}
     members: dict[str, jax.Array] = {}
     for j, (var, head) in enumerate(heads.items()):
-        if head == "generative":
+        if is_generative(head):
             members[var] = generative_members(raw[var], center[:, j], scale[j], var)
         else:
             params[var] = dists.get(head).constrain(raw[var], center[:, j], scale[j])

@@ -2,8 +2,10 @@
 
 Options: ``--members=K`` coherent members per row, ``--quantiles=0.05,0.5,0.95``,
 ``--thresholds=tp:0.1,1,5`` (repeat the flag for more targets), ``--seed=0``,
-``--noparams`` to leave out the distribution parameters. The output format follows the
-extension of ``--output`` (``.csv``, ``.parquet``, ``.nc``).
+``--noparams`` to leave out the distribution parameters, ``--combine=vincentize|mixture``
+(pool of seed networks), ``--batch_size``. The output format follows the extension of
+``--output`` (``.csv``, ``.parquet``, ``.nc``); the families of the parameters are
+recorded with it, so ``probcast verify`` reads it with no further flag.
 
 A gridded ``--input`` (NetCDF ``.nc``, Zarr ``.zarr``, GRIB ``.grib/.grib2/.grb``, kerchunk
 ``.json``) is predicted whole, tile by tile, into CF product files
@@ -15,7 +17,7 @@ see docs/gridded.md.
 from __future__ import annotations
 
 import sys
-import time
+from typing import Any
 
 from absl import flags
 
@@ -42,38 +44,49 @@ def _flags() -> flags.FlagValues:
         "scheduler", None, "Gridded input: dask.distributed scheduler address.", flag_values=fv
     )
     flags.DEFINE_integer("tile", 256, "Gridded input: spatial tile edge (cells).", flag_values=fv)
+    flags.DEFINE_enum(
+        "combine",
+        "vincentize",
+        ["vincentize", "mixture"],
+        "Pool of seed networks: quantile average or mixture.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("batch_size", 65536, "Rows per forward pass.", flag_values=fv)
     flags.mark_flags_as_required(["model", "input", "output"], flag_values=fv)
     return fv
 
 
+def request_from_flags(fv: flags.FlagValues) -> Any:
+    """The :class:`~probcast.predict.request.PredictRequest` of parsed flags."""
+    from probcast.predict.request import (
+        PredictRequest,
+        parse_levels,
+        parse_percentiles,
+        parse_thresholds,
+    )
+
+    return PredictRequest(
+        model=fv.model,
+        input=fv.input,
+        output=fv.output,
+        members=fv.members,
+        quantiles=parse_levels(fv.quantiles),
+        percentiles=parse_percentiles(fv.percentiles) if fv.percentiles.strip() else None,
+        thresholds=parse_thresholds(fv.thresholds) or None,
+        params=fv.params,
+        combine=fv.combine,
+        batch_size=fv.batch_size,
+        seed=fv.seed,
+        tile=fv.tile,
+        scheduler=fv.scheduler,
+    )
+
+
 def run(fv: flags.FlagValues) -> str:
     """Predict with parsed flags; return a one-line summary."""
-    from probcast.ingest.tables import read_table
-    from probcast.model.artefact import load
-    from probcast.predict import station
+    from probcast.predict.runner import run as run_request
 
-    start = time.perf_counter()
-    thresholds: dict[str, list[float]] = {}
-    for item in fv.thresholds:
-        thresholds.update(station.parse_thresholds(item))
-    from probcast.align.points import is_grid_path
-
-    if is_grid_path(fv.input):
-        from probcast.predict.gridded import run_grid
-
-        return run_grid(fv, thresholds or None, start)
-    frame = station.predict_table(
-        load(fv.model),
-        read_table(fv.input),
-        members=fv.members,
-        quantiles=station.parse_levels(fv.quantiles),
-        thresholds=thresholds,
-        seed=fv.seed,
-        params=fv.params,
-    )
-    path = station.write_predictions(frame, fv.output)
-    took = time.perf_counter() - start
-    return f"wrote {len(frame)} rows x {frame.shape[1]} columns to {path} in {took:.1f} s"
+    return run_request(request_from_flags(fv)).summary()
 
 
 def main(argv: list[str]) -> int:
@@ -87,12 +100,12 @@ def main(argv: list[str]) -> int:
     except flags.Error as err:
         print(f"probcast predict: {err}", file=sys.stderr)
         return 2
-    from probcast.train.cli import configure_logging
+    from probcast.logs import configure_logging
 
     configure_logging()
     try:
         print(run(fv))
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError, OSError) as err:
         print(f"probcast predict: {err}", file=sys.stderr)
         return 1
     return 0

@@ -19,7 +19,7 @@ import xarray as xr
 
 from probcast.align import points
 from probcast.align.neighbourhood import STATS, window_size
-from probcast.model.artefact import TrainedModel
+from probcast.model.predictor import TrainedModel
 from probcast.schema import FC_PREFIX
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from probcast.dists import is_generative
 from probcast.products import Provenance, build_products, write_products
 
 SUFFIXES = (".nc", ".nc4", ".zarr")
@@ -100,10 +101,10 @@ def grid_products(
 
     Args:
         fields: ``<var>_<param>`` fields and ``<var>`` members along ``realization``.
-        heads: Target -> head family (``generative`` for member heads).
+        heads: Target -> head family (``GENERATIVE`` for member fields).
         members: Members product size (0: no members product).
         percentiles: Percentiles in % (empty: none).
-        thresholds: Target -> thresholds (None: ``products.DEFAULT_THRESHOLDS``).
+        thresholds: Target -> thresholds (None: ``defaults.PRODUCT_THRESHOLDS``).
         params: Include the parameters product.
         chunks: Dask chunks of the products.
         provenance: Global attributes.
@@ -114,7 +115,7 @@ def grid_products(
     wanted = [p for p, on in (("members", members > 0), ("percentiles", bool(percentiles))) if on]
     wanted.append("probabilities")
     parts = []
-    families = {v: h for v, h in heads.items() if h != "generative"}
+    families = {v: h for v, h in heads.items() if not is_generative(h)}
     common = {
         "percentiles": list(percentiles) or [50.0],  # only used when requested
         "thresholds": thresholds,
@@ -134,7 +135,7 @@ def grid_products(
                 **common,  # type: ignore[arg-type]
             )
         )
-    generative = [v for v, h in heads.items() if h == "generative"]
+    generative = [v for v, h in heads.items() if is_generative(h)]
     if generative:
         parts.append(
             build_products(

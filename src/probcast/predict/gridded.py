@@ -18,35 +18,36 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
 
+from probcast import defaults, dists
 from probcast.align import points
 from probcast.align.neighbourhood import window_size
-from probcast.model.artefact import TrainedModel
+from probcast.model.predictor import TrainedModel
 from probcast.predict import grid_output, tiles
 from probcast.predict.grid_checks import GridPredictError, needed_inputs
+from probcast.predict.request import PredictRequest
 from probcast.predict.tiles import GridPlan, cached_model
 
 log = logging.getLogger(__name__)
 
 FRT, FP, REALIZATION = points.FRT, points.FP, points.REALIZATION
-DEFAULT_PERCENTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
-DEFAULT_TILE = 256
-GENERATIVE_MEMBERS = 51
-"""Members drawn for generative heads when ``members`` is 0."""
 
 
 def make_plan(
     model: TrainedModel, ds: xr.Dataset, workdir: str, *, members: int, seed: int
 ) -> GridPlan:
-    """Plan the tile tasks: heads, parameter names, whether this is the training grid."""
-    from probcast import dists
+    """Plan the tile tasks: what each head gives, whether this is the training grid.
 
+    A parametric head gives its parameter fields when they are its predictive distribution
+    (one network, or several pooled by quantile averaging: the request's ``combine``);
+    otherwise (a mixture of networks) it gives members drawn from the pool, like a
+    generative head: ``members`` of them, at least :data:`probcast.defaults.MEMBERS`.
+    """
     dims = points.spatial_dims(ds)
     grid = model.spec.grid or {}
     same = bool(grid) and grid.get("fingerprint") == points.grid_fingerprint(ds, dims)
@@ -55,19 +56,19 @@ def make_plan(
             "grid differs from the training grid: every point uses the unknown-station "
             "embedding (train with --config.model.embed_dim=0 for models meant for other grids)"
         )
-    parametric = tuple(
-        (v, tuple(dists.get(h).param_names)) for v, h in model.heads.items() if h != "generative"
-    )
-    generative = tuple(v for v, h in model.heads.items() if h == "generative")
+    exact = [v for v in model.targets if model.pooled_params_are_predictive(v)]
+    parametric = tuple((v, tuple(dists.get(model.heads[v]).param_names)) for v in exact)
+    sampled = tuple(v for v in model.targets if v not in exact)
     return GridPlan(
         workdir=workdir,
         dims=dims,
         required=tuple(f"fc_{v}" for v in model.targets),
         same_grid=same,
         parametric=parametric,
-        generative=generative,
-        members=members or GENERATIVE_MEMBERS,
+        generative=sampled,
+        members=max(members, defaults.MEMBERS) if sampled else members,
         seed=seed,
+        options=model.options,
     )
 
 
@@ -77,7 +78,7 @@ def predictive_fields(
     plan: GridPlan,
     *,
     source: str = "input",
-    tile: int = DEFAULT_TILE,
+    tile: int = 256,
 ) -> xr.Dataset:
     """Lazy parameter (and member) fields of the model on the grid of ``ds``.
 
@@ -154,14 +155,7 @@ def dask_scheduler(address: str | None) -> Iterator[Any]:
         yield None
 
 
-def _check_requests(
-    model: TrainedModel, percentiles: Sequence[float], thresholds: Mapping[str, Any] | None
-) -> None:
-    bad = [p for p in percentiles if not 0.0 < float(p) < 100.0]
-    if bad or list(percentiles) != sorted(set(percentiles)):
-        raise GridPredictError(
-            f"percentiles must be strictly increasing values in (0, 100), got {list(percentiles)}"
-        )
+def _check_thresholds(model: TrainedModel, thresholds: Mapping[str, Any] | None) -> None:
     unknown = sorted(set(thresholds or {}) - set(model.targets))
     if unknown:
         raise GridPredictError(
@@ -170,36 +164,14 @@ def _check_requests(
         )
 
 
-def predict_grid(
-    workdir: str | os.PathLike[str],
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    members: int = 0,
-    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-    thresholds: Mapping[str, Sequence[float]] | None = None,
-    params: bool = True,
-    scheduler: str | None = None,
-    tile: int = DEFAULT_TILE,
-    seed: int = 0,
-    inflevel: float = 0.99,
-) -> dict[str, Path]:
+def predict_grid(request: PredictRequest) -> dict[str, Path]:
     """Predict a whole gridded model run and write CF products.
 
-    Args:
-        workdir: Trained model workdir.
-        source: Gridded forecast: NetCDF, Zarr, GRIB or kerchunk JSON (every reference
-            time, period and needed variable is predicted).
-        output: ``DIR/NAME.nc`` or ``.zarr``; products go to ``DIR/NAME_<product>.<ext>``.
-        members: Members product size (0: none; generative heads then draw 51 members
-            for their percentiles and probabilities).
-        percentiles: Percentiles in % (empty: none).
-        thresholds: Target -> exceedance thresholds (None: ``products.DEFAULT_THRESHOLDS``).
-        params: Write the distribution parameters (parametric heads).
-        scheduler: Address of a dask.distributed scheduler; default local threads.
-        tile: Spatial tile edge in grid cells.
-        seed: Seed of random member draws (generative heads).
-        inflevel: Information kept by bit rounding (see :func:`probcast.products.write_products`).
+    Every reference time, period and grid point of ``request.input`` (NetCDF, Zarr, GRIB
+    or kerchunk JSON path, or an ``xr.Dataset``) is predicted; products go to
+    ``DIR/NAME_<product>.<ext>`` for ``request.output = DIR/NAME.<ext>``: ``parameters``,
+    ``percentiles``, ``probabilities_<var>`` (``request.thresholds``, default
+    :data:`probcast.defaults.PRODUCT_THRESHOLDS`) and ``members`` (when asked for).
 
     Returns:
         Product name -> written path.
@@ -207,61 +179,41 @@ def predict_grid(
     Raises:
         GridPredictError: The grid lacks what the model needs, or bad requests.
     """
+    output = str(request.output)
     grid_output.product_paths(output, [])  # validate the name before any work
-    workdir = str(Path(workdir).resolve())
-    model = cached_model(workdir)
-    _check_requests(model, percentiles, thresholds)
-    ds = points.open_grid(source, chunks={})
-    plan = make_plan(model, ds, workdir, members=members, seed=seed)
-    fields = predictive_fields(model, ds, plan, source=str(source), tile=tile)
+    workdir = str(Path(request.model).resolve())
+    model = cached_model(workdir).with_options(request.options)
+    _check_thresholds(model, request.thresholds)
+    source = request.input
+    ds = source if isinstance(source, xr.Dataset) else points.open_grid(source, chunks={})
+    name = "<in-memory dataset>" if isinstance(source, xr.Dataset) else str(source)
+    plan = make_plan(model, ds, workdir, members=request.members, seed=request.seed)
+    fields = predictive_fields(model, ds, plan, source=name, tile=request.tile)
+    tile = request.tile
     sizes = {d: tile for d in plan.dims} if len(plan.dims) == 2 else {plan.dims[0]: tile * tile}
     prov = grid_output.Provenance(
-        model_fingerprint=grid_output.model_fingerprint(workdir), input_files=(str(source),)
+        model_fingerprint=grid_output.model_fingerprint(workdir), input_files=(name,)
     )
+    heads = {v: model.heads[v] for v, _ in plan.parametric}
+    heads.update({v: dists.GENERATIVE for v in plan.generative})
     quiet = logging.getLogger("probcast.features")
     level = quiet.level
     quiet.setLevel(max(level, logging.WARNING))  # one "unseen stations" line per tile otherwise
     try:
-        with dask_scheduler(scheduler), grid_output.staging(output) as folder:
+        with dask_scheduler(request.scheduler), grid_output.staging(output) as folder:
             stored = grid_output.store_fields(fields, folder / "fields.zarr")
             if stored.sizes[FRT] == 1:  # one run: scalar reference time (IMPROVER, CF 2.4)
                 stored = stored.squeeze(FRT)
             products = grid_output.grid_products(
                 stored,
-                model.heads,
-                members=members,
-                percentiles=percentiles,
-                thresholds=thresholds,
-                params=params,
+                heads,
+                members=request.members,
+                percentiles=request.grid_percentiles,
+                thresholds=request.thresholds,
+                params=request.params,
                 chunks={FRT: 1, FP: 1, **sizes},
                 provenance=prov,
             )
-            return grid_output.write_set(products, output, folder, inflevel=inflevel)
+            return grid_output.write_set(products, output, folder, inflevel=request.inflevel)
     finally:
         quiet.setLevel(level)
-
-
-def run_grid(fv: Any, thresholds: Mapping[str, Sequence[float]] | None, start: float) -> str:
-    """``probcast predict`` on a gridded input (parsed absl flags); one-line summary."""
-    import time
-
-    if fv.percentiles.strip():
-        percentiles = [float(v) for v in fv.percentiles.split(",") if v.strip()]
-    elif fv.quantiles.strip():
-        percentiles = [100.0 * float(v) for v in fv.quantiles.split(",") if v.strip()]
-    else:
-        percentiles = list(DEFAULT_PERCENTILES)
-    paths = predict_grid(
-        fv.model,
-        fv.input,
-        fv.output,
-        members=fv.members,
-        percentiles=percentiles,
-        thresholds=thresholds,
-        params=fv.params,
-        scheduler=fv.scheduler,
-        tile=fv.tile,
-        seed=fv.seed,
-    )
-    took = time.perf_counter() - start
-    return f"wrote {', '.join(str(p) for p in paths.values())} in {took:.1f} s"

@@ -26,7 +26,8 @@ import xarray as xr
 
 from probcast.align import points
 from probcast.align.neighbourhood import feature_name, point_neighbours, point_stat, window_stat
-from probcast.model.artefact import TrainedModel, load
+from probcast.model.artefact import load
+from probcast.model.predictor import PredictOptions, TrainedModel
 
 FRT, FP, REALIZATION = points.FRT, points.FP, points.REALIZATION
 
@@ -43,6 +44,7 @@ class GridPlan:
     generative: tuple[str, ...]
     members: int
     seed: int
+    options: PredictOptions = dataclasses.field(default_factory=PredictOptions)
 
     @property
     def outputs(self) -> list[tuple[str, int]]:
@@ -109,7 +111,7 @@ def predict_block(block: xr.Dataset, plan: GridPlan) -> np.ndarray:
     out = np.full((sum(k for _, k in plan.outputs), keep.size), np.nan, dtype=np.float32)
     if not n:
         return out.reshape(-1, *shape)
-    model = cached_model(plan.workdir)
+    model = cached_model(plan.workdir).with_options(plan.options)
     table = padded(table)
     row = 0
     if plan.parametric:

@@ -9,8 +9,6 @@ See docs/products.md.
 """
 
 from probcast.products.build import (
-    DEFAULT_PERCENTILES,
-    DEFAULT_THRESHOLDS,
     PRODUCTS,
     build_members,
     build_parameters,
@@ -30,8 +28,6 @@ from probcast.products.source import (
 from probcast.products.write import write_product_set, write_products
 
 __all__ = [
-    "DEFAULT_PERCENTILES",
-    "DEFAULT_THRESHOLDS",
     "PRODUCTS",
     "Distribution",
     "EnsembleSource",

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from probcast import defaults
 from probcast.products import cf
 from probcast.products.source import (
     REALIZATION,
@@ -30,24 +31,6 @@ from probcast.products.source import (
     PredictiveSource,
     as_source,
 )
-
-DEFAULT_PERCENTILES: tuple[float, ...] = tuple(float(p) for p in range(5, 100, 5))
-"""19 percentiles, 5 % to 95 %."""
-
-DEFAULT_THRESHOLDS: dict[str, tuple[float, ...]] = {
-    "t2m": tuple(float(t) for t in np.arange(253.15, 313.16, 5.0)),
-    "td2m": tuple(float(t) for t in np.arange(243.15, 303.16, 5.0)),
-    "tmax": tuple(float(t) for t in np.arange(263.15, 318.16, 5.0)),
-    "tmin": tuple(float(t) for t in np.arange(243.15, 303.16, 5.0)),
-    "u10": (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0),
-    "v10": (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0),
-    "ws10": (2.5, 5.0, 10.0, 15.0, 20.0, 25.0),
-    "tp": (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
-    "msl": (97000.0, 99000.0, 101000.0, 103000.0),
-    "sp": (80000.0, 90000.0, 100000.0),
-    "tcc": (0.125, 0.375, 0.625, 0.875),
-}
-"""Default exceedance thresholds in canonical units (overridable per call)."""
 
 PRODUCTS = ("members", "percentiles", "probabilities", "parameters")
 
@@ -59,7 +42,11 @@ def _decorate(product: xr.Dataset, source: PredictiveSource) -> xr.Dataset:
 
 
 def build_members(
-    data: SourceLike, *, n_members: int | None = 51, method: str = "quantiles", seed: int = 0
+    data: SourceLike,
+    *,
+    n_members: int | None = defaults.MEMBERS,
+    method: str = "quantiles",
+    seed: int = 0,
 ) -> xr.Dataset:
     """Members of every variable along a leading ``realization`` dimension.
 
@@ -99,7 +86,7 @@ def _check_percentiles(percentiles: Sequence[float]) -> np.ndarray:
 
 
 def build_percentiles(
-    data: SourceLike, percentiles: Sequence[float] = DEFAULT_PERCENTILES
+    data: SourceLike, percentiles: Sequence[float] = defaults.PRODUCT_PERCENTILES
 ) -> xr.Dataset:
     """Percentiles of every variable along a leading ``percentile`` dimension (in %).
 
@@ -208,8 +195,8 @@ def build_products(
     *,
     families: Mapping[str, str | Distribution] | None = None,
     products: Iterable[str] = PRODUCTS,
-    n_members: int | None = 51,
-    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    n_members: int | None = defaults.MEMBERS,
+    percentiles: Sequence[float] = defaults.PRODUCT_PERCENTILES,
     thresholds: Mapping[str, Sequence[float]] | None = None,
     method: str = "quantiles",
     seed: int = 0,
@@ -227,8 +214,9 @@ def build_products(
             ``parameters`` (the latter needs parameter input).
         n_members: Member count of the members product.
         percentiles: Percentiles in % of the percentiles product.
-        thresholds: Variable -> thresholds; defaults to :data:`DEFAULT_THRESHOLDS`; variables
-            without thresholds get no probability product.
+        thresholds: Variable -> thresholds; defaults to
+            :data:`probcast.defaults.PRODUCT_THRESHOLDS`; variables without thresholds get
+            no probability product.
         method: Members method (``quantiles`` or ``random``).
         seed: Seed for random members.
         member_dim: Member dimension of ensemble input.
@@ -251,7 +239,7 @@ def build_products(
     if "percentiles" in wanted:
         out["percentiles"] = build_percentiles(source, percentiles)
     if "probabilities" in wanted:
-        table = DEFAULT_THRESHOLDS if thresholds is None else thresholds
+        table = defaults.PRODUCT_THRESHOLDS if thresholds is None else thresholds
         for var in source.variables:
             if var in table:
                 out[f"probabilities_{var}"] = build_probabilities(source, var, table[var])

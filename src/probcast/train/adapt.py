@@ -39,7 +39,7 @@ def adapt_to_data(
     """
     config = copy.deepcopy(config)
     model = config.model
-    min_rows = int(model.get("embed_min_rows", 0))
+    min_rows = int(model.embed_min_rows)
     per_station = n_rows / max(1, n_stations)
     if int(model.embed_dim) > 0 and min_rows > 0 and per_station < min_rows:
         log.info(
@@ -48,7 +48,7 @@ def adapt_to_data(
             min_rows,
         )
         model.embed_dim = 0
-    model.hidden = hidden_for(n_rows, int(model.hidden), int(model.get("rows_per_unit", 0)))
+    model.hidden = hidden_for(n_rows, int(model.hidden), int(model.rows_per_unit))
     return config
 
 

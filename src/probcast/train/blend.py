@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from probcast.baselines.emos import EmosModel, fit_emos
+from probcast.dists.pooling import blend_params
 from probcast.train.calibrate import calibratable, mean_crps
 
 log = logging.getLogger(__name__)
@@ -28,22 +29,6 @@ log = logging.getLogger(__name__)
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)
 """Candidate EMOS weights."""
 MIN_VAL_ROWS = 30
-
-
-def blend_params(
-    net: Mapping[str, np.ndarray], emos: Mapping[str, np.ndarray], weight: float
-) -> dict[str, np.ndarray]:
-    """Quantile average of two location-scale distributions: ``(1 - w) * net + w * emos``.
-
-    Rows where EMOS has no value (missing raw forecast) keep the network's parameters.
-    """
-    ok = np.logical_and.reduce([np.isfinite(np.asarray(emos[k])) for k in net])
-    out = {}
-    for k, v in net.items():
-        e = np.asarray(emos[k], dtype=np.float32)
-        mixed = (1.0 - weight) * np.asarray(v, dtype=np.float32) + weight * e
-        out[k] = np.where(ok, mixed, v).astype(np.float32)
-    return out
 
 
 def choose_weight(
@@ -60,7 +45,7 @@ def fit_blend(
     """Choose per target the EMOS weight on validation rows.
 
     Args:
-        model: The trained :class:`probcast.model.artefact.TrainedModel` (no blend yet).
+        model: The trained :class:`probcast.model.predictor.TrainedModel` (no blend yet).
         fit_table: Rows the network was fitted on (EMOS is fitted on the same rows).
         val_table: Validation rows.
 
@@ -94,8 +79,3 @@ def refit_emos(blend: Mapping[str, Mapping[str, Any]], table: pd.DataFrame) -> d
         emos = fit_emos(table, var, family=old.family, by_station=True, min_rows=old.min_rows)
         out[var] = {"weight": float(b["weight"]), "emos": emos.to_dict()}
     return out
-
-
-def emos_params(blend: Mapping[str, Mapping[str, Any]], table: pd.DataFrame) -> dict[str, Any]:
-    """EMOS parameters per blended target for the rows of ``table``."""
-    return {var: EmosModel.from_dict(dict(b["emos"])).predict(table) for var, b in blend.items()}

@@ -8,20 +8,13 @@ resumes an interrupted run.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from absl import flags
 from ml_collections import config_flags
 
 from probcast.configs import resolve
-
-
-def configure_logging() -> None:
-    """Show probcast's INFO messages (the per-epoch lines) on stderr; libraries at WARNING."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("probcast").setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+from probcast.logs import configure_logging
 
 
 def _flags(argv: list[str]) -> flags.FlagValues:

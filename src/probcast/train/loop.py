@@ -25,12 +25,15 @@ import numpy as np
 from flax import nnx
 
 from probcast.features import FeatureSpec, resolve_targets, usable_rows
+from probcast.io import write_json
 from probcast.model import artefact
 from probcast.model.checkpoint import SeedCheckpoints
 from probcast.model.network import build_model, head_families
 from probcast.split import validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data
+from probcast.train.blend import fit_blend
+from probcast.train.calibrate import fit_spread_factor
 from probcast.train.objective import StepFns, make_optimizer, normalised_loss
 from probcast.train.tracking import Tracker, flatten, make_tracker
 
@@ -87,7 +90,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedRe
     table, source = tdata.load_table(
         str(config.data.path),
         str(config.data.split_date),
-        str(config.features.get("neighbourhood", "")),
+        str(config.features.neighbourhood),
     )
     digest = tdata.fingerprint(table)
     targets = resolve_targets(table, str(config.data.targets))
@@ -99,7 +102,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedRe
     config = adapt_to_data(config, len(fit_table), int(fit_table["station"].nunique()))
     spec = FeatureSpec.fit(fit_table, targets, config.features)
     heads = head_families(targets, config.model)
-    refit = bool(config.train.get("refit", False)) and len(val_table) > 0
+    refit = bool(config.train.refit) and len(val_table) > 0
     select_dir = workdir / "selection" if refit else workdir
     select_dir.mkdir(exist_ok=True)
     for d in {workdir, select_dir}:
@@ -152,7 +155,7 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
     calib = workdir / "selection" / "calibration.json"
     (workdir / "calibration.json").unlink(missing_ok=True)
     if calib.exists():
-        artefact.write_json(workdir / "calibration.json", json.loads(calib.read_text()))
+        write_json(workdir / "calibration.json", json.loads(calib.read_text()))
     chosen = workdir / "selection" / "blend.json"
     (workdir / "blend.json").unlink(missing_ok=True)
     if chosen.exists():
@@ -161,7 +164,7 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
         # Same weights; EMOS, like the networks, refitted on all training rows.
         blend = json.loads(chosen.read_text())
         blend["blend"] = refit_emos(blend["blend"], table)
-        artefact.write_json(workdir / "blend.json", blend)
+        write_json(workdir / "blend.json", blend)
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
 
 
@@ -173,31 +176,25 @@ def blend_with_emos(
     Skipped (and any old file removed) when ``train.blend_emos`` is off or there are no
     validation rows; see :mod:`probcast.train.blend`.
     """
-    from probcast.train.blend import fit_blend
-
     path = Path(workdir) / "blend.json"
     path.unlink(missing_ok=True)
-    if not bool(config.train.get("blend_emos", False)) or not len(val_table):
+    if not bool(config.train.blend_emos) or not len(val_table):
         return
     blend = fit_blend(artefact.load(workdir), fit_table, val_table)
-    artefact.write_json(path, {"blend": blend, "rows": len(val_table)})
+    write_json(path, {"blend": blend, "rows": len(val_table)})
 
 
 def calibrate_spread(config: ml_collections.ConfigDict, workdir: Path, val_table: Any) -> None:
     """Fit one spread factor per target on the validation rows (``calibration.json``).
 
-    Skipped (and any old file removed) when ``train.calibrate_spread`` is off, there are no
-    validation rows or seed networks are pooled as a mixture (the factor is fitted for the
-    Vincentized pool, the mean of the networks' parameters).
+    Skipped (and any old file removed) when ``train.calibrate_spread`` is off or there are
+    no validation rows. The factor is fitted for the default (Vincentized) pool of the seed
+    networks, the mean of their parameters; a request for a mixture pool applies it to
+    every network's scale.
     """
-    from probcast.train.calibrate import fit_spread_factor
-
     path = Path(workdir) / "calibration.json"
     path.unlink(missing_ok=True)
-    if not bool(config.train.get("calibrate_spread", False)) or not len(val_table):
-        return
-    if str(config.predict.combine) != "vincentize" and int(config.train.n_seeds) > 1:
-        log.info("spread calibration skipped: predict.combine is not 'vincentize'")
+    if not bool(config.train.calibrate_spread) or not len(val_table):
         return
     model = artefact.load(workdir)
     pooled = model.params(val_table)
@@ -206,7 +203,7 @@ def calibrate_spread(config: ml_collections.ConfigDict, workdir: Path, val_table
         y = val_table[f"obs_{var}"].to_numpy(dtype="float64")
         factors[var] = fit_spread_factor(model.heads[var], params, y)
     log.info("spread factors fitted on %d validation rows: %s", len(val_table), factors)
-    artefact.write_json(path, {"spread_factor": factors, "rows": len(val_table)})
+    write_json(path, {"spread_factor": factors, "rows": len(val_table)})
 
 
 def _setup(
@@ -335,8 +332,8 @@ def train_seed(
         int(state["epoch"]),
         time.perf_counter() - start,
     )
-    artefact.write_json(done, dataclasses.asdict(result))
-    artefact.write_json(seed_dir / "history.json", state["history"])
+    write_json(done, dataclasses.asdict(result))
+    write_json(seed_dir / "history.json", state["history"])
     return result
 
 

@@ -1,10 +1,11 @@
 """Verification: proper scores, calibration diagnostics, skill, aggregation and the report.
 
-Modules: :mod:`~probcast.verify.scores` (CRPS, errors, Brier), :mod:`~probcast.verify.calibration`
-(PIT, rank histograms, spread-skill, coverage), :mod:`~probcast.verify.forms` (prediction
-tables -> :class:`~probcast.verify.forms.Forecast`), :mod:`~probcast.verify.pointwise`
-(per-case scores of any form), :mod:`~probcast.verify.aggregate` (tidy tables, files),
-:mod:`~probcast.verify.skill` (CRPSS, block bootstrap), :mod:`~probcast.verify.evaluate`
-(:func:`~probcast.verify.evaluate.verify`), :mod:`~probcast.verify.report` (HTML) and
-:mod:`~probcast.verify.cli` (``probcast verify``). See docs/verification.md.
+Modules: :mod:`~probcast.verify.scores` (CRPS, errors, Brier),
+:mod:`~probcast.verify.calibration` (PIT, rank histograms, spread-skill, coverage),
+:mod:`~probcast.verify.pointwise` (per-case scores of any form of
+:class:`~probcast.dists.Predictive`; tables are parsed by :mod:`probcast.products.table`),
+:mod:`~probcast.verify.aggregate` (tidy tables, files), :mod:`~probcast.verify.skill` (CRPSS,
+block bootstrap), :mod:`~probcast.verify.evaluate` (:func:`~probcast.verify.evaluate.verify`),
+:mod:`~probcast.verify.report` (HTML) and :mod:`~probcast.verify.cli` (``probcast verify``).
+See docs/verification.md.
 """

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from probcast.products.table import read_predictions
 from probcast.verify import aggregate, report
 from probcast.verify.evaluate import Verification, verify
-from probcast.verify.forms import read_forecast_table
 
 
 def _pair(text: str, sep: str, what: str) -> tuple[str, str]:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         truth = read_table(args.truth)
         tables, families = {}, {}
         for name, path in named.items():
-            tables[name], side = read_forecast_table(path)
+            tables[name], side = read_predictions(path)
             families[name] = {**side, **fams_cli.get(name, {})}
         ver = verify(
             truth,

@@ -1,7 +1,7 @@
 """Verify several forecasts of the same truth: the one function behind ``probcast verify``.
 
 :func:`verify` joins each forecast table to the truth table on the key columns, turns each
-variable into a :class:`~probcast.verify.forms.Forecast`, scores every case
+variable into a :class:`~probcast.dists.Predictive`, scores every case
 (:mod:`~probcast.verify.pointwise`), averages over the groupings
 (:mod:`~probcast.verify.aggregate`) and adds the CRPSS against the reference with
 block-bootstrap intervals (:mod:`~probcast.verify.skill`).
@@ -17,21 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import defaults
+from probcast.dists import Predictive
+from probcast.products.table import detect_variables, normalise_keys, to_predictive
 from probcast.schema import KEY_COLUMNS, OBS_PREFIX
 from probcast.verify import aggregate, skill
-from probcast.verify.forms import Forecast, detect_variables, normalise_keys, to_forecast
 from probcast.verify.pointwise import COVERAGES, case_scores
-
-DEFAULT_THRESHOLDS: dict[str, tuple[float, ...]] = {
-    "tp": (0.1, 1.0, 5.0),  # kg m-2 (mm): wet, moderate, heavy
-    "t2m": (273.15,),  # K: frost
-    "td2m": (273.15,),
-    "tmin": (273.15,),
-    "tmax": (303.15,),  # K: hot day (30 degC)
-    "ws10": (10.0,),  # m s-1: strong breeze
-    "tcc": (0.5,),  # fraction: mostly cloudy
-}
-"""Event thresholds used for Brier scores when the caller gives none for a variable."""
 
 
 @dataclass
@@ -100,16 +91,16 @@ def _merge(
 
 
 def _thresholds(
-    variable: str, given: Mapping[str, Sequence[float]] | None, forecasts: list[Forecast]
+    variable: str, given: Mapping[str, Sequence[float]] | None, forecasts: list[Predictive]
 ) -> list[float]:
     base = given.get(variable) if given and variable in given else None
-    ts = set(DEFAULT_THRESHOLDS.get(variable, ()) if base is None else base)
+    ts = set(defaults.EVENT_THRESHOLDS.get(variable, ()) if base is None else base)
     for fc in forecasts:
         ts.update(fc.probabilities)
     return sorted(float(t) for t in ts)
 
 
-def _describe(fc: Forecast) -> dict[str, Any]:
+def _describe(fc: Predictive) -> dict[str, Any]:
     levels = None if fc.levels is None else [float(a) for a in fc.levels]
     return {"kind": fc.kind, "family": fc.family, "n_members": fc.n_members, "levels": levels}
 
@@ -133,12 +124,12 @@ def verify(
     Args:
         truth: Canonical station table with ``obs_<var>`` columns (optionally latitude,
             longitude and any grouping columns).
-        forecasts: ``{name: prediction table}`` (forms in :mod:`probcast.verify.forms`).
+        forecasts: ``{name: prediction table}`` (forms in :mod:`probcast.products.table`).
         reference: Name of the forecast the CRPSS is computed against (None: no CRPSS).
         families: ``{name: {variable: family}}`` for params forms.
         by: Groupings besides ``all`` (case columns, combined with ``+``).
-        thresholds: ``{variable: thresholds}``; default :data:`DEFAULT_THRESHOLDS` plus
-            every ``p_gt`` column of the tables.
+        thresholds: ``{variable: thresholds}``; default
+            :data:`probcast.defaults.EVENT_THRESHOLDS` plus every ``p_gt`` column of the tables.
         coverages: Nominal central-interval coverages.
         variables: Variables to verify; default every ``obs_<var>`` of the truth that some
             forecast has.
@@ -175,7 +166,7 @@ def verify(
     thr_used: dict[str, list[float]] = {}
     for var in variables:
         fcs = {
-            name: to_forecast(df, var, family=fams.get(name, {}).get(var), source=name)
+            name: to_predictive(df, var, family=fams.get(name, {}).get(var), source=name)
             for name, df in merged.items()
             if var in detect_variables(forecasts[name].columns)
         }

@@ -1,4 +1,4 @@
-"""Per-case scores of a :class:`~probcast.verify.forms.Forecast` against observations.
+"""Per-case scores of a :class:`~probcast.dists.Predictive` against observations.
 
 :func:`case_scores` turns a forecast of any form into the same columns, one value per
 case, which :mod:`probcast.verify.aggregate` then averages over any grouping:
@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from probcast.dists import Predictive
 from probcast.schema import VARIABLES
 from probcast.verify import calibration as cal
 from probcast.verify import scores
-from probcast.verify.forms import Forecast
 
 COVERAGES = (0.5, 0.8, 0.9)
 """Nominal coverages of the central intervals checked by default."""
@@ -60,7 +60,7 @@ def physical_lower(variable: str) -> float:
 
 
 def case_scores(
-    fc: Forecast,
+    fc: Predictive,
     obs: np.ndarray,
     *,
     thresholds: Sequence[float] = (),
@@ -103,7 +103,7 @@ def case_scores(
 
 
 def _members(
-    fc: Forecast, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
+    fc: Predictive, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
 ) -> dict[str, np.ndarray]:
     n, m = fc.values.shape
     out: dict[str, np.ndarray] = {
@@ -142,7 +142,7 @@ def _members(
 
 
 def _quantiles(
-    fc: Forecast, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
+    fc: Predictive, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
 ) -> dict[str, np.ndarray]:
     assert fc.levels is not None
     q, lv = np.sort(fc.values, axis=-1), fc.levels
@@ -172,7 +172,7 @@ def _quantiles(
 
 
 def _params(
-    fc: Forecast, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
+    fc: Predictive, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
 ) -> dict[str, np.ndarray]:
     from probcast import dists
 
@@ -249,7 +249,7 @@ def _params_kernel(family: str, thresholds: tuple[float, ...]) -> Any:
 
 
 def _point(
-    fc: Forecast, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
+    fc: Predictive, o: np.ndarray, thresholds: Sequence[float], cov: Sequence[float], rng: Any
 ) -> dict[str, np.ndarray]:
     x = fc.values.astype("float64")
     nan = np.full(o.shape, np.nan)

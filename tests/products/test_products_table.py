@@ -1,4 +1,4 @@
-"""Prediction-table columns -> Forecast objects, and per-case scores of every form."""
+"""Prediction-table columns -> Predictive objects, and per-case scores of every form."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from probcast.products import table as forms
 from probcast.testing import verification as syn
-from probcast.verify import forms
 from probcast.verify.pointwise import case_scores
 
 
@@ -40,23 +40,23 @@ def test_parse_columns_sorts_forms():
     assert forms.detect_variables(cols) == ["t2m", "tp"]
 
 
-def test_to_forecast_picks_most_informative_form(data):
+def test_to_predictive_picks_most_informative_form(data):
     truth, mu, sigma = data
     df = syn.members_table(truth, mu, sigma, n_members=5).merge(
         syn.quantiles_table(truth, mu, sigma), on=["station", "init_time", "lead_time"]
     )
     df["fc_t2m"] = mu
-    assert forms.to_forecast(df, "t2m").kind == "members"
-    q = forms.to_forecast(df, "t2m", kind="quantiles")
+    assert forms.to_predictive(df, "t2m").kind == "members"
+    q = forms.to_predictive(df, "t2m", kind="quantiles")
     assert q.values.shape == (len(df), 19) and np.all(np.diff(q.levels) > 0)
     p = syn.normal_params_table(truth, mu, sigma)
-    fp = forms.to_forecast(p, "t2m", family="normal")
+    fp = forms.to_predictive(p, "t2m", family="normal")
     assert fp.kind == "params" and fp.param_names == ("loc", "scale")
     np.testing.assert_array_equal(fp.params["scale"], sigma)
     with pytest.raises(ValueError, match="no family was given"):
-        forms.to_forecast(p, "t2m")
+        forms.to_predictive(p, "t2m")
     with pytest.raises(ValueError, match="no forecast of 'tp'"):
-        forms.to_forecast(df, "tp")
+        forms.to_predictive(df, "tp")
 
 
 def test_sidecar_and_key_normalisation(tmp_path, data):
@@ -66,7 +66,7 @@ def test_sidecar_and_key_normalisation(tmp_path, data):
     path = tmp_path / "pred.parquet"
     p.to_parquet(path)
     (tmp_path / "pred.json").write_text(json.dumps({"families": {"t2m": "normal"}}))
-    df, fams = forms.read_forecast_table(path)
+    df, fams = forms.read_predictions(path)
     assert fams == {"t2m": "normal"}
     assert df["lead_time"].dtype == "float64" and str(df["init_time"].dt.tz) == "UTC"
     with pytest.raises(ValueError, match="missing key columns"):
@@ -82,7 +82,7 @@ def test_case_scores_of_every_form(data, kind):
         "params": syn.normal_params_table(truth, mu, sigma),
         "point": truth,
     }
-    fc = forms.to_forecast(tables[kind], "t2m", family="normal" if kind == "params" else None)
+    fc = forms.to_predictive(tables[kind], "t2m", family="normal" if kind == "params" else None)
     obs = truth["obs_t2m"].to_numpy().copy()
     obs[0] = np.nan
     cols = case_scores(fc, obs, thresholds=[280.0], rng=np.random.default_rng(0))
@@ -103,8 +103,8 @@ def test_forms_agree_on_calibrated_forecast():
     truth, mu, sigma = syn.truth_table(n_stations=5, n_inits=40)
     obs = truth["obs_t2m"].to_numpy()
     rng = np.random.default_rng(0)
-    q = case_scores(forms.to_forecast(syn.quantiles_table(truth, mu, sigma), "t2m"), obs, rng=rng)
-    prm = forms.to_forecast(syn.normal_params_table(truth, mu, sigma), "t2m", family="normal")
+    q = case_scores(forms.to_predictive(syn.quantiles_table(truth, mu, sigma), "t2m"), obs, rng=rng)
+    prm = forms.to_predictive(syn.normal_params_table(truth, mu, sigma), "t2m", family="normal")
     p = case_scores(prm, obs, thresholds=[280.0], rng=rng)
     # 19 levels 0.05..0.95: the pinball approximation is ~5 % above the exact CRPS.
     ratio = np.nanmean(q["crps"]) / np.nanmean(p["crps"])
@@ -119,7 +119,7 @@ def test_member_scores_independent_of_threads_and_chunks(data, monkeypatch):
     from probcast.verify import scores
 
     truth, mu, sigma = data
-    fc = forms.to_forecast(syn.members_table(truth, mu, sigma, n_members=7), "t2m")
+    fc = forms.to_predictive(syn.members_table(truth, mu, sigma, n_members=7), "t2m")
     obs = truth["obs_t2m"].to_numpy()
 
     def run():

@@ -1,0 +1,185 @@
+"""``PredictRequest``: what to predict, from which model and input, into which output.
+
+One request type, parsed and checked once, shared by the CLI, the demo, a scheduler, a
+queue consumer or a service: they all build a request and hand it to
+:func:`probcast.predict.runner.run`. Every option has one default, here (domain constants
+come from :mod:`probcast.defaults`, pooling options from
+:class:`~probcast.model.predictor.PredictOptions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probcast import defaults
+from probcast.model.predictor import PredictOptions
+
+GRID_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr", ".grib", ".grib2", ".grb", ".grb2", ".json")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class RequestError(ValueError):
+    """A request that cannot be run (the message says which field and what was expected)."""
+
+
+def parse_levels(text: str) -> tuple[float, ...]:
+    """``"0.05,0.5,0.95"`` -> quantile levels (each in (0, 1))."""
+    try:
+        levels = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise RequestError(f"quantiles must be numbers like 0.05,0.5,0.95, got {text!r}") from err
+    return levels
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """``"5,50,95"`` -> percentiles in %."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise RequestError(f"percentiles must be numbers like 5,50,95, got {text!r}") from err
+
+
+def parse_thresholds(items: str | Iterable[str]) -> dict[str, tuple[float, ...]]:
+    """``"tp:0.1,1,5;t2m:273.15"`` (or a list of such items) -> ``{var: thresholds}``."""
+    out: dict[str, tuple[float, ...]] = {}
+    for text in [items] if isinstance(items, str) else list(items):
+        for part in text.replace("/", ";").split(";"):
+            if not part.strip():
+                continue
+            var, sep, values = part.partition(":")
+            try:
+                ts = tuple(float(v) for v in values.split(",") if v.strip())
+            except ValueError:
+                ts = ()
+            if not sep or not ts:
+                raise RequestError(
+                    f"thresholds must look like 'tp:0.1,1,5;t2m:273.15', got {text!r}"
+                )
+            out[var.strip()] = ts
+    return out
+
+
+def is_grid(source: Any) -> bool:
+    """Whether ``source`` is a gridded input (an ``xr.Dataset`` or a grid file/store)."""
+    if hasattr(source, "data_vars"):
+        return True
+    if isinstance(source, str | os.PathLike):
+        p = Path(source)
+        return p.suffix.lower() in GRID_SUFFIXES or (p.is_dir() and (p / "zarr.json").exists())
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictRequest:
+    """One prediction job.
+
+    Attributes:
+        model: Workdir of a trained model.
+        input: Station table (CSV/Parquet path or DataFrame) or grid (NetCDF/Zarr/GRIB/
+            kerchunk path or ``xr.Dataset``).
+        output: Where to write: a table file (``.csv``, ``.parquet``, ``.nc``) for station
+            input; ``DIR/NAME.nc|.zarr`` for grids (one file per product). ``None``:
+            return the results without writing (station input only).
+        members: Coherent members per row or grid point (0: none).
+        quantiles: Quantile levels in (0, 1) (station tables).
+        percentiles: Percentiles in % (grids; ``None``: :data:`defaults.GRID_PERCENTILES`,
+            or the quantiles as percentages when those are given).
+        thresholds: ``{var: thresholds}`` of exceedance probabilities (grids, ``None``:
+            :data:`defaults.PRODUCT_THRESHOLDS`; station tables: none).
+        params: Write the distribution parameters.
+        combine: Pool of seed networks (``vincentize`` or ``mixture``).
+        batch_size: Rows per forward pass.
+        quantile_members: Members per row behind a generative head's quantiles.
+        seed: Seed of the member draws.
+        tile: Spatial tile edge in cells (grids).
+        scheduler: Address of a dask.distributed scheduler (grids; default local threads).
+        inflevel: Information kept by the bit rounding of gridded products.
+    """
+
+    model: str | os.PathLike[str]
+    input: Any
+    output: str | os.PathLike[str] | None = None
+    members: int = 0
+    quantiles: tuple[float, ...] = ()
+    percentiles: tuple[float, ...] | None = None
+    thresholds: Mapping[str, Sequence[float]] | None = None
+    params: bool = True
+    combine: str = PredictOptions.combine
+    batch_size: int = PredictOptions.batch_size
+    quantile_members: int = PredictOptions.quantile_members
+    seed: int = 0
+    tile: int = 256
+    scheduler: str | None = None
+    inflevel: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.members < 0:
+            raise RequestError(f"members must be >= 0, got {self.members}")
+        bad = [q for q in self.quantiles if not 0.0 < q < 1.0]
+        if bad:
+            raise RequestError(f"quantile levels must lie in (0, 1), got {bad}")
+        pct = self.percentiles
+        if pct is not None and (
+            any(not 0.0 < p < 100.0 for p in pct) or list(pct) != sorted(set(pct))
+        ):
+            raise RequestError(
+                f"percentiles must be strictly increasing values in (0, 100), got {list(pct)}"
+            )
+        for var, ts in (self.thresholds or {}).items():
+            if not len(ts) or np.any(np.diff(np.asarray(ts, dtype=float)) <= 0):
+                raise RequestError(
+                    f"thresholds of {var!r} must be a non-empty increasing list, got {list(ts)}"
+                )
+        if self.tile < 1:
+            raise RequestError(f"tile must be >= 1, got {self.tile}")
+        if not 0.0 < self.inflevel <= 1.0:
+            raise RequestError(f"inflevel must lie in (0, 1], got {self.inflevel}")
+        try:
+            PredictOptions(self.combine, self.batch_size, self.quantile_members)
+        except ValueError as err:
+            raise RequestError(str(err)) from err
+
+    @property
+    def options(self) -> PredictOptions:
+        """The model's prediction options of this request."""
+        return PredictOptions(self.combine, self.batch_size, self.quantile_members)
+
+    @property
+    def gridded(self) -> bool:
+        """Whether the input is a grid."""
+        return is_grid(self.input)
+
+    @property
+    def grid_percentiles(self) -> tuple[float, ...]:
+        """Percentiles of a gridded prediction (the quantiles in % when only those are given)."""
+        if self.percentiles is not None:
+            return tuple(self.percentiles)
+        if self.quantiles:
+            return tuple(100.0 * q for q in self.quantiles)
+        return defaults.GRID_PERCENTILES
+
+    def replace(self, **changes: Any) -> PredictRequest:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description (provenance written with the products)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "input" and not isinstance(value, str | os.PathLike):
+                value = f"<in-memory {type(value).__name__}>"
+            elif isinstance(value, os.PathLike):
+                value = str(value)
+            elif isinstance(value, Mapping):
+                value = {k: list(v) for k, v in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out

@@ -1,0 +1,402 @@
+"""Station tables as a product: the column contract, written and parsed in one place.
+
+A probcast prediction table has the key columns of the canonical station table
+(``station``, ``init_time``, ``lead_time``, ``valid_time``) and, per target variable
+``<var>``, one or more forecast *forms* (column conventions):
+
+===============  ==========================  ==========================================
+form             columns                     meaning
+===============  ==========================  ==========================================
+members          ``<var>_m000``, ...         ensemble members (``_mNNN``, any order)
+quantiles        ``<var>_q0.05``, ...        quantile at the level after ``q``
+probabilities    ``<var>_p_gt_<threshold>``  ``P(Y > threshold)``, used for Brier scores
+params           ``<var>_<param>``           parameters of a family of
+                                             :mod:`probcast.dists`
+point            ``fc_<var>``                a deterministic forecast (raw NWP)
+===============  ==========================  ==========================================
+
+The table records, next to the parameters, the family they belong to (``families``):
+in the Parquet schema metadata (key ``probcast``), in the NetCDF global attribute
+``probcast`` and, for CSV, in a JSON sidecar ``<file>.json`` written with it. So
+``probcast predict`` then ``probcast verify`` needs no flag: :func:`read_predictions` gives
+the families back. When a table holds several forms of one variable, the most informative
+is scored: params, then members, then quantiles, then point. Parameters that are not the
+predictive distribution (the mean over a mixture of seed networks) are written without a
+family, so they are never scored as if they were.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probcast import dists, io
+from probcast.dists import Kind, Predictive
+from probcast.schema import FC_PREFIX, KEY_COLUMNS, VARIABLES
+
+_MEMBER = re.compile(r"^m(\d+)$")
+_QUANTILE = re.compile(r"^q(\d*\.?\d+(?:[eE][-+]?\d+)?)$")
+_PROB = re.compile(r"^p_gt_(-?\d*\.?\d+(?:[eE][-+]?\d+)?)$")
+
+
+KEYS = ("station", "init_time", "lead_time", "valid_time")
+"""Key columns copied from the input to a prediction table (those present)."""
+META_KEY = "probcast"
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".nc")
+
+
+def format_level(q: float) -> str:
+    """Column suffix of a quantile level or threshold: shortest round-trip repr (0.05, 1)."""
+    return f"{float(q):g}"
+
+
+def member_columns(var: str, members: np.ndarray) -> dict[str, np.ndarray]:
+    """``<var>_m000 ...`` columns of members ``(rows, M)``."""
+    return {f"{var}_m{j:03d}": members[:, j] for j in range(members.shape[1])}
+
+
+def quantile_columns(
+    var: str, levels: Sequence[float], values: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``<var>_q<level>`` columns of quantiles ``(rows, k)``."""
+    return {f"{var}_q{format_level(lv)}": values[:, j] for j, lv in enumerate(levels)}
+
+
+def probability_columns(
+    var: str, thresholds: Sequence[float], values: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``<var>_p_gt_<t>`` columns of exceedance probabilities ``(rows, k)``."""
+    return {f"{var}_p_gt_{format_level(t)}": values[:, j] for j, t in enumerate(thresholds)}
+
+
+def param_columns(var: str, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``<var>_<param>`` columns of distribution parameters."""
+    return {f"{var}_{name}": np.asarray(v) for name, v in params.items()}
+
+
+def predictive_columns(fc: Predictive) -> dict[str, np.ndarray]:
+    """The columns of one :class:`~probcast.dists.Predictive` (any form)."""
+    cols: dict[str, np.ndarray]
+    if fc.kind == "params":
+        cols = param_columns(fc.variable, fc.params)
+    elif fc.kind == "members":
+        cols = member_columns(fc.variable, fc.values)
+    elif fc.kind == "quantiles":
+        assert fc.levels is not None
+        cols = quantile_columns(fc.variable, list(fc.levels), fc.values)
+    else:
+        cols = {f"{FC_PREFIX}{fc.variable}": fc.values}
+    ts = sorted(fc.probabilities)
+    if ts:
+        stacked = np.stack([fc.probabilities[t] for t in ts], axis=1)
+        cols.update(probability_columns(fc.variable, ts, stacked))
+    return cols
+
+
+def predictive_table(
+    keys: pd.DataFrame, forecasts: Sequence[Predictive]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A prediction table of ``forecasts`` beside ``keys``, and the families of its params."""
+    cols: dict[str, np.ndarray] = {}
+    families: dict[str, str] = {}
+    for fc in forecasts:
+        cols.update(predictive_columns(fc))
+        if fc.kind == "params":
+            families[fc.variable] = str(fc.family)
+    frame = pd.DataFrame(cols, index=keys.index)
+    return pd.concat([keys, frame], axis=1), families
+
+
+@dataclass
+class ColumnSet:
+    """The forecast columns of one variable in a table."""
+
+    members: list[str] = field(default_factory=list)
+    quantiles: dict[float, str] = field(default_factory=dict)
+    probabilities: dict[float, str] = field(default_factory=dict)
+    other: dict[str, str] = field(default_factory=dict)
+    point: str | None = None
+
+
+def parse_columns(columns: list[str] | pd.Index, variable: str) -> ColumnSet:
+    """Sort a table's columns of ``variable`` into forms (see the module docstring)."""
+    out = ColumnSet()
+    prefix = f"{variable}_"
+    for col in map(str, columns):
+        if col == f"{FC_PREFIX}{variable}":
+            out.point = col
+        if not col.startswith(prefix):
+            continue
+        rest = col[len(prefix) :]
+        if _MEMBER.match(rest):
+            out.members.append(col)
+        elif m := _QUANTILE.match(rest):
+            out.quantiles[float(m.group(1))] = col
+        elif m := _PROB.match(rest):
+            out.probabilities[float(m.group(1))] = col
+        else:
+            out.other[rest] = col
+    out.members.sort(key=lambda c: int(c.rsplit("_m", 1)[1]))
+    return out
+
+
+def detect_variables(columns: list[str] | pd.Index) -> list[str]:
+    """Canonical variables with at least one forecast column in ``columns``."""
+    found = []
+    for var in VARIABLES:
+        cs = parse_columns(columns, var)
+        if cs.members or cs.quantiles or cs.probabilities or cs.other or cs.point:
+            found.append(var)
+    return found
+
+
+def _param_names(family: str) -> tuple[str, ...]:
+    return tuple(dists.get(family).param_names)
+
+
+def available_kinds(cs: ColumnSet, family: str | None) -> list[Kind]:
+    """Forms present in ``cs``, most informative first."""
+    kinds: list[Kind] = []
+    if family is not None and all(p in cs.other for p in _param_names(family)):
+        kinds.append("params")
+    if cs.members:
+        kinds.append("members")
+    if cs.quantiles:
+        kinds.append("quantiles")
+    if cs.point:
+        kinds.append("point")
+    return kinds
+
+
+def to_predictive(
+    df: pd.DataFrame,
+    variable: str,
+    *,
+    family: str | None = None,
+    kind: Kind | None = None,
+    source: str = "<table>",
+) -> Predictive:
+    """Build the :class:`~probcast.dists.Predictive` of ``variable`` from the columns of ``df``.
+
+    Args:
+        df: Prediction table (rows = cases).
+        variable: Canonical variable name.
+        family: Distribution family for a params form.
+        kind: Form to use; default the most informative one present.
+        source: Name of the table for error messages.
+
+    Returns:
+        The forecast, rows in the order of ``df``.
+
+    Raises:
+        ValueError: No usable form (the message lists the columns found), or a params form
+            without a family.
+    """
+    cs = parse_columns(df.columns, variable)
+    kinds = available_kinds(cs, family)
+    if kind is None:
+        if not kinds and cs.other and family is None:
+            raise ValueError(
+                f"{source}: variable {variable!r} has columns {sorted(cs.other.values())} "
+                "that look like distribution parameters but no family was given (pass "
+                'family= or write a sidecar {"families": {"' + variable + '": NAME}})'
+            )
+        if not kinds:
+            raise ValueError(
+                f"{source}: no forecast of {variable!r}; expected {variable}_mNNN, "
+                f"{variable}_q<level>, {variable}_<param> (+ family) or {FC_PREFIX}{variable}"
+            )
+        kind = kinds[0]
+    elif kind not in kinds:
+        raise ValueError(f"{source}: {variable!r} has no {kind} form; found {kinds}")
+    probs = {t: df[c].to_numpy("float64") for t, c in sorted(cs.probabilities.items())}
+    if kind == "members":
+        return Predictive(variable, kind, df[cs.members].to_numpy("float64"), probabilities=probs)
+    if kind == "quantiles":
+        lv = sorted(cs.quantiles)
+        if any(not 0 < a < 1 for a in lv):
+            raise ValueError(f"{source}: quantile levels of {variable!r} must be in (0, 1): {lv}")
+        vals = df[[cs.quantiles[a] for a in lv]].to_numpy("float64")
+        return Predictive(variable, kind, vals, levels=np.asarray(lv), probabilities=probs)
+    if kind == "params":
+        assert family is not None
+        names = _param_names(family)
+        vals = df[[cs.other[p] for p in names]].to_numpy("float64")
+        return Predictive(
+            variable, kind, vals, param_names=names, family=family, probabilities=probs
+        )
+    assert cs.point is not None
+    return Predictive(variable, "point", df[cs.point].to_numpy("float64"), probabilities=probs)
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The JSON sidecar of a prediction table (``{}`` when there is none)."""
+    p = Path(path)
+    for cand in (p.with_name(p.name + ".json"), p.with_suffix(".json")):
+        if cand != p and cand.exists():
+            with cand.open() as fh:
+                meta = json.load(fh)
+            if not isinstance(meta, dict):
+                raise ValueError(f"{cand}: sidecar must hold a JSON object, got {type(meta)}")
+            return meta
+    return {}
+
+
+def sidecar_families(meta: dict[str, Any]) -> dict[str, str]:
+    """``{variable: family}`` from a sidecar's ``families`` (or ``distributions``) entry."""
+    fams = meta.get("families", meta.get("distributions", {}))
+    if isinstance(fams, str):  # "tp:censored_logistic,t2m:normal"
+        fams = dict(item.split(":", 1) for item in fams.split(",") if item)
+    return {str(k): str(v) for k, v in dict(fams).items()}
+
+
+def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
+    """Coerce key columns: ``init_time`` to UTC datetimes, ``lead_time`` to float hours.
+
+    Raises:
+        ValueError: A key column is missing.
+    """
+    missing = [k for k in KEY_COLUMNS if k not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: missing key columns {missing}; expected {list(KEY_COLUMNS)}")
+    out = df.copy()
+    out["station"] = out["station"].astype(str)
+    out["init_time"] = pd.to_datetime(out["init_time"], utc=True)
+    lead = out["lead_time"]
+    if pd.api.types.is_timedelta64_dtype(lead):
+        out["lead_time"] = lead.dt.total_seconds() / 3600.0
+    else:
+        out["lead_time"] = lead.astype("float64")
+    return out
+
+
+def _metadata(families: Mapping[str, str], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"families": dict(families), **dict(extra or {})}
+
+
+def write_predictions(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    families: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a prediction table atomically, with its families; the format follows the suffix.
+
+    ``.csv`` (plus the sidecar ``<file>.json``), ``.parquet`` (metadata in the schema) or
+    ``.nc`` (dimensions ``(station, init_time, lead_time)`` when those keys are unique, else
+    one ``row`` dimension; metadata in the global attribute ``probcast``).
+
+    Args:
+        frame: Prediction table (:func:`predictive_table`).
+        path: Destination.
+        families: Variable -> family of its parameter columns.
+        metadata: Further JSON-serialisable provenance (model, request).
+
+    Returns:
+        The written path.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    meta = _metadata(families or {}, metadata)
+    if suffix == ".csv":
+        io.write_with(
+            p, lambda tmp: frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        )
+        io.write_json(p.with_name(p.name + ".json"), meta)
+    elif suffix in (".parquet", ".pq"):
+        io.write_with(p, lambda tmp: _write_parquet(frame, tmp, meta))
+    elif suffix == ".nc":
+        io.write_with(p, lambda tmp: _to_netcdf(frame, meta).to_netcdf(tmp))
+    else:
+        raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
+    return p
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, meta: Mapping[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    old = table.schema.metadata or {}
+    table = table.replace_schema_metadata({**old, META_KEY.encode(): json.dumps(meta).encode()})
+    pq.write_table(table, path, write_page_checksum=True)
+
+
+def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
+    import xarray as xr
+
+    keys = [c for c in ("station", "init_time", "lead_time") if c in frame.columns]
+    data = frame.copy()
+    for col in ("init_time", "valid_time"):
+        if col in data:
+            data[col] = pd.to_datetime(data[col], utc=True).dt.tz_convert(None)
+    if len(keys) == 3 and not data.duplicated(keys).any():
+        ds = xr.Dataset.from_dataframe(data.set_index(keys))
+    else:
+        ds = xr.Dataset.from_dataframe(data.rename_axis("row"))
+    if "station" in ds.variables:
+        ds["station"] = ds["station"].astype(str)
+    ds.attrs.update(
+        title="probcast station predictions",
+        Conventions="CF-1.10",
+        source="probcast predict",
+        **{META_KEY: json.dumps(meta)},
+    )
+    return ds
+
+
+def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        meta = json.loads(ds.attrs.get(META_KEY, "{}"))
+        df = ds.to_dataframe().reset_index()
+    if "row" in df.columns:
+        df = df.drop(columns="row")
+    values = [c for c in df.columns if c not in KEYS]
+    # A (station, init, lead) cube holds NaN rows for key combinations the table lacked.
+    df = df.loc[df[values].notna().any(axis=1)].reset_index(drop=True)
+    return df, meta
+
+
+def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Read a prediction table (CSV, Parquet or station NetCDF) and its families.
+
+    Families come from the table's own metadata (Parquet schema, NetCDF attribute) or its
+    JSON sidecar (CSV; ``<file>.json`` or ``<stem>.json``).
+
+    Returns:
+        ``(table with normalised keys, {variable: family})``.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Unknown format or missing key columns (the message names the file).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such prediction table")
+    suffix = p.suffix.lower()
+    meta: dict[str, Any] = {}
+    if suffix == ".nc":
+        df, meta = _read_netcdf(p)
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        schema_meta = pq.read_schema(p).metadata or {}
+        if META_KEY.encode() in schema_meta:
+            meta = json.loads(schema_meta[META_KEY.encode()])
+        df = pd.read_parquet(p)
+    elif suffix == ".csv":
+        df = pd.read_csv(p, dtype={"station": str}, keep_default_na=False, na_values=[""])
+    else:
+        raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
+    meta = {**read_sidecar(p), **meta}
+    return normalise_keys(df, str(p)), sidecar_families(meta)
