@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probcast.dists import Predictive
+from probcast import defaults
+from probcast.dists import Predictive, is_generative
 from probcast.model.predictor import TrainedModel
 from probcast.products import table as product_table
 
@@ -53,7 +54,9 @@ def predict_stations(
         model: Loaded model (:func:`probcast.model.artefact.load`), with its options.
         table: Canonical station table with the training predictors (obs columns are
             copied to the output when present).
-        members: Number of coherent members per row (0 for none).
+        members: Number of coherent members per row (0: none, except that a generative
+            head with neither members nor quantiles asked for gets
+            :data:`probcast.defaults.MEMBERS`, its only scoreable form).
         quantiles: Quantile levels in (0, 1).
         thresholds: Per target, thresholds of the exceedance probabilities.
         seed: Seed of the member draws.
@@ -65,7 +68,12 @@ def predict_stations(
     keys = table[[c for c in product_table.KEYS if c in table.columns]].copy()
     thresholds = dict(thresholds or {})
     pooled = model.params(table) if model.parametric else {}
-    sampled = model.sample(table, members, seed) if members else {}
+    # A generative head has no parameters: with nothing else asked for, it gets members.
+    bare = any(is_generative(h) for h in model.heads.values()) and not (members or quantiles)
+    n_members = members or (defaults.MEMBERS if bare else 0)
+    sampled = model.sample(table, n_members, seed) if n_members else {}
+    if not members:
+        sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
     qs = model.quantiles(table, quantiles) if quantiles else {}
     probs = model.exceedance(table, thresholds) if thresholds else {}
     cols: dict[str, np.ndarray] = {}

@@ -100,6 +100,25 @@ def summary_text(ver: Verification) -> str:
     return wide.to_string(formatters=fmt, na_rep="-")
 
 
+_FORM_TEXT = {
+    "params": "distribution ({family}, closed-form CRPS)",
+    "members": "{n_members} members (ensemble CRPS)",
+    "quantiles": "quantiles at {n_levels} levels (quantile-based CRPS)",
+    "point": "point forecast (CRPS = absolute error)",
+}
+
+
+def forms_text(ver: Verification) -> str:
+    """Which form of each forecast was scored, and how (one line per method and variable)."""
+    lines = ["scored:"]
+    for name, by_var in ver.meta.get("forms", {}).items():
+        for var, form in by_var.items():
+            levels = form.get("levels") or []
+            text = _FORM_TEXT[form["kind"]].format(**form, n_levels=len(levels))
+            lines.append(f"  {name} {var}: {text}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``probcast verify``; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -139,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probcast verify: error: {err}", file=sys.stderr)
         return 1
     print(summary_text(ver))
+    print(forms_text(ver))
     print(f"\nwrote {out / 'scores.csv'}, {out / 'scores.json'}, {out / 'report.html'}")
     return 0
 
