@@ -1,4 +1,19 @@
-"""probcast: calibrated probabilistic forecasts from deterministic NWP output."""
+"""probcast: calibrated probabilistic forecasts from deterministic NWP output.
+
+The public API, stable and small (everything else is reached through it)::
+
+    import probcast
+
+    model = probcast.load_model("runs/mine")                  # a trained model's workdir
+    request = probcast.PredictRequest(model="runs/mine", input="new_runs.parquet",
+                                      output="pred.parquet", members=51,
+                                      quantiles=(0.05, 0.5, 0.95), thresholds={"tp": (1.0,)})
+    result = probcast.run(request)                            # stations or grid, by input
+    table, families = probcast.read_predictions("pred.parquet")
+    ver = probcast.verify(truth, {"model": table}, families={"model": families})
+
+Names are imported on first use, so ``import probcast`` stays fast.
+"""
 
 # Import order matters here, not behaviour. The netCDF4 wheel bundles an older SQLite (3.26).
 # Loaded first, it shadows the SQLite that pyproj's PROJ needs for proj.db (every later CRS
@@ -14,4 +29,47 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+_API = {
+    "Predictive": "probcast.dists",
+    "PredictRequest": "probcast.predict.request",
+    "PredictResult": "probcast.predict.runner",
+    "create_runner": "probcast.predict.runner",
+    "run": "probcast.predict.runner",
+    "load_model": "probcast.model.artefact",
+    "train": "probcast.train.loop",
+    "read_predictions": "probcast.products.table_files",
+    "write_predictions": "probcast.products.table_files",
+    "verify": "probcast.verify.evaluate",
+}
+_ALIASES = {"load_model": "load"}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name on first use (PEP 562)."""
+    if name not in _API:
+        raise AttributeError(f"module 'probcast' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(_API[name])
+    value = getattr(module, _ALIASES.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+__all__ = [
+    "PredictRequest",
+    "PredictResult",
+    "Predictive",
+    "__version__",
+    "create_runner",
+    "load_model",
+    "read_predictions",
+    "run",
+    "train",
+    "verify",
+    "write_predictions",
+]

@@ -101,7 +101,7 @@ def sweep(folder: str | os.PathLike[str]) -> list[Path]:
     Returns:
         The removed paths.
     """
-    removed = []
+    removed: list[Path] = []
     root = Path(folder)
     if not root.is_dir():
         return removed

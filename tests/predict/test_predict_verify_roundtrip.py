@@ -19,7 +19,7 @@ from probcast.cli import main
 from probcast.dists import DISTRIBUTIONS, GENERATIVE
 from probcast.predict.request import PredictRequest
 from probcast.predict.runner import run
-from probcast.products.table import read_predictions
+from probcast.products.table_files import read_predictions
 from probcast.testing.stations import station_table
 
 FAMILIES = sorted(DISTRIBUTIONS)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from probcast.products import table as forms
+from probcast.products import table_files
 from probcast.testing import verification as syn
 from probcast.verify.pointwise import case_scores
 
@@ -66,7 +67,7 @@ def test_sidecar_and_key_normalisation(tmp_path, data):
     path = tmp_path / "pred.parquet"
     p.to_parquet(path)
     (tmp_path / "pred.json").write_text(json.dumps({"families": {"t2m": "normal"}}))
-    df, fams = forms.read_predictions(path)
+    df, fams = table_files.read_predictions(path)
     assert fams == {"t2m": "normal"}
     assert df["lead_time"].dtype == "float64" and str(df["init_time"].dt.tz) == "UTC"
     with pytest.raises(ValueError, match="missing key columns"):

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from probcast import io
+
 METHODS = ("raw", "dressing", "emos-global", "emos-local", "probcast")
 CLASSICAL = ("dressing", "emos-global", "emos-local")
 BAR_CRPS_GAIN = 0.05  # probcast CRPS at least 5 % below the best classical baseline
@@ -110,7 +112,5 @@ def render(runs: Sequence[Any]) -> str:
 def write_skill_table(runs: Sequence[Any], path: Path) -> Path:
     """Write the markdown table atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(render(runs))
-    tmp.replace(path)
+    io.write_text(path, render(runs))
     return path

@@ -9,7 +9,6 @@ splitting, saving and the summary are shared here.
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from probcast import io
 from probcast.data import registry
 from probcast.ingest.tables import write_table
 from probcast.split import grid_index_split, time_split
@@ -133,8 +133,6 @@ def prepare(name: str, out_dir: Path | None = None) -> Prepared:
             paths[part] = out / f"{part}.parquet"
             write_table(df, paths[part])  # type: ignore[arg-type]
     meta = {"name": name, "kind": kind, "targets": canonical.targets, "report": canonical.report}
-    tmp = out / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(out / "meta.json")
+    io.write_json(out / "meta.json", meta)
     paths["meta"] = out / "meta.json"
     return Prepared(name, kind, train, test, canonical.targets, canonical.report, paths)  # type: ignore[arg-type]

@@ -10,13 +10,13 @@ matching xarray backend and normalises once: canonical variable names and units
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import xarray as xr
 
+from probcast import io
 from probcast.ingest.errors import GriddedReadError
 from probcast.ingest.normalise import (
     FP,
@@ -237,24 +237,13 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".nc", ".zarr"):
         raise ValueError(f"{path}: unsupported suffix {suffix!r}; expected '.nc' or '.zarr'")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     out = ds.copy()
     for var in out.variables.values():
         var.encoding = {}
-    try:
+    with io.atomic_path(path) as tmp:
         if suffix == ".nc":
             enc = {str(v): {"zlib": True, "complevel": 4} for v in out.data_vars}
             out.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-            os.replace(tmp, path)
         else:
             out.to_zarr(tmp, mode="w", consolidated=False)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
     return path

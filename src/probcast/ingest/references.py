@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from probcast import io
 from probcast.ingest.gridded import GriddedReadError, check_grib, sniff_format
 
 _GRIB_LOCK = threading.Lock()
@@ -146,9 +147,4 @@ def build_references(
         ).translate()
     else:
         combined = refs[0]
-    out = Path(out_json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(combined))
-    tmp.replace(out)
-    return out
+    return io.write_text(Path(out_json), json.dumps(combined))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from probcast import io
 from probcast.validate import validate_station_table
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -41,13 +40,6 @@ def read_table(path: str | Path, *, validate: bool = True) -> pd.DataFrame:
     return validate_station_table(df, source=str(p)) if validate else df
 
 
-def atomic_path(path: Path) -> Path:
-    """Return a temporary sibling path of ``path`` to write before renaming."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a table atomically (temporary name, then rename); format by extension.
 
@@ -59,18 +51,10 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         The written path.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     suffix = p.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
-    tmp = atomic_path(p)
-    try:
-        if suffix == ".csv":
-            df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        else:
-            df.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the file ordinary permissions
-        tmp.replace(p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+    if suffix == ".csv":
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        return io.write_with(p, lambda tmp: df.to_csv(tmp, index=False, date_format=stamp))
+    return io.write_with(p, lambda tmp: df.to_parquet(tmp, index=False))

@@ -14,12 +14,12 @@ import contextlib
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import xarray as xr
 
+from probcast import io
 from probcast.dists import is_generative
 from probcast.products import Provenance, build_products, write_products
 
@@ -54,7 +54,7 @@ def staging(output: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary folder next to ``output``, removed whatever happens."""
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    folder = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex}"
+    folder = io.temp_name(out)
     folder.mkdir()
     try:
         yield folder
@@ -65,17 +65,7 @@ def staging(output: str | os.PathLike[str]) -> Iterator[Path]:
 def publish(staged: Mapping[str, Path], final: Mapping[str, Path]) -> None:
     """Move every staged product onto its final path (renames within one folder)."""
     for name, path in staged.items():
-        target = final[name]
-        if not target.exists():
-            os.replace(path, target)
-            continue
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
-        os.replace(target, old)
-        os.replace(path, target)
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
+        io.replace(path, final[name])
 
 
 def _merge(parts: Sequence[Mapping[str, xr.Dataset]]) -> dict[str, xr.Dataset]:

@@ -22,7 +22,7 @@ from probcast.model.predictor import TrainedModel
 from probcast.predict.gridded import predict_grid
 from probcast.predict.request import PredictRequest, RequestError
 from probcast.predict.station import predict_stations
-from probcast.products.table import write_predictions
+from probcast.products.table_files import write_predictions
 
 
 @dataclasses.dataclass
@@ -68,7 +68,7 @@ class Runner(Protocol):
 
 
 def _model(request: PredictRequest, model: TrainedModel | None) -> TrainedModel:
-    return (model or load(request.model)).with_options(request.options)
+    return (model or load(Path(request.model))).with_options(request.options)
 
 
 def _input_table(source: Any) -> pd.DataFrame:
@@ -101,7 +101,9 @@ class StationRunner:
         result = PredictResult(req, "stations", pred.table, pred.families, pred.forecasts)
         if req.output is not None:
             meta = {"model": str(req.model), "request": req.describe()}
-            path = write_predictions(pred.table, req.output, families=pred.families, metadata=meta)
+            path = write_predictions(
+                pred.table, Path(req.output), families=pred.families, metadata=meta
+            )
             result.paths["table"] = path
         result.seconds = time.perf_counter() - start
         return result

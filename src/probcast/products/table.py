@@ -27,17 +27,14 @@ family, so they are never scored as if they were.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from probcast import dists, io
+from probcast import dists
 from probcast.dists import Kind, Predictive
 from probcast.schema import FC_PREFIX, KEY_COLUMNS, VARIABLES
 
@@ -236,27 +233,6 @@ def to_predictive(
     return Predictive(variable, "point", df[cs.point].to_numpy("float64"), probabilities=probs)
 
 
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """The JSON sidecar of a prediction table (``{}`` when there is none)."""
-    p = Path(path)
-    for cand in (p.with_name(p.name + ".json"), p.with_suffix(".json")):
-        if cand != p and cand.exists():
-            with cand.open() as fh:
-                meta = json.load(fh)
-            if not isinstance(meta, dict):
-                raise ValueError(f"{cand}: sidecar must hold a JSON object, got {type(meta)}")
-            return meta
-    return {}
-
-
-def sidecar_families(meta: dict[str, Any]) -> dict[str, str]:
-    """``{variable: family}`` from a sidecar's ``families`` (or ``distributions``) entry."""
-    fams = meta.get("families", meta.get("distributions", {}))
-    if isinstance(fams, str):  # "tp:censored_logistic,t2m:normal"
-        fams = dict(item.split(":", 1) for item in fams.split(",") if item)
-    return {str(k): str(v) for k, v in dict(fams).items()}
-
-
 def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     """Coerce key columns: ``init_time`` to UTC datetimes, ``lead_time`` to float hours.
 
@@ -275,128 +251,3 @@ def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     else:
         out["lead_time"] = lead.astype("float64")
     return out
-
-
-def _metadata(families: Mapping[str, str], extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {"families": dict(families), **dict(extra or {})}
-
-
-def write_predictions(
-    frame: pd.DataFrame,
-    path: str | Path,
-    *,
-    families: Mapping[str, str] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a prediction table atomically, with its families; the format follows the suffix.
-
-    ``.csv`` (plus the sidecar ``<file>.json``), ``.parquet`` (metadata in the schema) or
-    ``.nc`` (dimensions ``(station, init_time, lead_time)`` when those keys are unique, else
-    one ``row`` dimension; metadata in the global attribute ``probcast``).
-
-    Args:
-        frame: Prediction table (:func:`predictive_table`).
-        path: Destination.
-        families: Variable -> family of its parameter columns.
-        metadata: Further JSON-serialisable provenance (model, request).
-
-    Returns:
-        The written path.
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    meta = _metadata(families or {}, metadata)
-    if suffix == ".csv":
-        io.write_with(
-            p, lambda tmp: frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        )
-        io.write_json(p.with_name(p.name + ".json"), meta)
-    elif suffix in (".parquet", ".pq"):
-        io.write_with(p, lambda tmp: _write_parquet(frame, tmp, meta))
-    elif suffix == ".nc":
-        io.write_with(p, lambda tmp: _to_netcdf(frame, meta).to_netcdf(tmp))
-    else:
-        raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
-    return p
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path, meta: Mapping[str, Any]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    old = table.schema.metadata or {}
-    table = table.replace_schema_metadata({**old, META_KEY.encode(): json.dumps(meta).encode()})
-    pq.write_table(table, path, write_page_checksum=True)
-
-
-def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
-    import xarray as xr
-
-    keys = [c for c in ("station", "init_time", "lead_time") if c in frame.columns]
-    data = frame.copy()
-    for col in ("init_time", "valid_time"):
-        if col in data:
-            data[col] = pd.to_datetime(data[col], utc=True).dt.tz_convert(None)
-    if len(keys) == 3 and not data.duplicated(keys).any():
-        ds = xr.Dataset.from_dataframe(data.set_index(keys))
-    else:
-        ds = xr.Dataset.from_dataframe(data.rename_axis("row"))
-    if "station" in ds.variables:
-        ds["station"] = ds["station"].astype(str)
-    ds.attrs.update(
-        title="probcast station predictions",
-        Conventions="CF-1.10",
-        source="probcast predict",
-        **{META_KEY: json.dumps(meta)},
-    )
-    return ds
-
-
-def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    import xarray as xr
-
-    with xr.open_dataset(path) as ds:
-        meta = json.loads(ds.attrs.get(META_KEY, "{}"))
-        df = ds.to_dataframe().reset_index()
-    if "row" in df.columns:
-        df = df.drop(columns="row")
-    values = [c for c in df.columns if c not in KEYS]
-    # A (station, init, lead) cube holds NaN rows for key combinations the table lacked.
-    df = df.loc[df[values].notna().any(axis=1)].reset_index(drop=True)
-    return df, meta
-
-
-def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Read a prediction table (CSV, Parquet or station NetCDF) and its families.
-
-    Families come from the table's own metadata (Parquet schema, NetCDF attribute) or its
-    JSON sidecar (CSV; ``<file>.json`` or ``<stem>.json``).
-
-    Returns:
-        ``(table with normalised keys, {variable: family})``.
-
-    Raises:
-        FileNotFoundError: No such file.
-        ValueError: Unknown format or missing key columns (the message names the file).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such prediction table")
-    suffix = p.suffix.lower()
-    meta: dict[str, Any] = {}
-    if suffix == ".nc":
-        df, meta = _read_netcdf(p)
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        schema_meta = pq.read_schema(p).metadata or {}
-        if META_KEY.encode() in schema_meta:
-            meta = json.loads(schema_meta[META_KEY.encode()])
-        df = pd.read_parquet(p)
-    elif suffix == ".csv":
-        df = pd.read_csv(p, dtype={"station": str}, keep_default_na=False, na_values=[""])
-    else:
-        raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
-    meta = {**read_sidecar(p), **meta}
-    return normalise_keys(df, str(p)), sidecar_families(meta)

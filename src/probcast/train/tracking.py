@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from probcast import io
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("mlflow", "wandb", "none")
@@ -163,9 +165,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _write_state(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(data), indent=1))
-    tmp.replace(path)
+    io.write_json(path, dict(data))
 
 
 def make_tracker(tracking: Any, workdir: Path, tags: Mapping[str, str]) -> Tracker:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import io
 from probcast.verify import calibration as cal
 from probcast.verify import scores
 from probcast.verify.pointwise import coverage_label, threshold_label
@@ -203,21 +203,6 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary sibling and a rename (never half a file)."""
-    from probcast.ingest.tables import atomic_path
-
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_scores(
     table: pd.DataFrame, out_dir: str | Path, *, meta: dict[str, Any], extra: dict[str, Any]
 ) -> dict[str, Path]:
@@ -232,7 +217,7 @@ def write_scores(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out / "scores.csv", out / "scores.json"
-    write_text_atomic(csv_path, table.to_csv(index=False, float_format="%.8g"))
+    io.write_text(csv_path, table.to_csv(index=False, float_format="%.8g"))
     doc = {"schema": SCHEMA, "meta": meta, "scores": table.to_dict(orient="records"), **extra}
-    write_text_atomic(json_path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+    io.write_text(json_path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
     return {"csv": csv_path, "json": json_path}

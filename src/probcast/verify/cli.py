@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from probcast.products.table import read_predictions
+from probcast.products.table_files import read_predictions
 from probcast.verify import aggregate, report
 from probcast.verify.evaluate import Verification, verify
 

@@ -17,8 +17,8 @@ from typing import Any, cast
 
 import pandas as pd
 
+from probcast import io
 from probcast.verify import plots
-from probcast.verify.aggregate import write_text_atomic
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("n", "cases"),
@@ -138,5 +138,5 @@ def write_report(ver: Any, path: str | Path, *, title: str = "probcast verificat
     """Render the report and write it atomically to ``path``."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(p, render(ver, title=title))
+    io.write_text(p, render(ver, title=title))
     return p
