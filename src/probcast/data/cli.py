@@ -1,7 +1,8 @@
-"""``probcast data``: list, fetch and prepare the registry's datasets.
+"""``probcast data``: list, fetch and prepare the registry's datasets; build your own.
 
 Examples::
 
+    probcast data build --config build.yaml --out tables/mine  # see docs/sources.md
     probcast data list
     probcast data fetch verif-norway-precip
     probcast data fetch --all
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="probcast data", description="List, fetch and prepare benchmark datasets."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="NWP archive + observations -> training table (build --help)")
     p = sub.add_parser("list", help="list the registry's datasets")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("fetch", help="download (or read from the mirror) and verify files")
@@ -108,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run ``probcast data`` with ``argv``; return the exit code."""
+    if argv[:1] == ["build"]:  # archive + observations -> training table (probcast.sources)
+        from probcast.sources.cli import main as build_main
+
+        return build_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,0 +1,234 @@
+"""A user's own NWP archive: GRIB files (any layout) or NetCDF/Zarr, local or remote.
+
+``paths`` is a glob or a list of globs/URLs (``/data/ifs/*.grib``, ``s3://bucket/run/*``,
+``https://host/file.grib2``). GRIB files are inventoried once: from a sibling ``.idx`` or
+``.index`` when there is one (nothing else is read), otherwise by scanning the message
+headers (the file is read once). The inventory maps (cycle, variable, step) to byte
+ranges, so each cycle then fetches only its own messages. The inventory is cached as
+Parquet (keyed by URL and size) so reruns do not rescan the archive.
+
+NetCDF and Zarr files are opened lazily with xarray and normalised by
+:func:`probcast.ingest.normalise.normalise` (canonical ``fc_<var>`` on
+``forecast_reference_time`` x ``forecast_period``); only station points are loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import eccodes
+import numpy as np
+import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
+
+from probcast import io
+from probcast.sources import fs
+from probcast.sources.cycle import CycleFields
+from probcast.sources.errors import SourceError
+from probcast.sources.grib import iter_fields
+from probcast.sources.index import IndexRecord, parse_index
+from probcast.sources.nwp import NwpSource
+from probcast.sources.remote import ECMWF_PARAMS, NOAA_FIELDS, NoaaSource
+from probcast.sources.variables import grib_variable
+from probcast.sources.xarray_points import XarrayFiles
+
+GRIB_SUFFIXES = (".grib", ".grib1", ".grib2", ".grb", ".grb2", "")
+XARRAY_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr", ".h5")
+COLUMNS = ["url", "offset", "length", "variable", "init_time", "start_step", "end_step"]
+
+
+def _index_variable(rec: IndexRecord) -> str | None:
+    if rec.level == "sfc" or rec.level.startswith("sfc/"):
+        return next((v for v, params in ECMWF_PARAMS.items() if rec.variable in params), None)
+    noaa = NoaaSource.wanted
+    return next((v for v in NOAA_FIELDS if noaa(None, rec, v)), None)  # type: ignore[arg-type]
+
+
+def _index_rows(url: str, records: list[IndexRecord]) -> list[dict[str, Any]]:
+    rows = []
+    for rec in records:
+        var = _index_variable(rec)
+        if var is None or len(rec.init) < 10:
+            continue
+        start = 0.0 if var == "tp" and rec.start_step == rec.end_step else rec.start_step
+        rows.append(
+            {
+                "url": url,
+                "offset": rec.offset,
+                "length": -1 if rec.length is None else rec.length,
+                "variable": var,
+                "init_time": pd.Timestamp(f"{rec.init[:8]}T{rec.init[8:10]}", tz="UTC"),
+                "start_step": start,
+                "end_step": rec.end_step,
+            }
+        )
+    return rows
+
+
+def scan_grib(path: str, url: str) -> list[dict[str, Any]]:
+    """Inventory a local GRIB file by its message headers."""
+    rows = []
+    with open(path, "rb") as f:
+        while True:
+            try:
+                h = eccodes.codes_grib_new_from_file(f, headers_only=True)
+            except eccodes.GribInternalError as err:
+                raise SourceError(f"{url}: not a readable GRIB file ({err})") from None
+            if h is None:
+                break
+            try:
+                var = grib_variable(
+                    eccodes.codes_get(h, "shortName"), eccodes.codes_get(h, "typeOfLevel")
+                )
+                if var is None:
+                    continue
+                eccodes.codes_set(h, "stepUnits", "m")
+                start = eccodes.codes_get(h, "startStep", ktype=int) / 60.0
+                end = eccodes.codes_get(h, "endStep", ktype=int) / 60.0
+                date = eccodes.codes_get(h, "dataDate", ktype=int)
+                hhmm = eccodes.codes_get(h, "dataTime", ktype=int)
+                rows.append(
+                    {
+                        "url": url,
+                        "offset": int(eccodes.codes_get(h, "offset")),
+                        "length": int(eccodes.codes_get(h, "totalLength")),
+                        "variable": var,
+                        "init_time": pd.Timestamp(f"{date:08d}T{hhmm:04d}", tz="UTC"),
+                        "start_step": 0.0 if var == "tp" and start == end else start,
+                        "end_step": end,
+                    }
+                )
+            finally:
+                eccodes.codes_release(h)
+    if not rows and os.path.getsize(path) > 0 and b"GRIB" not in Path(path).read_bytes()[:4096]:
+        raise SourceError(f"{url}: not a GRIB file (no 'GRIB' marker in its first bytes)")
+    return rows
+
+
+class Archive(NwpSource):
+    """A GRIB/NetCDF/Zarr archive.
+
+    Args:
+        paths: Glob(s) or URL(s).
+        storage_options: fsspec options.
+        cache_dir: Folder for the cached inventory (None: no cache).
+    """
+
+    name = "archive"
+    gives_orography = True
+
+    def __init__(
+        self,
+        paths: str | Sequence[str],
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(storage_options)
+        self.urls = [
+            u for u in fs.expand(paths, self.storage_options) if not u.endswith((".idx", ".index"))
+        ]
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.xarray = XarrayFiles(
+            [u for u in self.urls if u.rstrip("/").lower().endswith(XARRAY_SUFFIXES)],
+            self.storage_options,
+        )
+        self._inventory: pd.DataFrame | None = None
+
+    def _sibling_index(self, url: str) -> str | None:
+        for cand in (url + ".idx", url + ".index", url.removesuffix(".grib2") + ".index"):
+            if cand != url and fs.exists(cand, self.storage_options):
+                return cand
+        return None
+
+    def _file_rows(self, url: str) -> list[dict[str, Any]]:
+        index = self._sibling_index(url)
+        if index is not None:
+            text = fs.read_bytes(index, self.storage_options).decode("utf-8", "replace")
+            return _index_rows(url, parse_index(text, source=index))
+        fsys, path = fs.filesystem(url, self.storage_options)
+        if isinstance(fsys, LocalFileSystem):
+            return scan_grib(path, url)
+        # ecCodes scans headers from a FILE*: a remote file is read once into a temporary.
+        fd, tmp = tempfile.mkstemp(suffix=".grib")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(fs.read_bytes(url, self.storage_options))
+            return scan_grib(tmp, url)
+        finally:
+            os.unlink(tmp)
+
+    def _cached_rows(self, url: str) -> list[dict[str, Any]]:
+        if self.cache_dir is None:
+            return self._file_rows(url)
+        fsys, path = fs.filesystem(url, self.storage_options)
+        size = fsys.size(path)
+        key = hashlib.sha256(f"{url}|{size}".encode()).hexdigest()[:24]
+        cached = self.cache_dir / f"{key}.parquet"
+        if cached.exists():
+            return pd.read_parquet(cached).to_dict("records")  # type: ignore[return-value]
+        rows = self._file_rows(url)
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        io.write_with(cached, lambda tmp: frame.to_parquet(tmp, index=False))
+        return rows
+
+    def inventory(self) -> pd.DataFrame:
+        """One row per usable GRIB message: url, byte range, variable, cycle, steps."""
+        if self._inventory is None:
+            rows: list[dict[str, Any]] = []
+            for url in self.urls:
+                if url.rstrip("/").lower().endswith(XARRAY_SUFFIXES):
+                    continue
+                rows += self._cached_rows(url)
+            inv = pd.DataFrame(rows, columns=COLUMNS)
+            inv["init_time"] = pd.to_datetime(inv["init_time"], utc=True)
+            self._inventory = inv
+        return self._inventory
+
+    def cycles(self, start: pd.Timestamp, end: pd.Timestamp, hours: Sequence[int]) -> list[Any]:
+        """Cycles to build: every ``hours`` cycle of the period, else every one found.
+
+        With ``hours`` given, a cycle the archive lacks is built (and reported missing).
+        """
+        if hours:
+            return super().cycles(start, end, hours)
+        found = set(self.inventory()["init_time"]) | set(self.xarray.init_times())
+        return sorted(t for t in found if start <= t <= end)
+
+    def cycle(
+        self,
+        init: pd.Timestamp,
+        leads: Sequence[float],
+        variables: Sequence[str],
+        lat: np.ndarray,
+        lon: np.ndarray,
+        *,
+        accumulation_hours: float,
+    ) -> CycleFields:
+        """Read the cycle's messages (byte ranges) and the NetCDF/Zarr points."""
+        out = CycleFields(init_time=init)
+        inv = self.inventory()
+        steps = {float(s) for s in leads} | {float(s) - accumulation_hours for s in leads}
+        wanted = {*variables, "orog"}
+        sel = inv[
+            (inv["init_time"] == init)
+            & inv["variable"].isin(wanted)
+            & (inv["end_step"].isin(steps) | (inv["variable"] == "orog"))
+        ]
+        for url, rows in sel.groupby("url", sort=True):
+            ranges = sorted(
+                {
+                    (int(o), None if n < 0 else int(o + n))
+                    for o, n in zip(rows["offset"], rows["length"], strict=True)
+                }
+            )
+            blobs = fs.read_ranges(str(url), ranges, self.storage_options)
+            out.extend(iter_fields(blobs, lat, lon, source=str(url)), source=str(url))
+        self.xarray.add_cycle(out, init, leads, variables, lat, lon)
+        if sel.empty and not self.xarray.urls:
+            out.missing.append(f"no message of {sorted(wanted)} for cycle {init:%Y-%m-%d %H} UTC")
+        return out

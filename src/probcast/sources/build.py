@@ -1,0 +1,233 @@
+"""``probcast data build``: NWP archive + observations -> the canonical station table.
+
+Output folder::
+
+    OUT/init_date=YYYY-MM-DD/cycle_HHMM.parquet   one file per cycle (atomic)
+    OUT/table.parquet                             all cycles, for ``probcast train``
+    OUT/build-summary.json                        cycles, missing data, QC counts
+    OUT/_inventory/                               cached archive inventories
+
+Incremental: a cycle whose file exists is skipped, so a rerun over a longer period
+appends only the new cycles and an interrupted build resumes. A cycle without NWP data
+is reported and written nowhere (a rerun retries it); a cycle without observations is
+written (forecasts are still useful for prediction) and reported.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from probcast import io
+from probcast.sources import fs, nwp_source, truth_reader
+from probcast.sources.config import BuildSpec
+from probcast.sources.errors import SourceError
+from probcast.sources.obs import ObsData
+from probcast.sources.pair import pair
+from probcast.sources.qc import apply_qc
+from probcast.sources.variables import needed, relative_humidity
+
+
+@dataclass
+class BuildResult:
+    """What a build did."""
+
+    out: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    missing_nwp: dict[str, list[str]] = field(default_factory=dict)
+    missing_obs: list[str] = field(default_factory=list)
+    incomplete: dict[str, list[str]] = field(default_factory=dict)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary (also written to ``build-summary.json``)."""
+        return {
+            "out": str(self.out),
+            "cycles_written": self.written,
+            "cycles_skipped_existing": self.skipped,
+            "cycles_missing_nwp": self.missing_nwp,
+            "cycles_without_observations": self.missing_obs,
+            "cycles_incomplete": self.incomplete,
+            "qc_removed": self.removed,
+            "notes": self.notes,
+            "rows": self.rows,
+        }
+
+
+def read_truth(spec: BuildSpec, stations: pd.DataFrame | None) -> ObsData:
+    """Read every truth file of ``spec``."""
+    name = spec.truth["source"]
+    so = spec.truth.get("storage_options")
+    urls = fs.expand(spec.truth["paths"], so)
+    reader = truth_reader(name)
+    if name == "era5":
+        if stations is None or stations[["latitude", "longitude"]].isna().any().any():
+            raise SourceError(
+                f"{spec.source}: stations: ERA5 truth needs every station with latitude "
+                "and longitude"
+            )
+        return reader(urls, stations, so)  # type: ignore[no-any-return]
+    return ObsData.concat(reader(u, so, **spec.truth.get("options", {})) for u in urls)
+
+
+def _stations(spec: BuildSpec, truth_meta: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
+    cols = ["station", "name", "latitude", "longitude", "altitude"]
+    given = pd.DataFrame(spec.stations, columns=cols) if spec.stations else None
+    if truth_meta is None or truth_meta.empty:
+        meta = given if given is not None else pd.DataFrame(columns=cols)
+    else:
+        meta = truth_meta.copy()
+        if given is not None:
+            meta = given[["station"]].merge(meta, on="station", how="left")
+            for c in cols[1:]:  # values in the spec override the source's metadata
+                meta[c] = given[c].where(given[c].notna(), meta[c]).to_numpy()
+    notes = []
+    no_pos = meta["latitude"].isna() | meta["longitude"].isna()
+    for sid in meta.loc[no_pos, "station"]:
+        notes.append(
+            f"station {sid}: no usable position; skipped (give latitude/longitude in 'stations')"
+        )
+    return meta.loc[~no_pos].reset_index(drop=True), notes
+
+
+def _partition(out: Path, init: pd.Timestamp) -> Path:
+    return out / f"init_date={init:%Y-%m-%d}" / f"cycle_{init:%H%M}.parquet"
+
+
+def _source(spec: BuildSpec, out: Path) -> Any:
+    opts = dict(spec.nwp)
+    name = opts.pop("source")
+    cls = nwp_source(name)
+    so = opts.pop("storage_options", None)
+    if name == "archive":
+        return cls(opts["paths"], storage_options=so, cache_dir=out / "_inventory")
+    kwargs = {k: opts[k] for k in ("base_url", "model") if k in opts}
+    return cls(storage_options=so, **kwargs)
+
+
+def _cycle_table(
+    spec: BuildSpec, source: Any, init: pd.Timestamp, meta: pd.DataFrame, obs: pd.DataFrame
+) -> tuple[pd.DataFrame | None, list[str]]:
+    lat = meta["latitude"].to_numpy(dtype="float64")
+    lon = meta["longitude"].to_numpy(dtype="float64")
+    cf = source.cycle(
+        init,
+        spec.lead_times,
+        needed(spec.variables),
+        lat,
+        lon,
+        accumulation_hours=spec.accumulation_hours,
+    )
+    fc, missing = cf.table(
+        list(meta["station"]),
+        spec.lead_times,
+        spec.variables,
+        accumulation_hours=spec.accumulation_hours,
+    )
+    fc_cols = [c for c in fc.columns if c.startswith("fc_")]
+    if fc.empty or fc[fc_cols].isna().all().all():
+        return None, cf.missing or ["no forecast value for any station"]
+    fc = fc.merge(meta[["station", "latitude", "longitude", "altitude"]], on="station")
+    if cf.orog is not None:
+        dz = meta["altitude"].to_numpy(dtype="float64") - cf.orog
+        fc["stat_dz"] = fc["station"].map(dict(zip(meta["station"], dz, strict=True)))
+    table = pair(
+        fc,
+        obs,
+        spec.variables,
+        accumulation_hours=spec.accumulation_hours,
+        match_minutes=spec.match_minutes,
+    )
+    return table, missing
+
+
+def build(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
+    """Run a build (see the module docstring).
+
+    Raises:
+        SourceError: On a configuration or source problem (a one-line message).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    io.sweep(out)
+    result = BuildResult(out=out)
+    first = None if spec.truth["source"] != "era5" else _stations(spec, None)[0]
+    truth = read_truth(spec, first)
+    meta, notes = _stations(spec, truth.stations if first is None else first)
+    result.notes += truth.notes + notes
+    if meta.empty:
+        raise SourceError(f"{spec.source}: no station with a position to build for")
+    obs = truth.obs[truth.obs["station"].isin(meta["station"])]
+    if "rh" in spec.variables and "obs_rh" not in obs and {"obs_t2m", "obs_td2m"} <= set(obs):
+        obs = obs.assign(
+            obs_rh=relative_humidity(obs["obs_t2m"].to_numpy(), obs["obs_td2m"].to_numpy())
+        )
+    obs, removed = apply_qc(obs)
+    result.removed = pd.concat([truth.removed, removed], ignore_index=True).to_dict("records")  # type: ignore[assignment]
+    source = _source(spec, out)
+    for init in source.cycles(spec.start, spec.end, spec.cycles):
+        key = f"{init:%Y-%m-%dT%H:%M}Z"
+        path = _partition(out, init)
+        if path.exists():
+            result.skipped.append(key)
+            continue
+        table, missing = _cycle_table(spec, source, init, meta, obs)
+        if table is None:
+            result.missing_nwp[key] = missing
+            continue
+        if missing:
+            result.incomplete[key] = missing
+        obs_cols = [c for c in table.columns if c.startswith("obs_")]
+        if table[obs_cols].isna().all().all():
+            result.missing_obs.append(key)
+        with io.atomic_path(path) as tmp:
+            table.to_parquet(tmp, index=False)
+        result.written.append(key)
+    result.rows = compact(out)
+    io.write_json(out / "build-summary.json", result.summary())
+    return result
+
+
+def compact(out: Path) -> int:
+    """Write ``table.parquet`` from every cycle file, one file at a time (out of core).
+
+    Value columns that are NaN in every cycle are left out (``probcast train`` refuses an
+    all-missing column); the summary notes list them per cycle as missing observations.
+    """
+    parts = sorted(glob.glob(str(out / "init_date=*" / "cycle_*.parquet")))
+    if not parts:
+        return 0
+    empty: set[str] | None = None
+    schema: pa.Schema | None = None
+    for p in parts:
+        t = pq.read_table(p)
+        values = [c for c in t.column_names if c.startswith(("obs_", "fc_"))]
+        nan_cols = {
+            c for c in values if np.isnan(t[c].to_numpy(zero_copy_only=False).astype(float)).all()
+        }
+        empty = nan_cols if empty is None else empty & nan_cols
+        schema = t.schema if schema is None else schema
+    assert schema is not None
+    target = pa.schema([schema.field(k) for k in schema.names if k not in (empty or set())])
+    rows = 0
+    with io.atomic_path(out / "table.parquet") as tmp:
+        writer = pq.ParquetWriter(tmp, target)
+        try:
+            for p in parts:
+                t = pq.read_table(p).select(target.names).cast(target)
+                writer.write_table(t)
+                rows += len(t)
+        finally:
+            writer.close()
+    return rows

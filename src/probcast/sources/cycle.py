@@ -1,0 +1,110 @@
+"""One forecast cycle at the stations: collect decoded fields, de-accumulate, derive.
+
+:class:`CycleFields` is what every NWP source returns for one initialisation; its
+:meth:`CycleFields.table` turns it into the forecast half of the canonical station table
+(``fc_<var>`` per station and lead time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from probcast.sources import deaccum
+from probcast.sources.grib import Field
+from probcast.sources.variables import derive, grib_variable, to_canonical
+
+ACCUMULATED = ("tp",)
+
+
+@dataclass
+class CycleFields:
+    """Station values of one cycle.
+
+    Attributes:
+        init_time: Initialisation (UTC).
+        instant: variable -> step (h) -> values (canonical units), for instantaneous fields
+            and for fields over a period ending at the step (gusts, max/min).
+        windows: accumulated variable -> ``(start_h, end_h)`` -> values (kg m-2).
+        orog: Model surface height at the stations (m), when the model gives it.
+        missing: Human-readable notes of files/messages that were not found.
+    """
+
+    init_time: pd.Timestamp
+    instant: dict[str, dict[float, np.ndarray]] = field(default_factory=dict)
+    windows: dict[str, dict[tuple[float, float], np.ndarray]] = field(default_factory=dict)
+    orog: np.ndarray | None = None
+    missing: list[str] = field(default_factory=list)
+
+    def add(self, f: Field, *, source: str) -> None:
+        """Add a decoded field (ignored when it is not a variable we use)."""
+        var = grib_variable(f.short_name, f.level_type)
+        if var is None:
+            return
+        values = to_canonical(f.values, f.units, var, source=f"{source}: {f.short_name}")
+        if var == "orog":
+            self.orog = values
+        elif var in ACCUMULATED:
+            # ECMWF writes tp as an instantaneous-looking field at one step: it is the
+            # accumulation since initialisation, i.e. the window [0, step].
+            start = 0.0 if f.start_step == f.end_step else f.start_step
+            self.windows.setdefault(var, {})[(start, f.end_step)] = values
+        else:
+            self.instant.setdefault(var, {})[f.end_step] = values
+
+    def extend(self, fields: Iterable[Field], *, source: str) -> None:
+        """Add several fields."""
+        for f in fields:
+            self.add(f, source=source)
+
+    def table(
+        self,
+        stations: Sequence[str],
+        leads: Sequence[float],
+        variables: Sequence[str],
+        *,
+        accumulation_hours: float,
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """Forecast rows: one per station and lead, ``fc_<var>`` columns.
+
+        Args:
+            stations: Station ids, in the order of the value arrays.
+            leads: Lead times (hours).
+            variables: Variables asked for (derived ones are computed here).
+            accumulation_hours: Period of accumulated variables: ``fc_tp`` at lead L is the
+                amount over ``[L - accumulation_hours, L]``.
+
+        Returns:
+            ``(table, missing)``: the rows and notes of (variable, lead) pairs not available.
+        """
+        n = len(stations)
+        frames, missing = [], list(self.missing)
+        for lead in leads:
+            values: dict[str, np.ndarray] = {
+                var: steps[lead] for var, steps in self.instant.items() if lead in steps
+            }
+            for var, windows in self.windows.items():
+                amount = deaccum.amount(windows, lead - accumulation_hours, lead)
+                if amount is not None:
+                    values[var] = amount
+            values = derive(values, list(variables))
+            cols: dict[str, object] = {
+                "station": list(stations),
+                "init_time": self.init_time,
+                "lead_time": float(lead),
+            }
+            for var in variables:
+                if var in values:
+                    cols[f"fc_{var}"] = np.asarray(values[var], dtype="float64")
+                else:
+                    cols[f"fc_{var}"] = np.full(n, np.nan)
+                    missing.append(f"{var} at +{lead:g} h")
+            frames.append(pd.DataFrame(cols))
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if not table.empty:
+            table["init_time"] = pd.to_datetime(table["init_time"], utc=True)
+            table["valid_time"] = table["init_time"] + pd.to_timedelta(table["lead_time"], "h")
+        return table, missing

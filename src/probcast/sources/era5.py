@@ -1,0 +1,171 @@
+"""ERA5 as truth: CDS NetCDF (new and legacy layouts) sampled at stations, and a CDS fetch.
+
+Layouts:
+
+* new CDS (2024+): ``valid_time`` (seconds since 1970), ``expver`` a string coordinate
+  along ``valid_time`` (``0001`` ERA5, ``0005`` ERA5T), scalar ``number``; one file per
+  ``stepType`` (instant, accum, max). Accumulations (``tp``) are 1-h amounts ending at
+  ``valid_time``.
+* legacy ``grib_to_netcdf``: ``time`` (hours since 1900), int16 packed with
+  ``scale_factor``/``add_offset`` (xarray unpacks), sometimes an ``expver`` *dimension*
+  when ERA5 and ERA5T are mixed.
+
+``expver`` merging: with an ``expver`` dimension, each time takes the first version that
+has a value (ERA5 ``1`` before ERA5T ``5``); as a coordinate it is dropped after
+recording which times are ERA5T (they are listed in the notes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from probcast.sources import fs
+from probcast.sources.errors import SourceError
+from probcast.sources.obs import ObsData
+from probcast.sources.variables import derive, to_canonical, wind_direction
+
+ERA5_NAMES = {
+    "t2m": "t2m", "2t": "t2m", "d2m": "td2m", "2d": "td2m", "u10": "u10", "10u": "u10",
+    "v10": "v10", "10v": "v10", "msl": "msl", "sp": "sp", "tcc": "tcc", "tp": "tp",
+    "i10fg": "gust", "fg10": "gust", "10fg": "gust",
+}  # fmt: skip
+
+
+def merge_expver(ds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    """Collapse ``expver`` (dimension or coordinate) and say which times are ERA5T."""
+    notes = []
+    if "expver" in ds.dims:
+        versions = [str(v) for v in ds["expver"].values]
+        order = sorted(range(len(versions)), key=lambda i: int(versions[i]))
+        merged = ds.isel(expver=order[0])
+        for i in order[1:]:
+            merged = merged.fillna(ds.isel(expver=i))
+        ds = merged.drop_vars("expver", errors="ignore")
+        notes.append(f"expver {versions} merged (ERA5 first, ERA5T where ERA5 is missing)")
+    elif "expver" in ds.coords:
+        ev = np.asarray(ds["expver"].values).astype(str)
+        later = int((np.char.lstrip(ev, "0") != "1").sum()) if ev.ndim else 0
+        if later:
+            notes.append(f"{later} time(s) are ERA5T (preliminary, expver != 0001)")
+        ds = ds.drop_vars("expver")
+    return ds, notes
+
+
+def open_era5(
+    urls: Sequence[str], storage_options: dict[str, Any] | None = None
+) -> tuple[xr.Dataset, list[str]]:
+    """Open and merge ERA5 NetCDF files into one dataset on ``time``."""
+    parts, notes = [], []
+    for url in urls:
+        fsys, path = fs.filesystem(url, storage_options)
+        try:
+            with fsys.open(path, "rb") as f:
+                ds = xr.open_dataset(f, engine="h5netcdf").load()
+        except (OSError, ValueError) as err:
+            raise SourceError(f"{url}: cannot open as ERA5 NetCDF ({err})") from None
+        if "valid_time" in ds.dims:
+            ds = ds.rename({"valid_time": "time"})
+        if "time" not in ds.dims:
+            raise SourceError(f"{url}: no 'valid_time' or 'time' dimension; not an ERA5 file")
+        ds, n = merge_expver(ds)
+        notes += [f"{url}: {x}" for x in n]
+        parts.append(ds.drop_vars([v for v in ("number",) if v in ds.variables]))
+    return xr.merge(parts, compat="override", join="outer"), notes
+
+
+def read_era5(
+    urls: Sequence[str],
+    stations: pd.DataFrame,
+    storage_options: dict[str, Any] | None = None,
+) -> ObsData:
+    """ERA5 at the stations' nearest grid points as observations (1-h ``tp``)."""
+    ds, notes = open_era5(urls, storage_options)
+    st = stations.dropna(subset=["latitude", "longitude"])
+    st_lat = st["latitude"].to_numpy(dtype="float64")
+    st_lon = st["longitude"].to_numpy(dtype="float64")
+    lon_grid = ds["longitude"].values % 360.0
+    iy = np.abs(ds["latitude"].values[None, :] - st_lat[:, None]).argmin(axis=1)
+    dlon = (lon_grid[None, :] - st_lon[:, None] % 360.0 + 180.0) % 360.0 - 180.0
+    ix = np.abs(dlon).argmin(axis=1)
+    pts = ds.isel(
+        latitude=xr.DataArray(iy, dims="station"), longitude=xr.DataArray(ix, dims="station")
+    )
+    values: dict[str, np.ndarray] = {}
+    for name, da in pts.data_vars.items():
+        var = ERA5_NAMES.get(str(name))
+        if var is None or "time" not in da.dims:
+            continue
+        arr = da.transpose("time", "station").values
+        values[var] = to_canonical(arr, str(da.attrs.get("units", "")), var, source=str(name))
+    values = derive(values, ["ws10", "rh"])
+    if "u10" in values and "v10" in values:
+        values["wdir10"] = wind_direction(values["u10"], values["v10"])
+    times = pd.to_datetime(ds["time"].values).tz_localize("UTC")
+    n_t, n_s = len(times), len(st)
+    obs = pd.DataFrame(
+        {
+            "station": np.tile(st["station"].astype(str).to_numpy(), n_t),
+            "time": np.repeat(times, n_s),
+        }
+    )
+    for var, arr in values.items():
+        if var not in ("u10", "v10"):
+            obs[f"obs_{var}"] = np.asarray(arr).reshape(-1)
+    if "obs_tp" in obs:
+        obs["tp_hours"] = 1.0
+    return ObsData(obs=obs, stations=stations.copy(), notes=notes)
+
+
+def cds_credentials() -> tuple[str, str]:
+    """(url, key) of the CDS API from ``CDSAPI_URL``/``CDSAPI_KEY`` or ``~/.cdsapirc``.
+
+    Raises:
+        SourceError: When no key is configured (a one-line message saying how to set one).
+    """
+    url = os.environ.get("CDSAPI_URL", "https://cds.climate.copernicus.eu/api")
+    key = os.environ.get("CDSAPI_KEY", "")
+    rc = Path(os.environ.get("CDSAPI_RC", Path.home() / ".cdsapirc"))
+    if not key and rc.is_file():
+        for line in rc.read_text(encoding="utf-8", errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "key":
+                key = value.strip()
+            elif name.strip() == "url":
+                url = value.strip()
+    if not key:
+        raise SourceError(
+            f"CDS API: no key configured; put 'url: {url}' and 'key: <your key>' in {rc} "
+            "or set CDSAPI_KEY (get a key at https://cds.climate.copernicus.eu/how-to-api)"
+        )
+    return url, key
+
+
+def fetch_era5(request: dict[str, Any], target: str | os.PathLike[str]) -> Path:
+    """Download an ERA5 single-levels request from the CDS to ``target`` (NetCDF).
+
+    Raises:
+        SourceError: No key configured, ``cdsapi`` not installed, or the request failed.
+    """
+    url, key = cds_credentials()
+    try:
+        import cdsapi
+    except ImportError:
+        raise SourceError(
+            "CDS API: the 'cdsapi' package is not installed (pip install cdsapi)"
+        ) from None
+    from probcast import io
+
+    try:
+        client = cdsapi.Client(url=url, key=key, quiet=True)
+        with io.atomic_path(target) as tmp:
+            client.retrieve("reanalysis-era5-single-levels", dict(request), str(tmp))
+    except Exception as err:  # cdsapi raises bare Exception/HTTPError subclasses
+        raise SourceError(f"CDS API: request failed: {type(err).__name__}: {err}") from None
+    return Path(target)

@@ -1,0 +1,109 @@
+"""NetCDF/Zarr forecast files of an archive, sampled at stations.
+
+Files are opened lazily (xarray; remote through fsspec), their time axes normalised to
+``forecast_reference_time`` x ``forecast_period`` by :mod:`probcast.ingest.normalise`, and
+only the stations' nearest grid points of the wanted cycle are loaded. Accumulated ``tp``
+in these files is taken as accumulated since initialisation (the ECMWF convention, and
+what cfgrib writes for ECMWF ``tp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.spatial import cKDTree
+
+from probcast.ingest.normalise import FP, FRT, normalise, tidy_dims, to_time_axes
+from probcast.sources import fs
+from probcast.sources.cycle import CycleFields
+from probcast.sources.errors import SourceError
+
+
+def _open(url: str, storage_options: dict[str, Any]) -> xr.Dataset:
+    fsys, path = fs.filesystem(url, storage_options)
+    try:
+        if url.rstrip("/").endswith(".zarr"):
+            return xr.open_zarr(fsys.get_mapper(path), consolidated=None, decode_timedelta=True)
+        local = "file" in (fsys.protocol if isinstance(fsys.protocol, tuple) else (fsys.protocol,))
+        if local:
+            return xr.open_dataset(path, decode_timedelta=True)
+        return xr.open_dataset(fsys.open(path, "rb"), engine="h5netcdf", decode_timedelta=True)
+    except (OSError, ValueError) as err:
+        raise SourceError(f"{url}: cannot open as NetCDF/Zarr ({err})") from None
+
+
+def _points(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[str, xr.DataArray]:
+    """Indexers (``isel``) of the stations' nearest grid points."""
+    la, lo = ds["latitude"], ds["longitude"]
+    if la.ndim == 1 and lo.ndim == 1:
+        lon_grid = lo.values % 360.0
+        iy = np.abs(la.values[None, :] - lat[:, None]).argmin(axis=1)
+        dlon = np.abs(((lon_grid[None, :] - (lon[:, None] % 360.0)) + 180.0) % 360.0 - 180.0)
+        ix = dlon.argmin(axis=1)
+        return {
+            str(la.dims[0]): xr.DataArray(iy, dims="station"),
+            str(lo.dims[0]): xr.DataArray(ix, dims="station"),
+        }
+    tree = cKDTree(np.column_stack([la.values.ravel(), lo.values.ravel()]))
+    _, flat = tree.query(np.column_stack([lat, lon]))
+    iy, ix = np.unravel_index(flat, la.shape)
+    return {
+        str(la.dims[0]): xr.DataArray(iy, dims="station"),
+        str(la.dims[1]): xr.DataArray(ix, dims="station"),
+    }
+
+
+class XarrayFiles:
+    """The NetCDF/Zarr files of an archive."""
+
+    def __init__(self, urls: Sequence[str], storage_options: dict[str, Any]) -> None:
+        self.urls = list(urls)
+        self.storage_options = storage_options
+        self._open: dict[str, xr.Dataset] = {}
+
+    def dataset(self, url: str) -> xr.Dataset:
+        """The file with normalised time axes (opened once)."""
+        if url not in self._open:
+            self._open[url] = to_time_axes(tidy_dims(_open(url, self.storage_options)), Path(url))
+        return self._open[url]
+
+    def init_times(self) -> list[pd.Timestamp]:
+        """Every initialisation in the files."""
+        out = []
+        for url in self.urls:
+            out += [pd.Timestamp(t, tz="UTC") for t in self.dataset(url)[FRT].values]
+        return out
+
+    def add_cycle(
+        self,
+        out: CycleFields,
+        init: pd.Timestamp,
+        leads: Sequence[float],
+        variables: Sequence[str],
+        lat: np.ndarray,
+        lon: np.ndarray,
+    ) -> None:
+        """Add the station values of cycle ``init`` found in the files to ``out``."""
+        key = np.datetime64(init.tz_convert("UTC").tz_localize(None), "ns")
+        for url in self.urls:
+            ds = self.dataset(url)
+            if key not in ds[FRT].values:
+                continue
+            sub = ds.sel({FRT: key}).isel(_points(ds, np.asarray(lat), np.asarray(lon)))
+            sub = normalise(sub.load(), Path(url), role="forecast")
+            hours = sub[FP].values / np.timedelta64(1, "h")
+            for name, da in sub.data_vars.items():
+                var = str(name).removeprefix("fc_")
+                if var not in variables and var != "orog":
+                    continue
+                for i, step in enumerate(hours):
+                    values = np.asarray(da.isel({FP: i}).values, dtype="float64")
+                    if var == "tp":
+                        out.windows.setdefault(var, {})[(0.0, float(step))] = values
+                    else:
+                        out.instant.setdefault(var, {})[float(step)] = values
