@@ -14,7 +14,6 @@ import numpy as np
 KEY_COLUMNS = ("station", "init_time", "lead_time")
 """Primary key of the canonical station table."""
 
-TIME_COLUMNS = ("init_time", "lead_time", "valid_time")
 STATIC_COLUMNS = ("latitude", "longitude", "altitude")
 FC_PREFIX = "fc_"
 OBS_PREFIX = "obs_"
