@@ -10,7 +10,8 @@ The public API, stable and small (everything else is reached through it)::
                                       quantiles=(0.05, 0.5, 0.95), thresholds={"tp": (1.0,)})
     result = probcast.run(request)                            # stations or grid, by input
     table, families = probcast.read_predictions("pred.parquet")
-    ver = probcast.verify(truth, {"model": table}, families={"model": families})
+    ver = probcast.evaluate(truth, {"model": table}, families={"model": families})
+    probcast.train_model(config, "runs/new")                  # an ml_collections config
 
 Names are imported on first use, so ``import probcast`` stays fast.
 """
@@ -36,12 +37,14 @@ _API = {
     "create_runner": "probcast.predict.runner",
     "run": "probcast.predict.runner",
     "load_model": "probcast.model.artefact",
-    "train": "probcast.train.loop",
+    "train_model": "probcast.train.loop",
     "read_predictions": "probcast.products.table_files",
     "write_predictions": "probcast.products.table_files",
-    "verify": "probcast.verify.evaluate",
+    "evaluate": "probcast.verify.evaluate",
 }
-_ALIASES = {"load_model": "load"}
+# Subpackages (probcast.train, probcast.verify) become attributes of the package once
+# imported, so the functions get names of their own.
+_ALIASES = {"load_model": "load", "train_model": "train", "evaluate": "verify"}
 
 
 def __getattr__(name: str) -> object:
@@ -66,10 +69,10 @@ __all__ = [
     "Predictive",
     "__version__",
     "create_runner",
+    "evaluate",
     "load_model",
     "read_predictions",
     "run",
-    "train",
-    "verify",
+    "train_model",
     "write_predictions",
 ]

@@ -25,7 +25,7 @@ def fixed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFr
     config.train.epochs = 6
     config.train.n_seeds = 2
     config.train.blend_emos = True
-    probcast.train(config, root / "model")
+    probcast.train_model(config, root / "model")
     return root, test.reset_index(drop=True)
 
 
@@ -43,7 +43,7 @@ def test_station_products_and_scores_match_known_good(fixed_run, known_good, tmp
     result = probcast.run(request)
     table, families = read_predictions(result.paths["table"])
     layout = {"columns": list(table.columns), "families": families, "rows": len(table)}
-    ver = probcast.verify(test, {"model": table}, families={"model": families})
+    ver = probcast.evaluate(test, {"model": table}, families={"model": families})
     s = ver.scores
     overall = s[s["by"] == "all"]
     scores = {

@@ -7,6 +7,7 @@ an upward arrow) must go to a strictly lower layer than the importing component.
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,12 @@ def test_modules_fit_in_one_read(name, path):
 
 
 def test_public_api_resolves():
+    # The subpackages (probcast.train, probcast.verify) must not shadow API names.
+    import probcast.train.loop
+    import probcast.verify.evaluate
+
     for name in probcast.__all__:
-        assert getattr(probcast, name) is not None, name
+        value = getattr(probcast, name)
+        assert value is not None and not inspect.ismodule(value), name
     with pytest.raises(AttributeError):
         probcast.no_such_thing  # noqa: B018
