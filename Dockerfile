@@ -5,7 +5,7 @@ WORKDIR /src
 RUN pip install --no-cache-dir uv==0.13.*
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN uv venv /opt/venv && VIRTUAL_ENV=/opt/venv uv pip install --no-cache .
+RUN uv venv /opt/venv && VIRTUAL_ENV=/opt/venv uv pip install --no-cache --compile-bytecode .
 
 FROM python:3.11-slim AS runtime
 RUN useradd --create-home --uid 10001 probcast

@@ -17,7 +17,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
+	# Byte-compile at install: with PYTHONDONTWRITEBYTECODE=1 (set on some machines) every
+	# process would otherwise recompile every module it imports.
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev]"
+	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 
 demo: venv  ## Main job: fetch, prepare, train, predict, baselines, verify, report.

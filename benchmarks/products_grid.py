@@ -1,14 +1,27 @@
-"""Benchmark: national-grid products from distribution parameters.
+"""Benchmark: national-grid products from distribution parameters, on synthetic and real grids.
 
-Builds 51 members and 19 percentiles of 7 variables for one lead time from synthetic
-distribution parameters on an NBM-CONUS-sized Lambert grid (2345 x 1597 at full size),
-bit-rounds them to 99 % of their information and writes compressed NetCDF (or Zarr),
-on 2 dask threads. Each grid size runs in a fresh subprocess so that its peak resident
-memory (ru_maxrss) is its own. Uncompressed size = float32 data + coordinates as stored,
-i.e. what an uncompressed float32 NetCDF would hold (computed, not written).
+Builds 51 members and 19 percentiles (and, on the real grid, threshold probabilities) from
+distribution parameters, bit-rounds them to 99 % of their information and writes compressed
+NetCDF (or Zarr) on 2 dask threads. Two grids:
 
-    .venv/bin/python benchmarks/products_grid.py --small     # quick sanity check (~1 min)
-    .venv/bin/python benchmarks/products_grid.py             # full run (4 sizes up to CONUS)
+* ``--grid synthetic``: 7 variables on an NBM-CONUS-sized Lambert grid (2345 x 1597 at full
+  size; ``--small`` for 1/20 to 1/5 of it), smooth synthetic parameters, one lead time;
+* ``--grid icp``: the real ICP WRF 601 x 501 4-km grid (``icp-wrf-precip-grid``, 9 cases): a
+  censored-logistic tp forecast whose location is the mean and whose scale grows with the
+  spread of the three WRF configurations, with the grid's float64 latitude/longitude as read
+  from the prepared file (``probcast data prepare icp-wrf-precip-grid`` first).
+
+Each row runs in a fresh subprocess (its peak resident memory is its own), for two ways of
+choosing the bits kept, run alternately: ``central`` (one number per variable from its central
+block, as before) and ``chunk`` (per dask block, the default of ``write_products``). "info
+min" is the smallest fraction of a block's real information kept, over every block of every
+rounded variable (probabilities, stored exactly, excluded); for ``central`` it is measured on
+the same per-block samples, outside the timing. "raw" is the float32 size of the data and
+coordinates (computed, not written).
+
+    .venv/bin/python benchmarks/products_grid.py --small            # quick check (~2 min)
+    .venv/bin/python benchmarks/products_grid.py --scales 1.0       # CONUS
+    .venv/bin/python benchmarks/products_grid.py --grid icp         # real grid
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from pathlib import Path
 FULL = (1597, 2345)
 FULL_SCALES = (0.25, 0.5, 0.75, 1.0)
 SMALL_SCALES = (0.05, 0.1, 0.15, 0.2)
+METHODS = ("central", "chunk")
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -35,6 +49,7 @@ THREAD_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     "JAX_PLATFORMS": "cpu",
 }
+ICP_THRESHOLDS = {"tp": [0.1, 1.0, 5.0, 10.0]}
 
 
 def _rss_mb() -> float:
@@ -56,49 +71,110 @@ def _size_on_disk(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_one(ny: int, nx: int, workers: int, out: Path, suffix: str) -> dict[str, object]:
-    """Build and write members + percentiles on one grid; return timings and sizes."""
+def _icp_params():
+    """Censored-logistic tp parameters from the three WRF configurations of the ICP set."""
+    import numpy as np
+    import xarray as xr
+
+    from probcast.data.prepare import prepare
+
+    path = prepare("icp-wrf-precip-grid").paths["test"]
+    raw = xr.open_dataset(path)
+    members = xr.concat([raw[v] for v in ("fc_tp", "fc_tp_wrf2caps", "fc_tp_wrf4ncep")], "m")
+    loc = members.mean("m").astype(np.float32)
+    scale = (0.2 + 0.5 * members.std("m")).astype(np.float32)
+    grid = raw.drop_vars(list(raw.data_vars)).drop_vars("valid_time")
+    params = grid.assign(tp_loc=loc, tp_scale=scale)
+    return params, {"tp": "censored_logistic"}, ["members", "percentiles", "probabilities"]
+
+
+def _synthetic_params(ny: int, nx: int):
+    from probcast.testing import products as synthetic
+
+    params = synthetic.params((ny, nx), variables=tuple(synthetic.FAMILIES))
+    return params, synthetic.FAMILIES, ["members", "percentiles"]
+
+
+def _write(ds, path: Path, method: str):
+    """Write one product with the ``method`` way of choosing bits; return the job."""
+    from probcast.products import compress, write
+
+    quantised = compress.quantize_probabilities(ds)
+    fixed = compress.information_keepbits(quantised) if method == "central" else None
+    fixed = {k: v for k, v in (fixed or {}).items() if k not in compress.exact_keepbits(quantised)}
+    plan = compress.plan_rounding(quantised, keepbits=fixed or None)
+    return write.write_job(quantised, path, plan, inflevel=0.99)
+
+
+def _information(job, ds, bits=None) -> float:
+    """Smallest fraction of a block's information kept, over the analysed blocks of ``job``.
+
+    With ``bits`` (variable -> keepbits), what those bits would keep in every block instead.
+    """
+    from probcast.products import compress
+
+    exact = compress.exact_keepbits(ds)
+    low = 1.0
+    for name, blocks in job.blocks.items():
+        for block in blocks:
+            if name in exact or block.kept is None:
+                continue
+            keep = block.keepbits if bits is None else bits[name]
+            low = min(low, float(block.kept[keep]))
+    return low
+
+
+def run_one(grid: str, scale: float, method: str, workers: int, out: Path, suffix: str) -> dict:
+    """Build and write the products of one grid with one method; return timings and sizes."""
     import dask
 
-    from probcast.products import build_products, write_products
-    from probcast.testing import products as synthetic
+    from probcast.products import build_products, compress
 
     dask.config.set(scheduler="threads", num_workers=workers)
     t0 = time.perf_counter()
-    params = synthetic.params((ny, nx), variables=tuple(synthetic.FAMILIES))
+    if grid == "icp":
+        params, families, kinds = _icp_params()
+    else:
+        params, families, kinds = _synthetic_params(round(FULL[0] * scale), round(FULL[1] * scale))
     setup_s = time.perf_counter() - t0
-    rss_setup = _rss_mb()
     t1 = time.perf_counter()
     products = build_products(
-        params, families=synthetic.FAMILIES, products=["members", "percentiles"], n_members=51
+        params, families=families, products=kinds, n_members=51, thresholds=ICP_THRESHOLDS
     )
-    keepbits: dict[str, dict[str, int]] = {}
-    written = raw = 0
+    jobs, written, raw, bits = [], 0, 0, []
     for name, ds in products.items():
         path = out / f"{name}{suffix}"
-        keepbits[name] = write_products(ds, path, inflevel=0.99)
+        job = _write(ds, path, method)
+        jobs.append((job, compress.quantize_probabilities(ds)))
         written += _size_on_disk(path)
         raw += _stored_bytes(ds)
+        bits += [b.keepbits for blocks in job.blocks.values() for b in blocks]
     elapsed = time.perf_counter() - t1
+    info = {"info_min": round(min(_information(j, ds) for j, ds in jobs), 4)}
+    if method == "chunk":  # what the central-block bits keep, on the same block samples
+        low = min(_information(j, ds, compress.information_keepbits(ds)) for j, ds in jobs)
+        info["info_min_central"] = round(low, 4)
+    ny, nx = params.sizes["y"], params.sizes["x"]
     return {
-        "grid": f"{nx}x{ny}",
+        "grid": f"{grid} {nx}x{ny}",
+        "method": method,
         "points": nx * ny,
         "setup_s": round(setup_s, 1),
         "build_write_s": round(elapsed, 1),
-        "rss_setup_mb": round(rss_setup),
         "peak_rss_mb": round(_rss_mb()),
         "output_mb": round(written / 1e6, 1),
         "raw_mb": round(raw / 1e6, 1),
         "ratio": round(raw / written, 1),
-        "keepbits": keepbits,
+        **info,
+        "keepbits": f"{min(bits)}-{max(bits)}",
     }
 
 
-def _child(ny: int, nx: int, workers: int, suffix: str) -> dict[str, object]:
+def _child(grid: str, scale: float, method: str, args: argparse.Namespace) -> dict[str, object]:
     out = Path(tempfile.mkdtemp(prefix="probcast-bench-"))
     try:
-        cmd = [sys.executable, __file__, "--one", f"{ny}x{nx}", "--workers", str(workers)]
-        cmd += ["--suffix", suffix, "--out", str(out)]
+        cmd = [sys.executable, __file__, "--one", f"{grid}:{scale}:{method}", "--out", str(out)]
+        cmd += ["--workers", str(args.workers), "--suffix", args.suffix]
         env = {**os.environ, **THREAD_ENV}
         done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -106,39 +182,50 @@ def _child(ny: int, nx: int, workers: int, suffix: str) -> dict[str, object]:
         shutil.rmtree(out, ignore_errors=True)
 
 
+HEAD = ["grid", "method", "build_write_s", "time_vs_central", "peak_rss_mb", "output_mb"]
+HEAD += ["raw_mb", "ratio", "info_min", "keepbits"]
+
+
 def _table(rows: list[dict[str, object]]) -> str:
-    head = ["grid", "points", "setup_s", "build_write_s", "peak_rss_mb", "output_mb", "raw_mb"]
-    head += ["ratio", "keepbits"]
-    lines = [" | ".join(head), " | ".join("---" for _ in head)]
-    for row in rows:
-        bits = [b for product in row["keepbits"].values() for b in product.values()]  # type: ignore[union-attr]
-        cells = [str(row[h]) for h in head[:-1]] + [f"{min(bits)}-{max(bits)}"]
-        lines.append(" | ".join(cells))
+    """Markdown table; the central row takes its info_min from the chunk row's measurement."""
+    lines = [" | ".join(HEAD), " | ".join("---" for _ in HEAD)]
+    for central, chunk in zip(rows[::2], rows[1::2], strict=True):
+        central["info_min"] = chunk["info_min_central"]
+        central["time_vs_central"] = 1.0
+        ratio = float(chunk["build_write_s"]) / float(central["build_write_s"])  # type: ignore[arg-type]
+        chunk["time_vs_central"] = round(ratio, 2)
+        for row in (central, chunk):
+            lines.append(" | ".join(str(row[h]) for h in HEAD))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", default="synthetic", choices=["synthetic", "icp"])
     parser.add_argument("--small", action="store_true", help="quick mode: grids up to 1/5 size")
+    parser.add_argument("--scales", help="comma-separated fractions of the CONUS grid")
     parser.add_argument("--workers", type=int, default=2, help="dask threads (default 2)")
     parser.add_argument("--suffix", default=".nc", choices=[".nc", ".zarr"])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        ny, nx = (int(v) for v in args.one.split("x"))
-        print(json.dumps(run_one(ny, nx, args.workers, Path(args.out), args.suffix)))
+        grid, scale, method = args.one.split(":")
+        row = run_one(grid, float(scale), method, args.workers, Path(args.out), args.suffix)
+        print(json.dumps(row))
         return 0
-    scales = SMALL_SCALES if args.small else FULL_SCALES
+    if args.grid == "icp":
+        scales: tuple[float, ...] = (1.0,)
+    elif args.scales:
+        scales = tuple(float(v) for v in args.scales.split(","))
+    else:
+        scales = SMALL_SCALES if args.small else FULL_SCALES
     rows = []
     for scale in scales:
-        ny, nx = round(FULL[0] * scale), round(FULL[1] * scale)
-        rows.append(_child(ny, nx, args.workers, args.suffix))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(
-        f"members (51) + percentiles (19) of 7 variables, 1 lead time, "
-        f"{args.workers} dask threads, {args.suffix}, inflevel 0.99"
-    )
+        for method in METHODS:
+            rows.append(_child(args.grid, scale, method, args))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(f"{args.grid} grid, {args.workers} dask threads, {args.suffix}, inflevel 0.99")
     print(_table(rows))
     return 0
 

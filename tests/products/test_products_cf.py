@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from probcast.products import Provenance, build_products, write_product_set
+from probcast.products import Provenance, build_products, write_products
 from probcast.products import cf as cfmod
 from probcast.testing import products as synthetic
 
 FAMILIES = {"t2m": "normal", "tp": "censored_logistic"}
+
+
+def _write_all(products, folder, suffix):
+    paths = {name: folder / f"{name}{suffix}" for name in products}
+    for name, ds in products.items():
+        write_products(ds, paths[name])
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         chunks={"y": 16, "x": 24},
         provenance=prov,
     )
-    return write_product_set(products, tmp_path_factory.mktemp("cf"), suffix=".nc")
+    folder = tmp_path_factory.mktemp("cf")
+    return _write_all(products, folder, ".nc")
 
 
 def _failures(path: Path, tmp_path: Path) -> dict[str, list[str]]:
@@ -140,3 +148,36 @@ def test_variable_attrs_unknown_variable_has_long_name_only() -> None:
     assert cfmod.variable_attrs("foo") == {"long_name": "foo"}
     assert cfmod.variable_attrs("tmax")["cell_methods"] == "time: maximum"
     assert cfmod.probability_name("ws10") == "probability_of_wind_speed_above_threshold"
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_latlon_from_a_float64_file_are_stored_as_float32(tmp_path: Path, suffix: str) -> None:
+    grid = synthetic.params((12, 20), variables=("t2m",))
+    source = tmp_path / "grid.nc"
+    grid.to_netcdf(source)  # read back, latitude/longitude carry encoding dtype float64
+    with xr.open_dataset(source) as read:
+        ds = read.load()
+    assert ds["latitude"].encoding["dtype"] == np.float64
+    assert ds["x"].dtype == np.float64
+    out = tmp_path / f"p{suffix}"
+    _write_all({"p": ds}, tmp_path, suffix)
+    with xr.open_dataset(out, engine="zarr" if suffix == ".zarr" else None) as back:
+        assert back["latitude"].dtype == np.float32
+        assert back["longitude"].dtype == np.float32
+        np.testing.assert_allclose(back["latitude"], grid["latitude"], atol=1e-5)
+        # Dimension coordinates stay exact.
+        assert back["x"].dtype == np.float64
+        np.testing.assert_array_equal(back["x"], grid["x"])
+
+
+def test_regular_latlon_axes_stay_exact(tmp_path: Path) -> None:
+    lat = np.linspace(50.0, 60.0, 7)
+    lon = np.linspace(5.0, 15.0, 9)
+    field = np.ones((7, 9), np.float32)
+    ds = xr.Dataset(
+        {"t2m": (("latitude", "longitude"), field)}, {"latitude": lat, "longitude": lon}
+    )
+    _write_all({"p": ds}, tmp_path, ".nc")
+    with netCDF4.Dataset(tmp_path / "p.nc") as nc:
+        assert nc["latitude"].dtype == np.float64
+        np.testing.assert_array_equal(nc["latitude"][:], lat)

@@ -14,7 +14,7 @@ import xbitinfo
 import zarr
 from scipy import ndimage
 
-from probcast.products import compress, write
+from probcast.products import build_products, compress, write
 from probcast.products.write import format_of, write_products
 from probcast.testing import products as synthetic
 
@@ -167,13 +167,13 @@ def test_format_from_suffix_or_argument(tmp_path: Path) -> None:
 
 
 def test_netcdf_encoding_choices(rain: xr.Dataset) -> None:
-    zlib = compress.netcdf_encoding(rain, compression="zlib")
+    zlib = write.netcdf_encoding(rain, compression="zlib")
     assert zlib["tp"]["compression"] == "zlib" and zlib["tp"]["shuffle"] is True
-    assert compress.netcdf_encoding(rain)["tp"]["compression"] == compress.netcdf_compression()
+    assert write.netcdf_encoding(rain)["tp"]["compression"] == write.netcdf_compression()
     with pytest.raises(ValueError, match="compression"):
-        compress.netcdf_encoding(rain, compression="lz4")
+        write.netcdf_encoding(rain, compression="lz4")
     with pytest.raises(ValueError, match="complevel"):
-        compress.zarr_encoding(rain, complevel=12)
+        write.zarr_encoding(rain, complevel=12)
 
 
 def test_analysis_sample_stays_in_the_central_chunk() -> None:
@@ -194,3 +194,124 @@ def test_bitround_keeps_nan_with_zero_keepbits() -> None:
     block = np.array([1.5, np.nan, 3.25], dtype=np.float32)
     out = _round_block(block, 0)
     assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()
+
+
+def test_written_probabilities_keep_the_documented_precision(tmp_path: Path) -> None:
+    # On this grid the information analysis alone keeps 5 bits: error up to 0.0117.
+    params = synthetic.params((96, 128), variables=("tp",))
+    products = build_products(
+        params,
+        families={"tp": "censored_logistic"},
+        products=["probabilities"],
+        thresholds={"tp": [0.1, 0.5, 1.0, 2.0, 5.0]},
+        chunks={"y": 32, "x": 32},
+    )
+    ds = products["probabilities_tp"]
+    name = str(next(iter(ds.data_vars)))
+    exact = ds[name].values
+    used = write_products(ds, tmp_path / "p.nc")
+    assert used[name] == 6  # 2**-7 steps in [0, 1] need 6 mantissa bits
+    with xr.open_dataset(tmp_path / "p.nc") as back:
+        error = np.abs(back[name].values - exact)
+        assert back[name].attrs["bitround_keepbits"] == 6
+    # docs/products.md: step 2**-7, error <= 0.004.
+    assert float(np.nanmax(error)) <= 2.0**-8 * (1 + 1e-6)
+
+
+def test_exact_keepbits_follow_the_step() -> None:
+    p = xr.DataArray(np.linspace(0, 1, 11, dtype=np.float32), dims="x")
+    ds = xr.Dataset({"probability_of_x_above_threshold": p})
+    assert compress.exact_keepbits(compress.quantize_probabilities(ds, 0.01)) == {
+        "probability_of_x_above_threshold": 6
+    }
+    assert compress.exact_keepbits(compress.quantize_probabilities(ds, 0.1)) == {
+        "probability_of_x_above_threshold": 3
+    }
+    assert compress.exact_keepbits(ds) == {}
+
+
+def _xbitinfo(values: np.ndarray) -> xr.Dataset:
+    ds = xr.Dataset({"v": (("y", "x"), values)})
+    with contextlib.redirect_stderr(io.StringIO()):
+        return xbitinfo.get_bitinformation(ds, dim="x", implementation="python")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitinformation_matches_xbitinfo(rain: xr.Dataset, dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    smooth = rain["tp"].values[:128].astype(dtype)
+    fields = [smooth, smooth + 280.0, -smooth, rng.normal(size=(32, 200)).astype(dtype)]
+    for values in fields:
+        ref = _xbitinfo(values)
+        np.testing.assert_allclose(compress.bitinformation(values), ref["v"].values, atol=1e-12)
+        n_mant = compress.MANTISSA_BITS[np.dtype(dtype)]
+        kept = compress.kept_information(compress.bitinformation(values), n_mant)
+        expected = int(xbitinfo.get_keepbits(ref, 0.99)["v"].values[0])
+        assert compress.keepbits_for(kept, 0.99) == np.clip(expected, 0, n_mant)
+
+
+def _mixed_field() -> xr.Dataset:
+    """Four 64 x 64 chunks of a smooth temperature; the central (last) one is noisy."""
+    rng = np.random.default_rng(3)
+
+    def smooth(sigma: float) -> np.ndarray:
+        field = ndimage.gaussian_filter(rng.normal(size=(128, 128)), sigma)
+        return field / field.std()
+
+    field = 280.0 + 5.0 * smooth(20.0)
+    noisy = 280.0 + 5.0 * smooth(8.0) + rng.normal(size=(128, 128))
+    field[64:, 64:] = noisy[64:, 64:]  # less real information: fewer bits
+    coords = {"y": np.arange(128.0), "x": np.arange(128.0)}
+    data = field.astype(np.float32)
+    return xr.Dataset({"v": (("y", "x"), data)}, coords).chunk({"y": 64, "x": 64})
+
+
+def _bits_used(values: np.ndarray) -> int:
+    """Mantissa bits in use: 23 minus the fewest trailing zero bits of a finite value."""
+    mantissa = values[np.isfinite(values)].view(np.uint32) & np.uint32(0x7FFFFF)
+    zeros = [23 if m == 0 else (int(m) & -int(m)).bit_length() - 1 for m in mantissa]
+    return 23 - min(zeros)
+
+
+def test_every_chunk_keeps_99_percent_of_its_information(tmp_path: Path) -> None:
+    ds = _mixed_field()
+    central = compress.information_keepbits(ds)["v"]
+    used = write_products(ds, tmp_path / "v.nc")
+    original = ds["v"].values
+    kept = []
+    with xr.open_dataset(tmp_path / "v.nc") as back:
+        written = back["v"].values
+        attrs = back["v"].attrs
+    for rows in (slice(0, 64), slice(64, 128)):
+        for cols in (slice(0, 64), slice(64, 128)):
+            bits = _bits_used(written[rows, cols])
+            info = compress.kept_information(compress.bitinformation(original[rows, cols]), 23)
+            kept.append((bits, float(info[min(bits, 23)])))
+    assert min(k for _, k in kept) > 0.99, kept
+    # The central chunk alone needs fewer bits than the others: one number from it fails.
+    assert central < max(b for b, _ in kept)
+    assert attrs["bitround_keepbits"] == min(b for b, _ in kept)
+    assert attrs["bitround_keepbits_max"] == used["v"] == max(b for b, _ in kept)
+
+
+def test_write_job_reports_information_per_block(tmp_path: Path) -> None:
+    ds = _mixed_field()
+    plan = compress.plan_rounding(ds, keepbits={"v": 2}, measure=True)
+    job = write.write_job(ds, tmp_path / "v.nc", plan)
+    blocks = job.blocks["v"]
+    assert [b.keepbits for b in blocks] == [2, 2, 2, 2]
+    assert all(b.information is not None and 0 <= b.information <= 1 for b in blocks)
+    auto = write.write_job(ds, tmp_path / "w.nc", compress.plan_rounding(ds)).blocks["v"]
+    assert min(b.information for b in auto if b.information is not None) > 0.99
+    assert min(b.information for b in blocks if b.information is not None) < 0.99
+
+
+def test_pairs_with_zeros_or_nan_are_left_out_with_skip_zeros(rain: xr.Dataset) -> None:
+    wet = rain["tp"].values[:64, :200] + 1.0  # no zeros
+    holed = wet.copy()
+    holed[:, 0] = 0.0  # only the pairs (0, 1) involve these
+    holed[:, 1] = np.nan  # ... and (1, 2)
+    expected = compress.bitinformation(wet[:, 2:])
+    np.testing.assert_allclose(compress.bitinformation(holed, skip_zeros=True), expected)
+    assert not np.allclose(compress.bitinformation(holed), expected)
+    assert not compress.bitinformation(np.zeros((4, 8), np.float32), skip_zeros=True).any()

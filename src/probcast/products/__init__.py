@@ -3,7 +3,8 @@
 Typical use::
 
     products = build_products(params, families={"t2m": "normal"}, provenance=Provenance(...))
-    write_product_set(products, "out/", suffix=".nc", inflevel=0.99)
+    for name, ds in products.items():
+        write_products(ds, f"out/{name}.nc", inflevel=0.99)
 
 See docs/products.md.
 """
@@ -25,7 +26,7 @@ from probcast.products.source import (
     PredictiveSource,
     as_source,
 )
-from probcast.products.write import write_product_set, write_products
+from probcast.products.write import write_products
 
 __all__ = [
     "PRODUCTS",
@@ -43,6 +44,5 @@ __all__ = [
     "build_probabilities",
     "build_products",
     "information_keepbits",
-    "write_product_set",
     "write_products",
 ]

@@ -9,9 +9,10 @@ as int32 seconds and times as float64 seconds since 1970-01-01 (CF-1.8 has no in
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -36,6 +37,33 @@ _LATLON_ATTRS = {
         "long_name": "longitude",
     },
 }
+
+
+LATLON_NAMES = frozenset({"latitude", "longitude", "lat", "lon", "grid_latitude", "grid_longitude"})
+"""Names or standard names of the latitude/longitude coordinates stored as float32."""
+
+
+def coordinate_encoding(name: Hashable, var: xr.Variable) -> dict[str, Any]:
+    """Encoding of a coordinate: no ``_FillValue``; auxiliary latitude/longitude in float32.
+
+    Args:
+        name: Coordinate name.
+        var: The coordinate.
+
+    Returns:
+        Encoding with ``units``/``calendar``/``dtype`` kept from ``var.encoding``.
+    """
+    keep = {k: v for k, v in var.encoding.items() if k in ("units", "calendar", "dtype")}
+    keep["_FillValue"] = None  # coordinates have no missing values (CF 5)
+    if var.dtype.kind != "f" or var.dims == (name,):
+        return keep  # dimension coordinates (x, y, regular lat/lon axes) stay exact
+    if str(name) in LATLON_NAMES or var.attrs.get("standard_name") in LATLON_NAMES:
+        # Auxiliary latitude/longitude in float32 are accurate to ~1 m and half the size,
+        # even when read from a float64 file (whose encoding would otherwise keep float64).
+        keep["dtype"] = "float32"
+    elif var.ndim >= 2:
+        keep.setdefault("dtype", "float32")
+    return keep
 
 
 def variable_attrs(var: str) -> dict[str, str]:
