@@ -13,6 +13,7 @@ from probcast.align.points import grid_to_table, open_grid
 from probcast.cli import main
 from probcast.ingest.gridded import write_dataset
 from probcast.model.artefact import load
+from probcast.model.predictor import PredictOptions
 from probcast.predict import grid_output, gridded
 from probcast.predict.grid_checks import GridPredictError, needed_inputs
 from probcast.predict.request import PredictRequest
@@ -192,3 +193,24 @@ def test_output_name_must_be_netcdf_or_zarr(case: Path) -> None:
         gridded.predict_grid(
             PredictRequest(case / "model", case / "test.nc", case / "pred.parquet")
         )
+
+
+def test_grid_path_honours_combine(case: Path, tmp_path: Path) -> None:
+    """Two seed networks pooled as a mixture: members drawn from the pool, no parameters."""
+    workdir = tmp_path / "two"
+    args = [f"--workdir={workdir}", f"--config.data.path={case / 'train.nc'}"]
+    assert main(["train", "--config=tiny", *args, "--config.train.epochs=1",
+                 "--config.train.n_seeds=2", "--config.train.refit=false"]) == 0  # fmt: skip
+    ds = open_grid(case / "test.nc")
+    model = load(workdir)
+    for combine, exact in (("vincentize", True), ("mixture", False)):
+        pooled = model.with_options(PredictOptions(combine=combine))
+        plan = gridded.make_plan(pooled, ds, str(workdir), members=0, seed=0)
+        assert (plan.parametric != ()) is exact and (plan.generative == ("tp",)) is not exact
+        assert plan.options.combine == combine
+    out = tmp_path / "mix" / "pred.nc"
+    request = PredictRequest(workdir, case / "test.nc", out, combine="mixture", tile=8)
+    paths = run(request).paths
+    assert "parameters" not in paths and "percentiles" in paths
+    with xr.open_dataset(paths["percentiles"]) as pct:
+        assert (pct["tp"].fillna(0).diff("percentile") >= 0).all()
