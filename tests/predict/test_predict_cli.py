@@ -131,3 +131,17 @@ def test_errors_are_reported(run, tmp_path, capsys):
     assert main(["predict", "--model=/nonexistent", "--input=x", "--output=y"]) == 1
     assert main(["predict", "--bogus"]) == 2
     assert main(["train", "--config=nope", "--workdir=x"]) == 2
+
+
+def test_coherent_members_keep_the_marginals(run, tmp_path):
+    """A template (past observations) reorders members (Schaake shuffle), nothing else."""
+    root, test = run
+    train = pd.read_csv(root / "train.csv", dtype={"station": str})
+    base = PredictRequest(model=root / "model", input=test, members=12, seed=5)
+    plain = run_request(base).table
+    coherent = run_request(base.replace(template=train)).table
+    for var in ("t2m", "tp"):
+        cols = [f"{var}_m{j:03d}" for j in range(12)]
+        a, b = plain[cols].to_numpy(), coherent[cols].to_numpy()
+        np.testing.assert_array_equal(np.sort(a, axis=1), np.sort(b, axis=1))
+        assert not np.array_equal(a, b)

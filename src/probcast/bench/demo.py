@@ -36,6 +36,7 @@ class DatasetRun:
     out_dir: Path
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    multivariate: pd.DataFrame | None = None
 
 
 def config_for(name: str, overrides: list[str] | None = None) -> Any:
@@ -115,9 +116,12 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
         members=defaults.MEMBERS,
         quantiles=defaults.QUANTILES,
         thresholds=thresholds,
+        template=train_table,  # coherent members: Schaake shuffle with training observations
     )
     pred = run(request, model)
     seconds["predict"] = time.perf_counter() - t0
+    multi = coherence_scores(request, model, pred.table, targets)
+    multi.to_csv(out_dir / "multivariate.csv", index=False)
 
     t0 = time.perf_counter()
     forecasts, families = run_baselines(train_table, test_table, targets)
@@ -145,7 +149,26 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
         brier.to_csv(out_dir / "external_brier.csv", index=False)
         notes.append(external_summary(brier))
     seconds["verify"] = time.perf_counter() - t0
-    return DatasetRun(name, ver.scores, out_dir, seconds, notes)
+    return DatasetRun(name, ver.scores, out_dir, seconds, notes, multi)
+
+
+def coherence_scores(request: Any, model: Any, coherent: Any, targets: list[str]) -> pd.DataFrame:
+    """Energy/variogram scores (and CRPS of lead-time sums) of coherent vs independent members.
+
+    The independent members are the same draws before the Schaake shuffle (the same request
+    without a template), so the two differ only in their dependence structure.
+    """
+    from probcast.predict.runner import run
+    from probcast.verify.multivariate import multivariate_scores
+
+    plain = run(request.replace(template=None, output=None, quantiles=(), thresholds=None), model)
+    assert plain.table is not None
+    parts = []
+    for label, table in (("independent", plain.table), ("coherent", coherent)):
+        members = {v: table.filter(regex=rf"^{v}_m\d+$").to_numpy() for v in targets}
+        scores = multivariate_scores(table, members)
+        parts.append(scores.assign(members=label))
+    return pd.concat(parts, ignore_index=True)
 
 
 def external_summary(brier: pd.DataFrame) -> str:

@@ -62,8 +62,10 @@ def rows(name: str, scores: pd.DataFrame) -> list[str]:
         b = bar_check(scores, var)
         failed = [k for k, ok in b["checks"].items() if not ok]
         verdict = "yes" if not failed else "no (" + ", ".join(failed) + ")"
+        never_worse = "yes" if b["gain"] >= 0 else "no"
         cells = [name, var, *(f"{c[m]:.4g}" for m in METHODS)]
         cells += [f"{s:.3f} [{lo:.3f}, {hi:.3f}]", f"{b['gain']:+.1%} vs {b['best']}"]
+        cells += [never_worse]
         cells += [f"{b['pit']:.3f}", f"{b['ssr']:.2f}", verdict]
         out.append("| " + " | ".join(cells) + " |")
     return out
@@ -87,8 +89,9 @@ def render(runs: Sequence[Any]) -> str:
         f"{os.cpu_count()} CPU cores.",
         "",
         "| dataset | target | raw | dressing | EMOS global | EMOS local | probcast "
-        "| CRPSS (95 % CI) | vs best classical | PIT max dev | spread-skill | meets bar |",
-        "|" + "---|" * 12,
+        "| CRPSS (95 % CI) | vs best classical | never worse | PIT max dev | spread-skill "
+        "| meets bar |",
+        "|" + "---|" * 13,
     ]
     body = [r for run in runs for r in rows(run.name, run.scores)]
     for run in runs:
@@ -101,12 +104,42 @@ def render(runs: Sequence[Any]) -> str:
                 "",
                 note,
             ]
+    body += coherence_rows(runs)
     times = ["", "Wall time per dataset (s): "]
     times[-1] += ", ".join(
         f"{run.name} {sum(run.seconds.values()):.0f} (train {run.seconds.get('train', 0):.0f})"
         for run in runs
     )
     return "\n".join(head + body + times) + "\n"
+
+
+def coherence_rows(runs: Sequence[Any]) -> list[str]:
+    """Markdown table: multivariate scores of coherent vs independent probcast members."""
+    out: list[str] = []
+    for run in runs:
+        multi = getattr(run, "multivariate", None)
+        if multi is None or not len(multi):
+            continue
+        wide = multi.pivot_table(
+            index=["variable", "metric"], columns="members", values="value", sort=False
+        )
+        for (var, metric), row in wide.iterrows():
+            gain = 1.0 - row["coherent"] / row["independent"]
+            cells = [run.name, var, metric, f"{row['independent']:.4g}", f"{row['coherent']:.4g}"]
+            out.append("| " + " | ".join([*cells, f"{gain:+.1%}"]) + " |")
+    if not out:
+        return []
+    head = [
+        "",
+        "Coherent members (Schaake shuffle with the training observations) against the same",
+        "members in independent order, on the test split (lower is better): energy and",
+        "variogram (p = 0.5) scores of the vector over lead times (per station and run) and",
+        "over stations (per run and lead time), and the CRPS of the sum over lead times.",
+        "",
+        "| dataset | target | score | independent | coherent | gain |",
+        "|" + "---|" * 6,
+    ]
+    return head + out
 
 
 def write_skill_table(runs: Sequence[Any], path: Path) -> Path:

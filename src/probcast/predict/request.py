@@ -100,6 +100,10 @@ class PredictRequest:
         tile: Spatial tile edge in cells (grids).
         scheduler: Address of a dask.distributed scheduler (grids; default local threads).
         inflevel: Information kept by the bit rounding of gridded products.
+        template: Past observations (a station table path or DataFrame with ``obs_<var>``,
+            e.g. the training table) whose dependence the members take on by the Schaake
+            shuffle (coherent across lead times, stations and variables); ``None``:
+            members are independent across rows (station tables).
     """
 
     model: str | os.PathLike[str]
@@ -117,6 +121,7 @@ class PredictRequest:
     tile: int = 256
     scheduler: str | None = None
     inflevel: float = 0.99
+    template: Any = None
 
     def __post_init__(self) -> None:
         if self.members < 0:
@@ -173,7 +178,11 @@ class PredictRequest:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "input" and not isinstance(value, str | os.PathLike):
+            if (
+                f.name in ("input", "template")
+                and value is not None
+                and not isinstance(value, str | os.PathLike)
+            ):
                 value = f"<in-memory {type(value).__name__}>"
             elif isinstance(value, os.PathLike):
                 value = str(value)

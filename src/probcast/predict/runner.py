@@ -97,6 +97,7 @@ class StationRunner:
             thresholds=req.thresholds,
             seed=req.seed,
             params=req.params,
+            template=None if req.template is None else _input_table(req.template),
         )
         result = PredictResult(req, "stations", pred.table, pred.families, pred.forecasts)
         if req.output is not None:

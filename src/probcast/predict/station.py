@@ -19,6 +19,7 @@ from probcast import defaults
 from probcast.dists import Predictive, is_generative
 from probcast.model.predictor import TrainedModel
 from probcast.products import table as product_table
+from probcast.products.coherence import enforce_constraints, schaake_shuffle
 
 
 @dataclass
@@ -47,6 +48,7 @@ def predict_stations(
     thresholds: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
     params: bool = True,
+    template: pd.DataFrame | None = None,
 ) -> StationPrediction:
     """Predict every target of ``model`` for each row of ``table``.
 
@@ -61,6 +63,8 @@ def predict_stations(
         thresholds: Per target, thresholds of the exceedance probabilities.
         seed: Seed of the member draws.
         params: Include the distribution parameters of parametric heads.
+        template: Past observations for the Schaake shuffle of the members
+            (:mod:`probcast.products.coherence`); ``None`` keeps them independent across rows.
 
     Returns:
         The table, the families of its parameters and one ``Predictive`` per target.
@@ -74,6 +78,9 @@ def predict_stations(
     sampled = model.sample(table, n_members, seed) if n_members else {}
     if not members:
         sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
+    if sampled and template is not None:
+        sampled = schaake_shuffle(table, sampled, template, seed=seed)
+    sampled = enforce_constraints(sampled)
     qs = model.quantiles(table, quantiles) if quantiles else {}
     probs = model.exceedance(table, thresholds) if thresholds else {}
     cols: dict[str, np.ndarray] = {}

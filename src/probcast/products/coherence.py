@@ -1,0 +1,211 @@
+"""Coherent members: restore the dependence structure that per-row distributions lose.
+
+Members drawn row by row are correct marginally but independent across lead times,
+stations and variables, so a member is no usable scenario (a daily sum of its 6-hourly
+precipitation, or its map, is nonsense). Reordering each row's members with the ranks of a
+*template* keeps every marginal distribution exactly and gives the members the template's
+dependence (an empirical copula):
+
+* **Schaake shuffle** (Clark et al. 2004, J. Hydrometeor. 5): the template is ``M`` past
+  observed trajectories: the observations of ``M`` earlier dates at the same (station, lead
+  time, variable) slots (their errors against the raw forecast where the template has it:
+  the members are already conditional on the forecast), so member ``j`` follows the
+  space-time-variable pattern of date ``j``. For deterministic input. The dates are those
+  whose raw forecasts were most like this run's where the template has them (Schefzik
+  2016), else the same season.
+* **Ensemble copula coupling** (ECC-Q, Schefzik et al. 2013, Stat. Sci. 28): the template is
+  the raw ensemble's members at the same slots, where the input is an ensemble.
+
+Template values that are missing (a station or date without observation) and ties are
+ranked at random (seeded), so those slots stay independent rather than biased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from probcast.schema import FC_PREFIX, OBS_PREFIX
+
+SLOT = ("station", "lead_time")
+
+
+def reorder(members: np.ndarray, template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Reorder each row's members to follow the ranks of the template row.
+
+    Args:
+        members: ``(rows, M)`` members (any order).
+        template: ``(rows, M)`` template values (NaN allowed: ranked at random).
+        rng: Random generator for NaN and tie breaking.
+
+    Returns:
+        ``(rows, M)``: row ``i`` holds the sorted members of row ``i`` placed so that their
+        ranks equal the ranks of ``template[i]``.
+    """
+    members = np.asarray(members)
+    template = np.asarray(template, dtype=np.float64)
+    if members.shape != template.shape:
+        raise ValueError(
+            f"members {members.shape} and template {template.shape} must have equal shapes"
+        )
+    m = members.shape[1]
+    nan = np.isnan(template)
+    # Rank 1..m (ties share the lowest); a jitter below one rank breaks ties at random.
+    tied = rankdata(np.where(nan, np.inf, template), method="min", axis=1).astype(np.float64)
+    key = np.where(nan, rng.uniform(0.5, m + 0.5, template.shape), tied)
+    key = key + rng.uniform(0.0, 0.5, template.shape)
+    ranks = np.argsort(np.argsort(key, axis=1, kind="stable"), axis=1, kind="stable")
+    return np.take_along_axis(np.sort(members, axis=1), ranks, axis=1)
+
+
+def template_dates(
+    template: pd.DataFrame,
+    init: pd.Timestamp,
+    m: int,
+    rng: np.random.Generator,
+    distance: pd.Series | None = None,
+) -> pd.DatetimeIndex:
+    """``m`` dates of the template (past init times) for the members of run ``init``.
+
+    Dates before ``init`` (no look-ahead when the template is the training archive): the
+    ``m`` whose forecasts were most similar to this run's (``distance`` by date; the
+    "similarity Schaake shuffle", Schefzik 2016, Q. J. R. Meteorol. Soc. 142), else the
+    closest in day of year; drawn with replacement when fewer than ``m`` exist.
+    """
+    dates = pd.DatetimeIndex(template["init_time"].unique()).sort_values()
+    past = dates[dates < pd.Timestamp(init)]
+    pool = past if len(past) else dates
+    if not len(pool):
+        raise ValueError("the template holds no dates")
+    if distance is not None:
+        dist = distance.reindex(pool).fillna(np.inf).to_numpy(dtype=np.float64)
+    else:
+        doy = np.abs(pool.dayofyear.to_numpy() - pd.Timestamp(init).dayofyear)
+        dist = np.minimum(doy, 366 - doy).astype(np.float64)
+    if len(pool) >= m:
+        keep = np.argsort(dist + rng.uniform(0, 1e-3, dist.shape), kind="stable")[:m]
+        return pool[rng.permutation(keep)]
+    return pool[rng.integers(0, len(pool), m)]
+
+
+def _wide(template: pd.DataFrame, var: str, prefix: str = OBS_PREFIX) -> pd.DataFrame | None:
+    """Column ``<prefix><var>`` as (station, lead time) x init time."""
+    col = f"{prefix}{var}"
+    if col not in template:
+        return None
+    return template.pivot_table(index=list(SLOT), columns="init_time", values=col, aggfunc="mean")
+
+
+def forecast_distance(forecasts: dict[str, pd.DataFrame], rows: pd.DataFrame) -> pd.Series | None:
+    """Distance of this run's raw forecasts to each template date's.
+
+    Args:
+        forecasts: Variable -> the template's ``fc_<var>`` as (station, lead) x init time.
+        rows: This run's rows with ``fc_<var>``.
+
+    Returns:
+        Mean squared standardised difference by template date (``None`` without forecasts).
+    """
+    parts = []
+    keys = pd.MultiIndex.from_frame(rows[list(SLOT)])
+    for var, wide in forecasts.items():
+        past = wide.reindex(keys).to_numpy(dtype=np.float64)
+        now = rows[f"{FC_PREFIX}{var}"].to_numpy(dtype=np.float64)[:, None]
+        scale = float(np.nanstd(past)) or 1.0
+        with np.errstate(all="ignore"):
+            dist = np.nanmean(((past - now) / scale) ** 2, axis=0)
+        parts.append(pd.Series(dist, wide.columns))
+    if not parts:
+        return None
+    return pd.concat(parts, axis=1).mean(axis=1)
+
+
+def _residuals(template: pd.DataFrame, var: str) -> pd.DataFrame:
+    """Observations minus raw forecast where the template has both (else observations).
+
+    The members are conditional on the forecast, so the dependence they lack is that of the
+    forecast *errors* across slots, weaker than that of the observations themselves (which
+    also carries the forecast's own, already in the members).
+    """
+    obs, fc = f"{OBS_PREFIX}{var}", f"{FC_PREFIX}{var}"
+    if obs in template and fc in template:
+        return template.assign(**{obs: template[obs] - template[fc]})
+    return template
+
+
+def _template_values(
+    wide: pd.DataFrame | None, rows: pd.DataFrame, dates: pd.DatetimeIndex
+) -> np.ndarray:
+    if wide is None:
+        return np.full((len(rows), len(dates)), np.nan)
+    keys = pd.MultiIndex.from_frame(rows[list(SLOT)])
+    return wide.reindex(index=keys, columns=dates).to_numpy(dtype=np.float64)
+
+
+def schaake_shuffle(
+    rows: pd.DataFrame,
+    members: Mapping[str, np.ndarray],
+    template: pd.DataFrame,
+    *,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Schaake-shuffle the members of every run in ``rows`` with past observations.
+
+    Args:
+        rows: The prediction rows (``station``, ``init_time``, ``lead_time``).
+        members: Variable -> ``(rows, M)`` members, row order of ``rows``.
+        template: A station table with ``obs_<var>`` of past dates (the training table).
+        seed: Seed of the date choice and of the random ranks.
+
+    Returns:
+        Variable -> reordered members (same marginals per row).
+    """
+    if not members:
+        return {}
+    tmpl = template.assign(
+        station=template["station"].astype(str),
+        init_time=pd.to_datetime(template["init_time"], utc=True),
+        lead_time=template["lead_time"].astype("float64"),
+    )
+    rows = rows.assign(
+        station=rows["station"].astype(str), lead_time=rows["lead_time"].astype("float64")
+    )
+    m = next(iter(members.values())).shape[1]
+    out = {v: np.array(a, copy=True) for v, a in members.items()}
+    wides = {v: _wide(_residuals(tmpl, v), v) for v in members}
+    fcs = {
+        v: w
+        for v in members
+        if f"{FC_PREFIX}{v}" in rows and (w := _wide(tmpl, v, FC_PREFIX)) is not None
+    }
+    inits = pd.to_datetime(rows["init_time"], utc=True)
+    for key, index in rows.groupby(inits).indices.items():
+        init = pd.Timestamp(str(key))
+        rng = np.random.default_rng([seed, int(init.value // 10**9)])
+        sub = rows.iloc[index]
+        dates = template_dates(tmpl, init, m, rng, forecast_distance(fcs, sub))
+        for var, values in members.items():
+            t = _template_values(wides[var], sub, dates)
+            out[var][index] = reorder(values[index], t, rng)
+    return out
+
+
+def ecc(members: np.ndarray, raw_ensemble: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Ensemble copula coupling: members ordered like the raw ensemble (same member count)."""
+    return reorder(members, raw_ensemble, np.random.default_rng(seed))
+
+
+def enforce_constraints(members: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Physical constraints across variables: dew point not above temperature, member-wise.
+
+    (Bounds of one variable, such as non-negative precipitation and cloud cover in [0, 1],
+    are the predictive families' own: censored at the bound.)
+    """
+    pairs: Sequence[tuple[str, str]] = (("td2m", "t2m"),)
+    for low, high in pairs:
+        if low in members and high in members:
+            members[low] = np.minimum(members[low], members[high])
+    return members

@@ -1,0 +1,90 @@
+"""Coherent members: Schaake shuffle / ECC keep marginals and restore the dependence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from probcast.products.coherence import ecc, enforce_constraints, reorder, schaake_shuffle
+from probcast.verify.multivariate import multivariate_scores, vectors
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(np.float64, (5, 7), elements=st.floats(-50, 50)),
+    hnp.arrays(np.float64, (5, 7), elements=st.one_of(st.floats(-5, 5), st.just(np.nan))),
+    st.integers(0, 1000),
+)
+def test_reorder_keeps_every_marginal(members, template, seed):
+    out = reorder(members, template, np.random.default_rng(seed))
+    np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(members, axis=1))
+
+
+def test_reorder_follows_the_template_ranks():
+    members = np.array([[3.0, 1.0, 2.0, 5.0]])
+    template = np.array([[10.0, 40.0, 20.0, 30.0]])
+    out = reorder(members, template, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, [[1.0, 5.0, 2.0, 3.0]])
+    assert (np.argsort(ecc(members, template)) == np.argsort(template)).all()
+    with pytest.raises(ValueError, match="equal shapes"):
+        reorder(members, template[:, :3], np.random.default_rng(0))
+
+
+def test_constraints_hold_member_wise():
+    t = np.array([[270.0, 275.0], [280.0, 281.0]])
+    td = np.array([[271.0, 260.0], [279.0, 290.0]])
+    out = enforce_constraints({"t2m": t, "td2m": td})
+    assert (out["td2m"] <= out["t2m"]).all() and out["td2m"][0, 1] == 260.0
+
+
+def _weather(n_days: int, seed: int) -> pd.DataFrame:
+    """Obs with a day anomaly shared by every station and lead (strong dependence)."""
+    rng = np.random.default_rng(seed)
+    inits = pd.date_range("2021-01-01", periods=n_days, freq="D", tz="UTC")
+    stations, leads = ["A", "B", "C"], [6.0, 12.0, 18.0, 24.0]
+    rows = pd.MultiIndex.from_product([inits, stations, leads]).to_frame(index=False)
+    rows.columns = ["init_time", "station", "lead_time"]
+    anomaly = rng.normal(0, 3, n_days)[rows["init_time"].dt.dayofyear.to_numpy() - 1]
+    rows["obs_t2m"] = 280.0 + anomaly + rng.normal(0, 0.5, len(rows))
+    return rows
+
+
+def test_schaake_shuffle_beats_independent_members_on_energy_and_variogram():
+    past, now = _weather(60, 1), _weather(60, 2)
+    now["init_time"] = now["init_time"] + pd.Timedelta(days=60)
+    now = now[now["init_time"] < "2021-03-12"].reset_index(drop=True)
+    rng = np.random.default_rng(3)
+    # Calibrated marginals (climatology), drawn independently per row.
+    independent = {"t2m": 280.0 + rng.normal(0, np.hypot(3, 0.5), (len(now), 20))}
+    coherent = schaake_shuffle(now, independent, past, seed=0)
+    np.testing.assert_array_equal(np.sort(coherent["t2m"], 1), np.sort(independent["t2m"], 1))
+    ind = multivariate_scores(now, independent).set_index("metric")["value"]
+    coh = multivariate_scores(now, coherent).set_index("metric")["value"]
+    for metric in ("energy_lead_time", "variogram_lead_time", "energy_station", "crps_lead_sum"):
+        assert coh[metric] < ind[metric], metric
+
+
+def test_vectors_keep_complete_ones_only():
+    rows = _weather(2, 0)
+    obs = rows["obs_t2m"].to_numpy().copy()
+    obs[0] = np.nan
+    o, f = vectors(rows, np.ones((len(rows), 3)), obs, "lead_time")
+    assert o.shape == (5, 4) and f.shape == (5, 3, 4)
+    with pytest.raises(ValueError, match="over"):
+        vectors(rows, np.ones((len(rows), 3)), obs, "valid_time")
+
+
+def test_similar_dates_are_chosen_by_forecast_distance():
+    from probcast.products.coherence import template_dates
+
+    past = _weather(30, 4)
+    distance = pd.Series(np.arange(30.0)[::-1], pd.DatetimeIndex(past["init_time"].unique()))
+    init = pd.Timestamp("2021-03-01", tz="UTC")
+    dates = template_dates(past, init, 5, np.random.default_rng(0), distance)
+    assert set(dates) == set(distance.index[-5:])  # the five smallest distances
+    seasonal = template_dates(past, init, 5, np.random.default_rng(0))
+    assert set(seasonal) == set(distance.index[-5:])  # also the latest days of year here
