@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"data", "model"},
     {"verify", "train"},
     {"predict"},
-    {"bench", "testing", "cli"},
+    {"bench", "testing", "cli", "ops"},
 ]
 """From the bottom up: the foundations, the predictive distribution, readers and classical
 baselines, alignment / raw sources / products, datasets and the model, verification and

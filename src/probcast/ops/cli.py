@@ -1,0 +1,130 @@
+"""The operational commands: ``probcast run``, ``probcast watch`` (and ``probcast serve``).
+
+``main(["run", ...])`` dispatches to the command's own ``main``; each command is also
+reachable alone (``probcast.ops.cli.run_main``, ``watch_main``, ``serve_main``) for the
+top-level ``probcast`` dispatcher. ``python -m probcast.ops.cli run --pipeline ops.yaml
+--cycle 2026-11-29T00Z`` works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from probcast.logs import configure_logging
+from probcast.ops.cycle import open_store, run_cycle
+from probcast.ops.pipeline import PipelineError, cycle_id, cycle_range, load, parse_cycle
+
+
+def _pipeline_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", required=True, help="the pipeline YAML file")
+    parser.add_argument("--state", default=None, help="state store URL (overrides the file's)")
+
+
+def run_main(argv: list[str]) -> int:
+    """``probcast run``: one cycle (``--cycle``) or a period (``--from``/``--to``)."""
+    parser = argparse.ArgumentParser(
+        prog="probcast run", description="run NWP cycles through a pipeline (idempotent)"
+    )
+    _pipeline_args(parser)
+    parser.add_argument("--cycle", help="the cycle, e.g. 2026-11-29T00Z")
+    parser.add_argument("--from", dest="start", help="first cycle of a backfill")
+    parser.add_argument("--to", dest="stop", help="last cycle of a backfill (included)")
+    parser.add_argument("--status", action="store_true", help="print the steps, run nothing")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        pipe = load(args.pipeline)
+        if args.cycle and not (args.start or args.stop):
+            cycles = [parse_cycle(args.cycle)]
+        elif args.start and args.stop and not args.cycle:
+            cycles = cycle_range(parse_cycle(args.start), parse_cycle(args.stop), pipe.every_hours)
+        else:
+            raise PipelineError("give --cycle, or --from and --to")
+    except PipelineError as err:
+        print(f"probcast run: {err}", file=sys.stderr)
+        return 2
+    store = open_store(pipe, args.state)
+    failed = 0
+    try:
+        for cycle in cycles:
+            if args.status:
+                cid = cycle_id(cycle)
+                rows = [
+                    {k: r[k] for k in ("step", "status", "attempts", "finished_at", "error")}
+                    for r in store.steps_of(cid)
+                ]
+                status = {"cycle": cid, "status": store.cycle_status(cid), "steps": rows}
+                print(json.dumps(status, default=str))
+                continue
+            outcome = run_cycle(pipe, cycle, store)
+            ran = ",".join(outcome.ran) or "-"
+            print(f"{outcome.cycle} {outcome.status} ran={ran} {outcome.error}".rstrip())
+            failed += outcome.status == "failed"
+    finally:
+        store.close()
+    return 1 if failed else 0
+
+
+def watch_main(argv: list[str]) -> int:
+    """``probcast watch``: run each new complete cycle that appears in the input folder."""
+    from probcast.ops.watch import watch
+
+    parser = argparse.ArgumentParser(
+        prog="probcast watch", description="poll the pipeline's input folder and run new cycles"
+    )
+    _pipeline_args(parser)
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    parser.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles")
+    parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
+    parser.add_argument("--retries", type=int, default=3, help="attempts per failing cycle")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        pipe = load(args.pipeline)
+    except PipelineError as err:
+        print(f"probcast watch: {err}", file=sys.stderr)
+        return 2
+    store = open_store(pipe, args.state)
+    try:
+        outcomes = watch(
+            pipe,
+            store,
+            interval=args.interval,
+            max_cycles=args.max_cycles,
+            timeout=args.timeout,
+            retries=args.retries,
+            on_cycle=lambda o: print(f"{o.cycle} {o.status} {o.error}".rstrip(), flush=True),
+        )
+    finally:
+        store.close()
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def serve_main(argv: list[str]) -> int:
+    """``probcast serve``: the on-demand HTTP API (see :mod:`probcast.ops.serve`)."""
+    from probcast.ops.serve import main as serve
+
+    return serve(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": run_main,
+    "watch": watch_main,
+    "serve": serve_main,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m probcast.ops.cli {run,watch,serve} ...``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in SUBCOMMANDS:
+        print("usage: probcast.ops.cli {run,watch,serve} [ARGS...]", file=sys.stderr)
+        return 2
+    return SUBCOMMANDS[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

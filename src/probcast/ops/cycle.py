@@ -1,0 +1,257 @@
+"""One cycle through the pipeline: acquire -> predict -> publish -> record, each step recorded.
+
+:func:`run_cycle` takes the cycle's lease in the state store (so two triggers run it once),
+skips the steps already finished (so a killed run resumes where it stopped), and records
+every step (started, finished or failed, times, the input's sha256, outputs, the model
+fingerprint). A finished cycle is not run again.
+
+Crash tests: ``PROBCAST_OPS_PAUSE_AT=<point>`` makes the process write
+``PROBCAST_OPS_PAUSE_SIGNAL`` (a file path, if set) and sleep
+``PROBCAST_OPS_PAUSE_SECONDS`` (default 60) at that point: ``<step>`` right after the step
+is recorded as started, ``<step>:done`` after its work and before it is recorded finished,
+``publish:mid`` after the first product is published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from probcast import io
+from probcast.ops.pipeline import Pipeline, cycle_id
+from probcast.ops.publish import publish
+from probcast.ops.state import FINISHED, StateStore, new_owner
+
+log = logging.getLogger(__name__)
+STEPS = ("acquire", "predict", "publish", "record")
+
+
+class StepError(RuntimeError):
+    """A step that cannot complete (missing or incomplete input, changed input, ...)."""
+
+
+class LeaseLost(RuntimeError):
+    """Another process took the cycle's lease while this one was running it."""
+
+
+@dataclasses.dataclass
+class CycleOutcome:
+    """What :func:`run_cycle` did.
+
+    Attributes:
+        cycle: The cycle id (``2026-11-29T00Z``).
+        status: ``finished`` (ran to the end now), ``done`` (already finished before: nothing
+            run), ``busy`` (another live process holds the lease) or ``failed``.
+        ran: Steps run by this call.
+        error: The failure's message.
+    """
+
+    cycle: str
+    status: str
+    ran: list[str] = dataclasses.field(default_factory=list)
+    error: str = ""
+
+
+def pause(point: str) -> None:
+    """The crash-test hook (see the module docstring); a no-op unless asked for."""
+    if os.environ.get("PROBCAST_OPS_PAUSE_AT") != point:
+        return
+    signal = os.environ.get("PROBCAST_OPS_PAUSE_SIGNAL")
+    if signal:
+        io.write_text(signal, point)
+    time.sleep(float(os.environ.get("PROBCAST_OPS_PAUSE_SECONDS", "60")))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, or of a folder's files (names and contents, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _size(path: Path) -> tuple[int, int]:
+    if path.is_dir():
+        files = [p.stat() for p in path.rglob("*") if p.is_file()]
+        return sum(s.st_size for s in files), max((s.st_mtime_ns for s in files), default=0)
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def input_complete(pipe: Pipeline, cycle: datetime, *, settle: bool = True) -> str:
+    """Why the cycle's input is not complete yet, or ``""`` when it is.
+
+    Rule ``marker``: the marker file exists. Rule ``stable``: the input's size and mtime do
+    not change over ``settle_seconds`` (skipped with ``settle=False``, when a watcher saw it
+    stable between two polls). Parquet files must also end with their footer magic.
+    """
+    path = pipe.input_path(cycle)
+    if not path.exists():
+        return f"input not found: {path}"
+    if pipe.complete_rule == "marker" and not pipe.marker_path(cycle).exists():
+        return f"input not complete: marker {pipe.marker_path(cycle)} not found"
+    if pipe.complete_rule == "stable" and settle and pipe.settle_seconds > 0:
+        before = _size(path)
+        time.sleep(pipe.settle_seconds)
+        if _size(path) != before:
+            return f"input still growing: {path}"
+    if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4))
+            if fh.read(4) != b"PAR1":
+                return f"input not complete: {path} has no Parquet footer yet"
+    return ""
+
+
+@dataclasses.dataclass
+class _Context:
+    pipe: Pipeline
+    cycle: datetime
+    settle: bool
+    done: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+def _acquire(ctx: _Context) -> dict[str, Any]:
+    why = input_complete(ctx.pipe, ctx.cycle, settle=ctx.settle)
+    if why:
+        raise StepError(why)
+    path = ctx.pipe.input_path(ctx.cycle)
+    return {"input_sha256": sha256_file(path), "outputs": [str(path)]}
+
+
+def _predict(ctx: _Context) -> dict[str, Any]:
+    from probcast.predict.grid_output import model_fingerprint
+    from probcast.predict.request import PredictRequest
+    from probcast.predict.runner import run
+
+    path = ctx.pipe.input_path(ctx.cycle)
+    sha = sha256_file(path)
+    if sha != ctx.done["acquire"]["input_sha256"]:
+        raise StepError(f"input changed since it was acquired: {path} (rerun from acquire)")
+    fingerprint = model_fingerprint(ctx.pipe.model)
+    output = ctx.pipe.output_path(ctx.cycle)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    request = PredictRequest(
+        model=ctx.pipe.model, input=str(path), output=str(output), **dict(ctx.pipe.request)
+    )
+    result = run(request)
+    log.info("%s: %s", cycle_id(ctx.cycle), result.summary())
+    paths = {name: str(p) for name, p in result.paths.items()}
+    return {"input_sha256": sha, "model_fingerprint": fingerprint, "outputs": paths}
+
+
+def _publish(ctx: _Context) -> dict[str, Any]:
+    files = {name: Path(p) for name, p in ctx.done["predict"]["outputs"].items()}
+    first: list[str] = []
+
+    def _after(target: str) -> None:
+        if not first:
+            first.append(target)
+            pause("publish:mid")
+
+    targets = publish(files, ctx.pipe.destinations, ctx.cycle, ctx.pipe.layout, after_each=_after)
+    return {"outputs": targets}
+
+
+def _record(ctx: _Context) -> dict[str, Any]:
+    manifest = {
+        "pipeline": ctx.pipe.name,
+        "cycle": cycle_id(ctx.cycle),
+        "input": ctx.done["acquire"]["outputs"][0],
+        "input_sha256": ctx.done["acquire"]["input_sha256"],
+        "model": str(ctx.pipe.model),
+        "model_fingerprint": ctx.done["predict"]["model_fingerprint"],
+        "products": ctx.done["predict"]["outputs"],
+        "published": ctx.done["publish"]["outputs"],
+        "steps": {k: {"finished_at": v.get("finished_at")} for k, v in ctx.done.items()},
+    }
+    path = io.write_json(ctx.pipe.work_dir(ctx.cycle) / "manifest.json", manifest)
+    return {"outputs": [str(path)]}
+
+
+STEP_FUNCTIONS: dict[str, Callable[[_Context], dict[str, Any]]] = {
+    "acquire": _acquire,
+    "predict": _predict,
+    "publish": _publish,
+    "record": _record,
+}
+
+
+def open_store(pipe: Pipeline, url: str | None = None) -> StateStore:
+    """The pipeline's state store (its ``state`` URL unless ``url`` is given)."""
+    return StateStore(url or pipe.state, pipe.name)
+
+
+def run_cycle(
+    pipe: Pipeline,
+    cycle: datetime,
+    store: StateStore,
+    *,
+    owner: str | None = None,
+    settle: bool = True,
+) -> CycleOutcome:
+    """Run one cycle through every step not yet finished (see the module docstring).
+
+    Args:
+        pipe: The pipeline.
+        cycle: The cycle (aware UTC datetime).
+        store: The state store.
+        owner: Lease owner name (default: this process).
+        settle: Check that a ``stable`` input does not grow (a watcher that saw it stable
+            passes ``False``).
+    """
+    cid = cycle_id(cycle)
+    if store.cycle_status(cid) == FINISHED:
+        return CycleOutcome(cid, "done")
+    me = owner or new_owner()
+    if not store.acquire(cid, me, pipe.lease_seconds):
+        log.info("%s: another process is running it (%s)", cid, store.lease_owner(cid))
+        return CycleOutcome(cid, "busy")
+    outcome = CycleOutcome(cid, "finished")
+    try:
+        if store.cycle_status(cid) == FINISHED:  # finished while we waited for the lease
+            return CycleOutcome(cid, "done")
+        store.start_cycle(cid)
+        ctx = _Context(pipe, cycle, settle)
+        for name in STEPS:
+            row = store.step(cid, name)
+            if row is not None and row["status"] == FINISHED:
+                ctx.done[name] = row
+                continue
+            if not store.renew(cid, me, pipe.lease_seconds):
+                raise LeaseLost(f"{cid}: lease taken over by {store.lease_owner(cid)}")
+            store.start_step(cid, name)
+            pause(name)
+            try:
+                record = STEP_FUNCTIONS[name](ctx)
+            except Exception as err:
+                message = f"{name}: {type(err).__name__}: {err}"
+                store.fail_step(cid, name, message)
+                store.fail_cycle(cid, message)
+                log.error("%s: %s", cid, message)
+                return CycleOutcome(cid, "failed", outcome.ran, message)
+            pause(f"{name}:done")
+            store.finish_step(cid, name, **record)
+            ctx.done[name] = store.step(cid, name) or record
+            outcome.ran.append(name)
+        store.finish_cycle(
+            cid,
+            input_sha256=ctx.done["acquire"]["input_sha256"],
+            model_fingerprint=ctx.done["predict"]["model_fingerprint"],
+        )
+        log.info("%s: finished (ran %s)", cid, ", ".join(outcome.ran) or "nothing")
+        return outcome
+    finally:
+        store.release(cid, me)

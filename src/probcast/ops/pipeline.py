@@ -1,0 +1,286 @@
+"""The pipeline file: which model, which input per cycle, which products, where to publish.
+
+A YAML file (reference: ``docs/operations.md``)::
+
+    name: stations                      # default: the file's stem
+    model: runs/mine                    # workdir of a trained model
+    input: inputs/{cycle:%Y%m%d%H}.parquet
+    complete: {rule: stable, settle_seconds: 2}    # or {rule: marker, suffix: .done}
+    every_hours: 24                     # cycle spacing of --from/--to and of watch
+    products:
+      output: pred_{cycle:%Y%m%d%H}.parquet        # grids: NAME.nc or NAME.zarr
+      members: 10
+      quantiles: [0.1, 0.5, 0.9]
+      thresholds: {tp: [0.1, 1.0]}
+    destinations:
+      - published                       # a folder
+      - {url: "s3://bucket/forecasts", storage_options: {anon: false}}
+    layout: "{cycle:%Y%m%d%H}/{name}"
+    work: .ops-work                     # predictions before publishing, manifests
+    state: sqlite:///ops.state.sqlite   # or postgresql+psycopg://user@host/db
+    lease_seconds: 900
+
+Relative paths are relative to the pipeline file's folder. Cycles are UTC datetimes,
+written ``2026-11-29T00Z`` (also accepted: ``2026112900``, ``2026-11-29T00:00Z``, ``2026-11-29``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+CYCLE_FORMAT = "%Y-%m-%dT%HZ"
+REQUEST_FIELDS = frozenset(
+    {
+        "members",
+        "quantiles",
+        "percentiles",
+        "thresholds",
+        "params",
+        "combine",
+        "batch_size",
+        "quantile_members",
+        "seed",
+        "tile",
+        "scheduler",
+        "inflevel",
+    }
+)
+"""The :class:`~probcast.PredictRequest` fields a pipeline may set under ``products``."""
+_TOP_KEYS = frozenset(
+    {
+        "name",
+        "model",
+        "input",
+        "complete",
+        "every_hours",
+        "products",
+        "destinations",
+        "layout",
+        "work",
+        "state",
+        "lease_seconds",
+    }
+)
+_PLACEHOLDER = re.compile(r"\{cycle(?::([^}]*))?\}")
+
+
+class PipelineError(ValueError):
+    """A pipeline file or cycle that cannot be used (the message says what and where)."""
+
+
+def parse_cycle(text: str | datetime) -> datetime:
+    """``2026-11-29T00Z`` (or ``2026112900``, ``2026-11-29T00:00Z``) -> aware UTC datetime."""
+    if isinstance(text, datetime):
+        value = text
+    else:
+        raw = text.strip()
+        try:
+            if re.fullmatch(r"\d{10}", raw):
+                value = datetime.strptime(raw, "%Y%m%d%H")
+            else:
+                value = datetime.fromisoformat(raw.removesuffix("Z").removesuffix("z"))
+        except ValueError as err:
+            raise PipelineError(
+                f"cycle must look like 2026-11-29T00Z or 2026112900, got {text!r}"
+            ) from err
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.minute or value.second or value.microsecond:
+        raise PipelineError(f"a cycle is a whole hour, got {text!r}")
+    return value
+
+
+def cycle_id(cycle: datetime) -> str:
+    """The cycle's name in the state store and in logs: ``2026-11-29T00Z``."""
+    return cycle.strftime(CYCLE_FORMAT)
+
+
+def cycle_range(start: datetime, stop: datetime, every_hours: int) -> list[datetime]:
+    """Cycles from ``start`` to ``stop`` (both included) every ``every_hours`` hours."""
+    if stop < start:
+        raise PipelineError(f"--to ({cycle_id(stop)}) is before --from ({cycle_id(start)})")
+    out, step, cur = [], timedelta(hours=every_hours), start
+    while cur <= stop:
+        out.append(cur)
+        cur += step
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Destination:
+    """Where products are published: a local folder or an fsspec URL."""
+
+    url: str
+    storage_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the destination is reached through fsspec (has a protocol)."""
+        return "://" in self.url and not self.url.startswith("file://")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """A parsed pipeline file (paths resolved against its folder)."""
+
+    name: str
+    root: Path
+    model: Path
+    input: str
+    output: str
+    request: Mapping[str, Any]
+    destinations: tuple[Destination, ...]
+    layout: str = "{cycle:%Y%m%d%H}/{name}"
+    work: Path = Path(".ops-work")
+    state: str = ""
+    complete_rule: str = "stable"
+    settle_seconds: float = 2.0
+    marker_suffix: str = ".done"
+    every_hours: int = 24
+    lease_seconds: float = 900.0
+
+    def input_path(self, cycle: datetime) -> Path:
+        """The input file of ``cycle``."""
+        return self.root / self.input.format(cycle=cycle)
+
+    def marker_path(self, cycle: datetime) -> Path:
+        """The completeness marker of ``cycle``'s input (rule ``marker``)."""
+        path = self.input_path(cycle)
+        return path.with_name(path.name + self.marker_suffix)
+
+    def work_dir(self, cycle: datetime) -> Path:
+        """The cycle's folder for predictions and the manifest."""
+        return self.work / cycle.strftime("%Y%m%d%H")
+
+    def output_path(self, cycle: datetime) -> Path:
+        """Where the predict step writes (inside the cycle's work folder)."""
+        return self.work_dir(cycle) / self.output.format(cycle=cycle)
+
+    def input_template(self) -> str:
+        """The input template as an absolute path."""
+        if Path(self.input).is_absolute():
+            return self.input
+        return f"{self.root}/{self.input}"
+
+    def input_cycle(self, path: str | Path) -> datetime | None:
+        """The cycle of an input path matching the template, or ``None``."""
+        match = _template_regex(self.input_template()).fullmatch(str(path))
+        if not match:
+            return None
+        try:
+            return parse_cycle(datetime.strptime(match.group("c"), _cycle_format(self.input)))
+        except (ValueError, PipelineError):
+            return None
+
+    def input_glob(self) -> str:
+        """An absolute glob pattern matching every cycle's input."""
+        return _PLACEHOLDER.sub("*", self.input_template())
+
+
+def _cycle_format(template: str) -> str:
+    found = _PLACEHOLDER.findall(template)
+    return found[0] or CYCLE_FORMAT
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    before, _, after = _PLACEHOLDER.split(template, maxsplit=1)
+    return re.compile(re.escape(before) + r"(?P<c>[^/]+?)" + re.escape(after))
+
+
+def _resolve(root: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _destination(item: Any, root: Path, where: str) -> Destination:
+    if isinstance(item, str):
+        item = {"url": item}
+    if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
+        raise PipelineError(f"{where}: a destination is a folder/URL or {{url: ..., ...}}")
+    url = item["url"]
+    if "://" not in url:
+        url = str(_resolve(root, url))
+    return Destination(url, dict(item.get("storage_options") or {}))
+
+
+def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline") -> Pipeline:
+    """Build a :class:`Pipeline` from parsed YAML (``root``: folder of relative paths)."""
+    base = Path(root).resolve()
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"{name}: a pipeline file is a mapping of keys, got {type(data)}")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise PipelineError(f"{name}: unknown keys {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
+    for key in ("model", "input", "products", "destinations"):
+        if not data.get(key):
+            raise PipelineError(f"{name}: {key!r} is required")
+    input_ = str(data["input"])
+    if len(_PLACEHOLDER.findall(input_)) != 1:
+        raise PipelineError(f"{name}: input must contain {{cycle:FORMAT}} once, got {input_!r}")
+    products = dict(data["products"])
+    output = str(products.pop("output", "pred_{cycle:%Y%m%d%H}.parquet"))
+    bad = set(products) - REQUEST_FIELDS
+    if bad:
+        raise PipelineError(
+            f"{name}: products: unknown fields {sorted(bad)}; known: output, "
+            + ", ".join(sorted(REQUEST_FIELDS))
+        )
+    if "quantiles" in products:
+        products["quantiles"] = tuple(float(q) for q in products["quantiles"])
+    if products.get("percentiles") is not None:
+        products["percentiles"] = tuple(float(p) for p in products["percentiles"])
+    if products.get("thresholds") is not None:
+        products["thresholds"] = {
+            str(k): tuple(float(t) for t in v) for k, v in products["thresholds"].items()
+        }
+    dests = data["destinations"]
+    if not isinstance(dests, list):
+        dests = [dests]
+    complete = dict(data.get("complete") or {})
+    rule = str(complete.get("rule", "stable"))
+    if rule not in ("stable", "marker"):
+        raise PipelineError(f"{name}: complete.rule must be 'stable' or 'marker', got {rule!r}")
+    stem = Path(name).stem
+    state = str(data.get("state") or f"sqlite:///{base / (stem + '.state.sqlite')}")
+    if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
+        state = f"sqlite:///{_resolve(base, state.removeprefix('sqlite:///'))}"
+    every = int(data.get("every_hours", 24))
+    if every < 1:
+        raise PipelineError(f"{name}: every_hours must be >= 1, got {every}")
+    return Pipeline(
+        name=str(data.get("name") or stem),
+        root=base,
+        model=_resolve(base, str(data["model"])),
+        input=input_,
+        output=output,
+        request=products,
+        destinations=tuple(
+            _destination(d, base, f"{name}: destinations[{i}]") for i, d in enumerate(dests)
+        ),
+        layout=str(data.get("layout", Pipeline.layout)),
+        work=_resolve(base, str(data.get("work", ".ops-work"))),
+        state=state,
+        complete_rule=rule,
+        settle_seconds=float(complete.get("settle_seconds", 2.0)),
+        marker_suffix=str(complete.get("suffix", ".done")),
+        every_hours=every,
+        lease_seconds=float(data.get("lease_seconds", 900.0)),
+    )
+
+
+def load(path: str | Path) -> Pipeline:
+    """Read and check a pipeline file."""
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise PipelineError(f"pipeline file not found: {file}") from err
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{file}: not valid YAML: {err}") from err
+    return from_dict(data, file.resolve().parent, file.name)

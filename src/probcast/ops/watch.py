@@ -1,0 +1,102 @@
+"""The new-data trigger: poll the input folder and run every cycle whose input is complete.
+
+A cycle's input is complete when (rule ``stable``) its size and mtime did not change between
+two polls (and a Parquet file ends with its footer), or (rule ``marker``) its marker file
+exists. Cycles already finished in the state store are skipped; a cycle that fails is tried
+again on later polls, ``retries`` times at most per watcher. The loop is bounded by
+``max_cycles`` (cycles run to the end) and ``timeout`` (seconds).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from probcast.ops.cycle import CycleOutcome, _size, input_complete, run_cycle
+from probcast.ops.pipeline import Pipeline, cycle_id
+from probcast.ops.state import FINISHED, StateStore
+
+log = logging.getLogger(__name__)
+
+
+def discover(pipe: Pipeline) -> list[tuple[datetime, Path]]:
+    """Every input present that matches the template, oldest cycle first."""
+    found = []
+    for name in glob.glob(pipe.input_glob()):
+        cycle = pipe.input_cycle(name)
+        if cycle is not None:
+            found.append((cycle, Path(name)))
+    return sorted(found)
+
+
+def watch(
+    pipe: Pipeline,
+    store: StateStore,
+    *,
+    interval: float = 10.0,
+    max_cycles: int | None = None,
+    timeout: float | None = None,
+    retries: int = 3,
+    on_cycle: Callable[[CycleOutcome], None] | None = None,
+) -> list[CycleOutcome]:
+    """Poll for complete cycles and run each new one (see the module docstring).
+
+    Args:
+        pipe: The pipeline.
+        store: Its state store.
+        interval: Seconds between polls.
+        max_cycles: Stop after this many cycles ran to the end (``None``: no limit).
+        timeout: Stop after this many seconds (``None``: no limit).
+        retries: Attempts per failing cycle before this watcher gives up on it.
+        on_cycle: Called with each outcome.
+
+    Returns:
+        The outcomes of the cycles this watcher ran (finished, failed or busy).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen: dict[str, tuple[int, int]] = {}
+    tries: dict[str, int] = {}
+    outcomes: list[CycleOutcome] = []
+    finished = 0
+    while True:
+        for cycle, path in discover(pipe):
+            cid = cycle_id(cycle)
+            if tries.get(cid, 0) >= retries or store.cycle_status(cid) == FINISHED:
+                continue
+            if not _ready(pipe, cycle, path, seen):
+                continue
+            outcome = run_cycle(pipe, cycle, store, settle=False)
+            if outcome.status == "done":
+                continue
+            outcomes.append(outcome)
+            if on_cycle is not None:
+                on_cycle(outcome)
+            if outcome.status == "failed":
+                tries[cid] = tries.get(cid, 0) + 1
+            elif outcome.status == "finished":
+                finished += 1
+                if max_cycles is not None and finished >= max_cycles:
+                    return outcomes
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("watch: timeout reached after %d cycles", finished)
+            return outcomes
+        wait = interval if deadline is None else min(interval, deadline - time.monotonic())
+        time.sleep(max(0.0, wait))
+
+
+def _ready(pipe: Pipeline, cycle: datetime, path: Path, seen: dict[str, tuple[int, int]]) -> bool:
+    key = str(path)
+    if pipe.complete_rule == "stable":
+        try:
+            now = _size(path)
+        except FileNotFoundError:
+            return False
+        before = seen.get(key)
+        seen[key] = now
+        if before != now:
+            return False
+    return input_complete(pipe, cycle, settle=False) == ""
