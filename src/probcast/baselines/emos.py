@@ -10,7 +10,9 @@ training error spread, the starting point of the fit.
 
 Coefficients are fitted globally (optionally one set per lead-time bin) or per station
 ("local"), a station with fewer than ``min_rows`` training rows in a bin falling back to the
-global coefficients of that bin; local fits are shrunk towards the global ones.
+global coefficients of that bin; local fits are shrunk towards the global ones. All local
+groups are fitted jointly in one L-BFGS run; the loss is compiled once per family and padded
+shape (:mod:`probcast.baselines.emos_fit`), so repeated fits do not recompile.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
 from probcast import dists
 from probcast.baselines.base import assign_bins, lead_edges, target_columns, training_rows
+from probcast.baselines.emos_fit import fit_groups
 from probcast.dists import Predictive
 
 
@@ -110,55 +111,6 @@ class EmosModel:
         return cls(**{k: v for k, v in d.items() if k != "kind"})
 
 
-def _loss_fn(family: str, n_groups: int, spread: float, shrinkage: float):  # type: ignore[no-untyped-def]
-    """Sum over groups of the mean CRPS (in spread units) plus a ridge towards ``prior``."""
-    dist = dists.get(family)
-
-    def loss(theta, x, center, y, groups, counts, prior):  # type: ignore[no-untyped-def]
-        raw = jnp.einsum("rf,rpf->rp", x, theta[groups])
-        crps = dist.crps(dist.constrain(raw, center, jnp.asarray(spread)), y) / spread
-        per_group = jax.ops.segment_sum(crps, groups, num_segments=n_groups) / counts
-        return jnp.sum(per_group) + shrinkage * jnp.sum((theta - prior) ** 2)
-
-    return jax.jit(jax.value_and_grad(loss))
-
-
-def _fit_groups(
-    family: str,
-    x: np.ndarray,
-    center: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
-    prior: np.ndarray,
-    spread: float,
-    shrinkage: float,
-    maxiter: int = 500,
-) -> np.ndarray:
-    """Minimise the per-group mean CRPS with L-BFGS; returns ``theta`` like ``prior``."""
-    n_groups = prior.shape[0]
-    counts = np.maximum(np.bincount(groups, minlength=n_groups), 1).astype(np.float32)
-    value_and_grad = _loss_fn(family, n_groups, spread, shrinkage)
-    data = (x, center.astype(np.float32), y.astype(np.float32), groups, counts)
-    args = (*(jnp.asarray(a) for a in data), jnp.asarray(prior, dtype=jnp.float32))
-
-    def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = jnp.asarray(flat.reshape(prior.shape), dtype=jnp.float32)
-        val, grad = value_and_grad(theta, *args)
-        return float(val), np.asarray(grad, dtype=np.float64).ravel()
-
-    res = minimize(
-        fun,
-        prior.ravel().astype(np.float64),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": maxiter},
-    )
-    theta = res.x.reshape(prior.shape)
-    if not np.all(np.isfinite(theta)):
-        raise FloatingPointError(f"EMOS fit for family {family!r} diverged: {res.message}")
-    return theta
-
-
 def fit_emos(
     train: pd.DataFrame,
     var: str,
@@ -220,7 +172,7 @@ def fit_emos(
     # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept
     # absorbs the mean error, in spread units
     prior[:, 0, 0] = float(np.mean(y - center)) / spread
-    glob = _fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1)
+    glob = fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1)
     model.global_coefs = glob.tolist()
     if by_station:
         model.station_coefs = _fit_local(model, rows, x, center, y, bins, glob, shrinkage)
@@ -258,9 +210,7 @@ def _fit_local(
     sel = ~pd.isna(groups)
     g = groups[sel].astype(np.int64)
     prior = np.stack([glob[b] for _, b in fitted])
-    theta = _fit_groups(
-        model.family, x[sel], center[sel], y[sel], g, prior, model.spread, shrinkage
-    )
+    theta = fit_groups(model.family, x[sel], center[sel], y[sel], g, prior, model.spread, shrinkage)
     for (st, b), coef in zip(fitted, theta, strict=True):
         out.setdefault(st, [None] * n_bins)[int(b)] = coef.tolist()
     return out

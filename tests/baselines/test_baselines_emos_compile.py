@@ -1,0 +1,122 @@
+"""EMOS compiles its loss once per family and padded shape, and padding changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import minimize
+
+from probcast import dists
+from probcast.baselines import emos, emos_fit, fit_emos
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def _reference_fit_groups(  # type: ignore[no-untyped-def]
+    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500
+) -> np.ndarray:
+    """The straightforward fit: the whole loss in float64, jitted per call, unpadded."""
+    dist = dists.get(family)
+    n_groups = prior.shape[0]
+    with jax.enable_x64(True):
+        data = [jnp.asarray(np.asarray(a, np.float64)) for a in (x, center, y)]
+        g = jnp.asarray(groups)
+        counts = jnp.asarray(np.maximum(np.bincount(groups, minlength=n_groups), 1.0))
+
+        def loss(theta):  # type: ignore[no-untyped-def]
+            raw = jnp.einsum("rf,rpf->rp", data[0], theta[g])
+            crps = dist.crps(dist.constrain(raw, data[1], jnp.float64(spread)), data[2])
+            per_group = jax.ops.segment_sum(crps / spread, g, num_segments=n_groups) / counts
+            return jnp.sum(per_group) + shrinkage * jnp.sum((theta - prior) ** 2)
+
+        vg = jax.jit(jax.value_and_grad(loss))
+
+        def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            val, grad = vg(jnp.asarray(flat.reshape(prior.shape)))
+            return float(val), np.asarray(grad).ravel()
+
+        res = minimize(fun, prior.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})  # fmt: skip
+    return np.asarray(res.x).reshape(prior.shape)
+
+
+def _table(n: int, seed: int, var: str = "t2m") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    fc = rng.normal(280.0, 5.0, n) if var == "t2m" else np.maximum(rng.gamma(0.6, 3.0, n) - 0.5, 0)
+    obs = 1.0 + 0.9 * fc + rng.logistic(0.0, 0.8, n)
+    return pd.DataFrame(
+        {
+            "station": rng.choice(["A", "B", "C"], n),
+            "lead_time": rng.choice([6.0, 12.0, 24.0, 36.0], n),
+            f"fc_{var}": fc,
+            f"obs_{var}": np.maximum(obs, 0.0) if var == "tp" else obs,
+        }
+    )
+
+
+def _coefs(model: emos.EmosModel) -> np.ndarray:
+    local = [c for st in sorted(model.station_coefs) for c in model.station_coefs[st] if c]
+    return np.concatenate([np.ravel(model.global_coefs), np.ravel(local)])
+
+
+@pytest.mark.parametrize(("var", "family"), [("t2m", "normal"), ("tp", "censored_logistic")])
+def test_coefficients_equal_the_reference_fit(
+    var: str, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train = _table(900, seed=1, var=var)
+    kwargs = {"family": family, "by_station": True, "min_rows": 60, "lead_bins": 2}
+    new = fit_emos(train, var, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(emos, "fit_groups", _reference_fit_groups)
+    ref = fit_emos(train, var, **kwargs)  # type: ignore[arg-type]
+    assert set(new.station_coefs) == set(ref.station_coefs) == {"A", "B", "C"}
+    np.testing.assert_allclose(_coefs(new), _coefs(ref), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def compiles() -> Iterator[list[str]]:
+    """Names of the XLA backend compilations while the test runs."""
+    seen: list[str] = []
+
+    def listen(event: str, duration_secs: float, **kwargs: str | int) -> None:
+        if event == COMPILE_EVENT:
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    yield seen
+    jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def test_second_fit_of_same_family_and_bucket_does_not_compile(compiles: list[str]) -> None:
+    first, second = _table(700, seed=2), _table(740, seed=3)  # both pad to 768 rows
+    assert emos_fit.bucket(700) == emos_fit.bucket(740) == 768
+    fit_emos(first, "t2m", family="normal", by_station=True, min_rows=50, lead_bins=2)
+    size = emos_fit.row_terms._cache_size()  # type: ignore[attr-defined]
+    assert size >= 1
+    compiles.clear()
+    model = fit_emos(second, "t2m", family="normal", by_station=True, min_rows=50, lead_bins=2)
+    assert model.station_coefs  # the local (station x bin) fit ran too
+    assert compiles == []  # no XLA compilation at all in the second fit
+    assert emos_fit.row_terms._cache_size() == size  # type: ignore[attr-defined]
+
+
+def test_padding_does_not_change_the_fit() -> None:
+    rng = np.random.default_rng(4)
+    n, n_groups = 333, 5
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    center = rng.gamma(1.0, 2.0, n)
+    y = np.maximum(center + rng.logistic(0.0, 1.0, n) - 0.5, 0.0)
+    groups = rng.integers(0, n_groups, n)
+    prior = np.zeros((n_groups, 2, 3))
+    args = ("censored_logistic", x, center, y, groups, prior, 1.3, 1e-3)
+    exact = emos_fit.fit_groups(*args, pad_rows=n)
+    assert emos_fit.bucket(n) == 384
+    for rows in (384, 4 * n + 1):
+        # the kernel is elementwise over rows: padding cannot touch a real row's value
+        np.testing.assert_array_equal(emos_fit.fit_groups(*args, pad_rows=rows), exact)
+    with pytest.raises(ValueError, match="padding"):
+        emos_fit.fit_groups(*args, pad_rows=n - 1)
