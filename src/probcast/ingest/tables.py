@@ -1,10 +1,21 @@
-"""Read and write canonical station tables (CSV, Parquet)."""
+"""Read and write canonical station tables (CSV, Parquet).
+
+Damaged files are errors, never silently different data: a CSV whose last line lacks its
+newline (a truncated file) or any of whose rows has another number of fields than the
+header is refused (naming the file and line); Parquet is written with page checksums
+(``write_page_checksum``) and read with their verification, so corrupted pages raise
+instead of decoding to other values (files written without checksums cannot be checked).
+"""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from probcast import io
 from probcast.validate import validate_station_table
@@ -24,24 +35,85 @@ def read_table(path: str | Path, *, validate: bool = True) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the format is unknown or validation fails (the message names the
-            file and column).
+        ValueError: If the format is unknown, the file is truncated or corrupted, or
+            validation fails (the message names the file, and the line or column).
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such station table")
     suffix = p.suffix.lower()
     if suffix == ".csv":
+        check_csv(p)
         df = pd.read_csv(p, dtype={"station": str})
     elif suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(p)
+        df = read_parquet(p)
     else:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     return validate_station_table(df, source=str(p)) if validate else df
 
 
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file, verifying the page checksums it carries.
+
+    Raises:
+        ValueError: If the file is corrupted (a checksum mismatch or an undecodable page).
+    """
+    try:
+        return pq.read_table(path, page_checksum_verification=True).to_pandas()
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(f"{path}: corrupted or unreadable Parquet file ({err})") from None
+
+
+def check_csv(path: Path) -> None:
+    """Refuse a truncated or ragged CSV file.
+
+    Raises:
+        ValueError: If the last line does not end with a newline, or a row has another
+            number of fields than the header (the message names the file and line).
+    """
+    data = path.read_bytes()
+    if not data:
+        raise ValueError(f"{path}: empty CSV file")
+    lines = data.count(b"\n")
+    if not data.endswith(b"\n"):
+        raise ValueError(f"{path}: line {lines + 1} does not end with a newline (truncated file?)")
+    counts = _fields_per_line(data) if b'"' not in data else _fields_quoted(path)
+    header = counts[0][1]
+    for line, n in counts[1:]:
+        if n != header:
+            raise ValueError(
+                f"{path}: line {line} has {n} fields, the header {header} (truncated or "
+                f"damaged row)"
+            )
+
+
+def _fields_per_line(data: bytes) -> list[tuple[int, int]]:
+    """``(line number, fields)`` of every non-blank line of an unquoted CSV (vectorised)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == ord("\n"))
+    commas = np.concatenate([[0], np.cumsum(buf == ord(","))[ends]])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    length = ends - starts - (buf[np.maximum(ends - 1, 0)] == ord("\r"))
+    fields = np.diff(commas) + 1
+    keep = np.flatnonzero(length > 0)
+    return list(zip((keep + 1).tolist(), fields[keep].tolist(), strict=True))
+
+
+def _fields_quoted(path: Path) -> list[tuple[int, int]]:
+    """``(line number, fields)`` of every non-blank record, honouring quotes."""
+    out = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        for row in reader:
+            if row:
+                out.append((reader.line_num, len(row)))
+    return out
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a table atomically (temporary name, then rename); format by extension.
+
+    Parquet files carry page checksums (verified by :func:`read_table`).
 
     Args:
         df: Table to write.
@@ -57,4 +129,4 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     if suffix == ".csv":
         stamp = "%Y-%m-%dT%H:%M:%SZ"
         return io.write_with(p, lambda tmp: df.to_csv(tmp, index=False, date_format=stamp))
-    return io.write_with(p, lambda tmp: df.to_parquet(tmp, index=False))
+    return io.write_with(p, lambda tmp: df.to_parquet(tmp, index=False, write_page_checksum=True))

@@ -9,9 +9,12 @@ Layout::
     <workdir>/calibration.json spread factor per target fitted on validation rows (optional)
     <workdir>/seed_<i>/best/   orbax checkpoint of network i's best parameters
     <workdir>/seed_<i>/latest/ orbax checkpoint to resume training
+    <workdir>/COMPLETE.json    written last: sha256 of the files above (but ``latest/``)
 
-:func:`load` rebuilds the networks from these files alone (a fresh process needs nothing
-else) and returns a :class:`TrainedModel`.
+:func:`load` checks the marker (:mod:`probcast.model.integrity`: an unfinished or corrupted
+model is refused), rebuilds the networks from these files alone (a fresh process needs
+nothing else) and returns a :class:`TrainedModel`. Credentials in URIs of the config
+(``tracking.uri``) are redacted in the shipped ``config.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from flax import nnx
 from probcast import __version__
 from probcast.features import FeatureSpec
 from probcast.io import write_json
+from probcast.model import integrity
 from probcast.model.checkpoint import SeedCheckpoints
 from probcast.model.network import build_model
 from probcast.model.predictor import TrainedModel
@@ -74,7 +78,7 @@ def write_run_files(
             needs the same config and data; start a fresh workdir otherwise).
     """
     workdir = Path(workdir)
-    cfg = json.loads(config.to_json_best_effort())
+    cfg = integrity.redact_tree(json.loads(config.to_json_best_effort()))
     meta_path = workdir / "meta.json"
     if meta_path.exists():
         old_meta = json.loads(meta_path.read_text())
@@ -108,12 +112,24 @@ def write_summary(workdir: Path, seeds: Sequence[Mapping[str, Any]]) -> None:
     write_json(Path(workdir) / "summary.json", {"seeds": list(seeds)})
 
 
-def load(workdir: str | Path) -> TrainedModel:
-    """Load a trained model from its workdir (nothing else is needed)."""
+def load(workdir: str | Path, *, verify: bool = True) -> TrainedModel:
+    """Load a trained model from its workdir (nothing else is needed).
+
+    Args:
+        workdir: The training's work directory.
+        verify: Check the completion marker and the checksums first (off only for the
+            training itself, which loads its own unfinished artefact to calibrate it).
+
+    Raises:
+        FileNotFoundError: If ``workdir`` is not a model workdir.
+        ValueError: If the model is incomplete or a file differs from its checksum.
+    """
     workdir = Path(workdir)
     for name in ("config.json", "features.json", "meta.json"):
         if not (workdir / name).exists():
             raise FileNotFoundError(f"{workdir}: not a probcast model workdir (no {name})")
+    if verify:
+        integrity.verify(workdir)
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     spec = FeatureSpec.from_dict(json.loads((workdir / "features.json").read_text()))
     meta = json.loads((workdir / "meta.json").read_text())

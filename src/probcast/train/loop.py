@@ -36,6 +36,7 @@ from probcast.train.blend import fit_blend
 from probcast.train.calibrate import fit_spread_factor
 from probcast.train.objective import StepFns, make_optimizer, normalised_loss
 from probcast.train.tracking import Tracker, flatten, make_tracker
+from probcast.train.workdir import claim, finish
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,19 @@ def compute_dtype(name: str) -> Any:
 def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedResult]:
     """Train the model described by ``config`` into ``workdir`` (resuming if possible).
 
+    The workdir is locked while training (:mod:`probcast.train.workdir`); the completion
+    marker with the checksums of the artefact is written last.
+
     Returns:
         One result per seed network.
     """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    with claim(Path(workdir)) as held:
+        results = _train(config, held)
+        finish(held)
+    return results
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path) -> list[SeedResult]:
     table, source = tdata.load_table(
         str(config.data.path),
         str(config.data.split_date),
@@ -180,7 +189,7 @@ def blend_with_emos(
     path.unlink(missing_ok=True)
     if not bool(config.train.blend_emos) or not len(val_table):
         return
-    blend = fit_blend(artefact.load(workdir), fit_table, val_table)
+    blend = fit_blend(artefact.load(workdir, verify=False), fit_table, val_table)
     write_json(path, {"blend": blend, "rows": len(val_table)})
 
 
@@ -196,7 +205,7 @@ def calibrate_spread(config: ml_collections.ConfigDict, workdir: Path, val_table
     path.unlink(missing_ok=True)
     if not bool(config.train.calibrate_spread) or not len(val_table):
         return
-    model = artefact.load(workdir)
+    model = artefact.load(workdir, verify=False)
     pooled = model.params(val_table)
     factors = {}
     for var, params in pooled.items():

@@ -6,6 +6,12 @@ it with ``mlflow ui --backend-store-uri sqlite:///PATH/mlruns.db`` (the ``mlflow
 not ``mlflow-skinny``, ships the UI). wandb is imported only when selected and runs offline
 unless ``WANDB_MODE`` says otherwise. The run id is kept in ``<workdir>/tracking.json`` so a
 resumed training continues the same run.
+
+No network call that the user did not ask for: MLflow's usage telemetry (on by default in
+MLflow 3) is switched off (``MLFLOW_DISABLE_TELEMETRY=true``) unless the user set that
+variable or ``DO_NOT_TRACK`` themselves. Credentials in the tracking URI are redacted
+(:func:`probcast.model.integrity.redact`) in logs, in ``tracking.json`` and in the logged
+parameters.
 """
 
 from __future__ import annotations
@@ -19,8 +25,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from probcast import io
+from probcast.model.integrity import redact
 
 log = logging.getLogger(__name__)
+
+TELEMETRY_ENV = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
+
+
+def disable_telemetry() -> None:
+    """Turn MLflow's usage telemetry off unless the user chose (set either variable)."""
+    if not any(name in os.environ for name in TELEMETRY_ENV):
+        os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+disable_telemetry()  # before anything imports mlflow through this module
 
 BACKENDS = ("mlflow", "wandb", "none")
 
@@ -63,6 +81,7 @@ class MlflowTracker:
     def __init__(
         self, uri: str, experiment: str, run_name: str, tags: Mapping[str, str], state: Path
     ) -> None:
+        disable_telemetry()
         import mlflow
 
         self._entities = mlflow.entities
@@ -81,12 +100,14 @@ class MlflowTracker:
         else:
             run = self.client.create_run(exp_id, run_name=run_name or None, tags=dict(tags))
             self.run_id = run.info.run_id
-            _write_state(state, {"backend": "mlflow", "mlflow_run_id": self.run_id, "uri": uri})
-        log.info("mlflow run %s in %s", self.run_id, uri)
+            _write_state(
+                state, {"backend": "mlflow", "mlflow_run_id": self.run_id, "uri": redact(uri)}
+            )
+        log.info("mlflow run %s in %s", self.run_id, redact(uri))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyperparameters (values truncated to MLflow's 6000 characters)."""
-        batch = [self._entities.Param(k, str(v)[:6000]) for k, v in params.items()]
+        batch = [self._entities.Param(k, redact(str(v))[:6000]) for k, v in params.items()]
         existing = self.client.get_run(self.run_id).data.params
         batch = [p for p in batch if p.key not in existing]
         for i in range(0, len(batch), 100):
@@ -134,7 +155,8 @@ class WandbTracker:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyperparameters."""
-        self.run.config.update(dict(params), allow_val_change=True)
+        clean = {k: redact(v) if isinstance(v, str) else v for k, v in params.items()}
+        self.run.config.update(clean, allow_val_change=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Record scalar metrics."""

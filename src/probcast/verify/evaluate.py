@@ -5,6 +5,12 @@ variable into a :class:`~probcast.dists.Predictive`, scores every case
 (:mod:`~probcast.verify.pointwise`), averages over the groupings
 (:mod:`~probcast.verify.aggregate`) and adds the CRPSS against the reference with
 block-bootstrap intervals (:mod:`~probcast.verify.skill`).
+
+Nothing is scored silently wrong: a forecast that matches no case of the truth, a
+verification with no variable or no valid case, probabilities outside [0, 1], crossing
+quantiles and infinite forecast values raise ``ValueError``. A case whose observation or
+forecast (any member, quantile or parameter) is missing (NaN) is dropped and counted in
+``meta["dropped"]`` and the ``n_dropped`` scores.
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ import pandas as pd
 
 from probcast import defaults
 from probcast.dists import Predictive
-from probcast.products.table import detect_variables, normalise_keys, to_predictive
+from probcast.products.table import (
+    detect_variables,
+    normalise_keys,
+    parse_columns,
+    to_predictive,
+)
 from probcast.schema import KEY_COLUMNS, OBS_PREFIX
 from probcast.verify import aggregate, skill
 from probcast.verify.pointwise import COVERAGES, case_scores
@@ -63,8 +74,17 @@ def _rng(seed: int, method: str, variable: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{method}/{variable}".encode())])
 
 
+def _some(df: pd.DataFrame, n: int = 5) -> str:
+    st = sorted(map(str, pd.unique(df["station"])))
+    return "[" + ", ".join(st[:n]) + (", ..." if len(st) > n else "") + "]"
+
+
 def _merge(
-    truth: pd.DataFrame, fc: pd.DataFrame, name: str, group_cols: Sequence[str]
+    truth: pd.DataFrame,
+    fc: pd.DataFrame,
+    name: str,
+    group_cols: Sequence[str],
+    truth_name: str = "truth",
 ) -> tuple[pd.DataFrame, dict]:
     """Inner join on the keys; counts of unmatched rows.
 
@@ -82,6 +102,12 @@ def _merge(
         c for c in truth.columns if c not in fc_cols and (c in keep or c.startswith(OBS_PREFIX))
     ]
     merged = truth[tr_cols].merge(fc[[*KEY_COLUMNS, *fc_cols]], on=list(KEY_COLUMNS))
+    if not len(merged):
+        raise ValueError(
+            f"forecast {name!r} and the {truth_name} have no case in common (matched on "
+            f"{', '.join(KEY_COLUMNS)}): forecast {len(fc)} rows, stations {_some(fc)}; "
+            f"{truth_name} {len(truth)} rows, stations {_some(truth)}"
+        )
     counts = {
         "cases": len(merged),
         "forecast_rows_without_truth": len(fc) - len(merged),
@@ -118,6 +144,7 @@ def verify(
     seed: int = 0,
     n_boot: int = skill.N_BOOT,
     skipna: bool = True,
+    truth_name: str = "truth",
 ) -> Verification:
     """Score forecasts against a truth table.
 
@@ -136,9 +163,14 @@ def verify(
         seed: Seed of the randomised PIT and of the bootstrap.
         n_boot: Bootstrap replicates for the CRPSS intervals.
         skipna: Drop (True) or propagate (False) cases with NaN observation or forecast.
+        truth_name: How error messages name the truth (e.g. its path).
 
     Returns:
         The :class:`Verification`.
+
+    Raises:
+        ValueError: If nothing can be verified (no case matched, no variable, no valid
+            case) or a forecast is invalid (see the module docstring).
     """
     if not forecasts:
         raise ValueError("no forecasts to verify")
@@ -149,7 +181,9 @@ def verify(
     merged: dict[str, pd.DataFrame] = {}
     unmatched: dict[str, dict] = {}
     for name, df in forecasts.items():
-        merged[name], unmatched[name] = _merge(truth, normalise_keys(df, name), name, group_cols)
+        merged[name], unmatched[name] = _merge(
+            truth, normalise_keys(df, name), name, group_cols, truth_name
+        )
     obs_vars = [c[len(OBS_PREFIX) :] for c in truth.columns if c.startswith(OBS_PREFIX)]
     if variables is None:
         have = {v for df in forecasts.values() for v in detect_variables(df.columns)}
@@ -157,6 +191,11 @@ def verify(
     missing = [v for v in variables if v not in obs_vars]
     if missing:
         raise ValueError(f"truth has no observations {[OBS_PREFIX + v for v in missing]}")
+    if not variables:
+        raise ValueError(
+            f"nothing to verify: no forecast has a column of an observed variable of the "
+            f"{truth_name} ({', '.join(OBS_PREFIX + v for v in obs_vars) or 'no obs_ columns'})"
+        )
     fams = {k: dict(v) for k, v in (families or {}).items()}
     extra = [c for c in group_cols if c not in KEY_COLUMNS]
     tables: list[pd.DataFrame] = []
@@ -164,6 +203,7 @@ def verify(
     forms: dict[str, dict[str, dict[str, Any]]] = {}
     cases: dict[tuple[str, str], pd.DataFrame] = {}
     thr_used: dict[str, list[float]] = {}
+    dropped: dict[str, dict[str, dict[str, int]]] = {}
     for var in variables:
         fcs = {
             name: to_predictive(df, var, family=fams.get(name, {}).get(var), source=name)
@@ -173,10 +213,12 @@ def verify(
         thr_used[var] = ts = _thresholds(var, thresholds, list(fcs.values()))
         for name, fc in fcs.items():
             df = merged[name]
+            check_forecast(fc, df, name)
             obs = df[f"{OBS_PREFIX}{var}"].to_numpy("float64")
             cols = case_scores(
                 fc, obs, thresholds=ts, coverages=coverages, rng=_rng(seed, name, var)
             )
+            dropped.setdefault(name, {})[var] = _dropped(name, var, obs, cols["valid"])
             frame = pd.concat(
                 [df[[*KEY_COLUMNS, *extra]].reset_index(drop=True), pd.DataFrame(cols)], axis=1
             )
@@ -211,6 +253,7 @@ def verify(
         "skipna": skipna,
         "forms": forms,
         "matching": unmatched,
+        "dropped": dropped,
     }
     table = (
         pd.concat(tables, ignore_index=True)
@@ -218,6 +261,70 @@ def verify(
         else pd.DataFrame(columns=list(aggregate.TIDY_COLUMNS))
     )
     return Verification(table, diags, _stations(truth), meta, cases)
+
+
+FLOAT_NOISE = 1e-5
+"""Relative tolerance of the quantile-crossing check (rounding of stored values)."""
+
+
+def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
+    """Refuse a forecast that would be scored silently wrong.
+
+    Args:
+        fc: One variable's forecast, rows aligned with ``df``.
+        df: The table it was read from (for the column names).
+        name: Name of the forecast in messages.
+
+    Raises:
+        ValueError: Probabilities outside [0, 1] (naming the column), infinite values
+            (missing values must be NaN), crossing quantiles.
+    """
+    var = fc.variable
+    cs = parse_columns(df.columns, var)
+    for t, col in sorted(cs.probabilities.items()):
+        p = np.asarray(fc.probabilities.get(t, df[col].to_numpy("float64")), dtype="float64")
+        bad = np.isinf(p) | (p < 0) | (p > 1)
+        if bad.any():
+            raise ValueError(
+                f"forecast {name!r}: column {col!r} has {int(bad.sum())} probabilities outside "
+                f"[0, 1] (first {p[bad][0]:g} in row {int(np.flatnonzero(bad)[0])})"
+            )
+    vals = np.asarray(fc.values, dtype="float64").reshape(len(fc), -1)
+    where = f"forecast {name!r}: {var} ({fc.kind})"
+    inf = np.isinf(vals).any(axis=1)
+    if inf.any():
+        raise ValueError(
+            f"{where} has infinite values in {int(inf.sum())} cases (first row "
+            f"{int(np.flatnonzero(inf)[0])}); missing values must be NaN"
+        )
+    if fc.kind == "quantiles" and vals.shape[1] > 1:
+        step = np.diff(vals, axis=1)
+        tol = FLOAT_NOISE * (1.0 + np.abs(vals[:, 1:]))
+        cross = (step < -tol).any(axis=1)
+        if cross.any():
+            r = int(np.flatnonzero(cross)[0])
+            levels = [float(a) for a in fc.levels] if fc.levels is not None else []
+            raise ValueError(
+                f"{where}: quantiles decrease with the level in {int(cross.sum())} cases "
+                f"(row {r}: levels {levels}, values {vals[r].tolist()})"
+            )
+
+
+def _dropped(name: str, var: str, obs: np.ndarray, valid: np.ndarray) -> dict[str, int]:
+    """Counts of the cases not scored; an error when none is left."""
+    no_obs = ~np.isfinite(obs)
+    counts = {
+        "cases": int(obs.size),
+        "missing_observation": int(no_obs.sum()),
+        "missing_forecast": int((~valid & ~no_obs).sum()),
+    }
+    if not valid.any():
+        raise ValueError(
+            f"nothing verified: forecast {name!r}, {var}: none of its {obs.size} matched cases "
+            f"has both an observation and a forecast ({counts['missing_observation']} without "
+            f"observation)"
+        )
+    return counts
 
 
 def _crpss_rows(
