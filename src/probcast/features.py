@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast.configs import default as default_config
 from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,11 @@ class Batch:
         return int(self.x.shape[0])
 
 
-def _option(config: Mapping[str, Any] | None, key: str, default: Any) -> Any:
-    if config is None:
-        return default
-    return config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
+def _option(config: Mapping[str, Any] | None, key: str) -> Any:
+    """``config[key]``, else the default of ``configs/default.py`` (the one home of defaults)."""
+    if config is not None and key in config:
+        return config[key]
+    return default_config.get_config().features[key]
 
 
 def _split_names(value: str | Sequence[str] | None) -> list[str]:
@@ -203,7 +205,8 @@ class FeatureSpec:
         Args:
             table: Canonical station table of the training rows only.
             targets: Target variables; ``None`` or ``""`` for every ``obs_`` column.
-            config: Feature options (``config.features``): ``predictors`` (comma list,
+            config: Feature options (``config.features``; missing keys take the defaults of
+                ``configs/default.py``): ``predictors`` (comma list,
                 ``""`` for all ``fc_*``/``stat_*``), ``lead_time``, ``statics``, ``cyclic``,
                 ``missing`` (``"impute"`` or ``"error"``), ``day_of_year`` (``"auto"``,
                 see :func:`use_day_of_year`).
@@ -212,24 +215,24 @@ class FeatureSpec:
             The fitted spec.
         """
         names = resolve_targets(table, targets)
-        columns = _predictors(table, names, _split_names(_option(config, "predictors", "")))
-        if _option(config, "lead_time", True):
+        columns = _predictors(table, names, _split_names(_option(config, "predictors")))
+        if _option(config, "lead_time"):
             columns.append("lead_time")
-        if _option(config, "statics", True):
+        if _option(config, "statics"):
             columns += [c for c in STATIC_COLUMNS if c in table.columns]
         values = table[columns].to_numpy(dtype="float64")
         if not len(values):
             raise ValueError("cannot fit features on an empty training table")
         missing = ~np.isfinite(values)
         indicators = [c for c, m in zip(columns, missing.any(axis=0), strict=True) if m]
-        if indicators and _option(config, "missing", "impute") == "error":
+        if indicators and _option(config, "missing") == "error":
             raise ValueError(f"training predictors have missing values: {indicators}")
         mean = np.nanmean(np.where(missing, np.nan, values), axis=0)
         std = np.nanstd(np.where(missing, np.nan, values), axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
-        cyclic = bool(_option(config, "cyclic", True))
-        doy = cyclic and use_day_of_year(table, _option(config, "day_of_year", "auto"))
+        cyclic = bool(_option(config, "cyclic"))
+        doy = cyclic and use_day_of_year(table, _option(config, "day_of_year"))
         return cls(
             targets=names,
             columns=columns,

@@ -292,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         with pd.option_context("display.width", 140, "display.float_format", "{:.4f}".format):
             print(f"\n== {name} ({time.perf_counter() - start:.0f} s) ==")
-            print(overall_table(run.scores).to_string())
+            table = overall_table(run.scores)
+            fmt = {"n": lambda v: f"{v:.0f}"} if "n" in table.columns else {}
+            print(table.to_string(formatters=fmt, na_rep="-"))
         for note in run.notes:
             print(note)
         print(f"report: {run.out_dir / 'report.html'}")
