@@ -1,20 +1,27 @@
 """The ``probcast`` command: one thin dispatcher to each stage's own command module.
 
 Every subcommand lives next to the code it drives (``probcast.<stage>.cli``) and exposes
-``main(argv: list[str]) -> int``; this module only routes to it.
+``main(argv: list[str]) -> int``; this module only routes to it. It is also the last guard
+against tracebacks: an exception a command did not turn into a message becomes one
+paragraph on stderr and exit code 1 (``PROBCAST_DEBUG=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("probcast.data.cli", "list, fetch and prepare registry datasets"),
+    "data": ("probcast.data.cli", "list, fetch, prepare, build, check and split datasets"),
     "train": ("probcast.train.cli", "train a model from an ml_collections config"),
     "predict": ("probcast.predict.cli", "predict members/quantiles/probabilities"),
     "verify": ("probcast.verify.cli", "score forecasts against truth and write a report"),
     "demo": ("probcast.bench.demo", "run the whole chain on a benchmark dataset"),
+    "run": ("probcast.ops.cli_run", "run NWP cycles through a pipeline file (state, resumable)"),
+    "watch": ("probcast.ops.cli_watch", "run each new complete cycle dropped in the input folder"),
+    "serve": ("probcast.ops.cli_serve", "HTTP API: forecasts on demand for a cycle's stations"),
 }
 
 
@@ -38,10 +45,76 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = args[0]
     if name not in COMMANDS:
-        print(f"probcast: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        known = ", ".join(COMMANDS)
+        print(
+            f"probcast: unknown command {name!r}; commands: {known} (see probcast --help)",
+            file=sys.stderr,
+        )
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(args[1:]) or 0)
+    _log_each_message_once()
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return int(module.main(args[1:]) or 0)
+    except SystemExit as exc:  # argparse inside a command: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        print(f"probcast {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(error_message(name, err), file=sys.stderr)
+        return 1
+
+
+class OnceFilter(logging.Filter):
+    """Let each distinct message through once (a repeated warning is one line, not eight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True the first time a (logger, level, message) is seen."""
+        key = (record.name, record.levelno, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def _log_each_message_once() -> None:
+    """Set up the commands' logging and drop repeated lines on the terminal's handler."""
+    from probcast.logs import configure_logging
+
+    configure_logging()
+    for handler in logging.getLogger().handlers:
+        plain = type(handler) is logging.StreamHandler  # not a test framework's capture
+        if plain and not any(isinstance(f, OnceFilter) for f in handler.filters):
+            handler.addFilter(OnceFilter())
+
+
+DEBUG_ENV = "PROBCAST_DEBUG"
+"""Set to show the traceback of an unexpected error instead of the one-paragraph message."""
+
+
+def error_message(command: str, err: BaseException) -> str:
+    """One paragraph for an exception that reached the dispatcher.
+
+    probcast's own errors (and ``ValueError``/``OSError``, the errors of bad input) are
+    shown as their message; anything else is named as unexpected, with how to see more.
+    """
+    text = " ".join((err.args[0] if isinstance(err, KeyError) and err.args else str(err)).split())
+    text = text or type(err).__name__
+    expected = isinstance(err, (ValueError, OSError, LookupError)) or type(
+        err
+    ).__module__.startswith("probcast")
+    if expected:
+        return f"probcast {command}: error: {text}"
+    return (
+        f"probcast {command}: unexpected error ({type(err).__name__}): {text}. "
+        f"Rerun with {DEBUG_ENV}=1 to see the traceback, and please report it."
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from probcast.testing import verification as syn
-from probcast.verify import report
+from probcast.verify import plots, report
 from probcast.verify.evaluate import verify
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -100,3 +100,89 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
     ]  # fmt: skip
     subprocess.run(cmd, capture_output=True, timeout=120, check=True)
     assert shot.read_bytes().startswith(PNG_MAGIC)
+
+
+# The layout at a laptop width: every figure readable, nothing wider than the window.
+_LAYOUT_CHECK = (
+    "<script>window.addEventListener('load',function(){"
+    "var w=document.documentElement.clientWidth;"
+    "var im=Array.prototype.slice.call(document.images);"
+    "var narrow=im.filter(function(i){return i.getBoundingClientRect().width<400;}).length;"
+    "var sw=Math.max(document.documentElement.scrollWidth,document.body.scrollWidth);"
+    "document.title='LAYOUT '+w+' '+im.length+' '+narrow+' '+sw;});</script>"
+)
+_LAYOUT = re.compile(r"<title>LAYOUT (\d+) (\d+) (\d+) (\d+)</title>")
+THRESHOLDS = {"t2m": [276.0, 278.0, 280.0, 282.0, 284.0, 286.0, 288.0]}
+
+
+@pytest.fixture(scope="module")
+def wide_ver():
+    """Many thresholds and methods: the figures that used to grow in one row."""
+    truth, mu, sigma = syn.truth_table(n_stations=5, n_inits=12)
+    fcs = {
+        "raw": truth,
+        "ens": syn.members_table(truth, mu, sigma, n_members=8),
+        "q": syn.quantiles_table(truth, mu, sigma),
+        "ens2": syn.members_table(truth, mu + 0.3, sigma, n_members=8, seed=3),
+        "ens3": syn.members_table(truth, mu - 0.3, sigma * 1.2, n_members=8, seed=2),
+    }
+    return verify(truth, fcs, reference="raw", by=["lead_time", "station"], n_boot=50,
+                  thresholds=THRESHOLDS)  # fmt: skip
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_figures_wrap_into_a_grid(wide_ver):
+    png = plots.reliability(wide_ver, "t2m")
+    assert png is not None
+    width, height = _png_size(png)
+    assert width <= 1150 and height > width  # 7 panels: 3 columns, 3 rows (was one row)
+    for fn in (plots.pit_histograms, plots.station_map, plots.spread_skill, plots.crps_by_lead):
+        fig = fn(wide_ver, "t2m")
+        assert fig is not None and 400 <= _png_size(fig)[0] <= 1400, fn.__name__
+
+
+def test_counts_are_integers(wide_ver):
+    html = report.render(wide_ver)
+    n = int(wide_ver.scores.query("by == 'all' and metric == 'n'")["value"].iloc[0])
+    assert f"<td>{n}</td>" in html and f"{n}.0" not in html
+
+
+def _layout(html_path: Path, tmp_path: Path, name: str) -> tuple[int, ...]:
+    assert _CHROMIUM is not None
+    page = tmp_path / f"{name}.html"
+    page.write_text(html_path.read_text().replace("</body>", _LAYOUT_CHECK + "</body>"))
+    cmd = [
+        _CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={tmp_path / ('profile-' + name)}",
+        "--window-size=1280,900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri(),
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    found = _LAYOUT.search(res.stdout)
+    assert found is not None, "the layout check script did not run"
+    return tuple(int(g) for g in found.groups())
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_CHROMIUM is None, reason="chromium not installed")
+def test_report_layout_at_1280_px(wide_ver, tmp_path):
+    path = report.write_report(wide_ver, tmp_path / "report.html")
+    width, n_images, narrow, scroll_width = _layout(path, tmp_path, "report")
+    assert width == 1280 and n_images == 5
+    assert narrow == 0, f"{narrow} figure(s) narrower than 400 px"
+    assert scroll_width <= width, f"horizontal scroll: page {scroll_width} px > {width} px"
+    # negative control: the same check sees a narrow figure and a too-wide page
+    png = plots.spread_skill(wide_ver, "t2m")
+    assert png is not None
+    uri = base64.b64encode(png).decode()
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        f'<html><body><img style="width:300px" src="data:image/png;base64,{uri}">'
+        '<div style="width:2000px">wide</div></body></html>'
+    )
+    _, n_bad, narrow_bad, scroll_bad = _layout(bad, tmp_path, "bad")
+    assert (n_bad, narrow_bad) == (1, 1) and scroll_bad > 1280

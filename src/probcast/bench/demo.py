@@ -15,12 +15,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from probcast import defaults, io
+
+if TYPE_CHECKING:  # numpy and pandas load lazily: 'probcast demo --help' stays fast
+    import pandas as pd
 
 DEFAULT_DATASET = "verif-norway-precip"
 DATASET_CONFIGS = {"verif-norway-precip": "norway_precip"}
@@ -158,6 +158,8 @@ def coherence_scores(request: Any, model: Any, coherent: Any, targets: list[str]
     The independent members are the same draws before the Schaake shuffle (the same request
     without a template), so the two differ only in their dependence structure.
     """
+    import pandas as pd
+
     from probcast.predict.runner import run
     from probcast.verify.multivariate import multivariate_scores
 
@@ -173,6 +175,8 @@ def coherence_scores(request: Any, model: Any, coherent: Any, targets: list[str]
 
 def external_summary(brier: pd.DataFrame) -> str:
     """Brier scores (method x threshold) as a markdown table, best per threshold in bold."""
+    import numpy as np
+
     wide = brier.pivot_table(index="method", columns="threshold", values="brier", sort=False)
     values = wide.to_numpy()
     best = np.nanargmin(values, axis=0)
@@ -272,11 +276,21 @@ def main(argv: list[str] | None = None) -> int:
     bad = [a for a in rest if not a.startswith("--config.")]
     if bad:
         parser.error(f"unrecognised arguments {bad} (config overrides are --config.x.y=value)")
+    import pandas as pd
+
     from probcast.logs import configure_logging
 
     configure_logging()
     out = Path(args.out)
     names = benchmark_names() if args.all else [args.dataset]
+    unknown = [n for n in names if n not in benchmark_names()]
+    if unknown:
+        print(
+            f"probcast demo: {unknown[0]!r} is not a benchmark dataset with a fixed test split; "
+            f"the demo runs one of: {', '.join(benchmark_names())} (see 'probcast data list')",
+            file=sys.stderr,
+        )
+        return 2
     runs: list[DatasetRun] = []
     for name in names:
         start = time.perf_counter()

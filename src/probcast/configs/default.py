@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.features = features = ml_collections.ConfigDict()
     features.predictors = ""  # comma list of columns; "" = every fc_* and stat_* column
-    features.lead_time = True
+    features.lead_time = True  # the lead time (hours) as a predictor
     features.statics = True  # latitude / longitude / altitude when present
     features.cyclic = True  # sin/cos hour of day (and day of year) of the valid time
     # Day of year: "auto" = only when the training period spans most of a year (else the
@@ -45,23 +45,23 @@ def get_config() -> ml_collections.ConfigDict:
     model.linear_skip = True
     model.hidden = 128  # the widest trunk; narrower on small data (train.adapt)
     model.rows_per_unit = 128  # width <= fit rows / rows_per_unit (0 = always model.hidden)
-    model.n_layers = 2
-    model.activation = "gelu"
-    model.dropout = 0.0
-    model.layer_norm = False
-    model.residual = True
+    model.n_layers = 2  # hidden layers of the shared trunk
+    model.activation = "gelu"  # trunk activation (a flax.linen function name)
+    model.dropout = 0.0  # dropout rate in the trunk (0 = none)
+    model.layer_norm = False  # layer norm before each trunk activation
+    model.residual = True  # residual connections between hidden trunk layers
 
     config.train = train = ml_collections.ConfigDict()
-    train.seed = 0
+    train.seed = 0  # seed of initialisation, shuffling and noise draws
     train.n_seeds = 1  # networks trained with seeds seed..seed+n-1, combined at prediction
-    train.batch_size = 512
-    train.epochs = 100
-    train.learning_rate = 3e-3
-    train.warmup_epochs = 2
-    train.end_lr_factor = 0.05
-    train.weight_decay = 1e-4
-    train.grad_clip = 1.0
-    train.patience = 10
+    train.batch_size = 512  # rows per optimisation step
+    train.epochs = 100  # most epochs (early stopping usually ends sooner)
+    train.learning_rate = 3e-3  # peak AdamW learning rate (warmup + cosine decay)
+    train.warmup_epochs = 2  # epochs of linear warmup to the peak rate
+    train.end_lr_factor = 0.05  # final learning rate as a fraction of the peak
+    train.weight_decay = 1e-4  # AdamW weight decay
+    train.grad_clip = 1.0  # global gradient-norm clip
+    train.patience = 10  # epochs without a better validation CRPS before stopping
     # One spread factor per target fitted on the validation rows after training
     # (probcast.train.calibrate): corrects the under-dispersion of a network on unseen weeks.
     train.calibrate_spread = True
@@ -73,15 +73,15 @@ def get_config() -> ml_collections.ConfigDict:
     # rows for its selected number of epochs (train.loop._refit).
     train.refit = True
     train.ensemble_members = 16  # noise draws per row for generative heads (fair CRPS)
-    train.eval_batch_size = 8192
+    train.eval_batch_size = 8192  # rows per validation forward pass
     train.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
-    train.log_every = 1
+    train.log_every = 1  # epochs between progress lines
 
     config.tracking = tracking = ml_collections.ConfigDict()
     tracking.backend = "mlflow"  # "mlflow", "wandb" or "none"
     tracking.uri = ""  # "" = sqlite:///<workdir>/../mlruns.db
-    tracking.experiment = "probcast"
-    tracking.run_name = ""
+    tracking.experiment = "probcast"  # MLflow experiment / W&B project name
+    tracking.run_name = ""  # name of the tracked run ("" = the tracker's default)
     # How seed networks are pooled, batch sizes and member counts are chosen per prediction
     # request (probcast.predict.request.PredictRequest), not frozen at training.
     return config

@@ -1,8 +1,10 @@
-"""``probcast data``: list, fetch and prepare the registry's datasets; build your own.
+"""``probcast data``: list, fetch and prepare the registry's datasets; build, check, split your own.
 
 Examples::
 
     probcast data build --config build.yaml --out tables/mine  # see docs/sources.md
+    probcast data check my_stations.csv                         # validate + summary
+    probcast data split my_stations.csv --test-from 2024-01-01 --out tables/mine
     probcast data list
     probcast data fetch verif-norway-precip
     probcast data fetch --all
@@ -15,12 +17,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from probcast.data import prepare, registry
-from probcast.schema import UnitError
-from probcast.validate import ValidationError
+from probcast.data import registry
 
-USER_ERRORS = (registry.DatasetError, ValidationError, UnitError)
-"""Errors reported as one line on stderr (exit code 1) instead of a traceback."""
+USER_ERRORS = (registry.DatasetError, ValueError, OSError)
+"""Errors reported as one line on stderr (exit code 1) instead of a traceback: registry
+failures, bad data (``ValidationError``, ``UnitError``, ``CheckError`` are ``ValueError``)
+and files that cannot be read or written."""
 
 DESCRIPTION_WIDTH = 72
 
@@ -43,6 +45,8 @@ def _one_line(text: str) -> str:
 
 def list_table() -> str:
     """Return the table printed by ``probcast data list``."""
+    from probcast.data import prepare
+
     can_prepare = set(prepare.preparable())
     rows = [("id", "kind", "licence", "files", "prepare", "description")]
     for info in registry.registry().values():
@@ -81,6 +85,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from probcast.data import prepare
     from probcast.data.summary import summarize
 
     out = Path(args.out) if args.out else None
@@ -88,10 +93,26 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from probcast.data.check import check
+
+    print(check(args.file))
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from probcast.data.check import split_file
+
+    print(split_file(args.file, args.test_from, args.out).summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``probcast data``."""
     parser = argparse.ArgumentParser(
-        prog="probcast data", description="List, fetch and prepare benchmark datasets."
+        prog="probcast data",
+        description="List, fetch and prepare benchmark datasets; build, check and split "
+        "your own station tables.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="NWP archive + observations -> training table (build --help)")
@@ -105,6 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="dataset id")
     p.add_argument("--out", metavar="DIR", help="output folder (default: the cache)")
     p.set_defaults(func=_cmd_prepare)
+    p = sub.add_parser(
+        "check",
+        help="validate a station table (CSV/Parquet) or grid (NetCDF/Zarr) and summarise it",
+        description="Validate FILE against the canonical data model (docs/data-model.md) and "
+        "print the summary 'prepare' gives: size, period, lead times, missing values, MAE of "
+        "the raw forecast, and non-fatal findings.",
+    )
+    p.add_argument("file", metavar="FILE", help="station table or gridded dataset")
+    p.set_defaults(func=_cmd_check)
+    p = sub.add_parser(
+        "split",
+        help="cut a station table into train.parquet / test.parquet at a date",
+        description="Test: runs initialised at or after --test-from. Train: runs initialised "
+        "before it whose valid time is before it too (no leaked truth), as for the registry "
+        "splits. Both files are written atomically into --out.",
+    )
+    p.add_argument("file", metavar="FILE", help="station table (CSV/Parquet)")
+    p.add_argument(
+        "--test-from", required=True, metavar="DATE", help="first init time of the test period"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder of the two files")
+    p.set_defaults(func=_cmd_split)
     return parser
 
 

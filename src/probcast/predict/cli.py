@@ -17,27 +17,42 @@ see docs/gridded.md.
 from __future__ import annotations
 
 import sys
+import textwrap
 from typing import Any
 
 from absl import flags
+
+REQUIRED = ("model", "input", "output")
 
 
 def _flags() -> flags.FlagValues:
     fv = flags.FlagValues()
     flags.DEFINE_string("model", None, "Workdir of a trained model.", flag_values=fv)
-    flags.DEFINE_string("input", None, "Station table (CSV/Parquet) to predict.", flag_values=fv)
-    flags.DEFINE_string("output", None, "Output file: .csv, .parquet or .nc.", flag_values=fv)
+    flags.DEFINE_string(
+        "input",
+        None,
+        "Station table (CSV/Parquet) or gridded forecast (NetCDF/Zarr/GRIB).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "output", None, "Output file: .csv, .parquet or .nc (grids: a stem).", flag_values=fv
+    )
     flags.DEFINE_integer("members", 0, "Members per row (0 = none).", flag_values=fv)
-    flags.DEFINE_string("quantiles", "", "Comma list of quantile levels.", flag_values=fv)
+    flags.DEFINE_string(
+        "quantiles", "", "Comma list of quantile levels (e.g. 0.05,0.5,0.95).", flag_values=fv
+    )
     flags.DEFINE_multi_string(
-        "thresholds", [], "var:t1,t2,... exceedance thresholds (repeatable).", flag_values=fv
+        "thresholds",
+        [],
+        "VAR:T1,T2,... exceedance thresholds, repeatable (e.g. tp:0.1,1,5).",
+        flag_values=fv,
     )
     flags.DEFINE_integer("seed", 0, "Seed of the member draws.", flag_values=fv)
     flags.DEFINE_boolean("params", True, "Write distribution parameters.", flag_values=fv)
     flags.DEFINE_string(
         "percentiles",
         "",
-        "Gridded input: percentiles in % (default 5,25,50,75,95).",
+        "Gridded input: percentiles in % (5,25,50,75,95 when not given).",
         flag_values=fv,
     )
     flags.DEFINE_string(
@@ -48,12 +63,54 @@ def _flags() -> flags.FlagValues:
         "combine",
         "vincentize",
         ["vincentize", "mixture"],
-        "Pool of seed networks: quantile average or mixture.",
+        "Pool of seed networks: vincentize (quantile average) or mixture.",
         flag_values=fv,
     )
     flags.DEFINE_integer("batch_size", 65536, "Rows per forward pass.", flag_values=fv)
-    flags.mark_flags_as_required(["model", "input", "output"], flag_values=fv)
+    flags.mark_flags_as_required(list(REQUIRED), flag_values=fv)
     return fv
+
+
+USAGE = "usage: probcast predict --model=WORKDIR --input=FILE --output=FILE [options]"
+DESCRIPTION = """\
+Predict calibrated members, quantiles, exceedance probabilities and distribution parameters
+from a trained model (probcast train) for a station table (CSV/Parquet) or a gridded forecast
+(NetCDF, Zarr, GRIB, kerchunk JSON). The output format follows the extension of --output; the
+families of the parameters are recorded with it, so probcast verify needs no further flag.
+"""
+EXAMPLE = """\
+example:
+  probcast predict --model=runs/mine --input=tables/mine/test.parquet --output=pred.parquet \\
+      --members=51 --quantiles=0.05,0.5,0.95 --thresholds=tp:0.1,1,5
+"""
+
+
+def help_text() -> str:
+    """``probcast predict --help``: usage, description and every option with its default."""
+    fv = _flags()
+    lines = [USAGE, "", DESCRIPTION, "options:"]
+    for flag in sorted(fv.flags_by_module_dict().get(__name__, []), key=_order(fv)):
+        text = flag.help.split(";")[0]
+        text = text.split(": ", 1)[1] if text.startswith("<") else text  # enum choices
+        if flag.name in REQUIRED:
+            default = "required"
+        elif flag.boolean:
+            default = f"on; --no{flag.name} turns it off" if flag.default else "off"
+        elif flag.default in (None, "", []):
+            default = "default: none"
+        else:
+            default = f"default: {flag.default}"
+        lines += textwrap.wrap(
+            f"{text} ({default})", 100, initial_indent=f"  --{flag.name:<13}",
+            subsequent_indent=" " * 17,
+        )  # fmt: skip
+    lines += ["  -h, --help     this help", "", EXAMPLE]
+    return "\n".join(lines)
+
+
+def _order(fv: Any) -> Any:
+    names = list(fv)
+    return lambda flag: names.index(flag.name)
 
 
 def request_from_flags(fv: flags.FlagValues) -> Any:
@@ -93,19 +150,20 @@ def main(argv: list[str]) -> int:
     """Run ``probcast predict`` with ``argv`` (without the program name)."""
     fv = _flags()
     if any(a in ("-h", "--help", "--helpfull") for a in argv):
-        print(__doc__)
+        print(help_text())
         return 0
     try:
         fv(["probcast predict", *argv])
     except flags.Error as err:
-        print(f"probcast predict: {err}", file=sys.stderr)
+        print(f"probcast predict: error: {err}\n{USAGE}", file=sys.stderr)
         return 2
     from probcast.logs import configure_logging
 
     configure_logging()
     try:
         print(run(fv))
-    except (ValueError, FileNotFoundError, KeyError, OSError) as err:
-        print(f"probcast predict: {err}", file=sys.stderr)
+    except (ValueError, KeyError, OSError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"probcast predict: error: {msg}", file=sys.stderr)
         return 1
     return 0

@@ -16,10 +16,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from probcast.products.table_files import read_predictions
-from probcast.verify import aggregate, report
-from probcast.verify.evaluate import Verification, verify
+if TYPE_CHECKING:  # the help path imports nothing heavy (pandas, the scores, matplotlib)
+    from probcast.verify.evaluate import Verification
 
 
 def _pair(text: str, sep: str, what: str) -> tuple[str, str]:
@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``probcast verify``."""
     p = argparse.ArgumentParser(
         prog="probcast verify",
-        description="Score forecast tables against a truth table and write an HTML report.",
+        description="Score forecast tables against a truth table and write scores.csv, "
+        "scores.json and an HTML report into --out. The form of each forecast (distribution "
+        "parameters, members, quantiles or a point forecast) is read from its file.",
+        epilog="example: probcast verify --truth=test.parquet --forecast raw=test.parquet "
+        "--forecast model=pred.parquet --reference=raw --out=verif/ --thresholds tp:0.1,1,5",
     )
     p.add_argument("--truth", required=True, help="truth table (CSV/Parquet) with obs_<var>")
     p.add_argument(
@@ -119,9 +123,22 @@ def forms_text(ver: Verification) -> str:
     return "\n".join(lines)
 
 
+def _read(reader: Any, path: str) -> Any:
+    """``reader(path)``, with errors that always name the file (and a folder refused)."""
+    p = Path(path)
+    if p.is_dir() and p.suffix.lower() != ".zarr":
+        raise ValueError(f"{p}: is a directory; expected a table file (CSV, Parquet, NetCDF)")
+    try:
+        return reader(p)
+    except (ValueError, OSError) as err:
+        if str(p) in str(err):
+            raise
+        raise ValueError(f"{p}: cannot read: {err}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``probcast verify``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help, usage errors: SystemExit (0, 2)
     try:
         named = dict(_pair(f, "=", "--forecast") for f in args.forecast)
         fams_cli = _families(args.family, list(named))
@@ -129,13 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as err:
         print(f"probcast verify: error: {err}", file=sys.stderr)
         return 2
-    try:
-        from probcast.ingest.tables import read_table
+    from probcast.ingest.tables import read_table
+    from probcast.products.table_files import read_predictions
+    from probcast.verify import aggregate, report
+    from probcast.verify.evaluate import verify
 
-        truth = read_table(args.truth)
+    try:
+        truth = _read(read_table, args.truth)
         tables, families = {}, {}
         for name, path in named.items():
-            tables[name], side = read_predictions(path)
+            tables[name], side = _read(read_predictions, path)
             families[name] = {**side, **fams_cli.get(name, {})}
         ver = verify(
             truth,
@@ -148,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             n_boot=args.n_boot,
             skipna=not args.keep_nan,
+            truth_name=str(args.truth),
         )
         out = Path(args.out)
         extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
         meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
         aggregate.write_scores(ver.scores, out, meta=meta, extra=extra)
         report.write_report(ver, out / "report.html", title=args.title)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"probcast verify: error: {err}", file=sys.stderr)
+    except (ValueError, KeyError, OSError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"probcast verify: error: {msg}", file=sys.stderr)
         return 1
     print(summary_text(ver))
     print(forms_text(ver))

@@ -18,6 +18,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DPI = 90
+MIN_WIDTH_IN = 4.8
+"""Narrowest figure (inches): at DPI 90 every figure is at least 432 px wide."""
+MAX_RELIABILITY_COLUMNS = 3
+MAX_PANEL_COLUMNS = 4
+"""Panels per row (reliability diagrams, PIT histograms, station maps); more wrap."""
 
 
 def _png(fig: Figure) -> bytes:
@@ -31,6 +36,12 @@ def _subplots(
 ) -> tuple[Figure, Any]:
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
     return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def _grid(n: int, max_columns: int) -> tuple[int, int]:
+    """``(columns, rows)`` of ``n`` panels with at most ``max_columns`` per row."""
+    ncols = max(1, min(n, max_columns))
+    return ncols, -(-n // ncols)
 
 
 def colours(ver: Any) -> dict[str, str]:
@@ -102,13 +113,19 @@ def reliability(ver: Any, variable: str) -> bytes | None:
             panels.append((thr, tables))
     if not panels:
         return None
-    n = len(panels)
+    ncols, nrows = _grid(len(panels), MAX_RELIABILITY_COLUMNS)
     fig, axes = _subplots(
-        2, n, (4.2 * n, 5.0), squeeze=False, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        2 * nrows,
+        ncols,
+        (max(4.2 * ncols, MIN_WIDTH_IN), 5.0 * nrows),
+        squeeze=False,
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1] * nrows},
     )
     col = colours(ver)
     for j, (thr, tables) in enumerate(panels):
-        ax, axn = axes[0, j], axes[1, j]
+        row, c = divmod(j, ncols)
+        ax, axn = axes[2 * row, c], axes[2 * row + 1, c]
         ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
         for m, t in tables.items():
             ax.plot(t["forecast"], t["observed"], marker="o", label=m, color=col.get(m))
@@ -117,9 +134,15 @@ def reliability(ver: Any, variable: str) -> bytes | None:
         ax.set(title=f"{variable} > {thr}", xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)
         axn.set(xlabel="forecast probability", yscale="log")
+        axn.tick_params(labelbottom=True)
         axn.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("observed frequency")
-    axes[1, 0].set_ylabel("cases")
+        if c == 0:
+            ax.set_ylabel("observed frequency")
+            axn.set_ylabel("cases")
+    for j in range(len(panels), nrows * ncols):  # empty cells of the last row
+        row, c = divmod(j, ncols)
+        axes[2 * row, c].set_axis_off()
+        axes[2 * row + 1, c].set_axis_off()
     axes[0, 0].legend(fontsize=8)
     return _png(fig)
 
@@ -133,15 +156,20 @@ def pit_histograms(ver: Any, variable: str) -> bytes | None:
     }
     if not hists:
         return None
-    n = len(hists)
-    fig, axes = _subplots(1, n, (3.0 * n, 2.8), squeeze=False, sharey=True)
-    for ax, (m, h) in zip(axes[0], hists.items(), strict=True):
+    ncols, nrows = _grid(len(hists), MAX_PANEL_COLUMNS)
+    size = (max(3.0 * ncols, MIN_WIDTH_IN), 2.8 * nrows)
+    fig, axes = _subplots(nrows, ncols, size, squeeze=False, sharey=True)
+    flat = axes.ravel()
+    for ax, (m, h) in zip(flat, hists.items(), strict=False):
         k = h.size
         x = (np.arange(k) + 0.5) / k
         ax.bar(x, h / h.sum() * k, width=1 / k, edgecolor="white", color=colours(ver).get(m))
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set(title=m, xlabel="PIT", xlim=(0, 1))
-    axes[0, 0].set_ylabel("density")
+    for ax in flat[len(hists) :]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density")
     fig.suptitle(f"{variable}: PIT histograms")
     return _png(fig)
 
@@ -151,7 +179,7 @@ def spread_skill(ver: Any, variable: str) -> bytes | None:
     ratio = _by_lead(ver.scores, variable, "spread_skill").dropna(axis=1, how="all")
     if ratio.empty:
         return None
-    fig, ax = _subplots(1, 1, (5.2, 3.6))
+    fig, ax = _subplots(1, 1, (max(5.2, MIN_WIDTH_IN), 3.6))
     col = colours(ver)
     for m in ratio.columns:
         ax.plot(ratio.index, ratio[m], marker="o", label=m, color=col.get(m))
@@ -170,10 +198,14 @@ def station_map(ver: Any, variable: str) -> bytes | None:
     if st.empty or sk.empty:
         return None
     methods = list(dict.fromkeys(sk["method"]))
-    fig, axes = _subplots(1, len(methods), (4.4 * len(methods), 3.8), squeeze=False)
+    ncols, nrows = _grid(len(methods), MAX_RELIABILITY_COLUMNS)
+    size = (max(4.4 * ncols, MIN_WIDTH_IN), 3.8 * nrows)
+    fig, axes = _subplots(nrows, ncols, size, squeeze=False)
+    for ax in axes.ravel()[len(methods) :]:
+        ax.set_axis_off()
     lim = float(np.nanmax(np.abs(sk["value"].to_numpy()))) if sk["value"].notna().any() else 1.0
     lim = lim if np.isfinite(lim) and lim > 0 else 1.0
-    for ax, m in zip(axes[0], methods, strict=True):
+    for ax, m in zip(axes.ravel(), methods, strict=False):
         d = st.merge(sk[sk["method"] == m], left_on="station", right_on="key")
         sc = ax.scatter(
             d["longitude"], d["latitude"], c=d["value"], cmap="RdBu", vmin=-lim, vmax=lim, s=18

@@ -38,7 +38,9 @@ body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1150px;color:#
 table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f0f0}td.l,th.l{text-align:left}
-img{max-width:100%;margin:0.4em 0.6em 0.4em 0;border:1px solid #eee;vertical-align:top}
+img{max-width:100%;height:auto;margin:0.4em 0.6em 0.4em 0;border:1px solid #eee;
+vertical-align:top}
+p{overflow-wrap:anywhere}
 .meta{color:#555;font-size:0.85em}
 """
 
@@ -73,7 +75,7 @@ def summary_table(scores: pd.DataFrame) -> str:
         cells = []
         for metric, _ in SUMMARY_COLUMNS:
             v = row.get(metric, float("nan"))
-            text = _fmt(v)
+            text = f"{int(v):d}" if metric == "n" and math.isfinite(v) else _fmt(v)
             if metric == "crpss" and math.isfinite(v):
                 lo, hi = row.get("crpss_lo", math.nan), row.get("crpss_hi", math.nan)
                 text += f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]"
