@@ -145,3 +145,11 @@ def test_coherent_members_keep_the_marginals(run, tmp_path):
         a, b = plain[cols].to_numpy(), coherent[cols].to_numpy()
         np.testing.assert_array_equal(np.sort(a, axis=1), np.sort(b, axis=1))
         assert not np.array_equal(a, b)
+    out = tmp_path / "coherent.parquet"
+    args = [f"--model={root / 'model'}", f"--input={root / 'test.parquet'}", f"--output={out}"]
+    assert (
+        main(["predict", *args, "--members=12", "--seed=5", f"--template={root / 'train.csv'}"])
+        == 0
+    )
+    written = pd.read_parquet(out)[[f"t2m_m{j:03d}" for j in range(12)]].to_numpy()
+    np.testing.assert_allclose(written, coherent[[f"t2m_m{j:03d}" for j in range(12)]], rtol=1e-6)

@@ -67,6 +67,13 @@ def _flags() -> flags.FlagValues:
         flag_values=fv,
     )
     flags.DEFINE_integer("batch_size", 65536, "Rows per forward pass.", flag_values=fv)
+    flags.DEFINE_string(
+        "template",
+        None,
+        "Station table of past observations (e.g. the training table): members become "
+        "coherent scenarios across lead times, stations and variables (Schaake shuffle).",
+        flag_values=fv,
+    )
     flags.mark_flags_as_required(list(REQUIRED), flag_values=fv)
     return fv
 
@@ -136,6 +143,7 @@ def request_from_flags(fv: flags.FlagValues) -> Any:
         seed=fv.seed,
         tile=fv.tile,
         scheduler=fv.scheduler,
+        template=fv.template,
     )
 
 
