@@ -1,8 +1,8 @@
 """Benchmark: gridded prediction of a whole model run into CF products.
 
-Runs :func:`probcast.predict.gridded.predict_grid` once in this process and reports its
-wall time and the process's peak resident memory (``resource.getrusage``), plus the size
-of every product file. Example (the ICP WRF 601 x 501 4-km grid, a tp model trained on
+Runs one gridded :class:`probcast.PredictRequest` through :func:`probcast.run` once in this
+process and reports its wall time and the process's peak resident memory
+(``resource.getrusage``), plus the size of every product file. Example (the ICP WRF 601 x 501 4-km grid, a tp model trained on
 ``gfsnam-precip-grid``)::
 
     PROBCAST_DATA_MIRROR=/work/shared/data .venv/bin/python -c \\
@@ -44,22 +44,22 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("probcast").setLevel(logging.INFO)
 
-    from probcast.model.artefact import load
-    from probcast.predict.gridded import predict_grid
+    import probcast
 
-    targets = load(args.model).targets
+    targets = probcast.load_model(args.model).targets
     thresholds = {v: [float(t) for t in args.thresholds.split(",")] for v in targets}
     start = time.perf_counter()
-    paths = predict_grid(
-        args.model,
-        args.input,
-        args.output,
+    request = probcast.PredictRequest(
+        model=args.model,
+        input=args.input,
+        output=args.output,
         members=args.members,
-        percentiles=[float(v) for v in args.percentiles.split(",")],
+        percentiles=tuple(float(v) for v in args.percentiles.split(",")),
         thresholds=thresholds,
         scheduler=args.scheduler,
         tile=args.tile,
     )
+    paths = probcast.run(request).paths
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     record = {

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from probcast.dists import Predictive
 from probcast.verify import aggregate, scores
-from probcast.verify.forms import Forecast
 from probcast.verify.pointwise import case_scores
 
 CHUNK = 500_000
@@ -42,7 +42,7 @@ def _time(n: int, m: int, fn: Callable[[np.ndarray, np.ndarray], object]) -> flo
 
 
 def _all_scores(obs: np.ndarray, members: np.ndarray) -> None:
-    fc = Forecast("t2m", "members", members)
+    fc = Predictive.from_members("t2m", members)
     cols = case_scores(fc, obs, thresholds=(0.0, 1.0), rng=np.random.default_rng(0))
     import pandas as pd
 

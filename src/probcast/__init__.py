@@ -24,6 +24,16 @@ import sqlite3  # noqa: F401  # isort: skip
 import pyproj  # noqa: F401  # isort: skip
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real types for type checkers; at run time names load on first use
+    from probcast.dists import Predictive
+    from probcast.model.artefact import load as load_model
+    from probcast.predict.request import PredictRequest
+    from probcast.predict.runner import PredictResult, create_runner, run
+    from probcast.products.table_files import read_predictions, write_predictions
+    from probcast.train.loop import train as train_model
+    from probcast.verify.evaluate import verify as evaluate
 
 try:
     __version__ = version("probcast")
