@@ -69,6 +69,8 @@ def test_every_component_has_a_layer():
 def test_imports_point_down():
     upward = []
     for name, path in _modules():
+        if name == "probcast":  # the package face re-exports the public API from above it
+            continue
         src = _component(name)
         for target in map(_component, _imports(path)):
             if target != src and RANK[target] >= RANK[src]:
