@@ -240,6 +240,23 @@ def overall_table(scores: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=[c for c in cols if c in wide.columns])
 
 
+def _not_runnable(name: str) -> str:
+    """Why dataset ``name`` cannot be the demo's, or ``""`` when it can."""
+    from probcast.data.registry import DatasetError, get_info
+
+    try:
+        info = get_info(name)
+    except DatasetError as err:
+        return str(err)
+    if name in benchmark_names():
+        return ""
+    what = "is a format sample" if info.kind != "benchmark" else "has no fixed test split"
+    return (
+        f"{name!r} {what}; the demo needs a benchmark dataset with a fixed test split, one "
+        f"of: {', '.join(benchmark_names())} (see 'probcast data list')"
+    )
+
+
 def benchmark_names() -> list[str]:
     """Every preparable benchmark dataset of the registry that has a fixed test split.
 
@@ -283,14 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     out = Path(args.out)
     names = benchmark_names() if args.all else [args.dataset]
-    unknown = [n for n in names if n not in benchmark_names()]
-    if unknown:
-        print(
-            f"probcast demo: {unknown[0]!r} is not a benchmark dataset with a fixed test split; "
-            f"the demo runs one of: {', '.join(benchmark_names())} (see 'probcast data list')",
-            file=sys.stderr,
-        )
-        return 2
+    for name in names:
+        problem = _not_runnable(name)
+        if problem:
+            print(f"probcast demo: {problem}", file=sys.stderr)
+            return 1
     runs: list[DatasetRun] = []
     for name in names:
         start = time.perf_counter()
