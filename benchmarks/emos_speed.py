@@ -21,7 +21,7 @@ fit and the mean CRPS on the test part:
 
 Usage (the data come from the mirror on machines without internet)::
 
-    PROBCAST_DATA_MIRROR=/work/shared/data .venv/bin/python benchmarks/emos_speed.py
+    PROBCAST_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/emos_speed.py
     ... --repeats 3 --improver     # more fits per method; add the IMPROVER-like estimator
     ... --only new                 # one method in a fresh process (time it from outside)
 """
@@ -33,6 +33,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -148,7 +149,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("old", "new"), help="one method only")
     parser.add_argument("--improver", action="store_true", help="add the IMPROVER-like fit")
     args = parser.parse_args()
-    os.environ.setdefault("PROBCAST_DATA_MIRROR", "/work/shared/data")
+    mirror = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
+    if mirror.is_dir():
+        os.environ.setdefault("PROBCAST_DATA_MIRROR", str(mirror))
     from probcast.data.prepare import prepare
 
     prepared = prepare("verif-norway-precip")

@@ -5,7 +5,7 @@ process and reports its wall time and the process's peak resident memory
 (``resource.getrusage``), plus the size of every product file. Example (the ICP WRF
 601 x 501 4-km grid, a tp model trained on ``gfsnam-precip-grid``)::
 
-    PROBCAST_DATA_MIRROR=/work/shared/data .venv/bin/python -c \\
+    PROBCAST_DATA_MIRROR=../shared/data .venv/bin/python -c \\
         "from probcast.data.prepare import prepare; print(prepare('icp-wrf-precip-grid').paths)"
     .venv/bin/probcast train --config=default --workdir=runs/gfsnam \\
         --config.data.path=gfsnam-precip-grid --config.model.embed_dim=0 \\

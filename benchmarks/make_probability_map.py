@@ -6,7 +6,7 @@ longitude/latitude, and optionally the observed threshold contour from a canonic
 gridded file holding ``obs_tp`` (e.g. the prepared ICP ``test.nc``). No data is
 committed: only the PNG, a derived figure. Reproduce the README picture with::
 
-    PROBCAST_DATA_MIRROR=/work/shared/data .venv/bin/python -c \\
+    PROBCAST_DATA_MIRROR=../shared/data .venv/bin/python -c \\
         "from probcast.data.prepare import prepare; prepare('icp-wrf-precip-grid')"
     .venv/bin/probcast train --config=default --workdir=runs/gfsnam \\
         --config.data.path=gfsnam-precip-grid --config.model.embed_dim=0 \\
