@@ -88,3 +88,14 @@ def test_similar_dates_are_chosen_by_forecast_distance():
     assert set(dates) == set(distance.index[-5:])  # the five smallest distances
     seasonal = template_dates(past, init, 5, np.random.default_rng(0))
     assert set(seasonal) == set(distance.index[-5:])  # also the latest days of year here
+
+
+def test_vectors_over_many_stations_are_capped():
+    from probcast.verify.multivariate import MAX_DIM
+
+    n = MAX_DIM * 3
+    rows = pd.DataFrame(
+        {"station": [f"S{i:04d}" for i in range(n)], "init_time": 0, "lead_time": 6.0}
+    )
+    o, f = vectors(rows, np.ones((n, 2)), np.arange(float(n)), "station")
+    assert o.shape == (1, MAX_DIM) and f.shape == (1, 2, MAX_DIM)

@@ -16,7 +16,7 @@ complete vectors are scored (every component observed and forecast).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,11 @@ OVER = {"lead_time": ("station", "init_time"), "station": ("init_time", "lead_ti
 """Vector dimension -> the keys that identify one vector."""
 STATION_COVERAGE = 0.95
 """Vectors over stations use the stations observed in at least this share of the runs."""
+CHUNK_VALUES = 20_000_000
+"""Values held at once by the pairwise estimators (about 160 MB of float64)."""
+MAX_DIM = 100
+"""At most this many components per vector (evenly spaced stations beyond): the variogram
+score's cost and memory grow with the square of the dimension."""
 
 
 def vectors(
@@ -43,7 +48,8 @@ def vectors(
 
     Returns:
         The vectors whose every component is observed and forecast (empty when none); over
-        stations, only those observed in at least :data:`STATION_COVERAGE` of the runs.
+        stations, only those observed in at least :data:`STATION_COVERAGE` of the runs, at
+        most :data:`MAX_DIM` of them (evenly spaced).
     """
     if over not in OVER:
         raise ValueError(f"over must be one of {sorted(OVER)}, got {over!r}")
@@ -57,6 +63,8 @@ def vectors(
         seen = np.where(np.isfinite(idx), 1.0, 0.0)
         seen[np.isfinite(idx)] = np.isfinite(obs[idx[np.isfinite(idx)].astype(np.int64)])
         idx = idx[:, seen.mean(axis=0) >= STATION_COVERAGE]
+        if idx.shape[1] > MAX_DIM:
+            idx = idx[:, np.linspace(0, idx.shape[1] - 1, MAX_DIM).round().astype(int)]
     complete = np.isfinite(idx).all(axis=1)
     idx = idx[complete].astype(np.int64)
     if not len(idx):
@@ -66,6 +74,15 @@ def vectors(
     f = np.moveaxis(members[idx], 1, 2)  # (n, D, M) -> (n, M, D)
     ok = np.isfinite(o).all(axis=1) & np.isfinite(f).all(axis=(1, 2))
     return o[ok], f[ok]
+
+
+def _chunked(
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray], o: np.ndarray, f: np.ndarray
+) -> np.ndarray:
+    """``score`` over vectors in chunks: the estimators hold ``members * dim**2`` per vector."""
+    per = max(1, f.shape[1] * f.shape[2] ** 2)
+    step = max(1, CHUNK_VALUES // per)
+    return np.concatenate([score(o[i : i + step], f[i : i + step]) for i in range(0, len(o), step)])
 
 
 def multivariate_scores(
@@ -90,8 +107,8 @@ def multivariate_scores(
             o, f = vectors(rows, np.asarray(ens, dtype=np.float64), obs, over)
             if len(o) == 0 or o.shape[1] < 2:
                 continue
-            es = sr.es_ensemble(o, f, backend="numpy")
-            vs = sr.vs_ensemble(o, f, p=variogram_p, backend="numpy")
+            es = _chunked(lambda a, b: sr.es_ensemble(a, b, backend="numpy"), o, f)
+            vs = _chunked(lambda a, b: sr.vs_ensemble(a, b, p=variogram_p, backend="numpy"), o, f)
             out.append((var, f"energy_{over}", float(np.mean(es)), len(o)))
             out.append((var, f"variogram_{over}", float(np.mean(vs)), len(o)))
             if over == "lead_time":
