@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,10 @@ from probcast import io
 from probcast.sources import fs
 from probcast.sources.cycle import CycleFields
 from probcast.sources.errors import SourceError
-from probcast.sources.grib import iter_fields
+from probcast.sources.grib import init_time, iter_fields, on_disk, steps
 from probcast.sources.index import IndexRecord, parse_index
 from probcast.sources.nwp import NwpSource
-from probcast.sources.remote import ECMWF_PARAMS, NOAA_FIELDS, NoaaSource
+from probcast.sources.remote import ECMWF_PARAMS, NOAA_FIELDS, noaa_wanted
 from probcast.sources.variables import grib_variable
 from probcast.sources.xarray_points import XarrayFiles
 
@@ -45,8 +44,7 @@ COLUMNS = ["url", "offset", "length", "variable", "init_time", "start_step", "en
 def _index_variable(rec: IndexRecord) -> str | None:
     if rec.level == "sfc" or rec.level.startswith("sfc/"):
         return next((v for v, params in ECMWF_PARAMS.items() if rec.variable in params), None)
-    noaa = NoaaSource.wanted
-    return next((v for v in NOAA_FIELDS if noaa(None, rec, v)), None)  # type: ignore[arg-type]
+    return next((v for v in NOAA_FIELDS if noaa_wanted(rec, v)), None)
 
 
 def _index_rows(url: str, records: list[IndexRecord]) -> list[dict[str, Any]]:
@@ -87,18 +85,14 @@ def scan_grib(path: str, url: str) -> list[dict[str, Any]]:
                 )
                 if var is None:
                     continue
-                eccodes.codes_set(h, "stepUnits", "m")
-                start = eccodes.codes_get(h, "startStep", ktype=int) / 60.0
-                end = eccodes.codes_get(h, "endStep", ktype=int) / 60.0
-                date = eccodes.codes_get(h, "dataDate", ktype=int)
-                hhmm = eccodes.codes_get(h, "dataTime", ktype=int)
+                start, end = steps(h)
                 rows.append(
                     {
                         "url": url,
                         "offset": int(eccodes.codes_get(h, "offset")),
                         "length": int(eccodes.codes_get(h, "totalLength")),
                         "variable": var,
-                        "init_time": pd.Timestamp(f"{date:08d}T{hhmm:04d}", tz="UTC"),
+                        "init_time": init_time(h),
                         "start_step": 0.0 if var == "tp" and start == end else start,
                         "end_step": end,
                     }
@@ -154,13 +148,8 @@ class Archive(NwpSource):
         if isinstance(fsys, LocalFileSystem):
             return scan_grib(path, url)
         # ecCodes scans headers from a FILE*: a remote file is read once into a temporary.
-        fd, tmp = tempfile.mkstemp(suffix=".grib")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(fs.read_bytes(url, self.storage_options))
+        with on_disk(fs.read_bytes(url, self.storage_options)) as tmp:
             return scan_grib(tmp, url)
-        finally:
-            os.unlink(tmp)
 
     def _cached_rows(self, url: str) -> list[dict[str, Any]]:
         if self.cache_dir is None:

@@ -162,9 +162,12 @@ def build(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
     out.mkdir(parents=True, exist_ok=True)
     io.sweep(out)
     result = BuildResult(out=out)
-    first = None if spec.truth["source"] != "era5" else _stations(spec, None)[0]
-    truth = read_truth(spec, first)
-    meta, notes = _stations(spec, truth.stations if first is None else first)
+    if spec.truth["source"] == "era5":  # gridded truth: sampled at the spec's stations
+        meta, notes = _stations(spec, None)
+        truth = read_truth(spec, meta)
+    else:
+        truth = read_truth(spec, None)
+        meta, notes = _stations(spec, truth.stations)
     result.notes += truth.notes + notes
     if meta.empty:
         raise SourceError(f"{spec.source}: no station with a position to build for")

@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from probcast import io
 from probcast.sources import fs
 from probcast.sources.errors import SourceError
 from probcast.sources.obs import ObsData
 from probcast.sources.variables import derive, to_canonical, wind_direction
+from probcast.sources.xarray_points import nearest_indexers
 
 ERA5_NAMES = {
     "t2m": "t2m", "2t": "t2m", "d2m": "td2m", "2d": "td2m", "u10": "u10", "10u": "u10",
@@ -88,14 +90,10 @@ def read_era5(
     """ERA5 at the stations' nearest grid points as observations (1-h ``tp``)."""
     ds, notes = open_era5(urls, storage_options)
     st = stations.dropna(subset=["latitude", "longitude"])
-    st_lat = st["latitude"].to_numpy(dtype="float64")
-    st_lon = st["longitude"].to_numpy(dtype="float64")
-    lon_grid = ds["longitude"].values % 360.0
-    iy = np.abs(ds["latitude"].values[None, :] - st_lat[:, None]).argmin(axis=1)
-    dlon = (lon_grid[None, :] - st_lon[:, None] % 360.0 + 180.0) % 360.0 - 180.0
-    ix = np.abs(dlon).argmin(axis=1)
     pts = ds.isel(
-        latitude=xr.DataArray(iy, dims="station"), longitude=xr.DataArray(ix, dims="station")
+        nearest_indexers(
+            ds, st["latitude"].to_numpy(dtype="float64"), st["longitude"].to_numpy(dtype="float64")
+        )
     )
     values: dict[str, np.ndarray] = {}
     for name, da in pts.data_vars.items():
@@ -160,8 +158,6 @@ def fetch_era5(request: dict[str, Any], target: str | os.PathLike[str]) -> Path:
         raise SourceError(
             "CDS API: the 'cdsapi' package is not installed (pip install cdsapi)"
         ) from None
-    from probcast import io
-
     try:
         client = cdsapi.Client(url=url, key=key, quiet=True)
         with io.atomic_path(target) as tmp:

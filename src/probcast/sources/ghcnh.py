@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probcast.schema import canonical_name
+from probcast.schema import VARIABLES, canonical_name, to_canonical_units
 from probcast.sources import fs
 from probcast.sources.errors import SourceError
 from probcast.sources.obs import OBS_VARIABLES, ObsData, clean_metadata, removed_rows
@@ -101,8 +101,6 @@ def read_table(url: str, storage_options: dict[str, Any] | None = None, **option
     Station metadata columns ``latitude``/``longitude``/``altitude``/``name`` are used
     when present.
     """
-    from probcast.schema import to_canonical_units
-
     raw = fs.read_bytes(url, storage_options)
     df = (
         pd.read_parquet(_io.BytesIO(raw))
@@ -123,7 +121,7 @@ def read_table(url: str, storage_options: dict[str, Any] | None = None, **option
         if var not in OBS_VARIABLES or col in ("station", "time"):
             continue
         values = pd.to_numeric(df[col], errors="coerce").to_numpy()
-        if col in units and var in ("t2m", "td2m", "msl", "sp", "ws10", "tp", "tcc"):
+        if col in units and var in VARIABLES:  # rh, wdir10, gust: canonical units only
             values = to_canonical_units(values, units[col], var, source=f"{url}: {col}")
         obs[f"obs_{var}"] = values
     if "tp_hours" in df:

@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import eccodes
@@ -93,17 +94,40 @@ def nearest_points(
     return idx, inside
 
 
-def _time(handle: int) -> pd.Timestamp:
+def init_time(handle: int) -> pd.Timestamp:
+    """Initialisation (UTC) of a GRIB message."""
     date = eccodes.codes_get(handle, "dataDate", ktype=int)
     hhmm = eccodes.codes_get(handle, "dataTime", ktype=int)
     return pd.Timestamp(f"{date:08d}T{hhmm:04d}", tz="UTC")
 
 
-def _field(handle: int, lat: np.ndarray, lon: np.ndarray, sub: int) -> Field:
+def steps(handle: int) -> tuple[float, float]:
+    """``(start, end)`` step of a GRIB message, hours (equal when instantaneous)."""
     # Steps in minutes so sub-hourly HRRR steps stay exact, then hours as float.
     eccodes.codes_set(handle, "stepUnits", "m")
     start = eccodes.codes_get(handle, "startStep", ktype=int) / 60.0
     end = eccodes.codes_get(handle, "endStep", ktype=int) / 60.0
+    return start, end
+
+
+@contextmanager
+def on_disk(data: bytes) -> Iterator[str]:
+    """``data`` in a temporary file, removed on exit.
+
+    ecCodes reads (multi-field) messages only from a FILE*; a temporary file is the
+    portable way to hand it bytes that came from a remote file or range request.
+    """
+    fd, tmp = tempfile.mkstemp(suffix=".grib")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
+def _field(handle: int, lat: np.ndarray, lon: np.ndarray, sub: int) -> Field:
+    start, end = steps(handle)
     try:
         key = str(eccodes.codes_get(handle, "md5GridSection"))
     except eccodes.KeyValueNotFoundError:  # pragma: no cover - very old GRIB1
@@ -121,7 +145,7 @@ def _field(handle: int, lat: np.ndarray, lon: np.ndarray, sub: int) -> Field:
         short_name=str(eccodes.codes_get(handle, "shortName")),
         level_type=str(eccodes.codes_get(handle, "typeOfLevel")),
         level=float(eccodes.codes_get(handle, "level", ktype=float)),
-        init_time=_time(handle),
+        init_time=init_time(handle),
         start_step=start,
         end_step=end,
         step_type=str(eccodes.codes_get(handle, "stepType")),
@@ -150,15 +174,8 @@ def iter_fields(
     for blob in blobs:
         if b"GRIB" not in blob[:1024]:
             raise SourceError(f"{source}: expected a GRIB message, got {blob[:16]!r}...")
-        # ecCodes reads multi-field messages only from a FILE*; a temporary file is the
-        # portable way to hand it bytes that came from a remote range request.
-        fd, tmp = tempfile.mkstemp(suffix=".grib")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
+        with on_disk(blob) as tmp:
             yield from _decode_file(tmp, lat, lon, source)
-        finally:
-            os.unlink(tmp)
 
 
 def _decode_file(path: str, lat: np.ndarray, lon: np.ndarray, source: str) -> Iterator[Field]:

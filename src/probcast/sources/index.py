@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from probcast.sources.errors import SourceError
@@ -187,13 +187,6 @@ def parse_index(text: str, *, source: str = "<index>") -> list[IndexRecord]:
     if first == "{":
         return parse_ecmwf_index(text, source=source)
     return parse_idx(text, source=source)
-
-
-def select(
-    records: Iterable[IndexRecord], predicate: Callable[[IndexRecord], bool]
-) -> list[IndexRecord]:
-    """Records for which ``predicate`` holds, in file order."""
-    return [r for r in records if predicate(r)]
 
 
 def merge_ranges(records: Iterable[IndexRecord]) -> list[tuple[int, int | None]]:

@@ -108,8 +108,9 @@ class IndexedSource(NwpSource):
 
     def records(self, url: str, variables: Sequence[str]) -> list[IndexRecord]:
         """Index records of ``url`` holding any of ``variables``."""
-        text = fs.read_bytes(self.index_url(url), self.storage_options).decode("utf-8", "replace")
-        recs = parse_index(text, source=self.index_url(url))
+        index = self.index_url(url)
+        text = fs.read_bytes(index, self.storage_options).decode("utf-8", "replace")
+        recs = parse_index(text, source=index)
         return [r for r in recs if any(self.wanted(r, v) for v in variables)]
 
     def cycle(

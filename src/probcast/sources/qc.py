@@ -15,6 +15,8 @@ Checks (thresholds in :data:`RANGES`, :data:`SPIKE`, :data:`PERSIST_HOURS`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,12 @@ SPIKE = {"t2m": 8.0, "td2m": 8.0, "msl": 1000.0, "sp": 1000.0, "ws10": 20.0}
 PERSIST_HOURS = 12.0
 PERSIST_VARS = ("t2m", "td2m", "msl", "sp", "ws10")
 NEIGHBOUR_HOURS = 3.0
+CONSISTENCY: list[tuple[str, set[str], Callable[[pd.DataFrame], pd.Series]]] = [
+    ("td2m", {"obs_t2m", "obs_td2m"}, lambda o: o["obs_td2m"] > o["obs_t2m"] + 0.1),
+    ("wdir10", {"obs_ws10", "obs_wdir10"}, lambda o: o["obs_ws10"] == 0),
+    ("gust", {"obs_ws10", "obs_gust"}, lambda o: o["obs_gust"] < o["obs_ws10"]),
+]
+"""``consistency`` rules, in order: (variable removed, columns needed, failing rows)."""
 
 
 def _spikes(t: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
@@ -84,13 +92,16 @@ def apply_qc(obs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     out = obs.sort_values(["station", "time"], kind="stable").reset_index(drop=True)
     rows: list[dict[str, object]] = []
-    hours = (out["time"] - pd.Timestamp("1900-01-01", tz="UTC")) / pd.Timedelta(hours=1)
+    since = out["time"] - pd.Timestamp("1900-01-01", tz="UTC")
+    hours = (since / pd.Timedelta(hours=1)).to_numpy()
+    obs_cols = [c for c in out.columns if c.startswith("obs_")]
+    have = set(obs_cols)
+    consistency = [(v, sorted(needs), rule) for v, needs, rule in CONSISTENCY if needs <= have]
     for sid, idx in out.groupby("station", sort=False).indices.items():
         pos = np.asarray(idx)
         counts: dict[str, dict[str, int]] = {}
-
-        t = hours.to_numpy()[pos]
-        for col in [c for c in out.columns if c.startswith("obs_")]:
+        t = hours[pos]
+        for col in obs_cols:
             var = col[4:]
             x = out.loc[pos, col].to_numpy(dtype="float64")
             if var in RANGES:
@@ -102,34 +113,8 @@ def apply_qc(obs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 x = out.loc[pos, col].to_numpy(dtype="float64")
             if var in PERSIST_VARS:
                 _drop(out, pos, counts, "persistence", var, _persistent(t, x, var))
-        cols = set(out.columns)
-        if {"obs_t2m", "obs_td2m"} <= cols:
-            _drop(
-                out,
-                pos,
-                counts,
-                "consistency",
-                "td2m",
-                (out.loc[pos, "obs_td2m"] > out.loc[pos, "obs_t2m"] + 0.1).to_numpy(),
-            )
-        if {"obs_ws10", "obs_wdir10"} <= cols:
-            _drop(
-                out,
-                pos,
-                counts,
-                "consistency",
-                "wdir10",
-                (out.loc[pos, "obs_ws10"] == 0).to_numpy(),
-            )
-        if {"obs_ws10", "obs_gust"} <= cols:
-            _drop(
-                out,
-                pos,
-                counts,
-                "consistency",
-                "gust",
-                (out.loc[pos, "obs_gust"] < out.loc[pos, "obs_ws10"]).to_numpy(),
-            )
+        for var, needs, rule in consistency:
+            _drop(out, pos, counts, "consistency", var, rule(out.loc[pos, needs]).to_numpy())
         for check, c in counts.items():
             rows += removed_rows(str(sid), check, c)
     return out, pd.DataFrame(rows, columns=REMOVED_COLUMNS)

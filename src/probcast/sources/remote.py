@@ -48,21 +48,26 @@ ECMWF_PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
+def noaa_wanted(record: IndexRecord, variable: str) -> bool:
+    """Whether wgrib2 index ``record`` holds ``variable``: VAR, level and (instant/accum) kind."""
+    spec = NOAA_FIELDS.get(variable)
+    if spec is None:
+        return False
+    names, level, kind = spec
+    if record.variable not in names or record.level != level or record.kind != kind:
+        return False
+    # An accumulation over [L, L] ("0-0 day acc", the analysis file) carries no amount.
+    return kind != "accum" or record.end_step > record.start_step
+
+
 class NoaaSource(IndexedSource):
     """NOAA model on the public buckets (wgrib2 ``.idx``)."""
 
     gives_orography = True
 
     def wanted(self, record: IndexRecord, variable: str) -> bool:
-        """Match VAR, level and (instant/accum) kind."""
-        spec = NOAA_FIELDS.get(variable)
-        if spec is None:
-            return False
-        names, level, kind = spec
-        if record.variable not in names or record.level != level or record.kind != kind:
-            return False
-        # An accumulation over [L, L] ("0-0 day acc", the analysis file) carries no amount.
-        return kind != "accum" or record.end_step > record.start_step
+        """Match VAR, level and (instant/accum) kind (:func:`noaa_wanted`)."""
+        return noaa_wanted(record, variable)
 
 
 class Gfs(NoaaSource):

@@ -37,8 +37,8 @@ def _open(url: str, storage_options: dict[str, Any]) -> xr.Dataset:
         raise SourceError(f"{url}: cannot open as NetCDF/Zarr ({err})") from None
 
 
-def _points(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[str, xr.DataArray]:
-    """Indexers (``isel``) of the stations' nearest grid points."""
+def nearest_indexers(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[str, xr.DataArray]:
+    """Indexers (``isel``) of the stations' nearest grid points (dimension ``station``)."""
     la, lo = ds["latitude"], ds["longitude"]
     if la.ndim == 1 and lo.ndim == 1:
         lon_grid = lo.values % 360.0
@@ -94,7 +94,7 @@ class XarrayFiles:
             ds = self.dataset(url)
             if key not in ds[FRT].values:
                 continue
-            sub = ds.sel({FRT: key}).isel(_points(ds, np.asarray(lat), np.asarray(lon)))
+            sub = ds.sel({FRT: key}).isel(nearest_indexers(ds, np.asarray(lat), np.asarray(lon)))
             sub = normalise(sub.load(), Path(url), role="forecast")
             hours = sub[FP].values / np.timedelta64(1, "h")
             for name, da in sub.data_vars.items():
