@@ -14,7 +14,7 @@ import xbitinfo
 import zarr
 from scipy import ndimage
 
-from probcast.products import build_products, compress, write
+from probcast.products import bitinfo, build_products, compress, write
 from probcast.products.write import format_of, write_products
 from probcast.testing import products as synthetic
 
@@ -218,6 +218,19 @@ def test_written_probabilities_keep_the_documented_precision(tmp_path: Path) -> 
     assert float(np.nanmax(error)) <= 2.0**-8 * (1 + 1e-6)
 
 
+def test_written_probabilities_are_the_quantised_ones(tmp_path: Path) -> None:
+    # Bit rounding alone keeps the tails (1e-9 stays 1e-9); the product stores the step grid.
+    p = np.tile(np.float32([1e-9, 1e-5, 0.2, 0.5004, 0.9999999]), (8, 4))
+    ds = xr.Dataset({"probability_of_x_above_threshold": (("y", "x"), p)})
+    write_products(ds, tmp_path / "p.nc")
+    with xr.open_dataset(tmp_path / "p.nc") as back:
+        out = back["probability_of_x_above_threshold"]
+        assert out.attrs["least_significant_step"] == np.float32(2.0**-7)
+        expected = compress.quantize_probabilities(ds)["probability_of_x_above_threshold"]
+        np.testing.assert_array_equal(out.values, expected.values)
+        assert out.values[0, 0] == 0.0 and out.values[0, 4] == 1.0
+
+
 def test_exact_keepbits_follow_the_step() -> None:
     p = xr.DataArray(np.linspace(0, 1, 11, dtype=np.float32), dims="x")
     ds = xr.Dataset({"probability_of_x_above_threshold": p})
@@ -243,11 +256,11 @@ def test_bitinformation_matches_xbitinfo(rain: xr.Dataset, dtype: type) -> None:
     fields = [smooth, smooth + 280.0, -smooth, rng.normal(size=(32, 200)).astype(dtype)]
     for values in fields:
         ref = _xbitinfo(values)
-        np.testing.assert_allclose(compress.bitinformation(values), ref["v"].values, atol=1e-12)
+        np.testing.assert_allclose(bitinfo.bitinformation(values), ref["v"].values, atol=1e-12)
         n_mant = compress.MANTISSA_BITS[np.dtype(dtype)]
-        kept = compress.kept_information(compress.bitinformation(values), n_mant)
+        kept = bitinfo.kept_information(bitinfo.bitinformation(values), n_mant)
         expected = int(xbitinfo.get_keepbits(ref, 0.99)["v"].values[0])
-        assert compress.keepbits_for(kept, 0.99) == np.clip(expected, 0, n_mant)
+        assert bitinfo.keepbits_for(kept, 0.99) == np.clip(expected, 0, n_mant)
 
 
 def _mixed_field() -> xr.Dataset:
@@ -285,7 +298,7 @@ def test_every_chunk_keeps_99_percent_of_its_information(tmp_path: Path) -> None
     for rows in (slice(0, 64), slice(64, 128)):
         for cols in (slice(0, 64), slice(64, 128)):
             bits = _bits_used(written[rows, cols])
-            info = compress.kept_information(compress.bitinformation(original[rows, cols]), 23)
+            info = bitinfo.kept_information(bitinfo.bitinformation(original[rows, cols]), 23)
             kept.append((bits, float(info[min(bits, 23)])))
     assert min(k for _, k in kept) > 0.99, kept
     # The central chunk alone needs fewer bits than the others: one number from it fails.
@@ -311,7 +324,7 @@ def test_pairs_with_zeros_or_nan_are_left_out_with_skip_zeros(rain: xr.Dataset) 
     holed = wet.copy()
     holed[:, 0] = 0.0  # only the pairs (0, 1) involve these
     holed[:, 1] = np.nan  # ... and (1, 2)
-    expected = compress.bitinformation(wet[:, 2:])
-    np.testing.assert_allclose(compress.bitinformation(holed, skip_zeros=True), expected)
-    assert not np.allclose(compress.bitinformation(holed), expected)
-    assert not compress.bitinformation(np.zeros((4, 8), np.float32), skip_zeros=True).any()
+    expected = bitinfo.bitinformation(wet[:, 2:])
+    np.testing.assert_allclose(bitinfo.bitinformation(holed, skip_zeros=True), expected)
+    assert not np.allclose(bitinfo.bitinformation(holed), expected)
+    assert not bitinfo.bitinformation(np.zeros((4, 8), np.float32), skip_zeros=True).any()

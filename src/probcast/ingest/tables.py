@@ -10,6 +10,7 @@ instead of decoding to other values (files written without checksums cannot be c
 from __future__ import annotations
 
 import csv
+from io import BytesIO, StringIO
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,8 @@ def read_table(path: str | Path, *, validate: bool = True) -> pd.DataFrame:
         raise FileNotFoundError(f"{p}: no such station table")
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        check_csv(p)
-        df = pd.read_csv(p, dtype={"station": str})
+        # parse the bytes that were checked: one read, and no change in between
+        df = pd.read_csv(BytesIO(check_csv(p)), dtype={"station": str})
     elif suffix in (".parquet", ".pq"):
         df = read_parquet(p)
     else:
@@ -64,8 +65,11 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: corrupted or unreadable Parquet file ({err})") from None
 
 
-def check_csv(path: Path) -> None:
+def check_csv(path: Path) -> bytes:
     """Refuse a truncated or ragged CSV file.
+
+    Returns:
+        The file's contents, for the caller to parse without reading it again.
 
     Raises:
         ValueError: If the last line does not end with a newline, or a row has another
@@ -77,7 +81,7 @@ def check_csv(path: Path) -> None:
     lines = data.count(b"\n")
     if not data.endswith(b"\n"):
         raise ValueError(f"{path}: line {lines + 1} does not end with a newline (truncated file?)")
-    counts = _fields_per_line(data) if b'"' not in data else _fields_quoted(path)
+    counts = _fields_per_line(data) if b'"' not in data else _fields_quoted(data)
     header = counts[0][1]
     for line, n in counts[1:]:
         if n != header:
@@ -85,29 +89,28 @@ def check_csv(path: Path) -> None:
                 f"{path}: line {line} has {n} fields, the header {header} (truncated or "
                 f"damaged row)"
             )
+    return data
 
 
 def _fields_per_line(data: bytes) -> list[tuple[int, int]]:
-    """``(line number, fields)`` of every non-blank line of an unquoted CSV (vectorised)."""
+    """``(line number, fields)`` of every non-blank line of an unquoted CSV (vectorised).
+
+    ``data`` ends with a newline; memory is one byte per character plus a few per line.
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == ord("\n"))
-    commas = np.concatenate([[0], np.cumsum(buf == ord(","))[ends]])
     starts = np.concatenate([[0], ends[:-1] + 1])
     length = ends - starts - (buf[np.maximum(ends - 1, 0)] == ord("\r"))
-    fields = np.diff(commas) + 1
+    # commas per line: each line runs from its start to its newline (never empty)
+    fields = np.add.reduceat(buf == ord(","), starts, dtype=np.int64) + 1
     keep = np.flatnonzero(length > 0)
     return list(zip((keep + 1).tolist(), fields[keep].tolist(), strict=True))
 
 
-def _fields_quoted(path: Path) -> list[tuple[int, int]]:
+def _fields_quoted(data: bytes) -> list[tuple[int, int]]:
     """``(line number, fields)`` of every non-blank record, honouring quotes."""
-    out = []
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        for row in reader:
-            if row:
-                out.append((reader.line_num, len(row)))
-    return out
+    reader = csv.reader(StringIO(data.decode("utf-8", errors="replace"), newline=""))
+    return [(reader.line_num, len(row)) for row in reader if row]
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

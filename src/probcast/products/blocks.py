@@ -26,8 +26,25 @@ Finish = Callable[[np.ndarray], tuple[np.ndarray, Any]]
 """Per-block function: block -> (values to write, statistics to return)."""
 
 
+def _cluster() -> Any:
+    """The active dask.distributed client, or ``None`` (local computation)."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
 def compute_workers() -> int:
-    """Threads that compute blocks: dask's ``num_workers`` (1 under a synchronous scheduler)."""
+    """Blocks computed at once.
+
+    The cluster's threads when a dask.distributed client is active, else dask's
+    ``num_workers`` (1 under a synchronous scheduler).
+    """
+    client = _cluster()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
     if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded"):
         return 1
     return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
@@ -72,9 +89,10 @@ class StoreJob(NamedTuple):
     finish: Finish = as_is
 
 
-def _run_block(block: dsa.Array, finish: Finish) -> tuple[np.ndarray, Any]:
-    # The pool provides the parallelism; one block is computed (and rounded) on its thread.
-    return finish(np.asarray(block.compute(scheduler="sync")))
+def _run_block(block: dsa.Array, finish: Finish, scheduler: str | None) -> tuple[np.ndarray, Any]:
+    # Locally the pool provides the parallelism and a block is computed on its thread
+    # ("sync"); with a dask.distributed client (scheduler None) the block runs on the cluster.
+    return finish(np.asarray(block.compute(scheduler=scheduler)))
 
 
 def store_in_order(jobs: Sequence[StoreJob], workers: int | None = None) -> list[list[Any]]:
@@ -90,8 +108,9 @@ def store_in_order(jobs: Sequence[StoreJob], workers: int | None = None) -> list
     blocks = [
         (j, where) for j, job in enumerate(jobs) for where in _block_slices(job.source.chunks)
     ]
+    scheduler = None if _cluster() is not None else "sync"
     tasks = (
-        lambda j=j, where=where: _run_block(jobs[j].source[where], jobs[j].finish)
+        lambda j=j, where=where: _run_block(jobs[j].source[where], jobs[j].finish, scheduler)
         for j, where in blocks
     )
     infos: list[list[Any]] = [[] for _ in jobs]

@@ -281,14 +281,12 @@ def write_products(
     Returns:
         Variable -> mantissa bits kept.
     """
+    quantised = compress.quantize_probabilities(ds, probability_precision)
     job = write_job(
-        ds,
+        quantised,
         path,
         compress.plan_rounding(
-            compress.quantize_probabilities(ds, probability_precision),
-            inflevel=inflevel,
-            keepbits=keepbits,
-            min_keepbits=min_keepbits,
+            quantised, inflevel=inflevel, keepbits=keepbits, min_keepbits=min_keepbits
         ),
         inflevel=inflevel,
         fmt=fmt,
