@@ -268,7 +268,7 @@ def grid_to_table(
     return table
 
 
-GRID_SUFFIXES = (".nc", ".nc4", ".zarr", ".grib", ".grib2", ".grb", ".grb2", ".json")
+GRID_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr", ".grib", ".grib2", ".grb", ".grb2", ".json")
 
 
 def is_grid_path(path: str | os.PathLike[str]) -> bool:

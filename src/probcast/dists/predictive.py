@@ -213,7 +213,10 @@ class Predictive:
         if self.kind == "members":
             m = self.values.shape[1]
             return np.take_along_axis(self.values, np.minimum((u * m).astype(int), m - 1), 1)
-        return np.stack([self.quantiles(row)[i] for i, row in enumerate(u)])
+        if self.kind == "point":
+            return np.repeat(np.asarray(self.values)[:, None], n, axis=1)
+        assert self.levels is not None
+        return np.stack([np.interp(u[i], self.levels, row) for i, row in enumerate(self.values)])
 
 
 __all__ = ["KINDS", "Kind", "Predictive"]

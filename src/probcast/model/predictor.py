@@ -62,6 +62,26 @@ class PredictOptions:
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelInputs:
+    """A table's validated network inputs and EMOS-blend parameters (:meth:`TrainedModel.inputs`).
+
+    Pass it instead of the table to predict several products of the same rows without
+    transforming them again.
+    """
+
+    batch: Batch
+    emos: Mapping[str, Mapping[str, np.ndarray]]
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+Rows = pd.DataFrame | ModelInputs
+"""A station table, or its :class:`ModelInputs`."""
+
+
 def emos_params(blend: Mapping[str, Mapping[str, Any]], table: pd.DataFrame) -> dict[str, Any]:
     """Local-EMOS parameters of every blended target for the rows of ``table``."""
     return {var: EmosModel.from_dict(dict(b["emos"])).predict(table) for var, b in blend.items()}
@@ -154,10 +174,16 @@ class TrainedModel:
         """Targets with a parametric head."""
         return [v for v, h in self.heads.items() if not is_generative(h)]
 
-    def _chunks(self, table: pd.DataFrame, members: int) -> list[tuple[int, Batch]]:
-        """The table's inputs in row chunks sized to bound memory (about 2**24 members)."""
+    def inputs(self, table: pd.DataFrame) -> ModelInputs:
+        """Validate and transform ``table`` once, for several calls on the same rows."""
         batch = self.spec.transform(table)  # validates every row before any work
         emos = emos_params(self.blend, table) if self.blend else {}
+        return ModelInputs(batch, emos, len(table))
+
+    def _chunks(self, table: Rows, members: int) -> list[tuple[int, Batch]]:
+        """The table's inputs in row chunks sized to bound memory (about 2**24 members)."""
+        prepared = table if isinstance(table, ModelInputs) else self.inputs(table)
+        batch, emos = prepared.batch, prepared.emos
         rows = int(self.options.batch_size)
         rows = max(256, min(rows, 2**24 // max(1, members)))
         fields = ("x", "station", "center", "y", "mask")
@@ -170,7 +196,7 @@ class TrainedModel:
                     **{f: getattr(batch, f)[s : s + rows] for f in fields},
                 ),
             )
-            for s in range(0, len(table), rows)
+            for s in range(0, len(prepared), rows)
         ]
 
     def _run(self, batch: Any, noise: jax.Array | None) -> tuple[list, list]:
@@ -183,7 +209,7 @@ class TrainedModel:
     def _net_noise(self, noise: jax.Array) -> jax.Array | None:
         return noise[..., : self._noise_dim] if self._noise_dim else None
 
-    def params(self, table: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    def params(self, table: Rows) -> dict[str, dict[str, np.ndarray]]:
         """Distribution parameters of the parametric heads (mean over seed networks)."""
         out: dict[str, list[dict[str, np.ndarray]]] = {v: [] for v in self.parametric}
         for _, batch in self._chunks(table, 1):
@@ -194,7 +220,7 @@ class TrainedModel:
                 out[var].append({k: np.asarray(v) for k, v in pooled.items()})
         return {v: _concat_dicts(parts, len(table)) for v, parts in out.items()}
 
-    def sample(self, table: pd.DataFrame, members: int, seed: int = 0) -> dict[str, np.ndarray]:
+    def sample(self, table: Rows, members: int, seed: int = 0) -> dict[str, np.ndarray]:
         """``members`` coherent members per row ``(rows, members)`` for every target.
 
         One noise draw per (row, member) is shared by all targets: generative heads read it
@@ -234,7 +260,7 @@ class TrainedModel:
     def _run_one(self, s: int, batch: Any, noise: jax.Array) -> tuple[dict, dict]:
         return self._call(self._states[s], batch, self._net_noise(noise))
 
-    def quantiles(self, table: pd.DataFrame, qs: Sequence[float]) -> dict[str, np.ndarray]:
+    def quantiles(self, table: Rows, qs: Sequence[float]) -> dict[str, np.ndarray]:
         """Quantiles ``(rows, k)`` of every target at levels ``qs`` in (0, 1)."""
         levels = _levels(qs)
         out: dict[str, list[np.ndarray]] = {v: [] for v in self.heads}
@@ -261,7 +287,7 @@ class TrainedModel:
         return {v: _cat(p, len(levels)) for v, p in out.items()}
 
     def exceedance(
-        self, table: pd.DataFrame, thresholds: Mapping[str, Sequence[float]]
+        self, table: Rows, thresholds: Mapping[str, Sequence[float]]
     ) -> dict[str, np.ndarray]:
         """Probability of exceeding each threshold, ``(rows, k)`` per listed target."""
         unknown = set(thresholds) - set(self.heads)

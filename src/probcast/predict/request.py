@@ -12,16 +12,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from probcast import defaults
+from probcast.align.points import is_grid_path
 from probcast.model.predictor import PredictOptions
-
-GRID_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr", ".grib", ".grib2", ".grb", ".grb2", ".json")
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 class RequestError(ValueError):
@@ -69,10 +66,7 @@ def is_grid(source: Any) -> bool:
     """Whether ``source`` is a gridded input (an ``xr.Dataset`` or a grid file/store)."""
     if hasattr(source, "data_vars"):
         return True
-    if isinstance(source, str | os.PathLike):
-        p = Path(source)
-        return p.suffix.lower() in GRID_SUFFIXES or (p.is_dir() and (p / "zarr.json").exists())
-    return False
+    return isinstance(source, str | os.PathLike) and is_grid_path(source)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,18 +71,19 @@ def predict_stations(
     """
     keys = table[[c for c in product_table.KEYS if c in table.columns]].copy()
     thresholds = dict(thresholds or {})
-    pooled = model.params(table) if model.parametric else {}
+    rows = model.inputs(table)  # validated and transformed once for every product below
+    pooled = model.params(rows) if model.parametric else {}
     # A generative head has no parameters: with nothing else asked for, it gets members.
     bare = any(is_generative(h) for h in model.heads.values()) and not (members or quantiles)
     n_members = members or (defaults.MEMBERS if bare else 0)
-    sampled = model.sample(table, n_members, seed) if n_members else {}
+    sampled = model.sample(rows, n_members, seed) if n_members else {}
     if not members:
         sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
     if sampled and template is not None:
         sampled = schaake_shuffle(table, sampled, template, seed=seed)
     sampled = enforce_constraints(sampled)
-    qs = model.quantiles(table, quantiles) if quantiles else {}
-    probs = model.exceedance(table, thresholds) if thresholds else {}
+    qs = model.quantiles(rows, quantiles) if quantiles else {}
+    probs = model.exceedance(rows, thresholds) if thresholds else {}
     cols: dict[str, np.ndarray] = {}
     families: dict[str, str] = {}
     forecasts: dict[str, Predictive] = {}
