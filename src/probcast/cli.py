@@ -9,9 +9,10 @@ paragraph on stderr and exit code 1 (``PROBCAST_DEBUG=1`` shows the traceback in
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
+
+from probcast.logs import configure_logging
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("probcast.data.cli", "list, fetch, prepare, build, check and split datasets"),
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    _log_each_message_once()
+    configure_logging()
     try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(args[1:]) or 0)
@@ -65,33 +66,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(error_message(name, err), file=sys.stderr)
         return 1
-
-
-class OnceFilter(logging.Filter):
-    """Let each distinct message through once (a repeated warning is one line, not eight)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[tuple[str, int, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """True the first time a (logger, level, message) is seen."""
-        key = (record.name, record.levelno, record.getMessage())
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-
-def _log_each_message_once() -> None:
-    """Set up the commands' logging and drop repeated lines on the terminal's handler."""
-    from probcast.logs import configure_logging
-
-    configure_logging()
-    for handler in logging.getLogger().handlers:
-        plain = type(handler) is logging.StreamHandler  # not a test framework's capture
-        if plain and not any(isinstance(f, OnceFilter) for f in handler.filters):
-            handler.addFilter(OnceFilter())
 
 
 DEBUG_ENV = "PROBCAST_DEBUG"

@@ -15,6 +15,8 @@ KEY_COLUMNS = ("station", "init_time", "lead_time")
 """Primary key of the canonical station table."""
 
 STATIC_COLUMNS = ("latitude", "longitude", "altitude")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+"""File suffixes of station tables (CSV or Parquet)."""
 FC_PREFIX = "fc_"
 OBS_PREFIX = "obs_"
 

@@ -220,8 +220,8 @@ def test_unexpected_errors_are_one_paragraph(monkeypatch, capsys) -> None:
 def test_repeated_log_lines_are_shown_once() -> None:
     code = (
         "import logging\n"
-        "from probcast import cli\n"
-        "cli._log_each_message_once()\n"
+        "from probcast.logs import configure_logging\n"
+        "configure_logging()\n"
         "log = logging.getLogger('probcast.x')\n"
         "for i in (3, 3, 3, 4, 3):\n"
         "    log.info('%d rows are at stations unseen in training', i)\n"

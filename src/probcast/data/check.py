@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from probcast.schema import FC_PREFIX, OBS_PREFIX
+from probcast.schema import FC_PREFIX, OBS_PREFIX, TABLE_SUFFIXES
 from probcast.validate import ValidationError
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 GRID_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")
 
 

@@ -7,13 +7,14 @@ as ``<dataset-id>/<file>``. A mirror file is used only after its sha256 matches.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+
+from probcast import io
 
 MIRROR_ENV = "PROBCAST_DATA_MIRROR"
 CACHE_ENV = "PROBCAST_CACHE"
@@ -85,15 +86,6 @@ def cache_dir() -> Path:
     return Path(pooch.os_cache("probcast"))
 
 
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _from_mirror(info: DatasetInfo, rf: RemoteFile) -> Path | None:
     mirror = os.environ.get(MIRROR_ENV)
     if not mirror:
@@ -104,7 +96,7 @@ def _from_mirror(info: DatasetInfo, rf: RemoteFile) -> Path | None:
             f"{path}: file of dataset {info.id!r} missing from the mirror named by "
             f"{MIRROR_ENV}={mirror}; unset {MIRROR_ENV} to download from {rf.url}"
         )
-    digest = sha256_of(path)
+    digest = io.sha256_file(path)
     if digest != rf.sha256:
         raise DatasetError(
             f"{path}: sha256 mismatch for dataset {info.id!r}: expected {rf.sha256}, "

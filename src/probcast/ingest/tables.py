@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from probcast import io
+from probcast.schema import TABLE_SUFFIXES
 from probcast.validate import validate_station_table
-
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def read_table(path: str | Path, *, validate: bool = True) -> pd.DataFrame:

@@ -12,13 +12,13 @@ checkpoint), so an unfinished or damaged model is never used silently.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from probcast import io
 from probcast.io import TMP_MARK, write_json
 
 MARKER = "COMPLETE.json"
@@ -80,15 +80,6 @@ def redact_tree(data: Any) -> Any:
     return data
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def artefact_files(workdir: Path) -> list[str]:
     """Relative paths (POSIX) of the files a complete artefact is checked on.
 
@@ -107,7 +98,7 @@ def artefact_files(workdir: Path) -> list[str]:
 def write_marker(workdir: Path) -> Path:
     """Checksum the artefact's files and write the completion marker (the last write)."""
     workdir = Path(workdir)
-    files = {name: sha256(workdir / name) for name in artefact_files(workdir)}
+    files = {name: io.sha256_file(workdir / name) for name in artefact_files(workdir)}
     return write_json(workdir / MARKER, {"version": MARKER_VERSION, "sha256": files})
 
 
@@ -139,7 +130,7 @@ def verify(workdir: Path) -> None:
         path = workdir / name
         if not path.is_file():
             raise ValueError(f"{workdir}: {name} is missing (listed in {MARKER})")
-        if sha256(path) != expected:
+        if io.sha256_file(path) != expected:
             raise ValueError(
                 f"{workdir}: {name} does not match its checksum in {MARKER} (corrupted or "
                 f"modified after training); retrain into a new workdir"

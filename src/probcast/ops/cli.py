@@ -18,7 +18,8 @@ from probcast.ops.cycle import open_store, run_cycle
 from probcast.ops.pipeline import PipelineError, cycle_id, cycle_range, load, parse_cycle
 
 
-def _pipeline_args(parser: argparse.ArgumentParser) -> None:
+def pipeline_args(parser: argparse.ArgumentParser) -> None:
+    """The options every operational command takes: ``--pipeline`` and ``--state``."""
     parser.add_argument("--pipeline", required=True, help="the pipeline YAML file")
     parser.add_argument("--state", default=None, help="state store URL (overrides the file's)")
 
@@ -28,7 +29,7 @@ def run_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="probcast run", description="run NWP cycles through a pipeline (idempotent)"
     )
-    _pipeline_args(parser)
+    pipeline_args(parser)
     parser.add_argument("--cycle", help="the cycle, e.g. 2026-11-29T00Z")
     parser.add_argument("--from", dest="start", help="first cycle of a backfill")
     parser.add_argument("--to", dest="stop", help="last cycle of a backfill (included)")
@@ -75,7 +76,7 @@ def watch_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="probcast watch", description="poll the pipeline's input folder and run new cycles"
     )
-    _pipeline_args(parser)
+    pipeline_args(parser)
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
     parser.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles")
     parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")

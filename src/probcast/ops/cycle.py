@@ -15,7 +15,6 @@ is recorded as started, ``<step>:done`` after its work and before it is recorded
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import time
@@ -69,20 +68,8 @@ def pause(point: str) -> None:
     time.sleep(float(os.environ.get("PROBCAST_OPS_PAUSE_SECONDS", "60")))
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, or of a folder's files (names and contents, sorted)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with file.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _size(path: Path) -> tuple[int, int]:
+def size_and_mtime(path: Path) -> tuple[int, int]:
+    """Total size and newest mtime (ns) of a file or a folder's files: changes while written."""
     if path.is_dir():
         files = [p.stat() for p in path.rglob("*") if p.is_file()]
         return sum(s.st_size for s in files), max((s.st_mtime_ns for s in files), default=0)
@@ -103,9 +90,9 @@ def input_complete(pipe: Pipeline, cycle: datetime, *, settle: bool = True) -> s
     if pipe.complete_rule == "marker" and not pipe.marker_path(cycle).exists():
         return f"input not complete: marker {pipe.marker_path(cycle)} not found"
     if pipe.complete_rule == "stable" and settle and pipe.settle_seconds > 0:
-        before = _size(path)
+        before = size_and_mtime(path)
         time.sleep(pipe.settle_seconds)
-        if _size(path) != before:
+        if size_and_mtime(path) != before:
             return f"input still growing: {path}"
     if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         with path.open("rb") as fh:
@@ -128,7 +115,7 @@ def _acquire(ctx: _Context) -> dict[str, Any]:
     if why:
         raise StepError(why)
     path = ctx.pipe.input_path(ctx.cycle)
-    return {"input_sha256": sha256_file(path), "outputs": [str(path)]}
+    return {"input_sha256": io.sha256_file(path), "outputs": [str(path)]}
 
 
 def _predict(ctx: _Context) -> dict[str, Any]:
@@ -137,7 +124,7 @@ def _predict(ctx: _Context) -> dict[str, Any]:
     from probcast.predict.runner import run
 
     path = ctx.pipe.input_path(ctx.cycle)
-    sha = sha256_file(path)
+    sha = io.sha256_file(path)
     if sha != ctx.done["acquire"]["input_sha256"]:
         raise StepError(f"input changed since it was acquired: {path} (rerun from acquire)")
     fingerprint = model_fingerprint(ctx.pipe.model)

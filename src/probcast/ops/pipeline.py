@@ -243,14 +243,14 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
     if not isinstance(dests, list):
         dests = [dests]
     complete = dict(data.get("complete") or {})
-    rule = str(complete.get("rule", "stable"))
+    rule = str(complete.get("rule", Pipeline.complete_rule))
     if rule not in ("stable", "marker"):
         raise PipelineError(f"{name}: complete.rule must be 'stable' or 'marker', got {rule!r}")
     stem = Path(name).stem
     state = str(data.get("state") or f"sqlite:///{base / (stem + '.state.sqlite')}")
     if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
         state = f"sqlite:///{_resolve(base, state.removeprefix('sqlite:///'))}"
-    every = int(data.get("every_hours", 24))
+    every = int(data.get("every_hours", Pipeline.every_hours))
     if every < 1:
         raise PipelineError(f"{name}: every_hours must be >= 1, got {every}")
     return Pipeline(
@@ -264,13 +264,13 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
             _destination(d, base, f"{name}: destinations[{i}]") for i, d in enumerate(dests)
         ),
         layout=str(data.get("layout", Pipeline.layout)),
-        work=_resolve(base, str(data.get("work", ".ops-work"))),
+        work=_resolve(base, str(data.get("work", Pipeline.work))),
         state=state,
         complete_rule=rule,
-        settle_seconds=float(complete.get("settle_seconds", 2.0)),
-        marker_suffix=str(complete.get("suffix", ".done")),
+        settle_seconds=float(complete.get("settle_seconds", Pipeline.settle_seconds)),
+        marker_suffix=str(complete.get("suffix", Pipeline.marker_suffix)),
         every_hours=every,
-        lease_seconds=float(data.get("lease_seconds", 900.0)),
+        lease_seconds=float(data.get("lease_seconds", Pipeline.lease_seconds)),
     )
 
 

@@ -13,9 +13,7 @@ republish after a crash overwrites the same keys: each product is published exac
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +39,6 @@ def _copy(src: Path, dst: Path) -> None:
 def publish_local(src: Path, folder: Path, key: str) -> str:
     """Copy ``src`` (file or folder) to ``folder/key`` atomically; return the target path."""
     target = folder / key
-    target.parent.mkdir(parents=True, exist_ok=True)
     io.sweep(target.parent)
     io.write_with(target, lambda tmp: _copy(src, tmp))
     return str(target)
@@ -52,9 +49,9 @@ def publish_fsspec(src: Path, dest: Destination, key: str) -> str:
     fs, root = fsspec.core.url_to_fs(dest.url, **dict(dest.storage_options))
     target = f"{root.rstrip('/')}/{key}"
     parent, _, name = target.rpartition("/")
-    for stale in fs.glob(f"{parent}/.{name}.tmp-*"):
+    for stale in fs.glob(f"{parent}/.{name}{io.TMP_MARK}*"):
         fs.rm(stale, recursive=True)
-    tmp = f"{parent}/.{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    tmp = f"{parent}/{io.temp_name(name).name}"
     recursive = src.is_dir()
     if recursive and fs.exists(target):
         fs.rm(target, recursive=True)

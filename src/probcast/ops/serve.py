@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from probcast.ops.cli import pipeline_args
 from probcast.ops.cycle import open_store
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id, load, parse_cycle
 from probcast.ops.state import StateStore
@@ -132,8 +133,7 @@ def create_app(pipe: Pipeline, store: StateStore) -> FastAPI:
 def main(argv: list[str]) -> int:
     """``probcast serve --pipeline ops.yaml [--host 127.0.0.1] [--port 8000]``."""
     parser = argparse.ArgumentParser(prog="probcast serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", required=True, help="the pipeline YAML file")
-    parser.add_argument("--state", default=None, help="state store URL (overrides the file's)")
+    pipeline_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)

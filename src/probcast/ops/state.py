@@ -139,8 +139,19 @@ class StateStore:
         """Release the database connections."""
         self.engine.dispose()
 
-    def _key(self, table: sa.Table, cycle: str) -> Any:
-        return sa.and_(table.c.pipeline == self.pipeline, table.c.cycle == cycle)
+    def _where(self, table: sa.Table, cycle: str, extra: Mapping[str, Any] | None = None) -> Any:
+        """The row(s) of ``cycle`` of this pipeline in ``table`` (and ``extra`` column values)."""
+        conds = [table.c.pipeline == self.pipeline, table.c.cycle == cycle]
+        conds += [table.c[k] == v for k, v in (extra or {}).items()]
+        return sa.and_(*conds)
+
+    def _row(self, table: sa.Table, cycle: str, extra: Mapping[str, Any] | None = None) -> Any:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(sa.select(table).where(self._where(table, cycle, extra)))
+                .mappings()
+                .first()
+            )
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -169,7 +180,7 @@ class StateStore:
         with self.engine.begin() as conn:
             result = conn.execute(
                 leases.update()
-                .where(self._key(leases, cycle), condition)
+                .where(self._where(leases, cycle), condition)
                 .values(owner=owner, expires_at=time.time() + seconds)
             )
         return result.rowcount == 1
@@ -181,21 +192,20 @@ class StateStore:
     def release(self, cycle: str, owner: str) -> None:
         """Give the lease back (only if ``owner`` holds it)."""
         with self.engine.begin() as conn:
-            conn.execute(leases.delete().where(self._key(leases, cycle), leases.c.owner == owner))
+            conn.execute(leases.delete().where(self._where(leases, cycle), leases.c.owner == owner))
 
     def lease_owner(self, cycle: str) -> str | None:
         """Who holds the lease of ``cycle`` (expired or not), or ``None``."""
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(leases.c.owner).where(self._key(leases, cycle))
+                sa.select(leases.c.owner).where(self._where(leases, cycle))
             ).scalar_one_or_none()
 
     # -- cycles -----------------------------------------------------------------------------
 
     def cycle(self, cycle: str) -> dict[str, Any] | None:
         """The cycle's row as a dict, or ``None``."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(cycles).where(self._key(cycles, cycle))).mappings().first()
+        row = self._row(cycles, cycle)
         return dict(row) if row else None
 
     def cycle_status(self, cycle: str) -> str | None:
@@ -230,22 +240,25 @@ class StateStore:
 
     def step(self, cycle: str, name: str) -> dict[str, Any] | None:
         """The step's row (``outputs`` decoded from JSON), or ``None``."""
-        query = sa.select(steps).where(self._key(steps, cycle), steps.c.step == name)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return _decode(dict(row)) if row else None
+        row = self._row(steps, cycle, {"step": name})
+        return _decode(row) if row else None
 
     def steps_of(self, cycle: str) -> list[dict[str, Any]]:
         """Every step row of ``cycle``, in the order they started."""
-        query = sa.select(steps).where(self._key(steps, cycle)).order_by(steps.c.started_at)
+        query = sa.select(steps).where(self._where(steps, cycle)).order_by(steps.c.started_at)
         with self.engine.connect() as conn:
             return [_decode(dict(r)) for r in conn.execute(query).mappings()]
 
     def start_step(self, cycle: str, name: str) -> None:
         """Mark a step started (one more attempt)."""
-        extra = {"step": name}
         self._upsert(
-            steps, cycle, extra, status=STARTED, started_at=_now(), finished_at=None, error=None
+            steps,
+            cycle,
+            {"step": name},
+            status=STARTED,
+            started_at=_now(),
+            finished_at=None,
+            error=None,
         )
 
     def finish_step(self, cycle: str, name: str, **fields: Any) -> None:
@@ -259,10 +272,6 @@ class StateStore:
         self._update(steps, cycle, {"step": name}, status=FAILED, finished_at=_now(), error=error)
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _where(self, table: sa.Table, cycle: str, extra: Mapping[str, Any]) -> Any:
-        conds = [self._key(table, cycle), *(table.c[k] == v for k, v in extra.items())]
-        return sa.and_(*conds)
 
     def _update(self, table: sa.Table, cycle: str, extra: Mapping[str, Any], **values: Any) -> int:
         with self.engine.begin() as conn:

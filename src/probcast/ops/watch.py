@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from probcast.ops.cycle import CycleOutcome, _size, input_complete, run_cycle
+from probcast.ops.cycle import CycleOutcome, input_complete, run_cycle, size_and_mtime
 from probcast.ops.pipeline import Pipeline, cycle_id
 from probcast.ops.state import FINISHED, StateStore
 
@@ -92,7 +92,7 @@ def _ready(pipe: Pipeline, cycle: datetime, path: Path, seen: dict[str, tuple[in
     key = str(path)
     if pipe.complete_rule == "stable":
         try:
-            now = _size(path)
+            now = size_and_mtime(path)
         except FileNotFoundError:
             return False
         before = seen.get(key)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from probcast import dists
+from probcast import dists, schema
 from probcast.dists import Kind, Predictive
 from probcast.schema import FC_PREFIX, KEY_COLUMNS, VARIABLES
 
@@ -46,7 +46,7 @@ _PROB = re.compile(r"^p_gt_(-?\d*\.?\d+(?:[eE][-+]?\d+)?)$")
 KEYS = ("station", "init_time", "lead_time", "valid_time")
 """Key columns copied from the input to a prediction table (those present)."""
 META_KEY = "probcast"
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".nc")
+TABLE_SUFFIXES = (*schema.TABLE_SUFFIXES, ".nc")
 
 
 def format_level(q: float) -> str:

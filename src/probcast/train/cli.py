@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from probcast.configs import CONFIG_DIR, available, resolve
+from probcast.train.tracking import flatten
+from probcast.train.workdir import LOCK
 
 USAGE = (
     "usage: probcast train --config=NAME_OR_PATH --workdir=DIR [--config.SECTION.FIELD=VALUE ...]"
@@ -113,14 +115,9 @@ def load_config(name_or_path: str) -> Any:
     return module.get_config(arg) if arg else module.get_config()
 
 
-def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if hasattr(value, "items"):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def _flat(config: Any) -> dict[str, Any]:
+    """``{"section.field": value}`` of a ``ConfigDict`` (as logged to the tracker)."""
+    return flatten(config.to_dict())
 
 
 def fields_text(name: str = "default") -> str:
@@ -200,9 +197,9 @@ def _parse(argv: list[str]) -> tuple[Any, str]:
 
 def _remove_if_empty(workdir: Path) -> None:
     """Remove a work directory this failed run created and left with nothing but its lock."""
-    if not workdir.is_dir() or any(p.name != ".lock" for p in workdir.iterdir()):
+    if not workdir.is_dir() or any(p.name != LOCK for p in workdir.iterdir()):
         return
-    lock = workdir / ".lock"
+    lock = workdir / LOCK
     if lock.exists() and lock.read_text().strip() not in ("", str(os.getpid())):
         return  # another process's lock: not ours to remove
     lock.unlink(missing_ok=True)

@@ -38,9 +38,9 @@ def disable_telemetry() -> None:
         os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
-disable_telemetry()  # before anything imports mlflow through this module
-
 BACKENDS = ("mlflow", "wandb", "none")
+STATE_FILE = "tracking.json"
+"""The run id kept in the workdir, so a resumed training continues the same run."""
 
 
 class Tracker(Protocol):
@@ -81,7 +81,7 @@ class MlflowTracker:
     def __init__(
         self, uri: str, experiment: str, run_name: str, tags: Mapping[str, str], state: Path
     ) -> None:
-        disable_telemetry()
+        disable_telemetry()  # before mlflow is first imported
         import mlflow
 
         self._entities = mlflow.entities
@@ -141,7 +141,7 @@ class WandbTracker:
                 "tracking.backend='wandb' needs the wandb package: pip install 'probcast[wandb]'"
             ) from err
         os.environ.setdefault("WANDB_MODE", "offline")
-        state = workdir / "tracking.json"
+        state = workdir / STATE_FILE
         previous = _read_state(state).get("wandb_run_id")
         self.run = wandb.init(
             project=experiment,
@@ -197,7 +197,7 @@ def make_tracker(tracking: Any, workdir: Path, tags: Mapping[str, str]) -> Track
         raise ValueError(f"tracking.backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "mlflow":
         uri = str(tracking.uri) or default_uri(workdir)
-        state = Path(workdir) / "tracking.json"
+        state = Path(workdir) / STATE_FILE
         return MlflowTracker(uri, str(tracking.experiment), str(tracking.run_name), tags, state)
     if backend == "wandb":
         return WandbTracker(str(tracking.experiment), str(tracking.run_name), tags, Path(workdir))
