@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from probcast import io
+from probcast.logs import log_context
+from probcast.ops import metrics
 from probcast.ops.pipeline import Pipeline, cycle_id
 from probcast.ops.publish import publish
 from probcast.ops.state import FINISHED, StateStore, new_owner
@@ -135,6 +137,9 @@ def _predict(ctx: _Context) -> dict[str, Any]:
     )
     result = run(request)
     log.info("%s: %s", cycle_id(ctx.cycle), result.summary())
+    metrics.record_prediction(
+        ctx.pipe.name, result.table, result.paths, fingerprint, ctx.pipe.model
+    )
     paths = {name: str(p) for name, p in result.paths.items()}
     return {"input_sha256": sha, "model_fingerprint": fingerprint, "outputs": paths}
 
@@ -199,6 +204,17 @@ def run_cycle(
         settle: Check that a ``stable`` input does not grow (a watcher that saw it stable
             passes ``False``).
     """
+    with (
+        log_context(pipeline=pipe.name, cycle=cycle_id(cycle)),
+        metrics.track_cycle(pipe, cycle, store) as tracked,
+    ):
+        tracked.outcome = _run_cycle(pipe, cycle, store, owner, settle)
+        return tracked.outcome
+
+
+def _run_cycle(
+    pipe: Pipeline, cycle: datetime, store: StateStore, owner: str | None, settle: bool
+) -> CycleOutcome:
     cid = cycle_id(cycle)
     if store.cycle_status(cid) == FINISHED:
         return CycleOutcome(cid, "done")

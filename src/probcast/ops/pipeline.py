@@ -19,6 +19,9 @@ A YAML file (reference: ``docs/operations.md``)::
     work: .ops-work                     # predictions before publishing, manifests
     state: sqlite:///ops.state.sqlite   # or postgresql+psycopg://user@host/db
     lease_seconds: 900
+    broker: {url: "redis://127.0.0.1:6379/0", stream: probcast-cycles}   # probcast consume
+    schedule: {cron: "30 5 * * *", delay_minutes: 330}                 # probcast schedule
+    metrics: {file: /var/lib/node_exporter/probcast.prom}              # or pushgateway: URL
 
 Relative paths are relative to the pipeline file's folder. Cycles are UTC datetimes,
 written ``2026-11-29T00Z`` (also accepted: ``2026112900``, ``2026-11-29T00:00Z``, ``2026-11-29``).
@@ -66,6 +69,9 @@ _TOP_KEYS = frozenset(
         "work",
         "state",
         "lease_seconds",
+        "broker",
+        "schedule",
+        "metrics",
     }
 )
 _PLACEHOLDER = re.compile(r"\{cycle(?::([^}]*))?\}")
@@ -144,6 +150,12 @@ class Pipeline:
     marker_suffix: str = ".done"
     every_hours: int = 24
     lease_seconds: float = 900.0
+    broker: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The raw ``broker:`` block (parsed by :mod:`probcast.ops.broker`)."""
+    schedule: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The raw ``schedule:`` block (parsed by :mod:`probcast.ops.schedule`)."""
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The raw ``metrics:`` block: ``file`` and/or ``pushgateway`` (:mod:`probcast.ops.metrics_export`)."""
 
     def input_path(self, cycle: datetime) -> Path:
         """The input file of ``cycle``."""
@@ -271,7 +283,17 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
         marker_suffix=str(complete.get("suffix", Pipeline.marker_suffix)),
         every_hours=every,
         lease_seconds=float(data.get("lease_seconds", Pipeline.lease_seconds)),
+        broker=_block(data, "broker", name),
+        schedule=_block(data, "schedule", name),
+        metrics=_block(data, "metrics", name),
     )
+
+
+def _block(data: Mapping[str, Any], key: str, name: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise PipelineError(f"{name}: {key} must be a mapping of keys, got {value!r}")
+    return dict(value)
 
 
 def load(path: str | Path) -> Pipeline:

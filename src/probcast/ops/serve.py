@@ -2,6 +2,7 @@
 
 - ``GET /health``: the pipeline, its model's fingerprint, ``status: ok``.
 - ``GET /cycles?limit=N``: the cycles in the state store, newest first.
+- ``GET /metrics``: Prometheus metrics (requests, latency, model in use; ``docs/monitoring.md``).
 - ``POST /forecast``: ``{"cycle": "2026-11-29T00Z", "stations": ["ST000"], "lead_times": [6],
   "quantiles": [0.1, 0.5, 0.9], "thresholds": {"tp": [1.0]}, "members": 0}`` -> the rows of
   the cycle's input for those stations (all when omitted), predicted with one
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from probcast.ops.cli import pipeline_args
 from probcast.ops.cycle import open_store
+from probcast.ops.metrics_http import instrument_app
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id, load, parse_cycle
 from probcast.ops.state import StateStore
 
@@ -54,6 +56,7 @@ def _records(table: Any) -> list[dict[str, Any]]:
 def create_app(pipe: Pipeline, store: StateStore) -> FastAPI:
     """The API of ``pipe`` (inputs and model from the pipeline file, cycles from ``store``)."""
     app = FastAPI(title="probcast", description="calibrated probabilistic forecasts on demand")
+    instrument_app(app, pipe.name, pipe.model)
     cache: dict[str, Any] = {}
     lock = threading.Lock()
 

@@ -1,0 +1,254 @@
+"""deploy/monitoring: alert rules (promtool), PrometheusRule, Alertmanager, Grafana dashboard.
+
+Every metric an alert or a panel queries must be one the code defines (parsed from the
+``prometheus_client`` constructors under ``src/probcast``) or one ``probcast monitor``
+emits (``probcast.ops.metrics.EXTERNAL``); every metric the code defines has a panel; every
+alert has a promtool unit test and a runbook section. The promtool/amtool checks are skipped
+only when the tools are absent (Debian: ``apt-get install prometheus prometheus-alertmanager``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from probcast.ops import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+MON = ROOT / "deploy" / "monitoring"
+SRC = ROOT / "src" / "probcast"
+RULES = yaml.safe_load((MON / "rules.yml").read_text())
+DASHBOARD = json.loads((MON / "grafana" / "probcast.json").read_text())
+BUILTIN = {"up"}
+"""Series Prometheus makes itself."""
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
+PROMQL_WORDS |= {"unless", "bool", "offset", "inf", "nan"}
+SUFFIXES = {
+    "Counter": ("_total", "_created"),
+    "Gauge": ("",),
+    "Histogram": ("_bucket", "_sum", "_count", "_created"),
+    "Summary": ("_sum", "_count", "_created"),
+    "Info": ("_info",),
+    "Enum": ("",),
+}
+
+
+def defined_families(folder: Path = SRC) -> dict[str, tuple[str, ...]]:
+    """Metric family -> its sample names, from the prometheus_client constructors in folder."""
+    out: dict[str, tuple[str, ...]] = {}
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            kind = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            first = node.args[0]
+            if kind in SUFFIXES and isinstance(first, ast.Constant):
+                name = str(first.value).removesuffix("_total")
+                out[name] = tuple(name + s for s in SUFFIXES[kind])
+    return out
+
+
+FAMILIES = defined_families()
+KNOWN = {s for samples in FAMILIES.values() for s in samples} | set(metrics.EXTERNAL) | BUILTIN
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, keywords, labels removed)."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w$.])([A-Za-z_:][\w:]*)\s*(\()?", text):
+        if match.group(2) is None and match.group(1) not in PROMQL_WORDS:
+            names.add(match.group(1))
+    return names
+
+
+def alerts() -> list[dict]:
+    return [r for g in RULES["groups"] for r in g["rules"] if "alert" in r]
+
+
+def panel_exprs() -> list[tuple[str, str]]:
+    return [
+        (p["title"], t["expr"])
+        for p in DASHBOARD["panels"]
+        if p["type"] != "row"
+        for t in p["targets"]
+    ]
+
+
+def test_metric_names_are_extracted_from_promql():
+    expr = (
+        'histogram_quantile(0.95, sum by (job, le) (rate(a_bucket{handler="/x", le=~"1|2"}[5m])))'
+        " > 5 and on (job) b_total / ignoring (x) max without (y) (c:rule) or time() - d offset 1h"
+    )
+    assert metric_names(expr) == {"a_bucket", "b_total", "c:rule", "d"}
+    assert "probcast_cycles_total" in KNOWN and "probcast_model_info" in KNOWN
+    assert "probcast_cycle_duration_seconds_bucket" in KNOWN and "probcast_nope" not in KNOWN
+
+
+def test_alerts_reference_only_known_metrics():
+    unknown = {r["alert"]: metric_names(r["expr"]) - KNOWN for r in alerts()}
+    assert not {k: v for k, v in unknown.items() if v}, unknown
+    assert len(alerts()) >= 10
+
+
+def test_dashboard_panels_reference_only_known_metrics():
+    unknown = {title: metric_names(expr) - KNOWN for title, expr in panel_exprs()}
+    assert not {k: v for k, v in unknown.items() if v}, unknown
+
+
+def test_every_metric_has_a_panel():
+    used = set().union(*(metric_names(expr) for _, expr in panel_exprs()))
+    ours = defined_families(SRC / "ops")
+    assert len(ours) >= 15
+    missing = [f for f, samples in ours.items() if not used & set(samples)]
+    missing += [name for name in metrics.EXTERNAL if name not in used]
+    assert not missing, f"metrics without a dashboard panel: {missing}"
+
+
+def test_dashboard_structure():
+    assert DASHBOARD["uid"] == "probcast-ops" and DASHBOARD["schemaVersion"] >= 36
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    ids, cells = set(), set()
+    for panel in DASHBOARD["panels"]:
+        assert panel["id"] not in ids, f"duplicate panel id {panel['id']}"
+        ids.add(panel["id"])
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0 and pos["w"] > 0 and pos["x"] + pos["w"] <= 24, panel["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"panel {panel['title']!r} overlaps another"
+                cells.add((x, y))
+        if panel["type"] == "row":
+            continue
+        assert panel["title"] and panel["datasource"]["uid"] == "${datasource}"
+        refs = [t["refId"] for t in panel["targets"]]
+        assert refs and len(set(refs)) == len(refs), panel["title"]
+        assert all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
+def test_prometheusrule_wraps_the_rules_file():
+    crd = yaml.safe_load((MON / "prometheusrule.yaml").read_text())
+    assert crd["apiVersion"] == "monitoring.coreos.com/v1" and crd["kind"] == "PrometheusRule"
+    assert crd["metadata"]["name"] == "probcast"
+    assert crd["spec"]["groups"] == RULES["groups"], "prometheusrule.yaml differs from rules.yml"
+
+
+def test_every_alert_is_tested_routed_and_in_the_runbook():
+    tested = set()
+    for path in (MON / "tests").glob("*.yml"):
+        spec = yaml.safe_load(path.read_text())
+        assert spec["rule_files"] == ["../rules.yml"], path
+        for case in spec["tests"]:
+            for check in case.get("alert_rule_test", []):
+                if check.get("exp_alerts"):
+                    tested.add(check["alertname"])
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    anchors = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in runbook.splitlines()
+        if line.startswith("#")
+    }
+    for rule in alerts():
+        name = rule["alert"]
+        assert name in tested, f"{name}: no promtool test where it fires"
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        assert rule["labels"]["team"] == "probcast", name
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith("docs/runbook.md#") and url.split("#")[1] in anchors, name
+
+
+def test_alertmanager_routes_severities_to_pagerduty():
+    config = yaml.safe_load((MON / "alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    routes = config["route"]["routes"]
+    by_severity = {
+        m.split("=")[1].strip('"'): r["receiver"]
+        for r in routes
+        for m in r["matchers"]
+        if m.startswith("severity=")
+    }
+    assert set(by_severity) == {"critical", "warning"}
+    assert config["route"]["receiver"] in receivers
+    for name in [config["route"]["receiver"], *by_severity.values()]:
+        pagerduty = receivers[name]["pagerduty_configs"][0]
+        assert pagerduty["routing_key_file"].startswith("/etc/alertmanager/secrets/")
+        assert "routing_key" not in pagerduty and "service_key" not in pagerduty  # no inline key
+    assert by_severity["critical"] != by_severity["warning"]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(
+            f"{name} not installed (Debian: apt-get install prometheus prometheus-alertmanager)"
+        )
+    return path
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_promtool_checks_rules_and_config():
+    promtool = _tool("promtool")
+    for args in (
+        ["check", "rules", "deploy/monitoring/rules.yml"],
+        ["check", "config", "deploy/monitoring/prometheus.yml"],
+    ):
+        done = _run([promtool, *args])
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_unit_tests_pass():
+    promtool = _tool("promtool")
+    files = sorted(str(p.relative_to(ROOT)) for p in (MON / "tests").glob("*.yml"))
+    assert len(files) >= 4
+    done = _run([promtool, "test", "rules", *files])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_unit_tests_can_fail(tmp_path):
+    promtool = _tool("promtool")
+    rules = tmp_path / "rules.yml"
+    broken = (MON / "rules.yml").read_text().replace("> 0.2\n", "> 0.9\n")  # fallback threshold
+    rules.write_text(broken)
+    (tmp_path / "tests").mkdir()
+    case = tmp_path / "tests" / "cycles.yml"
+    shutil.copy(MON / "tests" / "cycles.yml", case)
+    done = subprocess.run(
+        [promtool, "test", "rules", str(case)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and "ProbcastFallbackRateHigh" in done.stdout + done.stderr
+
+
+def test_amtool_checks_the_alertmanager_config():
+    amtool = _tool("amtool")
+    done = _run([amtool, "check-config", "deploy/monitoring/alertmanager.yml"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = "--config.file=deploy/monitoring/alertmanager.yml"
+    for severity, receiver in (("critical", "probcast-oncall"), ("warning", "probcast-tickets")):
+        done = _run(
+            [
+                amtool,
+                "config",
+                "routes",
+                "test",
+                config,
+                "team=probcast",
+                f"severity={severity}",
+                "alertname=ProbcastCycleLate",
+            ]
+        )
+        assert done.returncode == 0 and done.stdout.strip() == receiver, done.stdout
