@@ -1,0 +1,121 @@
+"""Prometheus textfile of the monitor's results (for node_exporter's textfile collector).
+
+Metric names (the alert rules are written on them):
+
+- ``probcast_drift_psi{feature}``, ``probcast_drift_ks{feature}``,
+  ``probcast_drift_spread_ratio{feature}``: input drift of the pooled cycles given;
+- ``probcast_skill_crps_rolling{variable,lead_group}`` (``lead_group="all"``: every lead);
+- ``probcast_skill_crpss_rolling{variable,reference}`` (``reference`` ``raw`` or ``emos``);
+- ``probcast_pit_max_bin_deviation{variable}``;
+- ``probcast_nwp_bias_shift{variable}``: shift of the raw error in reference sds;
+- ``probcast_skill_cases_rolling{variable}``: cases in the rolling window;
+- ``probcast_monitor_alert{kind,variable}``: 1 while the alert holds, 0 for every kind
+  checked that does not (``variable`` is the feature for the ``drift_*`` and
+  ``nwp_variance`` kinds).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+from probcast.monitor.drift import DriftResult
+from probcast.monitor.rolling import SkillResult
+
+DRIFT_KINDS = ("drift_psi", "drift_ks", "nwp_variance")
+SKILL_KINDS = ("crpss_raw", "crpss_emos", "pit", "nwp_bias")
+
+
+def _set(gauge: Gauge, value: float, **labels: str) -> None:
+    if math.isfinite(value):
+        gauge.labels(**labels).set(value)
+
+
+def drift_registry(result: DriftResult) -> CollectorRegistry:
+    """A registry holding the drift metrics and alerts of ``result``."""
+    reg = CollectorRegistry()
+    psi = Gauge("probcast_drift_psi", "PSI of a feature vs training", ["feature"], registry=reg)
+    ks = Gauge(
+        "probcast_drift_ks", "KS distance of a feature vs training", ["feature"], registry=reg
+    )
+    spread = Gauge(
+        "probcast_drift_spread_ratio",
+        "interdecile range of a feature over the training one",
+        ["feature"],
+        registry=reg,
+    )
+    alert = _alert_gauge(reg)
+    for f in result.pooled:
+        _set(psi, f.psi, feature=f.feature)
+        _set(ks, f.ks, feature=f.feature)
+        _set(spread, f.spread_ratio, feature=f.feature)
+        for kind in DRIFT_KINDS:
+            alert.labels(kind=kind, variable=f.feature).set(1.0 if kind in f.alerts else 0.0)
+    return reg
+
+
+def _alert_gauge(reg: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "probcast_monitor_alert",
+        "1 while a monitor alert holds",
+        ["kind", "variable"],
+        registry=reg,
+    )
+
+
+def skill_registry(result: SkillResult) -> CollectorRegistry:
+    """A registry holding the rolling skill metrics and alerts of ``result``."""
+    reg = CollectorRegistry()
+    crps = Gauge(
+        "probcast_skill_crps_rolling",
+        "rolling mean CRPS of the issued forecasts",
+        ["variable", "lead_group"],
+        registry=reg,
+    )
+    crpss = Gauge(
+        "probcast_skill_crpss_rolling",
+        "rolling CRPSS of the issued forecasts",
+        ["variable", "reference"],
+        registry=reg,
+    )
+    pit = Gauge(
+        "probcast_pit_max_bin_deviation",
+        "largest PIT bin frequency deviation from uniform (rolling)",
+        ["variable"],
+        registry=reg,
+    )
+    cases = Gauge(
+        "probcast_skill_cases_rolling", "cases in the rolling window", ["variable"], registry=reg
+    )
+    shift = Gauge(
+        "probcast_nwp_bias_shift",
+        "shift of the mean raw error in reference error sds",
+        ["variable"],
+        registry=reg,
+    )
+    alert = _alert_gauge(reg)
+    for g in result.groups:
+        if g.station_group != "all":
+            continue
+        _set(crps, g.crps, variable=g.variable, lead_group=g.lead_group)
+        if g.lead_group == "all":
+            _set(crpss, g.crpss_raw, variable=g.variable, reference="raw")
+            _set(crpss, g.crpss_emos, variable=g.variable, reference="emos")
+            _set(pit, g.pit_max_dev, variable=g.variable)
+            cases.labels(variable=g.variable).set(g.n)
+            fired = {a["kind"] for a in result.alerts if a["variable"] == g.variable}
+            for kind in SKILL_KINDS:
+                alert.labels(kind=kind, variable=g.variable).set(1.0 if kind in fired else 0.0)
+    for b in result.bias:
+        _set(shift, b.shift, variable=b.variable)
+    return reg
+
+
+def write_metrics(registry: CollectorRegistry, path: str | Path) -> Path:
+    """Write ``registry`` as a Prometheus textfile (``write_to_textfile``: temp + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(p), registry)
+    return p
