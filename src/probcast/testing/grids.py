@@ -50,6 +50,35 @@ def _smooth(rng: np.random.Generator, n: int, shape: tuple[int, int]) -> np.ndar
     return out
 
 
+# Per variable: (truth offset, truth scale, forecast bias); tp and tcc are then clipped.
+SCALES: dict[str, tuple[float, float, float]] = {
+    "tp": (0.0, 6.0, 0.0),
+    "t2m": (280.0, 5.0, 1.0),
+    "td2m": (275.0, 4.0, -0.5),
+    "ws10": (5.0, 3.0, 0.5),
+    "u10": (0.0, 5.0, 0.5),
+    "v10": (0.0, 5.0, -0.5),
+    "msl": (101_300.0, 1_000.0, 50.0),
+    "sp": (97_000.0, 1_000.0, 50.0),
+    "tcc": (0.5, 0.45, 0.05),
+}
+
+
+def _scaled(var: str, truth: np.ndarray, fc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-free smooth fields -> physical values of ``var`` (biased forecast)."""
+    if var not in SCALES:
+        raise ValueError(f"synthetic grids know {sorted(SCALES)}, not {var!r}")
+    if var == "tp":  # many dry points; the forecast drizzles
+        return 6.0 * np.maximum(truth, 0.0), 5.0 * np.maximum(fc + 0.1, 0.0)
+    offset, scale, bias = SCALES[var]
+    truth, fc = offset + scale * truth, offset + bias + scale * fc
+    if var == "ws10":
+        return np.abs(truth), np.abs(fc)
+    if var == "tcc":
+        return np.clip(truth, 0.0, 1.0), np.clip(fc, 0.0, 1.0)
+    return truth, fc
+
+
 def forecast_grid(
     shape: tuple[int, int] = (24, 32),
     n_runs: int = 8,
@@ -67,7 +96,8 @@ def forecast_grid(
         n_runs: Daily reference times from ``start``.
         layout: ``projected`` (LCC ``y``/``x``, 2-D lat/lon, grid mapping), ``regular``
             (1-D ``latitude``/``longitude``) or ``point``.
-        variables: ``tp`` and/or ``t2m``.
+        variables: Any of :data:`SCALES` (``tp``, ``t2m``, ``td2m``, ``ws10``, ``u10``,
+            ``v10``, ``msl``, ``sp``, ``tcc``).
         lead_hours: Forecast periods.
         start: First reference time.
         seed: Random seed.
@@ -82,10 +112,7 @@ def forecast_grid(
     for var in variables:
         truth = _smooth(rng, n_runs * n_p, shape).reshape(n_runs, n_p, *shape)
         fc = np.roll(truth, 2, axis=-1) + rng.normal(0.0, 0.2, truth.shape)
-        if var == "tp":
-            truth, fc = 6.0 * np.maximum(truth, 0.0), 5.0 * np.maximum(fc + 0.1, 0.0)
-        else:
-            truth, fc = 280.0 + 5.0 * truth, 281.0 + 5.0 * fc
+        truth, fc = _scaled(var, truth, fc)
         units = {"units": schema.VARIABLES[var].units}
         full = ("forecast_reference_time", "forecast_period", *dims)
         if len(dims) == 1:

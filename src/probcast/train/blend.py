@@ -29,6 +29,27 @@ log = logging.getLogger(__name__)
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)
 """Candidate EMOS weights."""
 MIN_VAL_ROWS = 30
+EMOS_MAX_ROWS = 1_000_000
+"""Default cap on the rows local EMOS is fitted on (``train.emos_max_rows``)."""
+
+
+def emos_rows(table: pd.DataFrame, max_rows: int = EMOS_MAX_ROWS, seed: int = 0) -> pd.DataFrame:
+    """``table``, or a station-stratified random subset of about ``max_rows`` rows.
+
+    Local EMOS has a handful of coefficients per station: a few thousand rows per station
+    determine them, and on a national network (tens of millions of rows) fitting on all of
+    them would cost more than training the network. Every station keeps the same fraction
+    of its rows (at least one), so the per-station fits see the same mix of lead times and
+    seasons; the subset is fixed by ``seed``.
+    """
+    if max_rows <= 0 or len(table) <= max_rows:
+        return table
+    frac = max_rows / len(table)
+    subset = table.groupby("station", observed=True, sort=False, group_keys=False).sample(
+        frac=frac, random_state=seed
+    )
+    log.info("local EMOS fitted on %d of %d rows (train.emos_max_rows)", len(subset), len(table))
+    return subset.sort_index()
 
 
 def choose_weight(
@@ -40,14 +61,19 @@ def choose_weight(
 
 
 def fit_blend(
-    model: Any, fit_table: pd.DataFrame, val_table: pd.DataFrame
+    model: Any,
+    fit_table: pd.DataFrame,
+    val_table: pd.DataFrame,
+    max_rows: int = EMOS_MAX_ROWS,
 ) -> dict[str, dict[str, Any]]:
     """Choose per target the EMOS weight on validation rows.
 
     Args:
         model: The trained :class:`probcast.model.predictor.TrainedModel` (no blend yet).
-        fit_table: Rows the network was fitted on (EMOS is fitted on the same rows).
+        fit_table: Rows the network was fitted on (EMOS is fitted on the same rows, or on
+            a station-stratified subset of ``max_rows`` of them: :func:`emos_rows`).
         val_table: Validation rows.
+        max_rows: Cap on the EMOS fitting rows (0: no cap).
 
     Returns:
         ``{var: {"weight": w, "emos": coefficients}}`` for targets with ``w > 0``.
@@ -56,6 +82,7 @@ def fit_blend(
     if len(val_table) < MIN_VAL_ROWS:
         return out
     net_params = model.params(val_table)
+    fit_table = emos_rows(fit_table, max_rows)
     for var, params in net_params.items():
         family = model.heads[var]
         if not calibratable(family):
@@ -71,9 +98,12 @@ def fit_blend(
     return out
 
 
-def refit_emos(blend: Mapping[str, Mapping[str, Any]], table: pd.DataFrame) -> dict[str, Any]:
+def refit_emos(
+    blend: Mapping[str, Mapping[str, Any]], table: pd.DataFrame, max_rows: int = EMOS_MAX_ROWS
+) -> dict[str, Any]:
     """The same blend with EMOS refitted on ``table`` (all training rows, for the refit)."""
-    out = {}
+    out: dict[str, Any] = {}
+    table = emos_rows(table, max_rows) if blend else table
     for var, b in blend.items():
         old = EmosModel.from_dict(dict(b["emos"]))
         emos = fit_emos(table, var, family=old.family, by_station=True, min_rows=old.min_rows)
