@@ -6,7 +6,6 @@ guesses a variable name or a unit. See docs/data-model.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,61 +124,57 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(key, key)
 
 
-def _affine(scale: float, offset: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
-    def convert(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype="float64") * scale + offset
-
-    return convert
-
-
-# (from_unit, to_unit) -> conversion. Unit spellings are normalised by `_norm_unit`.
-_CONVERSIONS: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {
-    ("degc", "K"): _affine(1.0, 273.15),
-    ("degf", "K"): _affine(5.0 / 9.0, 273.15 - 32.0 * 5.0 / 9.0),
-    ("hpa", "Pa"): _affine(100.0),
-    ("kpa", "Pa"): _affine(1000.0),
-    ("mm", "kg m-2"): _affine(1.0),
-    ("m", "kg m-2"): _affine(1000.0),
-    ("%", "1"): _affine(0.01),
-    ("km h-1", "m s-1"): _affine(1.0 / 3.6),
-    ("kt", "m s-1"): _affine(0.514444),
+# (from_unit, to_unit) -> (scale, offset): canonical = value * scale + offset. Every
+# conversion is affine with a positive scale, so it maps [min, max] onto [min', max'] and
+# can be inverted exactly (user units of outputs: probcast.units). Spellings: _UNIT_SPELLINGS.
+_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
+    ("degc", "K"): (1.0, 273.15),
+    ("degf", "K"): (5.0 / 9.0, 273.15 - 32.0 * 5.0 / 9.0),
+    ("hpa", "Pa"): (100.0, 0.0),
+    ("kpa", "Pa"): (1000.0, 0.0),
+    ("mm", "kg m-2"): (1.0, 0.0),
+    ("cm", "kg m-2"): (10.0, 0.0),
+    ("m", "kg m-2"): (1000.0, 0.0),
+    ("in", "kg m-2"): (25.4, 0.0),
+    ("%", "1"): (0.01, 0.0),
+    ("okta", "1"): (0.125, 0.0),
+    ("km h-1", "m s-1"): (1.0 / 3.6, 0.0),
+    ("kt", "m s-1"): (0.514444, 0.0),
+    ("mph", "m s-1"): (0.44704, 0.0),
 }
 
-_UNIT_SPELLINGS = {
-    "k": "K",
-    "kelvin": "K",
-    "c": "degc",
-    "°c": "degc",
-    "degc": "degc",
-    "deg_c": "degc",
-    "celsius": "degc",
-    "degf": "degf",
-    "°f": "degf",
-    "pa": "Pa",
-    "hpa": "hpa",
-    "mb": "hpa",
-    "mbar": "hpa",
-    "kpa": "kpa",
-    "mm": "mm",
-    "kg m-2": "kg m-2",
-    "kg m**-2": "kg m-2",
-    "kg/m2": "kg m-2",
-    "kg/m^2": "kg m-2",
-    "m": "m",
-    "%": "%",
-    "percent": "%",
-    "1": "1",
-    "(0 - 1)": "1",
-    "0-1": "1",
-    "fraction": "1",
-    "m s-1": "m s-1",
-    "m s**-1": "m s-1",
-    "m/s": "m s-1",
-    "km/h": "km h-1",
+# Normalised unit -> its spellings met in files (matched lower-case, stripped).
+_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "K": ("k", "kelvin", "degk"),
+    "degc": ("c", "°c", "deg_c", "deg c", "degree_celsius", "degrees_celsius", "celsius"),
+    "degf": ("°f", "deg_f", "degrees_fahrenheit", "fahrenheit"),
+    "Pa": ("pa",),
+    "hpa": ("mb", "mbar", "millibar"),
+    "kpa": (),
+    "mm": ("millimeter", "millimetre"),
+    "kg m-2": ("kg m**-2", "kg/m2", "kg/m^2", "kg.m-2"),
+    "cm": (),
+    "m": ("metre", "meter"),
+    "in": ("inch", "inches"),
+    "%": ("percent",),
+    "okta": ("oktas",),
+    "1": ("(0 - 1)", "0-1", "fraction"),
+    "m s-1": ("m s**-1", "m/s", "m.s-1"),
+    "km h-1": ("km/h", "kmh", "kph"),
+    "kt": ("kts", "knot", "knots"),
+    "mph": ("mi/h",),
+}
+_UNIT_SPELLINGS = {a: unit for unit, names in _SPELLINGS.items() for a in (unit.lower(), *names)}
+
+UNIT_NAMES = {
+    "degc": "degC",
+    "degf": "degF",
+    "hpa": "hPa",
+    "kpa": "kPa",
     "km h-1": "km h-1",
-    "kt": "kt",
-    "knots": "kt",
+    "kt": "knot",
 }
+"""CF/UDUNITS spelling of a normalised unit written to output metadata (others as they are)."""
 
 
 def _norm_unit(units: str) -> str:
@@ -187,8 +182,52 @@ def _norm_unit(units: str) -> str:
     return _UNIT_SPELLINGS.get(key, units.strip())
 
 
+def unit_name(units: str) -> str:
+    """The CF/UDUNITS spelling of ``units`` (``degrees_celsius`` -> ``degC``)."""
+    norm = _norm_unit(units)
+    return UNIT_NAMES.get(norm, norm)
+
+
 class UnitError(ValueError):
     """Raised when a unit cannot be converted to the canonical one."""
+
+
+def units_of(variable: str) -> list[str]:
+    """Units convertible to the canonical units of ``variable`` (CF spellings, canonical first).
+
+    Raises:
+        UnitError: If the variable is unknown.
+    """
+    if variable not in VARIABLES:
+        raise UnitError(f"unknown variable {variable!r}; known: {sorted(VARIABLES)}")
+    target = VARIABLES[variable].units
+    return [target, *(UNIT_NAMES.get(a, a) for a, b in _CONVERSIONS if b == target)]
+
+
+def unit_affine(units: str, variable: str, *, source: str = "<input>") -> tuple[float, float]:
+    """``(scale, offset)`` with ``canonical = value * scale + offset`` for ``units``.
+
+    Args:
+        units: Units as written in the input (any spelling of :data:`_UNIT_SPELLINGS`).
+        variable: Canonical variable name.
+        source: File or table name, used in error messages.
+
+    Raises:
+        UnitError: If the variable is unknown or no conversion exists (the message lists
+            the convertible units).
+    """
+    if variable not in VARIABLES:
+        raise UnitError(f"{source}: unknown variable {variable!r}; known: {sorted(VARIABLES)}")
+    target = VARIABLES[variable].units
+    src = _norm_unit(str(units))
+    if src == target:
+        return 1.0, 0.0
+    if (src, target) not in _CONVERSIONS:
+        raise UnitError(
+            f"{source}: variable {variable!r} has units {units!r}; expected {target!r} "
+            f"or a convertible unit ({', '.join(units_of(variable)[1:]) or 'none'})"
+        )
+    return _CONVERSIONS[(src, target)]
 
 
 def to_canonical_units(
@@ -208,19 +247,67 @@ def to_canonical_units(
     Raises:
         UnitError: If the variable is unknown or no conversion exists.
     """
-    if variable not in VARIABLES:
-        raise UnitError(f"{source}: unknown variable {variable!r}; known: {sorted(VARIABLES)}")
-    target = VARIABLES[variable].units
-    src = _norm_unit(units)
-    if src == target:
-        return np.asarray(values, dtype="float64")
-    try:
-        return _CONVERSIONS[(src, target)](values)
-    except KeyError:
-        raise UnitError(
-            f"{source}: variable {variable!r} has units {units!r}; expected {target!r} "
-            f"or a convertible unit"
-        ) from None
+    scale, offset = unit_affine(units, variable, source=source)
+    arr = np.asarray(values, dtype="float64")
+    return arr if (scale, offset) == (1.0, 0.0) else arr * scale + offset
+
+
+def fitting_units(lo: float, hi: float, variable: str) -> list[str]:
+    """Units in which raw values spanning ``[lo, hi]`` would be physically plausible.
+
+    Used to suggest the right units when a field is out of range (degC labelled ``K``,
+    millimetres labelled ``m``).
+    """
+    var = VARIABLES[variable]
+    out = []
+    for name in units_of(variable):
+        scale, offset = unit_affine(name, variable)
+        if var.valid_min <= lo * scale + offset and hi * scale + offset <= var.valid_max:
+            out.append(name)
+    return out
+
+
+def units_hint(lo: float, hi: float, variable: str, units: str | None = None) -> str:
+    """What to say about canonical values ``[lo, hi]`` out of range, given in ``units``.
+
+    Names the units in which the values as given would be plausible (``'degC'`` for a
+    temperature field labelled ``K``, ``'mm'`` for precipitation labelled ``m``).
+    """
+    given = units or VARIABLES[variable].units
+    scale, offset = unit_affine(given, variable)
+    raw_lo, raw_hi = (lo - offset) / scale, (hi - offset) / scale
+    fits = [
+        u for u in fitting_units(raw_lo, raw_hi, variable) if _norm_unit(u) != _norm_unit(given)
+    ]
+    if not fits:
+        return "wrong units or corrupted values?"
+    return f"wrong units? the values would fit as {' or '.join(map(repr, fits[:2]))}, not {given!r}"
+
+
+def range_error(
+    lo: float, hi: float, variable: str, *, units: str | None = None, n_bad: int | None = None
+) -> str | None:
+    """Why canonical values spanning ``[lo, hi]`` are implausible for ``variable`` (or None).
+
+    Args:
+        lo: Smallest finite value, in canonical units.
+        hi: Largest finite value, in canonical units.
+        variable: Canonical variable name.
+        units: Units the values were given in (default canonical), for :func:`units_hint`.
+        n_bad: Count of values outside the range, when known.
+
+    Returns:
+        ``None`` when the values fit, else one sentence (without the file name).
+    """
+    var = VARIABLES[variable]
+    if var.valid_min <= lo and hi <= var.valid_max:
+        return None
+    count = f"{n_bad} value(s) outside" if n_bad is not None else "values outside"
+    return (
+        f"{count} the physical range [{var.valid_min:g}, {var.valid_max:g}] {var.units} of "
+        f"{variable} (found min {lo:g}, max {hi:g} {var.units}); "
+        + units_hint(lo, hi, variable, units)
+    )
 
 
 def check_physical_range(
@@ -242,14 +329,10 @@ def check_physical_range(
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return
-    lo, hi = float(finite.min()), float(finite.max())
-    if lo < var.valid_min or hi > var.valid_max:
-        bad = int(((finite < var.valid_min) | (finite > var.valid_max)).sum())
-        raise ValueError(
-            f"{source}: {column or variable}: {bad} value(s) outside the physical range "
-            f"[{var.valid_min}, {var.valid_max}] {var.units} for {variable} "
-            f"(found min {lo:g}, max {hi:g}); wrong units?"
-        )
+    bad = int(((finite < var.valid_min) | (finite > var.valid_max)).sum())
+    problem = range_error(float(finite.min()), float(finite.max()), variable, n_bad=bad)
+    if problem is not None:
+        raise ValueError(f"{source}: {column or variable}: {problem}")
 
 
 def target_of(column: str) -> str:

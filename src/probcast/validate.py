@@ -6,9 +6,16 @@ predictors ``stat_<name>`` are float columns. :func:`validate_station_table` coe
 read from any source to that form and raises :class:`ValidationError`, naming the source,
 the column and what was expected, when it cannot. :func:`validation_report` lists the
 non-fatal findings (missing data, unknown columns) that converters put in their reports.
+
+Values outside a variable's physical range by float noise only (at most
+:data:`NOISE_TOLERANCE` of the range, e.g. a cloud cover of ``1.000007``) are clipped to it
+with a logged count (:func:`clip_float_noise`, for training and prediction alike); real
+violations are errors naming the source, the column and the worst value.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -21,10 +28,13 @@ from probcast.schema import (
     OBS_PREFIX,
     STATIC_COLUMNS,
     VARIABLES,
-    check_physical_range,
 )
 
+log = logging.getLogger(__name__)
+
 STAT_PREFIX = "stat_"
+NOISE_TOLERANCE = 1e-4
+"""Largest excess over a physical bound, relative to the bound's range, clipped as noise."""
 VALUE_PREFIXES = (FC_PREFIX, OBS_PREFIX, STAT_PREFIX)
 TIME_TOLERANCE = pd.Timedelta(seconds=1)
 """Largest accepted difference between ``valid_time`` and ``init_time + lead_time``."""
@@ -210,6 +220,33 @@ def _check_duplicates(df: pd.DataFrame, source: str) -> None:
         )
 
 
+def ranged_variable(column: str) -> str | None:
+    """The known variable of an ``fc_<var>``/``obs_<var>`` column (physical range), else None."""
+    var = column.removeprefix(FC_PREFIX).removeprefix(OBS_PREFIX)
+    return var if column.startswith((FC_PREFIX, OBS_PREFIX)) and var in VARIABLES else None
+
+
+def clip_float_noise(values: np.ndarray, var: str) -> tuple[np.ndarray, int, np.ndarray]:
+    """Clip values outside the physical range of ``var`` by float noise only.
+
+    Args:
+        values: Values in canonical units (NaN allowed).
+        var: Canonical variable name.
+
+    Returns:
+        ``(values with the noise clipped, number clipped, mask of the remaining
+        out-of-range values)``; the input array is not modified.
+    """
+    info = VARIABLES[var]
+    arr = np.asarray(values, dtype="float64")
+    tol = NOISE_TOLERANCE * (info.valid_max - info.valid_min)
+    with np.errstate(invalid="ignore"):
+        low, high = arr < info.valid_min, arr > info.valid_max
+        noise = (low & (arr >= info.valid_min - tol)) | (high & (arr <= info.valid_max + tol))
+    out = np.where(noise, np.clip(arr, info.valid_min, info.valid_max), arr) if noise.any() else arr
+    return out, int(noise.sum()), (low | high) & ~noise
+
+
 def _check_values(df: pd.DataFrame, source: str) -> None:
     for col in value_columns(df):
         values = df[col].to_numpy(dtype="float64")
@@ -218,17 +255,42 @@ def _check_values(df: pd.DataFrame, source: str) -> None:
                 f"{source}: column {col!r} is entirely missing (all NaN); expected at least "
                 f"one finite value, or drop the column"
             )
-        var = col.removeprefix(FC_PREFIX).removeprefix(OBS_PREFIX)
-        if col.startswith((FC_PREFIX, OBS_PREFIX)) and var in VARIABLES:
+        var = ranged_variable(col)
+        if var is not None:
             if np.isinf(values).any():
                 raise ValidationError(
                     f"{source}: column {col!r} has {int(np.isinf(values).sum())} infinite "
                     f"value(s); expected finite {VARIABLES[var].units} or NaN"
                 )
-            try:
-                check_physical_range(values, var, source=source, column=col)
-            except ValueError as err:
-                raise ValidationError(str(err)) from None
+            clipped, n_noise, bad = clip_float_noise(values, var)
+            if bad.any():
+                raise ValidationError(_range_message(source, col, var, values, bad))
+            if n_noise:
+                info = VARIABLES[var]
+                log.info(
+                    "%s: %s: clipped %d value(s) outside [%g, %g] by float noise only "
+                    "(<= %g of the range)",
+                    source,
+                    col,
+                    n_noise,
+                    info.valid_min,
+                    info.valid_max,
+                    NOISE_TOLERANCE,
+                )
+                df[col] = clipped
+
+
+def _range_message(source: str, col: str, var: str, values: np.ndarray, bad: np.ndarray) -> str:
+    info = VARIABLES[var]
+    with np.errstate(invalid="ignore"):
+        excess = np.where(bad, np.maximum(info.valid_min - values, values - info.valid_max), 0)
+    i = int(np.argmax(excess))
+    finite = values[np.isfinite(values)]
+    return (
+        f"{source}: column {col!r}: {int(bad.sum())} value(s) outside the physical range "
+        f"[{info.valid_min:g}, {info.valid_max:g}] {info.units} for {var}, worst {values[i]:g} "
+        f"in row {i} (found min {finite.min():g}, max {finite.max():g}); wrong units?"
+    )
 
 
 def _check_valid_time(df: pd.DataFrame, source: str) -> None:

@@ -116,4 +116,4 @@ def test_predict_and_verify_help_are_usage(capsys: pytest.CaptureFixture[str]) -
     assert "(default: 65536)" in out and "``" not in out
     assert main(["verify", "--help"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: probcast verify") and "--forecast NAME=FILE" in out
+    assert out.startswith("usage: probcast verify") and "--forecast [NAME=]FILE" in out

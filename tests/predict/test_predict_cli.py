@@ -125,8 +125,11 @@ def test_errors_are_reported(run, tmp_path, capsys):
     bad.loc[4, "fc_t2m"] = np.nan
     bad.to_parquet(tmp_path / "bad.parquet")
     args = [f"--model={root / 'model'}", f"--output={tmp_path / 'x.csv'}"]
-    assert main(["predict", f"--input={tmp_path / 'bad.parquet'}", *args]) == 1
-    assert "fc_t2m" in capsys.readouterr().err
+    # A row without fc_t2m is kept and flagged, not a refused table (issue 10).
+    assert main(["predict", f"--input={tmp_path / 'bad.parquet'}", *args]) == 0
+    flagged = pd.read_csv(tmp_path / "x.csv", dtype={"station": str})
+    row = int(np.flatnonzero(bad["fc_t2m"].isna())[0])
+    assert len(flagged) == len(bad) and flagged["t2m_source"][row] == "missing"
     assert main(["predict", f"--input={root / 'test.parquet'}", *args, "--quantiles=1.5"]) == 1
     assert main(["predict", "--model=/nonexistent", "--input=x", "--output=y"]) == 1
     assert main(["predict", "--bogus"]) == 2

@@ -1,10 +1,16 @@
-"""Put gridded truth on a gridded forecast's (reference time, period) axes by valid time."""
+"""Put gridded truth on a gridded forecast's (reference time, period) axes by valid time.
+
+Fields with a ``units`` attribute are converted to canonical units first
+(:func:`probcast.ingest.grid_values.canonical_units`), so a truth in degC pairs correctly
+with a forecast in K.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
+from probcast.ingest.grid_values import canonical_units
 from probcast.schema import FC_PREFIX, OBS_PREFIX
 
 FRT, FP = "forecast_reference_time", "forecast_period"
@@ -29,7 +35,7 @@ def _truth_on_time(truth: xr.Dataset) -> xr.Dataset:
         for v in out.data_vars
         if str(v).startswith(FC_PREFIX)
     }
-    out = out.rename(ren)
+    out = canonical_units(out.rename(ren), "truth", require=False)
     fields = [v for v in out.data_vars if str(v).startswith(OBS_PREFIX)]
     if not fields:
         raise ValueError(f"truth has no obs_<var> field; found {list(truth.data_vars)}")
@@ -67,10 +73,12 @@ def align_truth(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
         grid)``; NaN where the truth has no field at that valid time.
 
     Raises:
-        ValueError: Grids differ, axes are missing or truth holds no field.
+        ValueError: Grids differ, axes are missing, truth holds no field or a ``units``
+            attribute is not convertible.
     """
     if FRT not in forecast.dims or FP not in forecast.dims:
         raise ValueError(f"forecast needs {FRT} and {FP} dims; got {dict(forecast.sizes)}")
+    forecast = canonical_units(forecast, "forecast", require=False)
     obs = _truth_on_time(truth)
     check_same_grid(forecast, obs)
     if obs.indexes["time"].has_duplicates:

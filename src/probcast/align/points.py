@@ -281,10 +281,13 @@ def open_grid(path: str | os.PathLike[str], chunks: dict[str, int] | None = None
     """Open a gridded file in the canonical model; lazily when it is already canonical.
 
     NetCDF/Zarr files whose data variables are all ``fc_*``/``obs_*`` (as probcast writes
-    them) are opened with xarray directly, chunked by ``chunks`` (nothing is read until
-    used); every other file goes through :func:`probcast.ingest.gridded.open_gridded`
-    (names, units and times normalised; loaded into memory).
+    them) are opened with xarray directly, chunked by ``chunks`` (units converted lazily
+    from their ``units`` attribute; the values read once by the checks of
+    :func:`probcast.ingest.grid_values.check_grid`); every other file goes through
+    :func:`probcast.ingest.gridded.open_gridded` (names, units and times normalised; loaded
+    into memory), then the same checks. Training and prediction read grids here.
     """
+    from probcast.ingest.grid_values import check_grid
     from probcast.ingest.gridded import open_gridded, sniff_format
 
     src = Path(os.fspath(path).removeprefix("reference://"))
@@ -294,9 +297,10 @@ def open_grid(path: str | os.PathLike[str], chunks: dict[str, int] | None = None
         ds = xr.open_dataset(src, engine=engine, chunks={}, decode_timedelta=True)
         names = [str(v) for v in ds.data_vars if "grid_mapping_name" not in ds[v].attrs]
         if names and all(v.startswith((FC_PREFIX, OBS_PREFIX)) for v in names):
+            ds = check_grid(ds, str(src))  # units from the attribute, value checks
             return _rechunk(ds, chunks) if chunks is not None else ds.load()
         ds.close()
-    ds = open_gridded(path)
+    ds = check_grid(open_gridded(path), str(src))
     return _rechunk(ds, chunks) if chunks is not None else ds
 
 

@@ -2,9 +2,11 @@
 
 :func:`open_gridded` detects the format from the file's first bytes, opens it with the
 matching xarray backend and normalises once: canonical variable names and units
-(:mod:`probcast.schema`), CF attributes, the time axes ``forecast_reference_time`` x
-``forecast_period`` (or ``time`` for truth), ``realization`` for ensemble members and a
-``grid_mapping`` variable when the grid is projected. See docs/gridded.md.
+(:mod:`probcast.schema`; from the ``units`` attribute whatever the names, ``fc_*``/``obs_*``
+included: :func:`probcast.ingest.grid_values.canonical_units`), CF attributes, the time
+axes ``forecast_reference_time`` x ``forecast_period`` (or ``time`` for truth),
+``realization`` for ensemble members and a ``grid_mapping`` variable when the grid is
+projected. See docs/gridded.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import xarray as xr
 
 from probcast import io
 from probcast.ingest.errors import GriddedReadError
+from probcast.ingest.grid_values import canonical_units
 from probcast.ingest.normalise import (
     FP,
     FRT,
@@ -185,7 +188,9 @@ def open_gridded(
 
     Raises:
         GriddedReadError: Missing file, unknown/corrupted format, no recognisable variable,
-            unconvertible units or a requested variable missing.
+            missing or unconvertible units or a requested variable missing. (The value
+            checks, :func:`probcast.ingest.grid_values.check_grid`, are applied where a
+            model reads a grid: :func:`probcast.align.points.open_grid`.)
     """
     if role not in ("forecast", "obs"):
         raise ValueError(f"role must be 'forecast' or 'obs', got {role!r}")
@@ -214,7 +219,7 @@ def open_gridded(
         )
     ds = _merge([_finish(p, src, role) for p in parts], src)
     prefix = FC_PREFIX if role == "forecast" else OBS_PREFIX
-    return select_canonical(ds, src, wanted_names(variables), prefix)
+    return canonical_units(select_canonical(ds, src, wanted_names(variables), prefix), str(src))
 
 
 def _has_fields(ds: xr.Dataset, keep_unknown: bool) -> bool:

@@ -7,6 +7,9 @@ Layout::
     <workdir>/meta.json        heads, probcast/jax versions, git commit, data fingerprint
     <workdir>/summary.json     per-seed best epoch and validation CRPS (after training)
     <workdir>/calibration.json spread factor per target fitted on validation rows (optional)
+    <workdir>/blend.json       EMOS-blend weights and local-EMOS coefficients (optional)
+    <workdir>/domain.json      training domain: lead range, stations, input quantiles
+                               (:mod:`probcast.model.domain`; absent for older models)
     <workdir>/seed_<i>/best/   orbax checkpoint of network i's best parameters
     <workdir>/seed_<i>/latest/ orbax checkpoint to resume training
     <workdir>/COMPLETE.json    written last: sha256 of the files above (but ``latest/``)
@@ -34,6 +37,7 @@ from probcast.features import FeatureSpec
 from probcast.io import write_json
 from probcast.model import integrity
 from probcast.model.checkpoint import SeedCheckpoints
+from probcast.model.domain import load_domain
 from probcast.model.network import build_model
 from probcast.model.predictor import TrainedModel
 
@@ -62,6 +66,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+_OPERATIONAL = frozenset({"log_every", "checkpoint_every_s"})
+"""Settings that change how a run reports and saves, not what it computes."""
+
+
+def _settings(cfg: Mapping[str, Any], section: str) -> Any:
+    """One config section without its operational settings (those may change on resume)."""
+    value = cfg.get(section)
+    if isinstance(value, Mapping):
+        return {k: v for k, v in value.items() if k not in _OPERATIONAL}
+    return value
+
+
 def write_run_files(
     workdir: Path,
     config: ml_collections.ConfigDict,
@@ -83,7 +99,7 @@ def write_run_files(
     if meta_path.exists():
         old_meta = json.loads(meta_path.read_text())
         old_cfg = json.loads((workdir / "config.json").read_text())
-        changed = [s for s in _COMPARED if old_cfg.get(s) != cfg.get(s)]
+        changed = [s for s in _COMPARED if _settings(old_cfg, s) != _settings(cfg, s)]
         if old_meta.get("data_fingerprint") != fingerprint:
             changed.append("training data")
         if changed:
@@ -149,4 +165,13 @@ def load(workdir: str | Path, *, verify: bool = True) -> TrainedModel:
     factors = json.loads(calib.read_text())["spread_factor"] if calib.exists() else {}
     blend_file = workdir / "blend.json"
     blend = json.loads(blend_file.read_text())["blend"] if blend_file.exists() else {}
-    return TrainedModel(config, spec, heads, nets, meta, spread_factor=factors, blend=blend)
+    return TrainedModel(
+        config,
+        spec,
+        heads,
+        nets,
+        meta,
+        spread_factor=factors,
+        blend=blend,
+        domain=load_domain(workdir),
+    )

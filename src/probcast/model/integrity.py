@@ -31,6 +31,7 @@ RUN_FILES = (
     "summary.json",
     "calibration.json",
     "blend.json",
+    "domain.json",
 )
 """The artefact's JSON files (those present are checksummed)."""
 

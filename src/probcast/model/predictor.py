@@ -35,6 +35,7 @@ from probcast.dists.pooling import (
     quantile_at,
 )
 from probcast.features import Batch, FeatureSpec
+from probcast.model.domain import Domain
 from probcast.model.network import predictive
 
 
@@ -105,6 +106,8 @@ class TrainedModel:
     ``spread_factor`` (target -> factor, :mod:`probcast.train.calibrate`) multiplies the
     scale parameter of every network's distribution of that target; ``blend`` (target ->
     weight and EMOS coefficients, :mod:`probcast.train.blend`) pools it with local EMOS.
+    ``domain`` is the training domain (:mod:`probcast.model.domain`; ``None`` for models
+    trained before it was recorded).
     """
 
     def __init__(
@@ -117,8 +120,10 @@ class TrainedModel:
         spread_factor: Mapping[str, float] | None = None,
         blend: Mapping[str, Mapping[str, Any]] | None = None,
         options: PredictOptions | None = None,
+        domain: Domain | None = None,
     ) -> None:
         self.config, self.spec, self.heads = config, spec, dict(heads)
+        self.domain = domain
         self.networks, self.meta = list(networks), dict(meta)
         self.options = options or PredictOptions()
         graphdef, _ = nnx.split(self.networks[0])

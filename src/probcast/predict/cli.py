@@ -3,9 +3,11 @@
 Options: ``--members=K`` coherent members per row, ``--quantiles=0.05,0.5,0.95``,
 ``--thresholds=tp:0.1,1,5`` (repeat the flag for more targets), ``--seed=0``,
 ``--noparams`` to leave out the distribution parameters, ``--combine=vincentize|mixture``
-(pool of seed networks), ``--batch_size``. The output format follows the extension of
-``--output`` (``.csv``, ``.parquet``, ``.nc``); the families of the parameters are
-recorded with it, so ``probcast verify`` reads it with no further flag.
+(pool of seed networks), ``--batch_size``, ``--units=t2m=degC,tp=mm`` (thresholds given and
+outputs written in these units, recorded in the output's metadata; docs/data-model.md).
+The output format follows the extension of ``--output`` (``.csv``, ``.parquet``, ``.nc``);
+the families of the parameters (and the units) are recorded with it, so ``probcast verify``
+reads it with no further flag.
 
 A gridded ``--input`` (NetCDF ``.nc``, Zarr ``.zarr``, GRIB ``.grib/.grib2/.grb``, kerchunk
 ``.json``) is predicted whole, tile by tile, into CF product files
@@ -47,6 +49,13 @@ def _flags() -> flags.FlagValues:
         "VAR:T1,T2,... exceedance thresholds, repeatable (e.g. tp:0.1,1,5).",
         flag_values=fv,
     )
+    flags.DEFINE_string(
+        "units",
+        "",
+        "VAR=UNITS,... thresholds given and outputs written in these units, e.g. "
+        "t2m=degC,tp=mm (not given: canonical K, kg m-2, m s-1, Pa, 1).",
+        flag_values=fv,
+    )
     flags.DEFINE_integer("seed", 0, "Seed of the member draws.", flag_values=fv)
     flags.DEFINE_boolean("params", True, "Write distribution parameters.", flag_values=fv)
     flags.DEFINE_string(
@@ -72,6 +81,27 @@ def _flags() -> flags.FlagValues:
         None,
         "Station table of past observations (e.g. the training table): members become "
         "coherent scenarios across lead times, stations and variables (Schaake shuffle).",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "extrapolation",
+        "flag",
+        ["flag", "warn", "refuse"],
+        "Station rows outside the model's training domain (lead, station, predictor values): "
+        "flag them in an 'applicability' column, only warn, or refuse beyond "
+        "--extrapolation_limit.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "extrapolation_tolerance",
+        0.1,
+        "Soft margin beyond the training 0.1-99.9 % range, as a fraction of that range.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "extrapolation_limit",
+        1.0,
+        "Hard margin (same unit) beyond which --extrapolation=refuse stops.",
         flag_values=fv,
     )
     flags.mark_flags_as_required(list(REQUIRED), flag_values=fv)
@@ -108,10 +138,10 @@ def help_text() -> str:
         else:
             default = f"default: {flag.default}"
         lines += textwrap.wrap(
-            f"{text} ({default})", 100, initial_indent=f"  --{flag.name:<13}",
-            subsequent_indent=" " * 17,
+            f"{text} ({default})", 100, initial_indent=f"  --{flag.name:<24}",
+            subsequent_indent=" " * 28,
         )  # fmt: skip
-    lines += ["  -h, --help     this help", "", EXAMPLE]
+    lines += [f"  {'-h, --help':<26}this help", "", EXAMPLE]
     return "\n".join(lines)
 
 
@@ -128,6 +158,7 @@ def request_from_flags(fv: flags.FlagValues) -> Any:
         parse_percentiles,
         parse_thresholds,
     )
+    from probcast.units import parse_units
 
     return PredictRequest(
         model=fv.model,
@@ -144,6 +175,10 @@ def request_from_flags(fv: flags.FlagValues) -> Any:
         tile=fv.tile,
         scheduler=fv.scheduler,
         template=fv.template,
+        units=parse_units(fv.units) or None,
+        extrapolation=fv.extrapolation,
+        extrapolation_tolerance=fv.extrapolation_tolerance,
+        extrapolation_limit=fv.extrapolation_limit,
     )
 
 

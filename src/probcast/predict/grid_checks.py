@@ -6,9 +6,11 @@ rescaled to the same distance when the grid spacing differs from the training gr
 statics (latitude/longitude always; altitude, land-sea mask when the model used them).
 Anything missing is a :class:`GridPredictError` that names the file, what is missing, and
 what the model was trained on. The values the model reads are checked too
-(:func:`check_values`): an infinite value, a field outside the physical range of its
-variable (:data:`probcast.schema.VARIABLES`, e.g. degC given as K) or latitudes / longitudes
-outside the globe are errors naming the file and the variable; NaN is a missing value.
+(:func:`check_values`, the checks of every gridded input at training and prediction:
+:mod:`probcast.ingest.grid_values`): an infinite value, a field outside the physical range
+of its variable (:data:`probcast.schema.VARIABLES`, e.g. degC given as K, with the units the
+values would fit) or latitudes / longitudes outside the globe are errors naming the file and
+the variable; NaN is a missing value.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import logging
 import math
 import re
 
-import numpy as np
 import xarray as xr
 
 from probcast.align import points
 from probcast.align.neighbourhood import STATS, window_size
+from probcast.ingest import grid_values
+from probcast.ingest.errors import GriddedReadError
 from probcast.model.predictor import TrainedModel
-from probcast.schema import FC_PREFIX, VARIABLES
+from probcast.schema import FC_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,17 @@ def _static_var(ds: xr.Dataset, column: str) -> str | None:
     return None
 
 
-def needed_inputs(model: TrainedModel, ds: xr.Dataset, source: str) -> Needs:
+def needed_inputs(
+    model: TrainedModel, ds: xr.Dataset, source: str, *, checked: bool = False
+) -> Needs:
     """Check that ``ds`` has what the model needs and return it.
+
+    Args:
+        model: The model.
+        ds: Canonical grid.
+        source: File name for error messages.
+        checked: The ``fc_*`` fields and coordinates already passed
+            :func:`probcast.ingest.grid_values.check_grid` (only statics are checked).
 
     Raises:
         GridPredictError: Missing fields or statics, or a grid too small for the
@@ -107,62 +119,25 @@ def needed_inputs(model: TrainedModel, ds: xr.Dataset, source: str) -> Needs:
             f"{source}: the model uses the static predictor(s) {absent}, which the grid lacks "
             f"(looked for variables {[n for c in absent for n in _STATIC_SOURCES.get(c, (c,))]})"
         )
-    check_values(ds, [*fields, *sorted(set(statics))], source)
+    check_values(ds, sorted(set(statics)) if checked else [*fields, *sorted(set(statics))], source)
     return _neighbourhood(model, ds, source, fields, sorted(set(statics)))
 
 
-_COORD_RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 360.0)}
-
-
 def check_values(ds: xr.Dataset, names: list[str], source: str) -> None:
-    """Refuse infinite or physically impossible values of the variables ``names``.
+    """Refuse infinite, entirely missing or physically impossible values of ``names``.
 
-    One pass over the data (dask-backed fields are reduced together).
+    The checks of every gridded input (:func:`probcast.ingest.grid_values.check_values`),
+    one pass over the data (dask-backed fields are reduced together).
 
     Raises:
         GridPredictError: Naming the file and the variable: infinite values, values
-            outside ``[valid_min, valid_max]`` of a known ``fc_<var>`` field, or
-            latitude / longitude outside the globe.
+            outside ``[valid_min, valid_max]`` of a known ``fc_<var>`` field (with the
+            units they would fit), or latitude / longitude outside the globe.
     """
-    names = [*names, *[c for c in _COORD_RANGES if c in ds.variables and c not in names]]
-    stats = {}
-    for name in names:
-        arr = ds[name]
-        if not np.issubdtype(arr.dtype, np.floating):
-            continue
-        finite = arr.where(np.isfinite(arr))
-        stats[name] = [np.isinf(arr).sum(), finite.min(), finite.max()]
-    computed = _compute(stats)
-    for name, (n_inf, lo, hi) in computed.items():
-        if int(n_inf):
-            raise GridPredictError(
-                f"{source}: {name} has {int(n_inf)} infinite value(s); missing values must "
-                f"be NaN (or the field's _FillValue)"
-            )
-        bounds = _bounds(name)
-        if bounds is None or not np.isfinite(float(lo)):
-            continue
-        vmin, vmax, units = bounds
-        if float(lo) < vmin or float(hi) > vmax:
-            raise GridPredictError(
-                f"{source}: {name} has values in [{float(lo):g}, {float(hi):g}], outside "
-                f"its physical range [{vmin:g}, {vmax:g}] {units}; wrong units "
-                f"(units attribute {ds[name].attrs.get('units', 'missing')!r})?"
-            )
-
-
-def _bounds(name: str) -> tuple[float, float, str] | None:
-    if name in _COORD_RANGES:
-        return (*_COORD_RANGES[name], "degrees")
-    var = VARIABLES.get(name[len(FC_PREFIX) :]) if name.startswith(FC_PREFIX) else None
-    return None if var is None else (var.valid_min, var.valid_max, var.units)
-
-
-def _compute(stats: dict[str, list[xr.DataArray]]) -> dict[str, list[float]]:
-    import dask
-
-    (out,) = dask.compute(stats)
-    return {k: [float(np.asarray(v)) for v in vals] for k, vals in out.items()}
+    try:
+        grid_values.check_values(ds, source, names)
+    except GriddedReadError as err:
+        raise GridPredictError(str(err)) from None
 
 
 def _neighbourhood(

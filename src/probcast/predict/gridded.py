@@ -27,11 +27,13 @@ import xarray as xr
 from probcast import defaults, dists
 from probcast.align import points
 from probcast.align.neighbourhood import window_size
+from probcast.ingest.grid_values import check_grid
 from probcast.model.predictor import TrainedModel
 from probcast.predict import grid_output, tiles
 from probcast.predict.grid_checks import GridPredictError, needed_inputs
 from probcast.predict.request import PredictRequest
 from probcast.predict.tiles import GridPlan, cached_model
+from probcast.products.units import canonical_thresholds, check_units_for, products_to_units
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def predictive_fields(
     *,
     source: str = "input",
     tile: int = 256,
+    checked: bool = False,
 ) -> xr.Dataset:
     """Lazy parameter (and member) fields of the model on the grid of ``ds``.
 
@@ -88,13 +91,15 @@ def predictive_fields(
         plan: From :func:`make_plan`.
         source: Name of the input for error messages.
         tile: Spatial tile edge in cells (2-D grids).
+        checked: ``ds`` already passed :func:`probcast.ingest.grid_values.check_grid`
+            (its fields are not checked again).
 
     Returns:
         ``<var>_<param>`` fields (and ``<var>`` members along ``realization``) on
         ``(forecast_reference_time, forecast_period, *grid)``, dask-backed, one task per
         tile and time.
     """
-    need = needed_inputs(model, ds, source)
+    need = needed_inputs(model, ds, source, checked=checked)
     prepared = points.prepare_fields(ds[need.fields + need.statics])
     edges = tuple(window_size(k, need.scale) for k in need.windows)
     if edges:
@@ -172,6 +177,10 @@ def predict_grid(request: PredictRequest) -> dict[str, Path]:
     ``DIR/NAME_<product>.<ext>`` for ``request.output = DIR/NAME.<ext>``: ``parameters``,
     ``percentiles``, ``probabilities_<var>`` (``request.thresholds``, default
     :data:`probcast.defaults.PRODUCT_THRESHOLDS`) and ``members`` (when asked for).
+    The input passes the checks of every grid (:func:`probcast.ingest.grid_values.check_grid`:
+    units from the ``units`` attribute, physical ranges); with ``request.units`` the
+    thresholds are read, and the products written, in the user's units
+    (:func:`probcast.products.units.products_to_units`).
 
     Returns:
         Product name -> written path.
@@ -184,11 +193,18 @@ def predict_grid(request: PredictRequest) -> dict[str, Path]:
     workdir = str(Path(request.model).resolve())
     model = cached_model(workdir).with_options(request.options)
     _check_thresholds(model, request.thresholds)
+    try:
+        check_units_for(model.targets, request.units)
+    except ValueError as err:
+        raise GridPredictError(str(err)) from None
     source = request.input
-    ds = source if isinstance(source, xr.Dataset) else points.open_grid(source, chunks={})
     name = "<in-memory dataset>" if isinstance(source, xr.Dataset) else str(source)
+    if isinstance(source, xr.Dataset):
+        ds = check_grid(source, name)  # what open_grid does for files
+    else:
+        ds = points.open_grid(source, chunks={})
     plan = make_plan(model, ds, workdir, members=request.members, seed=request.seed)
-    fields = predictive_fields(model, ds, plan, source=name, tile=request.tile)
+    fields = predictive_fields(model, ds, plan, source=name, tile=request.tile, checked=True)
     tile = request.tile
     sizes = {d: tile for d in plan.dims} if len(plan.dims) == 2 else {plan.dims[0]: tile * tile}
     prov = grid_output.Provenance(
@@ -209,11 +225,12 @@ def predict_grid(request: PredictRequest) -> dict[str, Path]:
                 heads,
                 members=request.members,
                 percentiles=request.grid_percentiles,
-                thresholds=request.thresholds,
+                thresholds=canonical_thresholds(request.thresholds, request.units),
                 params=request.params,
                 chunks={FRT: 1, FP: 1, **sizes},
                 provenance=prov,
             )
+            products = products_to_units(products, request.units, heads, request.thresholds)
             return grid_output.write_set(products, output, folder, inflevel=request.inflevel)
     finally:
         quiet.setLevel(level)

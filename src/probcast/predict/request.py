@@ -18,7 +18,9 @@ import numpy as np
 
 from probcast import defaults
 from probcast.align.points import is_grid_path
+from probcast.model.applicability import DomainPolicy
 from probcast.model.predictor import PredictOptions
+from probcast.units import parse_units
 
 
 class RequestError(ValueError):
@@ -98,6 +100,16 @@ class PredictRequest:
             e.g. the training table) whose dependence the members take on by the Schaake
             shuffle (coherent across lead times, stations and variables); ``None``:
             members are independent across rows (station tables).
+        extrapolation: Rows outside the model's training domain (station tables,
+            :mod:`probcast.model.applicability`): ``flag`` (the ``applicability`` column
+            and a warning), ``warn`` (the warning only) or ``refuse`` (flag, and an error
+            for a row beyond ``extrapolation_limit``).
+        extrapolation_tolerance: Soft margin, a fraction of the training q0.001-q0.999
+            width of an input, beyond which a row is flagged.
+        extrapolation_limit: Hard margin (same unit) beyond which ``refuse`` raises.
+        units: ``{var: units}`` of the user (``{"t2m": "degC", "tp": "mm"}``): thresholds
+            are given, and outputs written, in them (:mod:`probcast.products.units`);
+            ``None``: canonical units.
     """
 
     model: str | os.PathLike[str]
@@ -116,6 +128,10 @@ class PredictRequest:
     scheduler: str | None = None
     inflevel: float = 0.99
     template: Any = None
+    extrapolation: str = DomainPolicy.mode
+    extrapolation_tolerance: float = DomainPolicy.tolerance
+    extrapolation_limit: float = DomainPolicy.limit
+    units: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.members < 0:
@@ -135,12 +151,17 @@ class PredictRequest:
                 raise RequestError(
                     f"thresholds of {var!r} must be a non-empty increasing list, got {list(ts)}"
                 )
+        try:
+            parse_units(self.units)
+        except ValueError as err:
+            raise RequestError(str(err)) from err
         if self.tile < 1:
             raise RequestError(f"tile must be >= 1, got {self.tile}")
         if not 0.0 < self.inflevel <= 1.0:
             raise RequestError(f"inflevel must lie in (0, 1], got {self.inflevel}")
         try:
             PredictOptions(self.combine, self.batch_size, self.quantile_members)
+            DomainPolicy(self.extrapolation, self.extrapolation_tolerance, self.extrapolation_limit)
         except ValueError as err:
             raise RequestError(str(err)) from err
 
@@ -148,6 +169,13 @@ class PredictRequest:
     def options(self) -> PredictOptions:
         """The model's prediction options of this request."""
         return PredictOptions(self.combine, self.batch_size, self.quantile_members)
+
+    @property
+    def domain_policy(self) -> DomainPolicy:
+        """How rows outside the training domain are treated (station tables)."""
+        return DomainPolicy(
+            self.extrapolation, self.extrapolation_tolerance, self.extrapolation_limit
+        )
 
     @property
     def gridded(self) -> bool:
@@ -181,7 +209,7 @@ class PredictRequest:
             elif isinstance(value, os.PathLike):
                 value = str(value)
             elif isinstance(value, Mapping):
-                value = {k: list(v) for k, v in value.items()}
+                value = {k: v if isinstance(v, str) else list(v) for k, v in value.items()}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value

@@ -23,6 +23,7 @@ from probcast.predict.gridded import predict_grid
 from probcast.predict.request import PredictRequest, RequestError
 from probcast.predict.station import predict_stations
 from probcast.products.table_files import write_predictions
+from probcast.products.units import canonical_thresholds, table_to_units
 
 
 @dataclasses.dataclass
@@ -94,17 +95,17 @@ class StationRunner:
             _input_table(req.input),
             members=req.members,
             quantiles=req.quantiles,
-            thresholds=req.thresholds,
+            thresholds=canonical_thresholds(req.thresholds, req.units),
             seed=req.seed,
             params=req.params,
             template=None if req.template is None else _input_table(req.template),
+            policy=req.domain_policy,
         )
-        result = PredictResult(req, "stations", pred.table, pred.families, pred.forecasts)
+        table, units = table_to_units(pred.table, req.units, model.heads, req.thresholds)
+        result = PredictResult(req, "stations", table, pred.families, pred.forecasts)
         if req.output is not None:
-            meta = {"model": str(req.model), "request": req.describe()}
-            path = write_predictions(
-                pred.table, Path(req.output), families=pred.families, metadata=meta
-            )
+            meta = {"model": str(req.model), "request": req.describe(), **units}
+            path = write_predictions(table, Path(req.output), families=pred.families, metadata=meta)
             result.paths["table"] = path
         result.seconds = time.perf_counter() - start
         return result

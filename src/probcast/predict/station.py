@@ -2,24 +2,40 @@
 
 Output columns (the contract of :mod:`probcast.products.table`): the key columns
 (``station``, ``init_time``, ``lead_time``, ``valid_time``) and, per target ``<var>``:
-members ``<var>_m000 ...``, quantiles ``<var>_q0.05 ...``, exceedance probabilities
-``<var>_p_gt_<thr> ...`` and the distribution parameters ``<var>_<param>`` (e.g. ``tp_loc``,
-``tp_scale``), plus any ``obs_*`` columns of the input.
+the distribution parameters ``<var>_<param>`` (e.g. ``tp_loc``, ``tp_scale``), members
+``<var>_m000 ...``, quantiles ``<var>_q0.05 ...``, exceedance probabilities
+``<var>_p_gt_<thr> ...`` and the flag ``<var>_source``; then ``applicability`` (when the
+model has a training domain and the policy is not ``warn``) and any ``obs_*`` columns of the
+input.
+
+Every input row gets an output row: rows the network cannot predict (a missing or invalid
+input) get the fallbacks of :mod:`probcast.model.fallback` (``emos``, ``raw_dressed``, or NaN
+forecasts for ``missing``), flagged in ``<var>_source``; rows outside the training domain
+are flagged in ``applicability`` (:mod:`probcast.model.applicability`). Members and quantiles
+are limited to the variable's physical bounds
+(:func:`probcast.products.table.clip_physical`). One log line counts the sources, one the
+out-of-domain rows, one the clipped values.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from probcast import defaults
 from probcast.dists import Predictive, is_generative
+from probcast.model import applicability as domain_check
+from probcast.model.fallback import Fallback, check_inputs, row_sources, summary
 from probcast.model.predictor import TrainedModel
 from probcast.products import table as product_table
 from probcast.products.coherence import enforce_constraints, schaake_shuffle
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,11 +48,13 @@ class StationPrediction:
             are the predictive distribution).
         forecasts: Variable -> the most informative :class:`~probcast.dists.Predictive`
             among what was computed.
+        sources: Variable -> source of each row's forecast (``<var>_source``).
     """
 
     table: pd.DataFrame
     families: dict[str, str]
     forecasts: dict[str, Predictive]
+    sources: dict[str, np.ndarray] | None = None
 
 
 def predict_stations(
@@ -49,6 +67,7 @@ def predict_stations(
     seed: int = 0,
     params: bool = True,
     template: pd.DataFrame | None = None,
+    policy: domain_check.DomainPolicy | None = None,
 ) -> StationPrediction:
     """Predict every target of ``model`` for each row of ``table``.
 
@@ -65,25 +84,49 @@ def predict_stations(
         params: Include the distribution parameters of parametric heads.
         template: Past observations for the Schaake shuffle of the members
             (:mod:`probcast.products.coherence`); ``None`` keeps them independent across rows.
+        policy: Treatment of rows outside the training domain (default: flag them).
 
     Returns:
         The table, the families of its parameters and one ``Predictive`` per target.
+
+    Raises:
+        ValueError: An input column is absent, no row has the inputs the network needs
+            (:class:`~probcast.model.fallback.UnusableTableError`), or rows lie outside the
+            training domain as the policy refuses
+            (:class:`~probcast.model.applicability.ExtrapolationError`).
     """
+    spec = model.spec
+    check = check_inputs(table, spec.columns, spec.indicators, spec.targets)
+    for col, k in check.clipped.items():
+        log.info("%s: clipped %d value(s) outside the physical range by float noise", col, k)
+    table = check.table
+    flags = _applicability(model, table, policy or domain_check.DomainPolicy())
+    sources, fallbacks = row_sources(
+        check, model.heads, dict(zip(spec.targets, spec.scale, strict=True)), model.blend
+    )
+    n, use = len(table), np.flatnonzero(check.usable)
     keys = table[[c for c in product_table.KEYS if c in table.columns]].copy()
     thresholds = dict(thresholds or {})
-    rows = model.inputs(table)  # validated and transformed once for every product below
+    # validated and transformed once for every product below, on the rows the network can use
+    rows = model.inputs(table if len(use) == n else table.iloc[use])
+    fill = _Filler(n, use, fallbacks)
     pooled = model.params(rows) if model.parametric else {}
+    pooled = {v: fill.params(v, p) for v, p in pooled.items()}
     # A generative head has no parameters: with nothing else asked for, it gets members.
     bare = any(is_generative(h) for h in model.heads.values()) and not (members or quantiles)
     n_members = members or (defaults.MEMBERS if bare else 0)
     sampled = model.sample(rows, n_members, seed) if n_members else {}
     if not members:
         sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
+    sampled = {v: fill(v, m, "members", n_members, seed) for v, m in sampled.items()}
     if sampled and template is not None:
         sampled = schaake_shuffle(table, sampled, template, seed=seed)
     sampled = enforce_constraints(sampled)
     qs = model.quantiles(rows, quantiles) if quantiles else {}
+    qs = {v: fill(v, q, "quantiles", quantiles) for v, q in qs.items()}
     probs = model.exceedance(rows, thresholds) if thresholds else {}
+    probs = {v: fill(v, p, "exceedance", thresholds[v]) for v, p in probs.items()}
+    sampled, qs = _bounded(sampled, qs)
     cols: dict[str, np.ndarray] = {}
     families: dict[str, str] = {}
     forecasts: dict[str, Predictive] = {}
@@ -99,14 +142,90 @@ def predict_stations(
             cols.update(product_table.quantile_columns(var, quantiles, qs[var]))
         if var in probs:
             cols.update(product_table.probability_columns(var, thresholds[var], probs[var]))
+        cols[product_table.source_column(var)] = sources[var]
         fc = _most_informative(var, head, pooled, sampled, qs, quantiles, exact)
         if fc is not None:
             if var in probs:
                 fc = fc.with_probabilities(dict(zip(thresholds[var], probs[var].T, strict=True)))
             forecasts[var] = fc
+    if flags is not None:
+        cols[product_table.APPLICABILITY] = flags
+    _log_sources(sources, n)
     obs = {c: table[c].to_numpy() for c in table.columns if c.startswith("obs_")}
     frame = pd.DataFrame({**cols, **obs}, index=keys.index)
-    return StationPrediction(pd.concat([keys, frame], axis=1), families, forecasts)
+    return StationPrediction(pd.concat([keys, frame], axis=1), families, forecasts, sources)
+
+
+class _Filler:
+    """Full-length products: the network's on its usable rows, the fallbacks' elsewhere.
+
+    Rows without a fallback (``missing``) are NaN.
+    """
+
+    def __init__(self, n: int, use: np.ndarray, fallbacks: Mapping[str, Fallback]) -> None:
+        self.n, self.use, self.fallbacks = n, use, fallbacks
+
+    def __call__(self, var: str, part: np.ndarray, form: str, *args: Any) -> np.ndarray:
+        """``part`` scattered; fallback rows from ``Fallback.<form>(*args)``."""
+        if len(self.use) == self.n:
+            return part
+        full = np.full((self.n, *np.shape(part)[1:]), np.nan, dtype=np.float32)
+        full[self.use] = part
+        fb = self.fallbacks.get(var)
+        if fb is not None:
+            values = np.asarray(getattr(fb, form)(*args), dtype=np.float32)
+            full[fb.rows] = values.reshape(len(fb.rows), -1)
+        return full
+
+    def params(self, var: str, part: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if len(self.use) == self.n:
+            return dict(part)
+        fb = self.fallbacks.get(var)
+        out = {}
+        for name, values in part.items():
+            full = np.full(self.n, np.nan, dtype=np.float32)
+            full[self.use] = values
+            if fb is not None and name in fb.params:
+                full[fb.rows] = fb.params[name]
+            out[name] = full
+        return out
+
+
+def _applicability(
+    model: TrainedModel, table: pd.DataFrame, policy: domain_check.DomainPolicy
+) -> np.ndarray | None:
+    """Per-row domain labels (``None`` without a training domain, or with ``warn``)."""
+    if model.domain is None:
+        return None
+    result = domain_check.check_rows(model.domain, table, policy, stations=model.spec.stations)
+    line = domain_check.report(result, len(table))
+    if line:
+        log.warning("%s", line)
+    return None if policy.mode == "warn" else result.labels
+
+
+def _bounded(
+    sampled: dict[str, np.ndarray], qs: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Members and quantiles limited to each variable's physical bounds (one log line)."""
+    counts: dict[str, int] = {}
+    out = []
+    for form in (sampled, qs):
+        bounded = {}
+        for var, values in form.items():
+            bounded[var], k = product_table.clip_physical(var, values)
+            counts[var] = counts.get(var, 0) + k
+        out.append(bounded)
+    if any(counts.values()):
+        text = ", ".join(f"{v} {k}" for v, k in counts.items() if k)
+        log.info("clipped member/quantile values to the physical bounds: %s", text)
+    return out[0], out[1]
+
+
+def _log_sources(sources: Mapping[str, np.ndarray], n: int) -> None:
+    fallback = any((labels != "model").any() for labels in sources.values())
+    level = logging.WARNING if fallback else logging.INFO
+    log.log(level, "forecast sources of %d rows: %s", n, summary(sources))
 
 
 def _most_informative(

@@ -15,6 +15,16 @@ params           ``<var>_<param>``           parameters of a family of
 point            ``fc_<var>``                a deterministic forecast (raw NWP)
 ===============  ==========================  ==========================================
 
+Quality flags (strings, not forecasts; :func:`parse_columns` keeps them apart and
+verification ignores them): ``<var>_source`` says where a row's forecast of ``<var>``
+came from (:data:`SOURCES`: ``model``, the trained network; ``emos``, the model's local EMOS
+because a network input was missing or invalid; ``raw_dressed``, the raw forecast dressed
+with the training error spread; ``missing``, no ``fc_<var>``: every forecast column of
+``<var>`` is NaN), and ``applicability`` whether the row lies in the model's training domain
+(``ok``, or ``lead``, ``station``, ``feature`` joined by ``+``;
+:mod:`probcast.model.applicability`). Members and quantiles are limited to the variable's
+physical bounds (:func:`clip_physical`).
+
 The table records, next to the parameters, the family they belong to (``families``):
 in the Parquet schema metadata (key ``probcast``), in the NetCDF global attribute
 ``probcast`` and, for CSV, in a JSON sidecar ``<file>.json`` written with it. So
@@ -47,6 +57,79 @@ KEYS = ("station", "init_time", "lead_time", "valid_time")
 """Key columns copied from the input to a prediction table (those present)."""
 META_KEY = "probcast"
 TABLE_SUFFIXES = (*schema.TABLE_SUFFIXES, ".nc")
+SOURCE = "source"
+"""Suffix of the per-variable flag column ``<var>_source``."""
+SOURCES = ("model", "emos", "raw_dressed", "missing")
+"""Values of ``<var>_source``, from the best to the last resort."""
+APPLICABILITY = "applicability"
+"""The per-row training-domain flag column."""
+APPLICABILITY_OK = "ok"
+APPLICABILITY_REASONS = ("lead", "station", "feature")
+"""Reasons in an ``applicability`` label (bits 1, 2, 4 of its NetCDF encoding)."""
+
+
+def source_column(var: str) -> str:
+    """Name of the flag column saying where the forecasts of ``var`` came from."""
+    return f"{var}_{SOURCE}"
+
+
+def is_flag_column(column: str) -> bool:
+    """Whether ``column`` is a quality flag (``<var>_source``, ``applicability``)."""
+    if column == APPLICABILITY:
+        return True
+    var, sep, rest = str(column).rpartition("_")
+    return bool(sep) and rest == SOURCE and var in VARIABLES
+
+
+def applicability_labels(lead: np.ndarray, station: np.ndarray, feature: np.ndarray) -> np.ndarray:
+    """``ok`` or the reasons joined by ``+`` per row, from three boolean arrays."""
+    bits = np.asarray(lead, int) + 2 * np.asarray(station, int) + 4 * np.asarray(feature, int)
+    return labels_from_bits(bits)
+
+
+def _label_names() -> list[str]:
+    """The label of each bit code 0..7."""
+    out = []
+    for code in range(8):
+        parts = [r for i, r in enumerate(APPLICABILITY_REASONS) if code & (1 << i)]
+        out.append("+".join(parts) or APPLICABILITY_OK)
+    return out
+
+
+def labels_from_bits(bits: np.ndarray) -> np.ndarray:
+    """Applicability labels of their bit codes (negative or NaN: ``None``)."""
+    values = np.asarray(bits, dtype="float64")
+    ok = np.isfinite(values) & (values >= 0) & (values < 8)
+    out = np.full(values.shape, None, dtype=object)
+    out[ok] = np.asarray(_label_names(), dtype=object)[values[ok].astype(int)]
+    return out
+
+
+def bits_from_labels(labels: np.ndarray) -> np.ndarray:
+    """Bit codes of applicability labels (``None`` or an unknown label: -1)."""
+    codes = {name: code for code, name in enumerate(_label_names())}
+    mapped = pd.Series(np.asarray(labels, dtype=object)).map(codes)
+    return mapped.fillna(-1).to_numpy(dtype="int8")
+
+
+def clip_physical(var: str, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Values of ``var`` (members, quantiles) limited to its physical bounds.
+
+    The bounds are ``schema.VARIABLES[var]``'s ``valid_min``/``valid_max`` (unknown variables
+    are returned as they are); NaN stays NaN.
+
+    Returns:
+        ``(clipped values, number of values that were outside)``.
+    """
+    if var not in VARIABLES:
+        return values, 0
+    info = VARIABLES[var]
+    arr = np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        outside = int(((arr < info.valid_min) | (arr > info.valid_max)).sum())
+    if not outside:
+        return arr, 0
+    return np.clip(arr, info.valid_min, info.valid_max).astype(arr.dtype, copy=False), outside
 
 
 def format_level(q: float) -> str:
@@ -120,6 +203,7 @@ class ColumnSet:
     probabilities: dict[float, str] = field(default_factory=dict)
     other: dict[str, str] = field(default_factory=dict)
     point: str | None = None
+    flags: dict[str, str] = field(default_factory=dict)
 
 
 def parse_columns(columns: list[str] | pd.Index, variable: str) -> ColumnSet:
@@ -138,6 +222,8 @@ def parse_columns(columns: list[str] | pd.Index, variable: str) -> ColumnSet:
             out.quantiles[float(m.group(1))] = col
         elif m := _PROB.match(rest):
             out.probabilities[float(m.group(1))] = col
+        elif rest == SOURCE:
+            out.flags[rest] = col
         else:
             out.other[rest] = col
     out.members.sort(key=lambda c: int(c.rsplit("_m", 1)[1]))

@@ -3,6 +3,9 @@
 CSV (with the JSON sidecar ``<file>.json``), Parquet (metadata in the schema, page
 checksums) and station NetCDF (metadata in the global attribute ``probcast``); every write
 is atomic (:mod:`probcast.io`). The column contract itself is :mod:`probcast.products.table`.
+The quality flags (``<var>_source``, ``applicability``) are strings in CSV and Parquet and,
+in NetCDF, CF flag variables (``int8`` codes with ``flag_values``/``flag_masks`` and
+``flag_meanings``) decoded back to the same strings on reading.
 """
 
 from __future__ import annotations
@@ -12,10 +15,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from probcast import io
-from probcast.products.table import KEYS, META_KEY, TABLE_SUFFIXES, normalise_keys
+from probcast.products.table import (
+    APPLICABILITY,
+    APPLICABILITY_REASONS,
+    KEYS,
+    META_KEY,
+    SOURCES,
+    TABLE_SUFFIXES,
+    bits_from_labels,
+    is_flag_column,
+    labels_from_bits,
+    normalise_keys,
+)
+
+_FLAG_FILL = -1
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
@@ -100,12 +117,18 @@ def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
     for col in ("init_time", "valid_time"):
         if col in data:
             data[col] = pd.to_datetime(data[col], utc=True).dt.tz_convert(None)
+    flags = [c for c in data.columns if is_flag_column(c)]
+    for col in flags:
+        data[col] = _encode_flag(col, data[col].to_numpy(dtype=object))
     if len(keys) == 3 and not data.duplicated(keys).any():
         ds = xr.Dataset.from_dataframe(data.set_index(keys))
     else:
         ds = xr.Dataset.from_dataframe(data.rename_axis("row"))
     if "station" in ds.variables:
         ds["station"] = ds["station"].astype(str)
+    for col in flags:
+        ds[col].attrs.update(_flag_attrs(col))
+        ds[col].encoding.update(dtype="int8", _FillValue=_FLAG_FILL)
     ds.attrs.update(
         title="probcast station predictions",
         Conventions="CF-1.10",
@@ -120,7 +143,11 @@ def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     with xr.open_dataset(path) as ds:
         meta = json.loads(ds.attrs.get(META_KEY, "{}"))
+        flags = [str(n) for n in ds.data_vars if is_flag_column(str(n))]
+        flags = [n for n in flags if "flag_meanings" in ds[n].attrs]
         df = ds.to_dataframe().reset_index()
+    for col in flags:
+        df[col] = _decode_flag(col, df[col].to_numpy(dtype="float64"))
     if "row" in df.columns:
         df = df.drop(columns="row")
     values = [c for c in df.columns if c not in KEYS]
@@ -162,3 +189,37 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     meta = {**read_sidecar(p), **meta}
     return normalise_keys(df, str(p)), sidecar_families(meta)
+
+
+def _encode_flag(column: str, labels: np.ndarray) -> np.ndarray:
+    """Flag strings -> float codes (NaN: none), written as ``int8`` with a fill value."""
+    if column == APPLICABILITY:
+        codes = bits_from_labels(labels).astype("float64")
+    else:
+        index = {s: i for i, s in enumerate(SOURCES)}
+        codes = np.array([index.get(v, -1) if isinstance(v, str) else -1 for v in labels], float)
+    return np.where(codes < 0, np.nan, codes)
+
+
+def _decode_flag(column: str, codes: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_encode_flag` (a fill value or an unknown code: ``None``)."""
+    if column == APPLICABILITY:
+        return labels_from_bits(codes)
+    out = np.full(codes.shape, None, dtype=object)
+    ok = np.isfinite(codes) & (codes >= 0) & (codes < len(SOURCES))
+    out[ok] = np.asarray(SOURCES, dtype=object)[codes[ok].astype(int)]
+    return out
+
+
+def _flag_attrs(column: str) -> dict[str, Any]:
+    if column == APPLICABILITY:
+        return {
+            "long_name": "training-domain flags of the row (0: inside the training domain)",
+            "flag_masks": np.array([1, 2, 4], dtype="int8"),
+            "flag_meanings": " ".join(APPLICABILITY_REASONS),
+        }
+    return {
+        "long_name": f"source of the forecasts of {column.rsplit('_', 1)[0]}",
+        "flag_values": np.arange(len(SOURCES), dtype="int8"),
+        "flag_meanings": " ".join(SOURCES),
+    }

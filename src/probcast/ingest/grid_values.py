@@ -1,0 +1,216 @@
+"""The one check of a gridded input's units and values, at training and at prediction.
+
+Every grid a model reads passes here, whatever its variable names: files normalised by
+:func:`probcast.ingest.gridded.open_gridded` (names and units from NWP conventions), files
+already named ``fc_*``/``obs_*`` opened lazily by :func:`probcast.align.points.open_grid`
+(training and prediction) and in-memory datasets handed to the grid predictor.
+
+* Units: each ``fc_<var>``/``obs_<var>`` of a canonical variable is converted from its
+  ``units`` attribute to the canonical units (:mod:`probcast.schema`), lazily for dask
+  arrays; a missing or unconvertible ``units`` attribute is an error naming the file and
+  the variable (and listing the convertible units).
+* Values: infinite values are errors (missing values must be NaN); a field entirely NaN is
+  an error (as a table column); values outside ``[valid_min, valid_max]`` of the variable
+  are errors that name the units the values would fit (degC labelled ``K``, millimetres
+  labelled ``m``) instead of a silent conversion (float noise only, as for station tables,
+  is clipped); latitude/longitude must lie on the globe.
+
+The same sentences as the station-table checks (:mod:`probcast.validate`,
+:func:`probcast.schema.range_error`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from probcast.ingest.errors import GriddedReadError
+from probcast.schema import (
+    FC_PREFIX,
+    OBS_PREFIX,
+    VARIABLES,
+    UnitError,
+    unit_affine,
+    units_hint,
+    units_of,
+)
+from probcast.validate import NOISE_TOLERANCE
+
+log = logging.getLogger(__name__)
+
+COORD_RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 360.0)}
+"""Plausible ranges of the geographic coordinates (degrees)."""
+
+
+def variable_of(name: str) -> str | None:
+    """Canonical variable of a ``fc_<var>``/``obs_<var>`` field name (None: not one)."""
+    for prefix in (FC_PREFIX, OBS_PREFIX):
+        if name.startswith(prefix) and name[len(prefix) :] in VARIABLES:
+            return name[len(prefix) :]
+    return None
+
+
+def canonical_units(ds: xr.Dataset, source: str, *, require: bool = True) -> xr.Dataset:
+    """Convert every ``fc_<var>``/``obs_<var>`` field to canonical units by its ``units``.
+
+    Args:
+        ds: Dataset (numpy- or dask-backed; dask stays lazy).
+        source: File name for error messages.
+        require: A field without a ``units`` attribute is an error (else taken as
+            canonical).
+
+    Returns:
+        ``ds`` with converted fields; each keeps ``source_units`` (the units as given).
+
+    Raises:
+        GriddedReadError: Missing (with ``require``) or unconvertible units.
+    """
+    out = {}
+    for name, da in ds.data_vars.items():
+        var = variable_of(str(name))
+        if var is None:
+            continue
+        canon = VARIABLES[var].units
+        units = da.attrs.get("units")
+        if units is None and not require:
+            continue
+        if units is None:
+            raise GriddedReadError(
+                f"{source}: variable {name!r} has no units attribute; expected {canon!r} or "
+                f"a convertible unit ({', '.join(units_of(var)[1:])}), e.g. units={canon!r}"
+            )
+        try:
+            scale, offset = unit_affine(str(units), var)
+        except UnitError:
+            raise GriddedReadError(
+                f"{source}: variable {name!r} has units {units!r}; expected {canon!r} or a "
+                f"convertible unit ({', '.join(units_of(var)[1:])})"
+            ) from None
+        if (scale, offset) == (1.0, 0.0) and np.issubdtype(da.dtype, np.floating):
+            continue
+        values = da.astype("float64") if not np.issubdtype(da.dtype, np.floating) else da
+        conv = values * scale + offset if (scale, offset) != (1.0, 0.0) else values
+        attrs = {**da.attrs, "units": canon, "source_units": str(units)}
+        out[str(name)] = conv.assign_attrs(attrs)
+    return ds.assign(out) if out else ds
+
+
+def _names(ds: xr.Dataset, names: Sequence[str] | None) -> list[str]:
+    fields = [str(v) for v in ds.data_vars if variable_of(str(v))] if names is None else list(names)
+    return [*fields, *[c for c in COORD_RANGES if c in ds.variables and c not in fields]]
+
+
+def check_values(ds: xr.Dataset, source: str, names: Sequence[str] | None = None) -> list[str]:
+    """Refuse infinite, entirely missing or physically impossible values (one data pass).
+
+    Values outside the physical range by float noise only (at most
+    :data:`probcast.validate.NOISE_TOLERANCE` of the range, as for station tables) pass;
+    the names of the fields that have some are returned, for :func:`check_grid` to clip.
+
+    Args:
+        ds: Dataset in canonical units.
+        source: File name for error messages.
+        names: Variables to check (default every ``fc_*``/``obs_*`` field of a canonical
+            variable); latitude/longitude are always checked when present.
+
+    Returns:
+        Fields with values outside their range by float noise only.
+
+    Raises:
+        GriddedReadError: Naming the file and the variable.
+    """
+    stats = {}
+    for name in _names(ds, names):
+        arr = ds[name]
+        if np.issubdtype(arr.dtype, np.floating):
+            finite = arr.where(np.isfinite(arr))
+            stats[name] = [np.isinf(arr).sum(), finite.min(), finite.max()]
+    return [
+        name
+        for name, (n_inf, lo, hi) in _compute(stats).items()
+        if _check_one(ds, source, name, n_inf, lo, hi)
+    ]
+
+
+def _check_one(ds: xr.Dataset, source: str, name: str, n_inf: int, lo: float, hi: float) -> bool:
+    """Raise on a bad field; True when it is out of range by float noise only."""
+    if n_inf:
+        raise GriddedReadError(
+            f"{source}: {name} has {n_inf} infinite value(s); missing values must be NaN "
+            "(or the field's _FillValue)"
+        )
+    var = variable_of(name)
+    if not np.isfinite(lo):
+        if var is not None and ds[name].size:
+            raise GriddedReadError(
+                f"{source}: {name} is entirely missing (all NaN); expected at least one "
+                "finite value, or leave the variable out"
+            )
+        return False
+    if name in COORD_RANGES:
+        vmin, vmax = COORD_RANGES[name]
+        if lo < vmin or hi > vmax:
+            raise GriddedReadError(
+                f"{source}: {name} has values in [{lo:g}, {hi:g}], outside its physical range "
+                f"[{vmin:g}, {vmax:g}] degrees"
+            )
+        return False
+    if var is None:
+        return False
+    meta = VARIABLES[var]
+    tol = NOISE_TOLERANCE * (meta.valid_max - meta.valid_min)
+    if lo < meta.valid_min - tol or hi > meta.valid_max + tol:
+        given = ds[name].attrs.get("source_units", ds[name].attrs.get("units"))
+        hint = units_hint(lo, hi, var, _known(str(given), var) if given is not None else None)
+        raise GriddedReadError(
+            f"{source}: {name} has values in [{lo:g}, {hi:g}], outside its physical range "
+            f"[{meta.valid_min:g}, {meta.valid_max:g}] {meta.units} (units attribute "
+            f"{given if given is not None else 'missing'!r}); {hint}"
+        )
+    return lo < meta.valid_min or hi > meta.valid_max
+
+
+def _known(units: str, var: str) -> str | None:
+    try:
+        unit_affine(units, var)
+    except UnitError:
+        return None
+    return units
+
+
+def _compute(stats: dict[str, list[xr.DataArray]]) -> dict[str, tuple[int, float, float]]:
+    import dask
+
+    (out,) = dask.compute(stats)
+    return {
+        k: (int(np.asarray(n)), float(np.asarray(a)), float(np.asarray(b)))
+        for k, (n, a, b) in out.items()
+    }
+
+
+def check_grid(ds: xr.Dataset, source: str, *, require_units: bool = True) -> xr.Dataset:
+    """Canonical units, then the value checks: the one path of every gridded input.
+
+    Args:
+        ds: Dataset with ``fc_*``/``obs_*`` fields (lazy or loaded).
+        source: File name for error messages.
+        require_units: A known field without ``units`` is an error.
+
+    Returns:
+        ``ds`` in canonical units.
+
+    Raises:
+        GriddedReadError: Units missing or unknown, infinite, all-missing or impossible
+            values, coordinates off the globe (the message names the file and variable).
+    """
+    ds = canonical_units(ds, source, require=require_units)
+    noisy = check_values(ds, source)
+    for name in noisy:  # float noise only (checked): clip to the physical range, lazily
+        meta = VARIABLES[str(variable_of(name))]
+        log.info("%s: %s: values clipped to [%g, %g] (float noise only)", source, name,
+                 meta.valid_min, meta.valid_max)  # fmt: skip
+        ds[name] = ds[name].clip(meta.valid_min, meta.valid_max, keep_attrs=True)
+    return ds
