@@ -17,14 +17,14 @@ import probcast
 SRC = Path(probcast.__file__).resolve().parent
 
 LAYERS: list[set[str]] = [
-    {"__init__", "schema", "io", "defaults", "logs", "configs", "split"},
-    {"dists", "validate", "features"},
+    {"__init__", "schema", "io", "defaults", "logs", "progress", "configs", "split"},
+    {"dists", "validate", "features", "units"},
     {"ingest", "baselines"},
     {"align", "sources", "products"},
     {"data", "model"},
     {"verify", "train"},
     {"predict"},
-    {"bench", "testing", "cli", "ops"},
+    {"bench", "testing", "cli", "ops", "monitor"},
 ]
 """From the bottom up: the foundations, the predictive distribution, readers and classical
 baselines, alignment / raw sources / products, datasets and the model, verification and

@@ -117,8 +117,10 @@ def test_resume_after_interruption_matches_uninterrupted(
             raise _Killed
 
     monkeypatch.setattr(checkpoint.SeedCheckpoints, "save_latest", save_then_die)
+    every_epoch = _config(table_path)
+    every_epoch.train.checkpoint_every_s = 0.0  # a save after each epoch: killed after 2's
     with pytest.raises(_Killed):
-        loop.train(_config(table_path), tmp_path)
+        loop.train(every_epoch, tmp_path)
     assert not (tmp_path / "seed_0" / "DONE.json").exists()
     monkeypatch.undo()
     loop.train(_config(table_path), tmp_path)  # picks up after epoch 2
@@ -129,6 +131,34 @@ def test_resume_after_interruption_matches_uninterrupted(
     assert step_a == step_b
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)  # deterministic: same config + data -> same params
+
+
+def test_checkpoints_are_saved_at_the_interval_and_after_the_last_epoch(
+    trained, table_path, tmp_path, monkeypatch
+):
+    workdir, _ = trained
+    saves: dict[str, list[int]] = {"latest": [], "best": []}
+    latest, best = checkpoint.SeedCheckpoints.save_latest, checkpoint.SeedCheckpoints.save_best
+
+    def count_latest(self, epoch, *args):
+        saves["latest"].append(epoch)
+        latest(self, epoch, *args)
+
+    def count_best(self, epoch, *args):
+        saves["best"].append(epoch)
+        best(self, epoch, *args)
+
+    monkeypatch.setattr(checkpoint.SeedCheckpoints, "save_latest", count_latest)
+    monkeypatch.setattr(checkpoint.SeedCheckpoints, "save_best", count_best)
+    config = _config(table_path)
+    config.train.checkpoint_every_s = 1e9  # never by time: only after the last epoch
+    config.train.refit = False
+    loop.train(config, tmp_path)
+    history = json.loads((tmp_path / "seed_0" / "history.json").read_text())
+    assert saves["latest"] == [len(history)]
+    assert len(saves["best"]) == 1  # the best epoch's parameters, kept in memory until then
+    step, _ = _best_params(tmp_path)
+    assert step == min(history, key=lambda h: h["val_loss"])["epoch"]
 
 
 def test_workdir_of_another_run_is_refused(trained, table_path):

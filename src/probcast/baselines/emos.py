@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from probcast import dists
+from probcast import dists, progress
 from probcast.baselines.base import assign_bins, lead_edges, target_columns, training_rows
 from probcast.baselines.emos_fit import fit_groups
 from probcast.dists import Predictive
@@ -172,10 +172,13 @@ def fit_emos(
     # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept
     # absorbs the mean error, in spread units
     prior[:, 0, 0] = float(np.mean(y - center)) / spread
-    glob = fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1)
-    model.global_coefs = glob.tolist()
-    if by_station:
-        model.station_coefs = _fit_local(model, rows, x, center, y, bins, glob, shrinkage)
+    with progress.bar(f"EMOS fit {var} (global)", 2 if by_station else 1) as shown:
+        glob = fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1)
+        model.global_coefs = glob.tolist()
+        if by_station:
+            shown.advance(1, f"EMOS fit {var} (per station)")
+            model.station_coefs = _fit_local(model, rows, x, center, y, bins, glob, shrinkage)
+        shown.advance()
     return model
 
 

@@ -69,19 +69,25 @@ def get_config() -> ml_collections.ConfigDict:
     # [0, 1] chosen on the validation rows (probcast.train.blend): the classical fallback
     # where the network has too little data.
     train.blend_emos = True
+    # Most rows local EMOS is fitted on (a station-stratified subset of larger tables;
+    # probcast.train.blend.emos_rows); 0 fits on all rows.
+    train.emos_max_rows = 1_000_000
     # After early stopping on the validation rows, retrain each network on all training
     # rows for its selected number of epochs (train.loop._refit).
     train.refit = True
     train.ensemble_members = 16  # noise draws per row for generative heads (fair CRPS)
     train.eval_batch_size = 8192  # rows per validation forward pass
-    train.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
+    train.compute_dtype = "float32"  # "bfloat16", or "float16" for T4-class GPUs (params float32)
     train.log_every = 1  # epochs between progress lines
+    # Seconds between checkpoint saves (and always after the last epoch); a killed training
+    # resumes from the last save. 0 saves after every epoch.
+    train.checkpoint_every_s = 30.0
 
     config.tracking = tracking = ml_collections.ConfigDict()
     tracking.backend = "mlflow"  # "mlflow", "wandb" or "none"
     tracking.uri = ""  # "" = sqlite:///<workdir>/../mlruns.db
     tracking.experiment = "probcast"  # MLflow experiment / W&B project name
-    tracking.run_name = ""  # name of the tracked run ("" = the tracker's default)
+    tracking.run_name = ""  # name of the tracked run ("" = <data>-<config>-<UTC yyyymmddTHHMM>)
     # How seed networks are pooled, batch sizes and member counts are chosen per prediction
     # request (probcast.predict.request.PredictRequest), not frozen at training.
     return config

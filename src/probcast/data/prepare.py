@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from probcast import io
+from probcast import io, progress
 from probcast.data import registry
 from probcast.ingest.tables import write_table
 from probcast.split import grid_index_split, time_split
@@ -115,8 +115,23 @@ def prepare(name: str, out_dir: Path | None = None) -> Prepared:
         The prepared dataset, with the written paths.
     """
     convert = converter(name)  # unknown or non-preparable names fail before any download
-    canonical = convert(registry.fetch(name))
-    train, test = split(name, canonical)
+    with progress.bar(f"prepare {name}: convert", 3) as shown:
+        canonical = convert(registry.fetch(name))
+        shown.advance(1, f"prepare {name}: split")
+        train, test = split(name, canonical)
+        shown.advance(1, f"prepare {name}: write")
+        paths, kind = _write(train, test, out_dir, name)
+        shown.advance()
+    meta = {"name": name, "kind": kind, "targets": canonical.targets, "report": canonical.report}
+    io.write_json(paths["train"].parent / "meta.json", meta)
+    paths["meta"] = paths["train"].parent / "meta.json"
+    return Prepared(name, kind, train, test, canonical.targets, canonical.report, paths)  # type: ignore[arg-type]
+
+
+def _write(
+    train: object, test: object, out_dir: Path | None, name: str
+) -> tuple[dict[str, Path], str]:
+    """Write train and test (Parquet tables or NetCDF grids); the paths and the kind."""
     out = Path(out_dir) if out_dir else registry.cache_dir() / "prepared" / name
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -132,7 +147,4 @@ def prepare(name: str, out_dir: Path | None = None) -> Prepared:
         for part, df in (("train", train), ("test", test)):
             paths[part] = out / f"{part}.parquet"
             write_table(df, paths[part])  # type: ignore[arg-type]
-    meta = {"name": name, "kind": kind, "targets": canonical.targets, "report": canonical.report}
-    io.write_json(out / "meta.json", meta)
-    paths["meta"] = out / "meta.json"
-    return Prepared(name, kind, train, test, canonical.targets, canonical.report, paths)  # type: ignore[arg-type]
+    return paths, kind

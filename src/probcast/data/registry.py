@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from probcast import io
+from probcast import io, progress
 
 MIRROR_ENV = "PROBCAST_DATA_MIRROR"
 CACHE_ENV = "PROBCAST_CACHE"
@@ -144,7 +144,10 @@ def fetch(name: str) -> dict[str, Path]:
     """
     info = get_info(name)
     out: dict[str, Path] = {}
-    for rf in info.files:
-        path = _from_mirror(info, rf)
-        out[rf.path] = path if path is not None else _download(info, rf)
+    total = sum(rf.bytes for rf in info.files)
+    with progress.bar(f"fetch {name}", total, unit="bytes") as shown:
+        for rf in info.files:
+            path = _from_mirror(info, rf)
+            out[rf.path] = path if path is not None else _download(info, rf)
+            shown.advance(rf.bytes, f"fetch {name}: {rf.path}")
     return out

@@ -23,7 +23,9 @@ import dask.array as dsa
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.callbacks import Callback
 
+from probcast import progress
 from probcast.align import points
 from probcast.align.neighbourhood import feature_name, point_neighbours, point_stat, window_stat
 from probcast.model.artefact import load
@@ -185,7 +187,53 @@ def _tile_dataset(
 def _task(fields: np.ndarray, *arrays: np.ndarray, spec: TileSpec, block_info: Any = None) -> Any:
     loc = block_info[None]["array-location"][1:]
     tile = _tile_dataset(fields, list(arrays[:2]), list(arrays[2:]), spec, loc)
-    return predict_block(tile, spec.plan)
+    out = predict_block(tile, spec.plan)
+    TILE_PROGRESS.tick()
+    return out
+
+
+class TileProgress(Callback):
+    """A progress bar over the tile tasks of local dask computations (threads or sync).
+
+    Each tile task calls :meth:`tick` when done; the bar (total: the tiles of the latest
+    :func:`tiled_outputs`) opens at the first tick of a running computation and closes when
+    no computation runs any more. Registered by :func:`tiled_outputs` when bars are on
+    (:mod:`probcast.progress`). A dask.distributed cluster has its own dashboard instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.total: int | None = None
+        self._running = 0
+        self._open: Any = None
+        self._bar: Any = None
+
+    def _start(self, dsk: Any) -> None:
+        with self._lock:
+            self._running += 1
+
+    def tick(self) -> None:
+        """One tile done (from the thread that computed it)."""
+        with self._lock:
+            if not self._running:
+                return
+            if self._bar is None:
+                self._open = progress.bar("grid tiles", self.total)
+                self._bar = self._open.__enter__()
+            bar = self._bar
+        bar.advance()
+
+    def _finish(self, dsk: Any, state: Any, errored: bool) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running or self._open is None:
+                return
+            opened, self._open, self._bar = self._open, None, None
+        opened.__exit__(None, None, None)
+
+
+TILE_PROGRESS = TileProgress()
 
 
 def tiled_outputs(
@@ -216,6 +264,9 @@ def tiled_outputs(
     arrays = [dsa.from_array(a, chunks=chunks) for a in (lat, lon)]
     arrays += [dsa.asarray(ds[s].transpose(*dims).data).rechunk(chunks) for s in spec.statics]
     layers = sum(k for _, k in spec.plan.outputs)
+    if progress.enabled():
+        TILE_PROGRESS.total = len(ds[FRT]) * len(ds[FP]) * int(np.prod([len(c) for c in chunks]))
+        TILE_PROGRESS.register()
     out = dsa.map_blocks(
         _task,
         stacked,

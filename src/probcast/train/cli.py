@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from probcast.configs import CONFIG_DIR, available, resolve
+from probcast.io import describe
 from probcast.train.tracking import flatten
 from probcast.train.workdir import LOCK
 
@@ -234,10 +235,17 @@ def main(argv: list[str]) -> int:
 
     existed = Path(workdir).exists()
     try:
-        results = train(config, workdir)
+        label = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
+        results = train(config, workdir, config_name=Path(label.partition(":")[0]).stem)
     except (ValueError, KeyError, OSError) as err:
-        msg = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
-        if data_path.is_file() and str(data_path) not in msg and str(data_path.name) not in msg:
+        msg = str(err.args[0] if isinstance(err, KeyError) and err.args else describe(err))
+        named = isinstance(err, OSError) and err.filename  # e.g. the workdir: not the data
+        if (
+            not named
+            and data_path.is_file()
+            and str(data_path) not in msg
+            and str(data_path.name) not in msg
+        ):
             msg = f"{data_path}: {msg}"  # e.g. a reader's error that names no file
         print(f"probcast train: error: {msg}", file=sys.stderr)
         if not existed:

@@ -24,23 +24,26 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from probcast import progress
 from probcast.features import FeatureSpec, resolve_targets, usable_rows
 from probcast.io import write_json
 from probcast.model import artefact
 from probcast.model.checkpoint import SeedCheckpoints
+from probcast.model.domain import domain_from_frame, save_domain
 from probcast.model.network import build_model, head_families
 from probcast.split import validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data
-from probcast.train.blend import fit_blend
+from probcast.train.blend import EMOS_MAX_ROWS, fit_blend
 from probcast.train.calibrate import fit_spread_factor
 from probcast.train.objective import StepFns, make_optimizer, normalised_loss
-from probcast.train.tracking import Tracker, flatten, make_tracker
+from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
+from probcast.train.tracking import Tracker, default_run_name, flatten, make_tracker
 from probcast.train.workdir import claim, finish
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
 @dataclasses.dataclass
@@ -80,22 +83,25 @@ def compute_dtype(name: str) -> Any:
     return DTYPES[name]
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | Path) -> list[SeedResult]:
+def train(
+    config: ml_collections.ConfigDict, workdir: str | Path, config_name: str = ""
+) -> list[SeedResult]:
     """Train the model described by ``config`` into ``workdir`` (resuming if possible).
 
     The workdir is locked while training (:mod:`probcast.train.workdir`); the completion
-    marker with the checksums of the artefact is written last.
+    marker with the checksums of the artefact is written last. ``config_name`` (``tiny``)
+    goes into the default name of the tracked run (:func:`tracking.default_run_name`).
 
     Returns:
         One result per seed network.
     """
     with claim(Path(workdir)) as held:
-        results = _train(config, held)
+        results = _train(config, held, config_name)
         finish(held)
     return results
 
 
-def _train(config: ml_collections.ConfigDict, workdir: Path) -> list[SeedResult]:
+def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[SeedResult]:
     table, source = tdata.load_table(
         str(config.data.path),
         str(config.data.split_date),
@@ -116,12 +122,14 @@ def _train(config: ml_collections.ConfigDict, workdir: Path) -> list[SeedResult]
     select_dir.mkdir(exist_ok=True)
     for d in {workdir, select_dir}:
         artefact.write_run_files(d, config, spec, heads, fingerprint=digest, source=source)
+        save_domain(d, domain_from_frame(table, spec.columns))  # the training rows' domain
     tags = {
         "git_commit": artefact.git_commit() or "unknown",
         "data_fingerprint": digest,
         "data_source": source,
     }
-    tracker = make_tracker(config.tracking, workdir, tags)
+    run_name = default_run_name(str(config.data.path), name)
+    tracker = make_tracker(config.tracking, workdir, tags, run_name)
     try:
         tracker.log_params(flatten(config.to_dict()))
         setup = _setup(config, spec, heads, fit_table, val_table, tracker)
@@ -172,7 +180,8 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
 
         # Same weights; EMOS, like the networks, refitted on all training rows.
         blend = json.loads(chosen.read_text())
-        blend["blend"] = refit_emos(blend["blend"], table)
+        cap = int(setup.config.train.get("emos_max_rows", EMOS_MAX_ROWS))
+        blend["blend"] = refit_emos(blend["blend"], table, cap)
         write_json(workdir / "blend.json", blend)
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
 
@@ -189,7 +198,8 @@ def blend_with_emos(
     path.unlink(missing_ok=True)
     if not bool(config.train.blend_emos) or not len(val_table):
         return
-    blend = fit_blend(artefact.load(workdir, verify=False), fit_table, val_table)
+    cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS))
+    blend = fit_blend(artefact.load(workdir, verify=False), fit_table, val_table, cap)
     write_json(path, {"blend": blend, "rows": len(val_table)})
 
 
@@ -297,40 +307,58 @@ def train_seed(
     base, val_key = jax.random.split(jax.random.key(seed))
     idx_sharding = tdata.batch_sharded(setup.mesh, ndim=2, axis=1)
     last = int(cfg.epochs) if max_epochs is None else min(int(cfg.epochs), max_epochs)
-    while state["epoch"] < last and state["wait"] < int(cfg.patience):
-        epoch = int(state["epoch"])
-        key = jax.random.fold_in(base, epoch)
-        idx = jax.device_put(
-            tdata.epoch_indices(jax.random.fold_in(key, 0), setup.fit.n, batch_size), idx_sharding
-        )
-        t0 = time.perf_counter()
-        params, opt_state, loss, per = fns.epoch(
-            params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1)
-        )
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"seed {seed} epoch {epoch + 1}: training loss is {loss}; lower "
-                f"train.learning_rate or check the data for extreme values"
+    # Checkpoints (best, then latest) at most every ``checkpoint_every_s`` seconds and after
+    # the last epoch: a killed run resumes from the last save and redoes (deterministically)
+    # the epochs after it.
+    every = float(cfg.get("checkpoint_every_s", 0.0))
+    saved, best = time.perf_counter(), None
+    what = f"{setup.tag}seed {seed}"
+    with progress.bar(what, last, completed=min(int(state["epoch"]), last)) as shown:
+        while state["epoch"] < last and state["wait"] < int(cfg.patience):
+            epoch = int(state["epoch"])
+            key = jax.random.fold_in(base, epoch)
+            idx = jax.device_put(
+                tdata.epoch_indices(jax.random.fold_in(key, 0), setup.fit.n, batch_size),
+                idx_sharding,
             )
-        rate = steps * batch_size / (time.perf_counter() - t0)
-        val_loss, val_crps = evaluate(fns, params, setup.val, val_key)
-        if not setup.val:
-            val_loss = loss  # no validation data: the latest epoch is the best
-        lr = float(schedule(min((epoch + 1) * steps, int(cfg.epochs) * steps) - 1))
-        record = _record(epoch + 1, loss, per, val_loss, val_crps, lr, rate, setup.heads)
-        improved = val_loss < state["best"] or not setup.val
-        state["epoch"], state["history"] = epoch + 1, [*state["history"], record]
-        if improved:
-            state.update(best=val_loss, best_epoch=epoch + 1, wait=0)
-            ckpt.save_best(epoch + 1, params, {"epoch": epoch + 1, "val_loss": val_loss})
-        else:
-            state["wait"] += 1
-        ckpt.save_latest(epoch + 1, params, opt_state, state)
-        line = _format(record, int(cfg.epochs))
-        log.info("%sseed %d %s%s", setup.tag, seed, line, " *" if improved else "")
-        metrics = _prefixed(record, index, int(setup.config.train.n_seeds))
-        setup.tracker.log_metrics({setup.tag + k: v for k, v in metrics.items()}, step=epoch + 1)
+            t0 = time.perf_counter()
+            params, opt_state, loss, per = fns.epoch(
+                params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1)
+            )
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"seed {seed} epoch {epoch + 1}: training loss is {loss}; lower "
+                    f"train.learning_rate or check the data for extreme values"
+                )
+            rate = steps * batch_size / (time.perf_counter() - t0)
+            val_loss, val_crps = evaluate(fns, params, setup.val, val_key)
+            if not setup.val:
+                val_loss = loss  # no validation data: the latest epoch is the best
+            lr = float(schedule(min((epoch + 1) * steps, int(cfg.epochs) * steps) - 1))
+            record = epoch_record(epoch + 1, loss, per, val_loss, val_crps, lr, rate, setup.heads)
+            improved = val_loss < state["best"] or not setup.val
+            state["epoch"], state["history"] = epoch + 1, [*state["history"], record]
+            if improved:
+                state.update(best=val_loss, best_epoch=epoch + 1, wait=0)
+                # a copy: the next epoch donates (reuses) the buffers of ``params``
+                best = (epoch + 1, jax.tree.map(jnp.copy, params), val_loss)
+            else:
+                state["wait"] += 1
+            finished = state["epoch"] >= last or state["wait"] >= int(cfg.patience)
+            if finished or time.perf_counter() - saved >= every:
+                if best is not None:  # best first: ``latest`` must never point past it
+                    ckpt.save_best(best[0], best[1], {"epoch": best[0], "val_loss": best[2]})
+                    best = None
+                ckpt.save_latest(epoch + 1, params, opt_state, state)
+                saved = time.perf_counter()
+            line = format_epoch(record, int(cfg.epochs))
+            log.info("%sseed %d %s%s", setup.tag, seed, line, " *" if improved else "")
+            shown.advance(1, f"{what} | {epoch_summary(record)}")
+            metrics = tracked_metrics(record, index, int(setup.config.train.n_seeds))
+            setup.tracker.log_metrics(
+                {setup.tag + k: v for k, v in metrics.items()}, step=epoch + 1
+            )
     ckpt.close()
     best = state["history"][int(state["best_epoch"]) - 1]
     result = SeedResult(
@@ -360,34 +388,3 @@ def evaluate(
     loss = float(normalised_loss(sums, counts, chunks[0].scale))
     mean = np.asarray(sums / jnp.maximum(counts, 1.0))
     return loss, {var: float(v) for var, v in zip(fns.heads, mean, strict=True)}
-
-
-def _record(
-    epoch: int,
-    loss: float,
-    per: jax.Array,
-    val_loss: float,
-    val_crps: dict[str, float],
-    lr: float,
-    rate: float,
-    heads: dict[str, str],
-) -> dict[str, float]:
-    rec: dict[str, float] = {"epoch": epoch, "train_loss": loss, "val_loss": val_loss}
-    rec.update({f"train_crps_{v}": float(c) for v, c in zip(heads, np.asarray(per), strict=True)})
-    rec.update({f"val_crps_{v}": c for v, c in val_crps.items()})
-    rec.update(lr=lr, samples_per_s=rate)
-    return rec
-
-
-def _format(rec: dict[str, float], epochs: int) -> str:
-    train = " ".join(f"{k[11:]}={v:.4g}" for k, v in rec.items() if k.startswith("train_crps_"))
-    val = " ".join(f"{k[9:]}={v:.4g}" for k, v in rec.items() if k.startswith("val_crps_"))
-    return (
-        f"epoch {int(rec['epoch']):>3}/{epochs} | train crps {train} | val crps {val or '-'} "
-        f"(loss {rec['val_loss']:.4f}) | lr {rec['lr']:.2e} | {rec['samples_per_s']:.3g} samples/s"
-    )
-
-
-def _prefixed(rec: dict[str, float], index: int, n_seeds: int) -> dict[str, float]:
-    prefix = f"seed{index}/" if n_seeds > 1 else ""
-    return {f"{prefix}{k}": v for k, v in rec.items() if k != "epoch" and math.isfinite(v)}

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -190,17 +191,54 @@ def _write_state(path: Path, data: Mapping[str, Any]) -> None:
     io.write_json(path, dict(data))
 
 
-def make_tracker(tracking: Any, workdir: Path, tags: Mapping[str, str]) -> Tracker:
-    """Tracker selected by ``config.tracking`` (``backend``, ``uri``, ``experiment``)."""
+GENERIC_STEMS = ("train", "test", "data", "table")
+"""Table stems that say little alone: the folder's name goes in front in run names."""
+
+
+def data_label(data_path: str) -> str:
+    """Short name of ``config.data.path``: a registry id as it is, else the table's stem.
+
+    A generic stem (``train``, ``test``) gets its folder's name in front
+    (``tables/mine/train.parquet`` -> ``mine-train``).
+    """
+    if not str(data_path):
+        return "data"
+    p = Path(str(data_path))
+    if not p.suffix and not p.exists():
+        return str(data_path)  # a registry dataset id
+    if p.stem in GENERIC_STEMS and p.parent.name:
+        return f"{p.parent.name}-{p.stem}"
+    return p.stem
+
+
+def default_run_name(data_path: str, config_name: str = "", now: datetime | None = None) -> str:
+    """``<dataset or table stem>-<config name>-<UTC time yyyymmddTHHMM>`` of a tracked run.
+
+    Used when ``tracking.run_name`` is empty; without a config name (a config built in
+    Python) that part is left out.
+    """
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M")
+    return "-".join(part for part in (data_label(data_path), config_name, stamp) if part)
+
+
+def make_tracker(
+    tracking: Any, workdir: Path, tags: Mapping[str, str], default_name: str = ""
+) -> Tracker:
+    """Tracker selected by ``config.tracking`` (``backend``, ``uri``, ``experiment``).
+
+    The run is named ``tracking.run_name``, else ``default_name`` (see
+    :func:`default_run_name`); a resumed run keeps the name it was created with.
+    """
     backend = str(tracking.backend)
     if backend not in BACKENDS:
         raise ValueError(f"tracking.backend must be one of {BACKENDS}, got {backend!r}")
+    name = str(tracking.run_name) or default_name
     if backend == "mlflow":
         uri = str(tracking.uri) or default_uri(workdir)
         state = Path(workdir) / STATE_FILE
-        return MlflowTracker(uri, str(tracking.experiment), str(tracking.run_name), tags, state)
+        return MlflowTracker(uri, str(tracking.experiment), name, tags, state)
     if backend == "wandb":
-        return WandbTracker(str(tracking.experiment), str(tracking.run_name), tags, Path(workdir))
+        return WandbTracker(str(tracking.experiment), name, tags, Path(workdir))
     return NullTracker()
 
 

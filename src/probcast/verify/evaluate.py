@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probcast import defaults
+from probcast import defaults, progress
 from probcast.dists import Predictive
 from probcast.products.table import (
     detect_variables,
@@ -204,7 +204,7 @@ def verify(
     cases: dict[tuple[str, str], pd.DataFrame] = {}
     thr_used: dict[str, list[float]] = {}
     dropped: dict[str, dict[str, dict[str, int]]] = {}
-    for var in variables:
+    for var in progress.track(variables, "verify", label=lambda v: f"verify {v}"):
         fcs = {
             name: to_predictive(df, var, family=fams.get(name, {}).get(var), source=name)
             for name, df in merged.items()
@@ -337,7 +337,10 @@ def _crpss_rows(
     n_boot: int,
 ) -> pd.DataFrame:
     rows = []
-    for (name, var), frame in cases.items():
+    pairs = progress.track(
+        list(cases.items()), "CRPSS bootstrap", label=lambda c: "CRPSS {} {}".format(*c[0])
+    )
+    for (name, var), frame in pairs:
         ref = cases.get((reference, var))
         if name == reference or ref is None:
             continue
