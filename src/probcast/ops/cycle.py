@@ -26,9 +26,12 @@ from typing import Any
 from probcast import io
 from probcast.logs import log_context
 from probcast.ops import metrics
+from probcast.ops.lineage import resolve_for_cycle
 from probcast.ops.pipeline import Pipeline, cycle_id
 from probcast.ops.publish import publish
+from probcast.ops.registry import RegistryError
 from probcast.ops.state import FINISHED, StateStore, new_owner
+from probcast.ops.upgrade import check_input
 
 log = logging.getLogger(__name__)
 STEPS = ("acquire", "predict", "publish", "record")
@@ -227,6 +230,12 @@ def _run_cycle(
         if store.cycle_status(cid) == FINISHED:  # finished while we waited for the lease
             return CycleOutcome(cid, "done")
         store.start_cycle(cid)
+        try:  # a registered model: its alias now (a rollback counts from the next cycle)
+            pipe = resolve_for_cycle(pipe, cid, store)
+        except RegistryError as err:
+            store.fail_cycle(cid, f"model: {err}")
+            log.error("%s: model: %s", cid, err)
+            return CycleOutcome(cid, "failed", [], f"model: {err}")
         ctx = _Context(pipe, cycle, settle)
         for name in STEPS:
             row = store.step(cid, name)
@@ -247,6 +256,8 @@ def _run_cycle(
                 return CycleOutcome(cid, "failed", outcome.ran, message)
             pause(f"{name}:done")
             store.finish_step(cid, name, **record)
+            if name == "acquire":
+                check_input(pipe, cycle, store)  # NWP upgrade: input metadata changed
             ctx.done[name] = store.step(cid, name) or record
             outcome.ran.append(name)
         store.finish_cycle(

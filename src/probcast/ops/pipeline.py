@@ -3,7 +3,8 @@
 A YAML file (reference: ``docs/operations.md``)::
 
     name: stations                      # default: the file's stem
-    model: runs/mine                    # workdir of a trained model
+    model: runs/mine                    # workdir of a trained model, or a registered one:
+    # model: {registry: stations, alias: champion}   (probcast.ops.registry)
     input: inputs/{cycle:%Y%m%d%H}.parquet
     complete: {rule: stable, settle_seconds: 2}    # or {rule: marker, suffix: .done}
     every_hours: 24                     # cycle spacing of --from/--to and of watch
@@ -22,6 +23,8 @@ A YAML file (reference: ``docs/operations.md``)::
     broker: {url: "redis://127.0.0.1:6379/0", stream: probcast-cycles}   # probcast consume
     schedule: {cron: "30 5 * * *", delay_minutes: 330}                 # probcast schedule
     metrics: {file: /var/lib/node_exporter/probcast.prom}              # or pushgateway: URL
+    retrain: {config: default, table: tables/all.parquet, margin: 0.02}  # probcast retrain
+    nwp: {keys: [model_version]}        # input metadata compared between cycles (upgrades)
 
 Relative paths are relative to the pipeline file's folder. Cycles are UTC datetimes,
 written ``2026-11-29T00Z`` (also accepted: ``2026112900``, ``2026-11-29T00:00Z``, ``2026-11-29``).
@@ -34,7 +37,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml  # type: ignore[import-untyped]
 
@@ -72,8 +75,14 @@ _TOP_KEYS = frozenset(
         "broker",
         "schedule",
         "metrics",
+        "monitor",
+        "retrain",
+        "nwp",
     }
 )
+if TYPE_CHECKING:
+    from probcast.ops.registry import RegistrySpec
+
 _PLACEHOLDER = re.compile(r"\{cycle(?::([^}]*))?\}")
 
 
@@ -155,7 +164,15 @@ class Pipeline:
     schedule: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The raw ``schedule:`` block (parsed by :mod:`probcast.ops.schedule`)."""
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """The raw ``metrics:`` block: ``file`` and/or ``pushgateway`` (:mod:`probcast.ops.metrics_export`)."""
+    """The raw ``metrics:`` block: ``file`` and/or ``pushgateway``
+    (:mod:`probcast.ops.metrics_export`)."""
+    registry: RegistrySpec | None = None
+    """The registered model when ``model`` is ``{registry: NAME, ...}``: each cycle resolves
+    its alias (:mod:`probcast.ops.registry`); ``model`` is then the alias's link."""
+    retrain: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The raw ``retrain:`` block (parsed by :mod:`probcast.ops.retrain`)."""
+    nwp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The raw ``nwp:`` block (parsed by :mod:`probcast.ops.upgrade`)."""
 
     def input_path(self, cycle: datetime) -> Path:
         """The input file of ``cycle``."""
@@ -262,13 +279,14 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
     state = str(data.get("state") or f"sqlite:///{base / (stem + '.state.sqlite')}")
     if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
         state = f"sqlite:///{_resolve(base, state.removeprefix('sqlite:///'))}"
+    registry, model = _model(data["model"], base, name)
     every = int(data.get("every_hours", Pipeline.every_hours))
     if every < 1:
         raise PipelineError(f"{name}: every_hours must be >= 1, got {every}")
     return Pipeline(
         name=str(data.get("name") or stem),
         root=base,
-        model=_resolve(base, str(data["model"])),
+        model=model,
         input=input_,
         output=output,
         request=products,
@@ -286,7 +304,37 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
         broker=_block(data, "broker", name),
         schedule=_block(data, "schedule", name),
         metrics=_block(data, "metrics", name),
+        registry=registry,
+        retrain=_checked(data, "retrain", base, name),
+        nwp=_checked(data, "nwp", base, name),
     )
+
+
+def _model(value: Any, base: Path, name: str) -> tuple[RegistrySpec | None, Path]:
+    """A workdir, or a registered model (and the link to its alias's version)."""
+    if not isinstance(value, Mapping):
+        return None, _resolve(base, str(value))
+    from probcast.ops.registry import RegistryError, parse_model_block
+
+    try:
+        spec = parse_model_block(value, base, name)
+    except RegistryError as err:
+        raise PipelineError(str(err)) from None
+    return spec, spec.link()
+
+
+def _checked(data: Mapping[str, Any], key: str, base: Path, name: str) -> dict[str, Any]:
+    """The ``retrain:`` or ``nwp:`` block, checked by the module that uses it."""
+    block = _block(data, key, name)
+    if key == "nwp":
+        from probcast.ops.upgrade import keys_of
+
+        keys_of(block, name)
+    elif block:
+        from probcast.ops.retrain_spec import parse_retrain
+
+        parse_retrain(block, base, name)
+    return block
 
 
 def _block(data: Mapping[str, Any], key: str, name: str) -> dict[str, Any]:
