@@ -12,7 +12,9 @@ import importlib
 import os
 import sys
 
+from probcast.io import describe
 from probcast.logs import configure_logging
+from probcast.progress import silence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("probcast.data.cli", "list, fetch, prepare, build, check and split datasets"),
@@ -23,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("probcast.ops.cli_run", "run NWP cycles through a pipeline file (state, resumable)"),
     "watch": ("probcast.ops.cli_watch", "run each new complete cycle dropped in the input folder"),
     "serve": ("probcast.ops.cli_serve", "HTTP API: forecasts on demand for a cycle's stations"),
+    "monitor": ("probcast.monitor.cli", "input drift and rolling skill of a model in production"),
+    "consume": ("probcast.ops.cli_consume", "run the cycle of each message of a broker (Redis)"),
+    "schedule": ("probcast.ops.cli_schedule", "run cycles at the fire times of a cron schedule"),
+    "model": ("probcast.ops.cli_model", "registered model versions: list, promote, rollback"),
+    "retrain": ("probcast.ops.cli_retrain", "retrain on a rolling window, gated on CRPS"),
 }
 
 
@@ -30,12 +37,16 @@ def _usage() -> str:
     lines = ["usage: probcast COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'probcast COMMAND --help' for the command's options."]
+    lines += ["--quiet (anywhere on the line) hides the progress bars (as PROBCAST_QUIET=1)."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probcast`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--quiet" in args:  # no progress bars (probcast.progress); logs unchanged
+        args = [a for a in args if a != "--quiet"]
+        silence()
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -76,9 +87,12 @@ def error_message(command: str, err: BaseException) -> str:
     """One paragraph for an exception that reached the dispatcher.
 
     probcast's own errors (and ``ValueError``/``OSError``, the errors of bad input) are
-    shown as their message; anything else is named as unexpected, with how to see more.
+    shown as their message (an ``OSError`` as ``<path>: <reason>``); anything else is named
+    as unexpected, with how to see more.
     """
-    text = " ".join((err.args[0] if isinstance(err, KeyError) and err.args else str(err)).split())
+    # an OSError as "x: no space left on the device", not "[Errno 28] No space ...: 'x'"
+    text = err.args[0] if isinstance(err, KeyError) and err.args else describe(err)
+    text = " ".join(str(text).split())
     text = text or type(err).__name__
     expected = isinstance(err, (ValueError, OSError, LookupError)) or type(
         err

@@ -5,14 +5,21 @@ A file or folder is written under a unique temporary name in the destination fol
 temporary name), given ordinary permissions, and renamed onto the target only when
 complete, so a reader never sees a half-written output and a crash leaves the previous
 version intact. :func:`sweep` removes the temporaries a killed process left behind.
+
+A write that fails for a reason of the file system (read-only folder, full disk, file-size
+limit, a parent that is a file, a target that is a folder) raises :class:`WriteError`, an
+``OSError`` whose message names the target path and the reason; nothing is left behind and
+an existing target is unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import resource
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +29,83 @@ from typing import Any
 TMP_MARK = ".tmp-"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+
+_HINTS = {
+    errno.EFBIG: "file too large (the file-size limit, ulimit -f, was reached)",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (read-only or protected folder?)",
+}
+_LIBRARY_IO_ERRORS = ("NetCDF:", "HDF")
+"""Messages of the ``RuntimeError`` that netCDF4/HDF5 raise when a write fails."""
+
+
+class WriteError(OSError):
+    """A file or folder could not be written; ``str()`` names the path and the reason."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write: {self.strerror}"
+
+
+def write_error(path: str | os.PathLike[str], err: BaseException) -> WriteError:
+    """The :class:`WriteError` for ``path`` that explains ``err`` (an OS or library error)."""
+    if isinstance(err, WriteError):
+        return err  # already names its path (a nested write)
+    code = err.errno if isinstance(err, OSError) and err.errno else errno.EIO
+    reason = os_reason(err)
+    where = getattr(err, "filename", None)
+    if where and Path(where).name.startswith(".") and TMP_MARK in str(where):
+        where = None  # the temporary name means nothing to the user
+    if where and str(where) != str(path):
+        reason = f"{where}: {reason}"
+    return WriteError(code, " ".join(reason.split()), str(path))
+
+
+def os_reason(err: BaseException) -> str:
+    """The reason of an OS (or I/O library) error in words, without the path or errno."""
+    code = err.errno if isinstance(err, OSError) else None
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return _HINTS.get(code or 0) or text
+
+
+def describe(err: BaseException) -> str:
+    """One line for an error: ``<path>: <reason>`` for a plain ``OSError`` with a path."""
+    if isinstance(err, OSError) and err.filename and type(err).__str__ is OSError.__str__:
+        where = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
+        return f"{where}: {os_reason(err)}"
+    return str(err)
+
+
+def _diagnose(tmp: Path) -> int | None:
+    """The likely errno of a library's failed write of ``tmp`` (full disk, size limit)."""
+    try:
+        if os.statvfs(tmp.parent).f_bavail == 0:
+            return errno.ENOSPC
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = tmp.stat().st_size if tmp.is_file() else 0
+        if soft != resource.RLIM_INFINITY and size + (1 << 16) >= soft:
+            return errno.EFBIG
+    except OSError:
+        return None
+    return None
+
+
+def make_parent(path: str | os.PathLike[str]) -> None:
+    """Create the folder of ``path``; a parent that is a file is a :class:`WriteError`."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next(
+            (p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None
+        )
+        if blocker is not None:
+            raise WriteError(
+                errno.ENOTDIR, f"{blocker} is a file, not a folder", str(path)
+            ) from None
+        raise write_error(path, err) from None
 
 
 def temp_name(path: str | os.PathLike[str]) -> Path:
@@ -60,13 +144,27 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = FILE_MODE) -
         The temporary path (nothing exists there yet).
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(final)
     tmp = temp_name(final)
     try:
-        yield tmp
-        if mode is not None and tmp.exists():
-            os.chmod(tmp, DIR_MODE if tmp.is_dir() else mode)
-        replace(tmp, final)
+        try:
+            yield tmp
+        except OSError as err:
+            raise write_error(final, err) from None
+        except RuntimeError as err:  # netCDF4/HDF5 report a failed write this way
+            if not str(err).startswith(_LIBRARY_IO_ERRORS):
+                raise
+            code = _diagnose(tmp)
+            cause = OSError(code, str(err)) if code else err
+            raise write_error(final, cause) from None
+        if final.is_dir() and not final.is_symlink() and not tmp.is_dir():
+            raise WriteError(errno.EISDIR, "is a folder; expected a file path", str(final))
+        try:
+            if mode is not None and tmp.exists():
+                os.chmod(tmp, DIR_MODE if tmp.is_dir() else mode)
+            replace(tmp, final)
+        except OSError as err:
+            raise write_error(final, err) from None
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)

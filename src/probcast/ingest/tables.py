@@ -5,6 +5,8 @@ newline (a truncated file) or any of whose rows has another number of fields tha
 header is refused (naming the file and line); Parquet is written with page checksums
 (``write_page_checksum``) and read with their verification, so corrupted pages raise
 instead of decoding to other values (files written without checksums cannot be checked).
+CSV station ids are text: ``NA``, ``None`` or ``nan`` are ids, not missing values, and an
+empty id is an error naming the line.
 """
 
 from __future__ import annotations
@@ -44,12 +46,40 @@ def read_table(path: str | Path, *, validate: bool = True) -> pd.DataFrame:
     suffix = p.suffix.lower()
     if suffix == ".csv":
         # parse the bytes that were checked: one read, and no change in between
-        df = pd.read_csv(BytesIO(check_csv(p)), dtype={"station": str})
+        df = parse_csv(check_csv(p), p)
     elif suffix in (".parquet", ".pq"):
         df = read_parquet(p)
     else:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     return validate_station_table(df, source=str(p)) if validate else df
+
+
+NA_STRINGS = (
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+    *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+)
+"""Cells read as missing values (pandas' defaults), in every column but ``station``."""
+
+
+def parse_csv(data: bytes, path: Path) -> pd.DataFrame:
+    """Parse checked CSV bytes; station ids are text (``NA``, ``None``, ``nan`` are ids).
+
+    Raises:
+        ValueError: If a station id is empty (the message names the file and the line).
+    """
+    header = pd.read_csv(BytesIO(data), nrows=0).columns
+    na = {str(c): list(NA_STRINGS) for c in header if c != "station"}
+    df = pd.read_csv(BytesIO(data), dtype={"station": str}, keep_default_na=False, na_values=na)
+    if "station" in df.columns:
+        empty = np.flatnonzero(df["station"].str.strip().eq("").to_numpy())
+        if len(empty):
+            counts = _fields_per_line(data) if b'"' not in data else _fields_quoted(data)
+            line = counts[int(empty[0]) + 1][0]  # rows are the non-blank lines after the header
+            raise ValueError(
+                f"{path}: line {line}: empty station id ({len(empty)} row(s) in all); "
+                "expected a station identifier"
+            )
+    return df
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -15,6 +15,7 @@ Three tables (SQLAlchemy Core; a SQLite file by default, PostgreSQL by URL):
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -110,6 +111,15 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def _open_error(url: str, err: DBAPIError) -> Exception:
+    """A state database that cannot be opened: for a SQLite file, an error naming it."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return err
+    path = url.removeprefix("sqlite:///")
+    reason = f"cannot open the state database ({err.orig}); a missing or read-only folder?"
+    return OSError(errno.EIO, reason, path)
+
+
 class StateStore:
     """Cycles, steps and leases of one pipeline in a database.
 
@@ -130,9 +140,9 @@ class StateStore:
             try:
                 metadata.create_all(self.engine)
                 return
-            except DBAPIError:
+            except DBAPIError as err:
                 if attempt == 4:
-                    raise
+                    raise _open_error(self.url, err) from None
                 time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
