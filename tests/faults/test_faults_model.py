@@ -186,6 +186,7 @@ def test_second_training_into_the_same_workdir_is_refused(tmp_path, table):
     run = tmp_path / "run"
     cmd = _train_cmd(run, table, "--config.train.epochs=40", "--config.train.patience=40")
     first = _start_until(cmd, "epoch   1/40")
+    os.kill(first.pid, signal.SIGSTOP)  # frozen mid-training, lock held, however fast it is
     try:
         second = subprocess.run(
             cmd, capture_output=True, text=True, timeout=240, check=False, env=_env()
