@@ -30,7 +30,7 @@ def test_health_and_cycles(client):
     assert health["status"] == "ok" and health["model_fingerprint"].startswith("sha256:")
     rows = c.get("/cycles").json()
     assert [(r["cycle"], r["status"]) for r in rows] == [(cycle, "finished")]
-    assert c.get("/cycles?limit=0").status_code == 400
+    assert c.get("/cycles?limit=0").status_code == 422
 
 
 def test_forecast_for_stations(client):
@@ -62,7 +62,7 @@ def test_forecast_for_stations(client):
         ({"cycle": "2030-01-01T00Z"}, 404, "no input"),
         ({"cycle": "CYCLE", "stations": ["NOPE"]}, 404, "unknown stations"),
         ({"cycle": "CYCLE", "lead_times": [999]}, 404, "no rows"),
-        ({"cycle": "CYCLE", "quantiles": [1.5]}, 400, "quantile levels"),
+        ({"cycle": "CYCLE", "quantiles": [1.5]}, 422, "quantiles"),
         ({"cycle": "CYCLE", "thresholds": {"tp": [2, 1]}}, 400, "increasing"),
         ({"cycle": "CYCLE", "members": -1}, 422, "members"),
         ({"cycle": "CYCLE", "colour": "red"}, 422, "colour"),
