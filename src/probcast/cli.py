@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("probcast.bench.demo", "run the whole chain on a benchmark dataset"),
     "run": ("probcast.ops.cli_run", "run NWP cycles through a pipeline file (state, resumable)"),
     "watch": ("probcast.ops.cli_watch", "run each new complete cycle dropped in the input folder"),
-    "serve": ("probcast.ops.cli_serve", "HTTP API: forecasts on demand for stations or lat/lon points of a cycle"),
+    "serve": (
+        "probcast.ops.cli_serve",
+        "HTTP API: forecasts on demand for stations or lat/lon points of a cycle",
+    ),
     "monitor": ("probcast.monitor.cli", "input drift and rolling skill of a model in production"),
     "consume": ("probcast.ops.cli_consume", "run the cycle of each message of a broker (Redis)"),
     "schedule": ("probcast.ops.cli_schedule", "run cycles at the fire times of a cron schedule"),

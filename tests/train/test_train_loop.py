@@ -134,9 +134,8 @@ def test_resume_after_interruption_matches_uninterrupted(
 
 
 def test_checkpoints_are_saved_at_the_interval_and_after_the_last_epoch(
-    trained, table_path, tmp_path, monkeypatch
+    table_path, tmp_path, monkeypatch
 ):
-    workdir, _ = trained
     saves: dict[str, list[int]] = {"latest": [], "best": []}
     latest, best = checkpoint.SeedCheckpoints.save_latest, checkpoint.SeedCheckpoints.save_best
 
