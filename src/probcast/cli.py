@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "monitor": ("probcast.monitor.cli", "input drift and rolling skill of a model in production"),
     "consume": ("probcast.ops.cli_consume", "run the cycle of each message of a broker (Redis)"),
+    "cost": ("probcast.ops.cli_cost", "cost per day and month of a pipeline, from measured runs"),
     "schedule": ("probcast.ops.cli_schedule", "run cycles at the fire times of a cron schedule"),
     "model": ("probcast.ops.cli_model", "registered model versions: list, promote, rollback"),
     "retrain": ("probcast.ops.cli_retrain", "retrain on a rolling window, gated on CRPS"),
