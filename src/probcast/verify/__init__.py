@@ -7,5 +7,9 @@ Modules: :mod:`~probcast.verify.scores` (CRPS, errors, Brier),
 :mod:`~probcast.verify.aggregate` (tidy tables, files), :mod:`~probcast.verify.skill` (CRPSS,
 block bootstrap), :mod:`~probcast.verify.evaluate` (:func:`~probcast.verify.evaluate.verify`),
 :mod:`~probcast.verify.report` (HTML) and :mod:`~probcast.verify.cli` (``probcast verify``).
-See docs/verification.md.
+Gridded products against a gridded analysis: :mod:`~probcast.verify.grid_inputs` (reading,
+units), :mod:`~probcast.verify.grid_match` (same grid), :mod:`~probcast.verify.gridded`
+(block-wise scoring), :mod:`~probcast.verify.grid_stats` (streaming sums),
+:mod:`~probcast.verify.grid_results` (tidy scores, maps) and
+:mod:`~probcast.verify.grid_cli`. See docs/verification.md.
 """

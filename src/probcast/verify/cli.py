@@ -7,7 +7,9 @@ Example::
         --by lead_time,station --thresholds tp:0.1,1,5
 
 writes ``scores.csv``, ``scores.json`` and ``report.html`` into ``--out`` and prints the
-overall scores. See docs/verification.md.
+overall scores. Forecast tables written with user units (``probcast predict --units``)
+are converted back to canonical units, read from their metadata, before scoring; scores
+are in canonical units. See docs/verification.md.
 """
 
 from __future__ import annotations
@@ -63,13 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: probcast verify --truth=test.parquet --forecast raw=test.parquet "
         "--forecast model=pred.parquet --reference=raw --out=verif/ --thresholds tp:0.1,1,5",
     )
-    p.add_argument("--truth", required=True, help="truth table (CSV/Parquet) with obs_<var>")
+    p.add_argument(
+        "--truth",
+        required=True,
+        help="truth: station table (CSV/Parquet/NetCDF) with obs_<var>, or a gridded analysis "
+        "(NetCDF/Zarr: obs_<var> or CF variables) for gridded products",
+    )
     p.add_argument(
         "--forecast",
         action="append",
         required=True,
-        metavar="NAME=FILE",
-        help="prediction table to verify (repeatable)",
+        metavar="[NAME=]FILE",
+        help="prediction table to verify (NAME=FILE), or a gridded product file (the files "
+        "of one run, out/run_*.nc, form one forecast named run) (repeatable)",
+    )
+    p.add_argument(
+        "--raw",
+        metavar="FILE",
+        help="gridded verification: the NWP input grid (fc_<var>), scored as forecast 'raw', "
+        "the default --reference",
     )
     p.add_argument("--reference", help="NAME of the forecast the CRPSS is computed against")
     p.add_argument("--out", required=True, help="output directory")
@@ -91,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-nan", action="store_true", help="propagate NaN cases instead of dropping"
     )
     p.add_argument("--title", default="probcast verification", help="report title")
+    p.add_argument("--model", help="model directory (train --workdir): its training curves")
     return p
 
 
@@ -109,6 +124,7 @@ _FORM_TEXT = {
     "members": "{n_members} members (ensemble CRPS)",
     "quantiles": "quantiles at {n_levels} levels (quantile-based CRPS)",
     "point": "point forecast (CRPS = absolute error)",
+    "probabilities": "exceedance probabilities only (Brier scores)",
 }
 
 
@@ -136,9 +152,46 @@ def _read(reader: Any, path: str) -> Any:
         raise ValueError(f"{p}: cannot read: {err}") from None
 
 
+def _training(model: str) -> str:
+    """The report's section of the training curves of ``model`` (read before scoring)."""
+    from probcast.verify.curves import read_histories, section
+
+    return section(read_histories(model), model)
+
+
+def read_truth(path: Path) -> Any:
+    """Read a truth station table: CSV, Parquet or station NetCDF, validated alike.
+
+    CSV and Parquet go through :func:`probcast.ingest.tables.read_table`; station NetCDF
+    (as ``probcast predict`` writes it) through the prediction-table reader.
+    """
+    from probcast.ingest.tables import read_table
+
+    if path.suffix.lower() not in (".nc", ".nc4"):
+        return read_table(path)
+    from probcast.products.table_files import read_predictions
+    from probcast.validate import validate_station_table
+
+    table, _ = read_predictions(path)
+    return validate_station_table(table, source=str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``probcast verify``; returns the exit status."""
     args = build_parser().parse_args(argv)  # --help, usage errors: SystemExit (0, 2)
+    from probcast.verify.grid_inputs import is_grid
+
+    if is_grid(args.truth):
+        from probcast.verify.grid_cli import run_grid
+
+        return run_grid(args)
+    if args.raw:
+        print(
+            "probcast verify: error: --raw is for a gridded --truth; with tables pass "
+            "--forecast raw=FILE",
+            file=sys.stderr,
+        )
+        return 2
     try:
         named = dict(_pair(f, "=", "--forecast") for f in args.forecast)
         fams_cli = _families(args.family, list(named))
@@ -146,16 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as err:
         print(f"probcast verify: error: {err}", file=sys.stderr)
         return 2
-    from probcast.ingest.tables import read_table
     from probcast.products.table_files import read_predictions
+    from probcast.products.units import read_units, table_to_canonical
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
 
     try:
-        truth = _read(read_table, args.truth)
-        tables, families = {}, {}
+        training = _training(args.model) if args.model else ""
+        truth = _read(read_truth, args.truth)
+        tables, families, units = {}, {}, {}
         for name, path in named.items():
-            tables[name], side = _read(read_predictions, path)
+            table, side = _read(read_predictions, path)
+            units[name] = _read(read_units, path)  # scored in canonical units
+            tables[name] = table_to_canonical(table, units[name], path)
             families[name] = {**side, **fams_cli.get(name, {})}
         ver = verify(
             truth,
@@ -173,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
         meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
+        meta["forecast_units"] = {n: u for n, u in units.items() if u}
         aggregate.write_scores(ver.scores, out, meta=meta, extra=extra)
-        report.write_report(ver, out / "report.html", title=args.title)
+        report.write_report(ver, out / "report.html", title=args.title, training=training)
     except (ValueError, KeyError, OSError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"probcast verify: error: {msg}", file=sys.stderr)

@@ -213,3 +213,79 @@ def station_map(ver: Any, variable: str) -> bytes | None:
         ax.set(title=f"{m}: CRPSS by station", xlabel="longitude", ylabel="latitude")
         fig.colorbar(sc, ax=ax, shrink=0.8)
     return _png(fig)
+
+
+MAP_MAX_CELLS = 600
+"""Grid maps are drawn from at most this many cells per axis (every k-th row/column)."""
+
+
+def _map_panel(ax: Any, da: Any, cmap: str, vmin: float, vmax: float) -> Any:
+    """Draw one 2-D (or point) field on its longitude/latitude (or x/y) and return it."""
+    if "point" in da.dims:
+        lon, lat = np.asarray(da["longitude"]), np.asarray(da["latitude"])
+        size = float(np.clip(20000.0 / max(1, da.size), 1.0, 30.0))
+        art = ax.scatter(lon, lat, c=np.asarray(da), s=size, cmap=cmap, vmin=vmin, vmax=vmax)
+    else:
+        step = max(1, -(-max(da.shape) // MAP_MAX_CELLS))
+        da = da[::step, ::step]
+        if da.dims == ("longitude", "latitude"):
+            da = da.T  # rows along latitude
+        if "latitude" in da.coords and "longitude" in da.coords:
+            lon, lat = np.asarray(da["longitude"]), np.asarray(da["latitude"])
+            if lon.ndim == 1:  # a regular grid: its 1-D axes
+                lon, lat = np.meshgrid(lon, lat)
+        else:
+            lat, lon = np.meshgrid(
+                np.arange(da.shape[0]) * step, np.arange(da.shape[1]) * step, indexing="ij"
+            )
+        art = ax.pcolormesh(
+            lon, lat, np.asarray(da), cmap=cmap, vmin=vmin, vmax=vmax, shading="auto"
+        )
+    if "latitude" in da.coords:
+        mid = float(np.nanmean(np.asarray(da["latitude"])))
+        ax.set_aspect(1.0 / max(0.2, np.cos(np.deg2rad(mid))))
+        ax.set(xlabel="longitude", ylabel="latitude")
+    return art
+
+
+def grid_map(
+    maps: Any, variable: str, metric: str = "crps", reference: str | None = None
+) -> bytes | None:
+    """Maps of the mean CRPS (``metric="crps"``) or CRPSS per grid point, one panel per method.
+
+    Args:
+        maps: The maps dataset of a gridded verification (``<var>_<metric>_all``).
+        variable: Canonical variable name.
+        metric: ``crps`` or ``crpss``.
+        reference: Name of the CRPSS reference (titles).
+
+    Returns:
+        PNG bytes, or None when there is nothing to draw.
+    """
+    name = f"{variable}_{metric}_all"
+    if name not in maps:
+        return None
+    da = maps[name]
+    dim = str(da.dims[0])  # the forecasts (``maps.sel(method=...)`` is a keyword trap)
+    methods = [str(m) for m in da[dim].values if np.isfinite(da.sel({dim: m})).any()]
+    if not methods:
+        return None
+    vals = np.asarray(da.sel({dim: methods}), dtype=float)
+    if metric == "crpss":
+        lim = float(np.nanpercentile(np.abs(vals), 99)) or 1.0
+        cmap, vmin, vmax = "RdBu", -min(lim, 1.0), min(lim, 1.0)
+        what, label = f"CRPSS vs {reference}", "CRPSS"
+    else:
+        cmap, vmin, vmax = "viridis", 0.0, float(np.nanpercentile(vals, 99)) or 1.0
+        what, label = "mean CRPS", f"CRPS ({da.attrs.get('units', '')})"
+    ncols, nrows = _grid(len(methods), MAX_RELIABILITY_COLUMNS)
+    fig, axes = _subplots(
+        nrows, ncols, (max(4.6 * ncols, MIN_WIDTH_IN), 3.9 * nrows), squeeze=False
+    )
+    for ax in axes.ravel()[len(methods) :]:
+        ax.set_axis_off()
+    for ax, m in zip(axes.ravel(), methods, strict=False):
+        art = _map_panel(ax, da.sel({dim: m}), cmap, vmin, vmax)
+        ax.set_title(f"{variable}: {m}: {what}", fontsize=10)
+        fig.colorbar(art, ax=ax, shrink=0.85, label=label)
+    return _png(fig)

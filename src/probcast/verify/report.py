@@ -123,22 +123,88 @@ def _variable_section(ver: Any, variable: str) -> str:
     return f"<h2>{html.escape(variable)}</h2>\n{imgs}"
 
 
-def render(ver: Any, *, title: str = "probcast verification") -> str:
-    """The report of a :class:`~probcast.verify.evaluate.Verification` as an HTML string."""
+def render(ver: Any, *, title: str = "probcast verification", training: str = "") -> str:
+    """The report of a :class:`~probcast.verify.evaluate.Verification` as an HTML string.
+
+    ``training``: the model's training section (:func:`probcast.verify.curves.section`),
+    shown after the summary.
+    """
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = "\n".join(_variable_section(ver, v) for v in ver.meta.get("variables", []))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
         f'<h1>{html.escape(title)}</h1><p class="meta">Generated {stamp}.</p>\n'
-        f"<h2>Summary</h2>{summary_table(ver.scores)}{_meta_block(ver)}\n{sections}\n"
+        f"<h2>Summary</h2>{summary_table(ver.scores)}{_meta_block(ver)}\n{training}{sections}\n"
         "</body></html>\n"
     )
 
 
-def write_report(ver: Any, path: str | Path, *, title: str = "probcast verification") -> Path:
+def write_report(
+    ver: Any, path: str | Path, *, title: str = "probcast verification", training: str = ""
+) -> Path:
     """Render the report and write it atomically to ``path``."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    io.write_text(p, render(ver, title=title))
+    io.write_text(p, render(ver, title=title, training=training))
+    return p
+
+
+def _grid_block(ver: Any) -> str:
+    m = ver.meta
+    grid = " x ".join(f"{n} {d}" for d, n in m.get("grid", {}).items())
+    runs = ", ".join(f"{v}: {n}" for v, n in m.get("runs", {}).items())
+    leads = ", ".join(
+        f"{v}: {', '.join(f'{h:g}' for h in hs)} h" for v, hs in m.get("lead_times", {}).items()
+    )
+    return (
+        f'<p class="meta">Grid: {html.escape(grid)}. Runs scored: {html.escape(runs)}. Lead '
+        f"times: {html.escape(leads)}. Scores are domain means over every grid point, run and "
+        "lead time; the maps average over runs and lead times at each grid point.</p>"
+    )
+
+
+def _grid_variable_section(ver: Any, maps: Any, variable: str) -> str:
+    ref = ver.meta.get("reference")
+    imgs = "".join(
+        _img(plots.grid_map(maps, variable, metric, reference=ref), f"{variable}: {alt}")
+        for metric, alt in (("crps", "map of mean CRPS"), ("crpss", "map of CRPSS"))
+    )
+    return f"{_variable_section(ver, variable)}\n<h3>{html.escape(variable)}: maps</h3>\n{imgs}"
+
+
+def render_gridded(
+    ver: Any, maps: Any, *, title: str = "probcast gridded verification", training: str = ""
+) -> str:
+    """The report of a gridded verification (:mod:`probcast.verify.gridded`) as HTML.
+
+    As :func:`render` (``training``: the model's training section, after the summary),
+    with the grid described and, per variable, maps of the mean CRPS and of the CRPSS
+    against the reference at every grid point.
+    """
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections = "\n".join(
+        _grid_variable_section(ver, maps, v) for v in ver.meta.get("variables", [])
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        f'<h1>{html.escape(title)}</h1><p class="meta">Generated {stamp}.</p>\n'
+        f"<h2>Summary</h2>{summary_table(ver.scores)}{_meta_block(ver)}{_grid_block(ver)}\n"
+        f"{training}{sections}\n</body></html>\n"
+    )
+
+
+def write_gridded_report(
+    ver: Any,
+    maps: Any,
+    path: str | Path,
+    *,
+    title: str = "probcast gridded verification",
+    training: str = "",
+) -> Path:
+    """Render the gridded report and write it atomically to ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    io.write_text(p, render_gridded(ver, maps, title=title, training=training))
     return p
