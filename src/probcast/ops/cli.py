@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from probcast.logs import configure_logging
 from probcast.ops.cycle import open_store, run_cycle
+from probcast.ops.partial import status as leads_status
 from probcast.ops.pipeline import PipelineError, cycle_id, cycle_range, load, parse_cycle
 
 
@@ -58,6 +59,8 @@ def run_main(argv: list[str]) -> int:
                     for r in store.steps_of(cid)
                 ]
                 status = {"cycle": cid, "status": store.cycle_status(cid), "steps": rows}
+                if pipe.leads:  # one file per lead: the leads used, partial, the attempts
+                    status.update(leads_status(store, cid))
                 print(json.dumps(status, default=str))
                 continue
             outcome = run_cycle(pipe, cycle, store)

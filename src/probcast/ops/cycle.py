@@ -1,5 +1,8 @@
 """One cycle through the pipeline: acquire -> predict -> publish -> record, each step recorded.
 
+An input with one file per lead time is acquired by :mod:`probcast.ops.partial` (which leads,
+their union; a finished partial cycle is run again, an update, when more leads arrive).
+
 :func:`run_cycle` takes the cycle's lease in the state store (so two triggers run it once),
 skips the steps already finished (so a killed run resumes where it stopped), and records
 every step (started, finished or failed, times, the input's sha256, outputs, the model
@@ -18,14 +21,14 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from probcast import io
 from probcast.logs import log_context
-from probcast.ops import metrics
+from probcast.ops import metrics, partial
 from probcast.ops.lineage import resolve_for_cycle
 from probcast.ops.pipeline import Pipeline, cycle_id
 from probcast.ops.publish import publish
@@ -113,9 +116,18 @@ class _Context:
     cycle: datetime
     settle: bool
     done: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    store: StateStore | None = None
+    leads: Collection[int] | None = None
 
 
 def _acquire(ctx: _Context) -> dict[str, Any]:
+    if ctx.pipe.leads and ctx.store is not None:  # one file per lead (probcast.ops.partial)
+        try:
+            return partial.acquire(
+                ctx.pipe, ctx.cycle, ctx.store, settle=ctx.settle, leads=ctx.leads
+            )
+        except partial.LeadsMissing as err:
+            raise StepError(str(err)) from None
     why = input_complete(ctx.pipe, ctx.cycle, settle=ctx.settle)
     if why:
         raise StepError(why)
@@ -144,6 +156,8 @@ def _predict(ctx: _Context) -> dict[str, Any]:
         ctx.pipe.name, result.table, result.paths, fingerprint, ctx.pipe.model
     )
     paths = {name: str(p) for name, p in result.paths.items()}
+    if ctx.pipe.leads and ctx.store is not None:
+        paths.update(partial.write_leads_file(ctx.pipe, ctx.cycle, ctx.store))
     return {"input_sha256": sha, "model_fingerprint": fingerprint, "outputs": paths}
 
 
@@ -172,6 +186,8 @@ def _record(ctx: _Context) -> dict[str, Any]:
         "published": ctx.done["publish"]["outputs"],
         "steps": {k: {"finished_at": v.get("finished_at")} for k, v in ctx.done.items()},
     }
+    if ctx.pipe.leads and ctx.store is not None:
+        manifest.update(partial.summary(ctx.store, cycle_id(ctx.cycle)))
     path = io.write_json(ctx.pipe.work_dir(ctx.cycle) / "manifest.json", manifest)
     return {"outputs": [str(path)]}
 
@@ -196,6 +212,7 @@ def run_cycle(
     *,
     owner: str | None = None,
     settle: bool = True,
+    leads: Collection[int] | None = None,
 ) -> CycleOutcome:
     """Run one cycle through every step not yet finished (see the module docstring).
 
@@ -206,21 +223,29 @@ def run_cycle(
         owner: Lease owner name (default: this process).
         settle: Check that a ``stable`` input does not grow (a watcher that saw it stable
             passes ``False``).
+        leads: Input with one file per lead: the leads a watcher saw complete (default:
+            those complete now; :mod:`probcast.ops.partial`).
     """
     with (
         log_context(pipeline=pipe.name, cycle=cycle_id(cycle)),
         metrics.track_cycle(pipe, cycle, store) as tracked,
     ):
-        tracked.outcome = _run_cycle(pipe, cycle, store, owner, settle)
+        tracked.outcome = _run_cycle(pipe, cycle, store, owner, settle, leads)
         return tracked.outcome
 
 
 def _run_cycle(
-    pipe: Pipeline, cycle: datetime, store: StateStore, owner: str | None, settle: bool
+    pipe: Pipeline,
+    cycle: datetime,
+    store: StateStore,
+    owner: str | None,
+    settle: bool,
+    leads: Collection[int] | None,
 ) -> CycleOutcome:
     cid = cycle_id(cycle)
-    if store.cycle_status(cid) == FINISHED:
+    if store.cycle_status(cid) == FINISHED and not partial.update_due(pipe, cycle, store, leads):
         return CycleOutcome(cid, "done")
+    partial.wait(pipe, cycle, store)  # partial.mode wait: every lead, or the deadline
     me = owner or new_owner()
     if not store.acquire(cid, me, pipe.lease_seconds):
         log.info("%s: another process is running it (%s)", cid, store.lease_owner(cid))
@@ -228,7 +253,9 @@ def _run_cycle(
     outcome = CycleOutcome(cid, "finished")
     try:
         if store.cycle_status(cid) == FINISHED:  # finished while we waited for the lease
-            return CycleOutcome(cid, "done")
+            if not partial.update_due(pipe, cycle, store, leads):
+                return CycleOutcome(cid, "done")
+            partial.reopen(store, cid)  # an update on more leads: every step again
         store.start_cycle(cid)
         try:  # a registered model: its alias now (a rollback counts from the next cycle)
             pipe = resolve_for_cycle(pipe, cid, store)
@@ -236,7 +263,7 @@ def _run_cycle(
             store.fail_cycle(cid, f"model: {err}")
             log.error("%s: model: %s", cid, err)
             return CycleOutcome(cid, "failed", [], f"model: {err}")
-        ctx = _Context(pipe, cycle, settle)
+        ctx = _Context(pipe, cycle, settle, store=store, leads=leads)
         for name in STEPS:
             row = store.step(cid, name)
             if row is not None and row["status"] == FINISHED:
@@ -260,6 +287,7 @@ def _run_cycle(
                 check_input(pipe, cycle, store)  # NWP upgrade: input metadata changed
             ctx.done[name] = store.step(cid, name) or record
             outcome.ran.append(name)
+        partial.finish_attempt(pipe, store, cid)
         store.finish_cycle(
             cid,
             input_sha256=ctx.done["acquire"]["input_sha256"],

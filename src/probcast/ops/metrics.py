@@ -126,6 +126,12 @@ OUTPUT_ROWS = Gauge(
     ["pipeline"],
     registry=REGISTRY,
 )
+PARTIAL = Counter(
+    "probcast_partial_cycles",
+    "Runs of lead-file cycles: partial (leads missing) and update (a rerun on more leads).",
+    ["pipeline", "kind"],
+    registry=REGISTRY,
+)
 MODEL = Info(
     "probcast_model",
     "The model in use: its fingerprint and work directory.",
@@ -294,6 +300,13 @@ def record_prediction(
             FALLBACK.labels(pipeline, variable).set(share)
     except Exception as err:  # metrics never fail a cycle
         log.warning("metrics: could not record the prediction: %s", err)
+
+
+def record_partial(pipeline: str, *, partial: bool, update: bool) -> None:
+    """Count a finished run of a lead-file cycle that was partial and/or an update."""
+    for kind, flag in (("partial", partial), ("update", update)):
+        if flag:
+            PARTIAL.labels(pipeline, kind).inc()
 
 
 def _size(path: Path) -> int:

@@ -5,7 +5,8 @@ A YAML file (reference: ``docs/operations.md``)::
     name: stations                      # default: the file's stem
     model: runs/mine                    # workdir of a trained model, or a registered one:
     # model: {registry: stations, alias: champion}   (probcast.ops.registry)
-    input: inputs/{cycle:%Y%m%d%H}.parquet
+    input: inputs/{cycle:%Y%m%d%H}.parquet   # lead files: .../f{lead:03d}.parquet + leads:
+    partial: {mode: available}          # lead files: all | available | wait (probcast.ops.partial)
     complete: {rule: stable, settle_seconds: 2}    # or {rule: marker, suffix: .done}
     every_hours: 24                     # cycle spacing of --from/--to and of watch
     products:
@@ -78,12 +79,15 @@ _TOP_KEYS = frozenset(
         "monitor",
         "retrain",
         "nwp",
+        "leads",
+        "partial",
     }
 )
 if TYPE_CHECKING:
     from probcast.ops.registry import RegistrySpec
 
 _PLACEHOLDER = re.compile(r"\{cycle(?::([^}]*))?\}")
+_LEAD = re.compile(r"\{lead(?::[^}]*)?\}")
 
 
 class PipelineError(ValueError):
@@ -173,10 +177,20 @@ class Pipeline:
     """The raw ``retrain:`` block (parsed by :mod:`probcast.ops.retrain`)."""
     nwp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The raw ``nwp:`` block (parsed by :mod:`probcast.ops.upgrade`)."""
+    leads: tuple[int, ...] = ()
+    """Lead times (hours) of an input with one file per lead (``{lead}`` in ``input``)."""
+    partial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The raw ``partial:`` block (parsed by :mod:`probcast.ops.partial`)."""
 
     def input_path(self, cycle: datetime) -> Path:
-        """The input file of ``cycle``."""
+        """The input file of ``cycle`` (lead files: their union, written by ``acquire``)."""
+        if self.leads:
+            return self.work_dir(cycle) / ("input" + Path(self.input).suffix.lower())
         return self.root / self.input.format(cycle=cycle)
+
+    def lead_path(self, cycle: datetime, lead: int) -> Path:
+        """The input file of one lead time of ``cycle`` (``{lead}`` in the template)."""
+        return self.root / self.input.format(cycle=cycle, lead=lead)
 
     def marker_path(self, cycle: datetime) -> Path:
         """The completeness marker of ``cycle``'s input (rule ``marker``)."""
@@ -208,8 +222,8 @@ class Pipeline:
             return None
 
     def input_glob(self) -> str:
-        """An absolute glob pattern matching every cycle's input."""
-        return _PLACEHOLDER.sub("*", self.input_template())
+        """An absolute glob pattern matching every cycle's input (every lead file)."""
+        return _LEAD.sub("*", _PLACEHOLDER.sub("*", self.input_template()))
 
 
 def _cycle_format(template: str) -> str:
@@ -219,7 +233,11 @@ def _cycle_format(template: str) -> str:
 
 def _template_regex(template: str) -> re.Pattern[str]:
     before, _, after = _PLACEHOLDER.split(template, maxsplit=1)
-    return re.compile(re.escape(before) + r"(?P<c>[^/]+?)" + re.escape(after))
+
+    def escape(text: str) -> str:  # a {lead} part matches any name part
+        return r"[^/]+?".join(re.escape(p) for p in _LEAD.split(text))
+
+    return re.compile(escape(before) + r"(?P<c>[^/]+?)" + escape(after))
 
 
 def _resolve(root: Path, value: str) -> Path:
@@ -307,7 +325,20 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
         registry=registry,
         retrain=_checked(data, "retrain", base, name),
         nwp=_checked(data, "nwp", base, name),
+        **_leads(data, input_, name),
     )
+
+
+def _leads(data: Mapping[str, Any], input_: str, name: str) -> dict[str, Any]:
+    """``leads`` and ``partial`` of an input with one file per lead (``{lead}``)."""
+    from probcast.ops.leadfiles import check_leads
+    from probcast.ops.partial import parse_policy
+
+    block = _block(data, "partial", name)
+    leads = check_leads(data.get("leads"), bool(block), input_, name)
+    if leads:
+        parse_policy(block, name)
+    return {"leads": leads, "partial": block} if leads else {}
 
 
 def _model(value: Any, base: Path, name: str) -> tuple[RegistrySpec | None, Path]:

@@ -5,6 +5,9 @@ two polls (and a Parquet file ends with its footer), or (rule ``marker``) its ma
 exists. Cycles already finished in the state store are skipped; a cycle that fails is tried
 again on later polls, ``retries`` times at most per watcher. The loop is bounded by
 ``max_cycles`` (cycles run to the end) and ``timeout`` (seconds).
+
+An input with one file per lead time is run (and a finished partial cycle updated) when its
+``partial:`` policy says so (:func:`probcast.ops.partial.due`), with the leads seen complete.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from probcast.ops import partial
 from probcast.ops.cycle import CycleOutcome, input_complete, run_cycle, size_and_mtime
 from probcast.ops.pipeline import Pipeline, cycle_id
 from probcast.ops.state import FINISHED, StateStore
@@ -24,13 +28,16 @@ log = logging.getLogger(__name__)
 
 
 def discover(pipe: Pipeline) -> list[tuple[datetime, Path]]:
-    """Every input present that matches the template, oldest cycle first."""
-    found = []
-    for name in glob.glob(pipe.input_glob()):
+    """Every input present that matches the template, oldest cycle first.
+
+    Lead files: one entry per cycle (the first of its files found).
+    """
+    found: dict[datetime, Path] = {}
+    for name in sorted(glob.glob(pipe.input_glob())):
         cycle = pipe.input_cycle(name)
         if cycle is not None:
-            found.append((cycle, Path(name)))
-    return sorted(found)
+            found.setdefault(cycle, Path(name))
+    return sorted(found.items())
 
 
 def watch(
@@ -65,11 +72,16 @@ def watch(
     while True:
         for cycle, path in discover(pipe):
             cid = cycle_id(cycle)
-            if tries.get(cid, 0) >= retries or store.cycle_status(cid) == FINISHED:
+            if tries.get(cid, 0) >= retries:
                 continue
-            if not _ready(pipe, cycle, path, seen):
+            leads = partial.due(pipe, cycle, store, seen) if pipe.leads else None
+            if pipe.leads and leads is None:
                 continue
-            outcome = run_cycle(pipe, cycle, store, settle=False)
+            if not pipe.leads and (
+                store.cycle_status(cid) == FINISHED or not _ready(pipe, cycle, path, seen)
+            ):
+                continue
+            outcome = run_cycle(pipe, cycle, store, settle=False, leads=leads)
             if outcome.status == "done":
                 continue
             outcomes.append(outcome)
