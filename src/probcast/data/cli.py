@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="NWP archive + observations -> training table (build --help)")
+    sub.add_parser("refs", help="kerchunk references over a GRIB archive (refs --help)")
     p = sub.add_parser("list", help="list the registry's datasets")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("fetch", help="download (or read from the mirror) and verify files")
@@ -153,10 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run ``probcast data`` with ``argv``; return the exit code."""
-    if argv[:1] == ["build"]:  # archive + observations -> training table (probcast.sources)
+    if argv[:1] in (["build"], ["refs"]):  # NWP archive -> training table / kerchunk refs
         from probcast.sources.cli import main as build_main
 
-        return build_main(argv[1:])
+        return build_main(argv if argv[0] == "refs" else argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

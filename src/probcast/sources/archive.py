@@ -37,7 +37,7 @@ from probcast.sources.variables import grib_variable
 from probcast.sources.xarray_points import XarrayFiles
 
 GRIB_SUFFIXES = (".grib", ".grib1", ".grib2", ".grb", ".grb2", "")
-XARRAY_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr", ".h5")
+XARRAY_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr", ".h5", ".json")
 COLUMNS = ["url", "offset", "length", "variable", "init_time", "start_step", "end_step"]
 
 
@@ -111,6 +111,8 @@ class Archive(NwpSource):
         paths: Glob(s) or URL(s).
         storage_options: fsspec options.
         cache_dir: Folder for the cached inventory (None: no cache).
+        method: ``nearest`` or ``bilinear`` for NetCDF/Zarr/reference files (GRIB files
+            read by byte range take the nearest grid point).
     """
 
     name = "archive"
@@ -121,6 +123,7 @@ class Archive(NwpSource):
         paths: str | Sequence[str],
         storage_options: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        method: str = "nearest",
     ) -> None:
         super().__init__(storage_options)
         self.urls = [
@@ -130,8 +133,16 @@ class Archive(NwpSource):
         self.xarray = XarrayFiles(
             [u for u in self.urls if u.rstrip("/").lower().endswith(XARRAY_SUFFIXES)],
             self.storage_options,
+            method,
         )
         self._inventory: pd.DataFrame | None = None
+        grib = [u for u in self.urls if u not in self.xarray.urls]
+        if method == "bilinear" and grib:
+            raise SourceError(
+                f"{grib[0]}: nwp.method bilinear reads NetCDF/Zarr or kerchunk references; "
+                "build references of the GRIB files first (probcast data refs --archive "
+                "'GLOB' --out refs.json) and give refs.json as nwp.paths"
+            )
 
     def _sibling_index(self, url: str) -> str | None:
         for cand in (url + ".idx", url + ".index", url.removesuffix(".grib2") + ".index"):

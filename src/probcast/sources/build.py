@@ -111,7 +111,12 @@ def _source(spec: BuildSpec, out: Path) -> Any:
     cls = nwp_source(name)
     so = opts.pop("storage_options", None)
     if name == "archive":
-        return cls(opts["paths"], storage_options=so, cache_dir=out / "_inventory")
+        return cls(
+            opts["paths"],
+            storage_options=so,
+            cache_dir=out / "_inventory",
+            method=opts.get("method", "nearest"),
+        )
     kwargs = {k: opts[k] for k in ("base_url", "model") if k in opts}
     return cls(storage_options=so, **kwargs)
 

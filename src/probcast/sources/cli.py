@@ -4,6 +4,7 @@ Examples::
 
     probcast data build --config build.yaml --out /data/training
     probcast data build --config build.yaml --out /data/training   # again: only new cycles
+    probcast data refs --archive '/data/ifs/*.grib' --out refs.json  # kerchunk references
 """
 
 from __future__ import annotations
@@ -53,8 +54,44 @@ def _report(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def refs_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``probcast data refs``."""
+    p = argparse.ArgumentParser(
+        prog="probcast data refs",
+        description="Write kerchunk references (JSON) over a GRIB archive, so that 'data "
+        "build' (nwp.paths: refs.json) and xarray read it lazily as one dataset.",
+    )
+    p.add_argument("--archive", required=True, nargs="+", metavar="GLOB", help="GRIB files")
+    p.add_argument("--out", required=True, metavar="FILE", help="reference file to write")
+    p.add_argument(
+        "--variables", nargs="+", metavar="VAR", help="canonical variables to keep (t2m ...)"
+    )
+    return p
+
+
+def refs_main(argv: list[str]) -> int:
+    """Run ``probcast data refs``; return the exit code."""
+    try:
+        args = refs_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    from probcast.sources.refs import build_refs
+
+    try:
+        refs = build_refs(args.archive, args.out, variables=args.variables)
+    except USER_ERRORS as err:
+        print(f"probcast data refs: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {refs.messages} messages referenced")
+    for why in refs.skipped:
+        print(f"skipped: {why}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """Run ``probcast data build``; return the exit code."""
+    """Run ``probcast data build`` (or ``data refs``); return the exit code."""
+    if argv[:1] == ["refs"]:
+        return refs_main(argv[1:])
     # Accept being routed with or without the action name ("build --config ...").
     args_list = argv[1:] if argv[:1] == ["build"] else argv
     try:

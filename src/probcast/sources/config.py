@@ -3,6 +3,7 @@
 Example (YAML)::
 
     nwp: {source: archive, paths: "s3://bucket/ifs/*.grib", storage_options: {anon: true}}
+    # or {source: archive, paths: refs.json, method: bilinear}  (kerchunk references)
     truth: {source: isd, paths: ["/data/isd/*.gz"]}
     stations: ["014160-99999"]           # or [{station: X, latitude: .., longitude: ..}]
     variables: [t2m, ws10, msl, tp]
@@ -74,6 +75,15 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
     truth = _section(data, "truth", TRUTH_SOURCES, source)
     if nwp["source"] == "archive" and not nwp.get("paths"):
         raise SourceError(f"{source}: nwp.paths: an archive needs a glob or a list of files")
+    if nwp.get("method", "nearest") not in ("nearest", "bilinear"):
+        raise SourceError(
+            f"{source}: nwp.method: {nwp['method']!r} unknown; expected nearest or bilinear"
+        )
+    if nwp.get("method") == "bilinear" and nwp["source"] != "archive":
+        raise SourceError(
+            f"{source}: nwp.method: bilinear needs source 'archive' (NetCDF, Zarr or a "
+            "kerchunk refs.json); byte-range GRIB sources take the nearest grid point"
+        )
     if not truth.get("paths"):
         raise SourceError(f"{source}: truth.paths: give a glob or a list of observation files")
     variables = data.get("variables")

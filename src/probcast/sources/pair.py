@@ -20,6 +20,9 @@ def _nearest(fc: pd.DataFrame, obs: pd.DataFrame, col: str, tolerance: pd.Timede
     left = fc[["station", "valid_time"]].reset_index().sort_values("valid_time")
     if right.empty or left.empty:
         return np.full(len(fc), np.nan)
+    # One time resolution on both sides (CSV readers may give microseconds).
+    right["time"] = right["time"].dt.as_unit("ns")
+    left["valid_time"] = left["valid_time"].dt.as_unit("ns")
     merged = pd.merge_asof(
         left,
         right,

@@ -1,10 +1,11 @@
-"""NetCDF/Zarr forecast files of an archive, sampled at stations.
+"""NetCDF/Zarr forecast files (and kerchunk ``refs.json``) of an archive, sampled at stations.
 
-Files are opened lazily (xarray; remote through fsspec), their time axes normalised to
-``forecast_reference_time`` x ``forecast_period`` by :mod:`probcast.ingest.normalise`, and
-only the stations' nearest grid points of the wanted cycle are loaded. Accumulated ``tp``
-in these files is taken as accumulated since initialisation (the ECMWF convention, and
-what cfgrib writes for ECMWF ``tp``).
+Files are opened lazily (xarray; remote through fsspec; references through
+:mod:`probcast.sources.refs`), their time axes normalised to ``forecast_reference_time`` x
+``forecast_period`` by :mod:`probcast.ingest.normalise`, and only the stations' nearest grid
+points (or, with ``method="bilinear"``, the cells around them) of the wanted cycle are loaded.
+Accumulated ``tp`` in these files is taken as accumulated since initialisation (the ECMWF
+convention, and what cfgrib writes for ECMWF ``tp``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ import xarray as xr
 from scipy.spatial import cKDTree
 
 from probcast.ingest.normalise import FP, FRT, normalise, tidy_dims, to_time_axes
-from probcast.sources import fs
+from probcast.sources import fs, interp
 from probcast.sources.cycle import CycleFields
 from probcast.sources.errors import SourceError
+from probcast.sources.refs import is_refs, open_refs
+from probcast.sources.variables import G0
 
 
 def _open(url: str, storage_options: dict[str, Any]) -> xr.Dataset:
+    if is_refs(url):
+        return open_refs(url, storage_options)
     fsys, path = fs.filesystem(url, storage_options)
     try:
         if url.rstrip("/").endswith(".zarr"):
@@ -58,12 +63,48 @@ def nearest_indexers(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[s
     }
 
 
-class XarrayFiles:
-    """The NetCDF/Zarr files of an archive."""
+def sample(
+    ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str
+) -> tuple[xr.Dataset, np.ndarray]:
+    """``ds`` at the stations (dimension ``station``) and which stations are on the grid."""
+    idx = nearest_indexers(ds, lat, lon)
+    if method == "nearest":
+        return ds.isel(idx), np.ones(len(lat), dtype=bool)
+    if ds["latitude"].ndim == 1:
+        return interp.bilinear_regular(ds, lat, lon)
+    start = np.column_stack([v.values for v in idx.values()])
+    return interp.bilinear_curvilinear(ds, lat, lon, start)
 
-    def __init__(self, urls: Sequence[str], storage_options: dict[str, Any]) -> None:
+
+def _orography(ds: xr.Dataset) -> np.ndarray | None:
+    """Model surface height (m) from ``orog`` (m) or geopotential ``z`` (m2 s-2)."""
+    for name, scale in (("orog", 1.0), ("z", 1.0 / G0)):
+        if name in ds.data_vars and ds[name].attrs.get("GRIB_typeOfLevel", "surface") == "surface":
+            da = ds[name].transpose(..., "station")
+            values = np.asarray(da.values, dtype="float64").reshape(-1, ds.sizes["station"])
+            finite = [row for row in values if np.isfinite(row).any()]
+            if finite:
+                return finite[0] * scale
+    return None
+
+
+class XarrayFiles:
+    """The NetCDF/Zarr files (and kerchunk reference files) of an archive.
+
+    Args:
+        urls: Files.
+        storage_options: fsspec options.
+        method: ``nearest`` or ``bilinear`` (see :mod:`probcast.sources.interp`).
+    """
+
+    def __init__(
+        self, urls: Sequence[str], storage_options: dict[str, Any], method: str = "nearest"
+    ) -> None:
+        if method not in interp.METHODS:
+            raise SourceError(f"nwp.method: {method!r} unknown; expected one of {interp.METHODS}")
         self.urls = list(urls)
         self.storage_options = storage_options
+        self.method = method
         self._open: dict[str, xr.Dataset] = {}
 
     def dataset(self, url: str) -> xr.Dataset:
@@ -94,8 +135,17 @@ class XarrayFiles:
             ds = self.dataset(url)
             if key not in ds[FRT].values:
                 continue
-            sub = ds.sel({FRT: key}).isel(nearest_indexers(ds, np.asarray(lat), np.asarray(lon)))
-            sub = normalise(sub.load(), Path(url), role="forecast")
+            lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
+            sub, inside = sample(ds.sel({FRT: key}), lat, lon, self.method)
+            sub = sub.load()
+            if not inside.all():
+                out.missing.append(
+                    f"{url}: {int((~inside).sum())} station(s) outside the grid (NaN)"
+                )
+            orog = _orography(sub)
+            if orog is not None:
+                out.orog = orog
+            sub = normalise(sub, Path(url), role="forecast")
             hours = sub[FP].values / np.timedelta64(1, "h")
             for name, da in sub.data_vars.items():
                 var = str(name).removeprefix("fc_")
