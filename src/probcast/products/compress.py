@@ -5,7 +5,7 @@ bitwise information (Klöwer et al. 2021, doi:10.1038/s43588-021-00156-2), measu
 neighbours along the last dimension by a NumPy port of xbitinfo's pure-Python estimator
 (:mod:`probcast.products.bitinfo`). The writer chooses them per block (:class:`Rounding`), so
 every chunk keeps ``inflevel`` of its own information; :func:`information_keepbits` gives one number
-per variable from its central block. Bit rounding (numcodecs ``BitRound``, to nearest) leaves
+per variable from its central block. Bit rounding (to nearest, as numcodecs ``BitRound``) leaves
 zeros that the lossless codecs (:mod:`probcast.products.write`) remove.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from numcodecs import BitRound
 
 from probcast.products.bitinfo import bitinformation, keepbits_for, kept_information
 
@@ -280,11 +279,28 @@ def exact_keepbits(ds: xr.Dataset) -> dict[str, int]:
 
 
 def _round_block(block: np.ndarray, keepbits: int) -> np.ndarray:
-    codec = BitRound(keepbits=keepbits)
-    # BitRound.decode returns a view of its input; copy so lazy inputs are never mutated.
-    out = np.asarray(codec.decode(codec.encode(np.array(block, copy=True)))).reshape(block.shape)
-    # With 0 kept mantissa bits rounding turns NaN into -0.0: masked areas must stay masked.
-    return np.where(np.isnan(block), block, out)
+    """Round the mantissa of ``block`` to ``keepbits`` bits, to nearest (as numcodecs ``BitRound``).
+
+    One C-ordered copy (lazy inputs are never mutated, and the writer stores it as it is),
+    rounded in place on its integer view with one temporary: numcodecs' codec made five
+    full-size temporaries and kept a strided input strided. NaN stays NaN.
+    """
+    n_mant = MANTISSA_BITS[block.dtype]
+    out = np.array(block, order="C", copy=True)
+    if keepbits >= n_mant:
+        return out
+    drop = n_mant - keepbits
+    bits = out.view(np.dtype(f"i{out.dtype.itemsize}"))
+    half = np.right_shift(bits, drop)  # round half to even: add the kept LSB ...
+    np.bitwise_and(half, 1, out=half)
+    half += (1 << (drop - 1)) - 1  # ... plus half a quantum minus one
+    bits += half
+    bits &= np.array(-1, bits.dtype) << drop
+    # With 0 kept bits (or payload carries) rounding can turn NaN into inf or -0.0.
+    nan = np.isnan(block)
+    if nan.any():
+        np.copyto(out, block, where=nan)
+    return out
 
 
 def bitround(

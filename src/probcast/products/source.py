@@ -9,7 +9,7 @@ spatial chunks, so a national grid never has to fit in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import dask.array as dsa
@@ -18,6 +18,8 @@ import xarray as xr
 
 REALIZATION = "realization"
 DEFAULT_CHUNK = 512
+POINT_DIM = "point"
+"""Dimension of scattered grid points (1-D spatial layout, e.g. ``gfsnam-precip-grid``)."""
 """Default spatial chunk edge; 512 x 512 x 51 members of float32 is ~53 MB per block."""
 
 
@@ -76,14 +78,21 @@ class PredictiveSource(Protocol):
 
 
 def _chunk_spatial(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
-    """Chunk ``ds`` over its last two (spatial) dims and by one along the other dims."""
+    """Chunk ``ds`` over its spatial dims and by one along the other dims.
+
+    The spatial dims are the last two, or the last one alone when it is a 1-D ``point``
+    dim of scattered grid points (chunked by ``DEFAULT_CHUNK**2`` points, one block as
+    large as a 2-D one, instead of 512 points per lead time and member).
+    """
     if chunks is None:
         chunks = {}
         for name in ds.data_vars:
             dims = ds[name].dims
-            for d in dims[-2:]:
-                chunks.setdefault(str(d), DEFAULT_CHUNK)
-            for d in dims[:-2]:
+            spatial = dims[-1:] if dims and dims[-1] == POINT_DIM else dims[-2:]
+            for d in spatial:
+                size = DEFAULT_CHUNK * DEFAULT_CHUNK if d == POINT_DIM else DEFAULT_CHUNK
+                chunks.setdefault(str(d), size)
+            for d in dims[: len(dims) - len(spatial)]:
                 chunks.setdefault(str(d), 1)
     return ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
 
@@ -96,18 +105,33 @@ def _new_axis(
     *,
     core: str | None = None,
 ) -> xr.DataArray:
-    """Apply ``func(*blocks) -> (..., size)`` block-wise and move the new ``dim`` first."""
-    out = xr.apply_ufunc(
-        func,
-        *arrays,
-        input_core_dims=[[core] if core else [] for _ in arrays],
-        output_core_dims=[[dim]],
-        dask="parallelized",
-        output_dtypes=[np.float32],
-        dask_gufunc_kwargs={"output_sizes": {dim: size}},
-        keep_attrs=False,
-    )
-    return out.transpose(dim, ...)
+    """Apply ``func(*blocks) -> (size, ...)`` block-wise: a new leading ``dim``, C order.
+
+    The block functions put the new axis first themselves (for JAX families inside the
+    compiled code, where XLA fuses it), so blocks need no transposing copy when rounded and
+    written (docs/products.md).
+
+    Args:
+        func: Block function; the blocks of ``arrays`` in, ``(size, *block shape)`` out
+            (without the ``core`` axis).
+        arrays: Inputs with the same dims (broadcast first).
+        dim: Name of the new leading dimension.
+        size: Its length.
+        core: Leading input dimension consumed by ``func`` (one chunk), e.g. the members.
+    """
+    fields = xr.broadcast(*arrays)
+    template = fields[0]
+    dims = tuple(template.dims)
+    index = tuple(range(len(dims)))
+    data = dsa.core.unify_chunks(*(x for f in fields for x in (f.transpose(*dims).data, index)))[1]
+    if core is not None and (dims[0] != core or len(data[0].chunks[0]) != 1):
+        raise ValueError(f"{core!r} must be the first dimension, in one chunk")
+    out_dims: tuple[Hashable, ...] = dims if core is None else dims[1:]
+    out_chunks = ((size,), *data[0].chunks[len(dims) - len(out_dims) :])
+    extra = {} if core is not None else {"new_axis": 0}
+    result = dsa.map_blocks(func, *data, chunks=out_chunks, dtype=np.float32, **extra)
+    coords = {n: c for n, c in template.coords.items() if set(c.dims) <= set(out_dims)}
+    return xr.DataArray(result, dims=(dim, *out_dims), coords=coords)
 
 
 def _grid_of(ds: xr.Dataset) -> xr.Dataset:
@@ -168,11 +192,13 @@ class ParametricSource:
         return fam if isinstance(fam, str) else type(fam).__name__
 
     def _kernel(self, var: str, fn: Callable[[Distribution, dict[str, Any], Any], Any]) -> Callable:
-        """Block function ``(*param blocks) -> (..., k)`` float32 for ``fn(dist, params, xp)``.
+        """Block function ``(*param blocks) -> (k, ...)`` float32 for ``fn(dist, params, xp)``.
 
-        Registered families are JAX code: the whole request is jit-compiled once per block
-        shape (eager JAX would compile every primitive separately). Distribution objects
-        passed in directly are called eagerly with ``xp = numpy``.
+        ``fn`` returns ``(..., k)``; its last axis is moved first, in C order. Registered
+        families are JAX code: the whole request is jit-compiled once per block shape
+        (eager JAX would compile every primitive separately) and XLA writes the moved
+        axis directly. Distribution objects passed in directly are called eagerly with
+        ``xp = numpy`` (one transposing copy).
         """
         names = list(self.params[var])
         dist = self._dists[var]
@@ -181,13 +207,13 @@ class ParametricSource:
             import jax
             import jax.numpy as jnp
 
-            compiled = jax.jit(lambda params: fn(dist, params, jnp))
+            compiled = jax.jit(lambda params: jnp.moveaxis(fn(dist, params, jnp), -1, 0))
         else:
-            compiled = lambda params: fn(dist, params, np)  # noqa: E731
+            compiled = lambda params: np.moveaxis(fn(dist, params, np), -1, 0)  # noqa: E731
 
         def kernel(*blocks: np.ndarray) -> np.ndarray:
             params = dict(zip(names, blocks, strict=True))
-            return np.asarray(compiled(params), dtype=np.float32)
+            return np.ascontiguousarray(compiled(params), dtype=np.float32)
 
         return kernel
 
@@ -235,16 +261,15 @@ class ParametricSource:
 
     def _random_members(self, var: str, n: int, seed: int) -> xr.DataArray:
         import jax
+        import jax.numpy as jnp
 
-        fields = list(self.params[var].values())
         names = list(self.params[var])
         dist = self._dists[var]
-        template = fields[0]
-        draw: Callable[[dict[str, Any], Any], Any] = lambda params, key: dist.sample(  # noqa: E731
-            params, key, n
+        draw: Callable[[dict[str, Any], Any], Any] = lambda params, key: np.moveaxis(  # noqa: E731
+            dist.sample(params, key, n), -1, 0
         )
         if isinstance(self.families[var], str):
-            draw = jax.jit(draw)
+            draw = jax.jit(lambda params, key: jnp.moveaxis(dist.sample(params, key, n), -1, 0))
 
         def kernel(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
             loc = block_info[0]["chunk-location"] if block_info else (0,)
@@ -252,18 +277,9 @@ class ParametricSource:
             index = int(np.ravel_multi_index(loc, nblocks))
             key = jax.random.fold_in(jax.random.key(seed), index)
             params = dict(zip(names, blocks, strict=True))
-            return np.asarray(draw(params, key), dtype=np.float32)
+            return np.ascontiguousarray(draw(params, key), dtype=np.float32)
 
-        arrays = [f.data for f in fields]
-        data = dsa.map_blocks(
-            kernel,
-            *arrays,
-            new_axis=template.ndim,
-            chunks=(*template.chunks, (n,)),  # type: ignore[misc]
-            dtype=np.float32,
-        )
-        out = xr.DataArray(data, dims=(*template.dims, REALIZATION), coords=template.coords)
-        return out.transpose(REALIZATION, ...)
+        return _new_axis(kernel, list(self.params[var].values()), REALIZATION, n)
 
 
 def _families_from_attrs(ds: xr.Dataset) -> dict[str, str | Distribution]:
@@ -317,8 +333,7 @@ class EnsembleSource:
         levels = np.asarray(q, dtype=np.float64) * 100.0
 
         def kernel(block: np.ndarray) -> np.ndarray:
-            out = np.percentile(block, levels, axis=-1)
-            return np.moveaxis(out, 0, -1).astype(np.float32)
+            return np.percentile(block, levels, axis=0).astype(np.float32)
 
         return _new_axis(kernel, [self._values(var)], dim, levels.size, core=REALIZATION)
 
@@ -327,9 +342,8 @@ class EnsembleSource:
         ts = np.asarray(thresholds, dtype=np.float64)
 
         def kernel(block: np.ndarray) -> np.ndarray:
-            finite = np.isfinite(block)
-            count = finite.sum(axis=-1)[..., None]
-            above = (block[..., None, :] > ts[:, None]).sum(axis=-1)
+            count = np.isfinite(block).sum(axis=0)
+            above = np.stack([(block > t).sum(axis=0) for t in ts])
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(count > 0, above / count, np.nan).astype(np.float32)
 
@@ -351,9 +365,7 @@ class EnsembleSource:
         if n is None or n == values.sizes[REALIZATION]:
             return values.astype(np.float32)
         levels = np.arange(1, n + 1) / (n + 1)
-        # The new axis can't share the core dim's name inside apply_ufunc; rename after.
-        out = self.quantiles(var, levels, "_members")
-        return out.rename({"_members": REALIZATION})
+        return self.quantiles(var, levels, REALIZATION)
 
 
 def as_source(

@@ -36,9 +36,18 @@ import zarr.codecs
 from probcast.io import atomic_path
 from probcast.products import cf, compress
 from probcast.products.blocks import Finish, StoreJob, as_is, store_in_order
+from probcast.products.source import POINT_DIM
 
 FORMATS = {".nc": "netcdf", ".nc4": "netcdf", ".zarr": "zarr"}
 STORAGE_CHUNK = 512
+LEVELS = {"zstd": 5, "zlib": 4, "blosc-zstd": 5}
+"""Default codec levels, chosen by ``benchmarks/products_grid.py --levels`` on the real ICP WRF
+and GFS/NAM grids (bit-rounded products): each is the knee of size against write time. Zstd
+5 stores ICP WRF at 24.1x against 20.9x (zstd 1) and 21.4x (zstd 3), at 2.4 times the codec
+time of zstd 1; zstd 9 gains 6 % for 1.8 times longer, 15 and 19 take 7 and 23 times longer.
+Zlib, the fallback without zstd: 4 gives 19.1x against 15.3x for 1, 6 gains 9 % for twice the
+time. Blosc-Zstd (Zarr): 5 gives 18.5x against 15.8x for 1, 7 gains 4 % for 1.6 times longer.
+See ``benchmarks/README.md``."""
 
 Encoding = dict[str, dict[str, Any]]
 
@@ -141,15 +150,20 @@ def atomic_write(job: Job, path: Path, fmt: str, encoding: Encoding) -> None:
 
 
 def storage_chunks(da: xr.DataArray) -> tuple[int, ...]:
-    """Storage chunk shape: the spatial dask chunk (or 512) over the last two dims, else 1."""
+    """Storage chunk shape: the spatial dask chunk (or 512) over the spatial dims, else 1.
+
+    The spatial dims are the last two, or a last ``point`` dim of scattered points alone
+    (unchunked: 512 x 512 points), as in :func:`~probcast.products.source.as_source`.
+    """
+    n_spatial = 1 if da.dims and da.dims[-1] == POINT_DIM else 2
     shape = []
-    for i, n in enumerate(da.shape):
-        if i < da.ndim - 2:
+    for i, (dim, n) in enumerate(zip(da.dims, da.shape, strict=True)):
+        if i < da.ndim - n_spatial:
             shape.append(1)
         elif da.chunks is not None:
             shape.append(int(da.chunks[i][0]))
         else:
-            shape.append(min(n, STORAGE_CHUNK))
+            shape.append(min(n, STORAGE_CHUNK**2 if dim == POINT_DIM else STORAGE_CHUNK))
     return tuple(shape)
 
 
@@ -166,7 +180,7 @@ def netcdf_encoding(
     Args:
         ds: Dataset to write.
         compression: ``zstd``, ``zlib`` or None for :func:`netcdf_compression`.
-        complevel: Compression level; default 5 for zstd, 4 for zlib.
+        complevel: Compression level; default from :data:`LEVELS` (zstd 5, zlib 4).
 
     Returns:
         Encoding mapping for ``Dataset.to_netcdf(engine="netcdf4")``.
@@ -174,7 +188,10 @@ def netcdf_encoding(
     method = compression or netcdf_compression()
     if method not in ("zstd", "zlib"):
         raise ValueError(f"compression must be 'zstd' or 'zlib', got {method!r}")
-    level = complevel if complevel is not None else (5 if method == "zstd" else 4)
+    level = complevel if complevel is not None else LEVELS[method]
+    top = {"zstd": 22, "zlib": 9}[method]
+    if not 1 <= level <= top:
+        raise ValueError(f"{method} complevel must be in the range [1, {top}], got {level}")
     encoding: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():
         if name in ds.data_vars and var.ndim >= 1:
@@ -200,12 +217,12 @@ def zarr_encoding(ds: xr.Dataset, *, complevel: int | None = None) -> dict[str, 
 
     Args:
         ds: Dataset to write.
-        complevel: Zstandard level (default 5).
+        complevel: Blosc Zstandard level (default :data:`LEVELS`, 5).
 
     Returns:
         Encoding mapping for ``Dataset.to_zarr(zarr_format=3)``.
     """
-    level = 5 if complevel is None else complevel
+    level = LEVELS["blosc-zstd"] if complevel is None else complevel
     if not 0 <= level <= 9:
         raise ValueError(f"Blosc complevel must be in the range [0, 9], got {level}")
     codec = zarr.codecs.BloscCodec(cname="zstd", clevel=level, shuffle="shuffle")
