@@ -102,3 +102,26 @@ def test_replay_a_stream_of_cycles(tmp_path, model_dir, stations):
         # the half-written file was never acquired: one attempt per step
         assert [r["attempts"] for r in rows] == [1, 1, 1, 1], cid
     assert os.listdir(tmp_path / "inputs")
+
+
+def test_parallel_backfill_runs_each_cycle_once(tmp_path, model_dir, stations, capsys):
+    inits = cycles_of(stations)[:3]
+    for init in inits:
+        drop_cycle(stations, tmp_path / "inputs", init)
+    path = write_pipeline(tmp_path, model_dir, destinations=["published"])
+    span = ["--from", f"{inits[0]:%Y%m%d%H}", "--to", f"{inits[-1]:%Y%m%d%H}"]
+    # the first cycle already ran: the parallel backfill must leave it alone
+    assert main(["run", "--pipeline", str(path), "--cycle", f"{inits[0]:%Y%m%d%H}"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--pipeline", str(path), *span, "--workers", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        [f"{inits[0]:%Y-%m-%dT%H}Z", "done"],
+        [f"{inits[1]:%Y-%m-%dT%H}Z", "finished"],
+        [f"{inits[2]:%Y-%m-%dT%H}Z", "finished"],
+    ]
+    assert _published(tmp_path) == [f"{i:%Y%m%d%H}/pred_{i:%Y%m%d%H}.parquet" for i in inits]
+    assert main(["run", "--pipeline", str(path), *span, "--status"]) == 0
+    status = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(r["attempts"] == 1 for s in status for r in s["steps"])
+    assert main(["run", "--pipeline", str(path), *span, "--workers", "0"]) == 2

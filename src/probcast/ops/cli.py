@@ -35,6 +35,15 @@ def run_main(argv: list[str]) -> int:
     parser.add_argument("--from", dest="start", help="first cycle of a backfill")
     parser.add_argument("--to", dest="stop", help="last cycle of a backfill (included)")
     parser.add_argument("--status", action="store_true", help="print the steps, run nothing")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="backfill: cycles run at once, each in its own process (Dask)",
+    )
+    parser.add_argument(
+        "--scheduler", help="backfill: a dask.distributed scheduler address to run the cycles on"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -48,6 +57,16 @@ def run_main(argv: list[str]) -> int:
     except PipelineError as err:
         print(f"probcast run: {err}", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("probcast run: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if not args.status and len(cycles) > 1 and (args.workers > 1 or args.scheduler):
+        from probcast.ops.backfill import run_parallel
+
+        lines = run_parallel(args.pipeline, args.state, cycles, args.workers, args.scheduler)
+        for line in lines:
+            print(line)
+        return 1 if any(line.split()[1] == "failed" for line in lines) else 0
     store = open_store(pipe, args.state)
     failed = 0
     try:
