@@ -109,6 +109,12 @@ ALIASES: dict[str, str] = {
 }
 
 
+def bounds(var: str) -> tuple[float, float]:
+    """``(valid_min, valid_max)`` of a canonical variable; unbounded for any other name."""
+    info = VARIABLES.get(var)
+    return (info.valid_min, info.valid_max) if info else (float("-inf"), float("inf"))
+
+
 def canonical_name(name: str) -> str:
     """Return the canonical variable name for ``name`` (case-insensitive alias lookup).
 

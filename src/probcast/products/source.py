@@ -3,8 +3,8 @@
 A product builder asks a source for quantiles, exceedance probabilities or members of one
 variable; it does not care whether the forecast is a parametric distribution on a grid
 (``<var>_<param>`` fields plus a family name per variable) or a set of members along a
-``realization`` dimension. Everything stays lazy: each request is one dask graph over the
-spatial chunks, so a national grid never has to fit in memory.
+``realization`` dimension. Everything stays lazy (one dask graph over the spatial chunks).
+Quantiles and members of parameters are limited to the variable's physical bounds.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 import dask.array as dsa
 import numpy as np
 import xarray as xr
+
+from probcast import schema
 
 REALIZATION = "realization"
 DEFAULT_CHUNK = 512
@@ -221,10 +223,13 @@ class ParametricSource:
         """Quantiles at levels ``q`` in (0, 1) stacked along a new leading ``dim``."""
         levels = np.asarray(q, dtype=np.float64)
 
+        lo, hi = schema.bounds(var)
+
         def fn(d: Distribution, p: dict[str, Any], xp: Any) -> Any:
             # quantile broadcasts elementwise: a trailing parameter axis against the (k,)
-            # levels gives (..., k) (see probcast.dists.quantiles).
-            return d.quantile({k: v[..., None] for k, v in p.items()}, xp.asarray(levels))
+            # levels gives (..., k) (probcast.dists.quantiles), within physical bounds.
+            q = d.quantile({k: v[..., None] for k, v in p.items()}, xp.asarray(levels))
+            return xp.clip(q, lo, hi)
 
         kernel = self._kernel(var, fn)
         return _new_axis(kernel, list(self.params[var].values()), dim, levels.size)
@@ -244,9 +249,8 @@ class ParametricSource:
     def members(self, var: str, n: int | None, method: str, seed: int) -> xr.DataArray:
         """``n`` members: equidistant quantiles (ECC-Q) or random draws per chunk.
 
-        ``method="quantiles"`` takes levels ``i / (n + 1)`` (Schefzik et al. 2013, ECC-Q;
-        IMPROVER's "quantile" sampling): deterministic, independent of chunking and
-        spatially smooth, so it compresses well. ``method="random"`` calls
+        ``method="quantiles"`` takes levels ``i / (n + 1)`` (ECC-Q, Schefzik et al. 2013):
+        deterministic, independent of chunking, smooth, compressible. ``method="random"`` calls
         ``distribution.sample`` with a key folded from ``seed`` and the chunk position;
         the draws are reproducible for a given chunking.
         """
@@ -265,11 +269,13 @@ class ParametricSource:
 
         names = list(self.params[var])
         dist = self._dists[var]
-        draw: Callable[[dict[str, Any], Any], Any] = lambda params, key: np.moveaxis(  # noqa: E731
-            dist.sample(params, key, n), -1, 0
+        lo, hi = schema.bounds(var)  # within the physical bounds, as the quantiles
+        xp = jnp if isinstance(self.families[var], str) else np
+        draw: Callable[[dict[str, Any], Any], Any] = lambda params, key: xp.clip(  # noqa: E731
+            xp.moveaxis(dist.sample(params, key, n), -1, 0), lo, hi
         )
-        if isinstance(self.families[var], str):
-            draw = jax.jit(lambda params, key: jnp.moveaxis(dist.sample(params, key, n), -1, 0))
+        if xp is jnp:
+            draw = jax.jit(draw)
 
         def kernel(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
             loc = block_info[0]["chunk-location"] if block_info else (0,)
