@@ -21,30 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast.model.domain import DOMAIN_FILE, DOMAIN_VERSION, LEVELS
 from probcast.schema import FC_PREFIX, STATIC_COLUMNS, TABLE_SUFFIXES
 
-LEVELS: tuple[float, ...] = (
-    0.0,
-    0.001,
-    0.01,
-    0.05,
-    0.1,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.6,
-    0.7,
-    0.8,
-    0.9,
-    0.95,
-    0.99,
-    0.999,
-    1.0,
-)
-"""Quantile levels of ``domain.json`` (both tails kept: min and max are levels 0 and 1)."""
-DOMAIN_FILE = "domain.json"
-VERSION = 1
+VERSION = DOMAIN_VERSION
 
 
 class ReferenceError(ValueError):

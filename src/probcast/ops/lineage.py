@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,12 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from probcast.model.integrity import redact
 from probcast.ops.pipeline import Pipeline
 from probcast.ops.registry import Registry, RegistryError
-from probcast.ops.state import FINISHED, StateStore
+from probcast.ops.state import FINISHED, StateStore, create_tables
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +62,7 @@ _CREATED: weakref.WeakSet[Engine] = weakref.WeakSet()
 def _engine(store: StateStore) -> Engine:
     """The store's engine, with the two tables created (once per engine; racing creators retry)."""
     if store.engine not in _CREATED:
-        for attempt in range(5):
-            try:
-                metadata.create_all(store.engine)
-                break
-            except DBAPIError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        create_tables(store.engine, metadata)
         _CREATED.add(store.engine)
     return store.engine
 

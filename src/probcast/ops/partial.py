@@ -37,13 +37,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from probcast import io
 from probcast.ops import metrics
 from probcast.ops.leadfiles import combine, complete_leads, ready_leads
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id
-from probcast.ops.state import FINISHED, STARTED, StateStore, cycles, steps
+from probcast.ops.state import FINISHED, STARTED, StateStore, create_tables, cycles, steps
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,7 @@ def policy_of(pipe: Pipeline) -> Policy:
 
 def _engine(store: StateStore) -> Engine:
     if store.engine not in _CREATED:
-        for attempt in range(5):  # racing creators: one may fail, the tables then exist
-            try:
-                metadata.create_all(store.engine)
-                break
-            except DBAPIError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        create_tables(store.engine, metadata)
         _CREATED.add(store.engine)
     return store.engine
 

@@ -91,6 +91,22 @@ def _owner_dead(owner: str) -> bool:
     return False
 
 
+def create_tables(engine: Engine, meta: sa.MetaData) -> None:
+    """Create the tables of ``meta`` that do not exist yet.
+
+    Two processes creating them at once: one may fail, and the tables then exist, so a
+    failure is retried (the last one is raised).
+    """
+    for attempt in range(5):
+        try:
+            meta.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -135,15 +151,10 @@ class StateStore:
         self._create()
 
     def _create(self) -> None:
-        # Two processes creating the tables at once: one may fail; the tables then exist.
-        for attempt in range(5):
-            try:
-                metadata.create_all(self.engine)
-                return
-            except DBAPIError as err:
-                if attempt == 4:
-                    raise _open_error(self.url, err) from None
-                time.sleep(0.2 * (attempt + 1))
+        try:
+            create_tables(self.engine, metadata)
+        except DBAPIError as err:
+            raise _open_error(self.url, err) from None
 
     def close(self) -> None:
         """Release the database connections."""
