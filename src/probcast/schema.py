@@ -6,7 +6,10 @@ guesses a variable name or a unit. See docs/data-model.md.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -130,24 +133,33 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(key, key)
 
 
-# (from_unit, to_unit) -> (scale, offset): canonical = value * scale + offset. Every
-# conversion is affine with a positive scale, so it maps [min, max] onto [min', max'] and
-# can be inverted exactly (user units of outputs: probcast.units). Spellings: _UNIT_SPELLINGS.
-_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
-    ("degc", "K"): (1.0, 273.15),
-    ("degf", "K"): (5.0 / 9.0, 273.15 - 32.0 * 5.0 / 9.0),
-    ("hpa", "Pa"): (100.0, 0.0),
-    ("kpa", "Pa"): (1000.0, 0.0),
-    ("mm", "kg m-2"): (1.0, 0.0),
-    ("cm", "kg m-2"): (10.0, 0.0),
-    ("m", "kg m-2"): (1000.0, 0.0),
-    ("in", "kg m-2"): (25.4, 0.0),
-    ("%", "1"): (0.01, 0.0),
-    ("okta", "1"): (0.125, 0.0),
-    ("km h-1", "m s-1"): (1.0 / 3.6, 0.0),
-    ("kt", "m s-1"): (0.514444, 0.0),
-    ("mph", "m s-1"): (0.44704, 0.0),
+# Units offered for each canonical unit (hints). Any unit pint converts is accepted (and
+# depths of water for precipitation); affine, positive scale, inverted exactly (units.py).
+_ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "K": ("degc", "degf"),
+    "Pa": ("hpa", "kpa"),
+    "kg m-2": ("mm", "cm", "m", "in"),
+    "1": ("%", "okta"),
+    "m s-1": ("km h-1", "kt", "mph"),
 }
+# Normalised unit -> pint's spelling (UDUNITS's ``kt`` is a knot, ``mb`` a millibar).
+_PINT_NAMES: dict[str, str] = {
+    "K": "kelvin",
+    "degc": "degC",
+    "degf": "degF",
+    "hpa": "hPa",
+    "kpa": "kPa",
+    "kg m-2": "kg / m**2",
+    "in": "inch",
+    "%": "percent",
+    "okta": "okta",
+    "1": "dimensionless",
+    "m s-1": "m / s",
+    "km h-1": "km / h",
+    "kt": "knot",
+    "mph": "mile / hour",
+}
+WATER_DENSITY = 1000.0  # kg m-3: a depth of water (mm, m, in) as an amount (kg m-2)
 
 # Normalised unit -> its spellings met in files (matched lower-case, stripped).
 _SPELLINGS: dict[str, tuple[str, ...]] = {
@@ -207,7 +219,7 @@ def units_of(variable: str) -> list[str]:
     if variable not in VARIABLES:
         raise UnitError(f"unknown variable {variable!r}; known: {sorted(VARIABLES)}")
     target = VARIABLES[variable].units
-    return [target, *(UNIT_NAMES.get(a, a) for a, b in _CONVERSIONS if b == target)]
+    return [target, *(UNIT_NAMES.get(a, a) for a in _ALTERNATIVES.get(target, ()))]
 
 
 def unit_affine(units: str, variable: str, *, source: str = "<input>") -> tuple[float, float]:
@@ -228,12 +240,45 @@ def unit_affine(units: str, variable: str, *, source: str = "<input>") -> tuple[
     src = _norm_unit(str(units))
     if src == target:
         return 1.0, 0.0
-    if (src, target) not in _CONVERSIONS:
+    affine = _pint_affine(src, target)
+    if affine is None:
         raise UnitError(
             f"{source}: variable {variable!r} has units {units!r}; expected {target!r} "
             f"or a convertible unit ({', '.join(units_of(variable)[1:]) or 'none'})"
         )
-    return _CONVERSIONS[(src, target)]
+    return affine
+
+
+@functools.cache
+def _registry() -> Any:
+    import pint
+
+    reg: Any = pint.UnitRegistry()
+    reg.define("okta = 0.125 = oktas")
+    return reg
+
+
+@functools.cache
+def _pint_affine(src: str, target: str) -> tuple[float, float] | None:
+    """``(scale, offset)`` from pint, or ``None`` when pint cannot convert ``src``."""
+    import pint
+
+    reg: Any = _registry()
+    to = _PINT_NAMES.get(target, target)
+    name = _PINT_NAMES.get(src, _UDUNITS_POWER.sub(r"\1**\2", src).replace(" ", " * "))
+    try:
+        lo, hi = reg.Quantity(0.0, name), reg.Quantity(1.0, name)
+        if target == "kg m-2" and lo.dimensionality == reg.metre.dimensionality:
+            scale = float(hi.to("m").magnitude - lo.to("m").magnitude) * WATER_DENSITY
+            return scale, 0.0
+        offset = float(lo.to(to).magnitude)
+        scale = float(hi.to(to).magnitude) - offset
+    except (pint.PintError, AttributeError, TypeError, ValueError, AssertionError):
+        return None
+    return (scale, offset) if scale > 0 else None
+
+
+_UDUNITS_POWER = re.compile(r"([A-Za-z])(-?\d+)")  # UDUNITS m-2 -> pint m**-2
 
 
 def to_canonical_units(
