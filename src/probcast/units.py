@@ -4,7 +4,8 @@ Inputs are converted to the canonical units of :mod:`probcast.schema` when read;
 want thresholds and outputs in other units. :func:`parse_units` reads the option and
 :class:`UserUnit` converts between canonical and the user's units with the same affine
 conversion (:func:`probcast.schema.unit_affine`, factors from pint), so a value converted
-there and back is the value (to rounding). Which outputs follow the user's units: :mod:`probcast.products.units`.
+there and back is the value (to rounding). Which outputs follow the user's units:
+:mod:`probcast.products.units`.
 """
 
 from __future__ import annotations
