@@ -2,12 +2,13 @@
 
 Usage (on a GPU machine; ``--scale 0.01`` runs the same code in minutes on a CPU)::
 
-    python benchmarks/gpu_suite.py --out results/ [--scale 1.0] [--budget 420]
+    python benchmarks/gpu_suite.py --out results/ [--scale 1.0] [--budget 480]
+        [--train-override train.epochs=12]
 
 Each part runs in its own subprocess with a share of the time budget, so one failure or
 timeout leaves the others' figures; every part writes ``<out>/<part>.json`` and its log
 ``<out>/<part>.log`` as it goes, and the parent prints one Markdown table
-(``<out>/gpu_suite.md``):
+(``<out>/gpu_suite.md``). The parts, in the order they run:
 
 1. ``throughput``: for float32, bfloat16 and float16 compute, the bare jitted train step on
    one resident batch against the real loop (:func:`probcast.train.loop.train`: device
@@ -15,14 +16,14 @@ timeout leaves the others' figures; every part writes ``<out>/<part>.json`` and 
    7-variable station table, same model (2 x 512 trunk, batch 8192). "scan" is the epoch
    scan alone (the loop's own samples/s), "epoch" the whole epoch (time between two
    epoch lines: scan + validation + checkpoints).
-2. ``conus_train``: ``probcast train --config=gpu_bf16`` end to end (reading, features,
-   training with early stopping, EMOS blend, spread calibration, refit, completion marker),
-   as a user runs it, on a CONUS-size synthetic network: 1,000 stations x 7 variables x
-   2 years of daily runs x 40 lead times (29.2 M rows at ``--scale 1``).
-3. ``conus_grid``: a 7-variable gridded model (trained here on a small synthetic grid), then
+2. ``conus_grid``: a 7-variable gridded model (trained here on a small synthetic grid), then
    one NBM-CONUS-size run (2345 x 1597 points, 7 variables) to 51 members, 19 percentiles,
    threshold probabilities and parameters in compressed CF NetCDF through
    :func:`probcast.run`, timed in the process (inference + products + write).
+3. ``conus_train``: ``probcast train --config=gpu_bf16`` end to end (reading, features,
+   training with early stopping, EMOS blend, spread calibration, refit, completion marker),
+   as a user runs it, on a CONUS-size synthetic network: 1,000 stations x 7 variables x
+   2 years of daily runs x 40 lead times (29.2 M rows at ``--scale 1``).
 """
 
 from __future__ import annotations
