@@ -57,18 +57,6 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class _EpochTimes(logging.Handler):
-    """Wall-clock time of every epoch line the training loop logs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if " epoch " in record.getMessage():
-            self.times.append(time.perf_counter())
-
-
 def _bare_step(config, table, steps: int) -> float:
     import jax
     import jax.numpy as jnp
@@ -103,6 +91,7 @@ def _bare_step(config, table, steps: int) -> float:
 
 def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     import numpy as np
+    from train_throughput import EpochTimes  # beside this script
 
     from probcast.configs import gpu_bf16
     from probcast.testing.stations import network_table
@@ -122,7 +111,7 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         config.train.warmup_epochs = 0
         config.train.refit = config.train.blend_emos = config.train.calibrate_spread = False
         config.tracking.backend = "none"
-        times = _EpochTimes()
+        times = EpochTimes()
         logging.getLogger("probcast.train.loop").addHandler(times)
         start = time.perf_counter()
         loop.train(config, tmp / f"run_{dtype}")

@@ -41,7 +41,7 @@ from probcast.train import loop
 from probcast.train.objective import StepFns, make_optimizer
 
 
-class _EpochTimes(logging.Handler):
+class EpochTimes(logging.Handler):
     """Wall-clock time of every epoch line the training loop logs."""
 
     def __init__(self) -> None:
@@ -81,7 +81,7 @@ def full_loop(args: argparse.Namespace, tmp: Path, every: float) -> dict[str, fl
     table.to_parquet(path)
     config = _config(args, path)
     config.train.checkpoint_every_s = every
-    times = _EpochTimes()
+    times = EpochTimes()
     logger = logging.getLogger("probcast.train.loop")
     logger.addHandler(times)
     logger.setLevel(logging.INFO)

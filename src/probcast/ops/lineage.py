@@ -15,19 +15,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import weakref
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from probcast.model.integrity import redact
 from probcast.ops.pipeline import Pipeline
 from probcast.ops.registry import Registry, RegistryError
-from probcast.ops.state import FINISHED, StateStore, create_tables
+from probcast.ops.state import FINISHED, StateStore, engine_with, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +53,10 @@ input_metadata = sa.Table(
     sa.Column("recorded_at", sa.DateTime(), nullable=False),
 )
 
-_CREATED: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _engine(store: StateStore) -> Engine:
-    """The store's engine, with the two tables created (once per engine; racing creators retry)."""
-    if store.engine not in _CREATED:
-        create_tables(store.engine, metadata)
-        _CREATED.add(store.engine)
-    return store.engine
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
 
 def _put(store: StateStore, table: sa.Table, cycle: str, values: Mapping[str, Any]) -> None:
     where = sa.and_(table.c.pipeline == store.pipeline, table.c.cycle == cycle)
-    with _engine(store).begin() as conn:
+    with engine_with(store, metadata).begin() as conn:
         if not conn.execute(table.update().where(where).values(**values)).rowcount:
             conn.execute(table.insert().values(pipeline=store.pipeline, cycle=cycle, **values))
 
@@ -90,7 +73,7 @@ def record_model(
 ) -> None:
     """Record the registry version a cycle's predict step runs (the latest attempt wins)."""
     values = {"registry": registry, "alias": alias, "version": version, "workdir": workdir}
-    _put(store, model_versions, cycle, {**values, "digest": digest, "resolved_at": _now()})
+    _put(store, model_versions, cycle, {**values, "digest": digest, "resolved_at": utcnow()})
 
 
 def model_of(store: StateStore, cycle: str) -> dict[str, Any] | None:
@@ -98,7 +81,7 @@ def model_of(store: StateStore, cycle: str) -> dict[str, Any] | None:
     query = sa.select(model_versions).where(
         model_versions.c.pipeline == store.pipeline, model_versions.c.cycle == cycle
     )
-    with _engine(store).connect() as conn:
+    with engine_with(store, metadata).connect() as conn:
         row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
@@ -111,7 +94,7 @@ def previous_signature(store: StateStore, cycle: str) -> tuple[str, dict[str, li
         .order_by(input_metadata.c.cycle.desc())
         .limit(1)
     )
-    with _engine(store).connect() as conn:
+    with engine_with(store, metadata).connect() as conn:
         row = conn.execute(query).first()
     return (str(row[0]), json.loads(row[1])) if row else None
 
@@ -127,7 +110,7 @@ def record_input(
         "signature": json.dumps(dict(signature), sort_keys=True),
         "upgrade": int(bool(changes)),
         "changes": json.dumps(dict(changes), sort_keys=True) if changes else None,
-        "recorded_at": _now(),
+        "recorded_at": utcnow(),
     }
     _put(store, input_metadata, cycle, values)
 
@@ -139,7 +122,7 @@ def upgrades(store: StateStore) -> list[dict[str, Any]]:
         .where(input_metadata.c.pipeline == store.pipeline, input_metadata.c.upgrade == 1)
         .order_by(input_metadata.c.cycle)
     )
-    with _engine(store).connect() as conn:
+    with engine_with(store, metadata).connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     for row in rows:
         row["signature"] = json.loads(row["signature"])

@@ -30,20 +30,18 @@ import dataclasses
 import json
 import logging
 import time
-import weakref
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from probcast import io
 from probcast.ops import metrics
 from probcast.ops.leadfiles import combine, complete_leads, ready_leads
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id
-from probcast.ops.state import FINISHED, STARTED, StateStore, create_tables, cycles, steps
+from probcast.ops.state import FINISHED, STARTED, StateStore, cycles, engine_with, steps, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +70,6 @@ clock = sa.Table(
     sa.Column("cycle", sa.String(32), primary_key=True),
     sa.Column("first_seen", sa.Float, nullable=False),
 )
-_CREATED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 class LeadsMissing(RuntimeError):
@@ -124,17 +121,6 @@ def policy_of(pipe: Pipeline) -> Policy:
 # -- the state: attempts and the first look ----------------------------------------------
 
 
-def _engine(store: StateStore) -> Engine:
-    if store.engine not in _CREATED:
-        create_tables(store.engine, metadata)
-        _CREATED.add(store.engine)
-    return store.engine
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def _where(table: sa.Table, store: StateStore, cid: str) -> Any:
     return sa.and_(table.c.pipeline == store.pipeline, table.c.cycle == cid)
 
@@ -142,7 +128,7 @@ def _where(table: sa.Table, store: StateStore, cid: str) -> Any:
 def history(store: StateStore, cid: str) -> list[dict[str, Any]]:
     """The cycle's attempts, oldest first (``leads``, ``missing``, ``sha256`` decoded)."""
     query = sa.select(attempts).where(_where(attempts, store, cid)).order_by(attempts.c.attempt)
-    with _engine(store).connect() as conn:
+    with engine_with(store, metadata).connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     for row in rows:
         for key in ("leads", "missing", "sha256"):
@@ -161,7 +147,7 @@ def used_leads(store: StateStore, cid: str) -> list[int] | None:
 def _begin_attempt(store: StateStore, cid: str, values: dict[str, Any]) -> None:
     """A new attempt after a finished one; else the unfinished one is retried (same number)."""
     rows = history(store, cid)
-    with _engine(store).begin() as conn:
+    with engine_with(store, metadata).begin() as conn:
         if rows and rows[-1]["status"] != FINISHED:
             where = _where(attempts, store, cid)
             conn.execute(
@@ -186,20 +172,20 @@ def finish_attempt(pipe: Pipeline, store: StateStore, cid: str) -> None:
         return
     last = rows[-1]
     where = sa.and_(_where(attempts, store, cid), attempts.c.attempt == last["attempt"])
-    with _engine(store).begin() as conn:
-        conn.execute(attempts.update().where(where).values(status=FINISHED, finished_at=_now()))
+    with engine_with(store, metadata).begin() as conn:
+        conn.execute(attempts.update().where(where).values(status=FINISHED, finished_at=utcnow()))
     metrics.record_partial(pipe.name, partial=last["partial"], update=last["attempt"] > 1)
 
 
 def first_seen(store: StateStore, cid: str) -> float:
     """When (epoch s) a process first looked at the cycle (recorded on the first call)."""
-    with _engine(store).connect() as conn:
+    with engine_with(store, metadata).connect() as conn:
         seen = conn.execute(sa.select(clock.c.first_seen).where(_where(clock, store, cid)))
         value = seen.scalar_one_or_none()
     if value is not None:
         return float(value)
     try:
-        with _engine(store).begin() as conn:
+        with engine_with(store, metadata).begin() as conn:
             conn.execute(
                 clock.insert().values(pipeline=store.pipeline, cycle=cid, first_seen=time.time())
             )
@@ -315,7 +301,7 @@ def acquire(
     _begin_attempt(
         store,
         cycle_id(cycle),
-        {**record, "status": STARTED, "partial": int(bool(missing)), "started_at": _now()},
+        {**record, "status": STARTED, "partial": int(bool(missing)), "started_at": utcnow()},
     )
     if missing:
         log.warning("%s: partial input: leads %s missing", cycle_id(cycle), missing)

@@ -21,6 +21,7 @@ import os
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -107,8 +108,25 @@ def create_tables(engine: Engine, meta: sa.MetaData) -> None:
             time.sleep(0.2 * (attempt + 1))
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
+    """Now in UTC, naive (as every time of the state store is stored)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+_CREATED: weakref.WeakKeyDictionary[Engine, set[int]] = weakref.WeakKeyDictionary()
+
+
+def engine_with(store: StateStore, meta: sa.MetaData) -> Engine:
+    """The store's engine, with the tables of ``meta`` created (once per engine and tables).
+
+    Modules that keep their own tables next to the store's (model lineage, lead attempts)
+    reach the database through this.
+    """
+    done = _CREATED.setdefault(store.engine, set())
+    if id(meta) not in done:
+        create_tables(store.engine, meta)
+        done.add(id(meta))
+    return store.engine
 
 
 def create_engine(url: str) -> Engine:
@@ -236,15 +254,15 @@ class StateStore:
 
     def start_cycle(self, cycle: str) -> None:
         """Mark the cycle started (one more attempt)."""
-        self._upsert(cycles, cycle, {}, status=STARTED, started_at=_now(), error=None)
+        self._upsert(cycles, cycle, {}, status=STARTED, started_at=utcnow(), error=None)
 
     def finish_cycle(self, cycle: str, **fields: Any) -> None:
         """Mark the cycle finished (with e.g. ``input_sha256``, ``model_fingerprint``)."""
-        self._update(cycles, cycle, {}, status=FINISHED, finished_at=_now(), **fields)
+        self._update(cycles, cycle, {}, status=FINISHED, finished_at=utcnow(), **fields)
 
     def fail_cycle(self, cycle: str, error: str) -> None:
         """Mark the cycle failed with ``error``."""
-        self._update(cycles, cycle, {}, status=FAILED, finished_at=_now(), error=error)
+        self._update(cycles, cycle, {}, status=FAILED, finished_at=utcnow(), error=error)
 
     def list_cycles(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The pipeline's cycles, newest first."""
@@ -277,7 +295,7 @@ class StateStore:
             cycle,
             {"step": name},
             status=STARTED,
-            started_at=_now(),
+            started_at=utcnow(),
             finished_at=None,
             error=None,
         )
@@ -286,11 +304,11 @@ class StateStore:
         """Mark a step finished with its record (``outputs`` is stored as JSON)."""
         if "outputs" in fields:
             fields["outputs"] = json.dumps(fields["outputs"], default=str)
-        self._update(steps, cycle, {"step": name}, status=FINISHED, finished_at=_now(), **fields)
+        self._update(steps, cycle, {"step": name}, status=FINISHED, finished_at=utcnow(), **fields)
 
     def fail_step(self, cycle: str, name: str, error: str) -> None:
         """Mark a step failed with ``error``."""
-        self._update(steps, cycle, {"step": name}, status=FAILED, finished_at=_now(), error=error)
+        self._update(steps, cycle, {"step": name}, status=FAILED, finished_at=utcnow(), error=error)
 
     # -- helpers ----------------------------------------------------------------------------
 

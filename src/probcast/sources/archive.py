@@ -29,7 +29,7 @@ from probcast import io
 from probcast.sources import fs
 from probcast.sources.cycle import CycleFields
 from probcast.sources.errors import SourceError
-from probcast.sources.grib import init_time, iter_fields, on_disk, steps
+from probcast.sources.grib import init_time, iter_fields, message_headers, on_disk, steps
 from probcast.sources.index import IndexRecord, parse_index
 from probcast.sources.nwp import NwpSource
 from probcast.sources.remote import ECMWF_PARAMS, NOAA_FIELDS, noaa_wanted
@@ -72,33 +72,24 @@ def scan_grib(path: str, url: str) -> list[dict[str, Any]]:
     """Inventory a local GRIB file by its message headers."""
     rows = []
     with open(path, "rb") as f:
-        while True:
-            try:
-                h = eccodes.codes_grib_new_from_file(f, headers_only=True)
-            except eccodes.GribInternalError as err:
-                raise SourceError(f"{url}: not a readable GRIB file ({err})") from None
-            if h is None:
-                break
-            try:
-                var = grib_variable(
-                    eccodes.codes_get(h, "shortName"), eccodes.codes_get(h, "typeOfLevel")
-                )
-                if var is None:
-                    continue
-                start, end = steps(h)
-                rows.append(
-                    {
-                        "url": url,
-                        "offset": int(eccodes.codes_get(h, "offset")),
-                        "length": int(eccodes.codes_get(h, "totalLength")),
-                        "variable": var,
-                        "init_time": init_time(h),
-                        "start_step": 0.0 if var == "tp" and start == end else start,
-                        "end_step": end,
-                    }
-                )
-            finally:
-                eccodes.codes_release(h)
+        for h in message_headers(f, url):
+            var = grib_variable(
+                eccodes.codes_get(h, "shortName"), eccodes.codes_get(h, "typeOfLevel")
+            )
+            if var is None:
+                continue
+            start, end = steps(h)
+            rows.append(
+                {
+                    "url": url,
+                    "offset": int(eccodes.codes_get(h, "offset")),
+                    "length": int(eccodes.codes_get(h, "totalLength")),
+                    "variable": var,
+                    "init_time": init_time(h),
+                    "start_step": 0.0 if var == "tp" and start == end else start,
+                    "end_step": end,
+                }
+            )
     if not rows and os.path.getsize(path) > 0 and b"GRIB" not in Path(path).read_bytes()[:4096]:
         raise SourceError(f"{url}: not a GRIB file (no 'GRIB' marker in its first bytes)")
     return rows

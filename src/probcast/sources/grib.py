@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import eccodes
 import numpy as np
@@ -176,6 +177,25 @@ def iter_fields(
             raise SourceError(f"{source}: expected a GRIB message, got {blob[:16]!r}...")
         with on_disk(blob) as tmp:
             yield from _decode_file(tmp, lat, lon, source)
+
+
+def message_headers(f: Any, source: str) -> Iterator[Any]:
+    """The header handle of every GRIB message of the open file ``f`` (released after use).
+
+    Raises:
+        SourceError: If a message cannot be read (names ``source``).
+    """
+    while True:
+        try:
+            h = eccodes.codes_grib_new_from_file(f, headers_only=True)
+        except eccodes.GribInternalError as err:
+            raise SourceError(f"{source}: not a readable GRIB file ({err})") from None
+        if h is None:
+            return
+        try:
+            yield h
+        finally:
+            eccodes.codes_release(h)
 
 
 def _decode_file(path: str, lat: np.ndarray, lon: np.ndarray, source: str) -> Iterator[Field]:

@@ -35,7 +35,7 @@ import xarray as xr
 from probcast import io
 from probcast.sources import fs
 from probcast.sources.errors import SourceError
-from probcast.sources.grib import init_time, on_disk, steps
+from probcast.sources.grib import init_time, message_headers, on_disk, steps
 from probcast.sources.variables import grib_variable
 
 KEEP = {"time", "step", "valid_time", "latitude", "longitude"}
@@ -66,18 +66,9 @@ def _spans(url: str, storage_options: dict[str, Any]) -> Iterator[tuple[int, byt
     """``(offset, bytes)`` of every GRIB message of ``url`` (split by ecCodes)."""
     data = fs.read_bytes(url, storage_options)
     with on_disk(data) as tmp, open(tmp, "rb") as f:
-        while True:
-            try:
-                h = eccodes.codes_grib_new_from_file(f, headers_only=True)
-            except eccodes.GribInternalError as err:
-                raise SourceError(f"{url}: not a readable GRIB file ({err})") from None
-            if h is None:
-                break
-            try:
-                offset = int(eccodes.codes_get(h, "offset"))
-                length = int(eccodes.codes_get(h, "totalLength"))
-            finally:
-                eccodes.codes_release(h)
+        for h in message_headers(f, url):
+            offset = int(eccodes.codes_get(h, "offset"))
+            length = int(eccodes.codes_get(h, "totalLength"))
             yield offset, data[offset : offset + length]
 
 

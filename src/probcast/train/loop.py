@@ -120,9 +120,10 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     refit = bool(config.train.refit) and len(val_table) > 0
     select_dir = workdir / "selection" if refit else workdir
     select_dir.mkdir(exist_ok=True)
+    domain = domain_from_frame(table, spec.columns)  # the training rows' domain
     for d in {workdir, select_dir}:
         artefact.write_run_files(d, config, spec, heads, fingerprint=digest, source=source)
-        save_domain(d, domain_from_frame(table, spec.columns))  # the training rows' domain
+        save_domain(d, domain)
     tags = {
         "git_commit": artefact.git_commit() or "unknown",
         "data_fingerprint": digest,
