@@ -8,6 +8,10 @@ resumes an interrupted run.
 The help lists every config field with its value and a one-line meaning, read from the
 comments of ``probcast/configs/default.py`` (a field's trailing comment, else the comment
 lines just above it).
+
+Every local device is used (data parallel); ``--coordinator=HOST:PORT --num-processes=N
+--process-id=I`` (or their environment variables) make this process one of ``N`` that train
+together over all their devices (:mod:`probcast.train.distributed`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from probcast.configs import CONFIG_DIR, available, resolve
 from probcast.io import describe
+from probcast.train import distributed
 from probcast.train.tracking import flatten
 from probcast.train.workdir import LOCK
 
@@ -149,7 +154,7 @@ def help_text(argv: list[str]) -> str:
     """``probcast train --help`` (the fields of ``--config=NAME`` when given)."""
     name = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "default")
     body = DESCRIPTION.format(names=", ".join(available()))
-    return f"{USAGE}\n\n{body}\n{fields_text(name)}"
+    return f"{USAGE}\n\n{body}\n{distributed.HELP}\n{fields_text(name)}"
 
 
 def check_overrides(argv: list[str], config: Any) -> None:
@@ -213,6 +218,7 @@ def main(argv: list[str]) -> int:
         if any(a in ("-h", "--help", "--helpfull") for a in argv):
             print(help_text(argv))
             return 0
+        cluster, argv = distributed.split_args(argv)
         config, workdir = _parse(argv)
     except KeyError as err:
         print(f"probcast train: error: {err.args[0]}", file=sys.stderr)
@@ -221,7 +227,8 @@ def main(argv: list[str]) -> int:
         print(f"probcast train: error: {err}\n{USAGE}", file=sys.stderr)
         return 2
     data_path = Path(str(config.data.path))
-    if str(config.data.path) and data_path.is_dir():
+    zarr_store = (data_path / "zarr.json").exists() or (data_path / ".zgroup").exists()
+    if str(config.data.path) and data_path.is_dir() and not zarr_store:
         print(
             f"probcast train: error: {data_path}: is a directory; --config.data.path "
             "needs a station table (CSV/Parquet) or a registry dataset id",
@@ -231,12 +238,25 @@ def main(argv: list[str]) -> int:
     from probcast.logs import configure_logging
 
     configure_logging()
+    if cluster is not None:
+        try:
+            distributed.initialize(cluster)  # before any JAX computation
+        except distributed.DistributedError as err:
+            print(f"probcast train: error: {err}", file=sys.stderr)
+            return 1
     from probcast.train.loop import train
 
     existed = Path(workdir).exists()
     try:
         label = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
-        results = train(config, workdir, config_name=Path(label.partition(":")[0]).stem)
+        name = Path(label.partition(":")[0]).stem
+        if cluster is None:
+            results = train(config, workdir, config_name=name)
+        else:
+            results = distributed.train(config, workdir, cluster, config_name=name)
+            distributed.shutdown()
+            if not cluster.primary:
+                return 0
     except (ValueError, KeyError, OSError) as err:
         msg = str(err.args[0] if isinstance(err, KeyError) and err.args else describe(err))
         named = isinstance(err, OSError) and err.filename  # e.g. the workdir: not the data
@@ -248,7 +268,7 @@ def main(argv: list[str]) -> int:
         ):
             msg = f"{data_path}: {msg}"  # e.g. a reader's error that names no file
         print(f"probcast train: error: {msg}", file=sys.stderr)
-        if not existed:
+        if not existed and (cluster is None or cluster.primary):
             _remove_if_empty(Path(workdir))
         return 1
     for r in results:

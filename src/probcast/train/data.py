@@ -3,7 +3,10 @@
 The whole (fit or validation) table is put on the accelerators once; each step gathers its
 batch there from a seeded permutation, so there is no host-side input pipeline. With several
 devices the data is replicated and every batch is sharded along a ``data`` mesh axis (data
-parallelism); on one device the same code runs and the sharding is a no-op.
+parallelism); on one device the same code runs and the sharding is a no-op. In a
+multi-process run (:mod:`probcast.train.distributed`) the mesh spans the devices of every
+process; each process holds the whole table and :func:`put` builds the global arrays from
+it without moving data between processes.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def fingerprint(table: pd.DataFrame) -> str:
 
 
 def make_mesh() -> Mesh:
-    """A 1-D mesh over every visible device, axis ``data``."""
+    """A 1-D mesh over every device of every process (``jax.devices()``), axis ``data``."""
     return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
 
 
@@ -121,20 +124,33 @@ def to_device(batch: Batch, sharding: Any = None, pad_to: int = 0) -> DeviceData
     n = len(batch)
     pad = max(0, pad_to - n)
 
-    def put(a: np.ndarray) -> jax.Array:
+    def padded(a: np.ndarray) -> jax.Array:
         if pad:
             a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), dtype=a.dtype)])
-        return jax.device_put(jnp.asarray(a), sharding)
+        return put(a, sharding)
 
     y = np.where(batch.mask, batch.y, 0.0).astype("float32")
     return DeviceData(
-        x=put(batch.x),
-        station=put(batch.station),
-        center=put(batch.center),
-        scale=jax.device_put(jnp.asarray(batch.scale), sharding),
-        y=put(y),
-        mask=put(batch.mask),
+        x=padded(batch.x),
+        station=padded(batch.station),
+        center=padded(batch.center),
+        scale=put(batch.scale, sharding),
+        y=padded(y),
+        mask=padded(batch.mask),
     )
+
+
+def put(a: np.ndarray, sharding: Any = None) -> jax.Array:
+    """Put a host array (the same on every process) on the devices of ``sharding``.
+
+    A sharding that spans other processes' devices (multi-process training) is filled
+    from this process's copy: each process places the slices its own devices hold
+    (``jax.make_array_from_callback``), with no cross-process transfer or equality check.
+    """
+    if sharding is not None and not sharding.is_fully_addressable:
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+    return jax.device_put(jnp.asarray(a), sharding)
 
 
 def epoch_indices(key: jax.Array, n: int, batch_size: int) -> jax.Array:
