@@ -82,6 +82,16 @@ def get_config() -> ml_collections.ConfigDict:
     # Seconds between checkpoint saves (and always after the last epoch); a killed training
     # resumes from the last save. 0 saves after every epoch.
     train.checkpoint_every_s = 30.0
+    # Out-of-core training (probcast.train.stream; docs/model.md "Out-of-core training"):
+    # stream the fit rows of data.path (a Parquet file or dataset directory) from disk in
+    # chunks instead of holding the table in memory.
+    train.stream = False
+    # Stream automatically when the Parquet table's estimated in-memory size (rows x columns
+    # x 8 bytes, from its metadata) exceeds this many GiB; 0 = only with train.stream.
+    train.stream_above_gib = 0.0
+    train.stream_chunk_rows = 262_144  # rows per device chunk (rounded down to whole batches)
+    train.stream_shuffle_rows = 262_144  # rows kept in the host shuffle buffer between chunks
+    train.stream_read_rows = 65_536  # most rows of one Parquet record batch read at once
 
     config.tracking = tracking = ml_collections.ConfigDict()
     tracking.backend = "mlflow"  # "mlflow", "wandb" or "none"

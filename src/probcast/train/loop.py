@@ -21,7 +21,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from flax import nnx
 
 from probcast import progress
@@ -36,7 +35,8 @@ from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data
 from probcast.train.blend import EMOS_MAX_ROWS, fit_blend
 from probcast.train.calibrate import fit_spread_factor
-from probcast.train.objective import StepFns, make_optimizer, normalised_loss
+from probcast.train.evalset import evaluate, round_up, validation_chunks
+from probcast.train.objective import StepFns, make_optimizer
 from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
 from probcast.train.tracking import Tracker, default_run_name, flatten, make_tracker
 from probcast.train.workdir import claim, finish
@@ -65,7 +65,7 @@ class Setup:
     config: ml_collections.ConfigDict
     spec: FeatureSpec
     heads: dict[str, str]
-    fit: tdata.DeviceData
+    fit: tdata.DeviceData | None  # None when streamed (``stream``)
     val: list[tdata.DeviceData]
     mesh: jax.sharding.Mesh
     tracker: Tracker
@@ -74,6 +74,7 @@ class Setup:
     fns: StepFns
     schedule: Any
     tag: str = ""  # prefix of tracked metrics and log lines ("refit/" in the refit phase)
+    stream: Any = None  # out of core: a train.stream_chunks.FitStream instead of ``fit``
 
 
 def compute_dtype(name: str) -> Any:
@@ -95,8 +96,11 @@ def train(
     Returns:
         One result per seed network.
     """
+    from probcast.train import stream  # out-of-core training (train.stream)
+
+    run = stream.train_stream if stream.wanted(config) else _train
     with claim(Path(workdir)) as held:
-        results = _train(config, held, config_name)
+        results = run(config, held, config_name)
         finish(held)
     return results
 
@@ -233,29 +237,24 @@ def _setup(
     fit_table: Any,
     val_table: Any,
     tracker: Tracker,
+    stream: Any = None,
 ) -> Setup:
     mesh = tdata.make_mesh()
-    rep = tdata.replicated(mesh)
-    fit = tdata.to_device(spec.transform(fit_table), rep)
-    val: list[tdata.DeviceData] = []
-    if len(val_table):
-        eb = _round_up(min(int(config.train.eval_batch_size), len(val_table)), mesh.size)
-        batch = spec.transform(val_table)
-        chunks = max(1, -(-len(val_table) // eb))
-        whole = tdata.to_device(batch, None, pad_to=chunks * eb)
-        shard = tdata.batch_sharded(mesh)
-        for c in range(chunks):
-            part = jax.tree.map(lambda a, c=c: a[c * eb : (c + 1) * eb], whole)
-            part = dataclasses.replace(part, scale=whole.scale)
-            val.append(jax.device_put(part, _data_shardings(part, shard, rep)))
+    fit = None
+    if stream is None:
+        fit = tdata.to_device(spec.transform(fit_table), tdata.replicated(mesh))
+    val = validation_chunks(config, spec, val_table, mesh)
     cfg = config.train
-    batch_size = _round_up(min(int(cfg.batch_size), fit.n), mesh.size)
-    steps = max(1, -(-fit.n // batch_size))
+    n = fit.n if fit is not None else int(stream.n)
+    batch_size = round_up(min(int(cfg.batch_size), n), mesh.size)
+    steps = max(1, -(-n // batch_size)) if fit is not None else stream.bind(mesh, batch_size)
     tx, schedule = make_optimizer(cfg, steps)
     # Every seed network has the same structure: one set of compiled functions serves all.
     graphdef, _, rest = nnx.split(_model(config, spec, heads, int(cfg.seed)), nnx.Param, ...)  # type: ignore[misc]
     fns = StepFns(graphdef, rest, heads, tx, int(cfg.ensemble_members))
-    return Setup(config, spec, heads, fit, val, mesh, tracker, batch_size, steps, fns, schedule)
+    return Setup(
+        config, spec, heads, fit, val, mesh, tracker, batch_size, steps, fns, schedule, "", stream
+    )
 
 
 def _model(
@@ -265,14 +264,6 @@ def _model(
     return build_model(
         spec.n_features, spec.n_stations, heads, config.model, seed=seed, dtype=dtype
     )
-
-
-def _data_shardings(data: tdata.DeviceData, shard: Any, rep: Any) -> tdata.DeviceData:
-    return tdata.DeviceData(x=shard, station=shard, center=shard, scale=rep, y=shard, mask=shard)
-
-
-def _round_up(n: int, k: int) -> int:
-    return -(-n // k) * k
 
 
 def _new_state() -> dict[str, Any]:
@@ -317,15 +308,17 @@ def train_seed(
     with progress.bar(what, last, completed=min(int(state["epoch"]), last)) as shown:
         while state["epoch"] < last and state["wait"] < int(cfg.patience):
             epoch = int(state["epoch"])
-            key = jax.random.fold_in(base, epoch)
-            idx = jax.device_put(
-                tdata.epoch_indices(jax.random.fold_in(key, 0), setup.fit.n, batch_size),
-                idx_sharding,
-            )
-            t0 = time.perf_counter()
-            params, opt_state, loss, per = fns.epoch(
-                params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1)
-            )
+            key, t0 = jax.random.fold_in(base, epoch), time.perf_counter()
+            if setup.fit is None:  # out of core: chunks read while the device trains
+                params, opt_state, loss, per = setup.stream.epoch(fns, params, opt_state, key)
+            else:
+                idx = jax.device_put(
+                    tdata.epoch_indices(jax.random.fold_in(key, 0), setup.fit.n, batch_size),
+                    idx_sharding,
+                )
+                params, opt_state, loss, per = fns.epoch(
+                    params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1)
+                )
             loss = float(loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(
@@ -373,19 +366,3 @@ def train_seed(
     write_json(done, dataclasses.asdict(result))
     write_json(seed_dir / "history.json", state["history"])
     return result
-
-
-def evaluate(
-    fns: StepFns, params: nnx.State, chunks: list[tdata.DeviceData], key: jax.Array
-) -> tuple[float, dict[str, float]]:
-    """Validation loss and mean CRPS per target (physical units) over all chunks."""
-    if not chunks:
-        return math.nan, {}
-    sums = jnp.zeros(len(fns.heads))
-    counts = jnp.zeros(len(fns.heads))
-    for c, chunk in enumerate(chunks):
-        s, n = fns.evaluate(params, chunk, jax.random.fold_in(key, c))
-        sums, counts = sums + s, counts + n
-    loss = float(normalised_loss(sums, counts, chunks[0].scale))
-    mean = np.asarray(sums / jnp.maximum(counts, 1.0))
-    return loss, {var: float(v) for var, v in zip(fns.heads, mean, strict=True)}

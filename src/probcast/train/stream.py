@@ -1,0 +1,245 @@
+"""Out-of-core training: a Parquet table larger than memory, streamed in chunks.
+
+With ``train.stream = True`` (or automatically when ``train.stream_above_gib > 0`` and the
+table's estimated in-memory size exceeds it) :func:`probcast.train.loop.train` runs
+:func:`train_stream` instead of loading ``data.path`` (a Parquet file or a dataset directory
+such as the output of ``probcast data build``) whole:
+
+1. a narrow pass (times, targets) finds the validation cut as
+   :func:`probcast.split.validation_split` does (:class:`~.stream_source.ParquetSource`);
+2. a full pass fits the feature spec exactly (:mod:`.stream_stats`), counts the rows, keeps
+   the validation rows (small: they stay in memory, as in memory training) and a uniform
+   random sample of about ``train.emos_max_rows`` usable rows, the same fraction of every
+   station's rows: local EMOS of the blend, its refit and the quantiles of ``domain.json``
+   use it (the domain's row count, stations, lead range, minima and maxima are exact);
+3. each epoch streams the fit rows through :class:`~.stream_chunks.FitStream` into the
+   usual jit-compiled epoch scan; checkpoints, resume, early stopping, the EMOS blend, the
+   spread calibration and the refit (streaming all training rows) work as in memory.
+
+The data fingerprint in ``meta.json`` is the sha256 of the usable rows in read order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+import pandas as pd
+
+from probcast.features import FeatureSpec
+from probcast.io import write_json
+from probcast.model import artefact
+from probcast.model.domain import Domain, domain_from_frame, save_domain
+from probcast.model.network import head_families
+from probcast.train import loop
+from probcast.train.adapt import adapt_to_data
+from probcast.train.blend import EMOS_MAX_ROWS, refit_emos
+from probcast.train.stream_chunks import FitStream
+from probcast.train.stream_source import ParquetSource, estimated_gib, sample_mask
+from probcast.train.stream_stats import SpecAccumulator
+from probcast.train.tracking import default_run_name, flatten, make_tracker
+
+log = logging.getLogger(__name__)
+
+
+def wanted(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config`` asks for out-of-core training (see the module docstring)."""
+    train = config.train
+    if bool(train.get("stream", False)):
+        return True
+    limit = float(train.get("stream_above_gib", 0.0))
+    path = Path(str(config.data.path))
+    if limit <= 0 or not (path.is_dir() or path.suffix.lower() in (".parquet", ".pq")):
+        return False
+    size = estimated_gib(path) if path.exists() else 0.0
+    if size > limit:
+        log.info("%s: about %.1f GiB in memory > train.stream_above_gib: streaming", path, size)
+    return size > limit
+
+
+@dataclasses.dataclass
+class Scan:
+    """What the full pass over the table found."""
+
+    spec: FeatureSpec
+    n_fit: int
+    n_all: int
+    val: pd.DataFrame
+    sample: pd.DataFrame  # uniform sample of all usable rows
+    sample_fit: pd.DataFrame  # its fit rows
+    digest: str
+    domain: Domain
+
+
+def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
+    """The full pass: feature spec, counts, validation rows, sample, fingerprint, domain."""
+    cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS)) or EMOS_MAX_ROWS
+    rng = np.random.default_rng(int(config.train.seed))
+    digest = hashlib.sha256()
+    acc: SpecAccumulator | None = None
+    n_fit = n_all = 0
+    val, sample, sample_fit, everything = [], [], [], []
+    fraction = cap / max(1, source.rows)
+    for unit in range(len(source.units)):
+        for frame in source.batches(unit, "all"):
+            if not n_all:
+                digest.update(repr([(c, str(t)) for c, t in frame.dtypes.items()]).encode())
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+            n_all += len(frame)
+            is_fit, is_val = source.select(frame)
+            if acc is None:  # columns and options only: fitted again from the moments
+                template = FeatureSpec.fit(frame, source.targets, config.features)
+                acc = SpecAccumulator(template, config.features)
+            if is_fit.any():
+                acc.add(frame[is_fit])
+                n_fit += int(is_fit.sum())
+            if is_val.any():
+                val.append(frame[is_val])
+            pick = sample_mask(rng, len(frame), fraction)
+            sample.append(frame[pick])
+            sample_fit.append(frame[pick & is_fit])
+            everything.append(_extent(frame, acc))
+    if acc is None or not n_fit:
+        raise ValueError(f"{source.path}: no fit rows (all rows fall in the validation period)")
+    spec = acc.spec()
+    whole = pd.concat(sample, ignore_index=True)
+    domain = _domain(whole, spec, n_all, everything)
+    return Scan(
+        spec,
+        n_fit,
+        n_all,
+        pd.concat(val, ignore_index=True) if val else whole.iloc[:0],
+        whole,
+        pd.concat(sample_fit, ignore_index=True),
+        digest.hexdigest(),
+        domain,
+    )
+
+
+def _extent(frame: pd.DataFrame, acc: SpecAccumulator) -> dict[str, Any]:
+    """Stations, lead range and per-column range of one frame of usable rows."""
+    cols = [c for c in acc.template.columns if c != "lead_time"]
+    values = frame[cols].to_numpy(dtype="float64")
+    return {
+        "stations": {str(s) for s in pd.unique(frame["station"])},
+        "lead": (float(frame["lead_time"].min()), float(frame["lead_time"].max())),
+        "low": dict(zip(cols, np.nanmin(values, axis=0, initial=np.inf), strict=True)),
+        "high": dict(zip(cols, np.nanmax(values, axis=0, initial=-np.inf), strict=True)),
+    }
+
+
+def _domain(
+    sample: pd.DataFrame,
+    spec: FeatureSpec,
+    rows: int,
+    extents: list[dict[str, Any]],
+) -> Domain:
+    """Quantiles from the sample; rows, stations, lead range and end points exact."""
+    domain = domain_from_frame(sample, spec.columns)
+    features = {}
+    for col, values in domain.features.items():
+        lows = [e["low"][col] for e in extents if col in e["low"]]
+        highs = [e["high"][col] for e in extents if col in e["high"]]
+        lo, hi = min(lows, default=values[0]), max(highs, default=values[-1])
+        features[col] = (min(lo, values[0]), *values[1:-1], max(hi, values[-1]))
+    return dataclasses.replace(
+        domain,
+        rows=rows,
+        lead_min=min(e["lead"][0] for e in extents),
+        lead_max=max(e["lead"][1] for e in extents),
+        stations=tuple(sorted(set().union(*(e["stations"] for e in extents)))),
+        features=features,
+    )
+
+
+def train_stream(
+    config: ml_collections.ConfigDict, workdir: Path, name: str
+) -> list[loop.SeedResult]:
+    """:func:`probcast.train.loop._train` for a table streamed from disk (module docstring)."""
+    cfg = config.train
+    source = ParquetSource.open(
+        str(config.data.path),
+        str(config.data.targets),
+        str(config.data.split_date),
+        float(config.data.val_fraction),
+        int(cfg.stream_read_rows),
+    )
+    found = scan(source, config)
+    spec, val_table = found.spec, found.val
+    config = adapt_to_data(config, found.n_fit, len(spec.stations))
+    heads = head_families(spec.targets, config.model)
+    refit = bool(config.train.refit) and len(val_table) > 0
+    select_dir = workdir / "selection" if refit else workdir
+    select_dir.mkdir(exist_ok=True)
+    where = f"stream:{source.path}"
+    for d in {workdir, select_dir}:
+        artefact.write_run_files(d, config, spec, heads, fingerprint=found.digest, source=where)
+        save_domain(d, found.domain)
+    tags = {
+        "git_commit": artefact.git_commit() or "unknown",
+        "data_fingerprint": found.digest,
+        "data_source": where,
+    }
+    tracker = make_tracker(config.tracking, workdir, tags, default_run_name(where, name))
+    try:
+        tracker.log_params(flatten(config.to_dict()))
+        stream = FitStream(source, spec, "fit", found.n_fit, config.train)
+        setup = loop._setup(config, spec, heads, None, val_table, tracker, stream=stream)
+        log.info(
+            "streamed fit rows %d, validation rows %d, features %d, heads %s, devices %d",
+            found.n_fit,
+            len(val_table),
+            spec.n_features,
+            heads,
+            setup.mesh.size,
+        )
+        results = [loop.train_seed(setup, select_dir, i) for i in range(int(cfg.n_seeds))]
+        artefact.write_summary(select_dir, [dataclasses.asdict(r) for r in results])
+        loop.blend_with_emos(config, select_dir, found.sample_fit, val_table)
+        loop.calibrate_spread(config, select_dir, val_table)
+        if refit:
+            _refit(setup, source, found, workdir, results)
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    for file in ("config.json", "features.json", "meta.json"):
+        tracker.log_artifact(workdir / file)
+    tracker.end()
+    return results
+
+
+def _refit(
+    setup: loop.Setup,
+    source: ParquetSource,
+    found: Scan,
+    workdir: Path,
+    selected: list[loop.SeedResult],
+) -> None:
+    """:func:`probcast.train.loop._refit` streaming all training rows."""
+    config = setup.config
+    stream = FitStream(source, setup.spec, "all", found.n_all, config.train)
+    empty = found.val.iloc[:0]
+    refit = loop._setup(config, setup.spec, setup.heads, None, empty, setup.tracker, stream)
+    refit.tag = "refit/"
+    log.info("refit on all %d training rows (streamed)", found.n_all)
+    done = [
+        loop.train_seed(refit, workdir, i, max_epochs=r.best_epoch) for i, r in enumerate(selected)
+    ]
+    for file in ("calibration.json", "blend.json"):
+        (workdir / file).unlink(missing_ok=True)
+    calib = workdir / "selection" / "calibration.json"
+    if calib.exists():
+        write_json(workdir / "calibration.json", json.loads(calib.read_text()))
+    chosen = workdir / "selection" / "blend.json"
+    if chosen.exists():
+        blend = json.loads(chosen.read_text())
+        cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS))
+        blend["blend"] = refit_emos(blend["blend"], found.sample, cap)
+        write_json(workdir / "blend.json", blend)
+    artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])

@@ -1,0 +1,187 @@
+"""One epoch over rows streamed from disk: shuffled chunks, prefetched while the device trains.
+
+:class:`FitStream` replaces the device-resident fit table of :mod:`probcast.train.loop` for
+tables larger than memory. Each epoch reads the row groups of a
+:class:`~probcast.train.stream_source.ParquetSource` in an order shuffled per seed and epoch,
+transforms every record batch with the feature spec into a host shuffle buffer and draws
+chunks of ``train.stream_chunk_rows`` rows (a whole number of batches) at random from it. A
+background thread builds the next chunk and puts it on the device while the device runs the
+usual jit-compiled epoch scan (:meth:`probcast.train.objective.StepFns.epoch`, the same
+compiled step) over the current one. Only the last chunk of an epoch is short: it is padded
+to whole batches with masked rows (they add nothing to the loss, no row is counted twice),
+so an epoch has ``ceil(rows / batch_size)`` steps, as in memory.
+
+The host never holds more than ``stream_shuffle_rows + stream_read_rows +
+3 * stream_chunk_rows`` transformed rows (the shuffle buffer, the chunk being drawn, one
+queued and one the device is training on; :attr:`FitStream.peak_rows` records the most),
+plus one Parquet record batch being read.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+from probcast.features import Batch, FeatureSpec
+from probcast.train import data as tdata
+from probcast.train.stream_source import ParquetSource
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+def _concat(pieces: list[Batch]) -> Batch:
+    if len(pieces) == 1:
+        return pieces[0]
+    cat = [np.concatenate([getattr(p, f) for p in pieces]) for f in ("x", "station", "center")]
+    y = np.concatenate([p.y for p in pieces])
+    mask = np.concatenate([p.mask for p in pieces])
+    return Batch(cat[0], cat[1], cat[2], pieces[0].scale, y, mask)
+
+
+def _rows(batch: Batch, idx: np.ndarray) -> Batch:
+    return Batch(
+        batch.x[idx], batch.station[idx], batch.center[idx], batch.scale, batch.y[idx],
+        batch.mask[idx],
+    )  # fmt: skip
+
+
+class FitStream:
+    """The fit rows of one run, streamed chunk by chunk (see the module docstring).
+
+    Args:
+        source: The opened Parquet table.
+        spec: Fitted feature spec.
+        part: Row selection (``"fit"``, or ``"all"`` for the refit).
+        n: Number of rows of ``part`` (from the scan).
+        train: ``config.train`` (``stream_chunk_rows``, ``stream_shuffle_rows``).
+    """
+
+    def __init__(
+        self, source: ParquetSource, spec: FeatureSpec, part: str, n: int, train: Any
+    ) -> None:
+        self.source, self.spec, self.part, self.n = source, spec, part, int(n)
+        self.chunk_rows = int(train.stream_chunk_rows)
+        self.shuffle_rows = int(train.stream_shuffle_rows)
+        self.prefetch = 1
+        self.batch_size = 0
+        self.mesh: jax.sharding.Mesh | None = None
+        self.live_rows = 0
+        self.peak_rows = 0
+        self._lock = threading.Lock()
+
+    def bind(self, mesh: jax.sharding.Mesh, batch_size: int) -> int:
+        """Fix the device mesh and batch size; return the steps of an epoch."""
+        self.mesh, self.batch_size = mesh, int(batch_size)
+        self.chunk_rows = max(1, self.chunk_rows // self.batch_size) * self.batch_size
+        return max(1, -(-self.n // self.batch_size))
+
+    def _count(self, rows: int) -> None:
+        with self._lock:
+            self.live_rows += rows
+            self.peak_rows = max(self.peak_rows, self.live_rows)
+
+    def chunks(self, rng: np.random.Generator) -> Iterator[Batch]:
+        """Host chunks of one epoch, ``chunk_rows`` each (the last may be short)."""
+        pieces: list[Batch] = []
+        held = 0
+        order = rng.permutation(self.source.units_of(self.part))
+        for unit in order:
+            for frame in self.source.batches(int(unit), self.part):
+                piece = self.spec.transform(frame)
+                del frame
+                self._count(len(piece))
+                pieces.append(piece)
+                held += len(piece)
+                while held >= self.chunk_rows + self.shuffle_rows:
+                    chunk, pieces = self._draw(pieces, rng, self.chunk_rows)
+                    held -= len(chunk)
+                    yield chunk
+        while held > 0:
+            chunk, pieces = self._draw(pieces, rng, min(self.chunk_rows, held))
+            held -= len(chunk)
+            yield chunk
+
+    @staticmethod
+    def _draw(pieces: list[Batch], rng: np.random.Generator, k: int) -> tuple[Batch, list[Batch]]:
+        whole = _concat(pieces)
+        perm = rng.permutation(len(whole))
+        rest = [_rows(whole, perm[k:])] if len(whole) > k else []
+        return _rows(whole, perm[:k]), rest
+
+    def _device(self, chunk: Batch, rng: np.random.Generator) -> tuple[Any, Any, int]:
+        """Put a chunk on the device, padded with masked rows to whole batches."""
+        assert self.mesh is not None, "FitStream.bind was not called"
+        b, r = self.batch_size, len(chunk)
+        padded = -(-r // b) * b
+        data = tdata.to_device(chunk, tdata.replicated(self.mesh), pad_to=padded)
+        idx = np.concatenate([rng.permutation(r), np.arange(r, padded)]).astype("int32")
+        shard = tdata.batch_sharded(self.mesh, ndim=2, axis=1)
+        return data, jax.device_put(idx.reshape(padded // b, b), shard), r
+
+    def epoch(
+        self, fns: Any, params: Any, opt_state: Any, key: jax.Array
+    ) -> tuple[Any, Any, jax.Array, jax.Array]:
+        """One epoch over the streamed rows, the signature of ``StepFns.epoch`` less data."""
+        seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, 0))).ravel()
+        rng = np.random.default_rng([int(v) for v in seed])
+        chunk_key = jax.random.fold_in(key, 1)
+        items: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item: Any) -> None:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.05)
+                    return
+                except queue.Full:
+                    continue
+
+        def produce() -> None:
+            try:
+                for chunk in self.chunks(rng):
+                    put(self._device(chunk, rng))
+                    if stop.is_set():
+                        return
+                put(_END)
+            except BaseException as err:  # re-raised in the training thread
+                put(err)
+
+        worker = threading.Thread(target=produce, name="probcast-stream", daemon=True)
+        worker.start()
+        loss_sum: Any = 0.0
+        per_sum: Any = 0.0
+        steps = rows = c = 0
+        previous = None
+        try:
+            while (item := items.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                data, idx, r = item
+                k = int(idx.shape[0])
+                params, opt_state, loss, per = fns.epoch(
+                    params, opt_state, data, idx, jax.random.fold_in(chunk_key, c)
+                )
+                del data, idx, item
+                loss_sum, per_sum = loss_sum + loss * k, per_sum + per * k
+                steps, rows, c = steps + k, rows + r, c + 1
+                if previous is not None:  # at most two chunks queued on the device
+                    previous.block_until_ready()
+                previous = loss
+                self._count(-r)
+        finally:
+            stop.set()
+            worker.join()
+            self.live_rows = 0
+        if rows != self.n:
+            log.warning("streamed %d rows in an epoch, expected %d", rows, self.n)
+        if not steps:
+            raise ValueError(f"{self.source.path}: no {self.part} rows to train on")
+        return params, opt_state, loss_sum / steps, per_sum / steps

@@ -1,0 +1,230 @@
+"""A Parquet station table read in pieces: the source of out-of-core training.
+
+:class:`ParquetSource` opens a Parquet file or a dataset directory (the output of
+``probcast data build``: ``init_date=YYYY-MM-DD/cycle_HHMM.parquet``; a ``table.parquet``
+next to the partitions is ignored) as a list of row groups, the unit of the shuffled read
+order. Nothing is read whole: :meth:`ParquetSource.batches` yields one row group in
+record batches of at most ``read_rows`` rows, already filtered to the wanted rows (usable
+training rows before ``data.split_date``, then the fit, validation or all rows).
+
+:meth:`ParquetSource.open` makes one narrow pass (times and target columns) to find the
+validation cut exactly as :func:`probcast.split.validation_split` does on a table in memory,
+and which row groups hold fit rows at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from probcast.features import resolve_targets
+from probcast.schema import FC_PREFIX, OBS_PREFIX
+
+log = logging.getLogger(__name__)
+
+KEYS = ("station", "init_time", "lead_time")
+PARTS = ("fit", "val", "all")
+"""Row selections: fit rows, validation rows, all usable training rows (the refit)."""
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a table: the file itself, or a directory's partitions.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist or a directory holds no Parquet file.
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such Parquet file or dataset directory")
+    files = sorted(path.glob("init_date=*/*.parquet")) or sorted(path.rglob("*.parquet"))
+    files = [f for f in files if not any(p.startswith((".", "_")) for p in f.parts[-2:])]
+    if not files:
+        raise FileNotFoundError(f"{path}: no Parquet files (expected init_date=*/*.parquet)")
+    return files
+
+
+def estimated_gib(path: Path) -> float:
+    """In-memory size of a Parquet table (rows x columns x 8 bytes) from its metadata."""
+    total = 0
+    for f in parquet_files(path):
+        meta = pq.read_metadata(f)
+        total += meta.num_rows * meta.num_columns * 8
+    return total / 2**30
+
+
+@dataclasses.dataclass
+class ParquetSource:
+    """Row groups of a Parquet table and the row selection of training.
+
+    Attributes:
+        path: The file or dataset directory.
+        schema: Unified Arrow schema of all files.
+        targets: Target variables.
+        units: Every row group (a fragment each).
+        unit_init: ``(min, max)`` init time of each row group's usable rows (NaT: none).
+        split: ``data.split_date`` (UTC), or ``None``.
+        cut: First validation init time, or ``None`` (no validation rows).
+        read_rows: Largest record batch read at once.
+        rows: Number of usable training rows (fit, validation and the rows between).
+    """
+
+    path: Path
+    schema: pa.Schema
+    targets: list[str]
+    units: list[pads.Fragment]
+    unit_init: list[tuple[Any, Any]]  # pd.Timestamp or pd.NaT
+    split: pd.Timestamp | None
+    cut: pd.Timestamp | None
+    read_rows: int
+    rows: int = 0
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        targets: str | Sequence[str] | None,
+        split_date: str = "",
+        val_fraction: float = 0.0,
+        read_rows: int = 65_536,
+    ) -> ParquetSource:
+        """Open ``path`` and find the validation cut in one narrow pass.
+
+        Raises:
+            ValueError: A key column is missing, or the validation split is impossible
+                (the message names the path).
+        """
+        p = Path(path)
+        files = parquet_files(p)
+        try:
+            schema = pa.unify_schemas(
+                [pq.read_schema(f) for f in files], promote_options="permissive"
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise ValueError(f"{p}: the Parquet files have incompatible schemas: {err}") from err
+        absent = [c for c in KEYS if c not in schema.names]
+        if absent:
+            raise ValueError(f"{p}: station table lacks column(s) {absent}")
+        names = resolve_targets(schema.empty_table().to_pandas(), targets)
+        dataset = pads.dataset([str(f) for f in files], format="parquet", schema=schema)
+        units = [rg for frag in dataset.get_fragments() for rg in frag.split_by_row_group()]
+        split = _utc(split_date) if split_date else None
+        src = cls(p, schema, names, units, [], split, None, int(read_rows))
+        narrow = ["init_time", "lead_time", *src._time_columns(), *src._target_columns()]
+        inits: set[pd.Timestamp] = set()
+        for u in range(len(units)):
+            first, last = pd.NaT, pd.NaT
+            for frame in src._frames(u, narrow):
+                t = frame["init_time"]
+                src.rows += len(t)
+                if len(t):
+                    inits.update(t.unique())
+                    first = t.min() if first is pd.NaT else min(first, t.min())
+                    last = t.max() if last is pd.NaT else max(last, t.max())
+            src.unit_init.append((first, last))
+        if not inits:
+            raise ValueError(f"{p}: no usable training rows (raw forecast and an observation)")
+        if val_fraction > 0:
+            src.cut = _validation_cut(sorted(inits), val_fraction, p)
+        log.info("%s: %d row groups in %d file(s), cut %s", p, len(units), len(files), src.cut)
+        return src
+
+    def _time_columns(self) -> list[str]:
+        return ["valid_time"] if "valid_time" in self.schema.names else []
+
+    def _target_columns(self) -> list[str]:
+        return [f"{pre}{v}" for v in self.targets for pre in (FC_PREFIX, OBS_PREFIX)]
+
+    def holds(self, unit: int, part: str) -> bool:
+        """Whether row group ``unit`` can hold rows of ``part`` (from its init times)."""
+        first, last = self.unit_init[unit]
+        if first is pd.NaT:
+            return False
+        if self.cut is None or part == "all":
+            return True
+        return bool(first < self.cut) if part == "fit" else bool(last >= self.cut)
+
+    def units_of(self, part: str) -> list[int]:
+        """Row groups that can hold rows of ``part``."""
+        if part not in PARTS:
+            raise ValueError(f"row selection must be one of {PARTS}, got {part!r}")
+        return [u for u in range(len(self.units)) if self.holds(u, part)]
+
+    def batches(
+        self, unit: int, part: str = "all", columns: Sequence[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Row group ``unit`` as frames of at most ``read_rows`` rows of ``part``."""
+        cols = list(self.schema.names) if columns is None else list(columns)
+        for frame in self._frames(unit, cols):
+            if part != "all":
+                is_fit, is_val = self.select(frame)
+                frame = frame[is_fit if part == "fit" else is_val].reset_index(drop=True)
+            if len(frame):
+                yield frame
+
+    def select(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of the fit and the validation rows of usable rows ``frame``.
+
+        Fit rows are initialised and valid before the cut (the leakage guard of
+        :func:`probcast.split.validation_split`), validation rows initialised at or after it.
+        """
+        if self.cut is None:
+            return np.ones(len(frame), dtype=bool), np.zeros(len(frame), dtype=bool)
+        t = frame["init_time"]
+        is_fit = (t < self.cut) & (frame["valid_time"] < self.cut)
+        return is_fit.to_numpy(), (t >= self.cut).to_numpy()
+
+    def _frames(self, unit: int, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+        """Usable rows (before the split date) of one row group, batch by batch."""
+        read = [c for c in dict.fromkeys(columns) if c != "valid_time" or c in self.schema.names]
+        for rb in self.units[unit].to_batches(
+            schema=self.schema, columns=read, batch_size=self.read_rows
+        ):
+            frame = canonical(rb.to_pandas())
+            fc = frame[[FC_PREFIX + v for v in self.targets]].notna().all(axis=1)
+            obs = frame[[OBS_PREFIX + v for v in self.targets]].notna().any(axis=1)
+            keep = fc & obs
+            if self.split is not None:
+                keep &= (frame["init_time"] < self.split) & (frame["valid_time"] < self.split)
+            yield frame[keep.to_numpy()].reset_index(drop=True)
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """UTC ``init_time``/``valid_time`` and float ``lead_time`` (``valid_time`` added if absent)."""
+    frame["init_time"] = pd.to_datetime(frame["init_time"], utc=True)
+    frame["lead_time"] = frame["lead_time"].astype("float64")
+    if "valid_time" in frame.columns:
+        frame["valid_time"] = pd.to_datetime(frame["valid_time"], utc=True)
+    else:
+        frame["valid_time"] = frame["init_time"] + pd.to_timedelta(frame["lead_time"], unit="h")
+    return frame
+
+
+def _utc(text: str) -> pd.Timestamp:
+    ts = pd.Timestamp(text)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _validation_cut(inits: list[pd.Timestamp], fraction: float, path: Path) -> pd.Timestamp:
+    """The cut of :func:`probcast.split.validation_split` from the sorted init times."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    if len(inits) < 2:
+        raise ValueError(f"{path}: need at least two initialisation times for validation")
+    return inits[min(len(inits) - 1, max(1, round(len(inits) * (1 - fraction))))]
+
+
+def sample_mask(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+    """Bernoulli(``fraction``) row mask (all rows when ``fraction >= 1``)."""
+    if fraction >= 1.0:
+        return np.ones(n, dtype=bool)
+    return rng.random(n) < fraction
