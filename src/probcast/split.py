@@ -64,3 +64,42 @@ def validation_split(train: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame
     fit = train[(train["init_time"] < cut) & (train["valid_time"] < cut)]
     val = train[train["init_time"] >= cut]
     return fit.reset_index(drop=True), val.reset_index(drop=True)
+
+
+def time_blocks(train: pd.DataFrame, k: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """``k`` time-blocked cross-validation folds of a training table: ``[(fit, held), ...]``.
+
+    The initialisation times are cut into ``k`` contiguous blocks of about equal row counts;
+    fold ``i`` holds out block ``i``. Fit rows whose valid time falls anywhere in the
+    held-out rows' valid period are dropped (earlier runs reaching into it, and later runs
+    at short leads valid when the block's long leads are): otherwise the fold's network
+    learns the weather of those very days from other runs' forecasts of them, and the
+    held-out scores that choose the blend and the spread are optimistic (measured on
+    boston-metar, 240 h leads on three weeks of runs: EMOS weight 0.05 instead of 0.25 and a
+    worse test CRPS). Every training row is held out exactly once.
+
+    Raises:
+        ValueError: If there are fewer initialisation times than folds.
+    """
+    if k < 2:
+        raise ValueError(f"need at least 2 folds, got {k}")
+    inits = train["init_time"]
+    counts = inits.value_counts().sort_index()
+    if len(counts) < k:
+        raise ValueError(f"{k} folds need at least {k} initialisation times, got {len(counts)}")
+    cum = counts.cumsum().to_numpy()
+    edges = [counts.index[0]]
+    for i in range(1, k):
+        j = int((cum < cum[-1] * i / k).sum())  # first init of block i by row count
+        j = min(max(j, len(edges)), len(counts) - (k - i))
+        edges.append(counts.index[j])
+    folds = []
+    for i, start in enumerate(edges):
+        end = edges[i + 1] if i + 1 < k else None
+        held_mask = inits >= start if end is None else (inits >= start) & (inits < end)
+        held = train[held_mask]
+        first, last = held["valid_time"].min(), held["valid_time"].max()
+        overlap = (train["valid_time"] >= first) & (train["valid_time"] <= last)
+        fit = train[~held_mask & ~overlap]
+        folds.append((fit.reset_index(drop=True), held.reset_index(drop=True)))
+    return folds

@@ -62,6 +62,14 @@ def get_config() -> ml_collections.ConfigDict:
     train.weight_decay = 1e-4  # AdamW weight decay
     train.grad_clip = 1.0  # global gradient-norm clip
     train.patience = 10  # epochs without a better validation CRPS before stopping
+    # Time-blocked cross-validation (probcast.train.select): the training period cut into
+    # this many blocks of init times; one network per block held out, stopped early on it;
+    # blend weights and spread factors chosen on the out-of-fold predictions of every row;
+    # the fold networks pooled as the final ensemble (no refit; ceil(n_seeds / cv_folds)
+    # networks per fold). 0 or 1: the last data.val_fraction of the period is the one
+    # validation block.
+    train.cv_folds = 5
+    train.cv_max_rows = 300_000  # larger tables use one validation block (0 = no limit)
     # One spread factor per target fitted on the validation rows after training
     # (probcast.train.calibrate): corrects the under-dispersion of a network on unseen weeks.
     train.calibrate_spread = True

@@ -22,5 +22,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_batch_size = 1024
     config.train.warmup_epochs = 0
     config.train.blend_emos = False  # tested on its own (tests/train/test_train_blend.py)
+    config.train.cv_folds = 0  # tested on its own (tests/train/test_train_folds.py)
     config.tracking.backend = "none"
     return config

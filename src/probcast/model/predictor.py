@@ -140,6 +140,14 @@ class TrainedModel:
         out.options = options
         return out
 
+    def subset(self, indices: Sequence[int]) -> TrainedModel:
+        """The same model with only networks ``indices`` (e.g. one cross-validation fold's)."""
+        out = object.__new__(TrainedModel)
+        out.__dict__.update(self.__dict__)
+        out.networks = [self.networks[i] for i in indices]
+        out._states = [self._states[i] for i in indices]
+        return out
+
     @property
     def combine(self) -> str:
         """How seed networks are pooled."""

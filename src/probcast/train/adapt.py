@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from typing import Any
 
 import ml_collections
 
@@ -63,3 +64,24 @@ def hidden_for(n_rows: int, hidden: int, rows_per_unit: int) -> int:
             "trunk width %d for %d fit rows (model.rows_per_unit=%d)", width, n_rows, rows_per_unit
         )
     return width
+
+
+def cv_folds(config: ml_collections.ConfigDict, table: Any) -> int:
+    """Number of time-blocked cross-validation folds for ``table`` (0: one validation block).
+
+    ``train.cv_folds`` folds when the table has at most ``train.cv_max_rows`` rows (0: any
+    size) and at least two initialisation times per fold; otherwise the last
+    ``data.val_fraction`` of the period is the validation block.
+    """
+    k = int(config.train.get("cv_folds", 0))
+    cap = int(config.train.get("cv_max_rows", 0))
+    if k < 2 or (cap and len(table) > cap) or table["init_time"].nunique() < 2 * k:
+        return 0
+    return k
+
+
+def with_seeds(config: ml_collections.ConfigDict, n: int) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with ``train.n_seeds = n`` (the networks of all folds)."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.train.n_seeds = n
+    return config

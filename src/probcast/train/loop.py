@@ -30,14 +30,14 @@ from probcast.model import artefact
 from probcast.model.checkpoint import SeedCheckpoints
 from probcast.model.domain import domain_from_frame, save_domain
 from probcast.model.network import build_model, head_families
-from probcast.split import validation_split
+from probcast.split import time_blocks, validation_split
 from probcast.train import data as tdata
-from probcast.train.adapt import adapt_to_data
-from probcast.train.blend import EMOS_MAX_ROWS, fit_blend
-from probcast.train.calibrate import fit_spread_factor
+from probcast.train.adapt import adapt_to_data, cv_folds, with_seeds
+from probcast.train.blend import EMOS_MAX_ROWS
 from probcast.train.evalset import evaluate, round_up, validation_chunks
 from probcast.train.objective import StepFns, make_optimizer
 from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
+from probcast.train.select import blend_with_emos, calibrate_spread, select_on_folds
 from probcast.train.tracking import Tracker, default_run_name, flatten, make_tracker
 from probcast.train.workdir import claim, finish
 
@@ -114,11 +114,17 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     digest = tdata.fingerprint(table)
     targets = resolve_targets(table, str(config.data.targets))
     table = usable_rows(table, targets)
-    if float(config.data.val_fraction) > 0:
+    k = cv_folds(config, table)
+    folds = time_blocks(table, k) if k else []
+    if folds:  # every row is held out once; the fold networks are the final ensemble
+        fit_table, val_table = table, table.iloc[:0]
+        config = with_seeds(config, k * -(-int(config.train.n_seeds) // k))
+    elif float(config.data.val_fraction) > 0:
         fit_table, val_table = validation_split(table, float(config.data.val_fraction))
     else:
         fit_table, val_table = table, table.iloc[:0]
-    config = adapt_to_data(config, len(fit_table), int(fit_table["station"].nunique()))
+    fit_rows = min((len(f) for f, _ in folds), default=len(fit_table))
+    config = adapt_to_data(config, fit_rows, int(fit_table["station"].nunique()))
     spec = FeatureSpec.fit(fit_table, targets, config.features)
     heads = head_families(targets, config.model)
     refit = bool(config.train.refit) and len(val_table) > 0
@@ -137,27 +143,59 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     tracker = make_tracker(config.tracking, workdir, tags, run_name)
     try:
         tracker.log_params(flatten(config.to_dict()))
-        setup = _setup(config, spec, heads, fit_table, val_table, tracker)
-        log.info(
-            "fit rows %d, validation rows %d, features %d, heads %s, devices %d",
-            len(fit_table),
-            len(val_table),
-            spec.n_features,
-            heads,
-            setup.mesh.size,
-        )
-        results = [train_seed(setup, select_dir, i) for i in range(int(config.train.n_seeds))]
-        artefact.write_summary(select_dir, [dataclasses.asdict(r) for r in results])
-        blend_with_emos(config, select_dir, fit_table, val_table)
-        calibrate_spread(config, select_dir, val_table)
-        if refit:
-            _refit(setup, table, workdir, results)
+        if folds:
+            results = _cross_fit(config, spec, heads, folds, workdir, tracker)
+        else:
+            setup = _setup(config, spec, heads, fit_table, val_table, tracker)
+            log.info(
+                "fit rows %d, validation rows %d, features %d, heads %s, devices %d",
+                len(fit_table),
+                len(val_table),
+                spec.n_features,
+                heads,
+                setup.mesh.size,
+            )
+            n = int(config.train.n_seeds)
+            results = [train_seed(setup, select_dir, i) for i in range(n)]
+            artefact.write_summary(select_dir, [dataclasses.asdict(r) for r in results])
+            blend_with_emos(config, select_dir, fit_table, val_table)
+            calibrate_spread(config, select_dir, val_table)
+            if refit:
+                _refit(setup, table, workdir, results)
     except BaseException:
         tracker.end("FAILED")
         raise
     for name in ("config.json", "features.json", "meta.json"):
         tracker.log_artifact(workdir / name)
     tracker.end()
+    return results
+
+
+def _cross_fit(
+    config: ml_collections.ConfigDict,
+    spec: FeatureSpec,
+    heads: dict[str, str],
+    folds: list[tuple[Any, Any]],
+    workdir: Path,
+    tracker: Tracker,
+) -> list[SeedResult]:
+    """Train ``n_seeds / len(folds)`` networks per fold, each stopped early on its block.
+
+    (``n_seeds`` here is the resolved count: folds x ``ceil(train.n_seeds / folds)``.)
+
+    Network ``i * n + s`` is fold ``i``'s seed ``s``. The blend weights and spread factors
+    are then chosen on the out-of-fold predictions (:func:`select.select_on_folds`); there
+    is no refit: the fold networks, each trained on all but one block, are pooled.
+    """
+    n = int(config.train.n_seeds) // len(folds)
+    results: list[SeedResult] = []
+    for i, (fit, held) in enumerate(folds):
+        setup = _setup(config, spec, heads, fit, held, tracker)
+        setup.tag = f"fold{i + 1}/"
+        log.info("fold %d/%d: fit rows %d, held out %d", i + 1, len(folds), len(fit), len(held))
+        results += [train_seed(setup, workdir, i * n + s) for s in range(n)]
+    artefact.write_summary(workdir, [dataclasses.asdict(r) for r in results])
+    select_on_folds(config, workdir, folds, n)
     return results
 
 
@@ -189,45 +227,6 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
         blend["blend"] = refit_emos(blend["blend"], table, cap)
         write_json(workdir / "blend.json", blend)
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
-
-
-def blend_with_emos(
-    config: ml_collections.ConfigDict, workdir: Path, fit_table: Any, val_table: Any
-) -> None:
-    """Choose per target the weight of local EMOS on the validation rows (``blend.json``).
-
-    Skipped (and any old file removed) when ``train.blend_emos`` is off or there are no
-    validation rows; see :mod:`probcast.train.blend`.
-    """
-    path = Path(workdir) / "blend.json"
-    path.unlink(missing_ok=True)
-    if not bool(config.train.blend_emos) or not len(val_table):
-        return
-    cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS))
-    blend = fit_blend(artefact.load(workdir, verify=False), fit_table, val_table, cap)
-    write_json(path, {"blend": blend, "rows": len(val_table)})
-
-
-def calibrate_spread(config: ml_collections.ConfigDict, workdir: Path, val_table: Any) -> None:
-    """Fit one spread factor per target on the validation rows (``calibration.json``).
-
-    Skipped (and any old file removed) when ``train.calibrate_spread`` is off or there are
-    no validation rows. The factor is fitted for the default (Vincentized) pool of the seed
-    networks, the mean of their parameters; a request for a mixture pool applies it to
-    every network's scale.
-    """
-    path = Path(workdir) / "calibration.json"
-    path.unlink(missing_ok=True)
-    if not bool(config.train.calibrate_spread) or not len(val_table):
-        return
-    model = artefact.load(workdir, verify=False)
-    pooled = model.params(val_table)
-    factors = {}
-    for var, params in pooled.items():
-        y = val_table[f"obs_{var}"].to_numpy(dtype="float64")
-        factors[var] = fit_spread_factor(model.heads[var], params, y)
-    log.info("spread factors fitted on %d validation rows: %s", len(val_table), factors)
-    write_json(path, {"spread_factor": factors, "rows": len(val_table)})
 
 
 def _setup(

@@ -37,7 +37,7 @@ from probcast.io import write_json
 from probcast.model import artefact
 from probcast.model.domain import Domain, domain_from_frame, save_domain
 from probcast.model.network import head_families
-from probcast.train import loop
+from probcast.train import loop, select
 from probcast.train.adapt import adapt_to_data
 from probcast.train.blend import EMOS_MAX_ROWS, refit_emos
 from probcast.train.stream_chunks import FitStream
@@ -201,8 +201,8 @@ def train_stream(
         )
         results = [loop.train_seed(setup, select_dir, i) for i in range(int(cfg.n_seeds))]
         artefact.write_summary(select_dir, [dataclasses.asdict(r) for r in results])
-        loop.blend_with_emos(config, select_dir, found.sample_fit, val_table)
-        loop.calibrate_spread(config, select_dir, val_table)
+        select.blend_with_emos(config, select_dir, found.sample_fit, val_table)
+        select.calibrate_spread(config, select_dir, val_table)
         if refit:
             _refit(setup, source, found, workdir, results)
     except BaseException:
