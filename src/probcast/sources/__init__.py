@@ -4,7 +4,8 @@ One registry maps a source name to its reader; see docs/sources.md.
 
 NWP (:data:`NWP_SOURCES`): ``ecmwf-opendata``, ``gfs``, ``hrrr``, ``rap``, ``nam`` (byte
 ranges from the GRIB index) and ``archive`` (a user's GRIB/NetCDF/Zarr files).
-Truth (:data:`TRUTH_SOURCES`): ``isd``, ``isd-csv``, ``ghcnh``, ``table``, ``era5``.
+Truth (:data:`TRUTH_SOURCES`): ``isd``, ``isd-csv``, ``ghcnh``, ``table``, ``era5``,
+``arco-era5``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TRUTH_SOURCES: dict[str, str] = {
     "ghcnh": "probcast.sources.ghcnh:read_ghcnh",
     "table": "probcast.sources.ghcnh:read_table",
     "era5": "probcast.sources.era5:read_era5",
+    "arco-era5": "probcast.sources.arco:read_arco",
 }
 """Truth source name -> ``module:function`` (one file -> ``ObsData``; era5 takes all)."""
 

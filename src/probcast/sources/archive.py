@@ -27,6 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from probcast import io
 from probcast.sources import fs
+from probcast.sources.area import Area, crop
 from probcast.sources.cycle import CycleFields
 from probcast.sources.errors import SourceError
 from probcast.sources.grib import init_time, iter_fields, message_headers, on_disk, steps
@@ -95,6 +96,29 @@ def scan_grib(path: str, url: str) -> list[dict[str, Any]]:
     return rows
 
 
+class CroppedFiles(XarrayFiles):
+    """:class:`XarrayFiles` whose datasets are cropped to ``area`` (lazily, when opened)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        storage_options: dict[str, Any],
+        method: str = "nearest",
+        area: Area | None = None,
+    ) -> None:
+        super().__init__(urls, storage_options, method)
+        self.area = area
+        self._cropped: set[str] = set()
+
+    def dataset(self, url: str) -> Any:
+        """The file with normalised time axes, cropped to the area (opened once)."""
+        ds = super().dataset(url)
+        if url not in self._cropped:
+            ds = self._open[url] = crop(ds, self.area)
+            self._cropped.add(url)
+        return ds
+
+
 class Archive(NwpSource):
     """A GRIB/NetCDF/Zarr archive.
 
@@ -104,6 +128,8 @@ class Archive(NwpSource):
         cache_dir: Folder for the cached inventory (None: no cache).
         method: ``nearest`` or ``bilinear`` for NetCDF/Zarr/reference files (GRIB files
             read by byte range take the nearest grid point).
+        area: Build area: NetCDF/Zarr/reference datasets are cropped to it before loading
+            (GRIB messages are fetched and decoded whole).
     """
 
     name = "archive"
@@ -115,16 +141,18 @@ class Archive(NwpSource):
         storage_options: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         method: str = "nearest",
+        area: Area | None = None,
     ) -> None:
         super().__init__(storage_options)
         self.urls = [
             u for u in fs.expand(paths, self.storage_options) if not u.endswith((".idx", ".index"))
         ]
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.xarray = XarrayFiles(
+        self.xarray = CroppedFiles(
             [u for u in self.urls if u.rstrip("/").lower().endswith(XARRAY_SUFFIXES)],
             self.storage_options,
             method,
+            area,
         )
         self._inventory: pd.DataFrame | None = None
         grib = [u for u in self.urls if u not in self.xarray.urls]

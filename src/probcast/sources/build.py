@@ -11,12 +11,19 @@ Incremental: a cycle whose file exists is skipped, so a rerun over a longer peri
 appends only the new cycles and an interrupted build resumes. A cycle without NWP data
 is reported and written nowhere (a rerun retries it); a cycle without observations is
 written (forecasts are still useful for prediction) and reported.
+
+With ``area`` in the spec, stations outside it are left out and listed in the summary.
+Cycles run one after the other in this process, or, with ``workers > 1`` or a
+``scheduler`` address, in parallel on Dask (:mod:`probcast.sources.parallel`); each cycle is
+computed by :func:`run_cycle` with the observations of its own time window
+(:func:`obs_window`) either way, so both give the same files.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +36,9 @@ import pyarrow.parquet as pq
 from probcast import io
 from probcast.sources import fs, nwp_source, truth_reader
 from probcast.sources.config import BuildSpec
+from probcast.sources.era5 import truth_window
 from probcast.sources.errors import SourceError
-from probcast.sources.obs import ObsData
+from probcast.sources.obs import GRIDDED_TRUTH, ObsData
 from probcast.sources.pair import pair
 from probcast.sources.qc import apply_qc
 from probcast.sources.variables import needed, relative_humidity
@@ -49,6 +57,8 @@ class BuildResult:
     removed: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rows: int = 0
+    area: list[float] | None = None
+    outside_area: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary (also written to ``build-summary.json``)."""
@@ -62,7 +72,26 @@ class BuildResult:
             "qc_removed": self.removed,
             "notes": self.notes,
             "rows": self.rows,
+            "area": self.area,
+            "stations_outside_area": self.outside_area,
         }
+
+
+@dataclass
+class CycleOutcome:
+    """What computing one cycle gave (small: sent back by parallel workers).
+
+    Attributes:
+        key: Cycle, ``YYYY-MM-DDTHH:MMZ``.
+        written: Whether its partition was written (False: no NWP data).
+        missing: Notes of what was missing.
+        without_obs: Whether no observation matched any of its rows.
+    """
+
+    key: str
+    written: bool
+    missing: list[str]
+    without_obs: bool = False
 
 
 def read_truth(spec: BuildSpec, stations: pd.DataFrame | None) -> ObsData:
@@ -71,13 +100,13 @@ def read_truth(spec: BuildSpec, stations: pd.DataFrame | None) -> ObsData:
     so = spec.truth.get("storage_options")
     urls = fs.expand(spec.truth["paths"], so)
     reader = truth_reader(name)
-    if name == "era5":
+    if name in GRIDDED_TRUTH:
         if stations is None or stations[["latitude", "longitude"]].isna().any().any():
             raise SourceError(
                 f"{spec.source}: stations: ERA5 truth needs every station with latitude "
                 "and longitude"
             )
-        return reader(urls, stations, so)  # type: ignore[no-any-return]
+        return reader(urls, stations, so, **truth_window(spec))  # type: ignore[no-any-return]
     return ObsData.concat(reader(u, so, **spec.truth.get("options", {})) for u in urls)
 
 
@@ -101,11 +130,46 @@ def _stations(spec: BuildSpec, truth_meta: pd.DataFrame | None) -> tuple[pd.Data
     return meta.loc[~no_pos].reset_index(drop=True), notes
 
 
+def _in_area(spec: BuildSpec, meta: pd.DataFrame, result: BuildResult) -> pd.DataFrame:
+    """The stations inside ``spec.area``; the others are listed in ``result``."""
+    if spec.area is None:
+        return meta
+    inside = spec.area.contains(
+        meta["latitude"].to_numpy(dtype="float64"), meta["longitude"].to_numpy(dtype="float64")
+    )
+    result.area = spec.area.as_list()
+    result.outside_area = [str(s) for s in meta.loc[~inside, "station"]]
+    if result.outside_area:
+        result.notes.append(
+            f"{len(result.outside_area)} station(s) outside area {result.area}: left out"
+        )
+    if not inside.any() and len(meta):
+        raise SourceError(
+            f"{spec.source}: area: {result.area} ([north, west, south, east]) holds none of "
+            f"the {len(meta)} station(s)"
+        )
+    return meta.loc[inside].reset_index(drop=True)
+
+
 def _partition(out: Path, init: pd.Timestamp) -> Path:
     return out / f"init_date={init:%Y-%m-%d}" / f"cycle_{init:%H%M}.parquet"
 
 
-def _source(spec: BuildSpec, out: Path) -> Any:
+def obs_window(spec: BuildSpec, obs: pd.DataFrame, init: pd.Timestamp) -> pd.DataFrame:
+    """The observations cycle ``init`` can pair with.
+
+    Its valid times widened by the accumulation period before the first one and the match
+    tolerance, with an hour or two to spare on each side.
+    """
+    match = pd.Timedelta(minutes=spec.match_minutes)
+    lo = init + pd.Timedelta(hours=min(spec.lead_times) - spec.accumulation_hours - 2) - match
+    hi = init + pd.Timedelta(hours=max(spec.lead_times) + 1) + match
+    times = obs["time"]
+    return obs[(times >= lo) & (times <= hi)]
+
+
+def open_source(spec: BuildSpec, out: str | os.PathLike[str]) -> Any:
+    """The NWP source of ``spec`` (an archive caches its inventory in ``OUT/_inventory``)."""
     opts = dict(spec.nwp)
     name = opts.pop("source")
     cls = nwp_source(name)
@@ -114,8 +178,9 @@ def _source(spec: BuildSpec, out: Path) -> Any:
         return cls(
             opts["paths"],
             storage_options=so,
-            cache_dir=out / "_inventory",
+            cache_dir=Path(out) / "_inventory",
             method=opts.get("method", "nearest"),
+            area=spec.area,
         )
     kwargs = {k: opts[k] for k in ("base_url", "model") if k in opts}
     return cls(storage_options=so, **kwargs)
@@ -157,23 +222,64 @@ def _cycle_table(
     return table, missing
 
 
-def build(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
+def run_cycle(
+    spec: BuildSpec,
+    source: Any,
+    init: pd.Timestamp,
+    meta: pd.DataFrame,
+    obs: pd.DataFrame,
+    out: str | os.PathLike[str],
+) -> CycleOutcome:
+    """Compute one cycle and write its partition atomically (when it has NWP data)."""
+    key = f"{init:%Y-%m-%dT%H:%M}Z"
+    table, missing = _cycle_table(spec, source, init, meta, obs)
+    if table is None:
+        return CycleOutcome(key, False, missing)
+    obs_cols = [c for c in table.columns if c.startswith("obs_")]
+    without_obs = bool(table[obs_cols].isna().all().all())
+    with io.atomic_path(_partition(Path(out), init)) as tmp:
+        table.to_parquet(tmp, index=False)
+    return CycleOutcome(key, True, missing, without_obs)
+
+
+def build(
+    spec: BuildSpec,
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> BuildResult:
     """Run a build (see the module docstring).
+
+    Args:
+        spec: The build spec.
+        out: Output folder.
+        workers: Local processes computing cycles in parallel (1: in this process).
+        scheduler: Address of a ``dask.distributed`` scheduler to compute cycles on
+            (its workers must see ``out`` and the archive).
 
     Raises:
         SourceError: On a configuration or source problem (a one-line message).
     """
+    if workers < 1:
+        raise SourceError(f"workers: {workers} (expected >= 1)")
+    if spec.output.get("kind") == "zarr-grid":
+        from probcast.sources.grid_build import build_grid
+
+        return build_grid(spec, out)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     io.sweep(out)
     result = BuildResult(out=out)
-    if spec.truth["source"] == "era5":  # gridded truth: sampled at the spec's stations
+    if spec.truth["source"] in GRIDDED_TRUTH:  # gridded truth: sampled at the stations
         meta, notes = _stations(spec, None)
+        meta = _in_area(spec, meta, result)
         truth = read_truth(spec, meta)
     else:
         truth = read_truth(spec, None)
         meta, notes = _stations(spec, truth.stations)
-    result.notes += truth.notes + notes
+        meta = _in_area(spec, meta, result)
+    result.notes = truth.notes + notes + result.notes
     if meta.empty:
         raise SourceError(f"{spec.source}: no station with a position to build for")
     obs = truth.obs[truth.obs["station"].isin(meta["station"])]
@@ -183,25 +289,33 @@ def build(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
         )
     obs, removed = apply_qc(obs)
     result.removed = pd.concat([truth.removed, removed], ignore_index=True).to_dict("records")  # type: ignore[assignment]
-    source = _source(spec, out)
+    source = open_source(spec, out)
+    todo = []
     for init in source.cycles(spec.start, spec.end, spec.cycles):
-        key = f"{init:%Y-%m-%dT%H:%M}Z"
-        path = _partition(out, init)
-        if path.exists():
-            result.skipped.append(key)
+        if _partition(out, init).exists():
+            result.skipped.append(f"{init:%Y-%m-%dT%H:%M}Z")
+        else:
+            todo.append(init)
+    outcomes: Iterable[CycleOutcome]
+    if (workers > 1 or scheduler) and len(todo) > 1:
+        from probcast.sources.parallel import run_cycles
+
+        if hasattr(source, "inventory"):
+            source.inventory()  # scanned once here, cached in OUT/_inventory for the workers
+        outcomes = run_cycles(spec, out, todo, meta, obs, workers=workers, scheduler=scheduler)
+    else:
+        outcomes = (
+            run_cycle(spec, source, init, meta, obs_window(spec, obs, init), out) for init in todo
+        )
+    for outcome in outcomes:
+        if not outcome.written:
+            result.missing_nwp[outcome.key] = outcome.missing
             continue
-        table, missing = _cycle_table(spec, source, init, meta, obs)
-        if table is None:
-            result.missing_nwp[key] = missing
-            continue
-        if missing:
-            result.incomplete[key] = missing
-        obs_cols = [c for c in table.columns if c.startswith("obs_")]
-        if table[obs_cols].isna().all().all():
-            result.missing_obs.append(key)
-        with io.atomic_path(path) as tmp:
-            table.to_parquet(tmp, index=False)
-        result.written.append(key)
+        if outcome.missing:
+            result.incomplete[outcome.key] = outcome.missing
+        if outcome.without_obs:
+            result.missing_obs.append(outcome.key)
+        result.written.append(outcome.key)
     result.rows = compact(out)
     io.write_json(out / "build-summary.json", result.summary())
     return result

@@ -4,6 +4,8 @@ Examples::
 
     probcast data build --config build.yaml --out /data/training
     probcast data build --config build.yaml --out /data/training   # again: only new cycles
+    probcast data build --config build.yaml --out /data/training --workers 4
+    probcast data build --config build.yaml --out /data/training --scheduler tcp://host:8786
     probcast data refs --archive '/data/ifs/*.grib' --out refs.json  # kerchunk references
 """
 
@@ -30,6 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="build spec (YAML or JSON)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="compute cycles on N local processes (Dask; default 1: in this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="compute cycles on this dask.distributed cluster (its workers must see the "
+        "archive and --out)",
+    )
     return p
 
 
@@ -40,6 +55,16 @@ def _report(summary: dict) -> str:
         f"cycles written: {len(summary['cycles_written'])}, already present: "
         f"{len(summary['cycles_skipped_existing'])}",
     ]
+    outside = summary.get("stations_outside_area") or []
+    if summary.get("area") is not None:
+        lines.append(
+            f"area {summary['area']}: {len(outside)} station(s) outside, left out"
+            + (
+                f" ({', '.join(outside[:20])}{' ...' if len(outside) > 20 else ''})"
+                if outside
+                else ""
+            )
+        )
     for key, why in summary["cycles_missing_nwp"].items():
         lines.append(f"cycle {key}: NWP missing: {'; '.join(why)[:300]}")
     for key in summary["cycles_without_observations"]:
@@ -101,8 +126,12 @@ def main(argv: list[str]) -> int:
     from probcast.sources.build import build
     from probcast.sources.config import load_spec
 
+    if args.workers < 1:
+        print("probcast data build: error: --workers must be >= 1", file=sys.stderr)
+        return 1
     try:
-        result = build(load_spec(args.config), args.out)
+        spec = load_spec(args.config)
+        result = build(spec, args.out, workers=args.workers, scheduler=args.scheduler)
     except USER_ERRORS as err:
         print(f"probcast data build: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1

@@ -12,6 +12,8 @@ Example (YAML)::
     lead_times: [0, 6, 12]
     accumulation_hours: 6                # fc_tp/obs_tp period ending at the valid time
     match_minutes: 30                    # an observation within +-30 min of the valid time
+    area: [72, -25, 34, 45]              # optional [north, west, south, east], degrees
+    output: {kind: zarr-grid}            # optional: a canonical grid (default: table)
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import pandas as pd
 import yaml  # type: ignore[import-untyped]
 
 from probcast.sources import NWP_SOURCES, TRUTH_SOURCES
+from probcast.sources.area import Area, parse_area
 from probcast.sources.errors import SourceError
+from probcast.sources.output import parse_output
 from probcast.sources.variables import needed
 
 
@@ -44,6 +48,8 @@ class BuildSpec:
     accumulation_hours: float = 6.0
     match_minutes: float = 30.0
     source: str = "<config>"
+    area: Area | None = None
+    output: dict[str, Any] = field(default_factory=lambda: {"kind": "table"})
 
 
 def _time(value: Any, key: str, src: str) -> pd.Timestamp:
@@ -124,6 +130,8 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
         accumulation_hours=float(data.get("accumulation_hours", 6)),
         match_minutes=float(data.get("match_minutes", 30)),
         source=source,
+        area=parse_area(data.get("area"), source),
+        output=parse_output(data.get("output"), nwp, truth, source),
     )
 
 

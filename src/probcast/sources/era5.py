@@ -82,13 +82,64 @@ def open_era5(
     return xr.merge(parts, compat="override", join="outer"), notes
 
 
+def truth_window(spec: Any) -> dict[str, Any]:
+    """Period and variables of gridded truth a build needs (valid times of every cycle).
+
+    From the spec's start less the accumulation period (``tp`` sums the hours before the
+    valid time) to its end plus the longest lead time.
+    """
+    return {
+        "start": spec.start - pd.Timedelta(hours=spec.accumulation_hours),
+        "end": spec.end + pd.Timedelta(hours=max(spec.lead_times)),
+        "variables": list(spec.variables),
+    }
+
+
+def points_to_obs(
+    raw: dict[str, np.ndarray],
+    times: np.ndarray,
+    stations: pd.DataFrame,
+    st: pd.DataFrame,
+    notes: list[str],
+) -> ObsData:
+    """Observations from canonical values ``(time, station)`` of a gridded truth source."""
+    values = derive(raw, ["ws10", "rh"])
+    if "u10" in values and "v10" in values:
+        values["wdir10"] = wind_direction(values["u10"], values["v10"])
+    stamps = pd.to_datetime(times).tz_localize("UTC")
+    n_t, n_s = len(stamps), len(st)
+    obs = pd.DataFrame(
+        {
+            "station": np.tile(st["station"].astype(str).to_numpy(), n_t),
+            "time": np.repeat(stamps, n_s),
+        }
+    )
+    for var, arr in values.items():
+        if var not in ("u10", "v10"):
+            obs[f"obs_{var}"] = np.asarray(arr).reshape(-1)
+    if "obs_tp" in obs:
+        obs["tp_hours"] = 1.0
+    return ObsData(obs=obs, stations=stations.copy(), notes=notes)
+
+
 def read_era5(
     urls: Sequence[str],
     stations: pd.DataFrame,
     storage_options: dict[str, Any] | None = None,
+    *,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    variables: Sequence[str] | None = None,
 ) -> ObsData:
-    """ERA5 at the stations' nearest grid points as observations (1-h ``tp``)."""
+    """ERA5 at the stations' nearest grid points as observations (1-h ``tp``).
+
+    ``start``/``end`` (UTC) keep only the hours of that period; ``variables`` is accepted
+    for the interface of gridded truth readers (every known field is read).
+    """
     ds, notes = open_era5(urls, storage_options)
+    if start is not None and end is not None:
+        lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
+        ds = ds.sel(time=slice(lo, hi))
     st = stations.dropna(subset=["latitude", "longitude"])
     pts = ds.isel(
         nearest_indexers(
@@ -102,23 +153,7 @@ def read_era5(
             continue
         arr = da.transpose("time", "station").values
         values[var] = to_canonical(arr, str(da.attrs.get("units", "")), var, source=str(name))
-    values = derive(values, ["ws10", "rh"])
-    if "u10" in values and "v10" in values:
-        values["wdir10"] = wind_direction(values["u10"], values["v10"])
-    times = pd.to_datetime(ds["time"].values).tz_localize("UTC")
-    n_t, n_s = len(times), len(st)
-    obs = pd.DataFrame(
-        {
-            "station": np.tile(st["station"].astype(str).to_numpy(), n_t),
-            "time": np.repeat(times, n_s),
-        }
-    )
-    for var, arr in values.items():
-        if var not in ("u10", "v10"):
-            obs[f"obs_{var}"] = np.asarray(arr).reshape(-1)
-    if "obs_tp" in obs:
-        obs["tp_hours"] = 1.0
-    return ObsData(obs=obs, stations=stations.copy(), notes=notes)
+    return points_to_obs(values, ds["time"].values, stations, st, notes)
 
 
 def cds_credentials() -> tuple[str, str]:

@@ -17,6 +17,8 @@ import pandas as pd
 OBS_VARIABLES = ("t2m", "td2m", "rh", "ws10", "wdir10", "gust", "msl", "sp", "tcc", "tp")
 STATION_COLUMNS = ["station", "name", "latitude", "longitude", "altitude"]
 REMOVED_COLUMNS = ["station", "check", "variable", "removed"]
+GRIDDED_TRUTH = ("era5", "arco-era5")
+"""Truth sources that are grids: sampled at the spec's stations, or regridded (zarr-grid)."""
 MAX_ALTITUDE = 6000.0
 """m: no surface weather station is higher; a larger elevation is a bogus value."""
 
