@@ -32,24 +32,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _rss import run_limited
 
 from probcast.sources.build import build
 from probcast.sources.config import parse_spec
 from probcast.testing import archives as synthetic
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 BOX = (30.0, -10.0, 70.0, 30.0)
 
 
@@ -109,59 +106,17 @@ def _copy_cycle(template: Path, path: Path, init: pd.Timestamp) -> None:
                 eccodes.codes_release(h)
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            pass
-        todo += children.get(p, [])
-    return total
-
-
 def _limited_run(cmd: list[str], limit: int) -> tuple[int, float, int, bool]:
     """Run ``cmd``, killing it when its process tree's RSS exceeds ``limit`` bytes.
 
     Returns:
         ``(exit status, seconds, peak tree RSS in bytes, killed)``.
     """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, text=True)
-    peak, killed = 0, threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while proc.poll() is None:
-            rss = _tree_rss(proc.pid)
-            peak = max(peak, rss)
-            if rss > limit:
-                killed.set()
-                os.killpg(proc.pid, 9)
-                return
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    out, _ = proc.communicate()
-    watcher.join()
-    elapsed = time.perf_counter() - t0
-    if proc.returncode == 0:
-        print(out.strip().splitlines()[0] if out.strip() else "", flush=True)
-    return proc.returncode, elapsed, peak, killed.is_set()
+    run = run_limited(cmd, limit, capture=True)
+    out = (run.stdout or "").strip()
+    if run.returncode == 0:
+        print(out.splitlines()[0] if out else "", flush=True)
+    return run.returncode, run.seconds, run.peak, run.killed
 
 
 def large(gib: float, limit_gib: float, workers: int, step: float, stations: int) -> None:

@@ -28,20 +28,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _rss import run_limited
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 LEADS = tuple(3.0 * k for k in range(1, 41))
 
 
@@ -78,29 +75,6 @@ def write_table(
     return rows, size
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            pass
-        todo += children.get(p, [])
-    return total
-
-
 def run_training(
     path: Path, workdir: Path, stream: bool, epochs: int, limit: int = 0
 ) -> dict[str, float]:
@@ -114,37 +88,19 @@ def run_training(
         str(int(stream)),
         str(epochs),
     ]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    peak, killed = 0, threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while proc.poll() is None:
-            rss = _tree_rss(proc.pid)
-            peak = max(peak, rss)
-            if limit and rss > limit:
-                killed.set()
-                os.killpg(proc.pid, 9)
-                return
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    proc.wait()
-    watcher.join()
-    if killed.is_set():
+    run = run_limited(cmd, limit)
+    if run.killed:
         raise SystemExit(
-            f"killed: RSS {peak / 2**20:.0f} MiB over the {limit / 2**20:.0f} MiB limit"
+            f"killed: RSS {run.peak / 2**20:.0f} MiB over the {limit / 2**20:.0f} MiB limit"
         )
-    if proc.returncode:
-        raise SystemExit(f"training failed (exit status {proc.returncode})")
+    if run.returncode:
+        raise SystemExit(f"training failed (exit status {run.returncode})")
     history = json.loads((workdir / "seed_0" / "history.json").read_text())
     rates = [h["samples_per_s"] for h in history[1:]] or [history[0]["samples_per_s"]]
     return {
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": run.seconds,
         "rate": float(np.median(rates)),
-        "peak_mib": peak / 2**20,
+        "peak_mib": run.peak / 2**20,
         "maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 

@@ -16,13 +16,6 @@ The public API, stable and small (everything else is reached through it)::
 Names are imported on first use, so ``import probcast`` stays fast.
 """
 
-# Import order matters here, not behaviour. The netCDF4 wheel bundles an older SQLite (3.26).
-# Loaded first, it shadows the SQLite that pyproj's PROJ needs for proj.db (every later CRS
-# fails with "no database context" and the process aborts at exit) and the one MLflow's
-# SQLite store needs (>= 3.31). Importing sqlite3 and pyproj first binds the right libraries.
-import sqlite3  # noqa: F401  # isort: skip
-import pyproj  # noqa: F401  # isort: skip
-
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
@@ -34,6 +27,45 @@ if TYPE_CHECKING:  # the real types for type checkers; at run time names load on
     from probcast.products.table_files import read_predictions, write_predictions
     from probcast.train.loop import train as train_model
     from probcast.verify.evaluate import verify as evaluate
+
+
+def _load_native_first() -> None:
+    """Import ``sqlite3`` and ``pyproj`` so that they bind their own SQLite and PROJ.
+
+    Other wheels bundle older copies: netCDF4 an SQLite 3.26; eccodes, through eckitlib
+    (loaded with ``RTLD_GLOBAL`` by findlibs), an SQLite 3.26 and a PROJ 9.8. Loaded first,
+    those copies shadow the ones pyproj and Python's sqlite3 were built with: PROJ cannot
+    set its database ("no database context") and the process aborts at exit (``free():
+    invalid pointer``, status 134/139); MLflow's SQLite store wants >= 3.31. Imported first,
+    both bind the right libraries for good (Python loads extensions with ``RTLD_NOW``). If
+    such a copy is already mapped (``import eccodes`` before ``import probcast``), they are
+    loaded with ``RTLD_DEEPBIND`` so that each still prefers its own dependencies.
+    docs/faults.md ("Two PROJ/SQLite copies in one process").
+    """
+    import os
+    import sys
+
+    deep = getattr(os, "RTLD_DEEPBIND", 0)
+    shadowed = False
+    if deep and not {"sqlite3", "pyproj"} <= set(sys.modules):
+        try:
+            with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+                names = {line.rsplit("/", 1)[-1] for line in f if "/" in line}
+            shadowed = any(n.startswith(("libproj", "libsqlite3")) for n in names)
+        except OSError:
+            pass
+    flags = sys.getdlopenflags()
+    if shadowed:
+        sys.setdlopenflags(flags | deep)
+    try:
+        import sqlite3  # noqa: F401
+
+        import pyproj  # noqa: F401
+    finally:
+        sys.setdlopenflags(flags)
+
+
+_load_native_first()
 
 try:
     __version__ = version("probcast")

@@ -163,3 +163,52 @@ def test_train_on_the_grid(mirror, store, tmp_path):
     ]  # fmt: skip
     assert main(argv) == 0
     assert (tmp_path / "run" / "config.json").exists()
+
+
+def test_area_crops_the_model_grid(mirror, store, tmp_path):
+    """``area`` cuts the written grid to the model's points inside it (no margin)."""
+    spec = _spec(mirror, store, "2016-09-25", area=[60, -10, 50, 0])
+    result = build(spec, tmp_path / "out")
+    ds = open_gridded(tmp_path / "out" / "grid.zarr")
+    assert ds["latitude"].values.tolist() == [60.0, 50.0]
+    assert ds["longitude"].values.tolist() == [-10.0, 0.0]
+    assert result.summary()["area"] == [60.0, -10.0, 50.0, 0.0]
+    g = mirror / "ecmwf-hres-grib1"
+    cell = ds["fc_msl"].sel(forecast_reference_time="2016-09-25T12", latitude=50.0, longitude=0.0)
+    msl = _grib_value(g / "an_msl_sfc.grib", "2016092512", 50, 0)
+    assert float(cell.squeeze()) == pytest.approx(msl)
+
+
+def test_area_without_grid_points_is_an_error(mirror, store, tmp_path):
+    spec = _spec(mirror, store, "2016-09-25", area=[-40, 100, -50, 110])
+    with pytest.raises(SourceError, match=r"area: .* holds none of the model grid's points"):
+        build(spec, tmp_path / "out")
+    assert not (tmp_path / "out" / "grid.zarr").exists()
+
+
+@pytest.mark.parametrize("kwargs", [{"workers": 2}, {"scheduler": "tcp://127.0.0.1:1"}])
+def test_parallel_grid_build_is_refused(mirror, store, tmp_path, kwargs):
+    with pytest.raises(SourceError, match="zarr-grid is built one cycle at a time"):
+        build(_spec(mirror, store, "2016-09-25"), tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_workers_with_zarr_grid(mirror, store, tmp_path, capsys):
+    import json
+
+    from probcast.cli import main
+
+    g = mirror / "ecmwf-hres-grib1"
+    spec = {
+        "nwp": {"source": "archive", "paths": [str(g / "an_msl_sfc.grib")]},
+        "truth": {"source": "arco-era5", "paths": str(store)},
+        "variables": ["msl"],
+        "period": {"start": "2016-09-25", "end": "2016-09-25"},
+        "lead_times": [0],
+        "output": {"kind": "zarr-grid"},
+    }
+    (tmp_path / "b.yaml").write_text(json.dumps(spec))
+    argv = ["data", "build", "--config", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--workers", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "without --workers/--scheduler" in err

@@ -30,8 +30,8 @@ import pandas as pd
 import xarray as xr
 
 from probcast.sources import fs, regular
+from probcast.sources.era5 import PointValues, TruthQuery, gridded_reader
 from probcast.sources.errors import SourceError
-from probcast.sources.obs import ObsData
 from probcast.sources.variables import DERIVED, to_canonical
 
 ARCO_ERA5 = "gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3"
@@ -142,15 +142,7 @@ def select_period(ds: xr.Dataset, start: pd.Timestamp, end: pd.Timestamp, url: s
     return sub
 
 
-def read_arco(
-    urls: Sequence[str],
-    stations: pd.DataFrame,
-    storage_options: dict[str, Any] | None = None,
-    *,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
-    variables: Sequence[str] | None = None,
-) -> ObsData:
+def _arco_points(q: TruthQuery) -> PointValues:
     """ARCO-ERA5 at the stations' nearest grid points as observations (1-h ``tp``).
 
     Only the hours of ``[start, end]`` and the grid cells nearest the stations are read.
@@ -158,17 +150,17 @@ def read_arco(
     Raises:
         SourceError: No period given, or a store problem (see :func:`open_arco`).
     """
-    from probcast.sources.era5 import points_to_obs
-
-    if start is None or end is None:
+    if q.start is None or q.end is None:
         raise SourceError("ARCO-ERA5 truth: a period (start, end) is needed; the store is 1 PB")
-    st = stations.dropna(subset=["latitude", "longitude"])
-    lat = st["latitude"].to_numpy(dtype="float64")
-    lon = st["longitude"].to_numpy(dtype="float64")
     parts = []
-    for url in urls:
-        ds = select_period(open_arco(url, storage_options, variables), start, end, url)
-        parts.append(canonical(regular.sample(ds, lat, lon, "nearest", source=url), url))
+    for url in q.urls:
+        ds = select_period(open_arco(url, q.storage_options, q.variables), q.start, q.end, url)
+        parts.append(
+            canonical(regular.sample(ds, q.latitude, q.longitude, "nearest", source=url), url)
+        )
     pts = xr.merge(parts, compat="override", join="outer")
     values = {str(n): da.transpose("time", "point").values for n, da in pts.data_vars.items()}
-    return points_to_obs(values, pts["time"].values, stations, st, [])
+    return values, pts["time"].values, []
+
+
+read_arco = gridded_reader(_arco_points)

@@ -104,26 +104,26 @@ def _is_global(lon: np.ndarray) -> bool:
     return abs(float(np.ptp(lon)) + step - 360.0) <= max(step, 1e-6) / 2
 
 
-def crop(ds: xr.Dataset, area: Area | None) -> xr.Dataset:
+def crop(ds: xr.Dataset, area: Area | None, margin: int = MARGIN) -> xr.Dataset:
     """``ds`` restricted to the grid rows/columns around ``area`` (lazy; nothing is loaded).
 
     Regular grids (1-D ``latitude``/``longitude``) keep the rows inside the area and, when
     they are one contiguous run (on a global grid, one that does not reach either end, so
-    its seam is never cut), the columns inside it, each with :data:`MARGIN` points on either
-    side. 2-D (projected) grids keep the index box around the grid points inside the area
-    plus the margin. A grid without any point in the area is returned whole.
+    its seam is never cut), the columns inside it, each with ``margin`` points (default
+    :data:`MARGIN`) on either side. 2-D (projected) grids keep the index box around the grid
+    points inside the area plus the margin. A grid without any point in the area is returned whole.
     """
     if area is None or "latitude" not in ds.coords or "longitude" not in ds.coords:
         return ds
     la, lo = ds["latitude"], ds["longitude"]
     if la.ndim == 1 and lo.ndim == 1:
         lat = la.values.astype("float64")
-        rows = _span((lat >= area.south) & (lat <= area.north), MARGIN)
+        rows = _span((lat >= area.south) & (lat <= area.north), margin)
         cut: dict[str, slice] = {}
         if rows is not None:
             cut[str(la.dims[0])] = rows
         lon = lo.values.astype("float64")
-        cols = _span(area.contains(np.full(lon.shape, area.south), lon), MARGIN)
+        cols = _span(area.contains(np.full(lon.shape, area.south), lon), margin)
         if cols is not None and not (
             _is_global(lon) and (cols.start == 0 or cols.stop == lon.size)
         ):
@@ -138,11 +138,31 @@ def crop(ds: xr.Dataset, area: Area | None) -> xr.Dataset:
         return ds.isel(
             {
                 str(la.dims[0]): slice(
-                    max(int(ys.min()) - MARGIN, 0), min(ys.max() + MARGIN + 1, ny)
+                    max(int(ys.min()) - margin, 0), min(ys.max() + margin + 1, ny)
                 ),
                 str(la.dims[1]): slice(
-                    max(int(xs.min()) - MARGIN, 0), min(xs.max() + MARGIN + 1, nx)
+                    max(int(xs.min()) - margin, 0), min(xs.max() + margin + 1, nx)
                 ),
             }
         )
     return ds
+
+
+def inside_area(ds: xr.Dataset, area: Area, source: str) -> xr.Dataset:
+    """``ds`` cut to its grid points inside ``area`` (no margin): the grid output's domain.
+
+    As :func:`crop` with ``margin=0`` (on a global grid whose seam the area runs over, the
+    longitudes are kept whole).
+
+    Raises:
+        SourceError: When none of the grid's points is inside the area (naming the spec).
+    """
+    out = crop(ds, area, margin=0)
+    if "latitude" in out.coords and "longitude" in out.coords:
+        lat, lon = xr.broadcast(out["latitude"], out["longitude"])
+        if not area.contains(lat.values, lon.values).any():
+            raise SourceError(
+                f"{source}: area: {area.as_list()} ([north, west, south, east]) holds none of "
+                "the model grid's points"
+            )
+    return out

@@ -266,6 +266,12 @@ def build(
     if spec.output.get("kind") == "zarr-grid":
         from probcast.sources.grid_build import build_grid
 
+        if workers > 1 or scheduler:
+            raise SourceError(
+                f"{spec.source}: output: zarr-grid is built one cycle at a time (each cycle "
+                "is appended to one Zarr store); run it without --workers/--scheduler"
+            )
+
         return build_grid(spec, out)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ recording which times are ERA5T (they are listed in the notes).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,30 +123,72 @@ def points_to_obs(
     return ObsData(obs=obs, stations=stations.copy(), notes=notes)
 
 
-def read_era5(
-    urls: Sequence[str],
-    stations: pd.DataFrame,
-    storage_options: dict[str, Any] | None = None,
-    *,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
-    variables: Sequence[str] | None = None,
-) -> ObsData:
+@dataclass(frozen=True)
+class TruthQuery:
+    """What a gridded truth reader is asked for (see :func:`gridded_reader`).
+
+    Attributes:
+        urls: The truth files or stores.
+        storage_options: fsspec options.
+        latitude: Latitudes of the stations that have a position.
+        longitude: Their longitudes.
+        start: First hour wanted (UTC), or None.
+        end: Last hour wanted (UTC), or None.
+        variables: Canonical variables wanted, or None.
+    """
+
+    urls: Sequence[str]
+    storage_options: dict[str, Any] | None
+    latitude: np.ndarray
+    longitude: np.ndarray
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+    variables: Sequence[str] | None
+
+
+PointValues = tuple[dict[str, np.ndarray], np.ndarray, list[str]]
+"""Canonical values ``var -> (time, station)``, their times and notes."""
+
+
+def gridded_reader(sample: Callable[[TruthQuery], PointValues]) -> Callable[..., ObsData]:
+    """A truth reader (``urls, stations, storage_options, *, start, end, variables``).
+
+    ``sample`` gives the values at the stations' positions; the reader keeps the stations
+    that have one and turns the values into observations (:func:`points_to_obs`). Its
+    docstring is ``sample``'s.
+    """
+
+    def read(
+        urls: Sequence[str],
+        stations: pd.DataFrame,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        variables: Sequence[str] | None = None,
+    ) -> ObsData:
+        st = stations.dropna(subset=["latitude", "longitude"])
+        lat = st["latitude"].to_numpy(dtype="float64")
+        lon = st["longitude"].to_numpy(dtype="float64")
+        query = TruthQuery(urls, storage_options, lat, lon, start, end, variables)
+        values, times, notes = sample(query)
+        return points_to_obs(values, times, stations, st, notes)
+
+    read.__doc__ = sample.__doc__
+    return read
+
+
+def _era5_points(q: TruthQuery) -> PointValues:
     """ERA5 at the stations' nearest grid points as observations (1-h ``tp``).
 
     ``start``/``end`` (UTC) keep only the hours of that period; ``variables`` is accepted
     for the interface of gridded truth readers (every known field is read).
     """
-    ds, notes = open_era5(urls, storage_options)
-    if start is not None and end is not None:
-        lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
+    ds, notes = open_era5(q.urls, q.storage_options)
+    if q.start is not None and q.end is not None:
+        lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (q.start, q.end))
         ds = ds.sel(time=slice(lo, hi))
-    st = stations.dropna(subset=["latitude", "longitude"])
-    pts = ds.isel(
-        nearest_indexers(
-            ds, st["latitude"].to_numpy(dtype="float64"), st["longitude"].to_numpy(dtype="float64")
-        )
-    )
+    pts = ds.isel(nearest_indexers(ds, q.latitude, q.longitude))
     values: dict[str, np.ndarray] = {}
     for name, da in pts.data_vars.items():
         var = ERA5_NAMES.get(str(name))
@@ -153,7 +196,10 @@ def read_era5(
             continue
         arr = da.transpose("time", "station").values
         values[var] = to_canonical(arr, str(da.attrs.get("units", "")), var, source=str(name))
-    return points_to_obs(values, ds["time"].values, stations, st, notes)
+    return values, ds["time"].values, notes
+
+
+read_era5 = gridded_reader(_era5_points)
 
 
 def cds_credentials() -> tuple[str, str]:

@@ -37,7 +37,7 @@ from probcast.ingest.normalise import FP, FRT, SPATIAL_DIMS, normalise
 from probcast.schema import VARIABLES
 from probcast.sources import fs, regular
 from probcast.sources.archive import Archive
-from probcast.sources.area import crop
+from probcast.sources.area import crop, inside_area
 from probcast.sources.build import BuildResult
 from probcast.sources.config import BuildSpec
 from probcast.sources.errors import SourceError
@@ -107,6 +107,8 @@ class NwpGrids:
                 parts.append(crop(ds.sel({FRT: key}), self.spec.area))
         if not parts:
             return None
+        if self.spec.area is not None:
+            parts = [inside_area(p, self.spec.area, self.spec.source) for p in parts]
         merged = xr.merge(parts, compat="override", join="outer", combine_attrs="override")
         drop = [c for c in merged.coords if c in (FRT, "valid_time")]
         return merged.drop_vars(drop)
@@ -252,7 +254,7 @@ def build_grid(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     io.sweep(out)
-    result = BuildResult(out=out)
+    result = BuildResult(out=out, area=spec.area.as_list() if spec.area else None)
     store = out / STORE
     done = committed(store)
     truth = open_truth(spec)
