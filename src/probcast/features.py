@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import recent
 from probcast.configs import default as default_config
 from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
 
@@ -192,6 +193,7 @@ class FeatureSpec:
     scale: list[float]
     grid: dict[str, Any] | None = None
     doy: bool = True
+    recent_hours: float = 0.0
 
     @classmethod
     def fit(
@@ -216,6 +218,9 @@ class FeatureSpec:
         """
         names = resolve_targets(table, targets)
         columns = _predictors(table, names, _split_names(_option(config, "predictors")))
+        hours = 0.0 if table.attrs.get("grid") else float(_option(config, "recent_error_hours"))
+        table = recent.with_recent_errors(table, names, hours)
+        columns += [c for c in recent.columns(names) if hours > 0 and c not in columns]
         if _option(config, "lead_time"):
             columns.append("lead_time")
         if _option(config, "statics"):
@@ -224,7 +229,10 @@ class FeatureSpec:
         if not len(values):
             raise ValueError("cannot fit features on an empty training table")
         missing = ~np.isfinite(values)
-        indicators = [c for c, m in zip(columns, missing.any(axis=0), strict=True) if m]
+        # recent errors are missing in operational inputs: always with an indicator
+        always = set(recent.columns(names)) if hours > 0 else set()
+        flagged = zip(columns, missing.any(axis=0), strict=True)
+        indicators = [c for c, m in flagged if m or c in always]
         if indicators and _option(config, "missing") == "error":
             raise ValueError(f"training predictors have missing values: {indicators}")
         mean = np.nanmean(np.where(missing, np.nan, values), axis=0)
@@ -244,6 +252,7 @@ class FeatureSpec:
             scale=[_error_scale(table, v) for v in names],
             grid=dict(table.attrs["grid"]) if table.attrs.get("grid") else None,
             doy=doy,
+            recent_hours=hours,
         )
 
     @property
@@ -273,6 +282,7 @@ class FeatureSpec:
             ValueError: If a predictor column is absent or a raw forecast ``fc_<target>`` is
                 missing (the message names the column and the first bad rows).
         """
+        table = self.derive(table)
         absent = [c for c in self.columns if c not in table.columns]
         if absent:
             raise ValueError(f"table lacks feature columns {absent} used in training")
@@ -296,6 +306,10 @@ class FeatureSpec:
             y=y.astype("float32"),
             mask=np.isfinite(y),
         )
+
+    def derive(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` with the derived predictors it lacks (recent errors, :mod:`recent`)."""
+        return recent.with_recent_errors(table, self.targets, self.recent_hours)
 
     def station_index(self, stations: pd.Series) -> np.ndarray:
         """Embedding index of each station; 0 for stations unseen in training."""

@@ -17,7 +17,7 @@ import probcast
 SRC = Path(probcast.__file__).resolve().parent
 
 LAYERS: list[set[str]] = [
-    {"__init__", "schema", "io", "defaults", "logs", "progress", "configs", "split"},
+    {"__init__", "schema", "io", "defaults", "logs", "progress", "configs", "split", "recent"},
     {"dists", "validate", "features", "units"},
     {"ingest", "baselines"},
     {"align", "sources", "products"},

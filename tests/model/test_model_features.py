@@ -57,7 +57,8 @@ def test_missing_predictor_imputed_with_indicator(table):
     train = table.copy()
     train.loc[::7, "fc_ws10"] = np.nan
     spec = FeatureSpec.fit(train, None)
-    assert spec.indicators == ["fc_ws10"]
+    # recent errors always have an indicator (missing in operational inputs)
+    assert spec.indicators == ["fc_ws10", "err_t2m", "err_tp"]
     batch = spec.transform(train)
     ind = spec.feature_names().index("missing_fc_ws10")
     col = spec.columns.index("fc_ws10")
@@ -120,7 +121,8 @@ def test_json_round_trip(table):
     again = FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec
     np.testing.assert_array_equal(again.transform(table).x, spec.transform(table).x)
-    assert "latitude" not in spec.columns and spec.n_features == len(spec.columns)
+    assert "latitude" not in spec.columns and "err_tp" in spec.indicators
+    assert spec.n_features == len(spec.columns) + len(spec.indicators)
 
 
 @settings(max_examples=25, deadline=None)

@@ -53,6 +53,9 @@ def _config(path, streamed: bool):
     config.train.stream_shuffle_rows = SHUFFLE
     config.train.stream_read_rows = READ
     config.train.refit = False
+    # streaming computes no recent errors (train.stream); the in-memory runs compared with
+    # it must not either
+    config.features.recent_error_hours = 0.0
     return config
 
 

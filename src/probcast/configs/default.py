@@ -31,6 +31,10 @@ def get_config() -> ml_collections.ConfigDict:
     features.day_of_year = "auto"
     features.missing = "impute"  # "impute" (mean + indicator) or "error"
     features.neighbourhood = "3,7"  # gridded data: k x k window edges (cells); "" = none
+    # Recent forecast errors as predictors (probcast.recent): err_<var> = mean obs - fc of the
+    # station over this many hours before its last observation known at init time (station
+    # tables; 0 = off). Missing in operational inputs without observations: imputed.
+    features.recent_error_hours = 24.0
 
     config.model = model = ml_collections.ConfigDict()
     model.distributions = ""  # "var:name,..." overrides; default per variable
@@ -66,10 +70,9 @@ def get_config() -> ml_collections.ConfigDict:
     # this many blocks of init times; one network per block held out, stopped early on it;
     # blend weights and spread factors chosen on the out-of-fold predictions of every row;
     # the fold networks pooled as the final ensemble (no refit; ceil(n_seeds / cv_folds)
-    # networks per fold). 0 or 1: the last data.val_fraction of the period is the one
-    # validation block.
+    # networks per fold). 0 or 1: one validation block, the last part of the period.
     train.cv_folds = 5
-    train.cv_max_rows = 300_000  # larger tables use one validation block (0 = no limit)
+    train.cv_max_rows = 1_000_000  # larger tables use one validation block (0 = no limit)
     # One spread factor per target fitted on the validation rows after training
     # (probcast.train.calibrate): corrects the under-dispersion of a network on unseen weeks.
     train.calibrate_spread = True

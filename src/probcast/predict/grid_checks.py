@@ -22,6 +22,7 @@ import re
 
 import xarray as xr
 
+from probcast import recent
 from probcast.align import points
 from probcast.align.neighbourhood import STATS, window_size
 from probcast.ingest import grid_values
@@ -107,8 +108,8 @@ def needed_inputs(
         )
     statics, absent = [], []
     for col in cols:
-        if col.startswith(FC_PREFIX) or col in _ALWAYS:
-            continue
+        if col.startswith((FC_PREFIX, recent.PREFIX)) or col in _ALWAYS:
+            continue  # recent errors: derived (missing on a grid without observations)
         name = _static_var(ds, col)
         if name is None:
             absent.append(col)

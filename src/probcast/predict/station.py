@@ -96,6 +96,7 @@ def predict_stations(
             (:class:`~probcast.model.applicability.ExtrapolationError`).
     """
     spec = model.spec
+    table = spec.derive(table)  # recent errors from the table's observations, if any
     check = check_inputs(table, spec.columns, spec.indicators, spec.targets)
     for col, k in check.clipped.items():
         log.info("%s: clipped %d value(s) outside the physical range by float noise", col, k)

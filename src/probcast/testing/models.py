@@ -55,5 +55,5 @@ def untrained_model(
         [net],
         {"heads": dict(heads)},
         blend=mix,
-        domain=domain_from_frame(table, spec.columns) if domain else None,
+        domain=domain_from_frame(spec.derive(table), spec.columns) if domain else None,
     )

@@ -162,6 +162,11 @@ def train_stream(
     config: ml_collections.ConfigDict, workdir: Path, name: str
 ) -> list[loop.SeedResult]:
     """:func:`probcast.train.loop._train` for a table streamed from disk (module docstring)."""
+    if float(config.features.get("recent_error_hours", 0.0)) > 0:
+        # err_<var> needs each station's history in time order: not from shuffled chunks
+        log.info("streamed training: no recent-error predictors (features.recent_error_hours)")
+        config = ml_collections.ConfigDict(config.to_dict())
+        config.features.recent_error_hours = 0.0
     cfg = config.train
     source = ParquetSource.open(
         str(config.data.path),

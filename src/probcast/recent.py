@@ -1,0 +1,106 @@
+"""Recent forecast errors known at initialisation time, as predictors (``err_<var>``).
+
+A station's forecast errors persist for days (a heat wave, a snow cover, an inversion the
+model misses), and operational post-processing has long used them: decaying-average bias
+correction, Kalman filters. ``err_<var>`` is, for each row, the mean of ``obs - fc`` of
+that station over the ``hours`` before the most recent observation available at the row's
+initialisation time: only observations valid at or before ``init_time`` enter (no
+leakage), each valid time once (the error of its shortest lead), and a station whose last
+observation is more than ``hours`` old gets NaN.
+
+Where the observations are not in the table (an operational cycle's input), the value is
+missing: the feature spec imputes it with its missing-value indicator, and training
+masks it on a fraction of the fit rows (:func:`mask`) so that the network has learned to
+do without it. A table that brings its own ``err_<var>`` columns keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+PREFIX = "err_"
+MASK_FRACTION = 0.2
+"""Fraction of fit rows whose recent errors are hidden in training (:func:`mask`)."""
+
+
+def columns(targets: Sequence[str]) -> list[str]:
+    """The recent-error column of every target."""
+    return [PREFIX + v for v in targets]
+
+
+def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
+    """``err_<var>`` of every row of ``table`` (NaN where no recent observation).
+
+    Args:
+        table: Canonical station table with ``station``, ``init_time``, ``lead_time``,
+            ``valid_time``, ``fc_<var>`` and (for values) ``obs_<var>``.
+        var: Target variable.
+        hours: Averaging window and the oldest usable observation, in hours.
+    """
+    out = np.full(len(table), np.nan)
+    fc, obs = f"fc_{var}", f"obs_{var}"
+    if fc not in table.columns or obs not in table.columns or not len(table):
+        return out
+    station = table["station"].astype(str).to_numpy()
+    err = pd.DataFrame(
+        {
+            "station": station,
+            "valid": table["valid_time"].to_numpy(),
+            "lead": table["lead_time"].to_numpy(),
+            "err": (table[obs] - table[fc]).to_numpy(dtype="float64"),
+        }
+    )
+    err = err[np.isfinite(err["err"])]
+    if err.empty:
+        return out
+    err = err.sort_values(["lead"], kind="stable").drop_duplicates(["station", "valid"])
+    err = err.sort_values(["station", "valid"], kind="stable")
+    window = pd.Timedelta(hours=hours)
+    mean = (
+        err.set_index("valid").groupby("station", sort=False)["err"].rolling(window).mean()
+    ).reset_index()
+    query = pd.DataFrame({"station": station, "t": table["init_time"].to_numpy()})
+    query["row"] = np.arange(len(table))
+    found = pd.merge_asof(
+        query.sort_values("t", kind="stable"),
+        mean.sort_values("valid", kind="stable"),
+        left_on="t",
+        right_on="valid",
+        by="station",
+        direction="backward",
+        tolerance=window,
+    )
+    out[found["row"].to_numpy()] = found["err"].to_numpy(dtype="float64")
+    return out
+
+
+def with_recent_errors(table: pd.DataFrame, targets: Sequence[str], hours: float) -> pd.DataFrame:
+    """``table`` with the ``err_<var>`` columns it lacks added (a copy when any is added)."""
+    if hours <= 0:
+        return table
+    todo = [v for v in targets if PREFIX + v not in table.columns]
+    if not todo:
+        return table
+    out = table.copy()
+    for var in todo:
+        out[PREFIX + var] = recent_errors(table, var, hours)
+    return out
+
+
+def mask(
+    table: pd.DataFrame, targets: Sequence[str], fraction: float = MASK_FRACTION, seed: int = 0
+) -> pd.DataFrame:
+    """A copy of ``table`` with the recent errors hidden (NaN) on a random ``fraction`` of rows.
+
+    The same rows for every target (an operational input lacks all of them at once).
+    """
+    cols = [c for c in columns(targets) if c in table.columns]
+    if not cols or fraction <= 0:
+        return table
+    out = table.copy()
+    hide = np.random.default_rng(seed).random(len(table)) < fraction
+    out.loc[hide, cols] = np.nan
+    return out

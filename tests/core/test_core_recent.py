@@ -1,0 +1,100 @@
+"""Recent forecast errors known at initialisation time (probcast.recent)."""
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probcast import recent
+from probcast.features import FeatureSpec
+
+
+def _table() -> pd.DataFrame:
+    """Station A, runs every 6 h, leads 0 and 6 h; obs - fc is the valid hour / 6."""
+    inits = pd.date_range("2024-01-01", periods=6, freq="6h", tz="UTC")
+    rows = []
+    for t in inits:
+        for lead in (0, 6):
+            valid = t + pd.Timedelta(hours=lead)
+            err = valid.hour / 6 + (100 if lead == 6 else 0)  # lead 6 error differs
+            rows.append(("A", t, lead, valid, 10.0, 10.0 + err))
+    return pd.DataFrame(
+        rows, columns=["station", "init_time", "lead_time", "valid_time", "fc_t2m", "obs_t2m"]
+    )
+
+
+def test_hand_computed_values():
+    table = _table()
+    err = recent.recent_errors(table, "t2m", hours=12)
+    at = dict(zip(zip(table["init_time"], table["lead_time"], strict=True), err, strict=True))
+
+    def t(hour: int) -> pd.Timestamp:
+        return pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=hour)
+
+    # The first run knows only its own lead-0 observation (valid at init): error 0.
+    assert at[(t(0), 0)] == 0.0
+    # At 06 UTC: valid 00 (0) and 06 (1) within 12 h; the 00 run's lead-6 row is valid at
+    # 06 too (error 101), but each valid time counts once, at its shortest lead.
+    assert at[(t(6), 6)] == 0.5
+    # At 12 UTC: the window (00, 12] holds valid 06 (1) and 12 (2).
+    assert at[(t(12), 0)] == 1.5
+    # Next day 00 UTC: (12, 24] holds 18 (3) and 00 (0).
+    assert at[(t(24), 6)] == 1.5
+
+
+def test_no_observation_after_init_is_used():
+    table = _table()
+    base = recent.recent_errors(table, "t2m", hours=24)
+    later = table["valid_time"] > table["init_time"].min()
+    changed = table.copy()
+    future = changed["valid_time"] > pd.Timestamp("2024-01-01 12:00", tz="UTC")
+    changed.loc[future, "obs_t2m"] += 1000.0  # observations after 12 UTC
+    after = recent.recent_errors(changed, "t2m", hours=24)
+    known = (table["init_time"] <= pd.Timestamp("2024-01-01 12:00", tz="UTC")).to_numpy()
+    np.testing.assert_array_equal(base[known], after[known])
+    assert later.any()
+
+
+def test_stale_and_absent_observations_give_nan():
+    table = _table()
+    late = table["valid_time"] >= pd.Timestamp("2024-01-01 06:00", tz="UTC")
+    table.loc[late, "obs_t2m"] = np.nan  # nothing observed after 00 UTC
+    err = recent.recent_errors(table, "t2m", hours=6)
+    stale = table["init_time"] >= pd.Timestamp("2024-01-01 06:01", tz="UTC")
+    assert np.isnan(err[stale.to_numpy()]).all()  # last observation more than 6 h old
+    assert (err[~stale.to_numpy()] == 0.0).all()
+    no_obs = table.drop(columns=["obs_t2m"])
+    assert np.isnan(recent.recent_errors(no_obs, "t2m", hours=24)).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), hours=st.sampled_from([6.0, 24.0, 72.0]))
+def test_row_order_does_not_matter(seed, hours):
+    table = _table()
+    shuffled = table.sample(frac=1.0, random_state=seed)
+    a = recent.recent_errors(table, "t2m", hours)
+    b = pd.Series(recent.recent_errors(shuffled, "t2m", hours), index=shuffled.index)
+    np.testing.assert_array_equal(a, b.sort_index().to_numpy())
+
+
+def test_feature_spec_adds_the_column_with_an_indicator_and_derives_it():
+    table = _table()
+    spec = FeatureSpec.fit(table, "t2m", {"recent_error_hours": 12.0})
+    assert "err_t2m" in spec.columns and "err_t2m" in spec.indicators
+    operational = table.drop(columns=["obs_t2m"])  # a cycle's input: no observations
+    batch = spec.transform(operational)
+    j = spec.feature_names().index("missing_err_t2m")
+    assert (batch.x[:, j] == 1.0).all()  # imputed, flagged
+    off = FeatureSpec.fit(table, "t2m", {"recent_error_hours": 0.0})
+    assert "err_t2m" not in off.columns
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_mask_hides_the_same_rows_for_every_target():
+    table = _table()
+    table["err_t2m"] = 1.0
+    table["err_td2m"] = 2.0
+    out = recent.mask(table, ["t2m", "td2m"], fraction=0.5, seed=1)
+    assert out["err_t2m"].isna().equals(out["err_td2m"].isna())
+    assert 0 < out["err_t2m"].isna().sum() < len(table)
+    assert table["err_t2m"].notna().all()  # the input is not changed
