@@ -36,7 +36,7 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
 
     Args:
         table: Canonical station table with ``station``, ``init_time``, ``lead_time``,
-            ``valid_time``, ``fc_<var>`` and (for values) ``obs_<var>``.
+            ``fc_<var>``, (for values) ``obs_<var>`` and optionally ``valid_time``.
         var: Target variable.
         hours: Averaging window and the oldest usable observation, in hours.
     """
@@ -45,10 +45,14 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     if fc not in table.columns or obs not in table.columns or not len(table):
         return out
     station = table["station"].astype(str).to_numpy()
+    if "valid_time" in table.columns:
+        valid = table["valid_time"]
+    else:  # a table may leave valid_time out (init_time + lead_time)
+        valid = table["init_time"] + pd.to_timedelta(table["lead_time"], unit="h")
     err = pd.DataFrame(
         {
             "station": station,
-            "valid": table["valid_time"].to_numpy(),
+            "valid": valid.to_numpy(),
             "lead": table["lead_time"].to_numpy(),
             "err": (table[obs] - table[fc]).to_numpy(dtype="float64"),
         }

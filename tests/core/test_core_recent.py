@@ -98,3 +98,11 @@ def test_mask_hides_the_same_rows_for_every_target():
     assert out["err_t2m"].isna().equals(out["err_td2m"].isna())
     assert 0 < out["err_t2m"].isna().sum() < len(table)
     assert table["err_t2m"].notna().all()  # the input is not changed
+
+
+def test_valid_time_may_be_left_out():
+    table = _table()
+    np.testing.assert_array_equal(
+        recent.recent_errors(table, "t2m", 12),
+        recent.recent_errors(table.drop(columns="valid_time"), "t2m", 12),
+    )
