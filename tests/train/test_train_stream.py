@@ -79,6 +79,18 @@ def test_streamed_feature_spec_equals_the_in_memory_fit(dataset):
     assert found.domain.rows == found.n_all and found.domain.lead_max == 36.0
 
 
+def test_validation_rows_held_are_capped_by_a_uniform_sample(dataset):
+    config = _config(dataset, True)
+    _, val = _in_memory(_table())
+    config.train.stream_val_max_rows = len(val) // 4
+    _, found = _scanned(dataset, config)
+    assert 0.5 * len(val) / 4 < len(found.val) < 1.5 * len(val) / 4
+    keys = ["station", "init_time", "lead_time"]
+    held = found.val[keys].merge(val[keys], on=keys, how="left", indicator=True)
+    assert (held["_merge"] == "both").all()  # a subset of the validation rows
+    assert found.val["init_time"].nunique() > 1  # spread over the period, not its start
+
+
 def test_an_epoch_yields_every_fit_row_once_in_whole_batches(dataset):
     config = _config(dataset, True)
     source, found = _scanned(dataset, config)

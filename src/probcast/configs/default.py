@@ -103,6 +103,8 @@ def get_config() -> ml_collections.ConfigDict:
     train.stream_chunk_rows = 262_144  # rows per device chunk (rounded down to whole batches)
     train.stream_shuffle_rows = 262_144  # rows kept in the host shuffle buffer between chunks
     train.stream_read_rows = 65_536  # most rows of one Parquet record batch read at once
+    # Most validation rows held in memory when streaming: a uniform sample (0 = all of them)
+    train.stream_val_max_rows = 500_000
 
     config.tracking = tracking = ml_collections.ConfigDict()
     tracking.backend = "mlflow"  # "mlflow", "wandb" or "none"

@@ -86,6 +86,12 @@ def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
     n_fit = n_all = 0
     val, sample, sample_fit, everything = [], [], [], []
     fraction = cap / max(1, source.rows)
+    # validation rows held in memory: a uniform sample of about stream_val_max_rows of them
+    # (the validation share of a table larger than memory is larger than memory too)
+    val_cap = int(config.train.get("stream_val_max_rows", 0))
+    val_rows = source.rows * float(config.data.val_fraction)
+    val_fraction = min(1.0, val_cap / max(1.0, val_rows)) if val_cap > 0 else 1.0
+    val_rng = np.random.default_rng(int(config.train.seed) + 1)
     for unit in range(len(source.units)):
         for frame in source.batches(unit, "all"):
             if not n_all:
@@ -100,7 +106,7 @@ def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
                 acc.add(frame[is_fit])
                 n_fit += int(is_fit.sum())
             if is_val.any():
-                val.append(frame[is_val])
+                val.append(frame[is_val & sample_mask(val_rng, len(frame), val_fraction)])
             pick = sample_mask(rng, len(frame), fraction)
             sample.append(frame[pick])
             sample_fit.append(frame[pick & is_fit])
@@ -108,6 +114,8 @@ def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
     if acc is None or not n_fit:
         raise ValueError(f"{source.path}: no fit rows (all rows fall in the validation period)")
     spec = acc.spec()
+    if val_fraction < 1.0:
+        log.info("validation: a uniform %.3g of its rows (train.stream_val_max_rows)", val_fraction)
     whole = pd.concat(sample, ignore_index=True)
     domain = _domain(whole, spec, n_all, everything)
     return Scan(
