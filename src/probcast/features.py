@@ -307,9 +307,12 @@ class FeatureSpec:
             mask=np.isfinite(y),
         )
 
-    def derive(self, table: pd.DataFrame) -> pd.DataFrame:
-        """``table`` with the derived predictors it lacks (recent errors, :mod:`recent`)."""
-        return recent.with_recent_errors(table, self.targets, self.recent_hours)
+    def derive(self, table: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``table`` with the derived predictors it lacks (recent errors, :mod:`recent`).
+
+        ``history``: past rows with observations (:func:`recent.with_recent_errors`).
+        """
+        return recent.with_recent_errors(table, self.targets, self.recent_hours, history)
 
     def station_index(self, stations: pd.Series) -> np.ndarray:
         """Embedding index of each station; 0 for stations unseen in training."""

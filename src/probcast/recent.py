@@ -81,17 +81,53 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     return out
 
 
-def with_recent_errors(table: pd.DataFrame, targets: Sequence[str], hours: float) -> pd.DataFrame:
-    """``table`` with the ``err_<var>`` columns it lacks added (a copy when any is added)."""
+def with_recent_errors(
+    table: pd.DataFrame,
+    targets: Sequence[str],
+    hours: float,
+    history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``table`` with the ``err_<var>`` columns it lacks added (a copy when any is added).
+
+    Args:
+        table: Canonical station table.
+        targets: Target variables.
+        hours: Window (:func:`recent_errors`); 0 adds nothing.
+        history: Past rows of the same stations with ``fc_<var>`` and ``obs_<var>`` (e.g.
+            the table ``probcast data build`` keeps up to date): their errors count as well
+            as the table's own, so an operational cycle's input, which has no observations,
+            gets its recent errors from them.
+    """
     if hours <= 0:
         return table
     todo = [v for v in targets if PREFIX + v not in table.columns]
     if not todo:
         return table
     out = table.copy()
+    both = table if history is None or not len(history) else _stacked(history, table, todo)
+    first = len(both) - len(table)  # the table's rows come last
     for var in todo:
-        out[PREFIX + var] = recent_errors(table, var, hours)
+        out[PREFIX + var] = recent_errors(both, var, hours)[first:]
     return out
+
+
+def _stacked(history: pd.DataFrame, table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
+    """History rows then the table's rows, in the columns the errors need."""
+    parts = []
+    for frame in (history, table):
+        part = pd.DataFrame({"station": frame["station"].astype(str).to_numpy()})
+        part["init_time"] = frame["init_time"].to_numpy()
+        part["lead_time"] = frame["lead_time"].to_numpy()
+        if "valid_time" in frame.columns:
+            part["valid_time"] = frame["valid_time"].to_numpy()
+        else:
+            valid = frame["init_time"] + pd.to_timedelta(frame["lead_time"], unit="h")
+            part["valid_time"] = valid.to_numpy()
+        for var in targets:
+            for col in (f"fc_{var}", f"obs_{var}"):
+                part[col] = frame[col].to_numpy("float64") if col in frame.columns else np.nan
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def mask(

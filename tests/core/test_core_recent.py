@@ -106,3 +106,18 @@ def test_valid_time_may_be_left_out():
         recent.recent_errors(table, "t2m", 12),
         recent.recent_errors(table.drop(columns="valid_time"), "t2m", 12),
     )
+
+
+def test_history_gives_an_operational_input_its_recent_errors():
+    table = _table()
+    last = table["init_time"] == table["init_time"].max()
+    cycle = table[last].drop(columns="obs_t2m").reset_index(drop=True)  # no observations
+    history = table[~last]
+    assert np.isnan(recent.recent_errors(cycle, "t2m", 24)).all()
+    got = recent.with_recent_errors(cycle, ["t2m"], 24, history=history)["err_t2m"]
+    # the same values as from the whole table without the cycle's own observations
+    whole = table.drop(columns="valid_time")
+    whole.loc[last, "obs_t2m"] = np.nan
+    want = recent.recent_errors(whole, "t2m", 24)[last.to_numpy()]
+    np.testing.assert_allclose(got.to_numpy(), want)
+    assert np.isfinite(want).all()

@@ -96,7 +96,8 @@ def predict_stations(
             (:class:`~probcast.model.applicability.ExtrapolationError`).
     """
     spec = model.spec
-    table = spec.derive(table)  # recent errors from the table's observations, if any
+    # recent errors from the observations of the table and of the template, if any
+    table = spec.derive(table, history=template)
     check = check_inputs(table, spec.columns, spec.indicators, spec.targets)
     for col, k in check.clipped.items():
         log.info("%s: clipped %d value(s) outside the physical range by float noise", col, k)
