@@ -79,8 +79,10 @@ def _flags() -> flags.FlagValues:
     flags.DEFINE_string(
         "template",
         None,
-        "Station table of past observations (e.g. the training table): members become "
-        "coherent scenarios across lead times, stations and variables (Schaake shuffle).",
+        "Station table of past forecasts and observations (e.g. the training table, or the "
+        "table probcast data build keeps current): members become coherent scenarios "
+        "across lead times, stations and variables (Schaake shuffle), and the input gets "
+        "each station's recent forecast errors (err_<var>) from it.",
         flag_values=fv,
     )
     flags.DEFINE_enum(

@@ -99,7 +99,8 @@ class PredictRequest:
         template: Past observations (a station table path or DataFrame with ``obs_<var>``,
             e.g. the training table) whose dependence the members take on by the Schaake
             shuffle (coherent across lead times, stations and variables); ``None``:
-            members are independent across rows (station tables).
+            members are independent across rows (station tables). With ``fc_<var>`` too,
+            it also gives the input its recent forecast errors (:mod:`probcast.recent`).
         extrapolation: Rows outside the model's training domain (station tables,
             :mod:`probcast.model.applicability`): ``flag`` (the ``applicability`` column
             and a warning), ``warn`` (the warning only) or ``refuse`` (flag, and an error
