@@ -116,12 +116,14 @@ def _stacked(history: pd.DataFrame, table: pd.DataFrame, targets: Sequence[str])
     parts = []
     for frame in (history, table):
         part = pd.DataFrame({"station": frame["station"].astype(str).to_numpy()})
-        part["init_time"] = frame["init_time"].to_numpy()
-        part["lead_time"] = frame["lead_time"].to_numpy()
+        # times as UTC timestamps: a history given as a raw DataFrame may hold strings
+        init = pd.to_datetime(frame["init_time"], utc=True)
+        part["init_time"] = init.to_numpy()
+        part["lead_time"] = frame["lead_time"].to_numpy("float64")
         if "valid_time" in frame.columns:
-            part["valid_time"] = frame["valid_time"].to_numpy()
+            part["valid_time"] = pd.to_datetime(frame["valid_time"], utc=True).to_numpy()
         else:
-            valid = frame["init_time"] + pd.to_timedelta(frame["lead_time"], unit="h")
+            valid = init + pd.to_timedelta(frame["lead_time"], unit="h")
             part["valid_time"] = valid.to_numpy()
         for var in targets:
             for col in (f"fc_{var}", f"obs_{var}"):

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from probcast.cli import main
+from probcast.ingest.tables import read_table
 from probcast.model.artefact import load
 from probcast.predict.request import PredictRequest
 from probcast.predict.runner import run as run_request
@@ -137,10 +138,15 @@ def test_errors_are_reported(run, tmp_path, capsys):
 
 
 def test_coherent_members_keep_the_marginals(run, tmp_path):
-    """A template (past observations) reorders members (Schaake shuffle), nothing else."""
+    """A template (past observations) reorders members (Schaake shuffle); the only other
+    thing it changes is the recent errors of the input's rows (its past forecast errors
+    reach back before the input: probcast.recent), so with those given, nothing else."""
     root, test = run
     train = pd.read_csv(root / "train.csv", dtype={"station": str})
-    base = PredictRequest(model=root / "model", input=test, members=12, seed=5)
+    model = load(root / "model")
+    past = read_table(root / "train.csv")  # parsed, as the runner reads a template
+    with_errors = model.spec.derive(test, history=past)  # err_<var> from train + test
+    base = PredictRequest(model=root / "model", input=with_errors, members=12, seed=5)
     plain = run_request(base).table
     coherent = run_request(base.replace(template=train)).table
     for var in ("t2m", "tp"):
@@ -148,6 +154,13 @@ def test_coherent_members_keep_the_marginals(run, tmp_path):
         a, b = plain[cols].to_numpy(), coherent[cols].to_numpy()
         np.testing.assert_array_equal(np.sort(a, axis=1), np.sort(b, axis=1))
         assert not np.array_equal(a, b)
+    # Without them, the template's history changes the recent errors of the input's
+    # first rows only (later rows have the input's own observations to go on).
+    own = model.spec.derive(test)
+    changed = ~np.isclose(own["err_t2m"], with_errors["err_t2m"], equal_nan=True)
+    assert changed.any() and not changed.all()
+    raw = PredictRequest(model=root / "model", input=test, members=12, seed=5)
+    coherent = run_request(raw.replace(template=train)).table
     out = tmp_path / "coherent.parquet"
     args = [f"--model={root / 'model'}", f"--input={root / 'test.parquet'}", f"--output={out}"]
     assert (
