@@ -149,18 +149,11 @@ def use_day_of_year(table: pd.DataFrame, option: Any = "auto") -> bool:
         return False
     if text != "auto":
         raise ValueError(f"features.day_of_year must be 'auto', 'true' or 'false', got {option!r}")
-    vt = pd.to_datetime(_valid_time(table), utc=True)
+    vt = recent.valid_times(table)
     if not len(vt):
         return False
     span = (vt.max() - vt.min()) / pd.Timedelta(days=1)
     return bool(span >= MIN_DOY_SPAN_DAYS)
-
-
-def _valid_time(table: pd.DataFrame) -> pd.Series:
-    if "valid_time" in table.columns:
-        return table["valid_time"]
-    init = pd.to_datetime(table["init_time"], utc=True)
-    return init + pd.to_timedelta(table["lead_time"].astype("float64"), unit="h")
 
 
 @dataclasses.dataclass
@@ -293,7 +286,7 @@ class FeatureSpec:
         z = (values - np.asarray(self.mean)) / np.asarray(self.std)
         parts = [np.where(missing, 0.0, z)]
         if self.cyclic:
-            parts.append(_cyclic(_valid_time(table), self.doy))
+            parts.append(_cyclic(recent.valid_times(table), self.doy))
         if self.indicators:
             idx = [self.columns.index(c) for c in self.indicators]
             parts.append(missing[:, idx].astype("float64"))

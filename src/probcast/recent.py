@@ -31,6 +31,17 @@ def columns(targets: Sequence[str]) -> list[str]:
     return [PREFIX + v for v in targets]
 
 
+def valid_times(table: pd.DataFrame) -> pd.Series:
+    """The UTC valid time of every row: ``valid_time``, else ``init_time + lead_time`` hours.
+
+    Times given as strings or naive timestamps are read as UTC.
+    """
+    if "valid_time" in table.columns:
+        return pd.to_datetime(table["valid_time"], utc=True)
+    init = pd.to_datetime(table["init_time"], utc=True)
+    return init + pd.to_timedelta(table["lead_time"].astype("float64"), unit="h")
+
+
 def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     """``err_<var>`` of every row of ``table`` (NaN where no recent observation).
 
@@ -45,14 +56,10 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     if fc not in table.columns or obs not in table.columns or not len(table):
         return out
     station = table["station"].astype(str).to_numpy()
-    if "valid_time" in table.columns:
-        valid = table["valid_time"]
-    else:  # a table may leave valid_time out (init_time + lead_time)
-        valid = table["init_time"] + pd.to_timedelta(table["lead_time"], unit="h")
     err = pd.DataFrame(
         {
             "station": station,
-            "valid": valid.to_numpy(),
+            "valid": valid_times(table).to_numpy(),
             "lead": table["lead_time"].to_numpy(),
             "err": (table[obs] - table[fc]).to_numpy(dtype="float64"),
         }
@@ -66,7 +73,7 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     mean = (
         err.set_index("valid").groupby("station", sort=False)["err"].rolling(window).mean()
     ).reset_index()
-    query = pd.DataFrame({"station": station, "t": table["init_time"].to_numpy()})
+    query = pd.DataFrame({"station": station, "t": pd.to_datetime(table["init_time"], utc=True)})
     query["row"] = np.arange(len(table))
     found = pd.merge_asof(
         query.sort_values("t", kind="stable"),
@@ -112,23 +119,16 @@ def with_recent_errors(
 
 
 def _stacked(history: pd.DataFrame, table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
-    """History rows then the table's rows, in the columns the errors need."""
-    parts = []
-    for frame in (history, table):
-        part = pd.DataFrame({"station": frame["station"].astype(str).to_numpy()})
-        # times as UTC timestamps: a history given as a raw DataFrame may hold strings
-        init = pd.to_datetime(frame["init_time"], utc=True)
-        part["init_time"] = init.to_numpy()
-        part["lead_time"] = frame["lead_time"].to_numpy("float64")
-        if "valid_time" in frame.columns:
-            part["valid_time"] = pd.to_datetime(frame["valid_time"], utc=True).to_numpy()
-        else:
-            valid = init + pd.to_timedelta(frame["lead_time"], unit="h")
-            part["valid_time"] = valid.to_numpy()
-        for var in targets:
-            for col in (f"fc_{var}", f"obs_{var}"):
-                part[col] = frame[col].to_numpy("float64") if col in frame.columns else np.nan
-        parts.append(part)
+    """History rows then the table's rows, in the columns the errors need (times in UTC)."""
+    wanted = ["lead_time", *(p + v for v in targets for p in ("fc_", "obs_"))]
+    parts = [
+        frame[[c for c in wanted if c in frame.columns]].assign(
+            station=frame["station"].astype(str),
+            init_time=pd.to_datetime(frame["init_time"], utc=True),
+            valid_time=valid_times(frame),
+        )
+        for frame in (history, table)
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
