@@ -33,11 +33,15 @@ from probcast.model.network import build_model, head_families
 from probcast.split import time_blocks, validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data, cv_folds, with_seeds
-from probcast.train.blend import EMOS_MAX_ROWS
 from probcast.train.evalset import evaluate, round_up, validation_chunks
 from probcast.train.objective import StepFns, make_optimizer
 from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
-from probcast.train.select import blend_with_emos, calibrate_spread, select_on_folds
+from probcast.train.select import (
+    blend_with_emos,
+    calibrate_spread,
+    carry_to_refit,
+    select_on_folds,
+)
 from probcast.train.tracking import Tracker, default_run_name, flatten, make_tracker
 from probcast.train.workdir import claim, finish
 
@@ -215,20 +219,7 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
     refit.tag = "refit/"
     log.info("refit on all %d training rows", len(table))
     done = [train_seed(refit, workdir, i, max_epochs=r.best_epoch) for i, r in enumerate(selected)]
-    calib = workdir / "selection" / "calibration.json"
-    (workdir / "calibration.json").unlink(missing_ok=True)
-    if calib.exists():
-        write_json(workdir / "calibration.json", json.loads(calib.read_text()))
-    chosen = workdir / "selection" / "blend.json"
-    (workdir / "blend.json").unlink(missing_ok=True)
-    if chosen.exists():
-        from probcast.train.blend import refit_emos
-
-        # Same weights; EMOS, like the networks, refitted on all training rows.
-        blend = json.loads(chosen.read_text())
-        cap = int(setup.config.train.get("emos_max_rows", EMOS_MAX_ROWS))
-        blend["blend"] = refit_emos(blend["blend"], table, cap)
-        write_json(workdir / "blend.json", blend)
+    carry_to_refit(setup.config, workdir, table)
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
 
 

@@ -9,6 +9,7 @@ not see, and one weight and one factor per target are chosen on all of them.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,16 @@ import pandas as pd
 
 from probcast.baselines.emos import fit_emos
 from probcast.dists.pooling import blend_params
-from probcast.io import write_json
+from probcast.io import write_json, write_text
 from probcast.model import artefact
-from probcast.train.blend import EMOS_MAX_ROWS, MIN_VAL_ROWS, choose_weight, emos_rows, fit_blend
+from probcast.train.blend import (
+    EMOS_MAX_ROWS,
+    MIN_VAL_ROWS,
+    choose_weight,
+    emos_rows,
+    fit_blend,
+    refit_emos,
+)
 from probcast.train.calibrate import calibratable, fit_spread_factor
 
 log = logging.getLogger(__name__)
@@ -124,3 +132,22 @@ def select_on_folds(
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
+def carry_to_refit(config: ml_collections.ConfigDict, workdir: Path, emos_table: Any) -> None:
+    """Carry the choices made on validation rows from ``workdir/selection`` to the refit.
+
+    The spread factors are copied as they are; the blend keeps its weights with local EMOS,
+    like the networks, refitted on all training rows (``emos_table``: the rows, or for a
+    streamed training its sample of them). Stale files in ``workdir`` are removed first.
+    """
+    chosen = workdir / "selection"
+    for name in ("calibration.json", "blend.json"):
+        (workdir / name).unlink(missing_ok=True)
+    if (chosen / "calibration.json").exists():
+        write_text(workdir / "calibration.json", (chosen / "calibration.json").read_text())
+    if (chosen / "blend.json").exists():
+        blend = json.loads((chosen / "blend.json").read_text())
+        cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS))
+        blend["blend"] = refit_emos(blend["blend"], emos_table, cap)
+        write_json(workdir / "blend.json", blend)

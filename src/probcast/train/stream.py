@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,12 @@ import numpy as np
 import pandas as pd
 
 from probcast.features import FeatureSpec
-from probcast.io import write_json
 from probcast.model import artefact
 from probcast.model.domain import Domain, domain_from_frame, save_domain
 from probcast.model.network import head_families
 from probcast.train import loop, select
 from probcast.train.adapt import adapt_to_data
-from probcast.train.blend import EMOS_MAX_ROWS, refit_emos
+from probcast.train.blend import EMOS_MAX_ROWS
 from probcast.train.stream_chunks import FitStream
 from probcast.train.stream_source import ParquetSource, estimated_gib, sample_mask
 from probcast.train.stream_stats import SpecAccumulator
@@ -244,15 +242,5 @@ def _refit(
     done = [
         loop.train_seed(refit, workdir, i, max_epochs=r.best_epoch) for i, r in enumerate(selected)
     ]
-    for file in ("calibration.json", "blend.json"):
-        (workdir / file).unlink(missing_ok=True)
-    calib = workdir / "selection" / "calibration.json"
-    if calib.exists():
-        write_json(workdir / "calibration.json", json.loads(calib.read_text()))
-    chosen = workdir / "selection" / "blend.json"
-    if chosen.exists():
-        blend = json.loads(chosen.read_text())
-        cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS))
-        blend["blend"] = refit_emos(blend["blend"], found.sample, cap)
-        write_json(workdir / "blend.json", blend)
+    select.carry_to_refit(config, workdir, found.sample)
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
