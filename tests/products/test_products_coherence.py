@@ -99,3 +99,63 @@ def test_vectors_over_many_stations_are_capped():
     )
     o, f = vectors(rows, np.ones((n, 2)), np.arange(float(n)), "station")
     assert o.shape == (1, MAX_DIM) and f.shape == (1, 2, MAX_DIM)
+
+
+def test_vectors_over_runs_of_different_lengths_use_the_leads_most_runs_have():
+    # 8 runs of 4 leads and 2 long runs of 12: vectors over all 12 leads would be 2 only.
+    parts = [
+        pd.DataFrame({"station": "A", "init_time": i, "lead_time": np.arange(1.0, n + 1)})
+        for i, n in enumerate([4] * 8 + [12] * 2)
+    ]
+    rows = pd.concat(parts, ignore_index=True)
+    obs = np.arange(float(len(rows)))
+    o, f = vectors(rows, np.ones((len(rows), 3)), obs, "lead_time")
+    assert o.shape == (10, 4) and f.shape == (10, 3, 4)  # 40 values scored, not 24
+    np.testing.assert_array_equal(o[0], obs[:4])
+
+
+def test_pit_correlation_measures_the_dependence_left_by_the_forecast():
+    from probcast.verify.multivariate import pit_correlation
+
+    rng = np.random.default_rng(0)
+    n, m, d = 400, 30, 5
+    members = rng.normal(size=(n, m, d))
+    independent = rng.normal(size=(n, d))
+    shared = rng.normal(size=(n, 1)) * 0.9 + rng.normal(size=(n, d)) * np.sqrt(1 - 0.81)
+    assert abs(pit_correlation(independent, members)) < 0.05
+    assert pit_correlation(shared, members) > 0.7
+    # the members' order does not matter
+    shuffled = np.take_along_axis(members, np.argsort(rng.random(members.shape), axis=1), 1)
+    assert pit_correlation(shared, shuffled) == pytest.approx(pit_correlation(shared, members))
+
+
+def test_template_pit_is_the_rank_of_each_observation_among_the_model_members():
+    from probcast.predict.copula import with_template_pit
+
+    past = _weather(10, 5)
+    past.loc[3, "obs_t2m"] = np.nan
+
+    def sample(rows: pd.DataFrame, members: int) -> dict[str, np.ndarray]:
+        # members centred 1 K below each observation: every PIT in the upper part
+        centre = rows["obs_t2m"].fillna(280.0).to_numpy()[:, None] - 1.0
+        return {"t2m": centre + np.linspace(-0.5, 0.5, members)}
+
+    out = with_template_pit(past, ["t2m", "tp"], sample, seed=0)
+    assert "pit_tp" not in out and np.isnan(out.loc[3, "pit_t2m"])
+    pit = out["pit_t2m"].drop(index=3)
+    assert ((pit > 0.95) & (pit <= 1.0)).all()
+    assert with_template_pit(past.drop(columns="obs_t2m"), ["t2m"], sample).equals(
+        past.drop(columns="obs_t2m")
+    )
+
+
+def test_schaake_shuffle_ranks_the_pit_before_the_errors():
+    past, now = _weather(60, 1), _weather(60, 2)
+    now["init_time"] = now["init_time"] + pd.Timedelta(days=60)
+    now = now[now["init_time"] == now["init_time"].min()].reset_index(drop=True)
+    past["fc_t2m"] = 280.0
+    members = {"t2m": np.tile(np.arange(20.0), (len(now), 1))}
+    by_error = schaake_shuffle(now, members, past, seed=0)["t2m"]
+    by_pit = schaake_shuffle(now, members, past.assign(pit_t2m=-past["obs_t2m"]), seed=0)["t2m"]
+    # the PIT here is the reversed error: every member's rank is mirrored
+    np.testing.assert_array_equal(by_pit, 19.0 - by_error)

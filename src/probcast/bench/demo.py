@@ -120,7 +120,7 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     )
     pred = run(request, model)
     seconds["predict"] = time.perf_counter() - t0
-    multi = coherence_scores(request, model, pred.table, targets)
+    multi = coherence_scores(pred.table, targets)
     multi.to_csv(out_dir / "multivariate.csv", index=False)
 
     t0 = time.perf_counter()
@@ -152,25 +152,29 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     return DatasetRun(name, ver.scores, out_dir, seconds, notes, multi)
 
 
-def coherence_scores(request: Any, model: Any, coherent: Any, targets: list[str]) -> pd.DataFrame:
+def coherence_scores(coherent: Any, targets: list[str], seed: int = 0) -> pd.DataFrame:
     """Energy/variogram scores (and CRPS of lead-time sums) of coherent vs independent members.
 
-    The independent members are the same draws before the Schaake shuffle (the same request
-    without a template), so the two differ only in their dependence structure.
+    The independent members are the coherent ones put in a random order per row (seeded), so
+    the two have the very same marginals and differ only in their dependence structure.
     """
+    import numpy as np
     import pandas as pd
 
-    from probcast.predict.runner import run
     from probcast.verify.multivariate import multivariate_scores
 
-    plain = run(request.replace(template=None, output=None, quantiles=(), thresholds=None), model)
-    assert plain.table is not None
-    parts = []
-    for label, table in (("independent", plain.table), ("coherent", coherent)):
-        members = {v: table.filter(regex=rf"^{v}_m\d+$").to_numpy() for v in targets}
-        scores = multivariate_scores(table, members)
-        parts.append(scores.assign(members=label))
-    return pd.concat(parts, ignore_index=True)
+    rng = np.random.default_rng(seed)
+    coh = {v: coherent.filter(regex=rf"^{v}_m\d+$").to_numpy() for v in targets}
+    ind = {
+        v: np.take_along_axis(m, np.argsort(rng.random(m.shape), axis=1), 1) for v, m in coh.items()
+    }
+    return pd.concat(
+        [
+            multivariate_scores(coherent, ind).assign(members="independent"),
+            multivariate_scores(coherent, coh).assign(members="coherent"),
+        ],
+        ignore_index=True,
+    )
 
 
 def external_summary(brier: pd.DataFrame) -> str:

@@ -32,10 +32,31 @@ from probcast.dists import Predictive, is_generative
 from probcast.model import applicability as domain_check
 from probcast.model.fallback import Fallback, check_inputs, row_sources, summary
 from probcast.model.predictor import TrainedModel
+from probcast.predict.copula import with_template_pit
 from probcast.products import table as product_table
 from probcast.products.coherence import enforce_constraints, schaake_shuffle
 
 log = logging.getLogger(__name__)
+
+
+def _copula_template(
+    model: TrainedModel, template: pd.DataFrame, targets: list[str], seed: int
+) -> pd.DataFrame:
+    """The template with the model's PIT of its observations (one prediction of it)."""
+
+    def sample(rows: pd.DataFrame, members: int) -> dict[str, np.ndarray]:
+        pred = predict_stations(
+            model,
+            rows,
+            members=members,
+            seed=seed + 1,
+            params=False,
+            policy=domain_check.DomainPolicy(mode="warn"),
+        )
+        return {v: pred.table.filter(regex=rf"^{v}_m\d+$").to_numpy() for v in targets}
+
+    log.info("coherent members: PIT of the template's %d past rows under the model", len(template))
+    return with_template_pit(template, targets, sample, seed=seed)
 
 
 @dataclass
@@ -83,7 +104,8 @@ def predict_stations(
         seed: Seed of the member draws.
         params: Include the distribution parameters of parametric heads.
         template: Past observations for the Schaake shuffle of the members
-            (:mod:`probcast.products.coherence`); ``None`` keeps them independent across rows.
+            (:mod:`probcast.products.coherence`), ranked by their PIT under this model
+            (:mod:`probcast.predict.copula`); ``None`` keeps them independent across rows.
         policy: Treatment of rows outside the training domain (default: flag them).
 
     Returns:
@@ -122,6 +144,7 @@ def predict_stations(
         sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
     sampled = {v: fill(v, m, "members", n_members, seed) for v, m in sampled.items()}
     if sampled and template is not None:
+        template = _copula_template(model, template, list(sampled), seed)
         sampled = schaake_shuffle(table, sampled, template, seed=seed)
     sampled = enforce_constraints(sampled)
     qs = model.quantiles(rows, quantiles) if quantiles else {}

@@ -8,8 +8,9 @@ dependence (an empirical copula):
 
 * **Schaake shuffle** (Clark et al. 2004, J. Hydrometeor. 5): the template is ``M`` past
   observed trajectories: the observations of ``M`` earlier dates at the same (station, lead
-  time, variable) slots (their errors against the raw forecast where the template has it:
-  the members are already conditional on the forecast), so member ``j`` follows the
+  time, variable) slots (their PIT under the model's forecast of them where the template
+  has it, else their errors against the raw forecast: the members are already conditional
+  on the forecast), so member ``j`` follows the
   space-time-variable pattern of date ``j``. For deterministic input. The dates are those
   whose raw forecasts were most like this run's where the template has them (Schefzik
   2016), else the same season.
@@ -123,14 +124,25 @@ def forecast_distance(forecasts: dict[str, pd.DataFrame], rows: pd.DataFrame) ->
     return pd.concat(parts, axis=1).mean(axis=1)
 
 
-def _residuals(template: pd.DataFrame, var: str) -> pd.DataFrame:
-    """Observations minus raw forecast where the template has both (else observations).
+PIT_PREFIX = "pit_"
+"""Template columns ``pit_<var>``: the PIT of each past observation under the model's own
+forecast of it (:func:`probcast.predict.copula.with_template_pit`), ranked in preference to
+the errors against the raw forecast."""
 
-    The members are conditional on the forecast, so the dependence they lack is that of the
-    forecast *errors* across slots, weaker than that of the observations themselves (which
-    also carries the forecast's own, already in the members).
+
+def _anomalies(template: pd.DataFrame, var: str) -> pd.DataFrame:
+    """The template's values to rank, as ``obs_<var>``: PIT, else error, else observation.
+
+    The members are conditional on the forecast, so the dependence they lack is that of
+    what the forecast leaves unexplained across slots, weaker than that of the observations
+    themselves (which also carries the forecast's own, already in the members). The PIT of
+    past observations under the model (``pit_<var>``) is exactly that (the empirical copula
+    of the model's PIT); the error against the raw forecast approximates it where the model
+    mostly shifts the forecast, less well where it also rescales it (precipitation).
     """
-    obs, fc = f"{OBS_PREFIX}{var}", f"{FC_PREFIX}{var}"
+    obs, fc, pit = f"{OBS_PREFIX}{var}", f"{FC_PREFIX}{var}", f"{PIT_PREFIX}{var}"
+    if pit in template:
+        return template.assign(**{obs: template[pit]})
     if obs in template and fc in template:
         return template.assign(**{obs: template[obs] - template[fc]})
     return template
@@ -157,7 +169,8 @@ def schaake_shuffle(
     Args:
         rows: The prediction rows (``station``, ``init_time``, ``lead_time``).
         members: Variable -> ``(rows, M)`` members, row order of ``rows``.
-        template: A station table with ``obs_<var>`` of past dates (the training table).
+        template: A station table with ``obs_<var>`` of past dates (the training table),
+            and ``pit_<var>`` where known (see :func:`_anomalies`).
         seed: Seed of the date choice and of the random ranks.
 
     Returns:
@@ -175,7 +188,7 @@ def schaake_shuffle(
     )
     m = next(iter(members.values())).shape[1]
     out = {v: np.array(a, copy=True) for v, a in members.items()}
-    wides = {v: _wide(_residuals(tmpl, v), v) for v in members}
+    wides = {v: _wide(_anomalies(tmpl, v), v) for v in members}
     fcs = {
         v: w
         for v in members

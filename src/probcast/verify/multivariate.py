@@ -21,13 +21,13 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 import scoringrules as sr
+from scipy.stats import rankdata
 
 from probcast.schema import OBS_PREFIX
+from probcast.verify.calibration import pit_members
 
 OVER = {"lead_time": ("station", "init_time"), "station": ("init_time", "lead_time")}
 """Vector dimension -> the keys that identify one vector."""
-STATION_COVERAGE = 0.95
-"""Vectors over stations use the stations observed in at least this share of the runs."""
 CHUNK_VALUES = 20_000_000
 """Values held at once by the pairwise estimators (about 160 MB of float64)."""
 MAX_DIM = 100
@@ -47,9 +47,8 @@ def vectors(
         over: ``lead_time`` or ``station``.
 
     Returns:
-        The vectors whose every component is observed and forecast (empty when none); over
-        stations, only those observed in at least :data:`STATION_COVERAGE` of the runs, at
-        most :data:`MAX_DIM` of them (evenly spaced).
+        The vectors whose every component is observed and forecast (empty when none), over
+        the components chosen by :func:`_components` (at most :data:`MAX_DIM`).
     """
     if over not in OVER:
         raise ValueError(f"over must be one of {sorted(OVER)}, got {over!r}")
@@ -57,14 +56,7 @@ def vectors(
     frame = rows[[*keys, over]].reset_index(drop=True).assign(_row=np.arange(len(rows)))
     wide = frame.pivot_table(index=keys, columns=over, values="_row", aggfunc="first")
     idx = wide.to_numpy()
-    if over == "station":
-        # Keep the stations present (forecast and observed) in most runs, so that a few
-        # stations with gaps do not leave no complete vector at all.
-        seen = np.where(np.isfinite(idx), 1.0, 0.0)
-        seen[np.isfinite(idx)] = np.isfinite(obs[idx[np.isfinite(idx)].astype(np.int64)])
-        idx = idx[:, seen.mean(axis=0) >= STATION_COVERAGE]
-        if idx.shape[1] > MAX_DIM:
-            idx = idx[:, np.linspace(0, idx.shape[1] - 1, MAX_DIM).round().astype(int)]
+    idx = idx[:, _components(idx, obs)]
     complete = np.isfinite(idx).all(axis=1)
     idx = idx[complete].astype(np.int64)
     if not len(idx):
@@ -74,6 +66,51 @@ def vectors(
     f = np.moveaxis(members[idx], 1, 2)  # (n, D, M) -> (n, M, D)
     ok = np.isfinite(o).all(axis=1) & np.isfinite(f).all(axis=(1, 2))
     return o[ok], f[ok]
+
+
+def _components(idx: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Columns of ``idx`` (vector x component row indices) to score, in their order.
+
+    Runs differ in length (an 18 h and a 48 h cycle) and stations have gaps, so vectors over
+    *every* component are rarely complete. The components are taken in order of how often
+    they are observed, as many as maximise ``components x complete vectors`` (the values
+    scored), so a few short runs or gappy stations do not leave no vector at all; beyond
+    :data:`MAX_DIM`, evenly spaced ones.
+    """
+    seen = np.zeros(idx.shape, dtype=bool)
+    ok = np.isfinite(idx)
+    seen[ok] = np.isfinite(obs[idx[ok].astype(np.int64)])
+    order = np.argsort(-seen.sum(axis=0), kind="stable")
+    # complete vectors over the k most observed components, for every k
+    values = np.cumprod(seen[:, order], axis=1).sum(axis=0) * np.arange(1, len(order) + 1)
+    values[:1] = -1 if len(order) > 1 else values[:1]  # a vector needs two components
+    k = int(np.argmax(values)) + 1 if len(order) else 0
+    keep = np.sort(order[:k])
+    if len(keep) > MAX_DIM:
+        keep = keep[np.linspace(0, len(keep) - 1, MAX_DIM).round().astype(int)]
+    return keep
+
+
+def pit_correlation(o: np.ndarray, f: np.ndarray, seed: int = 0) -> float:
+    """Mean rank correlation of the PIT between two components, over all pairs.
+
+    The dependence left in the observations once each component's forecast is known: what
+    coherent members can restore (about 0: independent members are right, and neither energy
+    nor variogram score can tell them apart). It does not depend on the members' order.
+
+    Args:
+        o: ``(n, D)`` observations.
+        f: ``(n, M, D)`` members.
+        seed: Seed of the randomised PIT (ties).
+    """
+    if len(o) < 3:
+        return float("nan")
+    n, m, d = f.shape
+    members = np.moveaxis(f, 1, 2).reshape(n * d, m)
+    pit = pit_members(o.reshape(-1), members, np.random.default_rng(seed)).reshape(n, d)
+    with np.errstate(all="ignore"):
+        corr = np.corrcoef(rankdata(pit, axis=0), rowvar=False)
+    return float(np.nanmean(corr[~np.eye(d, dtype=bool)]))
 
 
 def _chunked(
@@ -97,8 +134,9 @@ def multivariate_scores(
 
     Returns:
         Tidy table: ``variable``, ``metric`` (``energy_lead_time``, ``variogram_lead_time``,
-        ``energy_station``, ``variogram_station``, ``crps_lead_sum``), ``value`` (mean),
-        ``n`` (vectors scored).
+        ``energy_station``, ``variogram_station``, ``crps_lead_sum``; and
+        ``pit_corr_lead_time``, ``pit_corr_station``: :func:`pit_correlation`), ``value``
+        (mean), ``n`` (vectors scored).
     """
     out = []
     for var, ens in members.items():
@@ -111,6 +149,7 @@ def multivariate_scores(
             vs = _chunked(lambda a, b: sr.vs_ensemble(a, b, p=variogram_p, backend="numpy"), o, f)
             out.append((var, f"energy_{over}", float(np.mean(es)), len(o)))
             out.append((var, f"variogram_{over}", float(np.mean(vs)), len(o)))
+            out.append((var, f"pit_corr_{over}", pit_correlation(o, f), len(o)))
             if over == "lead_time":
                 total = sr.crps_ensemble(o.sum(axis=1), f.sum(axis=2), backend="numpy")
                 out.append((var, "crps_lead_sum", float(np.mean(total)), len(o)))
