@@ -152,3 +152,33 @@ def test_two_triggers_run_the_cycle_once(tmp_path, model_dir, stations):
     store = StateStore(pipe.state, pipe.name)
     assert [r["attempts"] for r in store.steps_of(cycle)] == [1, 1, 1, 1]
     assert store.lease_owner(cycle) is None
+
+
+def test_cycle_with_a_template_of_past_rows(tmp_path, model_dir, stations):
+    """``products.template`` (relative to the pipeline file) feeds recent errors and members."""
+    init = cycles_of(stations)[-1]
+    drop_cycle(stations, tmp_path / "inputs", init)
+    (tmp_path / "tables").mkdir()
+    stations[stations.init_time < init].to_parquet(tmp_path / "tables" / "recent.parquet")
+    products = {
+        "output": "pred_{cycle:%Y%m%d%H}.parquet",
+        "members": 6,
+        "template": "tables/recent.parquet",
+    }
+    path = write_pipeline(tmp_path, model_dir, products=products)
+    pipe = pl.load(path)
+    assert pipe.request["template"] == str(tmp_path / "tables" / "recent.parquet")
+    cycle = f"{init:%Y-%m-%dT%H}Z"
+    assert main(["run", "--pipeline", str(path), "--cycle", cycle]) == 0
+    table = pd.read_parquet(
+        tmp_path / "published" / f"{init:%Y%m%d%H}" / f"pred_{init:%Y%m%d%H}.parquet"
+    )
+    assert table.filter(regex=r"^t2m_m\d+$").shape[1] == 6 and table["t2m_m000"].notna().all()
+    # a missing template fails the cycle with the path named, nothing published
+    (tmp_path / "tables" / "recent.parquet").unlink()
+    other = cycles_of(stations)[-2]
+    drop_cycle(stations, tmp_path / "inputs", other)
+    assert main(["run", "--pipeline", str(path), "--cycle", f"{other:%Y-%m-%dT%H}Z"]) != 0
+    row = StateStore(pipe.state, pipe.name).cycle(f"{other:%Y-%m-%dT%H}Z")
+    assert row["status"] == "failed" and "recent.parquet" in row["error"]
+    assert not (tmp_path / "published" / f"{other:%Y%m%d%H}").exists()

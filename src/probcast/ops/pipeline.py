@@ -46,6 +46,7 @@ CYCLE_FORMAT = "%Y-%m-%dT%HZ"
 REQUEST_FIELDS = frozenset(
     {
         "members",
+        "template",
         "quantiles",
         "percentiles",
         "thresholds",
@@ -278,6 +279,8 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
             f"{name}: products: unknown fields {sorted(bad)}; known: output, "
             + ", ".join(sorted(REQUEST_FIELDS))
         )
+    if products.get("template") is not None:  # past forecasts + observations
+        products["template"] = str(_resolve(base, str(products["template"])))
     if "quantiles" in products:
         products["quantiles"] = tuple(float(q) for q in products["quantiles"])
     if products.get("percentiles") is not None:
