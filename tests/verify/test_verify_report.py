@@ -186,3 +186,33 @@ def test_report_layout_at_1280_px(wide_ver, tmp_path):
     )
     _, n_bad, narrow_bad, scroll_bad = _layout(bad, tmp_path, "bad")
     assert (n_bad, narrow_bad) == (1, 1) and scroll_bad > 1280
+
+
+def test_members_are_scored_as_vectors_and_reported(ver):
+    s = ver.scores[ver.scores["by"] == "all"]
+    multi = s[s["metric"].str.contains("energy|variogram|lead_sum|pit_corr")]
+    # only the forecast with members; vectors over 3 leads and over 5 stations
+    assert set(multi["method"]) == {"ens"}
+    assert set(multi["metric"]) == {
+        "energy_lead_time",
+        "variogram_lead_time",
+        "crps_lead_sum",
+        "pit_corr_lead_time",
+        "energy_station",
+        "variogram_station",
+        "pit_corr_station",
+    }
+    energy = ver.value("ens", "t2m", "energy_lead_time")
+    assert 0 < energy < 50
+    # independent truth: no dependence left between components
+    assert abs(ver.value("ens", "t2m", "pit_corr_station")) < 0.2
+    html_text = report.render(ver)
+    assert "Members as scenarios" in html_text and "energy (leads)" in html_text
+
+
+def test_multivariate_scores_can_be_left_out():
+    truth, mu, sigma = syn.truth_table(n_stations=3, n_inits=4)
+    ens = syn.members_table(truth, mu, sigma, n_members=5)
+    quiet = verify(truth, {"ens": ens}, n_boot=10, multivariate=False)
+    assert not quiet.scores["metric"].str.startswith("energy").any()
+    assert "Members as scenarios" not in report.render(quiet)

@@ -33,7 +33,11 @@ from probcast.products.table import (
 )
 from probcast.schema import KEY_COLUMNS, OBS_PREFIX
 from probcast.verify import aggregate, skill
+from probcast.verify.multivariate import tidy_multivariate
 from probcast.verify.pointwise import COVERAGES, case_scores
+
+MAX_VECTORS = 5000
+"""Vectors per dimension scored by the multivariate scores (evenly spaced beyond)."""
 
 
 @dataclass
@@ -145,6 +149,7 @@ def verify(
     n_boot: int = skill.N_BOOT,
     skipna: bool = True,
     truth_name: str = "truth",
+    multivariate: bool = True,
 ) -> Verification:
     """Score forecasts against a truth table.
 
@@ -164,6 +169,9 @@ def verify(
         n_boot: Bootstrap replicates for the CRPSS intervals.
         skipna: Drop (True) or propagate (False) cases with NaN observation or forecast.
         truth_name: How error messages name the truth (e.g. its path).
+        multivariate: Also score forecasts with members as vectors (energy and variogram
+            scores over lead times and stations, CRPS of lead-time sums, PIT correlation:
+            :mod:`probcast.verify.multivariate`; at most :data:`MAX_VECTORS` per dimension).
 
     Returns:
         The :class:`Verification`.
@@ -239,6 +247,8 @@ def verify(
             diags.setdefault(name, {})[var] = aggregate.diagnostics(
                 frame, n_members=fc.n_members, thresholds=ts
             )
+    if multivariate:
+        tables.append(tidy_multivariate(merged, variables, max_vectors=MAX_VECTORS))
     if reference is not None:
         tables.append(_crpss_rows(cases, reference, by, extra, seed=seed, n_boot=n_boot))
     meta = {

@@ -16,7 +16,8 @@ complete vectors are scored (every component observed and forecast).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,7 +124,11 @@ def _chunked(
 
 
 def multivariate_scores(
-    rows: pd.DataFrame, members: Mapping[str, np.ndarray], *, variogram_p: float = 0.5
+    rows: pd.DataFrame,
+    members: Mapping[str, np.ndarray],
+    *,
+    variogram_p: float = 0.5,
+    max_vectors: int | None = None,
 ) -> pd.DataFrame:
     """Energy and variogram scores over lead times and over stations; CRPS of lead sums.
 
@@ -131,6 +136,8 @@ def multivariate_scores(
         rows: Prediction rows with key columns and ``obs_<var>``.
         members: Variable -> ``(rows, M)`` members.
         variogram_p: Order of the variogram score.
+        max_vectors: Score at most this many vectors per dimension (evenly spaced; None:
+            all).
 
     Returns:
         Tidy table: ``variable``, ``metric`` (``energy_lead_time``, ``variogram_lead_time``,
@@ -145,6 +152,9 @@ def multivariate_scores(
             o, f = vectors(rows, np.asarray(ens, dtype=np.float64), obs, over)
             if len(o) == 0 or o.shape[1] < 2:
                 continue
+            if max_vectors is not None and len(o) > max_vectors:
+                pick = np.linspace(0, len(o) - 1, max_vectors).round().astype(np.int64)
+                o, f = o[pick], f[pick]
             es = _chunked(lambda a, b: sr.es_ensemble(a, b, backend="numpy"), o, f)
             vs = _chunked(lambda a, b: sr.vs_ensemble(a, b, p=variogram_p, backend="numpy"), o, f)
             out.append((var, f"energy_{over}", float(np.mean(es)), len(o)))
@@ -154,3 +164,40 @@ def multivariate_scores(
                 total = sr.crps_ensemble(o.sum(axis=1), f.sum(axis=2), backend="numpy")
                 out.append((var, "crps_lead_sum", float(np.mean(total)), len(o)))
     return pd.DataFrame(out, columns=["variable", "metric", "value", "n"])
+
+
+def member_matrix(table: pd.DataFrame, var: str) -> np.ndarray | None:
+    """The ``<var>_m000 ...`` member columns of a prediction table, ``(rows, M)``, or None."""
+    cols = [c for c in table.columns if re.fullmatch(rf"{re.escape(var)}_m\d+", str(c))]
+    return table[cols].to_numpy(dtype=np.float64) if len(cols) > 1 else None
+
+
+def tidy_multivariate(
+    merged: Mapping[str, pd.DataFrame], variables: Sequence[str], *, max_vectors: int
+) -> pd.DataFrame:
+    """Multivariate scores of every forecast with members, as rows of the tidy score table.
+
+    Args:
+        merged: Method -> its prediction table merged with the truth (keys, ``obs_<var>``,
+            member columns).
+        variables: Variables to score.
+        max_vectors: Vectors scored per dimension at most (see :func:`multivariate_scores`).
+
+    Returns:
+        ``method``, ``variable``, ``by`` (``all``), ``key`` (``all``), ``metric``, ``value``.
+    """
+    rows = []
+    for method, table in merged.items():
+        members = {
+            v: m
+            for v in variables
+            if f"{OBS_PREFIX}{v}" in table and (m := member_matrix(table, v)) is not None
+        }
+        if not members:
+            continue
+        scores = multivariate_scores(table, members, max_vectors=max_vectors)
+        rows.append(scores.assign(method=method, by="all", key="all"))
+    columns = ["method", "variable", "by", "key", "metric", "value"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(rows, ignore_index=True)[columns]

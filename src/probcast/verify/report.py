@@ -90,6 +90,47 @@ def summary_table(scores: pd.DataFrame) -> str:
     )
 
 
+MULTIVARIATE_COLUMNS = (
+    ("energy_lead_time", "energy (leads)"),
+    ("variogram_lead_time", "variogram (leads)"),
+    ("crps_lead_sum", "CRPS of lead sum"),
+    ("pit_corr_lead_time", "PIT corr (leads)"),
+    ("energy_station", "energy (stations)"),
+    ("variogram_station", "variogram (stations)"),
+    ("pit_corr_station", "PIT corr (stations)"),
+)
+"""Multivariate scores of members (:mod:`probcast.verify.multivariate`) and their labels."""
+
+
+def multivariate_table(scores: pd.DataFrame) -> str:
+    """HTML table of the multivariate scores per variable and method ("" when none)."""
+    names = [m for m, _ in MULTIVARIATE_COLUMNS]
+    s = scores[(scores["by"] == "all") & scores["metric"].isin(names)]
+    if s.empty:
+        return ""
+    wide = s.pivot_table(index=["variable", "method"], columns="metric", values="value", sort=False)
+    cols = [(m, label) for m, label in MULTIVARIATE_COLUMNS if m in wide.columns]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
+    rows = []
+    for idx, row in wide.iterrows():
+        var, method = cast(tuple[str, str], idx)
+        cells = "".join(f"<td>{_fmt(row.get(m, math.nan))}</td>" for m, _ in cols)
+        rows.append(
+            f'<tr><td class="l">{html.escape(str(var))}</td>'
+            f'<td class="l">{html.escape(str(method))}</td>{cells}</tr>'
+        )
+    return (
+        '<h2>Members as scenarios</h2><p class="meta">Energy and variogram (p = 0.5) scores of '
+        "the members as vectors over lead times (per station and run) and over stations (per "
+        "run and lead time), and the CRPS of the members' sum over lead times: lower is "
+        "better; only forecasts with members. PIT corr: mean rank correlation of the "
+        "observations' PIT between two components, the dependence that coherent members can "
+        "restore (near 0: none).</p>"
+        '<div style="overflow-x:auto"><table><tr><th class="l">variable</th>'
+        f'<th class="l">method</th>{head}</tr>' + "".join(rows) + "</table></div>"
+    )
+
+
 def _meta_block(ver: Any) -> str:
     m = ver.meta
     forms = "; ".join(
@@ -135,7 +176,8 @@ def render(ver: Any, *, title: str = "probcast verification", training: str = ""
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
         f'<h1>{html.escape(title)}</h1><p class="meta">Generated {stamp}.</p>\n'
-        f"<h2>Summary</h2>{summary_table(ver.scores)}{_meta_block(ver)}\n{training}{sections}\n"
+        f"<h2>Summary</h2>{summary_table(ver.scores)}{_meta_block(ver)}\n"
+        f"{multivariate_table(ver.scores)}{training}{sections}\n"
         "</body></html>\n"
     )
 
