@@ -17,20 +17,25 @@ NetCDF (or Zarr) on 2 dask threads. Three grids:
 Real grids need ``PROBCAST_DATA_MIRROR`` (or network) for ``probcast data prepare``;
 ``--cases N`` keeps the first N reference times.
 
-Each row runs in a fresh subprocess (its peak resident memory is its own), for two ways of
-choosing the bits kept, run alternately: ``central`` (one number per variable from its central
-block, as before) and ``chunk`` (per dask block, the default of ``write_products``). "info
-min" is the smallest fraction of a block's real information kept, over every block of every
-rounded variable (probabilities, stored exactly, excluded); for ``central`` it is measured on
-the same per-block samples, outside the timing. "raw" is the float32 size of the data and
-coordinates (computed, not written).
+``--method`` chooses the bits kept: ``chunk`` (per dask block, the default of
+``write_products``), ``central`` (one number per variable from its central block, as before)
+or ``both``. With one method and one scale the run is this process alone, so
+``/usr/bin/time`` measures the whole process (imports, set-up, JAX compilations, build and
+write); ``process_s`` and ``cpu_s`` are its wall and CPU seconds up to the result. Otherwise
+each row runs in a fresh subprocess (its peak resident memory is its own), methods
+alternating, and ``both`` adds the comparison columns. "info min" is the smallest fraction of
+a block's real information kept, over every block of every rounded variable (probabilities,
+stored exactly, excluded); with ``both``, the central bits are measured on the same per-block
+samples, outside the timing. "raw" is the float32 size of the data and coordinates (computed,
+not written).
 
 ``--levels`` instead writes the products once (bits per chunk), reads the bit-rounded values
 back and rewrites them with each lossless codec and level: output size, ratio, write and read
 time per level, the measurement behind the default level of ``products.write``.
 
     .venv/bin/python benchmarks/products_grid.py --small            # quick check (~2 min)
-    .venv/bin/python benchmarks/products_grid.py --scales 1.0       # CONUS
+    .venv/bin/python benchmarks/products_grid.py --scales 1.0       # CONUS, bits per chunk
+    .venv/bin/python benchmarks/products_grid.py --scales 1.0 --method both
     .venv/bin/python benchmarks/products_grid.py --grid icp         # real grid
     .venv/bin/python benchmarks/products_grid.py --grid gfsnam --levels --cases 40
 """
@@ -48,10 +53,12 @@ import tempfile
 import time
 from pathlib import Path
 
+START = time.perf_counter()
 FULL = (1597, 2345)
 FULL_SCALES = (0.25, 0.5, 0.75, 1.0)
 SMALL_SCALES = (0.05, 0.1, 0.15, 0.2)
 METHODS = ("central", "chunk")
+METHOD_CHOICES = ("chunk", "central", "both")
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -205,8 +212,13 @@ def run_one(
         raw += _stored_bytes(ds)
         bits += [b.keepbits for blocks in job.blocks.values() for b in blocks]
     elapsed = time.perf_counter() - t1
-    info = {"info_min": round(min(_information(j, ds) for j, ds in jobs), 4)}
-    if method == "chunk":  # what the central-block bits keep, on the same block samples
+    process_s = time.perf_counter() - START
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # Fixed (central) bits are not measured per block here: "both" measures them on the
+    # chunk row's samples (info_min_central).
+    low = min(_information(j, ds) for j, ds in jobs) if method == "chunk" else None
+    info: dict[str, object] = {"info_min": None if low is None else round(low, 4)}
+    if method == "chunk" and args.compare:  # what central-block bits keep, same samples
         low = min(_information(j, ds, compress.information_keepbits(ds)) for j, ds in jobs)
         info["info_min_central"] = round(low, 4)
     label, points = _label(grid, params)
@@ -216,6 +228,8 @@ def run_one(
         "points": points,
         "setup_s": round(setup_s, 1),
         "build_write_s": round(elapsed, 1),
+        "process_s": round(process_s, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(_rss_mb()),
         "output_mb": round(written / 1e6, 1),
         "raw_mb": round(raw / 1e6, 1),
@@ -291,12 +305,26 @@ def run_levels(grid: str, scale: float, args: argparse.Namespace, out: Path) -> 
     return {"grid": _label(grid, params)[0], "raw_mb": round(raw / 1e6, 1), "levels": rows}
 
 
+def _in_process(
+    grid: str, scale: float, method: str, args: argparse.Namespace, out: Path
+) -> dict[str, object]:
+    """Run one row here: thread settings first (before NumPy, JAX and dask load)."""
+    os.environ.update(THREAD_ENV)
+    import dask
+
+    dask.config.set(scheduler="threads", num_workers=args.workers)
+    if method == "levels":
+        return run_levels(grid, scale, args, out)
+    return run_one(grid, scale, method, args, out)
+
+
 def _child(grid: str, scale: float, method: str, args: argparse.Namespace) -> dict[str, object]:
     out = Path(tempfile.mkdtemp(prefix="probcast-bench-"))
     try:
         cmd = [sys.executable, __file__, "--one", f"{grid}:{scale}:{method}", "--out", str(out)]
         cmd += ["--workers", str(args.workers), "--suffix", args.suffix]
         cmd += ["--cases", str(args.cases)] if args.cases else []
+        cmd += ["--compare"] if args.method == "both" else []
         env = {**os.environ, **THREAD_ENV}
         done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -345,19 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", action="store_true", help="sweep the codec levels instead")
     parser.add_argument("--workers", type=int, default=2, help="dask threads (default 2)")
     parser.add_argument("--suffix", default=".nc", choices=[".nc", ".zarr"])
+    parser.add_argument(
+        "--method", default="chunk", choices=METHOD_CHOICES, help="bits kept (default chunk)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        import dask
-
-        dask.config.set(scheduler="threads", num_workers=args.workers)
         grid, scale, method = args.one.split(":")
-        if method == "levels":
-            row = run_levels(grid, float(scale), args, Path(args.out))
-        else:
-            row = run_one(grid, float(scale), method, args, Path(args.out))
-        print(json.dumps(row))
+        print(json.dumps(_in_process(grid, float(scale), method, args, Path(args.out))))
         return 0
     if args.grid != "synthetic":
         scales: tuple[float, ...] = (1.0,)
@@ -372,13 +397,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{header}: {result['grid']}, raw {result['raw_mb']} MB")
             print(_level_table(result))
         return 0
+    if args.method != "both" and len(scales) == 1:  # the whole process is the measurement
+        out = Path(tempfile.mkdtemp(prefix="probcast-bench-"))
+        try:
+            row = _in_process(args.grid, scales[0], args.method, args, out)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        print(header)
+        print(json.dumps(row))
+        return 0
     rows = []
+    methods = METHODS if args.method == "both" else (args.method,)
     for scale in scales:
-        for method in METHODS:
+        for method in methods:
             rows.append(_child(args.grid, scale, method, args))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(header)
-    print(_table(rows))
+    print(_table(rows) if args.method == "both" else "\n".join(json.dumps(r) for r in rows))
     return 0
 
 

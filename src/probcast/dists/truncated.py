@@ -147,7 +147,13 @@ class TruncatedNormal(LocScaleFamily):
             g = m_w - 0.5 * v * (2.0 * lb + v) - m_l - log_keep
             return jnp.maximum(v + g * jnp.exp(m_w), 0.0)  # g' = -exp(-m(w))
 
-        v = jax.lax.fori_loop(0, _NEWTON_STEPS, newton, v)
+        # Skipped when no element is beyond _FAR (most fields): 80 % of the cost otherwise.
+        v = jax.lax.cond(
+            jnp.any(lo >= _FAR),
+            lambda v: jax.lax.fori_loop(0, _NEWTON_STEPS, newton, v),
+            lambda v: v,
+            v,
+        )
         # x = mu + sigma w = sigma (w - l): keeps x accurate when mu and sigma w nearly cancel
         dist = jnp.where(lo < 0.0, w_low - lo, jnp.where(lo < _FAR, w_up - lo, v))
         return jnp.where(q >= 1.0, jnp.inf, sigma * jnp.maximum(dist, 0.0))

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from probcast import schema
+from probcast.products import kernels
 
 REALIZATION = "realization"
 DEFAULT_CHUNK = 512
@@ -193,58 +194,47 @@ class ParametricSource:
         fam = self.families[var]
         return fam if isinstance(fam, str) else type(fam).__name__
 
-    def _kernel(self, var: str, fn: Callable[[Distribution, dict[str, Any], Any], Any]) -> Callable:
-        """Block function ``(*param blocks) -> (k, ...)`` float32 for ``fn(dist, params, xp)``.
+    def _kernel(self, var: str, key: tuple[Any, ...], body: kernels.Body) -> Callable:
+        """Block function ``(*param blocks) -> (k, ...)`` float32 for ``body``.
 
-        ``fn`` returns ``(..., k)``; its last axis is moved first, in C order. Registered
-        families are JAX code: the whole request is jit-compiled once per block shape
-        (eager JAX would compile every primitive separately) and XLA writes the moved
-        axis directly. Distribution objects passed in directly are called eagerly with
-        ``xp = numpy`` (one transposing copy).
+        ``body(dist, params, lo, hi, xp)`` returns ``(..., k)``; its last axis is moved
+        first, in C order. Registered families are JAX code, jit-compiled once per family
+        and ``key`` (kind, then the levels or thresholds), shared by the variables of the
+        family (:mod:`probcast.products.kernels`). Distribution objects passed in directly
+        are called eagerly with ``xp = numpy`` (one transposing copy).
         """
         names = list(self.params[var])
         dist = self._dists[var]
-        compiled: Callable[[dict[str, Any]], Any]
-        if isinstance(self.families[var], str):
-            import jax
-            import jax.numpy as jnp
+        bounds = schema.bounds(var)
+        family = self.families[var]
+        if isinstance(family, str):
+            fkey = (family, key)
+            fn = kernels.compiled(fkey, dist, body)
 
-            compiled = jax.jit(lambda params: jnp.moveaxis(fn(dist, params, jnp), -1, 0))
-        else:
-            compiled = lambda params: np.moveaxis(fn(dist, params, np), -1, 0)  # noqa: E731
+            def kernel(*blocks: np.ndarray) -> np.ndarray:
+                params = dict(zip(names, blocks, strict=True))
+                return kernels.run(fkey, fn, params, bounds, len(key) - 1)
 
-        def kernel(*blocks: np.ndarray) -> np.ndarray:
+            return kernel
+
+        def eager(*blocks: np.ndarray) -> np.ndarray:
             params = dict(zip(names, blocks, strict=True))
-            return np.ascontiguousarray(compiled(params), dtype=np.float32)
+            values = np.moveaxis(body(dist, params, *bounds, np), -1, 0)
+            return np.ascontiguousarray(values, dtype=np.float32)
 
-        return kernel
+        return eager
 
     def quantiles(self, var: str, q: np.ndarray, dim: str) -> xr.DataArray:
         """Quantiles at levels ``q`` in (0, 1) stacked along a new leading ``dim``."""
         levels = np.asarray(q, dtype=np.float64)
-
-        lo, hi = schema.bounds(var)
-
-        def fn(d: Distribution, p: dict[str, Any], xp: Any) -> Any:
-            # quantile broadcasts elementwise: a trailing parameter axis against the (k,)
-            # levels gives (..., k) (probcast.dists.quantiles), within physical bounds.
-            q = d.quantile({k: v[..., None] for k, v in p.items()}, xp.asarray(levels))
-            return xp.clip(q, lo, hi)
-
-        kernel = self._kernel(var, fn)
+        kernel = self._kernel(var, ("quantiles", *levels.tolist()), kernels.quantile_body(levels))
         return _new_axis(kernel, list(self.params[var].values()), dim, levels.size)
 
     def exceedance(self, var: str, thresholds: np.ndarray, dim: str) -> xr.DataArray:
         """P(X > t) = 1 - F(t) for each threshold, stacked along a new leading ``dim``."""
         ts = [float(t) for t in thresholds]
-
-        def fn(d: Distribution, p: dict[str, Any], xp: Any) -> Any:
-            # One CDF call per threshold keeps the only broadcasting requirement on the
-            # distribution "scalar x against parameter arrays".
-            cdf = xp.stack([d.cdf(p, t) for t in ts], axis=-1)
-            return xp.clip(1.0 - cdf, 0.0, 1.0)
-
-        return _new_axis(self._kernel(var, fn), list(self.params[var].values()), dim, len(ts))
+        kernel = self._kernel(var, ("exceedance", *ts), kernels.exceedance_body(ts))
+        return _new_axis(kernel, list(self.params[var].values()), dim, len(ts))
 
     def members(self, var: str, n: int | None, method: str, seed: int) -> xr.DataArray:
         """``n`` members: equidistant quantiles (ECC-Q) or random draws per chunk.

@@ -30,8 +30,6 @@ import dask.array as dsa
 import netCDF4
 import numpy as np
 import xarray as xr
-import zarr
-import zarr.codecs
 
 from probcast.io import atomic_path
 from probcast.products import cf, compress
@@ -120,6 +118,8 @@ def _netcdf(job: Job, tmp: Path, encoding: Encoding) -> None:
 
 
 def _zarr(job: Job, tmp: Path, encoding: Encoding) -> None:
+    import zarr  # imported here: 0.3 s that NetCDF writers do not need
+
     # compute=False creates every array and writes the in-memory ones; the lazy ones follow,
     # unencoded: only plain float and integer data (no scale_factor) are stored lazily.
     job.ds.to_zarr(
@@ -222,6 +222,8 @@ def zarr_encoding(ds: xr.Dataset, *, complevel: int | None = None) -> dict[str, 
     Returns:
         Encoding mapping for ``Dataset.to_zarr(zarr_format=3)``.
     """
+    import zarr.codecs
+
     level = LEVELS["blosc-zstd"] if complevel is None else complevel
     if not 0 <= level <= 9:
         raise ValueError(f"Blosc complevel must be in the range [0, 9], got {level}")
