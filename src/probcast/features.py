@@ -310,7 +310,10 @@ class FeatureSpec:
     def station_index(self, stations: pd.Series) -> np.ndarray:
         """Embedding index of each station; 0 for stations unseen in training."""
         vocab = {s: i + 1 for i, s in enumerate(self.stations)}
-        idx = np.array([vocab.get(str(s), UNKNOWN_STATION) for s in stations], dtype="int32")
+        # one dictionary look-up per distinct station, not per row
+        codes, uniques = pd.factorize(pd.Series(stations), use_na_sentinel=False)
+        lookup = [vocab.get(str(s), UNKNOWN_STATION) for s in uniques]
+        idx = np.asarray(lookup, dtype="int32")[codes] if len(codes) else np.zeros(0, "int32")
         unseen = int((idx == UNKNOWN_STATION).sum())
         if unseen:
             log.info("%d rows are at stations unseen in training (unknown embedding)", unseen)

@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 import ml_collections
 import numpy as np
@@ -40,7 +39,7 @@ from probcast.train.adapt import adapt_to_data
 from probcast.train.blend import EMOS_MAX_ROWS
 from probcast.train.stream_chunks import FitStream
 from probcast.train.stream_source import ParquetSource, estimated_gib, sample_mask
-from probcast.train.stream_stats import SpecAccumulator
+from probcast.train.stream_stats import Extent, SpecAccumulator
 from probcast.train.tracking import default_run_name, flatten, make_tracker
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,9 @@ def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
     digest = hashlib.sha256()
     acc: SpecAccumulator | None = None
     n_fit = n_all = 0
-    val, sample, sample_fit, everything = [], [], [], []
+    val, sample, sample_fit = _Rows(), _Rows(), _Rows()
+    extent: Extent | None = None  # merged frame by frame: nothing kept per frame
+    empty = pd.DataFrame()
     fraction = cap / max(1, source.rows)
     # validation rows held in memory: a uniform sample of about stream_val_max_rows of them
     # (the validation share of a table larger than memory is larger than memory too)
@@ -93,6 +94,7 @@ def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
     for unit in range(len(source.units)):
         for frame in source.batches(unit, "all"):
             if not n_all:
+                empty = frame.iloc[:0]
                 digest.update(repr([(c, str(t)) for c, t in frame.dtypes.items()]).encode())
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
             n_all += len(frame)
@@ -100,66 +102,76 @@ def scan(source: ParquetSource, config: ml_collections.ConfigDict) -> Scan:
             if acc is None:  # columns and options only: fitted again from the moments
                 template = FeatureSpec.fit(frame, source.targets, config.features)
                 acc = SpecAccumulator(template, config.features)
+                extent = Extent(template.columns)
             if is_fit.any():
                 acc.add(frame[is_fit])
                 n_fit += int(is_fit.sum())
             if is_val.any():
-                val.append(frame[is_val & sample_mask(val_rng, len(frame), val_fraction)])
+                val.add(frame[is_val & sample_mask(val_rng, len(frame), val_fraction)])
             pick = sample_mask(rng, len(frame), fraction)
-            sample.append(frame[pick])
-            sample_fit.append(frame[pick & is_fit])
-            everything.append(_extent(frame, acc))
-    if acc is None or not n_fit:
+            sample.add(frame[pick])
+            sample_fit.add(frame[pick & is_fit])
+            assert extent is not None
+            extent.add(frame)
+    if acc is None or extent is None or not n_fit:
         raise ValueError(f"{source.path}: no fit rows (all rows fall in the validation period)")
     spec = acc.spec()
     if val_fraction < 1.0:
         log.info("validation: a uniform %.3g of its rows (train.stream_val_max_rows)", val_fraction)
-    whole = pd.concat(sample, ignore_index=True)
-    domain = _domain(whole, spec, n_all, everything)
+    whole = sample.frame(empty)
+    domain = _domain(whole, spec, n_all, extent)
     return Scan(
         spec,
         n_fit,
         n_all,
-        pd.concat(val, ignore_index=True) if val else whole.iloc[:0],
+        val.frame(whole.iloc[:0]),
         whole,
-        pd.concat(sample_fit, ignore_index=True),
+        sample_fit.frame(whole.iloc[:0]),
         digest.hexdigest(),
         domain,
     )
 
 
-def _extent(frame: pd.DataFrame, acc: SpecAccumulator) -> dict[str, Any]:
-    """Stations, lead range and per-column range of one frame of usable rows."""
-    cols = [c for c in acc.template.columns if c != "lead_time"]
-    values = frame[cols].to_numpy(dtype="float64")
-    return {
-        "stations": {str(s) for s in pd.unique(frame["station"])},
-        "lead": (float(frame["lead_time"].min()), float(frame["lead_time"].max())),
-        "low": dict(zip(cols, np.nanmin(values, axis=0, initial=np.inf), strict=True)),
-        "high": dict(zip(cols, np.nanmax(values, axis=0, initial=-np.inf), strict=True)),
-    }
+class _Rows:
+    """Rows collected frame by frame, merged every ``every`` frames.
+
+    A large table has thousands of record batches: the overhead of as many small frames is
+    not kept, and every row is copied once more at most.
+    """
+
+    def __init__(self, every: int = 64) -> None:
+        self.every = every
+        self.merged: list[pd.DataFrame] = []
+        self.pending: list[pd.DataFrame] = []
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """Keep ``rows`` (nothing for no rows)."""
+        if len(rows):
+            self.pending.append(rows)
+        if len(self.pending) >= self.every:
+            self.merged.append(pd.concat(self.pending, ignore_index=True))
+            self.pending = []
+
+    def frame(self, empty: pd.DataFrame) -> pd.DataFrame:
+        """All the rows kept, in order (``empty`` if none)."""
+        parts = [*self.merged, *self.pending]
+        return pd.concat(parts, ignore_index=True) if parts else empty
 
 
-def _domain(
-    sample: pd.DataFrame,
-    spec: FeatureSpec,
-    rows: int,
-    extents: list[dict[str, Any]],
-) -> Domain:
+def _domain(sample: pd.DataFrame, spec: FeatureSpec, rows: int, extent: Extent) -> Domain:
     """Quantiles from the sample; rows, stations, lead range and end points exact."""
     domain = domain_from_frame(sample, spec.columns)
+    low, high = extent.ranges()
     features = {}
     for col, values in domain.features.items():
-        lows = [e["low"][col] for e in extents if col in e["low"]]
-        highs = [e["high"][col] for e in extents if col in e["high"]]
-        lo, hi = min(lows, default=values[0]), max(highs, default=values[-1])
+        lo, hi = low.get(col, values[0]), high.get(col, values[-1])
         features[col] = (min(lo, values[0]), *values[1:-1], max(hi, values[-1]))
     return dataclasses.replace(
         domain,
         rows=rows,
-        lead_min=min(e["lead"][0] for e in extents),
-        lead_max=max(e["lead"][1] for e in extents),
-        stations=tuple(sorted(set().union(*(e["stations"] for e in extents)))),
+        lead_min=extent.lead_min,
+        lead_max=extent.lead_max,
+        stations=tuple(sorted(extent.stations)),
         features=features,
     )
 

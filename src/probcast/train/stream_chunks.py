@@ -3,8 +3,11 @@
 :class:`FitStream` replaces the device-resident fit table of :mod:`probcast.train.loop` for
 tables larger than memory. Each epoch reads the row groups of a
 :class:`~probcast.train.stream_source.ParquetSource` in an order shuffled per seed and epoch,
-transforms every record batch with the feature spec into a host shuffle buffer and draws
-chunks of ``train.stream_chunk_rows`` rows (a whole number of batches) at random from it. A
+transforms every record batch with the feature spec (from Arrow directly where the schema
+allows, :mod:`~probcast.train.stream_transform`) into a host shuffle buffer
+(:mod:`~probcast.train.stream_buffer`, drawn by index) and draws chunks of
+``train.stream_chunk_rows`` rows (a whole number of batches) at random from it; the buffer
+fills up over the first chunks, so the device starts after one chunk's rows are read. A
 background thread builds the next chunk and puts it on the device while the device runs the
 usual jit-compiled epoch scan (:meth:`probcast.train.objective.StepFns.epoch`, the same
 compiled step) over the current one. Only the last chunk of an epoch is short: it is padded
@@ -30,27 +33,13 @@ import numpy as np
 
 from probcast.features import Batch, FeatureSpec
 from probcast.train import data as tdata
+from probcast.train.stream_buffer import ShuffleBuffer
 from probcast.train.stream_source import ParquetSource
+from probcast.train.stream_transform import ArrowTransform, arrow_ready
 
 log = logging.getLogger(__name__)
 
 _END = object()
-
-
-def _concat(pieces: list[Batch]) -> Batch:
-    if len(pieces) == 1:
-        return pieces[0]
-    cat = [np.concatenate([getattr(p, f) for p in pieces]) for f in ("x", "station", "center")]
-    y = np.concatenate([p.y for p in pieces])
-    mask = np.concatenate([p.mask for p in pieces])
-    return Batch(cat[0], cat[1], cat[2], pieces[0].scale, y, mask)
-
-
-def _rows(batch: Batch, idx: np.ndarray) -> Batch:
-    return Batch(
-        batch.x[idx], batch.station[idx], batch.center[idx], batch.scale, batch.y[idx],
-        batch.mask[idx],
-    )  # fmt: skip
 
 
 class FitStream:
@@ -76,6 +65,9 @@ class FitStream:
         self.live_rows = 0
         self.peak_rows = 0
         self._lock = threading.Lock()
+        # Arrow straight to model inputs where the schema allows (stream_transform)
+        self.arrow = arrow_ready(spec, source.schema)
+        log.info("streamed rows transformed from %s", "Arrow" if self.arrow else "pandas")
 
     def bind(self, mesh: jax.sharding.Mesh, batch_size: int) -> int:
         """Fix the device mesh and batch size; return the steps of an epoch."""
@@ -88,33 +80,38 @@ class FitStream:
             self.live_rows += rows
             self.peak_rows = max(self.peak_rows, self.live_rows)
 
+    def columns(self) -> list[str]:
+        """The columns the feature transform reads (the source adds keys and targets)."""
+        names = set(self.source.schema.names)
+        return [c for c in self.spec.columns if c in names]
+
+    def _pieces(self, unit: int) -> Iterator[Batch]:
+        """The transformed rows of row group ``unit``, record batch by record batch."""
+        columns = self.columns()
+        if self.arrow:
+            transform = ArrowTransform(self.spec)
+            for rb in self.source.record_batches(unit, self.part, columns):
+                yield transform(rb)
+        else:
+            for frame in self.source.batches(unit, self.part, columns):
+                yield self.spec.transform(frame)
+
     def chunks(self, rng: np.random.Generator) -> Iterator[Batch]:
         """Host chunks of one epoch, ``chunk_rows`` each (the last may be short)."""
-        pieces: list[Batch] = []
-        held = 0
-        order = rng.permutation(self.source.units_of(self.part))
-        for unit in order:
-            for frame in self.source.batches(int(unit), self.part):
-                piece = self.spec.transform(frame)
-                del frame
+        buffer = ShuffleBuffer(self.chunk_rows + self.shuffle_rows + self.source.read_rows)
+        drawn = 0
+        for unit in rng.permutation(self.source.units_of(self.part)):
+            for piece in self._pieces(int(unit)):
                 self._count(len(piece))
-                pieces.append(piece)
-                held += len(piece)
-                while held >= self.chunk_rows + self.shuffle_rows:
-                    chunk, pieces = self._draw(pieces, rng, self.chunk_rows)
-                    held -= len(chunk)
-                    yield chunk
-        while held > 0:
-            chunk, pieces = self._draw(pieces, rng, min(self.chunk_rows, held))
-            held -= len(chunk)
-            yield chunk
-
-    @staticmethod
-    def _draw(pieces: list[Batch], rng: np.random.Generator, k: int) -> tuple[Batch, list[Batch]]:
-        whole = _concat(pieces)
-        perm = rng.permutation(len(whole))
-        rest = [_rows(whole, perm[k:])] if len(whole) > k else []
-        return _rows(whole, perm[:k]), rest
+                buffer.add(piece)
+                del piece
+                # the buffer fills up over the first chunks: the device starts after one
+                # chunk's rows are read, not after chunk + shuffle rows
+                while buffer.n >= self.chunk_rows + min(self.shuffle_rows, drawn):
+                    drawn += self.chunk_rows
+                    yield buffer.draw(rng, self.chunk_rows)
+        while buffer.n > 0:
+            yield buffer.draw(rng, self.chunk_rows)
 
     def _device(self, chunk: Batch, rng: np.random.Generator) -> tuple[Any, Any, int]:
         """Put a chunk on the device, padded with masked rows to whole batches."""

@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from probcast.features import resolve_targets
@@ -32,6 +34,8 @@ from probcast.schema import FC_PREFIX, OBS_PREFIX
 log = logging.getLogger(__name__)
 
 KEYS = ("station", "init_time", "lead_time")
+_PARQUET = pads.ParquetFileFormat()
+_LOCAL = pafs.LocalFileSystem()
 PARTS = ("fit", "val", "all")
 """Row selections: fit rows, validation rows, all usable training rows (the refit)."""
 
@@ -70,7 +74,9 @@ class ParquetSource:
         path: The file or dataset directory.
         schema: Unified Arrow schema of all files.
         targets: Target variables.
-        units: Every row group (a fragment each).
+        units: Every row group, as ``(file, row group index)``; its fragment is made when
+            it is read (a fragment keeps its file's Parquet metadata, about 100 kB: kept for
+            every row group of a large dataset, that grew with the table).
         unit_init: ``(min, max)`` init time of each row group's usable rows (NaT: none).
         split: ``data.split_date`` (UTC), or ``None``.
         cut: First validation init time, or ``None`` (no validation rows).
@@ -81,7 +87,7 @@ class ParquetSource:
     path: Path
     schema: pa.Schema
     targets: list[str]
-    units: list[pads.Fragment]
+    units: list[tuple[str, int]]
     unit_init: list[tuple[Any, Any]]  # pd.Timestamp or pd.NaT
     split: pd.Timestamp | None
     cut: pd.Timestamp | None
@@ -115,8 +121,7 @@ class ParquetSource:
         if absent:
             raise ValueError(f"{p}: station table lacks column(s) {absent}")
         names = resolve_targets(schema.empty_table().to_pandas(), targets)
-        dataset = pads.dataset([str(f) for f in files], format="parquet", schema=schema)
-        units = [rg for frag in dataset.get_fragments() for rg in frag.split_by_row_group()]
+        units = [(str(f), g) for f in files for g in range(pq.read_metadata(f).num_row_groups)]
         split = _utc(split_date) if split_date else None
         src = cls(p, schema, names, units, [], split, None, int(read_rows))
         narrow = ["init_time", "lead_time", *src._time_columns(), *src._target_columns()]
@@ -162,12 +167,13 @@ class ParquetSource:
     def batches(
         self, unit: int, part: str = "all", columns: Sequence[str] | None = None
     ) -> Iterator[pd.DataFrame]:
-        """Row group ``unit`` as frames of at most ``read_rows`` rows of ``part``."""
+        """Row group ``unit`` as frames of at most ``read_rows`` rows of ``part``.
+
+        ``columns``: the columns to read (all by default; the key and time columns and the
+        targets' ``fc_``/``obs_`` columns are always read, the row selection needs them).
+        """
         cols = list(self.schema.names) if columns is None else list(columns)
-        for frame in self._frames(unit, cols):
-            if part != "all":
-                is_fit, is_val = self.select(frame)
-                frame = frame[is_fit if part == "fit" else is_val].reset_index(drop=True)
+        for frame in self._frames(unit, cols, part):
             if len(frame):
                 yield frame
 
@@ -183,19 +189,65 @@ class ParquetSource:
         is_fit = (t < self.cut) & (frame["valid_time"] < self.cut)
         return is_fit.to_numpy(), (t >= self.cut).to_numpy()
 
-    def _frames(self, unit: int, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
-        """Usable rows (before the split date) of one row group, batch by batch."""
-        read = [c for c in dict.fromkeys(columns) if c != "valid_time" or c in self.schema.names]
-        for rb in self.units[unit].to_batches(
-            schema=self.schema, columns=read, batch_size=self.read_rows
-        ):
-            frame = canonical(rb.to_pandas())
-            fc = frame[[FC_PREFIX + v for v in self.targets]].notna().all(axis=1)
-            obs = frame[[OBS_PREFIX + v for v in self.targets]].notna().any(axis=1)
+    def record_batches(
+        self, unit: int, part: str = "all", columns: Sequence[str] = ()
+    ) -> Iterator[pa.RecordBatch]:
+        """As :meth:`batches`, as Arrow record batches (no pandas frame).
+
+        For tables whose ``init_time`` and ``valid_time`` are Arrow timestamps (see
+        :func:`probcast.train.stream_transform.arrow_ready`): the row selection is computed
+        on integer nanoseconds and applied by one Arrow filter (none when all rows stay).
+        """
+        from probcast.train.stream_transform import nanoseconds
+
+        fc = [FC_PREFIX + v for v in self.targets]
+        obs = [OBS_PREFIX + v for v in self.targets]
+        for rb in self._read(unit, columns):
+            keep = np.ones(rb.num_rows, dtype=bool)
+            for c in fc:
+                keep &= _present(rb.column(c))
+            keep &= np.logical_or.reduce([_present(rb.column(c)) for c in obs])
+            init, valid = (nanoseconds(rb.column(c)) for c in ("init_time", "valid_time"))
+            if self.split is not None:  # as in pandas, a missing time compares False
+                keep &= _before(init, self.split) & _before(valid, self.split)
+            if part == "fit" and self.cut is not None:
+                keep &= _before(init, self.cut) & _before(valid, self.cut)
+            elif part == "val":
+                keep &= _after(init, self.cut)
+            if keep.all():
+                yield rb
+            elif keep.any():
+                yield rb.filter(pa.array(keep))
+
+    def _read(self, unit: int, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        """Record batches of row group ``unit``: ``columns`` and those the selection needs."""
+        wanted = {*KEYS, *self._time_columns(), *self._target_columns(), *columns}
+        read = [c for c in self.schema.names if c in wanted]  # in the table's order
+        file, group = self.units[unit]
+        fragment = _PARQUET.make_fragment(file, _LOCAL, row_groups=[group])
+        yield from fragment.to_batches(schema=self.schema, columns=read, batch_size=self.read_rows)
+
+    def _frames(
+        self, unit: int, columns: Sequence[str], part: str = "all"
+    ) -> Iterator[pd.DataFrame]:
+        """Usable rows (before the split date) of ``part`` in one row group, batch by batch.
+
+        One boolean filter per record batch (none when every row is kept); the frame's
+        columns are not consolidated into blocks (``split_blocks``: no copy of the batch).
+        """
+        for rb in self._read(unit, columns):
+            frame = canonical(rb.to_pandas(split_blocks=True))
+            del rb
+            fc = frame[[FC_PREFIX + v for v in self.targets]].notna().all(axis=1).to_numpy()
+            obs = frame[[OBS_PREFIX + v for v in self.targets]].notna().any(axis=1).to_numpy()
             keep = fc & obs
             if self.split is not None:
-                keep &= (frame["init_time"] < self.split) & (frame["valid_time"] < self.split)
-            yield frame[keep.to_numpy()].reset_index(drop=True)
+                keep &= (frame["init_time"] < self.split).to_numpy()
+                keep &= (frame["valid_time"] < self.split).to_numpy()
+            if part != "all":
+                is_fit, is_val = self.select(frame)
+                keep &= is_fit if part == "fit" else is_val
+            yield frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -221,6 +273,24 @@ def _validation_cut(inits: list[pd.Timestamp], fraction: float, path: Path) -> p
     if len(inits) < 2:
         raise ValueError(f"{path}: need at least two initialisation times for validation")
     return inits[min(len(inits) - 1, max(1, round(len(inits) * (1 - fraction))))]
+
+
+def _before(ns: np.ma.MaskedArray, stop: pd.Timestamp) -> np.ndarray:
+    """``time < stop`` (False where the time is missing)."""
+    return np.ma.filled(ns < stop.value, False)
+
+
+def _after(ns: np.ma.MaskedArray, start: pd.Timestamp | None) -> np.ndarray:
+    """``time >= start`` (False where the time is missing, everywhere without ``start``)."""
+    if start is None:
+        return np.zeros(len(ns), dtype=bool)
+    return np.ma.filled(ns >= start.value, False)
+
+
+def _present(column: pa.Array) -> np.ndarray:
+    """``notna`` of a column: neither null nor NaN."""
+    na = pc.is_null(column, nan_is_null=True)
+    return ~np.asarray(na.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def sample_mask(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:

@@ -132,3 +132,36 @@ class SpecAccumulator:
             for c, lo, hi in zip(self.template.columns, self.low, self.high, strict=True)
             if np.isfinite(lo)
         }
+
+
+class Extent:
+    """Stations, lead range and per-column minimum and maximum of all usable rows.
+
+    Merged chunk by chunk (the domain's exact end points, :func:`probcast.train.stream.scan`);
+    its size does not grow with the number of chunks.
+
+    Args:
+        columns: The spec's input columns (``lead_time`` is kept apart).
+    """
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = [c for c in columns if c != "lead_time"]
+        self.stations: set[str] = set()
+        self.lead_min, self.lead_max = np.inf, -np.inf
+        self.low = np.full(len(self.columns), np.inf)
+        self.high = np.full(len(self.columns), -np.inf)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Account for one chunk of usable rows."""
+        values = frame[self.columns].to_numpy(dtype="float64")
+        self.low = np.fmin(self.low, np.nanmin(values, axis=0, initial=np.inf))
+        self.high = np.fmax(self.high, np.nanmax(values, axis=0, initial=-np.inf))
+        lead = frame["lead_time"].to_numpy(dtype="float64")
+        self.lead_min = float(np.fmin(self.lead_min, np.nanmin(lead, initial=np.inf)))
+        self.lead_max = float(np.fmax(self.lead_max, np.nanmax(lead, initial=-np.inf)))
+        self.stations.update(str(s) for s in pd.unique(frame["station"]))
+
+    def ranges(self) -> tuple[dict[str, float], dict[str, float]]:
+        """``(minimum, maximum)`` of each column (infinite where no value was seen)."""
+        low = dict(zip(self.columns, map(float, self.low), strict=True))
+        return low, dict(zip(self.columns, map(float, self.high), strict=True))
