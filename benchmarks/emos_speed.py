@@ -9,8 +9,12 @@ fit and the mean CRPS on the test part:
 - ``old``: the implementation before issue 15, copied below (``OLD IMPLEMENTATION``): a
   float32 loss built and ``jax.jit``-compiled on every fit, scipy's default L-BFGS-B
   tolerances.
-- ``new``: :mod:`probcast.baselines.emos_fit`: one compiled float64 per-row kernel per
-  family and row bucket, host-side sparse reductions, tight tolerances.
+- ``lbfgs``: the first issue-15 fit, kept as :func:`probcast.baselines.emos_fit.fit_lbfgs`
+  (the fallback for families without second derivatives): one compiled float64 per-row
+  kernel per family and row bucket, host-side sparse reductions, L-BFGS-B with tight
+  tolerances (about 190 loss evaluations).
+- ``new``: :func:`probcast.baselines.emos_fit.fit_groups`: batched damped Newton with the
+  exact per-row Hessian, warm-started on subsamples, the slow groups compacted.
 - ``improver-like`` (``--improver``): NOT Met Office IMPROVER. IMPROVER
   (github.com/metoppv/improver) is distributed on conda-forge only, which cannot be
   installed on the development machine, and the ``improver`` package on PyPI is an unrelated
@@ -44,7 +48,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from probcast import dists
-from probcast.baselines import emos
+from probcast.baselines import emos, emos_fit
 from probcast.dists import Predictive
 from probcast.dists._common import _SCALE_OFFSET, MIN_REL_SCALE
 
@@ -146,7 +150,7 @@ def main() -> None:
     """Time the methods alternately and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="fits per method")
-    parser.add_argument("--only", choices=("old", "new"), help="one method only")
+    parser.add_argument("--only", choices=("old", "lbfgs", "new"), help="one method only")
     parser.add_argument("--improver", action="store_true", help="add the IMPROVER-like fit")
     args = parser.parse_args()
     mirror = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
@@ -158,10 +162,11 @@ def main() -> None:
     train = pd.read_parquet(prepared.paths["train"])
     test = pd.read_parquet(prepared.paths["test"])
     new_fit_groups = emos.fit_groups
+    solvers = {"old": old_fit_groups, "lbfgs": emos_fit.fit_lbfgs, "new": new_fit_groups}
 
     def fit(kind: str) -> Callable[[], Any]:
         def run() -> emos.EmosModel:
-            emos.fit_groups = old_fit_groups if kind == "old" else new_fit_groups  # type: ignore[assignment]
+            emos.fit_groups = solvers[kind]  # type: ignore[assignment]
             try:
                 return emos.fit_emos(train, "tp", by_station=True)
             finally:
@@ -170,11 +175,11 @@ def main() -> None:
         return run
 
     jnp.zeros(1).block_until_ready()  # JAX start-up outside every timing
-    methods = [args.only] if args.only else ["old", "new"]
+    methods = [args.only] if args.only else ["old", "lbfgs", "new"]
     times: dict[str, list[float]] = {m: [] for m in methods}
     models: dict[str, emos.EmosModel] = {}
     for _ in range(args.repeats):
-        for m in methods:  # alternate: old, new, old, new, ...
+        for m in methods:  # alternate: old, lbfgs, new, old, ...
             t0 = time.perf_counter()
             models[m] = fit(m)()
             times[m].append(time.perf_counter() - t0)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probcast.baselines import emos
+from probcast.baselines import emos, emos_fit
 from probcast.dists import Predictive
 
 FAMILIES = {"norm": "normal", "truncnorm": "truncated_normal"}
@@ -246,9 +246,20 @@ def _mean_crps(family: str, params: dict[str, np.ndarray], test: pd.DataFrame) -
     return float(np.mean(np.asarray(fcst.crps(test["obs_tp"].to_numpy()))))
 
 
-def probcast_fit(train: pd.DataFrame, family: str, local: bool, bins: int) -> emos.EmosModel:
-    """probcast's EMOS with ``family``; ``bins`` lead-time bins (6: one per lead)."""
-    return emos.fit_emos(train, "tp", family=family, by_station=local, lead_bins=bins)
+def probcast_fit(
+    train: pd.DataFrame, family: str, local: bool, bins: int, before: bool = False
+) -> emos.EmosModel:
+    """probcast's EMOS with ``family``; ``bins`` lead-time bins (6: one per lead).
+
+    ``before``: with the previous solver (float64 L-BFGS-B, ``emos_fit.fit_lbfgs``, now the
+    fallback for families without second derivatives) instead of the batched Newton fit.
+    """
+    newton = emos.fit_groups
+    emos.fit_groups = emos_fit.fit_lbfgs if before else newton  # type: ignore[assignment]
+    try:
+        return emos.fit_emos(train, "tp", family=family, by_station=local, lead_bins=bins)
+    finally:
+        emos.fit_groups = newton
 
 
 def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
@@ -268,6 +279,8 @@ def main() -> int:
     parser.add_argument("--modes", nargs="+", default=["global", "local"],
                         choices=["global", "local"])  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--before", action="store_true",
+                        help="also time the former solver (L-BFGS-B) in the same run")  # fmt: skip
     args = parser.parse_args()
     why = improver_available(args.improver_python, args.improver_src)
     if why:
@@ -311,10 +324,13 @@ def main() -> int:
                             crps = improver_crps(coefs, family, test, sites)
                             record((dist, mode, IMPROVER), seconds, crps)
                         for bins in (6, 1):
-                            label = f"probcast lead_bins={bins}"
-                            seconds, model = _timed(probcast_fit, train, family, local, bins)
-                            crps = _mean_crps(family, model.predict(test), test)
-                            record((dist, mode, label), seconds, crps)
+                            for before in (False, True) if args.before else (False,):
+                                label = f"probcast {'L-BFGS (before) ' * before}lead_bins={bins}"
+                                seconds, model = _timed(
+                                    probcast_fit, train, family, local, bins, before
+                                )
+                                crps = _mean_crps(family, model.predict(test), test)
+                                record((dist, mode, label), seconds, crps)
         finally:
             worker.close()
     print(f"verif-norway-precip: {len(train)} training rows, {len(sites)} stations, "

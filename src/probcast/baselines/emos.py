@@ -10,9 +10,10 @@ training error spread, the starting point of the fit.
 
 Coefficients are fitted globally (optionally one set per lead-time bin) or per station
 ("local"), a station with fewer than ``min_rows`` training rows in a bin falling back to the
-global coefficients of that bin; local fits are shrunk towards the global ones. All local
-groups are fitted jointly in one L-BFGS run; the loss is compiled once per family and padded
-shape (:mod:`probcast.baselines.emos_fit`), so repeated fits do not recompile.
+global coefficients of that bin; local fits are shrunk towards the global ones. All groups
+are fitted together by a batched Newton method, one small system per group, around a
+per-row kernel compiled once per family and padded shape
+(:mod:`probcast.baselines.emos_fit`), so repeated fits do not recompile.
 """
 
 from __future__ import annotations
