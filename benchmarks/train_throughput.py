@@ -1,36 +1,53 @@
-"""Throughput of the full training loop vs a bare jitted train step of the same model.
+"""Throughput of the whole training command vs a bare jitted train step, interleaved.
 
 Usage::
 
     .venv/bin/python benchmarks/train_throughput.py [--rows 200000] [--epochs 5]
-        [--batch-size 512] [--hidden 128] [--generative]
+        [--repeats 2] [--batch-size 512] [--hidden 128] [--generative] [--folds 5,0]
 
-The full loop is :func:`probcast.train.loop.train` on a synthetic station table written to a
-temporary Parquet file: reading, feature fitting, device transfer, compilation, shuffling,
-validation and orbax checkpoints included. It runs twice, with a checkpoint save after every
-epoch (``train.checkpoint_every_s=0``, the former behaviour) and with the default interval
-(``--checkpoint-every``, 30 s). The bare step repeats the compiled train step on one
-device-resident batch. Prints a table (samples/s, wall time): "epoch scan" is the loop's own
-figure for the jitted epoch, "whole epoch" the time between two epoch log lines (scan,
-validation and checkpoints), both medians over epochs 2+; and the peak resident memory
-(``resource.getrusage``).
+One process runs, ``--repeats`` times, a burst of the bare step then :func:`probcast.train.
+loop.train` once per ``--folds`` setting, and a last burst after them: every training run
+sits between two bare-step bursts of the same process, and its ratios are taken against the
+mean of those two (a loaded machine slows both alike). The table gives the medians over
+repeats of the ratios, with the samples/s they come from.
+
+The bare step repeats the compiled train step on one device-resident batch. ``train`` runs
+with the default configuration (``train.cv_folds=5``: one network per time-blocked fold, the
+EMOS blend and the spread factor chosen on the out-of-fold predictions; ``--folds 0``: one
+validation block, then the refit on all rows), only the epochs, patience, warmup, width and
+batch size set from the arguments, on a synthetic station table written to Parquet:
+
+* end to end: samples / wall time of the whole ``train`` call (reading, feature fitting,
+  every fold's training and compiles, validation, checkpoints, EMOS, calibration, refit);
+  samples are fit rows x epochs actually trained, summed over every network trained
+  (the folds' networks; with ``--folds 0`` the selection network and its refit);
+* whole epoch: a network's fit rows / time between two of its epoch log lines (scan,
+  validation, checkpoints), median over every epoch but each network's first;
+* epoch scan: the loop's own figure for the jitted epoch (``samples_per_s`` in
+  ``history.json``: steps x batch / scan time), median over the same epochs;
+* compiles: XLA compilations during the ``train`` call (``jax.monitoring``).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
+import os
+import re
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax import monitoring
 
 from probcast.configs import default
 from probcast.features import FeatureSpec
@@ -40,123 +57,185 @@ from probcast.train import data as tdata
 from probcast.train import loop
 from probcast.train.objective import StepFns, make_optimizer
 
+COMPILES = [0]
 
-class EpochTimes(logging.Handler):
-    """Wall-clock time of every epoch line the training loop logs."""
+PHASE_ROWS = (  # log line -> (phase tag, fit rows) of the networks trained next
+    (re.compile(r"^fold (\d+)/\d+: fit rows (\d+)"), lambda m: (f"fold{m[1]}/", int(m[2]))),
+    (re.compile(r"^fit rows (\d+), validation rows"), lambda m: ("", int(m[1]))),
+    (re.compile(r"^refit on all (\d+) training rows"), lambda m: ("refit/", int(m[1]))),
+)
+EPOCH = re.compile(r"^(\S*?)seed (\d+) epoch ")
+
+
+def _count_compiles(event: str, duration: float, **kwargs: Any) -> None:
+    if "backend_compile" in event:
+        COMPILES[0] += 1
+
+
+class TrainLog(logging.Handler):
+    """Fit rows of each training phase and the wall-clock time of every epoch line."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.times: list[float] = []
+        self.rows: dict[str, int] = {}
+        self.epochs: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if " epoch " in record.getMessage():
-            self.times.append(time.perf_counter())
+        message = record.getMessage()
+        for pattern, read in PHASE_ROWS:
+            if m := pattern.match(message):
+                tag, rows = read(m)
+                self.rows[tag] = rows
+        if m := EPOCH.match(message):
+            self.epochs[(m[1], int(m[2]))].append(time.perf_counter())
+
+    def samples(self) -> float:
+        """Fit rows x epochs trained, over every network."""
+        return float(sum(self.rows[tag] * len(t) for (tag, _), t in self.epochs.items()))
+
+    def whole_epoch(self) -> float:
+        """Median fit rows / time between two epoch lines of one network (first left out)."""
+        rates = [self.rows[tag] / d for (tag, _), t in self.epochs.items() for d in np.diff(t)[1:]]
+        return float(np.median(rates)) if rates else float("nan")
 
 
-def _config(args: argparse.Namespace, path: Path):
+def _config(args: argparse.Namespace, path: Path, folds: int) -> Any:
     config = default.get_config()
     config.data.path = str(path)
-    config.data.val_fraction = 0.1
     config.model.hidden = args.hidden
     config.model.generative = "tp" if args.generative else ""
     config.train.batch_size = args.batch_size
     config.train.epochs = args.epochs
     config.train.patience = args.epochs
     config.train.warmup_epochs = 0
+    config.train.cv_folds = folds
     config.tracking.backend = "none"
-    config.train.refit = False
-    config.train.blend_emos = config.train.calibrate_spread = False
     return config
 
 
-def _table(rows: int):
+def _table(rows: int) -> Any:
     n_inits = max(4, rows // (50 * 8))
     return station_table(n_stations=50, n_inits=n_inits, leads=tuple(6.0 * k for k in range(1, 9)))
 
 
-def full_loop(args: argparse.Namespace, tmp: Path, every: float) -> dict[str, float]:
-    table = _table(args.rows)
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "table.parquet"
-    table.to_parquet(path)
-    config = _config(args, path)
-    config.train.checkpoint_every_s = every
-    times = EpochTimes()
+def train_run(args: argparse.Namespace, path: Path, workdir: Path, folds: int) -> dict[str, float]:
+    """One ``train`` call: end-to-end, whole-epoch and epoch-scan samples/s, compiles."""
+    log = TrainLog()
     logger = logging.getLogger("probcast.train.loop")
-    logger.addHandler(times)
+    logger.addHandler(log)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # counted, not printed
+    compiles = COMPILES[0]
     start = time.perf_counter()
-    (result,) = loop.train(config, tmp / f"run_{every}")
+    try:
+        loop.train(_config(args, path, folds), workdir)
+    finally:
+        logger.removeHandler(log)
+        logger.propagate = True
     wall = time.perf_counter() - start
-    logger.removeHandler(times)
-    history = json.loads((tmp / f"run_{every}" / "seed_0" / "history.json").read_text())
-    fit_rows = len(table) * (1 - config.data.val_fraction)
-    steady = float(np.median([h["samples_per_s"] for h in history[1:]] or [np.nan]))
-    whole = float(np.median(fit_rows / np.diff(times.times)[1:])) if len(times.times) > 2 else 0
+    scan = []
+    for history in workdir.rglob("history.json"):
+        scan += [h["samples_per_s"] for h in json.loads(history.read_text())[1:]]
     return {
-        "rows": float(len(table)),
         "wall_s": wall,
-        "end_to_end": result.epochs_run * fit_rows / wall,
-        "epoch_steady": steady,
-        "epoch_whole": whole,
+        "samples": log.samples(),
+        "networks": float(len(log.epochs)),
+        "end_to_end": log.samples() / wall,
+        "epoch_whole": log.whole_epoch(),
+        "epoch_scan": float(np.median(scan)) if scan else float("nan"),
+        "compiles": float(COMPILES[0] - compiles),
     }
 
 
-def bare_step(args: argparse.Namespace, steps: int = 200) -> float:
-    table = _table(min(args.rows, 50_000))
-    config = _config(args, Path("unused"))
-    spec = FeatureSpec.fit(table, None)
-    heads = head_families(spec.targets, config.model)
-    model = build_model(spec.n_features, spec.n_stations, heads, config.model, seed=0)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx, _ = make_optimizer(config.train, 100)
-    fns = StepFns(graphdef, rest, heads, tx, int(config.train.ensemble_members))
-    data = tdata.to_device(spec.transform(table))
-    batch = tdata.take(data, jnp.arange(args.batch_size) % data.n)
-    opt_state = tx.init(params)
-    key = jax.random.key(0)
-    params, opt_state, loss, _ = fns.step(params, opt_state, batch, key)  # compile
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for i in range(steps):
-        params, opt_state, loss, _ = fns.step(params, opt_state, batch, jax.random.fold_in(key, i))
-    jax.block_until_ready(loss)
-    return steps * args.batch_size / (time.perf_counter() - start)
+class BareStep:
+    """The compiled train step of the benchmark's model on one device-resident batch."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        table = _table(min(args.rows, 50_000))
+        config = _config(args, Path("unused"), 0)
+        spec = FeatureSpec.fit(table, None)
+        heads = head_families(spec.targets, config.model)
+        model = build_model(spec.n_features, spec.n_stations, heads, config.model, seed=0)
+        graphdef, self.params, rest = nnx.split(model, nnx.Param, ...)
+        tx, _ = make_optimizer(config.train, 100)
+        self.fns = StepFns(graphdef, rest, heads, tx, int(config.train.ensemble_members))
+        data = tdata.to_device(spec.transform(table))
+        self.batch = tdata.take(data, jnp.arange(args.batch_size) % data.n)
+        self.opt_state = tx.init(self.params)
+        self.batch_size = args.batch_size
+        self.burst(5)  # compile
+
+    def burst(self, steps: int = 600) -> float:
+        """Samples/s of ``steps`` steps (their keys drawn before the clock starts)."""
+        keys = list(jax.random.split(jax.random.key(0), steps))
+        jax.block_until_ready(keys)
+        start = time.perf_counter()
+        p, o = self.params, self.opt_state
+        for key in keys:
+            p, o, loss, _ = self.fns.step(p, o, self.batch, key)
+        jax.block_until_ready(loss)
+        self.params, self.opt_state = p, o
+        return steps * self.batch_size / (time.perf_counter() - start)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--generative", action="store_true", help="generative tp head")
-    parser.add_argument("--checkpoint-every", type=float, default=30.0, help="seconds")
+    parser.add_argument("--folds", default="5,0", help="train.cv_folds settings, comma-separated")
     args = parser.parse_args()
-    runs = {}
+    folds = [int(f) for f in args.folds.split(",")]
+    monitoring.register_event_duration_secs_listener(_count_compiles)
+    load = os.getloadavg()[0]
+    bare = BareStep(args)
+    runs: dict[int, list[dict[str, float]]] = {f: [] for f in folds}
     with tempfile.TemporaryDirectory(prefix="probcast-bench-") as tmp:
-        for every in (0.0, args.checkpoint_every, 0.0, args.checkpoint_every):
-            r = full_loop(args, Path(tmp) / f"pass{len(runs)}", every)
-            runs.setdefault(every, []).append(r)
-    bare = bare_step(args)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        path = Path(tmp) / "table.parquet"
+        table = _table(args.rows)
+        table.to_parquet(path)
+        before = bare.burst()
+        for r in range(args.repeats):
+            for f in folds:
+                run = train_run(args, path, Path(tmp) / f"run{r}_cv{f}", f)
+                after = bare.burst()
+                run["bare"] = (before + after) / 2
+                runs[f].append(run)
+                before = after
     device = jax.devices()[0]
-    rows = int(runs[0.0][0]["rows"])
     print(
         f"device: {device.platform} ({device.device_kind}) x{jax.device_count()}; "
-        f"rows {rows}, epochs {args.epochs}, batch {args.batch_size}, "
-        f"hidden {args.hidden}, generative {args.generative}"
+        f"rows {len(table)}, epochs {args.epochs}, batch {args.batch_size}, hidden "
+        f"{args.hidden}, generative {args.generative}; load average {load:.1f} -> "
+        f"{os.getloadavg()[0]:.1f}; medians of {args.repeats} interleaved runs"
     )
-    print(f"{'measure':<52} {'samples/s':>10} {'/ bare':>7}")
-    print(f"{'bare jitted train step (one resident batch)':<52} {bare:>10.3g} {1.0:>7.2f}")
-    for every, label in ((0.0, "checkpoint every epoch"), (args.checkpoint_every, "")):
-        label = label or f"checkpoint every {every:g} s"
-        for key, what in (("epoch_steady", "epoch scan"), ("epoch_whole", "whole epoch")):
-            v = float(np.median([r[key] for r in runs[every]]))
-            print(f"{label + ', ' + what:<52} {v:>10.3g} {v / bare:>7.2f}")
-        v = float(np.median([r["end_to_end"] for r in runs[every]]))
-        print(f"{label + ', end to end (compile, I/O)':<52} {v:>10.3g} {v / bare:>7.2f}")
-    print(f"peak RSS {peak_mib:.0f} MiB (medians of 2 alternating runs per setting)")
+    print(
+        f"{'setting':<14} {'bare/s':>8} {'e2e/s':>8} {'e2e/bare':>8} {'whole/bare':>10} "
+        f"{'scan/bare':>9} {'wall s':>7} {'samples':>9} {'nets':>4} {'compiles':>8}"
+    )
+    for f, rs in runs.items():
+
+        def med(key: str, rs: list[dict[str, float]] = rs) -> float:
+            return float(np.median([r[key] for r in rs]))
+
+        def ratio(key: str, rs: list[dict[str, float]] = rs) -> float:
+            return float(np.median([r[key] / r["bare"] for r in rs]))
+
+        name = f"cv_folds={f}"
+        print(
+            f"{name:<14} {med('bare'):>8.3g} {med('end_to_end'):>8.3g} "
+            f"{ratio('end_to_end'):>8.2f} {ratio('epoch_whole'):>10.2f} "
+            f"{ratio('epoch_scan'):>9.2f} {med('wall_s'):>7.1f} {med('samples'):>9.3g} "
+            f"{med('networks'):>4.0f} {med('compiles'):>8.0f}"
+        )
+    print(
+        "samples = fit rows x epochs trained over every network; ratios are per run against "
+        "the mean of the bare-step bursts before and after it"
+    )
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0
 
 

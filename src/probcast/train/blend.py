@@ -13,16 +13,19 @@ looked at; the weights and the EMOS coefficients are saved in ``blend.json``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from probcast import dists
 from probcast.baselines.emos import EmosModel, fit_emos
-from probcast.dists.pooling import blend_params
-from probcast.train.calibrate import calibratable, mean_crps
+from probcast.train.calibrate import calibratable
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,42 @@ def emos_rows(table: pd.DataFrame, max_rows: int = EMOS_MAX_ROWS, seed: int = 0)
 def choose_weight(
     family: str, net: Mapping[str, np.ndarray], emos: Mapping[str, np.ndarray], y: np.ndarray
 ) -> float:
-    """The candidate weight with the lowest mean validation CRPS (ties: less EMOS)."""
-    scores = [mean_crps(family, blend_params(net, emos, float(w)), y) for w in WEIGHTS]
-    return float(WEIGHTS[int(np.nanargmin(scores))])
+    """The candidate weight with the lowest mean validation CRPS (ties: less EMOS).
+
+    Every candidate is scored in one compiled call (:func:`weight_scores`); the pool is
+    that of :func:`probcast.dists.pooling.blend_params`.
+    """
+    return float(WEIGHTS[int(np.nanargmin(weight_scores(family, net, emos, y)))])
+
+
+def weight_scores(
+    family: str, net: Mapping[str, np.ndarray], emos: Mapping[str, np.ndarray], y: np.ndarray
+) -> np.ndarray:
+    """Mean CRPS over the observed rows of the blend with each of :data:`WEIGHTS`."""
+    obs = np.isfinite(y)
+    both = obs & np.logical_and.reduce([np.isfinite(np.asarray(emos[k])) for k in net])
+    a = {k: np.asarray(v, dtype=np.float32)[obs] for k, v in net.items()}
+    b = {k: np.where(both, np.asarray(emos[k], dtype=np.float32), 0.0)[obs] for k in net}
+    y32 = np.asarray(y[obs], dtype=np.float32)
+    return np.asarray(_weight_scores(family, a, b, both[obs], y32, WEIGHTS.astype(np.float32)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _weight_scores(
+    family: str,
+    net: dict[str, jax.Array],
+    emos: dict[str, jax.Array],
+    both: jax.Array,
+    y: jax.Array,
+    weights: jax.Array,
+) -> jax.Array:
+    dist = dists.get(family)
+
+    def score(w: jax.Array) -> jax.Array:
+        mixed = {k: jnp.where(both, (1.0 - w) * v + w * emos[k], v) for k, v in net.items()}
+        return jnp.mean(dist.crps(mixed, y))
+
+    return jax.lax.map(score, weights)  # one weight at a time: memory of one blend
 
 
 def fit_blend(

@@ -14,10 +14,12 @@ included) are calibrated; others keep ``k = 1``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -45,9 +47,16 @@ def scaled(params: Mapping[str, np.ndarray], factor: float) -> dict[str, np.ndar
 def mean_crps(family: str, params: Mapping[str, np.ndarray], y: np.ndarray) -> float:
     """Mean closed-form CRPS over the rows with an observation."""
     ok = np.isfinite(y)
-    dist = dists.get(family)
-    sub = {k: jnp.asarray(np.asarray(v)[ok], dtype=jnp.float32) for k, v in params.items()}
-    return float(jnp.mean(dist.crps(sub, jnp.asarray(y[ok], dtype=jnp.float32))))
+    sub = {k: np.asarray(v, dtype=np.float32)[ok] for k, v in params.items()}
+    return float(_mean_crps(family, sub, np.asarray(y[ok], dtype=np.float32), 1.0))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _mean_crps(
+    family: str, params: Mapping[str, jax.Array], y: jax.Array, factor: jax.Array | float
+) -> jax.Array:
+    """Mean CRPS with the scale multiplied by ``factor``: one compiled call per evaluation."""
+    return jnp.mean(dists.get(family).crps(scaled(params, factor), y))  # type: ignore[arg-type]
 
 
 def fit_spread_factor(family: str, params: Mapping[str, np.ndarray], y: np.ndarray) -> float:
@@ -64,8 +73,11 @@ def fit_spread_factor(family: str, params: Mapping[str, np.ndarray], y: np.ndarr
     if not calibratable(family) or int(np.isfinite(y).sum()) < 30:
         return 1.0
     lo, hi = (math.log(b) for b in FACTOR_RANGE)
+    ok = np.isfinite(y)
+    sub = {k: jnp.asarray(np.asarray(v, dtype=np.float32)[ok]) for k, v in params.items()}
+    obs = jnp.asarray(y[ok], dtype=jnp.float32)  # on the device once, for every evaluation
     res = minimize_scalar(
-        lambda t: mean_crps(family, scaled(params, math.exp(t)), y),
+        lambda t: float(_mean_crps(family, sub, obs, math.exp(t))),
         bounds=(lo, hi),
         method="bounded",
         options={"xatol": 1e-3},

@@ -12,6 +12,7 @@ it without moving data between processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -153,6 +154,7 @@ def put(a: np.ndarray, sharding: Any = None) -> jax.Array:
     return jax.device_put(jnp.asarray(a), sharding)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))  # one compiled call per row count
 def epoch_indices(key: jax.Array, n: int, batch_size: int) -> jax.Array:
     """Seeded shuffle of ``range(n)`` as ``(steps, batch_size)``; wraps to fill the last batch."""
     steps = max(1, -(-n // batch_size))
@@ -160,6 +162,20 @@ def epoch_indices(key: jax.Array, n: int, batch_size: int) -> jax.Array:
     total = steps * batch_size
     reps = -(-total // n)
     return jnp.tile(perm, reps)[:total].reshape(steps, batch_size)
+
+
+def padded_indices(
+    key: jax.Array, n: int, batch_size: int, max_steps: int, sharding: Any = None
+) -> jax.Array:
+    """:func:`epoch_indices` of ``n`` rows padded with zero rows to ``max_steps`` steps.
+
+    The epoch's own steps come first and are exactly those of :func:`epoch_indices`; the
+    padding lets epochs of different lengths (cross-validation folds, the refit) share one
+    compiled epoch (:meth:`probcast.train.objective.StepFns.epoch_padded`).
+    """
+    idx = np.asarray(epoch_indices(key, n, batch_size))
+    pad = max(0, max_steps - idx.shape[0])
+    return put(np.pad(idx, ((0, pad), (0, 0))), sharding)
 
 
 def take(data: DeviceData, idx: jax.Array) -> DeviceData:

@@ -19,6 +19,9 @@ from flax import nnx
 from probcast import dists
 from probcast.model.network import ProbNet, predictive
 from probcast.train.data import DeviceData, take
+from probcast.train.optim import make_optimizer
+
+__all__ = ["StepFns", "crps_sums", "make_optimizer", "normalised_loss"]
 
 PyTree = Any
 
@@ -87,6 +90,7 @@ class StepFns:
         self.members = members
         self.step = jax.jit(self._step, donate_argnums=(0, 1))
         self.epoch = jax.jit(self._epoch, donate_argnums=(0, 1))
+        self.epoch_padded = jax.jit(self._epoch_padded, donate_argnums=(0, 1))
         self.evaluate = jax.jit(self._evaluate)
 
     def model(self, params: nnx.State) -> ProbNet:
@@ -101,11 +105,17 @@ class StepFns:
         return normalised_loss(sums, counts, batch.scale), sums / jnp.maximum(counts, 1.0)
 
     def _step(
-        self, params: nnx.State, opt_state: PyTree, batch: DeviceData, key: jax.Array
+        self,
+        params: nnx.State,
+        opt_state: PyTree,
+        batch: DeviceData,
+        key: jax.Array,
+        steps_per_epoch: jax.Array | None = None,
     ) -> tuple[nnx.State, PyTree, jax.Array, jax.Array]:
         grad_fn: Callable = jax.value_and_grad(self.loss, has_aux=True)
         (loss, per_target), grads = grad_fn(params, batch, key)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
+        extra = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}
+        updates, opt_state = self.tx.update(grads, opt_state, params, **extra)
         return optax.apply_updates(params, updates), opt_state, loss, per_target
 
     def _epoch(
@@ -129,26 +139,40 @@ class StepFns:
         per_target: jax.Array = outputs[1]
         return carry[0], carry[1], jnp.mean(losses), jnp.mean(per_target, axis=0)
 
+    def _epoch_padded(
+        self,
+        params: nnx.State,
+        opt_state: PyTree,
+        data: DeviceData,
+        idx: jax.Array,
+        key: jax.Array,
+        steps: jax.Array,
+    ) -> tuple[nnx.State, PyTree, jax.Array, jax.Array]:
+        """The first ``steps`` rows of ``idx`` as an epoch of ``steps`` steps.
+
+        ``data`` and ``idx`` may be padded (rows never indexed, steps never run), and
+        ``steps`` is traced: the networks of every fold and of the refit share one compiled
+        function. The step keys and the learning-rate schedule (``steps_per_epoch``, see
+        :mod:`probcast.train.optim`) are those of an unpadded :meth:`_epoch` (the optimiser
+        must come from :func:`make_optimizer`).
+        """
+        keys = jax.random.split(key, idx.shape[0])  # a prefix of it for fewer steps
+        n_heads = len(self.heads)
+
+        def body(i: jax.Array, carry: tuple) -> tuple:
+            p, o, loss_sum, per_sum = carry
+            batch = take(data, idx[i])
+            p, o, loss, per = self._step(p, o, batch, keys[i], steps.astype(jnp.float32))
+            return p, o, loss_sum + loss.astype(jnp.float32), per_sum + per.astype(jnp.float32)
+
+        zero = (jnp.zeros((), jnp.float32), jnp.zeros((n_heads,), jnp.float32))
+        params, opt_state, loss_sum, per_sum = jax.lax.fori_loop(
+            0, steps, body, (params, opt_state, *zero)
+        )
+        n = jnp.maximum(steps, 1).astype(jnp.float32)
+        return params, opt_state, loss_sum / n, per_sum / n
+
     def _evaluate(
         self, params: nnx.State, data: DeviceData, key: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         return crps_sums(self.model(params), self.heads, data, key, self.members, False)
-
-
-def make_optimizer(
-    train: Any, steps_per_epoch: int
-) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """AdamW with warmup + cosine decay and global-norm gradient clipping."""
-    lr = float(train.learning_rate)
-    total = max(1, int(train.epochs) * steps_per_epoch)
-    warmup = min(int(train.warmup_epochs) * steps_per_epoch, total - 1)
-    end = lr * float(train.end_lr_factor)
-    if warmup > 0:
-        schedule = optax.warmup_cosine_decay_schedule(0.1 * lr, lr, warmup, total, end)
-    else:
-        schedule = optax.cosine_decay_schedule(lr, total, alpha=float(train.end_lr_factor))
-    tx = optax.chain(
-        optax.clip_by_global_norm(float(train.grad_clip)),
-        optax.adamw(schedule, weight_decay=float(train.weight_decay)),
-    )
-    return tx, schedule
