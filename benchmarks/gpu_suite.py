@@ -71,7 +71,15 @@ def _bare_step(config, table, steps: int) -> float:
     spec = FeatureSpec.fit(table, None, config.features)
     heads = head_families(spec.targets, config.model)
     dtype = compute_dtype(str(config.train.compute_dtype))
-    model = build_model(spec.n_features, spec.n_stations, heads, config.model, seed=0, dtype=dtype)
+    model = build_model(
+        spec.n_features,
+        spec.n_stations,
+        heads,
+        config.model,
+        seed=0,
+        dtype=dtype,
+        private=spec.own_features(),
+    )
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx, _ = make_optimizer(config.train, 1000)
     fns = StepFns(graphdef, rest, heads, tx, int(config.train.ensemble_members))

@@ -268,6 +268,16 @@ class FeatureSpec:
             names += ["sin_hour", "cos_hour"]
         return names + [f"missing_{c}" for c in self.indicators]
 
+    def own_features(self) -> dict[str, list[int]]:
+        """Per target, the positions in :attr:`Batch.x` of the features about it alone.
+
+        Its recent error ``err_<var>`` and that error's missing indicator (the network feeds
+        them to the target's head only: :mod:`probcast.model.routing`).
+        """
+        pos = {name: i for i, name in enumerate(self.feature_names())}
+        own = {v: [recent.PREFIX + v, f"missing_{recent.PREFIX}{v}"] for v in self.targets}
+        return {v: [pos[c] for c in cols if c in pos] for v, cols in own.items()}
+
     def transform(self, table: pd.DataFrame) -> Batch:
         """Turn a canonical station table into model inputs (same rows, same order).
 

@@ -47,6 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
     model.embed_min_rows = 50
     # Parametric heads add a linear (EMOS-like) function of the features to the trunk output.
     model.linear_skip = True
+    # With several targets, err_<var> (and its missing indicator) enter only <var>'s head, not
+    # the shared trunk: no cross-variable links from recent errors ("trunk": every head).
+    model.recent_errors_to = "heads"
     model.hidden = 128  # the widest trunk; narrower on small data (train.adapt)
     model.rows_per_unit = 128  # width <= fit rows / rows_per_unit (0 = always model.hidden)
     model.n_layers = 2  # hidden layers of the shared trunk
@@ -76,6 +79,10 @@ def get_config() -> ml_collections.ConfigDict:
     # One spread factor per target fitted on the validation rows after training
     # (probcast.train.calibrate): corrects the under-dispersion of a network on unseen weeks.
     train.calibrate_spread = True
+    # With cv_folds: a monotone PIT recalibration map per target, fitted on the out-of-fold
+    # predictions and kept only where a nested-CV gate finds it lowers the held-out CRPS
+    # (probcast.train.recalibrate). Not used without cross-validation.
+    train.recalibrate = True
     # Pool each target with local EMOS fitted on the same rows, with the EMOS weight in
     # [0, 1] chosen on the validation rows (probcast.train.blend): the classical fallback
     # where the network has too little data.

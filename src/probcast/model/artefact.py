@@ -6,7 +6,9 @@ Layout::
     <workdir>/features.json    FeatureSpec: predictors, normalisation stats, stations, scales
     <workdir>/meta.json        heads, probcast/jax versions, git commit, data fingerprint
     <workdir>/summary.json     per-seed best epoch and validation CRPS (after training)
-    <workdir>/calibration.json spread factor per target fitted on validation rows (optional)
+    <workdir>/calibration.json spread factor per target fitted on validation rows, PIT
+                               recalibration maps of the targets that passed the gate
+                               (:mod:`probcast.train.recalibrate`) (optional)
     <workdir>/blend.json       EMOS-blend weights and local-EMOS coefficients (optional)
     <workdir>/domain.json      training domain: lead range, stations, input quantiles
                                (:mod:`probcast.model.domain`; absent for older models)
@@ -33,6 +35,7 @@ import ml_collections
 from flax import nnx
 
 from probcast import __version__
+from probcast.dists.recalibration import load_maps
 from probcast.features import FeatureSpec
 from probcast.io import write_json
 from probcast.model import integrity
@@ -152,7 +155,14 @@ def load(workdir: str | Path, *, verify: bool = True) -> TrainedModel:
     heads = dict(meta["heads"])
     # Abstract (shape-only) model: nothing is initialised, the checkpoints fill it.
     model = nnx.eval_shape(
-        lambda: build_model(spec.n_features, spec.n_stations, heads, config.model, seed=0)
+        lambda: build_model(
+            spec.n_features,
+            spec.n_stations,
+            heads,
+            config.model,
+            seed=0,
+            private=spec.own_features(),
+        )
     )
     graphdef, abstract, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     nets = []
@@ -162,7 +172,9 @@ def load(workdir: str | Path, *, verify: bool = True) -> TrainedModel:
         ckpt.close()
         nets.append(nnx.merge(graphdef, params, rest))
     calib = workdir / "calibration.json"
-    factors = json.loads(calib.read_text())["spread_factor"] if calib.exists() else {}
+    record = json.loads(calib.read_text()) if calib.exists() else {}
+    factors = record.get("spread_factor", {})
+    recalibration = load_maps(record, str(calib))
     blend_file = workdir / "blend.json"
     blend = json.loads(blend_file.read_text())["blend"] if blend_file.exists() else {}
     return TrainedModel(
@@ -174,4 +186,5 @@ def load(workdir: str | Path, *, verify: bool = True) -> TrainedModel:
         spread_factor=factors,
         blend=blend,
         domain=load_domain(workdir),
+        recalibration=recalibration,
     )

@@ -4,13 +4,14 @@ A parametric head maps the trunk output to the raw parameters of its distributio
 (``Distribution.constrain`` turns them into valid parameters around the raw forecast). A
 generative head maps the trunk output and a noise vector ``z ~ N(0, I_k)`` to one raw value
 per noise draw; :func:`generative_members` turns those into ensemble members. The noise of a
-row is shared by every generative head, so members are coherent across variables.
+row is shared by every generative head, so members are coherent across variables. With
+several targets, a target's own features (its recent error) bypass the trunk and enter only
+its head (:mod:`probcast.model.routing`).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -19,70 +20,9 @@ from flax import nnx
 
 from probcast import dists
 from probcast.dists import is_generative
+from probcast.model.routing import OwnTerm, split_columns, with_own
+from probcast.model.trunk import Trunk, activation
 from probcast.schema import VARIABLES
-
-_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nnx.relu,
-    "gelu": nnx.gelu,
-    "silu": nnx.silu,
-    "tanh": jnp.tanh,
-    "elu": nnx.elu,
-}
-
-
-def activation(name: str) -> Callable[[jax.Array], jax.Array]:
-    """Return the activation function called ``name``."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}")
-    return _ACTIVATIONS[name]
-
-
-class Trunk(nnx.Module):
-    """MLP with optional layer norm, dropout and residual connections between hidden layers."""
-
-    def __init__(
-        self,
-        n_in: int,
-        hidden: int,
-        n_layers: int,
-        *,
-        act: str,
-        dropout: float,
-        layer_norm: bool,
-        residual: bool,
-        dtype: Any,
-        rngs: nnx.Rngs,
-    ) -> None:
-        if n_layers < 1:
-            raise ValueError(f"model.n_layers must be >= 1, got {n_layers}")
-        sizes = [n_in] + [hidden] * n_layers
-        self.layers = nnx.List(
-            [nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in itertools.pairwise(sizes)]
-        )
-        self.norms = nnx.List(
-            [
-                nnx.LayerNorm(hidden, dtype=dtype, rngs=rngs)
-                for _ in range(n_layers if layer_norm else 0)
-            ]
-        )
-        self.dropout = nnx.Dropout(dropout)
-        self.act = act
-        self.residual = residual
-
-    def __call__(self, h: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
-        """Apply the MLP; dropout is active only when ``dropout_key`` is given."""
-        act = activation(self.act)
-        for i, layer in enumerate(self.layers):
-            out = layer(h)
-            if len(self.norms):
-                out = self.norms[i](out)
-            out = act(out)
-            if dropout_key is not None:
-                out = self.dropout(
-                    out, deterministic=False, rngs=jax.random.fold_in(dropout_key, i)
-                )
-            h = h + out if (self.residual and i > 0) else out
-        return h
 
 
 class GenerativeHead(nnx.Module):
@@ -134,6 +74,9 @@ class ProbNet(nnx.Module):
         linear_skip: Add to each parametric head a linear function of the features
             (zero at initialisation): the head is an EMOS-like linear model of the
             predictors plus the trunk's nonlinear correction.
+        private: Target -> positions in ``x`` of its own features (its recent error):
+            with several targets they enter that target's head only, not the shared trunk
+            (:mod:`probcast.model.routing`).
         dtype: Compute dtype (parameters are always float32).
         rngs: Flax random streams for initialisation.
     """
@@ -155,6 +98,7 @@ class ProbNet(nnx.Module):
         noise_to: str = "heads",
         head_hidden: int = 64,
         linear_skip: bool = False,
+        private: Mapping[str, Sequence[int]] | None = None,
         dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ) -> None:
@@ -171,8 +115,11 @@ class ProbNet(nnx.Module):
         }
         self.noise_dim = noise_dim if generative else 0
         self.noise_to = noise_to
+        # static (part of the graphdef): the trunk's columns and each head's own columns
+        self.shared, own = split_columns(private, list(heads), n_features)
+        self.own = tuple(own.items())
         self.embed = nnx.Embed(n_stations, embed_dim, dtype=dtype, rngs=rngs) if embed_dim else None
-        n_in = n_features + embed_dim + (self.noise_dim if noise_to == "trunk" else 0)
+        n_in = len(self.shared) + embed_dim + (self.noise_dim if noise_to == "trunk" else 0)
         self.trunk = Trunk(
             n_in,
             hidden,
@@ -189,7 +136,12 @@ class ProbNet(nnx.Module):
             {
                 var: (
                     GenerativeHead(
-                        hidden, noise_dim, head_hidden, act=activation, dtype=dtype, rngs=rngs
+                        hidden + len(own.get(var, ())),  # its own columns: extra inputs
+                        noise_dim,
+                        head_hidden,
+                        act=activation,
+                        dtype=dtype,
+                        rngs=rngs,
                     )
                     if var in generative
                     else nnx.Linear(hidden, sizes[var], kernel_init=zeros, dtype=dtype, rngs=rngs)
@@ -197,10 +149,16 @@ class ProbNet(nnx.Module):
                 for var in heads
             }
         )
-
+        self.own_terms = nnx.Dict(  # parametric heads: own columns with trunk-set coefficients
+            {
+                v: OwnTerm(hidden, sizes[v], c, dtype=dtype, rngs=rngs)
+                for v, c in own.items()
+                if v not in generative
+            }
+        )
         self.skips = nnx.Dict(
             {
-                var: nnx.Linear(n_features, n, kernel_init=zeros, dtype=dtype, rngs=rngs)
+                var: nnx.Linear(len(self.shared), n, kernel_init=zeros, dtype=dtype, rngs=rngs)
                 for var, n in sizes.items()
                 if linear_skip and var not in generative
             }
@@ -230,8 +188,8 @@ class ProbNet(nnx.Module):
         Returns:
             Target -> raw parameters ``(n, n_params)`` (float32) or raw members ``(n, m)``.
         """
-        h = x.astype(self.trunk.layers[0].dtype or jnp.float32)
-        x_in = h
+        x = x.astype(self.trunk.layers[0].dtype or jnp.float32)
+        h = x_in = x[:, jnp.asarray(self.shared, dtype=jnp.int32)] if self.own else x
         if self.embed is not None:
             h = jnp.concatenate([h, self.embed(station).astype(h.dtype)], axis=-1)
         if self.noise_to == "trunk" and self.noise_dim:
@@ -246,12 +204,16 @@ class ProbNet(nnx.Module):
                 axis=-1,
             )
         h = self.trunk(h, dropout_key)
+        own = dict(self.own)
         out = {}
         for var, head in self.heads.items():
             if isinstance(head, GenerativeHead):
-                out[var] = head(h, None if noise is None else noise.astype(h.dtype))
+                h_var = with_own(h, x, own.get(var, ()))
+                out[var] = head(h_var, None if noise is None else noise.astype(h.dtype))
             else:
                 out[var] = head(h)
+                if var in self.own_terms:
+                    out[var] = out[var] + self.own_terms[var](h, x)
                 if var in self.skips:
                     out[var] = out[var] + self.skips[var](x_in)
             out[var] = out[var].astype(jnp.float32)
@@ -314,8 +276,18 @@ def build_model(
     *,
     seed: int,
     dtype: Any = jnp.float32,
+    private: Mapping[str, Sequence[int]] | None = None,
 ) -> ProbNet:
-    """Construct a :class:`ProbNet` from the ``config.model`` section."""
+    """Construct a :class:`ProbNet` from the ``config.model`` section.
+
+    ``private``: each target's own feature columns
+    (:meth:`probcast.features.FeatureSpec.own_features`), routed to that target's head
+    alone when ``model.recent_errors_to`` is ``"heads"`` (a configuration without the key,
+    from before it existed, means ``"trunk"``: every feature enters the shared trunk).
+    """
+    route = str(model_config.get("recent_errors_to", "trunk"))
+    if route not in ("heads", "trunk"):
+        raise ValueError(f"model.recent_errors_to must be 'heads' or 'trunk', got {route!r}")
     return ProbNet(
         n_features,
         n_stations,
@@ -331,6 +303,7 @@ def build_model(
         noise_to=str(model_config.noise_to),
         head_hidden=int(model_config.head_hidden),
         linear_skip=bool(model_config.linear_skip),
+        private=private if route == "heads" else None,
         dtype=dtype,
         rngs=nnx.Rngs(seed),
     )

@@ -4,8 +4,9 @@
 target: distribution parameters (parametric heads), coherent members, quantiles and
 exceedance probabilities, pooling several seed networks (:mod:`probcast.dists.pooling`) and
 applying what training fitted after the networks (a spread factor per target, the blend
-with local EMOS). Request-time options (how seed networks are pooled, batch size, members
-drawn for a generative head's quantiles) are :class:`PredictOptions`, not training config.
+with local EMOS, a PIT recalibration map). Request-time options (how seed networks are
+pooled, batch size, members drawn for a generative head's quantiles) are
+:class:`PredictOptions`, not training config.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from probcast.dists.pooling import (
     mean_params,
     quantile_at,
 )
+from probcast.dists.recalibration import PitMap
 from probcast.features import Batch, FeatureSpec
 from probcast.model.domain import Domain
 from probcast.model.network import predictive
@@ -105,7 +107,9 @@ class TrainedModel:
     (:mod:`probcast.dists.pooling`); generative heads always pool by mixing members.
     ``spread_factor`` (target -> factor, :mod:`probcast.train.calibrate`) multiplies the
     scale parameter of every network's distribution of that target; ``blend`` (target ->
-    weight and EMOS coefficients, :mod:`probcast.train.blend`) pools it with local EMOS.
+    weight and EMOS coefficients, :mod:`probcast.train.blend`) pools it with local EMOS;
+    ``recalibration`` (target -> :class:`PitMap`, :mod:`probcast.train.recalibrate`) turns
+    the pooled CDF ``F`` into ``G(F)`` for members, quantiles and probabilities.
     ``domain`` is the training domain (:mod:`probcast.model.domain`; ``None`` for models
     trained before it was recorded).
     """
@@ -121,6 +125,7 @@ class TrainedModel:
         blend: Mapping[str, Mapping[str, Any]] | None = None,
         options: PredictOptions | None = None,
         domain: Domain | None = None,
+        recalibration: Mapping[str, PitMap] | None = None,
     ) -> None:
         self.config, self.spec, self.heads = config, spec, dict(heads)
         self.domain = domain
@@ -132,6 +137,7 @@ class TrainedModel:
         self._forward = _compiled_forward(graphdef, tuple(self.heads.items()))
         self.spread_factor = dict(spread_factor or {})
         self.blend = dict(blend or {})
+        self.recalibration = dict(recalibration or {})
 
     def with_options(self, options: PredictOptions) -> TrainedModel:
         """The same model (networks shared, nothing recompiled) with other options."""
@@ -175,9 +181,10 @@ class TrainedModel:
 
         True for a parametric head of one network, or several pooled by quantile averaging
         of a location-scale family (the pool is the family with averaged parameters);
-        false otherwise (a mixture, or other families), whose parameters are only the mean.
+        false otherwise (a mixture, or other families), whose parameters are only the mean,
+        and for a recalibrated target (its forecast is ``G(F)``, not the family).
         """
-        if is_generative(self.heads[var]):
+        if is_generative(self.heads[var]) or var in self.recalibration:
             return False
         locscale = isinstance(dists.get(self.heads[var]), LocScaleFamily)
         return len(self._states) == 1 or (self.combine == "vincentize" and locscale)
@@ -252,10 +259,12 @@ class TrainedModel:
             # parameters do not depend on the noise.
             runs = [self._run_one(s, batch, noise[:, which == s]) for s in range(n_nets)]
             for var, head in self.heads.items():
-                if not is_generative(head) and self.combine == "vincentize":
-                    dist = dists.get(head)
-                    params = [r[0][var] for r in runs]
-                    parts[var].append(np.asarray(quantile_at(dist, params, u, "vincentize")))
+                recal = self.recalibration.get(var)
+                if not is_generative(head) and (self.combine == "vincentize" or recal is not None):
+                    # one inverse-CDF draw from the pool, at G^-1(u) where recalibrated
+                    dist, params = dists.get(head), [r[0][var] for r in runs]
+                    uu = recal.inverse(u) if recal is not None else u
+                    parts[var].append(np.asarray(quantile_at(dist, params, uu, self.combine)))
                     continue
                 member = np.empty((len(batch), members), dtype=np.float32)
                 for s, (p_s, m_s) in enumerate(runs):
@@ -286,12 +295,10 @@ class TrainedModel:
             params, _ = self._run(batch, self._net_noise(noise[:, :1]))
             for var in self.parametric:
                 dist = dists.get(self.heads[var])
+                recal = self.recalibration.get(var)
+                lv = recal.inverse(levels) if recal is not None else jnp.asarray(levels)
                 out[var].append(
-                    np.asarray(
-                        quantile_at(
-                            dist, [p[var] for p in params], jnp.asarray(levels), self.combine
-                        )
-                    )
+                    np.asarray(quantile_at(dist, [p[var] for p in params], lv, self.combine))
                 )
             if gen:
                 ens = self._mixed_members(batch, noise, gen)
@@ -321,6 +328,8 @@ class TrainedModel:
                 if var in self.parametric:
                     dist = dists.get(self.heads[var])
                     p = exceedance(dist, [q[var] for q in params], jnp.asarray(t), self.combine)
+                    if var in self.recalibration:  # 1 - G(F(t))
+                        p = 1.0 - self.recalibration[var](1.0 - p)
                     out[var].append(np.asarray(p))
             if gen:
                 ens = self._mixed_members(batch, noise, gen)

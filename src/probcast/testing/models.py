@@ -40,7 +40,14 @@ def untrained_model(
     """
     config = tiny.get_config()
     spec = FeatureSpec.fit(table, list(heads), config.features)
-    net = build_model(spec.n_features, spec.n_stations, dict(heads), config.model, seed=seed)
+    net = build_model(
+        spec.n_features,
+        spec.n_stations,
+        dict(heads),
+        config.model,
+        seed=seed,
+        private=spec.own_features(),
+    )
     mix = {
         var: {
             "weight": weight,

@@ -79,6 +79,7 @@ class Setup:
     schedule: Any
     tag: str = ""  # prefix of tracked metrics and log lines ("refit/" in the refit phase)
     stream: Any = None  # out of core: a train.stream_chunks.FitStream instead of ``fit``
+    rows: int = 0  # fit rows (``fit`` may hold masked padding rows after them)
 
 
 def compute_dtype(name: str) -> Any:
@@ -153,7 +154,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
         if folds:
             results = _cross_fit(config, spec, heads, folds, workdir, tracker)
         else:
-            setup = _setup(config, spec, heads, fit_table, val_table, tracker)
+            pad = len(table) if refit else 0  # the refit reuses the compiled epoch
+            setup = _setup(config, spec, heads, fit_table, val_table, tracker, pad_rows=pad)
             log.info(
                 "fit rows %d, validation rows %d, features %d, heads %s, devices %d",
                 len(fit_table),
@@ -196,8 +198,10 @@ def _cross_fit(
     """
     n = int(config.train.n_seeds) // len(folds)
     results: list[SeedResult] = []
+    pad, fns = max(len(fit) for fit, _ in folds), None  # one compiled epoch for every fold
     for i, (fit, held) in enumerate(folds):
-        setup = _setup(config, spec, heads, fit, held, tracker)
+        setup = _setup(config, spec, heads, fit, held, tracker, pad_rows=pad, fns=fns)
+        fns = setup.fns
         setup.tag = f"fold{i + 1}/"
         log.info("fold %d/%d: fit rows %d, held out %d", i + 1, len(folds), len(fit), len(held))
         results += [train_seed(setup, workdir, i * n + s) for s in range(n)]
@@ -215,7 +219,9 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
     the classical baselines do. The spread factors fitted on validation carry over.
     """
     empty = table.iloc[:0]
-    refit = _setup(setup.config, setup.spec, setup.heads, table, empty, setup.tracker)
+    refit = _setup(
+        setup.config, setup.spec, setup.heads, table, empty, setup.tracker, fns=setup.fns
+    )
     refit.tag = "refit/"
     log.info("refit on all %d training rows", len(table))
     done = [train_seed(refit, workdir, i, max_epochs=r.best_epoch) for i, r in enumerate(selected)]
@@ -231,25 +237,35 @@ def _setup(
     val_table: Any,
     tracker: Tracker,
     stream: Any = None,
+    pad_rows: int = 0,
+    fns: StepFns | None = None,
 ) -> Setup:
+    """Data on the devices, optimiser and compiled functions of one training phase.
+
+    ``pad_rows`` pads the fit rows with masked rows (never drawn) to that many, and ``fns``
+    reuses the compiled functions of an earlier phase: folds and the refit whose padded
+    shapes agree then share one compiled epoch (:meth:`StepFns.epoch_padded`).
+    """
     mesh = tdata.make_mesh()
     fit = None
     if stream is None:
         # recent errors hidden on some rows: operational inputs often lack them
         fit_table = recent.mask(fit_table, spec.targets, seed=int(config.train.seed))
-        fit = tdata.to_device(spec.transform(fit_table), tdata.replicated(mesh))
+        fit = tdata.to_device(spec.transform(fit_table), tdata.replicated(mesh), pad_rows)
     val = validation_chunks(config, spec, val_table, mesh)
     cfg = config.train
-    n = fit.n if fit is not None else int(stream.n)
+    n = len(fit_table) if fit is not None else int(stream.n)
     batch_size = round_up(min(int(cfg.batch_size), n), mesh.size)
     steps = max(1, -(-n // batch_size)) if fit is not None else stream.bind(mesh, batch_size)
     tx, schedule = make_optimizer(cfg, steps)
-    # Every seed network has the same structure: one set of compiled functions serves all.
-    graphdef, _, rest = nnx.split(_model(config, spec, heads, int(cfg.seed)), nnx.Param, ...)  # type: ignore[misc]
-    fns = StepFns(graphdef, rest, heads, tx, int(cfg.ensemble_members))
-    return Setup(
-        config, spec, heads, fit, val, mesh, tracker, batch_size, steps, fns, schedule, "", stream
-    )
+    if fns is None:
+        # Every seed network has the same structure: one set of compiled functions serves all.
+        model = _model(config, spec, heads, int(cfg.seed))
+        graphdef, _, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
+        fns = StepFns(graphdef, rest, heads, tx, int(cfg.ensemble_members))
+    setup = Setup(config, spec, heads, fit, val, mesh, tracker, batch_size, steps, fns, schedule)
+    setup.stream, setup.rows = stream, n
+    return setup
 
 
 def _model(
@@ -257,7 +273,13 @@ def _model(
 ) -> nnx.Module:
     dtype = compute_dtype(str(config.train.compute_dtype))
     return build_model(
-        spec.n_features, spec.n_stations, heads, config.model, seed=seed, dtype=dtype
+        spec.n_features,
+        spec.n_stations,
+        heads,
+        config.model,
+        seed=seed,
+        dtype=dtype,
+        private=spec.own_features(),
     )
 
 
@@ -306,13 +328,13 @@ def train_seed(
             key, t0 = jax.random.fold_in(base, epoch), time.perf_counter()
             if setup.fit is None:  # out of core: chunks read while the device trains
                 params, opt_state, loss, per = setup.stream.epoch(fns, params, opt_state, key)
-            else:
-                idx = jax.device_put(
-                    tdata.epoch_indices(jax.random.fold_in(key, 0), setup.fit.n, batch_size),
-                    idx_sharding,
+            else:  # padded to the longest epoch sharing the compiled function
+                max_steps = max(steps, -(-setup.fit.n // batch_size))
+                idx = tdata.padded_indices(
+                    jax.random.fold_in(key, 0), setup.rows, batch_size, max_steps, idx_sharding
                 )
-                params, opt_state, loss, per = fns.epoch(
-                    params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1)
+                params, opt_state, loss, per = fns.epoch_padded(
+                    params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1), steps
                 )
             loss = float(loss)
             if not math.isfinite(loss):

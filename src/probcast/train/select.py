@@ -22,6 +22,7 @@ from probcast.baselines.emos import fit_emos
 from probcast.dists.pooling import blend_params
 from probcast.io import write_json, write_text
 from probcast.model import artefact
+from probcast.train import recalibrate
 from probcast.train.blend import (
     EMOS_MAX_ROWS,
     MIN_VAL_ROWS,
@@ -30,7 +31,7 @@ from probcast.train.blend import (
     fit_blend,
     refit_emos,
 )
-from probcast.train.calibrate import calibratable, fit_spread_factor
+from probcast.train.calibrate import calibratable, fit_spread_factor, scaled
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def select_on_folds(
     from models that never saw it. One EMOS weight per target (:data:`blend.WEIGHTS`) and
     then one spread factor of the blended distribution are chosen on all of them; the
     final local EMOS is fitted on all training rows. Writes ``blend.json`` and
-    ``calibration.json`` (removing stale ones first).
+    ``calibration.json`` (with the maps of :mod:`probcast.train.recalibrate`; removing
+    stale ones first).
     """
     blend_path, calib_path = workdir / "blend.json", workdir / "calibration.json"
     blend_path.unlink(missing_ok=True)
@@ -109,6 +111,7 @@ def select_on_folds(
     held_all = pd.concat([h for _, h in folds], ignore_index=True)
     blend: dict[str, Any] = {}
     factors: dict[str, float] = {}
+    chosen: dict[str, dict[str, np.ndarray]] = {}  # the final OOF forecasts
     all_rows = emos_rows(held_all, cap) if use_blend else held_all
     for var, parts in net.items():
         family = model.heads[var]
@@ -123,11 +126,14 @@ def select_on_folds(
                 blend[var] = {"weight": weight, "emos": final.to_dict()}
         if bool(config.train.calibrate_spread):
             factors[var] = fit_spread_factor(family, params, y)
+        chosen[var] = scaled(params, factors.get(var, 1.0))
+    sizes = [len(h) for _, h in folds]  # PIT recalibration maps that pass a nested-CV gate
+    recal = recalibrate.on_folds(config, model.heads, chosen, held_all, sizes)
     if blend:
         write_json(blend_path, {"blend": blend, "rows": len(held_all), "folds": len(folds)})
-    if factors:
+    if factors or recal.get("recalibration"):
         log.info("spread factors fitted on %d out-of-fold rows: %s", len(held_all), factors)
-        write_json(calib_path, {"spread_factor": factors, "rows": len(held_all)})
+        write_json(calib_path, {"spread_factor": factors, "rows": len(held_all), **recal})
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
