@@ -216,3 +216,10 @@ def test_multivariate_scores_can_be_left_out():
     quiet = verify(truth, {"ens": ens}, n_boot=10, multivariate=False)
     assert not quiet.scores["metric"].str.startswith("energy").any()
     assert "Members as scenarios" not in report.render(quiet)
+
+
+def test_scores_stay_numeric_without_members():
+    truth, mu, sigma = syn.truth_table(n_stations=3, n_inits=4)
+    quiet = verify(truth, {"raw": truth, "q": syn.quantiles_table(truth, mu, sigma)}, n_boot=10)
+    assert quiet.scores["value"].dtype == "float64"
+    assert report.render(quiet).startswith("<!DOCTYPE html>")

@@ -247,8 +247,9 @@ def verify(
             diags.setdefault(name, {})[var] = aggregate.diagnostics(
                 frame, n_members=fc.n_members, thresholds=ts
             )
-    if multivariate:
-        tables.append(tidy_multivariate(merged, variables, max_vectors=MAX_VECTORS))
+    multi = tidy_multivariate(merged, variables, max_vectors=MAX_VECTORS) if multivariate else None
+    if multi is not None and len(multi):  # an empty frame would make the values objects
+        tables.append(multi)
     if reference is not None:
         tables.append(_crpss_rows(cases, reference, by, extra, seed=seed, n_boot=n_boot))
     meta = {

@@ -199,5 +199,7 @@ def tidy_multivariate(
         rows.append(scores.assign(method=method, by="all", key="all"))
     columns = ["method", "variable", "by", "key", "metric", "value"]
     if not rows:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(
+            {c: pd.Series(dtype="float64" if c == "value" else "object") for c in columns}
+        )
     return pd.concat(rows, ignore_index=True)[columns]
