@@ -161,10 +161,10 @@ def coherence_scores(coherent: Any, targets: list[str], seed: int = 0) -> pd.Dat
     import numpy as np
     import pandas as pd
 
-    from probcast.verify.multivariate import multivariate_scores
+    from probcast.verify.multivariate import member_matrix, multivariate_scores
 
     rng = np.random.default_rng(seed)
-    coh = {v: coherent.filter(regex=rf"^{v}_m\d+$").to_numpy() for v in targets}
+    coh = {v: m for v in targets if (m := member_matrix(coherent, v)) is not None}
     ind = {
         v: np.take_along_axis(m, np.argsort(rng.random(m.shape), axis=1), 1) for v, m in coh.items()
     }

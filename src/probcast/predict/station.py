@@ -53,7 +53,11 @@ def _copula_template(
             params=False,
             policy=domain_check.DomainPolicy(mode="warn"),
         )
-        return {v: pred.table.filter(regex=rf"^{v}_m\d+$").to_numpy() for v in targets}
+        table = pred.table
+        return {
+            v: table[product_table.parse_columns(table.columns, v).members].to_numpy()
+            for v in targets
+        }
 
     log.info("coherent members: PIT of the template's %d past rows under the model", len(template))
     return with_template_pit(template, targets, sample, seed=seed)

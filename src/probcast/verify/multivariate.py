@@ -16,7 +16,6 @@ complete vectors are scored (every component observed and forecast).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 import scoringrules as sr
 from scipy.stats import rankdata
 
+from probcast.products.table import parse_columns
 from probcast.schema import OBS_PREFIX
 from probcast.verify.calibration import pit_members
 
@@ -168,7 +168,7 @@ def multivariate_scores(
 
 def member_matrix(table: pd.DataFrame, var: str) -> np.ndarray | None:
     """The ``<var>_m000 ...`` member columns of a prediction table, ``(rows, M)``, or None."""
-    cols = [c for c in table.columns if re.fullmatch(rf"{re.escape(var)}_m\d+", str(c))]
+    cols = parse_columns(table.columns, var).members
     return table[cols].to_numpy(dtype=np.float64) if len(cols) > 1 else None
 
 
