@@ -19,9 +19,16 @@ def mirror_path() -> Path | None:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Keep every test's downloads and prepared data out of the user's cache."""
+    """Keep every test's downloads and prepared data out of the user's cache.
+
+    The JAX compilation cache is off (``PROBCAST_JAX_CACHE=off``) unless the environment
+    asks for it: several tests count XLA compilations, which a cache hit would hide
+    (tests/core/test_core_compile_cache.py turns it on in its own processes).
+    """
     if "PROBCAST_CACHE" not in os.environ:
         monkeypatch.setenv("PROBCAST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    if "PROBCAST_JAX_CACHE" not in os.environ:
+        monkeypatch.setenv("PROBCAST_JAX_CACHE", "off")
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ The public API, stable and small (everything else is reached through it)::
     table, families = probcast.read_predictions("pred.parquet")
     ver = probcast.evaluate(truth, {"model": table}, families={"model": families})
     probcast.train_model(config, "runs/new")                  # an ml_collections config
+    probcast.enable_compile_cache()    # reuse compiled kernels across processes (the CLI does)
 
 Names are imported on first use, so ``import probcast`` stays fast.
 """
@@ -20,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the real types for type checkers; at run time names load on first use
+    from probcast.compile_cache import enable as enable_compile_cache
     from probcast.dists import Predictive
     from probcast.model.artefact import load as load_model
     from probcast.predict.request import PredictRequest
@@ -83,10 +85,16 @@ _API = {
     "read_predictions": "probcast.products.table_files",
     "write_predictions": "probcast.products.table_files",
     "evaluate": "probcast.verify.evaluate",
+    "enable_compile_cache": "probcast.compile_cache",
 }
 # Subpackages (probcast.train, probcast.verify) become attributes of the package once
 # imported, so the functions get names of their own.
-_ALIASES = {"load_model": "load", "train_model": "train", "evaluate": "verify"}
+_ALIASES = {
+    "load_model": "load",
+    "train_model": "train",
+    "evaluate": "verify",
+    "enable_compile_cache": "enable",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -111,6 +119,7 @@ __all__ = [
     "Predictive",
     "__version__",
     "create_runner",
+    "enable_compile_cache",
     "evaluate",
     "load_model",
     "read_predictions",

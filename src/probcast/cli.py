@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 
+from probcast import compile_cache
 from probcast.io import describe
 from probcast.logs import configure_logging
 from probcast.progress import silence
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     configure_logging()
+    compile_cache.enable()  # compiled kernels reused across processes
     try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(args[1:]) or 0)

@@ -17,7 +17,18 @@ import probcast
 SRC = Path(probcast.__file__).resolve().parent
 
 LAYERS: list[set[str]] = [
-    {"__init__", "schema", "io", "defaults", "logs", "progress", "configs", "split", "recent"},
+    {
+        "__init__",
+        "schema",
+        "io",
+        "defaults",
+        "logs",
+        "progress",
+        "configs",
+        "split",
+        "recent",
+        "compile_cache",
+    },
     {"dists", "validate", "features", "units"},
     {"ingest", "baselines"},
     {"align", "sources", "products"},

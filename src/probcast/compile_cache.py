@@ -1,0 +1,120 @@
+"""JAX's persistent compilation cache: compiled kernels reused across processes.
+
+Every probcast process compiles its JAX functions with XLA the first time it calls them:
+the training epoch and validation pass, the EMOS Newton kernels, the product kernels of a
+grid. In operation each NWP cycle, retraining or prediction is a new process (a Kubernetes
+Job, a cron run), so without a cache every one of them pays those compiles again (about a
+fifth of ``probcast demo``'s wall time on a 2-core machine, see benchmarks/README.md).
+JAX can keep compiled executables on disk, keyed by the lowered program, the JAX/jaxlib
+version, the backend and its options (a stale entry cannot be picked up by another
+version or device); :func:`enable` turns that on.
+
+The ``probcast`` command enables it for every subcommand. The folder is
+``PROBCAST_JAX_CACHE`` if set, else ``jax`` under ``PROBCAST_CACHE`` (or the OS cache);
+``PROBCAST_JAX_CACHE=off`` disables it. A folder set for JAX itself
+(``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left as it is. Entries are written
+only for compiles of at least :data:`MIN_COMPILE_S` and the folder is kept under
+:data:`MAX_BYTES` (least recently used entries go first; JAX then locks the folder, so
+several processes can share it). A damaged or unreadable entry makes JAX warn and compile
+again; an unwritable folder disables the cache with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV = "PROBCAST_JAX_CACHE"
+OFF = {"off", "0", "false", "no", "none"}
+MIN_COMPILE_S = 0.1
+"""Compiles shorter than this are not written (reading them back would save little)."""
+MAX_BYTES = 2 * 1024**3
+"""Size limit of the cache folder; least recently used entries are evicted above it."""
+
+
+def default_dir() -> Path | None:
+    """The folder :func:`enable` uses without an argument (``None``: disabled)."""
+    env = os.environ.get(ENV, "").strip()
+    if env.lower() in OFF and env:
+        return None
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("PROBCAST_CACHE")
+    if base:
+        return Path(base).expanduser() / "jax"
+    import pooch
+
+    return Path(pooch.os_cache("probcast")) / "jax"
+
+
+SETTINGS = {
+    "jax_persistent_cache_min_compile_time_secs": MIN_COMPILE_S,
+    "jax_persistent_cache_min_entry_size_bytes": -1,  # any size
+    "jax_compilation_cache_max_size": MAX_BYTES,
+}
+
+
+def enable(path: str | Path | None = None) -> Path | None:
+    """Turn on JAX's persistent compilation cache in ``path`` (default :func:`default_dir`).
+
+    Before ``jax`` is imported this only sets JAX's environment variables (so a command
+    that never uses JAX does not pay for importing it); after, it updates ``jax.config``.
+    Compiles from then on are cached. Idempotent.
+
+    Args:
+        path: Cache folder; created if missing.
+
+    Returns:
+        The folder in use, or ``None`` when disabled or not writable.
+    """
+    imported = "jax" in sys.modules
+    current = _current_dir(imported)
+    if current:  # the user's (or an earlier call's) choice stands
+        return Path(current)
+    folder = Path(path).expanduser() if path is not None else default_dir()
+    if folder is None or not _writable(folder):
+        return None
+    if not imported:
+        for name, value in SETTINGS.items():
+            os.environ.setdefault(name.upper(), str(value))
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+        return folder
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    for name, value in SETTINGS.items():
+        jax.config.update(name, value)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    compilation_cache.reset_cache()  # an earlier compile may have settled "no cache"
+    log.debug("JAX compilation cache in %s", folder)
+    return folder
+
+
+def _current_dir(imported: bool) -> str | None:
+    if not imported:
+        return os.environ.get("JAX_COMPILATION_CACHE_DIR") or None
+    import jax
+
+    return getattr(jax.config, "jax_compilation_cache_dir", None) or None
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        log.warning(
+            "JAX compilation cache disabled: cannot write to %s (%s); set %s to a writable "
+            "folder or to 'off'",
+            folder,
+            err.strerror or err,
+            ENV,
+        )
+        return False
+    return True

@@ -1,0 +1,121 @@
+"""JAX's persistent compilation cache (probcast.compile_cache), in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from probcast import compile_cache
+
+# One fresh process: enable the cache (before or after importing JAX), compile a function
+# slow enough to be written, and report the cache hits and the folder JAX uses.
+SCRIPT = """
+import json, sys
+from probcast import compile_cache
+if sys.argv[1] == "after":
+    import jax
+folder = compile_cache.enable()
+import jax, jax.numpy as jnp
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event.endswith("cache_hits") else None)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+f = jax.jit(lambda x: jnp.cumsum(jnp.sort(jnp.sin(x) * 3.0)) @ x)
+f(jnp.arange(17.0)).block_until_ready()
+print(json.dumps({"folder": str(folder) if folder else None, "hits": len(hits),
+                  "jax_dir": jax.config.jax_compilation_cache_dir}))
+"""
+
+
+def _run(env: dict[str, str], when: str = "before") -> dict[str, object]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    full.update(env)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, when],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _entries(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.exists() else []
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_second_process_reads_what_the_first_compiled(tmp_path: Path, when: str) -> None:
+    folder = tmp_path / "jax"
+    first = _run({"PROBCAST_JAX_CACHE": str(folder)}, when)
+    assert first["folder"] == first["jax_dir"] == str(folder)
+    assert first["hits"] == 0
+    written = _entries(folder)
+    assert written, "nothing was written to the cache"
+    second = _run({"PROBCAST_JAX_CACHE": str(folder)}, when)
+    assert second["hits"] >= 1
+    assert sorted(_entries(folder)) == sorted(written)  # nothing compiled twice
+
+
+def test_off_and_default_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBCAST_JAX_CACHE", "off")
+    assert compile_cache.default_dir() is None
+    assert _run({"PROBCAST_JAX_CACHE": "off"})["jax_dir"] is None
+    monkeypatch.delenv("PROBCAST_JAX_CACHE")
+    monkeypatch.setenv("PROBCAST_CACHE", str(tmp_path / "c"))
+    assert compile_cache.default_dir() == tmp_path / "c" / "jax"
+    monkeypatch.setenv("PROBCAST_JAX_CACHE", "~/x")
+    assert compile_cache.default_dir() == Path("~/x").expanduser()
+
+
+def test_a_folder_set_for_jax_itself_is_kept(tmp_path: Path) -> None:
+    own = tmp_path / "own"
+    got = _run(
+        {"PROBCAST_JAX_CACHE": str(tmp_path / "ours"), "JAX_COMPILATION_CACHE_DIR": str(own)}
+    )
+    assert got["folder"] == got["jax_dir"] == str(own)
+    assert not (tmp_path / "ours").exists()
+
+
+def test_unwritable_folder_warns_and_compiles_without_cache(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    full = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    full["PROBCAST_JAX_CACHE"] = str(blocker / "jax")
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "before"],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["folder"] is None and got["jax_dir"] is None
+    assert "JAX compilation cache disabled: cannot write to" in out.stderr
+    assert "PROBCAST_JAX_CACHE" in out.stderr
+
+
+def test_the_probcast_command_enables_it(tmp_path: Path) -> None:
+    folder = tmp_path / "jax"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["PROBCAST_JAX_CACHE"] = str(folder)
+    code = (
+        "import os, sys\n"
+        "from probcast import cli\n"
+        "rc = cli.main(['data', 'list'])\n"
+        "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))\n"
+        "sys.exit(rc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == str(folder)
+    assert folder.is_dir()
