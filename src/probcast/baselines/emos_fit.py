@@ -14,7 +14,10 @@ families whose CRPS JAX cannot differentiate twice) in a few tens of kernel call
 - warm starts: large groups are first fitted on subsamples of fixed total size
   (:data:`STAGE_ROWS`; every k-th row of a group), each stage starting from the previous
   optimum, so that the far-from-quadratic first iterations run on 2,048 rows and the full
-  data see only the last 3-4 Newton steps;
+  data see only the last 2-3 Newton steps. A stage stops once a group's Newton decrement is
+  below :data:`STAGE_TOL` over the group's rows in it (its sampling precision: converging
+  further only moves it within the noise of the next stage), the full data at
+  :data:`~probcast.baselines.emos_newton.DECREMENT_TOL`;
 - compaction: once the groups still iterating hold at most :data:`COMPACT_ROWS` rows (the
   slow stations of a local fit), they go on alone on a kernel of that size.
 
@@ -57,6 +60,10 @@ STAGE_ROWS = (2048, 16384)
 the kernel compiles once per family and stage, whatever the data."""
 MIN_GROUP_ROWS = 256
 """Fewest rows per group of a warm-start stage (local fits with many groups skip them)."""
+STAGE_TOL = 1.0
+"""Newton decrement tolerance of a warm-start stage, over a group's rows in it: a subsample's
+optimum differs from the full data's by a decrement of the order of one over those rows, so
+a tighter stage only costs kernel calls."""
 COMPACT_ROWS = 2048
 """Once the groups still iterating have at most this many rows, they continue alone."""
 
@@ -179,7 +186,8 @@ def fit_groups(
         sub = subsample(groups, prior.shape[0], rows // present)
         if rows // present >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
             data = (x[sub], center[sub], y[sub], groups[sub])
-            start = _solve(family, *data, prior, spread, shrinkage, calls, rows, start)
+            tol = STAGE_TOL / np.maximum(np.bincount(data[3], minlength=prior.shape[0]), 1)
+            start = _solve(family, *data, prior, spread, shrinkage, calls, rows, start, tol)
     theta = _solve(family, x, center, y, groups, prior, spread, shrinkage, calls, size, start)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(f"EMOS fit for family {family!r} diverged")
@@ -208,6 +216,7 @@ def _solve(
     maxiter: int,
     size: int,
     start: np.ndarray | None = None,
+    tol: np.ndarray | None = None,
 ) -> np.ndarray:
     """Newton on all rows (padded to ``size``), the slowest groups finishing alone.
 
@@ -215,8 +224,9 @@ def _solve(
     their own rows, padded to that size.
     """
     compact = COMPACT_ROWS if size > COMPACT_ROWS else 0
+    tol = np.full(len(prior), emos_newton.DECREMENT_TOL) if tol is None else tol
     theta, done, calls = _newton(
-        family, x, center, y, groups, prior, spread, shrinkage, maxiter, size, start, compact
+        family, x, center, y, groups, prior, spread, shrinkage, maxiter, size, start, tol, compact
     )
     if done.all() or calls >= maxiter:
         return theta
@@ -224,9 +234,10 @@ def _solve(
     number = np.full(len(prior), -1)
     number[rest] = np.arange(len(rest))
     rows = np.flatnonzero(~done[groups])
-    data = (x[rows], center[rows], y[rows], number[groups[rows]])
+    data = (x[rows], center[rows], y[rows], number[groups[rows]], prior[rest])
+    left = maxiter - calls
     tail, _, _ = _newton(
-        family, *data, prior[rest], spread, shrinkage, maxiter - calls, COMPACT_ROWS, theta[rest]
+        family, *data, spread, shrinkage, left, COMPACT_ROWS, theta[rest], tol[rest]
     )
     theta[rest] = tail
     return theta
@@ -244,6 +255,7 @@ def _newton(
     maxiter: int,
     size: int,
     start: np.ndarray | None,
+    tol: np.ndarray,
     compact: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One batched Newton run on the rows given, padded to ``size`` rows."""
@@ -261,8 +273,9 @@ def _newton(
         out = emos_kernels.row_terms(
             jax.device_put(raw_pad), *args, scale, family=family, exact=False
         )
-        crps, d_raw, h_raw = (np.array(np.asarray(a)[:n]) for a in out[:3])
         far = np.flatnonzero(~np.asarray(out[3])[:n])  # rows outside the fast form's range
+        # views of the kernel's output (no copy) unless far rows are to be overwritten
+        crps, d_raw, h_raw = (np.array(a[:n]) if len(far) else np.asarray(a)[:n] for a in out[:3])
         if len(far):  # the family's own formula, on those rows only when they are few
             fits = [m for m in (COMPACT_ROWS, 4 * COMPACT_ROWS) if len(far) <= m < size]
             pick = np.zeros(fits[0] if fits else size, np.int64)
@@ -278,7 +291,7 @@ def _newton(
         return crps, d_raw, h_raw
 
     with jax.enable_x64(True):
-        return emos_newton.newton_groups(terms, seg, prior, shrinkage, maxiter, start, compact)
+        return emos_newton.newton_groups(terms, seg, prior, shrinkage, maxiter, start, compact, tol)
 
 
 def fit_lbfgs(

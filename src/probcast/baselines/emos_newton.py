@@ -21,6 +21,7 @@ calls instead of about 190.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,11 +42,17 @@ Terms = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 """``raw (rows, n_params) -> (crps, d crps / d raw, d2 crps / d raw2)`` of the real rows."""
 
 
+@functools.cache
 def _pair_index(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper-triangle pairs ``(i, j)`` of ``n`` and, for every ``(a, b)``, its pair's number."""
+    """Upper-triangle pairs ``(i, j)`` of ``n`` and, for every ``(a, b)``, its pair's number.
+
+    Cached (called on every kernel call); the arrays are read-only.
+    """
     iu, ju = np.triu_indices(n)
     number = np.empty((n, n), dtype=np.int64)
     number[iu, ju] = number[ju, iu] = np.arange(len(iu))
+    for a in (iu, ju, number):
+        a.flags.writeable = False
     return iu, ju, number
 
 
@@ -185,6 +192,7 @@ def newton_groups(
     maxiter: int = 100,
     start: np.ndarray | None = None,
     compact: int = 0,
+    tol: float | np.ndarray = DECREMENT_TOL,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Minimise every group's loss; returns ``theta``, which groups are done, kernel calls.
 
@@ -203,6 +211,9 @@ def newton_groups(
         start: Starting point (default ``prior``).
         compact: Stop early once the groups not done have at most this many rows (and
             fewer than a quarter of all), so that the caller can go on with those alone.
+        tol: Newton decrement below which a group takes its last step: one value, or one
+            per group (a warm-start stage on a subsample needs no more precision than its
+            sampling error).
 
     Returns:
         ``(theta like prior, done per group, number of kernel calls)``.
@@ -247,7 +258,7 @@ def newton_groups(
         step, pred = model.step(damping)
         # a tiny Newton decrement of a definite Hessian: quadratic convergence, the full
         # Newton step's own error is of the order of its square; take it and stop
-        last = ~done & (model.newton_decrement() < DECREMENT_TOL)
+        last = ~done & (model.newton_decrement() < tol)
         theta[last] += model.step(np.zeros(n_groups))[0][last]
         stuck = ~done & (damping > 1e12 * model.top())  # no decrease at any step length
         done |= last | stuck
