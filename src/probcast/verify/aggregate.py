@@ -31,6 +31,7 @@ from probcast import io
 from probcast.verify import calibration as cal
 from probcast.verify import scores
 from probcast.verify.pointwise import coverage_label, threshold_label
+from probcast.verify.skill import init_date_blocks
 
 SCHEMA = "probcast.verify.scores/1"
 TIDY_COLUMNS = ("method", "variable", "by", "key", "metric", "value")
@@ -46,6 +47,7 @@ METRICS = (
     "spread_skill",  # spread / rmse, with the (M+1)/M ensemble correction
     "coverage_<c>",  # fraction of obs inside the central c % interval
     "pit_max_dev",  # max |bin frequency - 1/10| of the 10-bin PIT histogram
+    "pit_noise",  # the max-bin deviation sampling alone gives (init-date block bootstrap)
     "pit_ri",  # reliability index sum |f_k - 1/10|
     "pit_chi2",  # Pearson chi-square of the PIT histogram against uniform
     "pit_chi2_pvalue",
@@ -66,6 +68,7 @@ def summarise(
     thresholds: Sequence[float] = (),
     coverages: Sequence[float] = (),
     skipna: bool = True,
+    blocks: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All metrics of one group of cases.
 
@@ -76,6 +79,8 @@ def summarise(
         coverages: Nominal coverages of the ``cov_<c>`` columns.
         skipna: True drops invalid cases (counted in ``n_dropped``); False makes every
             score NaN when any case of the group is invalid.
+        blocks: Block label per case for ``pit_noise`` (default: the init dates of an
+            ``init_time`` column; none: NaN).
 
     Returns:
         Metric name -> value.
@@ -84,7 +89,13 @@ def summarise(
     n_bad = int((~valid).sum())
     out: dict[str, float] = {"n": float(valid.sum()), "n_dropped": float(n_bad)}
     c = cases if n_bad == 0 else cases[valid]
+    if blocks is None and "init_time" in cases.columns:
+        blocks = init_date_blocks(cases["init_time"])
     metrics = _metrics(c, n_members, thresholds, coverages)
+    pit = c["pit"].to_numpy("float64")
+    metrics["pit_noise"] = (
+        cal.pit_noise(pit, np.asarray(blocks)[valid]) if blocks is not None else float("nan")
+    )
     if not skipna and n_bad:
         metrics = dict.fromkeys(metrics, float("nan"))
     out.update(metrics)
@@ -153,6 +164,7 @@ def tidy_scores(
 ) -> pd.DataFrame:
     """Tidy rows (see the module docstring) for ``all`` and every grouping in ``by``."""
     rows = []
+    blocks = init_date_blocks(cases["init_time"]) if "init_time" in cases.columns else None
     for grouping in ("all", *[b for b in by if b != "all"]):
         for key, idx in group_keys(cases, grouping):
             summ = summarise(
@@ -161,6 +173,7 @@ def tidy_scores(
                 thresholds=thresholds,
                 coverages=coverages,
                 skipna=skipna,
+                blocks=None if blocks is None else blocks[idx],
             )
             rows += [(method, variable, grouping, key, m, v) for m, v in summ.items()]
     return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))

@@ -185,6 +185,55 @@ class Flatness:
     n: int
 
 
+def pit_noise(
+    pit: np.ndarray,
+    blocks: np.ndarray,
+    *,
+    n_bins: int = PIT_BINS,
+    n_boot: int = 500,
+    quantile: float = 0.95,
+    seed: int = 0,
+) -> float:
+    """Largest PIT-bin deviation that sampling alone gives on these cases.
+
+    Cases of one block (an init date: one weather situation seen by every station and lead
+    time) are not independent, so a histogram of ``n`` PITs is far noisier than ``n``
+    independent draws would make it. Whole blocks are resampled with replacement and the
+    value is the ``quantile`` over replicates of ``max_k |f*_k - f_k|``, the distance of a
+    resampled histogram from the observed one: about what a calibrated forecast with the
+    same dependence between cases shows by chance. A PIT max-bin deviation below it is no
+    evidence of miscalibration; a bar below it cannot be verified on these cases.
+
+    Args:
+        pit: PIT values (NaN dropped).
+        blocks: Block label of every case.
+        n_bins: Histogram bins.
+        n_boot: Bootstrap replicates.
+        quantile: Quantile of the replicates' deviations.
+        seed: Seed of the resampling.
+
+    Returns:
+        The deviation, NaN with fewer than 2 blocks.
+    """
+    v = np.asarray(pit, dtype="float64")
+    b = np.asarray(blocks)
+    if v.shape != b.shape:
+        raise ValueError(f"pit and blocks differ in shape: {v.shape} vs {b.shape}")
+    ok = np.isfinite(v)
+    _, ids = np.unique(b[ok], return_inverse=True)
+    n_blocks = int(ids.max()) + 1 if ids.size else 0
+    if n_blocks < 2:
+        return float("nan")
+    k = np.clip((v[ok] * n_bins).astype("int64"), 0, n_bins - 1)
+    counts = np.bincount(ids * n_bins + k, minlength=n_blocks * n_bins).reshape(n_blocks, -1)
+    observed = counts.sum(axis=0) / counts.sum()
+    rng = np.random.default_rng(seed)
+    times = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=n_boot)
+    boot = times.astype("float64") @ counts
+    boot /= np.maximum(boot.sum(axis=1, keepdims=True), 1.0)
+    return float(np.quantile(np.abs(boot - observed).max(axis=1), quantile))
+
+
 def flatness(counts: np.ndarray) -> Flatness:
     """Flatness statistics of histogram counts (see :class:`Flatness`)."""
     c = np.asarray(counts, dtype="float64")

@@ -29,6 +29,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("rmse", "RMSE (mean)"),
     ("spread_skill", "spread/skill"),
     ("pit_max_dev", "PIT max dev"),
+    ("pit_noise", "PIT noise"),
     ("pit_ri", "PIT RI"),
     ("coverage_80", "80% cover"),
 )
