@@ -21,14 +21,10 @@ def mirror_path() -> Path | None:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Keep every test's downloads and prepared data out of the user's cache.
 
-    The JAX compilation cache is off (``PROBCAST_JAX_CACHE=off``) unless the environment
-    asks for it: several tests count XLA compilations, which a cache hit would hide
-    (tests/core/test_core_compile_cache.py turns it on in its own processes).
+    The JAX compilation cache is off for the whole session (:func:`pytest_configure`).
     """
     if "PROBCAST_CACHE" not in os.environ:
         monkeypatch.setenv("PROBCAST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    if "PROBCAST_JAX_CACHE" not in os.environ:
-        monkeypatch.setenv("PROBCAST_JAX_CACHE", "off")
 
 
 @pytest.fixture
@@ -42,6 +38,17 @@ def mirror(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 _EXIT_STATUS: list[int] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No JAX compilation cache (``PROBCAST_JAX_CACHE=off``) unless the environment asks.
+
+    Set for the session, so that module-scoped fixtures and the processes tests start see
+    it too: tests count XLA compilations, which cache hits would hide, and must not write
+    to the user's cache (tests/core/test_core_compile_cache.py turns it on in its own
+    processes).
+    """
+    os.environ.setdefault("PROBCAST_JAX_CACHE", "off")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

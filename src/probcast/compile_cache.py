@@ -15,8 +15,11 @@ The ``probcast`` command enables it for every subcommand. The folder is
 (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left as it is. Entries are written
 only for compiles of at least :data:`MIN_COMPILE_S` and the folder is kept under
 :data:`MAX_BYTES` (least recently used entries go first; JAX then locks the folder, so
-several processes can share it). A damaged or unreadable entry makes JAX warn and compile
-again; an unwritable folder disables the cache with one warning.
+several processes can share it). A damaged or unreadable entry is compiled again and an
+entry that cannot be written (a full disk, a file-size limit) is skipped, silently: either
+costs a compile, never a result (JAX's warnings about them are filtered, so that they do not
+add lines to a command's own error message). A folder that cannot be written at all
+disables the cache with one warning.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,10 @@ SETTINGS = {
 }
 
 
+_QUIET = r"Error (reading|writing) persistent compilation cache entry"
+"""JAX's warnings about one cache entry (the compile is used or redone anyway)."""
+
+
 def enable(path: str | Path | None = None) -> Path | None:
     """Turn on JAX's persistent compilation cache in ``path`` (default :func:`default_dir`).
 
@@ -78,6 +86,7 @@ def enable(path: str | Path | None = None) -> Path | None:
     folder = Path(path).expanduser() if path is not None else default_dir()
     if folder is None or not _writable(folder):
         return None
+    warnings.filterwarnings("ignore", message=_QUIET)
     if not imported:
         for name, value in SETTINGS.items():
             os.environ.setdefault(name.upper(), str(value))

@@ -59,7 +59,7 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     err = pd.DataFrame(
         {
             "station": station,
-            "valid": valid_times(table).to_numpy(),
+            "valid": valid_times(table).array,  # tz-aware, no Timestamp objects
             "lead": table["lead_time"].to_numpy(),
             "err": (table[obs] - table[fc]).to_numpy(dtype="float64"),
         }

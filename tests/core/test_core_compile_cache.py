@@ -119,3 +119,24 @@ def test_the_probcast_command_enables_it(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == str(folder)
     assert folder.is_dir()
+
+
+def test_entry_that_cannot_be_written_costs_a_compile_not_a_message(tmp_path: Path) -> None:
+    import resource
+
+    def small_files() -> None:  # a file-size limit (ulimit -f) below any cache entry
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["PROBCAST_JAX_CACHE"] = str(tmp_path / "jax")
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "before"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        preexec_fn=small_files,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1])["hits"] == 0
+    assert "compilation cache" not in out.stderr, out.stderr

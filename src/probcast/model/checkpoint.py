@@ -5,6 +5,11 @@
 ``<seed_dir>/best/<epoch>/`` holds the parameters of the epoch with the lowest validation
 loss. Orbax writes each step to a temporary directory and renames it when complete, so a run
 killed mid-save leaves the previous checkpoint intact.
+
+Saves are asynchronous: ``save_*`` copies the arrays to host memory and returns while Orbax
+writes them in a background thread, so training goes on during the write. A ``latest``
+save first waits for the pending ``best`` save (``latest`` must never point past a best
+epoch that is not on disk), and :meth:`SeedCheckpoints.close` waits for every pending save.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ PyTree = Any
 
 
 def _manager(path: Path) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=True)
     return ocp.CheckpointManager(path.resolve(), options=options)
 
 
@@ -47,22 +52,21 @@ class SeedCheckpoints:
         self.best = _manager(self.dir / "best")
 
     def save_latest(self, epoch: int, params: PyTree, opt_state: PyTree, meta: dict) -> None:
-        """Save the full training state after ``epoch``."""
+        """Save the full training state after ``epoch`` (asynchronously, after ``best``)."""
         args = ocp.args.Composite(
             params=ocp.args.StandardSave(params),
             opt_state=ocp.args.StandardSave(opt_state),
             meta=ocp.args.JsonSave(meta),
         )
+        self.best.wait_until_finished()
         self.latest.save(epoch, args=args, force=True)
-        self.latest.wait_until_finished()
 
     def save_best(self, epoch: int, params: PyTree, meta: dict) -> None:
-        """Save the parameters of a new best epoch."""
+        """Save the parameters of a new best epoch (asynchronously)."""
         args = ocp.args.Composite(
             params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)
         )
         self.best.save(epoch, args=args, force=True)
-        self.best.wait_until_finished()
 
     def restore_latest(
         self, params_like: PyTree, opt_state_like: PyTree
@@ -97,7 +101,13 @@ class SeedCheckpoints:
         )
         return out["params"], dict(out["meta"])
 
+    def wait(self) -> None:
+        """Block until every pending save is on disk."""
+        self.best.wait_until_finished()
+        self.latest.wait_until_finished()
+
     def close(self) -> None:
-        """Release the managers' resources."""
+        """Wait for the pending saves and release the managers' resources."""
+        self.wait()
         self.latest.close()
         self.best.close()

@@ -173,9 +173,17 @@ def padded_indices(
     padding lets epochs of different lengths (cross-validation folds, the refit) share one
     compiled epoch (:meth:`probcast.train.objective.StepFns.epoch_padded`).
     """
-    idx = np.asarray(epoch_indices(key, n, batch_size))
-    pad = max(0, max_steps - idx.shape[0])
-    return put(np.pad(idx, ((0, pad), (0, 0))), sharding)
+    if sharding is not None and not sharding.is_fully_addressable:  # multi-process
+        idx = np.asarray(epoch_indices(key, n, batch_size))
+        return put(np.pad(idx, ((0, max(0, max_steps - idx.shape[0])), (0, 0))), sharding)
+    idx = _padded_indices(key, n, batch_size, max_steps)  # on device: no host round trip
+    return idx if sharding is None else jax.device_put(idx, sharding)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _padded_indices(key: jax.Array, n: int, batch_size: int, max_steps: int) -> jax.Array:
+    idx = epoch_indices(key, n, batch_size)
+    return jnp.pad(idx, ((0, max(0, max_steps - idx.shape[0])), (0, 0)))
 
 
 def take(data: DeviceData, idx: jax.Array) -> DeviceData:

@@ -10,6 +10,7 @@ saved with orbax, so rerunning the same command after a crash resumes where it s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -322,7 +323,11 @@ def train_seed(
     every = float(cfg.get("checkpoint_every_s", 0.0))
     saved, best = time.perf_counter(), None
     what = f"{setup.tag}seed {seed}"
-    with progress.bar(what, last, completed=min(int(state["epoch"]), last)) as shown:
+    # closing: an error mid-training still lets the pending (asynchronous) saves finish
+    with (
+        contextlib.closing(ckpt),
+        progress.bar(what, last, completed=min(int(state["epoch"]), last)) as shown,
+    ):
         while state["epoch"] < last and state["wait"] < int(cfg.patience):
             epoch = int(state["epoch"])
             key, t0 = jax.random.fold_in(base, epoch), time.perf_counter()
@@ -370,7 +375,6 @@ def train_seed(
             setup.tracker.log_metrics(
                 {setup.tag + k: v for k, v in metrics.items()}, step=epoch + 1
             )
-    ckpt.close()
     best = state["history"][int(state["best_epoch"]) - 1]
     result = SeedResult(
         seed,
