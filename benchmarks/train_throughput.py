@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/train_throughput.py [--rows 200000] [--epochs 5]
         [--repeats 2] [--batch-size 512] [--hidden 128] [--generative] [--folds 5,0]
+        [--compile-cache DIR]
 
 One process runs, ``--repeats`` times, a burst of the bare step then :func:`probcast.train.
 loop.train` once per ``--folds`` setting, and a last burst after them: every training run
@@ -25,7 +26,8 @@ batch size set from the arguments, on a synthetic station table written to Parqu
   validation, checkpoints), median over every epoch but each network's first;
 * epoch scan: the loop's own figure for the jitted epoch (``samples_per_s`` in
   ``history.json``: steps x batch / scan time), median over the same epochs;
-* compiles: XLA compilations during the ``train`` call (``jax.monitoring``).
+* compiles: XLA compilations during the ``train`` call (``jax.monitoring``); hits:
+  executables loaded from the persistent cache instead (``--compile-cache``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import numpy as np
 from flax import nnx
 from jax import monitoring
 
+from probcast import compile_cache
 from probcast.configs import default
 from probcast.features import FeatureSpec
 from probcast.model.network import build_model, head_families
@@ -58,6 +61,7 @@ from probcast.train import loop
 from probcast.train.objective import StepFns, make_optimizer
 
 COMPILES = [0]
+HITS = [0]
 
 PHASE_ROWS = (  # log line -> (phase tag, fit rows) of the networks trained next
     (re.compile(r"^fold (\d+)/\d+: fit rows (\d+)"), lambda m: (f"fold{m[1]}/", int(m[2]))),
@@ -68,8 +72,13 @@ EPOCH = re.compile(r"^(\S*?)seed (\d+) epoch ")
 
 
 def _count_compiles(event: str, duration: float, **kwargs: Any) -> None:
-    if "backend_compile" in event:
+    if "backend_compile" in event:  # compiled, or loaded from the persistent cache
         COMPILES[0] += 1
+
+
+def _count_hits(event: str, **kwargs: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        HITS[0] += 1
 
 
 class TrainLog(logging.Handler):
@@ -125,7 +134,7 @@ def train_run(args: argparse.Namespace, path: Path, workdir: Path, folds: int) -
     logger.addHandler(log)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # counted, not printed
-    compiles = COMPILES[0]
+    compiles, hits = COMPILES[0], HITS[0]
     start = time.perf_counter()
     try:
         loop.train(_config(args, path, folds), workdir)
@@ -143,7 +152,8 @@ def train_run(args: argparse.Namespace, path: Path, workdir: Path, folds: int) -
         "end_to_end": log.samples() / wall,
         "epoch_whole": log.whole_epoch(),
         "epoch_scan": float(np.median(scan)) if scan else float("nan"),
-        "compiles": float(COMPILES[0] - compiles),
+        "compiles": float(COMPILES[0] - compiles - (HITS[0] - hits)),
+        "cache_hits": float(HITS[0] - hits),
     }
 
 
@@ -187,9 +197,18 @@ def main() -> int:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--generative", action="store_true", help="generative tp head")
     parser.add_argument("--folds", default="5,0", help="train.cv_folds settings, comma-separated")
+    parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        help="JAX persistent compilation cache folder (probcast.compile_cache); run twice "
+        "with the same folder to measure a retraining whose kernels are already compiled",
+    )
     args = parser.parse_args()
+    if args.compile_cache:
+        compile_cache.enable(args.compile_cache)
     folds = [int(f) for f in args.folds.split(",")]
     monitoring.register_event_duration_secs_listener(_count_compiles)
+    monitoring.register_event_listener(_count_hits)
     load = os.getloadavg()[0]
     bare = BareStep(args)
     runs: dict[int, list[dict[str, float]]] = {f: [] for f in folds}
@@ -214,7 +233,7 @@ def main() -> int:
     )
     print(
         f"{'setting':<14} {'bare/s':>8} {'e2e/s':>8} {'e2e/bare':>8} {'whole/bare':>10} "
-        f"{'scan/bare':>9} {'wall s':>7} {'samples':>9} {'nets':>4} {'compiles':>8}"
+        f"{'scan/bare':>9} {'wall s':>7} {'samples':>9} {'nets':>4} {'compiles':>8} {'hits':>5}"
     )
     for f, rs in runs.items():
 
@@ -229,7 +248,7 @@ def main() -> int:
             f"{name:<14} {med('bare'):>8.3g} {med('end_to_end'):>8.3g} "
             f"{ratio('end_to_end'):>8.2f} {ratio('epoch_whole'):>10.2f} "
             f"{ratio('epoch_scan'):>9.2f} {med('wall_s'):>7.1f} {med('samples'):>9.3g} "
-            f"{med('networks'):>4.0f} {med('compiles'):>8.0f}"
+            f"{med('networks'):>4.0f} {med('compiles'):>8.0f} {med('cache_hits'):>5.0f}"
         )
     print(
         "samples = fit rows x epochs trained over every network; ratios are per run against "
