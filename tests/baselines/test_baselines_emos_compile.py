@@ -95,13 +95,13 @@ def test_second_fit_of_same_family_and_bucket_does_not_compile(compiles: list[st
     first, second = _table(700, seed=2), _table(740, seed=3)  # both pad to 768 rows
     assert emos_fit.bucket(700) == emos_fit.bucket(740) == 768
     fit_emos(first, "t2m", family="normal", by_station=True, min_rows=50, lead_bins=2)
-    size = emos_kernels.row_terms._cache_size()  # type: ignore[attr-defined]
+    size = emos_kernels.group_terms._cache_size()  # type: ignore[attr-defined]
     assert size >= 1
     compiles.clear()
     model = fit_emos(second, "t2m", family="normal", by_station=True, min_rows=50, lead_bins=2)
     assert model.station_coefs  # the local (station x bin) fit ran too
     assert compiles == []  # no XLA compilation at all in the second fit
-    assert emos_kernels.row_terms._cache_size() == size  # type: ignore[attr-defined]
+    assert emos_kernels.group_terms._cache_size() == size  # type: ignore[attr-defined]
 
 
 def test_padding_does_not_change_the_fit() -> None:

@@ -61,7 +61,7 @@ def test_fast_forms_equal_the_family_crps_and_derivatives(family: str) -> None:
     ],
 )
 def test_newton_with_warm_starts_equals_lbfgs(family: str) -> None:
-    # one group of 6000 rows: two subsample stages (2048, then 16384 rows: skipped) first
+    # one group of 6000 rows: two subsample stages (2048, then 8192 rows: skipped) first
     rng = np.random.default_rng(2)
     n = 6000
     x = np.column_stack([np.ones(n), rng.normal(size=(n, 1))])
@@ -114,13 +114,18 @@ def test_truncated_rows_beyond_the_fast_form_use_the_family_formula(
     y = np.where(rng.random(n) < 0.7, 0.0, rng.exponential(0.05, n))  # mass near 0
     x = np.column_stack([np.ones(n), (center - center.mean()) / center.std()])
     calls: list[bool] = []
-    real = emos_kernels.row_terms
+    fast, exact = emos_kernels.group_terms, emos_kernels.row_terms
 
-    def spy(*a: Any, **k: Any) -> Any:
+    def spy_fast(*a: Any, **k: Any) -> Any:
         calls.append(k["exact"])
-        return real(*a, **k)
+        return fast(*a, **k)
 
-    monkeypatch.setattr(emos_kernels, "row_terms", spy)
+    def spy_exact(*a: Any, **k: Any) -> Any:
+        calls.append(k["exact"])
+        return exact(*a, **k)
+
+    monkeypatch.setattr(emos_kernels, "group_terms", spy_fast)
+    monkeypatch.setattr(emos_kernels, "row_terms", spy_exact)
     prior = np.zeros((1, 2, 2))
     prior[0, 0, 0] = -20.0  # loc far below 0: l beyond the fast form's limit at the start
     args = ("truncated_normal", x, center, y, np.zeros(n, np.int64), prior, 1.0, 1e-4)
@@ -153,23 +158,22 @@ def test_family_without_second_derivatives_falls_back_to_lbfgs() -> None:
 def test_newton_decrement_rule_and_bad_start() -> None:
     """A quadratic-like problem converges in few calls; a non-finite start is an error."""
     rng = np.random.default_rng(6)
-    n = 500
+    n = 512  # 32 blocks of one group
     x = np.column_stack([np.ones(n), rng.normal(size=n)])
     y = 2.0 + x[:, 1] + rng.normal(0.0, 1.0, n)
-    seg = emos_newton.Segments.build(x, np.zeros(n, np.int64), 1, 1.0)
-    center = np.zeros(n)[seg.order]
-    ys = y[seg.order]
+    blocks = np.zeros(n // emos_fit.BLOCK, np.int32)
+    with jax.enable_x64(True):
+        data = [jnp.asarray(a) for a in (x.T, blocks, np.full(n, 1.0 / n), np.zeros(n), y)]
 
-    def terms(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def terms(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with jax.enable_x64(True):
-            out = emos_kernels.row_terms(
-                jnp.asarray(raw), jnp.asarray(center), jnp.asarray(ys), jnp.float64(1.0),
-                family="normal", exact=False,
-            )  # fmt: skip
+            out = emos_kernels.group_terms(
+                jnp.asarray(theta), *data, jnp.float64(1.0), family="normal", exact=False
+            )
         return tuple(np.asarray(a) for a in out[:3])  # type: ignore[return-value]
 
-    theta, done, calls = emos_newton.newton_groups(terms, seg, np.zeros((1, 2, 2)), 1e-4)
+    theta, done, calls = emos_newton.newton_groups(terms, np.array([n]), np.zeros((1, 2, 2)), 1e-4)
     assert done.all() and calls < 15
     assert theta[0, 0, 0] == pytest.approx(2.0, abs=0.15)
     with pytest.raises(FloatingPointError, match="not finite"):
-        emos_newton.newton_groups(terms, seg, np.full((1, 2, 2), np.nan), 1e-4)
+        emos_newton.newton_groups(terms, np.array([n]), np.full((1, 2, 2), np.nan), 1e-4)

@@ -11,7 +11,7 @@ from probcast.baselines import emos_fit, emos_kernels, emos_newton
 
 
 def _problem() -> tuple[Any, ...]:
-    """Two groups of 4000 and 2000 rows (a 2048-row warm-start stage; 16384 is skipped)."""
+    """Two groups of 4000 and 2000 rows (a 2048-row warm-start stage; 8192 is skipped)."""
     rng = np.random.default_rng(7)
     n = 6000
     x = np.column_stack([np.ones(n), rng.normal(size=(n, 1))])
@@ -25,7 +25,7 @@ def _fit(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, list[Any], int]:
     """The fit, the (rows, tolerances) of every Newton run and the number of kernel calls."""
     runs: list[Any] = []
     calls = [0]
-    newton, kernel = emos_fit._newton, emos_kernels.row_terms
+    newton, kernel = emos_fit._newton, emos_kernels.group_terms
 
     def spy_newton(*a: Any, **k: Any) -> Any:
         runs.append((len(a[1]), np.array(a[11])))
@@ -36,7 +36,7 @@ def _fit(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, list[Any], int]:
         return kernel(*a, **k)
 
     monkeypatch.setattr(emos_fit, "_newton", spy_newton)
-    monkeypatch.setattr(emos_kernels, "row_terms", spy_kernel)
+    monkeypatch.setattr(emos_kernels, "group_terms", spy_kernel)
     return emos_fit.fit_groups(*_problem()), runs, calls[0]
 
 
@@ -53,12 +53,3 @@ def test_stage_tolerance_is_per_group_and_tied_to_its_rows(
     tight, _, tight_calls = _fit(monkeypatch)
     assert calls < tight_calls
     np.testing.assert_allclose(theta, tight, rtol=1e-6, atol=1e-7)
-
-
-def test_pair_index_is_cached_and_read_only() -> None:
-    iu, ju, number = emos_newton._pair_index(3)
-    assert emos_newton._pair_index(3)[0] is iu
-    assert list(zip(iu, ju, strict=True)) == [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-    assert number[2, 1] == number[1, 2] == 4
-    with pytest.raises(ValueError, match="read-only"):
-        number[0, 0] = 1

@@ -4,27 +4,31 @@ The loss of :func:`fit_groups` is the sum over groups (lead-time bins, or statio
 pairs of local EMOS) of the group's mean CRPS in spread units, plus a ridge towards
 ``prior``. Groups are independent and each has 4 to 9 coefficients, so every group gets its
 own Newton method with the exact Hessian (:mod:`probcast.baselines.emos_newton`), all
-driven by one call per iteration of a per-row kernel compiled once per family and row
-count (:data:`probcast.baselines.emos_kernels.row_terms`: CRPS, gradient and Hessian with
-respect to the row's unconstrained values; the chain rule to the coefficients is on the
-host). It converges to the same optimum as the float64 L-BFGS-B fit it replaces (which
-needed about 190 loss evaluations and remains, as :func:`fit_lbfgs`, the fallback for
-families whose CRPS JAX cannot differentiate twice) in a few tens of kernel calls:
+driven by one call per iteration of a kernel compiled once per family, row count and
+bucketed group count (:data:`probcast.baselines.emos_kernels.group_terms`: every group's
+loss, gradient and Hessian with respect to its coefficients, summed on the device; only
+``theta`` goes in and the per-group sums come out). It converges to the same optimum as
+the float64 L-BFGS-B fit it replaces (which needed about 190 loss evaluations and remains,
+as :func:`fit_lbfgs`, the fallback for families whose CRPS JAX cannot differentiate twice)
+in a few tens of kernel calls:
 
 - warm starts: large groups are first fitted on subsamples of fixed total size
   (:data:`STAGE_ROWS`; every k-th row of a group), each stage starting from the previous
-  optimum, so that the far-from-quadratic first iterations run on 2,048 rows and the full
-  data see only the last 2-3 Newton steps. A stage stops once a group's Newton decrement is
-  below :data:`STAGE_TOL` over the group's rows in it (its sampling precision: converging
-  further only moves it within the noise of the next stage), the full data at
+  optimum, so that the far-from-quadratic first iterations run on 2,048 rows, the next
+  ones on 8,192 and the full data see only the last 2-3 Newton steps. A stage stops once a
+  group's Newton decrement is below :data:`STAGE_TOL` over the group's rows in it (its
+  sampling precision: converging further only moves it within the noise of the next
+  stage), the full data at
   :data:`~probcast.baselines.emos_newton.DECREMENT_TOL`;
 - compaction: once the groups still iterating hold at most :data:`COMPACT_ROWS` rows (the
   slow stations of a local fit), they go on alone on a kernel of that size.
 
-Rows are padded to fixed sizes (:func:`bucket`: ``m * 2**k`` with ``m`` in 4..7, or the
-stage and compaction sizes) by repeating the first row; the kernel is elementwise, so
-padded rows cannot change a real row's value, and their outputs are dropped. A second fit
-of the same family and bucket compiles nothing.
+Rows are laid out by group in blocks of :data:`~probcast.baselines.emos_layout.BLOCK` and
+padded to fixed sizes (:func:`bucket`: ``m * 2**k`` with ``m`` in 4..7, or the stage and
+compaction sizes) with weight-0 copies of the first row
+(:class:`~probcast.baselines.emos_layout.Layout`); the kernel is elementwise, so padded
+rows cannot change a real row's value. A second fit of the same family, buckets and group
+count compiles nothing.
 
 The fit runs in float64 (``jax.enable_x64`` inside the fit only): in float32 the per-row
 rounding of the CRPS (about 1e-7 of it, not averaging out) moves the minimum by 1e-4 to 1e-2
@@ -47,17 +51,21 @@ from scipy.optimize import minimize
 
 from probcast import dists
 from probcast.baselines import emos_kernels, emos_newton
+from probcast.baselines.emos_layout import BLOCK, Layout
+from probcast.baselines.emos_layout import MIN_ROWS as MIN_ROWS  # re-exported
+from probcast.baselines.emos_layout import bucket as bucket  # re-exported
 
-MIN_ROWS = 256
-"""Smallest row bucket."""
 FTOL = 1e-13
 """L-BFGS-B relative-reduction stopping tolerance (scipy's default is 2.2e-9)."""
 GTOL = 1e-9
 """L-BFGS-B largest-gradient stopping tolerance (scipy's default is 1e-5)."""
-STAGE_ROWS = (2048, 16384)
+STAGE_ROWS = (2048, 8192)
 """Rows of the warm-start fits, smallest first: each group keeps at most its share of them
 (every k-th row), each stage starts from the previous one's optimum. Fixed sizes, so that
-the kernel compiles once per family and stage, whatever the data."""
+the kernel compiles once per family and stage, whatever the data (a stage's blocks may
+spill into the next bucket: a fixed size too). The truncated normal's loss has several
+local minima and the stages decide which one the fit reaches: a first stage of 512 rows
+was 20 % faster but reached a worse one (training and test CRPS) with one lead bin."""
 MIN_GROUP_ROWS = 256
 """Fewest rows per group of a warm-start stage (local fits with many groups skip them)."""
 STAGE_TOL = 1.0
@@ -102,24 +110,6 @@ def one_blas_thread() -> Iterator[None]:
     finally:
         for fn, n in zip(setters, before, strict=True):
             fn(n)
-
-
-def bucket(n: int, minimum: int = MIN_ROWS) -> int:
-    """Smallest size ``>= n`` (and ``>= minimum``) of the form ``m * 2**k``, ``m`` in 4..7.
-
-    Args:
-        n: Number of real entries.
-        minimum: Smallest bucket returned.
-
-    Returns:
-        The padded size: at most 25 % more than ``n`` above ``minimum``.
-    """
-    n = max(int(n), int(minimum), 4)
-    k = max(n.bit_length() - 3, 0)  # n < 8 * 2**k, so some m * 2**k with m <= 7 fits
-    for m in (4, 5, 6, 7, 8):
-        if m << k >= n:
-            return m << k
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _rows(
@@ -183,8 +173,9 @@ def fit_groups(
     calls, start = max(maxiter // 5, 20), None
     present = max(int(np.count_nonzero(np.bincount(groups))), 1)
     for rows in STAGE_ROWS:  # warm starts: the same fit on subsamples of the large groups
-        sub = subsample(groups, prior.shape[0], rows // present)
-        if rows // present >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
+        most = rows // present
+        sub = subsample(groups, prior.shape[0], most)
+        if most >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
             data = (x[sub], center[sub], y[sub], groups[sub])
             tol = STAGE_TOL / np.maximum(np.bincount(data[3], minlength=prior.shape[0]), 1)
             start = _solve(family, *data, prior, spread, shrinkage, calls, rows, start, tol)
@@ -231,14 +222,14 @@ def _solve(
     if done.all() or calls >= maxiter:
         return theta
     rest = np.flatnonzero(~done)
-    number = np.full(len(prior), -1)
-    number[rest] = np.arange(len(rest))
     rows = np.flatnonzero(~done[groups])
-    data = (x[rows], center[rows], y[rows], number[groups[rows]], prior[rest])
+    # the slow groups keep their numbers: one kernel shape whichever groups are left
+    data = (x[rows], center[rows], y[rows], groups[rows], prior[rest])
     left = maxiter - calls
     tail, _, _ = _newton(
-        family, *data, spread, shrinkage, left, COMPACT_ROWS, theta[rest], tol[rest]
-    )
+        family, *data, spread, shrinkage, left, COMPACT_ROWS, theta[rest], tol[rest], 0, rest,
+        len(prior),
+    )  # fmt: skip
     theta[rest] = tail
     return theta
 
@@ -257,41 +248,57 @@ def _newton(
     start: np.ndarray | None,
     tol: np.ndarray,
     compact: int = 0,
+    slots: np.ndarray | None = None,
+    n_slots: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """One batched Newton run on the rows given, padded to ``size`` rows."""
-    n = len(x)
-    seg = emos_newton.Segments.build(x, groups, prior.shape[0], spread)
-    fill = np.where(np.arange(size) < n, np.arange(size), 0)  # padding repeats row 0
-    host = [np.asarray(a, np.float64)[seg.order][fill] for a in (center, y)]
-    with jax.enable_x64(True):
-        args = [jnp.asarray(a) for a in host]
-        scale = jnp.asarray(spread, dtype=jnp.float64)
-    raw_pad = np.zeros((size, prior.shape[1]))  # padded rows: raw 0, finite
+    """One batched Newton run on the rows given, padded to ``size`` rows.
 
-    def terms(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raw_pad[:n] = raw
-        out = emos_kernels.row_terms(
-            jax.device_put(raw_pad), *args, scale, family=family, exact=False
-        )
-        far = np.flatnonzero(~np.asarray(out[3])[:n])  # rows outside the fast form's range
-        # views of the kernel's output (no copy) unless far rows are to be overwritten
-        crps, d_raw, h_raw = (np.array(a[:n]) if len(far) else np.asarray(a)[:n] for a in out[:3])
+    ``groups`` number the rows' groups among ``n_slots`` (default ``len(prior)``); the
+    groups fitted are ``slots`` (default all), in the order of ``prior``.
+    """
+    n_groups, n_params, n_feat = prior.shape
+    slots = np.arange(n_groups) if slots is None else np.asarray(slots)
+    n_slots = n_groups if n_slots is None else n_slots
+    layout = Layout.build(np.asarray(groups), n_slots, size)
+    weight = np.zeros(layout.rows)
+    weight[layout.at] = 1.0 / (layout.counts[groups] * spread)
+    x_rows, center_rows, y_rows = (layout.place(np.asarray(a, np.float64)) for a in (x, center, y))
+    host = [x_rows.T, layout.blocks, weight, center_rows, y_rows, np.float64(spread)]
+    with jax.enable_x64(True):
+        *data, scale = jax.device_put(host)  # once per run; then only theta per call
+    # the group count is bucketed (few compiles); one group: no scatter at all
+    theta_all = np.zeros((1 if n_slots == 1 else bucket(n_slots, 1), n_params, n_feat))
+    fast = family in emos_kernels.FORMS  # rows outside its range are flagged
+
+    def terms(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        theta_all[slots] = theta
+        coefs = theta_all.copy()  # passed as is: jit's own transfer is the cheapest
+        out = emos_kernels.group_terms(coefs, *data, scale, family=family, exact=False)
+        far = np.flatnonzero(~np.asarray(out[3]) & layout.real) if fast else ()
+        loss, grad, hess = (np.asarray(a)[slots] for a in out[:3])
         if len(far):  # the family's own formula, on those rows only when they are few
-            fits = [m for m in (COMPACT_ROWS, 4 * COMPACT_ROWS) if len(far) <= m < size]
-            pick = np.zeros(fits[0] if fits else size, np.int64)
+            fits = [m for m in (COMPACT_ROWS, 4 * COMPACT_ROWS) if len(far) <= m < layout.rows]
+            pick = np.zeros(fits[0] if fits else layout.rows, np.int64)  # padding: row 0
             pick[: len(far)] = far
+            xs, gs = x_rows[pick], layout.blocks[pick // BLOCK]
+            raw = np.einsum("rf,rpf->rp", xs, coefs[gs])
             again = emos_kernels.row_terms(
-                *(jax.device_put(a[pick]) for a in (raw_pad, *host)),
-                scale,
-                family=family,
-                exact=True,
+                raw, center_rows[pick], y_rows[pick], scale, family=family, exact=True
+            )  # per row: compiled once per pick size, whatever the groups
+            m = len(far)
+            crps, d_raw, h_raw = (np.asarray(a)[:m] for a in again[:3])
+            extra = emos_newton.group_sums(
+                gs[:m], weight[far], xs[:m], crps, d_raw, h_raw, len(coefs)
             )
-            for mine, theirs in zip((crps, d_raw, h_raw), again[:3], strict=True):
-                mine[far] = np.asarray(theirs)[: len(far)]
-        return crps, d_raw, h_raw
+            loss, grad, hess = (
+                a + b[slots] for a, b in zip((loss, grad, hess), extra, strict=True)
+            )
+        return loss, grad, hess
 
     with jax.enable_x64(True):
-        return emos_newton.newton_groups(terms, seg, prior, shrinkage, maxiter, start, compact, tol)
+        return emos_newton.newton_groups(
+            terms, layout.padded[slots], prior, shrinkage, maxiter, start, compact, tol
+        )
 
 
 def fit_lbfgs(

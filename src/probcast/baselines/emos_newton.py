@@ -4,9 +4,9 @@ The loss is separable by group (a lead-time bin, or a station x bin pair of loca
 ``L_g(theta_g) = sum over the group's rows of w_r crps_r(theta_g x_r) + s |theta_g - prior_g|^2``
 with ``w_r = 1 / (rows in the group * spread)``, and each group has only ``n_params *
 n_features`` coefficients (4 to 9). So every group gets its own Newton method, all driven by
-one kernel call per iteration over all rows (:data:`~probcast.baselines.emos_kernels.row_terms`:
-per-row CRPS, gradient and Hessian with respect to the row's unconstrained values); the chain
-rule to ``theta`` is a per-group sum of outer products with the design row, on the host.
+one kernel call per iteration over all rows
+(:data:`~probcast.baselines.emos_kernels.group_terms`: every group's loss, gradient and
+Hessian with respect to its coefficients, summed on the device).
 
 Per group and iteration: the Newton direction of the exact Hessian (eigenvalues replaced by
 their absolute values, floored, where it is not positive definite), a backtracking line
@@ -21,7 +21,6 @@ calls instead of about 190.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,104 +38,45 @@ EIG_FLOOR = 1e-12
 """Smallest eigenvalue of a modified Hessian, relative to its largest (and to 1)."""
 
 Terms = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-"""``raw (rows, n_params) -> (crps, d crps / d raw, d2 crps / d raw2)`` of the real rows."""
+"""``theta (G, n_params, n_feat) -> (loss (G,), gradient (G, k), Hessian (G, k, k))``: every
+group's data term (no ridge) and its derivatives, ``k = n_params n_feat`` in
+``theta[g].ravel()`` order."""
 
 
-@functools.cache
-def _pair_index(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper-triangle pairs ``(i, j)`` of ``n`` and, for every ``(a, b)``, its pair's number.
-
-    Cached (called on every kernel call); the arrays are read-only.
-    """
-    iu, ju = np.triu_indices(n)
-    number = np.empty((n, n), dtype=np.int64)
-    number[iu, ju] = number[ju, iu] = np.arange(len(iu))
-    for a in (iu, ju, number):
-        a.flags.writeable = False
-    return iu, ju, number
-
-
-@dataclass
-class Segments:
-    """Rows sorted by group, with what the per-group sums need (built once per fit).
-
-    Per-row products are stored feature-major (``(terms, rows)``) so that every product is
-    one contiguous vector operation and every group sum one ``reduceat`` along the rows.
-    """
-
-    order: np.ndarray  # row index, sorted by group
-    groups: np.ndarray  # group of every sorted row
-    starts: np.ndarray  # first sorted row of every non-empty group
-    present: np.ndarray  # the non-empty groups
-    counts: np.ndarray  # rows of every non-empty group
-    counts_all: np.ndarray  # rows of every group
-    x: np.ndarray  # sorted design (rows, n_feat), float64
-    xt: np.ndarray  # its transpose, contiguous
-    weight: np.ndarray  # w_r of every sorted row
-    wx: np.ndarray  # w_r x_r, (n_feat, rows)
-    wxx: np.ndarray  # w_r x_r[f] x_r[f'] for f <= f', (n_feat (n_feat + 1) / 2, rows)
-    n_groups: int
-
-    @classmethod
-    def build(cls, x: np.ndarray, groups: np.ndarray, n_groups: int, spread: float) -> Segments:
-        """Sort the rows by group and precompute the weighted design products."""
-        order = np.argsort(groups, kind="stable")
-        g = np.asarray(groups)[order]
-        counts = np.bincount(g, minlength=n_groups)
-        present = np.flatnonzero(counts)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
-        xs = np.asarray(x, dtype=np.float64)[order]
-        weight = 1.0 / (counts[g] * spread)
-        iu, ju, _ = _pair_index(xs.shape[1])
-        wx = np.ascontiguousarray((xs * weight[:, None]).T)
-        wxx = wx[iu] * xs.T[ju]
-        xt = np.ascontiguousarray(xs.T)
-        return cls(
-            order, g, starts, present, counts[present], counts, xs, xt, weight, wx, wxx, n_groups
-        )
-
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        """Per-group sums of per-row values ``(..., rows)`` -> ``(n_groups, ...)``."""
-        out = np.zeros((self.n_groups, *values.shape[:-1]))
-        if len(self.present) == 1:
-            out[self.present[0]] = values.sum(axis=-1)
-        elif len(self.present):
-            out[self.present] = np.moveaxis(np.add.reduceat(values, self.starts, axis=-1), -1, 0)
-        return out
-
-    def raw(self, theta: np.ndarray) -> np.ndarray:
-        """Unconstrained values of every sorted row: ``x_r . theta[g_r]``, ``(rows, n_params)``."""
-        if len(self.present) == 1:
-            return self.x @ theta[self.present[0]].T
-        coefs = np.ascontiguousarray(theta[self.present].transpose(1, 2, 0))
-        per_row = np.repeat(coefs, self.counts, axis=-1)  # rows are sorted by group
-        return (per_row * self.xt[None]).sum(axis=1).T
-
-
-def _derivatives(
-    seg: Segments, crps: np.ndarray, d_raw: np.ndarray, h_raw: np.ndarray
+def group_sums(
+    groups: np.ndarray,
+    weight: np.ndarray,
+    x: np.ndarray,
+    crps: np.ndarray,
+    d_raw: np.ndarray,
+    h_raw: np.ndarray,
+    n_groups: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-group loss ``(G,)``, gradient ``(G, k)`` and Hessian ``(G, k, k)`` (no ridge).
+    """Per-group loss, gradient and Hessian of a few rows, sorted by group, on the host.
 
-    ``k = n_params * n_feat`` in ``(param, feature)`` order, as ``theta[g].ravel()``. The
-    Hessian is ``sum_r w_r h_r[p, q] x_r[f] x_r[f']``, summed for ``p <= q`` and ``f <= f'``
-    only (both symmetric) and spread out by index.
+    Args:
+        groups: Group of every row, non-decreasing.
+        weight: ``w_r`` of every row.
+        x: Design rows ``(rows, n_feat)``.
+        crps: Per-row CRPS.
+        d_raw: Per-row gradient with respect to the unconstrained values ``(rows, p)``.
+        h_raw: Per-row Hessian ``(rows, p, p)``.
+        n_groups: Number of groups of the output.
+
+    Returns:
+        ``(loss (G,), gradient (G, k), Hessian (G, k, k))`` like :data:`Terms`, zero for
+        groups without rows.
     """
     n, p = d_raw.shape
-    f = seg.x.shape[1]
-    ip, jp, num_p = _pair_index(p)
-    _, _, num_f = _pair_index(f)
-    n_grad, n_hess = p * f, len(ip) * len(seg.wxx)
-    terms = np.empty((1 + n_grad + n_hess, n))
-    np.multiply(seg.weight, crps, out=terms[0])
-    np.multiply(d_raw.T[:, None, :], seg.wx[None], out=terms[1 : 1 + n_grad].reshape(p, f, n))
-    h_up = np.ascontiguousarray(h_raw[:, ip, jp].T)
-    np.multiply(h_up[:, None, :], seg.wxx[None], out=terms[1 + n_grad :].reshape(len(ip), -1, n))
-    sums = seg.sum(terms)
-    # H[(a, f), (b, f')] = sum of pair (a, b) of the parameters times pair (f, f') of features
-    index = num_p[:, None, :, None] * len(seg.wxx) + num_f[None, :, None, :]
-    hess = sums[:, 1 + n_grad :][:, index.reshape(n_grad, n_grad)]
-    return sums[:, 0], sums[:, 1 : 1 + n_grad], hess
+    k = p * x.shape[1]
+    grad = (d_raw[:, :, None] * x[:, None, :]).reshape(n, k)
+    hess = np.einsum("rac,rk,rm->rakcm", h_raw, x, x).reshape(n, k * k)
+    terms = weight[:, None] * np.concatenate([crps[:, None], grad, hess], axis=1)
+    out = np.zeros((n_groups, terms.shape[1]))
+    if n:
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        out[groups[starts]] = np.add.reduceat(terms, starts, axis=0)
+    return out[:, 0], out[:, 1 : 1 + k], out[:, 1 + k :].reshape(n_groups, k, k)
 
 
 @dataclass
@@ -186,7 +126,7 @@ class _Model:
 
 def newton_groups(
     terms: Terms,
-    seg: Segments,
+    counts: np.ndarray,
     prior: np.ndarray,
     shrinkage: float,
     maxiter: int = 100,
@@ -202,9 +142,8 @@ def newton_groups(
     the model's prediction (ratio above 0.75).
 
     Args:
-        terms: Per-row CRPS and its derivatives at given unconstrained values, for the
-            rows in ``seg``'s sorted order.
-        seg: The rows by group.
+        terms: Every group's loss and its derivatives at given coefficients.
+        counts: Rows of every group.
         prior: Ridge target, ``(n_groups, n_params, n_feat)``.
         shrinkage: Ridge weight ``s``.
         maxiter: Most kernel calls.
@@ -231,11 +170,10 @@ def newton_groups(
     damping = np.zeros(n_groups)
     model = _Model.empty(n_groups, k)
     done = np.zeros(n_groups, dtype=bool)
-    calls = 0
+    calls, total = 0, int(np.sum(counts))
     while calls < maxiter:
-        crps, d_raw, h_raw = terms(seg.raw(trial.reshape(shape)))
+        t_loss, t_grad, t_hess = terms(trial.reshape(shape))
         calls += 1
-        t_loss, t_grad, t_hess = _derivatives(seg, crps, d_raw, h_raw)
         diff = trial - prior_flat
         t_loss = t_loss + shrinkage * np.sum(diff**2, axis=1)
         finite = np.isfinite(t_loss) & np.isfinite(t_grad).all(1) & np.isfinite(t_hess).all((1, 2))
@@ -264,8 +202,8 @@ def newton_groups(
         done |= last | stuck
         if done.all():
             break
-        left = int(seg.counts_all[~done].sum())
-        if left <= compact and 4 * left < len(seg.x):
+        left = int(counts[~done].sum())
+        if left <= compact and 4 * left < total:
             break
         trial = np.where(done[:, None], theta, theta + step)
     else:

@@ -1,0 +1,89 @@
+"""Analytic CRPS derivatives of the EMOS fitting forms and the per-group kernel."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from probcast import dists
+from probcast.baselines import emos_kernels, emos_newton
+from probcast.baselines.emos_layout import Layout
+
+
+def _rows(family: str, n: int, seed: int) -> tuple[jax.Array, ...]:
+    """Unconstrained values with standardised truncation points -5..7.9; y = 0 and y > 0."""
+    rng = np.random.default_rng(seed)
+    center = rng.gamma(0.6, 3.0, n)
+    raw1 = rng.normal(0.0, 1.5, n)
+    with jax.enable_x64(True):
+        zeros = jnp.zeros(n)
+        raw = jnp.stack([zeros, jnp.asarray(raw1)], -1)
+        scale = np.asarray(dists.get(family).constrain(raw, zeros, 1.3)["scale"])
+        lo = rng.uniform(-5.0, 7.9, n)
+        raw0 = (-lo * scale - center) / 1.3
+        y = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(1.0, 2.0, n) * scale)
+        return tuple(jnp.asarray(a) for a in (np.stack([raw0, raw1], -1), center, y))
+
+
+@pytest.mark.parametrize("family", ["normal", "truncated_normal"])
+def test_analytic_derivatives_equal_autodiff_of_the_same_form(family: str) -> None:
+    raw, center, y = _rows(family, 4000, seed=11)
+    with jax.enable_x64(True):
+        spread = jnp.float64(1.3)
+        got = emos_kernels.row_terms(raw, center, y, spread, family=family, exact=False)
+        want = emos_kernels.row_terms(
+            raw, center, y, spread, family=family, exact=False, analytic=False
+        )
+        params = dists.get(family).constrain(raw, center, spread)
+    lo = -np.asarray(params["loc"]) / np.asarray(params["scale"])
+    np.testing.assert_array_equal(np.asarray(got[3]), np.asarray(want[3]))
+    assert np.asarray(got[3]).all() and (np.asarray(y) == 0).mean() > 0.3
+    for k, (a, b) in enumerate(zip(got[:3], want[:3], strict=True)):
+        a, b = np.asarray(a).reshape(len(a), -1), np.asarray(b).reshape(len(b), -1)
+        rel = (np.abs(a - b) / (np.abs(b).max(axis=1, keepdims=True) + 1e-300)).max(axis=1)
+        assert rel[lo < 5.0].max() < 1e-9, (k, rel[lo < 5.0].max())
+        # near l = 8 the Hessian's O(1/l) differences of O(l) tail ratios carry erfc's own
+        # relative error (~1e-14) times l^4; autodiff's is ~10 times smaller there
+        assert rel.max() < (1e-9 if k < 2 else 5e-8), (k, rel.max())
+
+
+@pytest.mark.parametrize("family", ["normal", "truncated_normal", "censored_logistic"])
+def test_device_group_sums_equal_host_sums_of_the_row_terms(family: str) -> None:
+    """Per-group sums on the device (blocks, padding, rows beyond the fast form left out)."""
+    rng = np.random.default_rng(12)
+    groups = np.repeat([0, 2, 3], [40, 7, 25])  # group 1 has no rows
+    n = len(groups)
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    center = rng.gamma(0.6, 3.0, n)
+    y = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(1.0, 2.0, n))
+    theta = rng.normal(0.0, 0.5, (4, 2, 3))
+    theta[:, 0, 0] = -8.0 * (np.arange(4) == 3)  # group 3: loc far below 0 (beyond 12 sd)
+    layout = Layout.build(groups, 4, 256)
+    weight = np.zeros(layout.rows)
+    weight[layout.at] = rng.uniform(0.5, 1.5, n)
+    placed = [layout.place(a) for a in (x, center, y)]
+    with jax.enable_x64(True):
+        spread = jnp.float64(0.7)
+        got = emos_kernels.group_terms(
+            jnp.asarray(theta), jnp.asarray(placed[0].T), jnp.asarray(layout.blocks),
+            jnp.asarray(weight), jnp.asarray(placed[1]), jnp.asarray(placed[2]), spread,
+            family=family, exact=False,
+        )  # fmt: skip
+        raw = np.einsum("rf,rpf->rp", x, theta[groups])
+        rows = emos_kernels.row_terms(
+            jnp.asarray(raw), jnp.asarray(center), jnp.asarray(y), spread,
+            family=family, exact=False,
+        )  # fmt: skip
+    ok = np.asarray(rows[3])
+    assert np.array_equal(np.asarray(got[3])[layout.at], ok)
+    if family == "truncated_normal":
+        assert 0 < (~ok).sum() < n  # some rows beyond the fast form: left out of the sums
+    w = weight[layout.at] * ok
+    terms = [np.where(ok.reshape(-1, *[1] * (np.ndim(a) - 1)), a, 0.0) for a in rows[:3]]
+    want = emos_newton.group_sums(groups, w, x, *(np.asarray(a) for a in terms), 4)
+    # raw is summed in another order; the Hessian of rows with l near the limit amplifies it
+    for a, b, rtol in zip(got[:3], want, (1e-9, 1e-9, 1e-7), strict=True):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=rtol, atol=1e-12)
+    assert np.all(np.asarray(got[0])[1] == 0.0)  # the empty group
