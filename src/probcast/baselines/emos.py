@@ -196,23 +196,18 @@ def _fit_local(
     """Per-(station, bin) coefficients for groups with at least ``min_rows`` rows."""
     if "station" not in rows.columns:
         raise KeyError("local EMOS (by_station=True) needs a 'station' column")
-    stations = rows["station"].astype(str).to_numpy()
+    codes, names = pd.factorize(rows["station"].astype(str).to_numpy())
     n_bins = glob.shape[0]
-    pairs: list[tuple[str, int]] = [(s, int(b)) for s, b in zip(stations, bins, strict=True)]
-    keys = pd.Series(pairs)
-    sizes = keys.value_counts()
-    fitted: list[tuple[str, int]] = [
-        (str(k[0]), int(k[1]))  # type: ignore[index]
-        for k, n in sizes.items()
-        if n >= model.min_rows
-    ]
+    key = codes.astype(np.int64) * n_bins + np.asarray(bins, dtype=np.int64)  # (station, bin)
+    kept = np.flatnonzero(np.bincount(key, minlength=len(names) * n_bins) >= model.min_rows)
     out: dict[str, list[Any]] = {}
-    if not fitted:
+    if not kept.size:
         return out
-    index = {k: i for i, k in enumerate(fitted)}
-    groups = keys.map(index).to_numpy()
-    sel = ~pd.isna(groups)
-    g = groups[sel].astype(np.int64)
+    fitted = [(str(names[k // n_bins]), int(k % n_bins)) for k in kept]
+    number = np.full(len(names) * n_bins, -1, dtype=np.int64)
+    number[kept] = np.arange(kept.size)
+    sel = number[key] >= 0
+    g = number[key][sel]
     prior = np.stack([glob[b] for _, b in fitted])
     theta = fit_groups(model.family, x[sel], center[sel], y[sel], g, prior, model.spread, shrinkage)
     for (st, b), coef in zip(fitted, theta, strict=True):
