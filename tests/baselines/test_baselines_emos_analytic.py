@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from probcast import dists
-from probcast.baselines import emos_kernels, emos_newton
+from probcast.baselines import emos_analytic, emos_kernels, emos_newton
 from probcast.baselines.emos_layout import Layout
 
 
@@ -59,7 +59,7 @@ def test_device_group_sums_equal_host_sums_of_the_row_terms(family: str) -> None
     center = rng.gamma(0.6, 3.0, n)
     y = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(1.0, 2.0, n))
     theta = rng.normal(0.0, 0.5, (4, 2, 3))
-    theta[:, 0, 0] = -8.0 * (np.arange(4) == 3)  # group 3: loc far below 0 (beyond 12 sd)
+    theta[:, 0, 0] = -300.0 * (np.arange(4) == 3)  # group 3: loc far below 0 (beyond 30 sd)
     layout = Layout.build(groups, 4, 256)
     weight = np.zeros(layout.rows)
     weight[layout.at] = rng.uniform(0.5, 1.5, n)
@@ -87,3 +87,41 @@ def test_device_group_sums_equal_host_sums_of_the_row_terms(family: str) -> None
     for a, b, rtol in zip(got[:3], want, (1e-9, 1e-9, 1e-7), strict=True):
         np.testing.assert_allclose(np.asarray(a), b, rtol=rtol, atol=1e-12)
     assert np.all(np.asarray(got[0])[1] == 0.0)  # the empty group
+
+
+def test_mills_series_equals_the_erfc_ratio() -> None:
+    x = np.linspace(emos_analytic.TRUNC_LIMIT, 30.0, 200)
+    with jax.enable_x64(True):
+        got = np.asarray(emos_analytic.mills(jnp.asarray(x)))
+        want = np.asarray(0.5 * jax.scipy.special.erfc(x / np.sqrt(2.0)) / emos_analytic.pdf(x))
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_far_rows_stay_in_the_fitting_form_up_to_its_limit() -> None:
+    """Beyond l = 12 (Mills series): the family's CRPS, derivatives equal to autodiff."""
+    rng = np.random.default_rng(13)
+    n, family = 3000, "truncated_normal"
+    lo = np.concatenate([rng.uniform(11.0, 34.0, n - 2), [12.0 - 1e-9, 12.0]])
+    with jax.enable_x64(True):
+        dist = dists.get(family)
+        zeros = jnp.zeros(n)
+        raw = jnp.stack([zeros, jnp.asarray(rng.normal(0.0, 1.0, n))], -1)
+        scale = np.asarray(dist.constrain(raw, zeros, 1.0)["scale"])
+        raw = raw.at[:, 0].set(jnp.asarray(-lo * scale))  # loc = raw0 (centre 0, spread 1)
+        y = jnp.asarray(np.where(rng.random(n) < 0.5, 0.0, rng.exponential(scale / lo)))
+        spread = jnp.float64(1.0)
+        params = dist.constrain(raw, zeros, spread)
+        got = emos_kernels.row_terms(raw, zeros, y, spread, family=family, exact=False)
+        want = emos_kernels.row_terms(
+            raw, zeros, y, spread, family=family, exact=False, analytic=False
+        )
+        crps = np.asarray(dist.crps(params, y))
+    lo = -np.asarray(params["loc"]) / np.asarray(params["scale"])
+    ok = np.asarray(got[3])
+    assert np.array_equal(ok, lo < emos_analytic.FAR_LIMIT) and 0 < (~ok).sum() < n / 4
+    # erfc's ratios near l = 12 are within 1e-11 of a 50-digit reference, the series' 1e-12
+    np.testing.assert_allclose(np.asarray(got[0])[ok], crps[ok], rtol=5e-11)
+    for k, (a, b) in enumerate(zip(got[1:3], want[1:3], strict=True)):
+        a, b = np.asarray(a)[ok].reshape(ok.sum(), -1), np.asarray(b)[ok].reshape(ok.sum(), -1)
+        rel = (np.abs(a - b) / np.abs(b).max(axis=1, keepdims=True)).max()
+        assert rel < (5e-8 if k == 0 else 1e-5), (k, rel)  # erfc at l = 11: 7e-9, 2e-7

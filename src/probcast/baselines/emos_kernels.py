@@ -17,11 +17,15 @@ written for float32 safety and cost up to 5 times more in float64 (both branches
 ``where`` are computed, with their derivatives). The closed forms are the same (Gneiting et
 al. 2005; Thorarinsdottir & Gneiting 2010) and agree with the families' to float64 rounding
 (``tests/baselines/test_baselines_emos_newton.py``). The truncated-normal form divides by the
-kept mass ``Phi(-l)`` and is used while ``l = -loc/scale`` stays below :data:`TRUNC_LIMIT`
-(12: up to there its float64 CRPS is within 1e-11 and its gradient within 2e-9 of a
-50-digit reference); the kernel flags the rows inside (``ok``), leaves the others out of
-the sums, and the caller re-evaluates them with the family's own formula (:data:`row_terms`,
-``exact=True``) on those rows only. Every other
+kept mass ``Phi(-l)``: up to ``l = -loc/scale =`` :data:`TRUNC_LIMIT` (12: up to there its
+float64 CRPS is within 1e-11 and its gradient within 2e-9 of a 50-digit reference) with
+``erfc``, beyond with the Mills ratio's asymptotic series
+(:func:`~probcast.baselines.emos_analytic.tails`; up to ``l =``
+:data:`~probcast.baselines.emos_analytic.FAR_LIMIT`, 30, its CRPS is within 1e-12, its
+gradient within 3e-8 and its Hessian within 4e-6 of a 50-digit reference). The kernel
+flags the rows below that limit (``ok``), leaves the others out of the sums, and the caller
+re-evaluates them with the family's own formula (:data:`row_terms`, ``exact=True``) on
+those rows only. Every other
 family uses its own ``crps``; a family whose formula has no second derivative in JAX
 (``censored_shifted_gamma``: ``igamma_grad_a``) is refused by :func:`has_hessian`.
 """
@@ -34,11 +38,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erf, erfc
+from jax.scipy.special import erf
 
 from probcast import dists
 from probcast.baselines import emos_analytic
-from probcast.baselines.emos_analytic import INV_SQRT2, INV_SQRT_PI, TRUNC_LIMIT
+from probcast.baselines.emos_analytic import FAR_LIMIT as FAR_LIMIT  # re-exported
+from probcast.baselines.emos_analytic import INV_SQRT2, INV_SQRT_PI
+from probcast.baselines.emos_analytic import TRUNC_LIMIT as TRUNC_LIMIT  # re-exported
 from probcast.baselines.emos_analytic import pdf as _pdf
 
 Params = dict[str, jax.Array]
@@ -57,19 +63,15 @@ def _truncated_normal(params: Params, y: jax.Array) -> tuple[jax.Array, jax.Arra
     """Truncated-normal CRPS with tail ratios over ``Phi(-l) = erfc(l/sqrt2)/2``.
 
     ``CRPS = max(-y, 0) + s max(z (1 - 2 Phi(-z)/p) + 2 phi(z)/p - Phi(-sqrt2 l)/(sqrt(pi)
-    p^2), 0)`` with ``z = l + max(y, 0)/s``, ``p = Phi(-l)``; valid while ``l <``
-    :data:`TRUNC_LIMIT` (rows beyond are flagged).
+    p^2), 0)`` with ``z = l + max(y, 0)/s``, ``p = Phi(-l)``; the ratios from
+    :func:`~probcast.baselines.emos_analytic.tails` (rows beyond
+    :data:`~probcast.baselines.emos_analytic.FAR_LIMIT` are flagged).
     """
     mu, sigma = params["loc"], params["scale"]
-    lo = -mu / sigma
-    ls = jnp.minimum(lo, TRUNC_LIMIT)  # beyond: flagged, re-evaluated by the family's form
-    z = ls + jnp.maximum(y, 0.0) / sigma
-    kept = 0.5 * erfc(ls * INV_SQRT2)
-    tail = jnp.clip(0.5 * erfc(z * INV_SQRT2) / kept, 0.0, 1.0)
-    two = 0.5 * erfc(ls) / (kept * kept)  # Phi(-sqrt2 l) / p^2
-    body = z * (1.0 - 2.0 * tail) + 2.0 * _pdf(z) / kept - INV_SQRT_PI * two
+    _, z, t, pz, _, q, ok = emos_analytic.tails(-mu / sigma, y, sigma)
+    body = z * (1.0 - 2.0 * t) + 2.0 * pz - q
     crps = jnp.maximum(-y, 0.0) + sigma * jnp.maximum(body, 0.0)
-    return crps, lo < TRUNC_LIMIT
+    return crps, ok
 
 
 FORMS: dict[str, Form] = {"normal": _normal, "truncated_normal": _truncated_normal}
