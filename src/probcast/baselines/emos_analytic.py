@@ -45,8 +45,7 @@ LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 SQRT2 = math.sqrt(2.0)
 TRUNC_LIMIT = 12.0
 """Standardised truncation point ``l = -loc/scale`` above which the truncated normal's tail
-ratios come from the Mills ratio's asymptotic series (:func:`mills`) instead of ``erfc``
-(where the family's own formula switches to its Mills-ratio branch)."""
+ratios come from the Mills ratio's asymptotic series (:func:`mills`) instead of ``erfc``."""
 FAR_LIMIT = 30.0
 """Largest ``l`` of the fitting form. Its derivatives are differences of ``O(l)`` terms
 that are ``O(1/l)`` or smaller, so their relative error grows like ``l^3``-``l^4`` ulps (up

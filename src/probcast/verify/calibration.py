@@ -229,9 +229,9 @@ def pit_noise(
     observed = counts.sum(axis=0) / counts.sum()
     rng = np.random.default_rng(seed)
     times = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=n_boot)
-    boot = times.astype("float64") @ counts
-    boot /= np.maximum(boot.sum(axis=1, keepdims=True), 1.0)
-    return float(np.quantile(np.abs(boot - observed).max(axis=1), quantile))
+    boot = times.astype("float64") @ counts.astype("float64")
+    freq = boot / np.maximum(boot.sum(axis=1, keepdims=True), 1.0)
+    return float(np.quantile(np.abs(freq - observed).max(axis=1), quantile))
 
 
 def flatness(counts: np.ndarray) -> Flatness:
