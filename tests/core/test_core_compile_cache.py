@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,18 +33,28 @@ print(json.dumps({"folder": str(folder) if folder else None, "hits": len(hits),
 """
 
 
-def _run(env: dict[str, str], when: str = "before") -> dict[str, object]:
+def _process(
+    env: dict[str, str], code: str = SCRIPT, *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code args`` with ``env`` over this environment less JAX's own variables."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     full.update(env)
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, when],
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         env=full,
         capture_output=True,
         text=True,
         timeout=120,
-        check=True,
+        **kwargs,
     )
+
+
+def _report(out: subprocess.CompletedProcess[str]) -> dict[str, object]:
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run(env: dict[str, str], when: str = "before") -> dict[str, object]:
+    return _report(_process(env, SCRIPT, when, check=True))
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -86,17 +97,8 @@ def test_a_folder_set_for_jax_itself_is_kept(tmp_path: Path) -> None:
 def test_unwritable_folder_warns_and_compiles_without_cache(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    full = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    full["PROBCAST_JAX_CACHE"] = str(blocker / "jax")
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "before"],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    out = _process({"PROBCAST_JAX_CACHE": str(blocker / "jax")}, SCRIPT, "before", check=True)
+    got = _report(out)
     assert got["folder"] is None and got["jax_dir"] is None
     assert "JAX compilation cache disabled: cannot write to" in out.stderr
     assert "PROBCAST_JAX_CACHE" in out.stderr
@@ -104,8 +106,6 @@ def test_unwritable_folder_warns_and_compiles_without_cache(tmp_path: Path) -> N
 
 def test_the_probcast_command_enables_it(tmp_path: Path) -> None:
     folder = tmp_path / "jax"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env["PROBCAST_JAX_CACHE"] = str(folder)
     code = (
         "import os, sys\n"
         "from probcast import cli\n"
@@ -113,9 +113,7 @@ def test_the_probcast_command_enables_it(tmp_path: Path) -> None:
         "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))\n"
         "sys.exit(rc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    out = _process({"PROBCAST_JAX_CACHE": str(folder)}, code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == str(folder)
     assert folder.is_dir()
@@ -127,16 +125,7 @@ def test_entry_that_cannot_be_written_costs_a_compile_not_a_message(tmp_path: Pa
     def small_files() -> None:  # a file-size limit (ulimit -f) below any cache entry
         resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env["PROBCAST_JAX_CACHE"] = str(tmp_path / "jax")
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "before"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        preexec_fn=small_files,
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1])["hits"] == 0
+    env = {"PROBCAST_JAX_CACHE": str(tmp_path / "jax")}
+    out = _process(env, SCRIPT, "before", check=True, preexec_fn=small_files)
+    assert _report(out)["hits"] == 0
     assert "compilation cache" not in out.stderr, out.stderr

@@ -45,8 +45,13 @@ class Skill:
 
 
 def init_date_blocks(init_time: pd.Series | np.ndarray) -> np.ndarray:
-    """Integer block id per case: the UTC calendar date of its initialisation."""
-    t = pd.to_datetime(pd.Series(np.asarray(init_time)), utc=True)
+    """Integer block id per case: the UTC calendar date of its initialisation.
+
+    A Series stays a datetime column (an ``np.asarray`` of a tz-aware one makes Timestamp
+    objects: 15 s for 10^7 cases).
+    """
+    t = init_time if isinstance(init_time, pd.Series) else pd.Series(np.asarray(init_time))
+    t = pd.to_datetime(t.reset_index(drop=True), utc=True)
     return pd.factorize(t.dt.floor("D"), sort=True)[0].astype("int64")
 
 
