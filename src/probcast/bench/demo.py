@@ -37,6 +37,10 @@ class DatasetRun:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     multivariate: pd.DataFrame | None = None
+    train_days: float = float("nan")
+    """First to last init date of the training split, in days."""
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    """The verification's histograms by method and variable (``Verification.diagnostics``)."""
 
 
 def config_for(name: str, overrides: list[str] | None = None) -> Any:
@@ -73,7 +77,10 @@ def config_for(name: str, overrides: list[str] | None = None) -> Any:
 
 def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> DatasetRun:
     """Run the whole chain on one registry dataset and write its report into ``out/name``."""
+    import pandas as pd
+
     from probcast.bench.external import REFERENCES, brier_table, reference_thresholds
+    from probcast.bench.goals import versus_best_classical
     from probcast.data.prepare import prepare
     from probcast.data.registry import fetch
     from probcast.model.artefact import load
@@ -140,16 +147,20 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
         variables=targets,
         thresholds=thresholds,
     )
+    scores = pd.concat([ver.scores, versus_best_classical(ver.cases, ver.scores)])
+    scores = scores.reset_index(drop=True)
     meta = {**ver.meta, "dataset": name, "seconds": seconds}
     extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
-    aggregate.write_scores(ver.scores, out_dir, meta=meta, extra=extra)
+    aggregate.write_scores(scores, out_dir, meta=meta, extra=extra)
     report.write_report(ver, out_dir / "report.html", title=f"probcast: {name}")
     if ext:
         brier = brier_table(name, files, test_table, ver.scores)
         brier.to_csv(out_dir / "external_brier.csv", index=False)
         notes.append(external_summary(brier))
     seconds["verify"] = time.perf_counter() - t0
-    return DatasetRun(name, ver.scores, out_dir, seconds, notes, multi)
+    inits = pd.to_datetime(train_table["init_time"], utc=True)
+    days = (inits.max() - inits.min()) / pd.Timedelta(days=1)
+    return DatasetRun(name, scores, out_dir, seconds, notes, multi, days, ver.diagnostics)
 
 
 def coherence_scores(coherent: Any, targets: list[str], seed: int = 0) -> pd.DataFrame:
