@@ -79,13 +79,7 @@ def versus_best_classical(
         if name != "probcast" or (best, var) not in cases:
             continue
         paired = skill.paired_cases(frame, cases[(best, var)], KEY_COLUMNS)
-        sk = skill.bootstrap_skill(
-            paired["score"].to_numpy(),
-            paired["reference"].to_numpy(),
-            skill.init_date_blocks(paired["init_time"]),
-            n_boot=n_boot,
-            seed=seed,
-        )
+        sk = skill.paired_skill(paired, seed=seed, n_boot=n_boot)
         for metric, v in ((VERSUS, sk.value), (f"{VERSUS}_lo", sk.lo), (f"{VERSUS}_hi", sk.hi)):
             rows.append(("probcast", var, "all", "all", metric, v))
     return pd.DataFrame(rows, columns=["method", "variable", "by", "key", "metric", "value"])

@@ -361,14 +361,7 @@ def _crpss_rows(
         groupings = ("all", *[b for b in by if b != "all"])
         for grouping in groupings:
             for key, idx in aggregate.group_keys(paired, grouping):
-                g = paired.iloc[idx]
-                sk = skill.bootstrap_skill(
-                    g["score"].to_numpy(),
-                    g["reference"].to_numpy(),
-                    skill.init_date_blocks(g["init_time"]),
-                    n_boot=n_boot,
-                    seed=seed,
-                )
+                sk = skill.paired_skill(paired.iloc[idx], seed=seed, n_boot=n_boot)
                 for metric, v in (("crpss", sk.value), ("crpss_lo", sk.lo), ("crpss_hi", sk.hi)):
                     rows.append((name, var, grouping, key, metric, v))
     return pd.DataFrame(rows, columns=list(aggregate.TIDY_COLUMNS))

@@ -136,3 +136,14 @@ def paired_cases(
     left = method[[*keys, column]].rename(columns={column: "score"})
     right = reference[[*keys, column]].rename(columns={column: "reference"})
     return left.merge(right, on=list(keys), how="inner", validate="one_to_one")
+
+
+def paired_skill(paired: pd.DataFrame, *, seed: int = 0, n_boot: int = N_BOOT) -> Skill:
+    """:func:`bootstrap_skill` of a :func:`paired_cases` table, blocks = its init dates."""
+    return bootstrap_skill(
+        paired["score"].to_numpy(),
+        paired["reference"].to_numpy(),
+        init_date_blocks(paired["init_time"]),
+        n_boot=n_boot,
+        seed=seed,
+    )
