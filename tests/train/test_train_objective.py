@@ -86,8 +86,11 @@ def test_masked_targets_do_not_leak_nan(setup):
 
 
 def test_epoch_indices_cover_every_row():
-    idx = np.asarray(tdata.epoch_indices(jax.random.key(0), 10, 4))
+    idx = tdata.epoch_indices((0, 3), 10, 4)
     assert idx.shape == (3, 4)
     assert set(idx.ravel()) == set(range(10))
-    again = np.asarray(tdata.epoch_indices(jax.random.key(0), 10, 4))
-    np.testing.assert_array_equal(idx, again)
+    np.testing.assert_array_equal(idx, tdata.epoch_indices((0, 3), 10, 4))  # seeded
+    assert not np.array_equal(idx, tdata.epoch_indices((0, 4), 10, 4))  # another epoch
+    padded = np.asarray(tdata.padded_indices((0, 3), 10, 4, 5))
+    np.testing.assert_array_equal(padded[:3], idx)
+    assert (padded[3:] == 0).all()

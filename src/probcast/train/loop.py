@@ -335,9 +335,8 @@ def train_seed(
                 params, opt_state, loss, per = setup.stream.epoch(fns, params, opt_state, key)
             else:  # padded to the longest epoch sharing the compiled function
                 max_steps = max(steps, -(-setup.fit.n // batch_size))
-                idx = tdata.padded_indices(
-                    jax.random.fold_in(key, 0), setup.rows, batch_size, max_steps, idx_sharding
-                )
+                order = (seed % 2**32, epoch)  # the epoch's shuffle, drawn on the host
+                idx = tdata.padded_indices(order, setup.rows, batch_size, max_steps, idx_sharding)
                 params, opt_state, loss, per = fns.epoch_padded(
                     params, opt_state, setup.fit, idx, jax.random.fold_in(key, 1), steps
                 )
