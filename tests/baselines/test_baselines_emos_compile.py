@@ -18,9 +18,12 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _reference_fit_groups(  # type: ignore[no-untyped-def]
-    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500
+    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500, start=None
 ) -> np.ndarray:
-    """The straightforward fit: the whole loss in float64, jitted per call, unpadded."""
+    """The straightforward fit: the whole loss in float64, jitted per call, unpadded.
+
+    It always starts from ``prior`` (a ``start`` is ignored): the reference optimum.
+    """
     dist = dists.get(family)
     n_groups = prior.shape[0]
     with jax.enable_x64(True):
@@ -75,6 +78,22 @@ def test_coefficients_equal_the_reference_fit(
     ref = fit_emos(train, var, **kwargs)  # type: ignore[arg-type]
     assert set(new.station_coefs) == set(ref.station_coefs) == {"A", "B", "C"}
     np.testing.assert_allclose(_coefs(new), _coefs(ref), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("var", "family"), [("t2m", "normal"), ("tp", "censored_logistic")])
+def test_a_warm_start_reaches_the_same_fit(var: str, family: str) -> None:
+    """Cross-validation folds start from the fit on all rows: same optimum as from the prior."""
+    train = _table(900, seed=1, var=var)
+    fold = train.iloc[: int(len(train) * 0.8)]
+    kwargs = {"family": family, "by_station": True, "min_rows": 60, "lead_bins": 2}
+    every = fit_emos(train, var, **kwargs)  # type: ignore[arg-type]
+    cold = fit_emos(fold, var, **kwargs)  # type: ignore[arg-type]
+    warm = fit_emos(fold, var, start=every, **kwargs)  # type: ignore[arg-type]
+    assert set(warm.station_coefs) == set(cold.station_coefs)
+    np.testing.assert_allclose(_coefs(warm), _coefs(cold), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(_coefs(cold), _coefs(every), rtol=1e-3)  # a start, not the answer
+    other = fit_emos(fold, var, **{**kwargs, "lead_bins": 1}, start=every)  # type: ignore[arg-type]
+    assert emos._compatible(every, other) is None  # other bins: the start is not used
 
 
 @pytest.fixture

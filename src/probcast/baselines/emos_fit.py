@@ -136,6 +136,7 @@ def fit_groups(
     shrinkage: float,
     maxiter: int = 500,
     pad_rows: int | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Minimise the per-group mean CRPS; returns ``theta`` like ``prior``.
 
@@ -155,6 +156,10 @@ def fit_groups(
         maxiter: Most L-BFGS iterations (the Newton fit stops after a fifth of it).
         pad_rows: Padded row count (default :func:`bucket` of the rows); the result does
             not depend on it.
+        start: Start near the optimum, like ``prior`` (e.g. the fit of data that mostly
+            overlap these, as cross-validation folds do): the warm-start stages on
+            subsamples are skipped. Default: the stages start from ``prior`` (as does the
+            L-BFGS fallback, always).
 
     Returns:
         The fitted coefficients, float64, shape of ``prior``.
@@ -170,9 +175,9 @@ def fit_groups(
     if not emos_kernels.has_hessian(family):
         return fit_lbfgs(family, x, center, y, groups, prior, spread, shrinkage, maxiter, size)
     groups = np.asarray(groups)
-    calls, start = max(maxiter // 5, 20), None
+    calls = max(maxiter // 5, 20)
     present = max(int(np.count_nonzero(np.bincount(groups))), 1)
-    for rows in STAGE_ROWS:  # warm starts: the same fit on subsamples of the large groups
+    for rows in () if start is not None else STAGE_ROWS:  # warm starts on subsamples
         most = rows // present
         sub = subsample(groups, prior.shape[0], most)
         if most >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
@@ -330,6 +335,10 @@ def fit_lbfgs(
         maxiter: Most L-BFGS iterations.
         pad_rows: Padded row count (default :func:`bucket` of the rows); the result does
             not depend on it.
+        start: Start near the optimum, like ``prior`` (e.g. the fit of data that mostly
+            overlap these, as cross-validation folds do): the warm-start stages on
+            subsamples are skipped. Default: the stages start from ``prior`` (as does the
+            L-BFGS fallback, always).
 
     Returns:
         The fitted coefficients, float64, shape of ``prior``.

@@ -100,19 +100,27 @@ def select_on_folds(
     use_blend = bool(config.train.blend_emos)
     net: dict[str, list[dict[str, np.ndarray]]] = {v: [] for v in model.parametric}
     emos: dict[str, list[dict[str, np.ndarray]]] = {v: [] for v in model.parametric}
+    held_all = pd.concat([h for _, h in folds], ignore_index=True)
+    # local EMOS on all rows first: the blend's final partner, and the start of each fold's
+    # fit (a fold holds most of the rows: a few Newton steps from there)
+    all_rows = emos_rows(held_all, cap) if use_blend else held_all
+    final = {
+        var: fit_emos(all_rows, var, family=model.heads[var], by_station=True)
+        for var in net
+        if use_blend and calibratable(model.heads[var])
+    }
     for i, (fit, held) in enumerate(folds):
         oof = model.subset(range(i * per_fold, (i + 1) * per_fold)).params(held)
         fit = emos_rows(fit, cap) if use_blend else fit
         for var in net:
             net[var].append(oof[var])
-            if use_blend and calibratable(model.heads[var]):
-                emos_model = fit_emos(fit, var, family=model.heads[var], by_station=True)
+            if var in final:
+                family = model.heads[var]
+                emos_model = fit_emos(fit, var, family=family, by_station=True, start=final[var])
                 emos[var].append(emos_model.predict(held))
-    held_all = pd.concat([h for _, h in folds], ignore_index=True)
     blend: dict[str, Any] = {}
     factors: dict[str, float] = {}
     chosen: dict[str, dict[str, np.ndarray]] = {}  # the final OOF forecasts
-    all_rows = emos_rows(held_all, cap) if use_blend else held_all
     for var, parts in net.items():
         family = model.heads[var]
         y = held_all[f"obs_{var}"].to_numpy(dtype="float64")
@@ -122,8 +130,7 @@ def select_on_folds(
             log.info("EMOS blend weight of %s on %d out-of-fold rows: %.2f", var, len(y), weight)
             if weight > 0:
                 params = blend_params(params, _concat(emos[var]), weight)
-                final = fit_emos(all_rows, var, family=family, by_station=True)
-                blend[var] = {"weight": weight, "emos": final.to_dict()}
+                blend[var] = {"weight": weight, "emos": final[var].to_dict()}
         if bool(config.train.calibrate_spread):
             factors[var] = fit_spread_factor(family, params, y)
         chosen[var] = scaled(params, factors.get(var, 1.0))
