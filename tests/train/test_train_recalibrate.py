@@ -120,6 +120,24 @@ def test_select_maps_keeps_only_the_targets_that_pass():
     assert set(maps) == {"t2m"} and len(maps["t2m"].knots) == recalibrate.KNOTS
 
 
+def test_ungated_maps_every_target_the_gate_could_score():
+    narrow, y1 = _normal(3000, 0.5, seed=6)
+    fine, y2 = _normal(3000, 1.0, seed=7)
+    few, y3 = _normal(300, 0.5, seed=9)  # under MIN_ROWS: never mapped
+    heads = {"t2m": "normal", "td2m": "normal", "ws10": "normal"}
+    params = {"t2m": narrow, "td2m": fine, "ws10": few}
+    obs = {"t2m": y1, "td2m": y2, "ws10": np.concatenate([y3, np.full(2700, np.nan)])}
+    params["ws10"] = {k: np.concatenate([v, np.full(2700, v[0])]) for k, v in few.items()}
+    fold = np.repeat(np.arange(3), 1000)
+    rec = recalibrate.select_maps(heads, params, obs, fold, gated=False)
+    assert set(rec["recalibration"]) == {"t2m", "td2m"}
+    assert not rec["recalibration_gate"]["td2m"]["apply"]  # the gate's own verdict kept
+    cfg = ml_collections.ConfigDict({"train": {"recalibrate": True, "recalibrate_gate": False}})
+    held = pd.DataFrame({"obs_td2m": y2})
+    rec = recalibrate.on_folds(cfg, {"td2m": "normal"}, {"td2m": fine}, held, [1500, 1500])
+    assert set(rec["recalibration"]) == {"td2m"}
+
+
 def test_switched_off_fits_nothing():
     cfg = ml_collections.ConfigDict({"train": {"recalibrate": False}})
     params, y = _normal(600, 0.5, seed=8)

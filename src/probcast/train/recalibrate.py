@@ -193,6 +193,7 @@ def select_maps(
     params: Mapping[str, Mapping[str, np.ndarray]],
     y: Mapping[str, np.ndarray],
     fold: np.ndarray,
+    gated: bool = True,
 ) -> dict[str, Any]:
     """Gate every target and fit the kept maps on all its OOF PITs.
 
@@ -201,6 +202,9 @@ def select_maps(
         params: Target -> final OOF parameters.
         y: Target -> observations of the same rows.
         fold: Fold index of every row.
+        gated: Keep a map only where the gate finds it lowers the held-out CRPS; ``False``
+            keeps it on every target the gate could score (calibration first,
+            ``train.recalibrate_gate``), the gate's record still saved.
 
     Returns:
         ``{"recalibration": {target: knots}, "recalibration_gate": {target: record}}`` for
@@ -221,9 +225,10 @@ def select_maps(
             100 * result.gain,
             result.improved,
             result.folds,
-            "apply" if result.apply else "skip",
+            "apply" if result.apply else "skip" if gated else "skip, applied ungated",
         )
-        if result.apply:
+        scored = result.rows >= MIN_ROWS and result.folds >= 2
+        if result.apply or (not gated and scored):
             maps[var] = fit_map(pit(family, p, y[var])).to_list()
     return {"recalibration": maps, "recalibration_gate": records}
 
@@ -251,4 +256,5 @@ def on_folds(
         return {}
     fold = np.repeat(np.arange(len(sizes)), sizes)
     y = {v: held[f"obs_{v}"].to_numpy(dtype="float64") for v in params}
-    return select_maps(heads, params, y, fold)
+    gated = bool(config.train.get("recalibrate_gate", True))
+    return select_maps(heads, params, y, fold, gated)
