@@ -233,12 +233,10 @@ def _fit_local(
     g = number[key][sel]
     prior = np.stack([glob[b] for _, b in fitted])
     first = None
-    if near is not None:
+    if near is not None:  # a group the start model did not fit starts from the global fit
+        starts = [(near.get(st) or [None] * n_bins)[b] for st, b in fitted]
         first = np.stack(
-            [
-                c if (c := (near.get(st) or [None] * n_bins)[b]) is not None else glob[b]
-                for st, b in fitted
-            ]
+            [glob[b] if c is None else c for c, (_, b) in zip(starts, fitted, strict=True)]
         )
     theta = fit_groups(
         model.family, x[sel], center[sel], y[sel], g, prior, model.spread, shrinkage, start=first
