@@ -335,10 +335,6 @@ def fit_lbfgs(
         maxiter: Most L-BFGS iterations.
         pad_rows: Padded row count (default :func:`bucket` of the rows); the result does
             not depend on it.
-        start: Start near the optimum, like ``prior`` (e.g. the fit of data that mostly
-            overlap these, as cross-validation folds do): the warm-start stages on
-            subsamples are skipped. Default: the stages start from ``prior`` (as does the
-            L-BFGS fallback, always).
 
     Returns:
         The fitted coefficients, float64, shape of ``prior``.
