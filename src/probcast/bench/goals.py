@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from probcast.schema import KEY_COLUMNS
-from probcast.verify import skill
+from probcast.verify import aggregate, skill
 
 METHODS = ("raw", "dressing", "emos-global", "emos-local", "probcast")
 CLASSICAL = ("dressing", "emos-global", "emos-local")
@@ -75,14 +75,16 @@ def versus_best_classical(
     """
     rows = []
     for (name, var), frame in cases.items():
+        if name != "probcast":
+            continue
         best = best_classical(scores, var)
-        if name != "probcast" or (best, var) not in cases:
+        if (best, var) not in cases:
             continue
         paired = skill.paired_cases(frame, cases[(best, var)], KEY_COLUMNS)
         sk = skill.paired_skill(paired, seed=seed, n_boot=n_boot)
         for metric, v in ((VERSUS, sk.value), (f"{VERSUS}_lo", sk.lo), (f"{VERSUS}_hi", sk.hi)):
             rows.append(("probcast", var, "all", "all", metric, v))
-    return pd.DataFrame(rows, columns=["method", "variable", "by", "key", "metric", "value"])
+    return pd.DataFrame(rows, columns=list(aggregate.TIDY_COLUMNS))
 
 
 def bar_check(scores: pd.DataFrame, var: str, train_days: float = math.nan) -> dict[str, Any]:

@@ -11,6 +11,7 @@ what the post-hoc choices of training did about them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ def rows(run: Any) -> tuple[list[str], list[dict[str, Any]]]:
     """Markdown rows of one dataset, and the goal check of each of its targets."""
     out, checked = [], []
     scores = run.scores
-    days = float(getattr(run, "train_days", float("nan")))
+    days = float(run.train_days)
     for var in sorted(scores["variable"].unique()):
         c = {m: goals.value(scores, m, var, "crps") for m in goals.METHODS}
         s = goals.value(scores, "probcast", var, "crpss")
@@ -117,7 +118,7 @@ def pit_rows(runs: Sequence[Any]) -> list[str]:
         model = Path(run.out_dir) / "model"
         blend = _json(model / "blend.json").get("blend", {})
         calib = _json(model / "calibration.json")
-        for var, diag in sorted(getattr(run, "diagnostics", {}).get("probcast", {}).items()):
+        for var, diag in sorted(run.diagnostics.get("probcast", {}).items()):
             counts = [float(c) for c in diag.get("pit_hist") or []]
             total = sum(counts)
             if not total:
@@ -147,13 +148,8 @@ def pit_rows(runs: Sequence[Any]) -> list[str]:
 
 
 def _json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """A model file's record (``{}`` when training did not write it)."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _gate(calib: dict[str, Any], var: str) -> str:
