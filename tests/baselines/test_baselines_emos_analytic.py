@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,24 +14,11 @@ from probcast.baselines import emos_analytic, emos_kernels, emos_newton
 from probcast.baselines.emos_layout import Layout
 
 
-def _rows(family: str, n: int, seed: int) -> tuple[jax.Array, ...]:
-    """Unconstrained values with standardised truncation points -5..7.9; y = 0 and y > 0."""
-    rng = np.random.default_rng(seed)
-    center = rng.gamma(0.6, 3.0, n)
-    raw1 = rng.normal(0.0, 1.5, n)
-    with jax.enable_x64(True):
-        zeros = jnp.zeros(n)
-        raw = jnp.stack([zeros, jnp.asarray(raw1)], -1)
-        scale = np.asarray(dists.get(family).constrain(raw, zeros, 1.3)["scale"])
-        lo = rng.uniform(-5.0, 7.9, n)
-        raw0 = (-lo * scale - center) / 1.3
-        y = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(1.0, 2.0, n) * scale)
-        return tuple(jnp.asarray(a) for a in (np.stack([raw0, raw1], -1), center, y))
-
-
 @pytest.mark.parametrize("family", ["normal", "truncated_normal"])
-def test_analytic_derivatives_equal_autodiff_of_the_same_form(family: str) -> None:
-    raw, center, y = _rows(family, 4000, seed=11)
+def test_analytic_derivatives_equal_autodiff_of_the_same_form(
+    family: str, truncation_rows: Callable[..., tuple[jax.Array, ...]]
+) -> None:
+    raw, center, y = truncation_rows(family, 4000, seed=11, lo_max=7.9, raw_sd=1.5, y_in_scale=True)
     with jax.enable_x64(True):
         spread = jnp.float64(1.3)
         got = emos_kernels.row_terms(raw, center, y, spread, family=family, exact=False)

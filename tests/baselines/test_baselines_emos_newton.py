@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -12,28 +13,14 @@ import pytest
 from probcast import dists
 from probcast.baselines import emos_fit, emos_kernels, emos_newton, fit_emos
 
-
-def _rows(family: str, n: int, seed: int) -> tuple[jax.Array, ...]:
-    """Unconstrained values spanning standardised truncation points -5..12, and data."""
-    rng = np.random.default_rng(seed)
-    center = rng.gamma(0.6, 3.0, n)
-    raw1 = rng.normal(0.0, 1.0, n)
-    with jax.enable_x64(True):
-        dist = dists.get(family)
-        zeros = jnp.zeros(n)
-        scale = dist.constrain(jnp.stack([zeros, jnp.asarray(raw1)], -1), zeros, 1.3)["scale"]
-        lo = rng.uniform(-5.0, 12.0, n)
-        raw0 = (-lo * np.asarray(scale) - center) / 1.3
-        y = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(1.0, 2.0, n))
-        return tuple(jnp.asarray(a) for a in (np.stack([raw0, raw1], -1), center, y))
-
-
 SLOW = pytest.mark.slow  # compiling the truncated normal's own Hessian takes 10-30 s
 
 
 @pytest.mark.parametrize("family", ["normal", pytest.param("truncated_normal", marks=SLOW)])
-def test_fast_forms_equal_the_family_crps_and_derivatives(family: str) -> None:
-    raw, center, y = _rows(family, 1000, seed=1)
+def test_fast_forms_equal_the_family_crps_and_derivatives(
+    family: str, truncation_rows: Callable[..., tuple[jax.Array, ...]]
+) -> None:
+    raw, center, y = truncation_rows(family, 1000, seed=1, lo_max=12.0)
     with jax.enable_x64(True):
         spread = jnp.float64(1.3)
         fast = emos_kernels.row_terms(raw, center, y, spread, family=family, exact=False)
