@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 PARTS = ("throughput", "conus_grid", "conus_train")
-SHARE = {"throughput": 0.22, "conus_grid": 0.28, "conus_train": 0.50}
+SHARE = {"throughput": 0.16, "conus_grid": 0.22, "conus_train": 0.62}
 GRID_VARS = ("t2m", "td2m", "u10", "v10", "msl", "tcc", "tp")
 CONUS = (1597, 2345)
 
@@ -99,14 +99,14 @@ def _bare_step(config, table, steps: int) -> float:
 
 def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     import numpy as np
-    from train_throughput import EpochTimes  # beside this script
+    from train_throughput import TrainLog  # beside this script
 
     from probcast.configs import gpu_bf16
     from probcast.testing.stations import network_table
     from probcast.train import loop
 
     n_stations = max(20, int(1000 * args.scale))
-    table = network_table(n_stations, n_days=max(20, int(120 * min(1.0, args.scale * 4))))
+    table = network_table(n_stations, n_days=max(20, int(60 * min(1.0, args.scale * 4))))
     path = tmp / "throughput.parquet"
     table.to_parquet(path)
     rows: dict[str, object] = {"rows": len(table)}
@@ -117,9 +117,11 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         config.train.compute_dtype = dtype
         config.train.epochs = config.train.patience = epochs
         config.train.warmup_epochs = 0
+        config.train.cv_folds = 0  # one network: the loop's own throughput
+        config.model.rows_per_unit = 0  # the bare step's width (no narrowing on small data)
         config.train.refit = config.train.blend_emos = config.train.calibrate_spread = False
         config.tracking.backend = "none"
-        times = EpochTimes()
+        times = TrainLog()
         logging.getLogger("probcast.train.loop").addHandler(times)
         start = time.perf_counter()
         loop.train(config, tmp / f"run_{dtype}")
@@ -127,8 +129,7 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         logging.getLogger("probcast.train.loop").removeHandler(times)
         history = json.loads((tmp / f"run_{dtype}" / "seed_0" / "history.json").read_text())
         scan = float(np.median([h["samples_per_s"] for h in history[1:]]))
-        fit_rows = len(table) * (1 - float(config.data.val_fraction))
-        whole = float(np.median(fit_rows / np.diff(times.times))) if len(times.times) > 2 else 0
+        whole = times.whole_epoch()
         bare = _bare_step(config, table.iloc[: min(len(table), 200_000)], steps=200)
         rows[dtype] = {
             "bare_step": bare,
