@@ -44,6 +44,7 @@ PARTS = ("throughput", "conus_grid", "conus_train")
 SHARE = {"throughput": 0.16, "conus_grid": 0.22, "conus_train": 0.62}
 GRID_VARS = ("t2m", "td2m", "u10", "v10", "msl", "tcc", "tp")
 CONUS = (1597, 2345)
+log = logging.getLogger("gpu_suite")
 
 
 def _device() -> str:
@@ -111,7 +112,7 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     table.to_parquet(path)
     rows: dict[str, object] = {"rows": len(table)}
     epochs = 5
-    for dtype in ("float32", "bfloat16", "float16"):
+    for dtype in args.dtypes.split(","):
         config = gpu_bf16.get_config()
         config.data.path = str(path)
         config.train.compute_dtype = dtype
@@ -226,11 +227,13 @@ def part_conus_grid(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         ]
     )
     out: dict[str, object] = {"train_s": time.perf_counter() - t0, "train_rc": code}
+    log.info("grid model trained in %.1f s", out["train_s"])
     ny, nx = (max(16, int(n * args.scale**0.5)) for n in CONUS)
     grid = forecast_grid((ny, nx), n_runs=1, variables=GRID_VARS, lead_hours=(24.0,), seed=1)
     grid = grid.drop_vars([v for v in grid.data_vars if str(v).startswith("obs_")])
     in_path = tmp / "conus_grid.nc"
     grid.to_netcdf(in_path)
+    log.info("CONUS input written: %s points", ny * nx)
     out["points"] = ny * nx
     out["shape"] = [ny, nx]
     thresholds = {"tp": (0.1, 1.0, 5.0, 10.0), "t2m": (273.15,), "tcc": (0.5,)}
@@ -248,6 +251,7 @@ def part_conus_grid(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         start = time.perf_counter()
         result = probcast.run(request)
         out[f"{label}_s"] = time.perf_counter() - start
+        log.info("%s CONUS run: %.1f s", label, out[f"{label}_s"])
         out["products"] = sorted(result.paths)
         out["output_mib"] = sum(_size(Path(p)) for p in result.paths.values()) / 2**20
         _save(args, "conus_grid", out)
@@ -308,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of CONUS sizes")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for all parts")
     parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--dtypes", default="float32,bfloat16,float16", help="throughput dtypes")
     parser.add_argument("--tile", type=int, default=1024, help="grid tile (points per side)")
     parser.add_argument("--scheduler", default=None, help="dask scheduler for grid products")
     parser.add_argument(

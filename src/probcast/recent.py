@@ -51,41 +51,65 @@ def recent_errors(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
         var: Target variable.
         hours: Averaging window and the oldest usable observation, in hours.
     """
-    out = np.full(len(table), np.nan)
-    fc, obs = f"fc_{var}", f"obs_{var}"
-    if fc not in table.columns or obs not in table.columns or not len(table):
+    return _Rows(table).errors(table, var, hours)
+
+
+class _Rows:
+    """What every target's recent errors share: station codes, times and one sort.
+
+    Events (one per station and valid time, the shortest lead's) are found in the rows
+    sorted by station, valid time and lead; the window means and the lookup at each row's
+    initialisation time are then searches within each station's sorted events (NumPy, no
+    per-row Python, one sort for all targets: a national table has tens of millions of rows).
+    """
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.codes = pd.factorize(table["station"].astype(str).to_numpy())[0]
+        self.valid = _nanoseconds(valid_times(table))
+        self.init = _nanoseconds(pd.to_datetime(table["init_time"], utc=True))
+        lead = table["lead_time"].to_numpy(dtype="float64")
+        self.order = np.lexsort((lead, self.valid, self.codes))  # stable: ties keep row order
+        by_station = np.argsort(self.codes, kind="stable")
+        bounds = np.cumsum(np.bincount(self.codes, minlength=self.codes.max(initial=-1) + 1))
+        self.rows = np.split(by_station, bounds[:-1])  # each station's rows
+
+    def errors(self, table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
+        """``err_<var>`` of every row (see :func:`recent_errors`)."""
+        out = np.full(len(table), np.nan)
+        fc, obs = f"fc_{var}", f"obs_{var}"
+        if fc not in table.columns or obs not in table.columns or not len(table):
+            return out
+        err = (table[obs] - table[fc]).to_numpy(dtype="float64")
+        idx = self.order[np.isfinite(err[self.order]) & (self.valid[self.order] != _NAT)]
+        code, valid = self.codes[idx], self.valid[idx]
+        first = np.ones(len(idx), dtype=bool)  # the shortest lead of each station, valid time
+        first[1:] = (code[1:] != code[:-1]) | (valid[1:] != valid[:-1])
+        idx, code, valid = idx[first], code[first], valid[first]
+        window = round(hours * 3600e9)
+        starts = np.searchsorted(code, np.arange(len(self.rows) + 1))
+        for s, rows in enumerate(self.rows):
+            a, b = starts[s], starts[s + 1]
+            if a == b:
+                continue
+            v = valid[a:b]
+            total = np.concatenate([[0.0], np.cumsum(err[idx[a:b]])])
+            lo = np.searchsorted(v, v - window, side="right")  # window (t - hours, t]
+            n = np.arange(1, b - a + 1)
+            mean = (total[n] - total[lo]) / (n - lo)
+            t = self.init[rows]
+            k = np.searchsorted(v, t, side="right") - 1  # last event valid at or before init
+            hit = (k >= 0) & (t != _NAT)
+            hit[hit] &= t[hit] - v[k[hit]] <= window
+            out[rows[hit]] = mean[k[hit]]
         return out
-    station = table["station"].astype(str).to_numpy()
-    err = pd.DataFrame(
-        {
-            "station": station,
-            "valid": valid_times(table).array,  # tz-aware, no Timestamp objects
-            "lead": table["lead_time"].to_numpy(),
-            "err": (table[obs] - table[fc]).to_numpy(dtype="float64"),
-        }
-    )
-    err = err[np.isfinite(err["err"])]
-    if err.empty:
-        return out
-    err = err.sort_values(["lead"], kind="stable").drop_duplicates(["station", "valid"])
-    err = err.sort_values(["station", "valid"], kind="stable")
-    window = pd.Timedelta(hours=hours)
-    mean = (
-        err.set_index("valid").groupby("station", sort=False)["err"].rolling(window).mean()
-    ).reset_index()
-    query = pd.DataFrame({"station": station, "t": pd.to_datetime(table["init_time"], utc=True)})
-    query["row"] = np.arange(len(table))
-    found = pd.merge_asof(
-        query.sort_values("t", kind="stable"),
-        mean.sort_values("valid", kind="stable"),
-        left_on="t",
-        right_on="valid",
-        by="station",
-        direction="backward",
-        tolerance=window,
-    )
-    out[found["row"].to_numpy()] = found["err"].to_numpy(dtype="float64")
-    return out
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _nanoseconds(times: pd.Series) -> np.ndarray:
+    """UTC times as int64 nanoseconds since the epoch (NaT: the int64 minimum)."""
+    return np.asarray(times.array.as_unit("ns").asi8)
 
 
 def with_recent_errors(
@@ -113,8 +137,9 @@ def with_recent_errors(
     out = table.copy()
     both = table if history is None or not len(history) else _stacked(history, table, todo)
     first = len(both) - len(table)  # the table's rows come last
+    rows = _Rows(both)
     for var in todo:
-        out[PREFIX + var] = recent_errors(both, var, hours)[first:]
+        out[PREFIX + var] = rows.errors(both, var, hours)[first:]
     return out
 
 

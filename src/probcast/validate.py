@@ -202,7 +202,7 @@ def _schema_message(err: SchemaErrors, source: str) -> str:
 
 def _check_schema(df: pd.DataFrame, source: str) -> None:
     try:
-        STATION_SCHEMA.validate(df, lazy=True)
+        STATION_SCHEMA.validate(df, lazy=True, inplace=True)  # no copy: df is ours
     except SchemaErrors as err:
         raise ValidationError(_schema_message(err, source)) from None
 

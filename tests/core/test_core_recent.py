@@ -121,3 +121,69 @@ def test_history_gives_an_operational_input_its_recent_errors():
     want = recent.recent_errors(whole, "t2m", 24)[last.to_numpy()]
     np.testing.assert_allclose(got.to_numpy(), want)
     assert np.isfinite(want).all()
+
+
+def _reference(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
+    """The definition, spelled out with pandas (rolling time window, backward as-of merge)."""
+    out = np.full(len(table), np.nan)
+    err = pd.DataFrame(
+        {
+            "station": table["station"].astype(str).to_numpy(),
+            "valid": recent.valid_times(table).array,
+            "lead": table["lead_time"].to_numpy(),
+            "err": (table[f"obs_{var}"] - table[f"fc_{var}"]).to_numpy(dtype="float64"),
+        }
+    )
+    err = err[np.isfinite(err["err"])]
+    err = err.sort_values(["lead"], kind="stable").drop_duplicates(["station", "valid"])
+    err = err.sort_values(["station", "valid"], kind="stable")
+    window = pd.Timedelta(hours=hours)
+    mean = (
+        err.set_index("valid").groupby("station", sort=False)["err"].rolling(window).mean()
+    ).reset_index()
+    query = pd.DataFrame(
+        {
+            "station": table["station"].astype(str).to_numpy(),
+            "t": pd.to_datetime(table["init_time"], utc=True),
+            "row": np.arange(len(table)),
+        }
+    )
+    found = pd.merge_asof(
+        query.sort_values("t", kind="stable"),
+        mean.sort_values("valid", kind="stable"),
+        left_on="t",
+        right_on="valid",
+        by="station",
+        direction="backward",
+        tolerance=window,
+    )
+    out[found["row"].to_numpy()] = found["err"].to_numpy(dtype="float64")
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    hours=st.sampled_from([1.0, 6.0, 13.5, 48.0]),
+    n_stations=st.integers(1, 5),
+    missing=st.floats(0.0, 0.8),
+)
+def test_matches_the_pandas_definition(seed, hours, n_stations, missing):
+    """Irregular runs, repeated valid times across leads, gaps, stations without data."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    inits = pd.Timestamp("2024-03-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 96, n) * 3, unit="h"
+    )
+    table = pd.DataFrame(
+        {
+            "station": rng.choice([f"S{i}" for i in range(n_stations)], n),
+            "init_time": inits,
+            "lead_time": rng.choice([0.0, 3.0, 6.0, 24.0], n),
+            "fc_t2m": rng.normal(size=n),
+            "obs_t2m": np.where(rng.random(n) < missing, np.nan, rng.normal(size=n)),
+        }
+    )
+    np.testing.assert_allclose(
+        recent.recent_errors(table, "t2m", hours), _reference(table, "t2m", hours), atol=1e-12
+    )
