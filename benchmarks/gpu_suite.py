@@ -229,7 +229,9 @@ def part_conus_grid(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     out: dict[str, object] = {"train_s": time.perf_counter() - t0, "train_rc": code}
     log.info("grid model trained in %.1f s", out["train_s"])
     ny, nx = (max(16, int(n * args.scale**0.5)) for n in CONUS)
-    grid = forecast_grid((ny, nx), n_runs=1, variables=GRID_VARS, lead_hours=(24.0,), seed=1)
+    grid = forecast_grid(
+        (ny, nx), n_runs=1, variables=GRID_VARS, lead_hours=(24.0,), seed=1, spacing=2540.0
+    )
     grid = grid.drop_vars([v for v in grid.data_vars if str(v).startswith("obs_")])
     in_path = tmp / "conus_grid.nc"
     grid.to_netcdf(in_path)

@@ -64,14 +64,20 @@ class _Rows:
     """
 
     def __init__(self, table: pd.DataFrame) -> None:
-        self.codes = pd.factorize(table["station"].astype(str).to_numpy())[0]
-        self.valid = _nanoseconds(valid_times(table))
-        self.init = _nanoseconds(pd.to_datetime(table["init_time"], utc=True))
+        station = table["station"]
+        if not pd.api.types.is_string_dtype(station):  # ids as text: 7 and "7" are one
+            station = station.astype(str)
+        codes = pd.factorize(station.to_numpy(), use_na_sentinel=False)[0]
+        valid = _nanoseconds(valid_times(table))
+        init = _nanoseconds(pd.to_datetime(table["init_time"], utc=True))
         lead = table["lead_time"].to_numpy(dtype="float64")
-        self.order = np.lexsort((lead, self.valid, self.codes))  # stable: ties keep row order
-        by_station = np.argsort(self.codes, kind="stable")
-        bounds = np.cumsum(np.bincount(self.codes, minlength=self.codes.max(initial=-1) + 1))
+        order = np.lexsort((lead, valid, codes))  # stable: ties keep row order
+        self.order = order[valid[order] != _NAT]
+        self.valid, self.codes = valid[self.order], codes[self.order]  # in that order
+        by_station = np.argsort(codes, kind="stable")
+        bounds = np.cumsum(np.bincount(codes, minlength=codes.max(initial=-1) + 1))
         self.rows = np.split(by_station, bounds[:-1])  # each station's rows
+        self.init = [init[r] for r in self.rows]  # and their initialisation times
 
     def errors(self, table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
         """``err_<var>`` of every row (see :func:`recent_errors`)."""
@@ -79,12 +85,12 @@ class _Rows:
         fc, obs = f"fc_{var}", f"obs_{var}"
         if fc not in table.columns or obs not in table.columns or not len(table):
             return out
-        err = (table[obs] - table[fc]).to_numpy(dtype="float64")
-        idx = self.order[np.isfinite(err[self.order]) & (self.valid[self.order] != _NAT)]
-        code, valid = self.codes[idx], self.valid[idx]
-        first = np.ones(len(idx), dtype=bool)  # the shortest lead of each station, valid time
+        err = (table[obs] - table[fc]).to_numpy(dtype="float64")[self.order]
+        keep = np.isfinite(err)
+        err, valid, code = err[keep], self.valid[keep], self.codes[keep]
+        first = np.ones(len(err), dtype=bool)  # the shortest lead of each station, valid time
         first[1:] = (code[1:] != code[:-1]) | (valid[1:] != valid[:-1])
-        idx, code, valid = idx[first], code[first], valid[first]
+        err, code, valid = err[first], code[first], valid[first]
         window = round(hours * 3600e9)
         starts = np.searchsorted(code, np.arange(len(self.rows) + 1))
         for s, rows in enumerate(self.rows):
@@ -92,11 +98,11 @@ class _Rows:
             if a == b:
                 continue
             v = valid[a:b]
-            total = np.concatenate([[0.0], np.cumsum(err[idx[a:b]])])
+            total = np.concatenate([[0.0], np.cumsum(err[a:b])])
             lo = np.searchsorted(v, v - window, side="right")  # window (t - hours, t]
             n = np.arange(1, b - a + 1)
             mean = (total[n] - total[lo]) / (n - lo)
-            t = self.init[rows]
+            t = self.init[s]
             k = np.searchsorted(v, t, side="right") - 1  # last event valid at or before init
             hit = (k >= 0) & (t != _NAT)
             hit[hit] &= t[hit] - v[k[hit]] <= window
@@ -134,12 +140,12 @@ def with_recent_errors(
     todo = [v for v in targets if PREFIX + v not in table.columns]
     if not todo:
         return table
-    out = table.copy()
     both = table if history is None or not len(history) else _stacked(history, table, todo)
     first = len(both) - len(table)  # the table's rows come last
     rows = _Rows(both)
-    for var in todo:
-        out[PREFIX + var] = rows.errors(both, var, hours)[first:]
+    new = {PREFIX + var: rows.errors(both, var, hours)[first:] for var in todo}
+    out = pd.concat([table, pd.DataFrame(new, index=table.index)], axis=1)
+    out.attrs = dict(table.attrs)  # concat keeps only attrs that every part has
     return out
 
 

@@ -98,3 +98,26 @@ def test_emos_missing_forecast_gives_nan_and_bad_input_errors() -> None:
         fit_emos(_synthetic(n=100), "tp")
     with pytest.raises(KeyError, match="unknown distribution"):
         fit_emos(_synthetic(n=100), "t2m", family="nope")
+
+
+def test_fit_runs_on_the_host_cpu_where_the_default_device_is_an_accelerator(monkeypatch):
+    """With an accelerator as default backend the fit pins JAX to the CPU; same result."""
+    import contextlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from probcast.baselines import emos
+
+    train = _synthetic(n=2000)
+    want = fit_emos(train, "t2m", by_station=True, min_rows=10)
+    assert isinstance(emos.on_host(), contextlib.nullcontext)  # a CPU machine: nothing to do
+    monkeypatch.setattr(emos.jax, "default_backend", lambda: "gpu")
+    assert not isinstance(emos.on_host(), contextlib.nullcontext)
+    with emos.on_host():
+        assert jnp.zeros(1).devices() == {jax.devices("cpu")[0]}
+    got = fit_emos(train, "t2m", by_station=True, min_rows=10)
+    np.testing.assert_allclose(got.global_coefs, want.global_coefs, rtol=1e-9)
+    assert got.station_coefs.keys() == want.station_coefs.keys()
+    for station, coefs in want.station_coefs.items():
+        np.testing.assert_allclose(np.asarray(got.station_coefs[station], float), coefs, rtol=1e-9)

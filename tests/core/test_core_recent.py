@@ -187,3 +187,11 @@ def test_matches_the_pandas_definition(seed, hours, n_stations, missing):
     np.testing.assert_allclose(
         recent.recent_errors(table, "t2m", hours), _reference(table, "t2m", hours), atol=1e-12
     )
+
+
+def test_the_table_keeps_its_attributes_and_is_not_changed():
+    table = _table()
+    table.attrs["source"] = "x.parquet"
+    out = recent.with_recent_errors(table, ["t2m"], 12)
+    assert out.attrs == {"source": "x.parquet"}
+    assert "err_t2m" in out.columns and "err_t2m" not in table.columns

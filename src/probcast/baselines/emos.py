@@ -18,10 +18,12 @@ per-row kernel compiled once per family and padded shape
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -179,7 +181,7 @@ def fit_emos(
     # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept
     # absorbs the mean error, in spread units
     prior[:, 0, 0] = float(np.mean(y - center)) / spread
-    with progress.bar(f"EMOS fit {var} (global)", 2 if by_station else 1) as shown:
+    with on_host(), progress.bar(f"EMOS fit {var} (global)", 2 if by_station else 1) as shown:
         near = _compatible(start, model)
         first = np.asarray(near.global_coefs, dtype=np.float64) if near else None
         glob = fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1, start=first)
@@ -199,6 +201,23 @@ def fit_emos(
             )
         shown.advance()
     return model
+
+
+def on_host() -> contextlib.AbstractContextManager[Any]:
+    """The host CPU as JAX's default device where it is an accelerator (a no-op elsewhere).
+
+    A fit is a few tens of small float64 kernel calls with host work between them (the
+    per-group Newton systems) and kernels compiled per family and padded size: latency and
+    compile bound, not arithmetic bound. On an H200 (jax 0.11, cold compile cache) the
+    selection phase of a gridded training (42 local fits over 3,072 grid points) took 91 s,
+    against 30 s on a 2-core CPU.
+    """
+    if jax.default_backend() == "cpu":
+        return contextlib.nullcontext()
+    try:
+        return jax.default_device(jax.devices("cpu")[0])
+    except RuntimeError:  # JAX_PLATFORMS without cpu
+        return contextlib.nullcontext()
 
 
 def _fit_local(

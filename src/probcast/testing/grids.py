@@ -19,9 +19,11 @@ from probcast.testing import products as product_grids
 LAYOUTS = ("projected", "regular", "point")
 
 
-def _coords(shape: tuple[int, int], layout: str) -> tuple[dict[str, object], tuple[str, ...]]:
+def _coords(
+    shape: tuple[int, int], layout: str, spacing: float = 10000.0
+) -> tuple[dict[str, object], tuple[str, ...]]:
     if layout == "projected":
-        grid = product_grids.grid(shape, spacing=10000.0)
+        grid = product_grids.grid(shape, spacing=spacing)
         return {str(k): v for k, v in grid.coords.items()}, ("y", "x")
     lat = 40.0 + 0.1 * np.arange(shape[0])
     lon = -100.0 + 0.1 * np.arange(shape[1])
@@ -88,6 +90,7 @@ def forecast_grid(
     lead_hours: Sequence[float] = (24.0,),
     start: str = "2021-03-01",
     seed: int = 0,
+    spacing: float = 10000.0,
 ) -> xr.Dataset:
     """Canonical forecast/truth dataset ``fc_<var>``/``obs_<var>``.
 
@@ -101,12 +104,14 @@ def forecast_grid(
         lead_hours: Forecast periods.
         start: First reference time.
         seed: Random seed.
+        spacing: Grid spacing of the ``projected`` layout in metres (10 km; NBM's CONUS
+            grid is 2345 x 1597 at 2.54 km: at 10 km that many points would span the globe).
 
     Returns:
         Dataset with dims ``(forecast_reference_time, forecast_period, *grid)``.
     """
     rng = np.random.default_rng(seed)
-    coords, dims = _coords(shape, layout)
+    coords, dims = _coords(shape, layout, spacing)
     n_p = len(lead_hours)
     fields = {}
     for var in variables:
