@@ -218,18 +218,17 @@ class FeatureSpec:
             columns.append("lead_time")
         if _option(config, "statics"):
             columns += [c for c in STATIC_COLUMNS if c in table.columns]
-        values = table[columns].to_numpy(dtype="float64")
-        if not len(values):
+        if not len(table):
             raise ValueError("cannot fit features on an empty training table")
-        missing = ~np.isfinite(values)
+        finite = [v[np.isfinite(v)] for v in (table[c].to_numpy(dtype="float64") for c in columns)]
         # recent errors are missing in operational inputs: always with an indicator
         always = set(recent.columns(names)) if hours > 0 else set()
-        flagged = zip(columns, missing.any(axis=0), strict=True)
+        flagged = zip(columns, (len(v) < len(table) for v in finite), strict=True)
         indicators = [c for c, m in flagged if m or c in always]
         if indicators and _option(config, "missing") == "error":
             raise ValueError(f"training predictors have missing values: {indicators}")
-        mean = np.nanmean(np.where(missing, np.nan, values), axis=0)
-        std = np.nanstd(np.where(missing, np.nan, values), axis=0)
+        mean = np.array([v.mean() if len(v) else np.nan for v in finite])
+        std = np.array([v.std() if len(v) else np.nan for v in finite])
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
         cyclic = bool(_option(config, "cyclic"))
@@ -290,19 +289,20 @@ class FeatureSpec:
         if absent:
             raise ValueError(f"table lacks feature columns {absent} used in training")
         center = _center(table, self.targets)
-        values = table[self.columns].to_numpy(dtype="float64")
-        missing = ~np.isfinite(values)
+        x = np.empty((len(table), self.n_features), dtype=np.float32)  # filled column-wise
+        missing = np.empty((len(table), len(self.columns)), dtype=bool)
+        for j, col in enumerate(self.columns):  # no row-major float64 copies of the table
+            values = table[col].to_numpy(dtype="float64")
+            missing[:, j] = ~np.isfinite(values)
+            x[:, j] = np.where(missing[:, j], 0.0, (values - self.mean[j]) / self.std[j])
         _warn_unflagged(self.columns, self.indicators, missing)
-        z = (values - np.asarray(self.mean)) / np.asarray(self.std)
-        parts = [np.where(missing, 0.0, z)]
+        k = self.n_features - len(self.indicators)  # the indicators come last
         if self.cyclic:
-            parts.append(_cyclic(recent.valid_times(table), self.doy))
-        if self.indicators:
-            idx = [self.columns.index(c) for c in self.indicators]
-            parts.append(missing[:, idx].astype("float64"))
+            x[:, len(self.columns) : k] = _cyclic(recent.valid_times(table), self.doy)
+        x[:, k:] = missing[:, [self.columns.index(c) for c in self.indicators]]
         y = _observations(table, self.targets)
         return Batch(
-            x=np.concatenate(parts, axis=1).astype("float32"),
+            x=x,
             station=self.station_index(table["station"]),
             center=center.astype("float32"),
             scale=np.asarray(self.scale, dtype="float32"),
