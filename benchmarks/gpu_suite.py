@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 PARTS = ("throughput", "conus_grid", "conus_train")
-SHARE = {"throughput": 0.16, "conus_grid": 0.22, "conus_train": 0.62}
+SHARE = {"throughput": 0.12, "conus_grid": 0.22, "conus_train": 0.66}
 GRID_VARS = ("t2m", "td2m", "u10", "v10", "msl", "tcc", "tp")
 CONUS = (1597, 2345)
 log = logging.getLogger("gpu_suite")
