@@ -129,7 +129,7 @@ def _cyclic(valid_time: pd.Series, doy: bool = True) -> np.ndarray:
     hour = (vt.dt.hour + vt.dt.minute / 60.0).to_numpy(dtype="float64") / 24.0
     cols = [hour]
     if doy:
-        cols.append((vt.dt.dayofyear.to_numpy(dtype="float64") - 1.0) / 365.25)
+        cols.append((vt.dt.day_of_year.to_numpy(dtype="float64") - 1.0) / 365.25)
     ang = 2.0 * np.pi * np.stack(cols, axis=1)
     return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)
 

@@ -84,7 +84,7 @@ def template_dates(
     if distance is not None:
         dist = distance.reindex(pool).fillna(np.inf).to_numpy(dtype=np.float64)
     else:
-        doy = np.abs(pool.dayofyear.to_numpy() - pd.Timestamp(init).dayofyear)
+        doy = np.abs(pool.day_of_year.to_numpy() - pd.Timestamp(init).day_of_year)
         dist = np.minimum(doy, 366 - doy).astype(np.float64)
     if len(pool) >= m:
         keep = np.argsort(dist + rng.uniform(0, 1e-3, dist.shape), kind="stable")[:m]
