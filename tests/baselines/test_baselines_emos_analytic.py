@@ -114,3 +114,31 @@ def test_far_rows_stay_in_the_fitting_form_up_to_its_limit() -> None:
         a, b = np.asarray(a)[ok].reshape(ok.sum(), -1), np.asarray(b)[ok].reshape(ok.sum(), -1)
         rel = (np.abs(a - b) / np.abs(b).max(axis=1, keepdims=True)).max()
         assert rel < (5e-8 if k == 0 else 1e-5), (k, rel)  # erfc at l = 11: 7e-9, 2e-7
+
+
+@pytest.mark.parametrize("family", ["censored_normal_01", "censored_normal"])
+def test_censored_normal_derivatives_equal_autodiff(family: str) -> None:
+    """Rows inside, at and beyond the bounds; most mass censored on either side."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    with jax.enable_x64(True):
+        raw = jnp.asarray(np.column_stack([rng.normal(0, 2.0, n), rng.normal(0, 1.0, n)]))
+        center = jnp.asarray(rng.uniform(-0.5, 1.5, n))
+        y = rng.uniform(-0.3, 1.3, n)
+        y[rng.random(n) < 0.3] = 0.0
+        y[rng.random(n) < 0.2] = 1.0
+        y = jnp.asarray(y)
+        spread = jnp.float64(0.4)
+        got = emos_kernels.row_terms(raw, center, y, spread, family=family, exact=False)
+        want = emos_kernels.row_terms(
+            raw, center, y, spread, family=family, exact=False, analytic=False
+        )
+    assert np.asarray(got[3]).all()
+    for k, (a, b) in enumerate(zip(got[:3], want[:3], strict=True)):
+        a, b = np.asarray(a).reshape(len(a), -1), np.asarray(b).reshape(len(b), -1)
+        assert np.isfinite(a).all()
+        # rows whose terms are all ~0 (the mass far beyond a bound) compare absolutely:
+        # there autodiff's own cancellation leaves ~1e-17
+        scale = np.maximum(np.abs(b).max(axis=1, keepdims=True), 1e-6)
+        rel = (np.abs(a - b) / scale).max(axis=1)
+        assert rel.max() < 1e-9, (k, rel.max(), int(rel.argmax()))
