@@ -31,6 +31,7 @@ import pandas as pd
 from probcast import recent
 from probcast.configs import default as default_config
 from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
+from probcast.time_features import cyclic
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +123,6 @@ def usable_rows(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
             len(table),
         )
     return table[keep].reset_index(drop=True)
-
-
-def _cyclic(valid_time: pd.Series, doy: bool = True) -> np.ndarray:
-    vt = pd.to_datetime(valid_time, utc=True)
-    hour = (vt.dt.hour + vt.dt.minute / 60.0).to_numpy(dtype="float64") / 24.0
-    cols = [hour]
-    if doy:
-        cols.append((vt.dt.day_of_year.to_numpy(dtype="float64") - 1.0) / 365.25)
-    ang = 2.0 * np.pi * np.stack(cols, axis=1)
-    return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)
 
 
 def use_day_of_year(table: pd.DataFrame, option: Any = "auto") -> bool:
@@ -291,14 +282,17 @@ class FeatureSpec:
         center = _center(table, self.targets)
         x = np.empty((len(table), self.n_features), dtype=np.float32)  # filled column-wise
         missing = np.empty((len(table), len(self.columns)), dtype=bool)
-        for j, col in enumerate(self.columns):  # no row-major float64 copies of the table
-            values = table[col].to_numpy(dtype="float64")
-            missing[:, j] = ~np.isfinite(values)
-            x[:, j] = np.where(missing[:, j], 0.0, (values - self.mean[j]) / self.std[j])
+        cols = [_floats(table[c]) for c in self.columns]  # views of float columns
+        for a in range(0, len(table), 1 << 14):  # row blocks: x's rows stay in cache
+            b = slice(a, a + (1 << 14))
+            for j, values in enumerate(cols):
+                v = values[b].astype(np.float64)
+                missing[b, j] = ~np.isfinite(v)
+                x[b, j] = np.where(missing[b, j], 0.0, (v - self.mean[j]) / self.std[j])
         _warn_unflagged(self.columns, self.indicators, missing)
         k = self.n_features - len(self.indicators)  # the indicators come last
         if self.cyclic:
-            x[:, len(self.columns) : k] = _cyclic(recent.valid_times(table), self.doy)
+            x[:, len(self.columns) : k] = cyclic(recent.valid_times(table), self.doy)
         x[:, k:] = missing[:, [self.columns.index(c) for c in self.indicators]]
         y = _observations(table, self.targets)
         return Batch(
@@ -360,6 +354,12 @@ def _error_scale(table: pd.DataFrame, var: str) -> float:
     err = err[np.isfinite(err)]
     sd = float(err.std()) if err.size > 1 else 1.0
     return sd if sd > _MIN_STD else 1.0
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """A float column's values without a copy; any other column as float64."""
+    plain = column.dtype in (np.float32, np.float64)
+    return column.to_numpy() if plain else column.to_numpy(dtype="float64")
 
 
 def _center(table: pd.DataFrame, targets: list[str]) -> np.ndarray:

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
         "configs",
         "split",
         "recent",
+        "time_features",
         "compile_cache",
     },
     {"dists", "validate", "features", "units"},

@@ -139,7 +139,7 @@ class ArrowTransform:
 
 
 def _cycles(ns: np.ndarray, doy: bool) -> np.ndarray:
-    """Fraction of the day (and of the year) of UTC times, as ``features._cyclic``."""
+    """Fraction of the day (and of the year) of UTC times, as ``time_features.cyclic``."""
     seconds = (ns // 10**9) % 86_400
     hour = (seconds // 3600).astype("float64") + ((seconds // 60) % 60) / 60.0
     cols = [hour / 24.0]
