@@ -153,9 +153,9 @@ def _truncated_normal(mu: jax.Array, sigma: jax.Array, y: jax.Array) -> Moments:
 
 
 def _censored_normal(
-    mu: jax.Array, sigma: jax.Array, y: jax.Array, lower: float, upper: float
+    mu: jax.Array, sigma: jax.Array, y: jax.Array, dist: CensoredNormal
 ) -> Moments:
-    """Normal censored at ``lower`` and ``upper``: ``C = sigma B(w, l, m)`` (one term each).
+    """``dist`` (normal censored at its ``lower``, ``upper``): ``C = sigma B(w, l, m)``.
 
     With ``w = (y - mu)/sigma``, ``l = (lower - mu)/sigma``, ``m = (mu - upper)/sigma``
     and ``T`` the censoring correction of :mod:`probcast.dists.censored`, ``B = N(w) + T(l)
@@ -166,8 +166,8 @@ def _censored_normal(
     argument ``x`` moves by ``-x/sigma`` per unit of ``sigma``. The CRPS itself is the
     family's own (stable) formula; the derivatives have no cancelling terms.
     """
-    w, lo = (y - mu) / sigma, (lower - mu) / sigma
-    m = (mu - upper) / sigma if math.isfinite(upper) else jnp.full_like(mu, -jnp.inf)
+    w, lo = (y - mu) / sigma, (dist.lower - mu) / sigma
+    m = (mu - dist.upper) / sigma if math.isfinite(dist.upper) else jnp.full_like(mu, -jnp.inf)
     below, above = w < lo, w > -m
     cdf_w, cdf_l, cdf_m = (0.5 * erfc(-v * INV_SQRT2) for v in (w, lo, m))
     pdf_w, pdf_l, pdf_m = (pdf(jnp.where(jnp.isfinite(v), v, 0.0)) for v in (w, lo, m))
@@ -180,7 +180,6 @@ def _censored_normal(
     b_m = jnp.where(above, 2.0 * cdf_m, 0.0) - cdf_m * cdf_m
     b_mm = jnp.where(above, 2.0 * pdf_m, 0.0) - 2.0 * cdf_m * pdf_m
     m0 = jnp.where(jnp.isfinite(m), m, 0.0)  # no upper bound: its terms are 0
-    dist = CensoredNormal("form", lower, upper)
     crps = dist.crps({"loc": mu, "scale": sigma}, y)
     g_m = -b_w - b_l + b_m
     g_s = crps / sigma - w * b_w - lo * b_l - m0 * b_m
@@ -194,7 +193,7 @@ FORMS: dict[str, Callable[[jax.Array, jax.Array, jax.Array], Moments]] = {
     "normal": _normal,
     "truncated_normal": _truncated_normal,
     **{
-        name: functools.partial(_censored_normal, lower=fam.lower, upper=fam.upper)
+        name: functools.partial(_censored_normal, dist=fam)
         for name, fam in dists.DISTRIBUTIONS.items()
         if isinstance(fam, CensoredNormal)
     },

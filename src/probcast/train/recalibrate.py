@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -143,6 +144,11 @@ class GateResult:
     rows: int
 
     @property
+    def scored(self) -> bool:
+        """Whether the gate could score the map (enough observed rows and folds)."""
+        return not math.isnan(self.before)
+
+    @property
     def gain(self) -> float:
         """Relative change of the mean held-out CRPS (negative: better)."""
         return self.after / self.before - 1.0 if self.before > 0 else 0.0
@@ -216,6 +222,7 @@ def select_maps(
         family = heads[var]
         result = gate(family, p, y[var], fold)
         records[var] = result.to_dict()
+        kept = result.apply or (not gated and result.scored)
         log.info(
             "recalibration gate of %s: held-out CRPS %.5g -> %.5g (%+.2f %%), %d/%d folds "
             "better: %s",
@@ -225,10 +232,9 @@ def select_maps(
             100 * result.gain,
             result.improved,
             result.folds,
-            "apply" if result.apply else "skip" if gated else "skip, applied ungated",
+            "apply" if result.apply else "skip, applied ungated" if kept else "skip",
         )
-        scored = result.rows >= MIN_ROWS and result.folds >= 2
-        if result.apply or (not gated and scored):
+        if kept:
             maps[var] = fit_map(pit(family, p, y[var])).to_list()
     return {"recalibration": maps, "recalibration_gate": records}
 
