@@ -31,7 +31,7 @@ import pandas as pd
 from probcast import recent
 from probcast.configs import default as default_config
 from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
-from probcast.time_features import cyclic
+from probcast.time_features import cyclic, use_day_of_year
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ STAT_PREFIX = "stat_"
 UNKNOWN_STATION = 0
 """Embedding index of a station not seen in training."""
 _MIN_STD = 1e-6
-MIN_DOY_SPAN_DAYS = 330.0
-"""Shortest training period (days of valid time) for the automatic day-of-year feature."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,28 +123,6 @@ def usable_rows(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
     return table[keep].reset_index(drop=True)
 
 
-def use_day_of_year(table: pd.DataFrame, option: Any = "auto") -> bool:
-    """Whether the day of year is a feature (``config.features.day_of_year``).
-
-    ``"auto"`` keeps it only when the training valid times span at least
-    :data:`MIN_DOY_SPAN_DAYS`: from a shorter period (e.g. two autumn months) the network
-    can only learn a trend within that period and extrapolate it into the test season.
-    ``True``/``False`` (or ``"true"``/``"false"``) force it.
-    """
-    text = str(option).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    if text != "auto":
-        raise ValueError(f"features.day_of_year must be 'auto', 'true' or 'false', got {option!r}")
-    vt = recent.valid_times(table)
-    if not len(vt):
-        return False
-    span = (vt.max() - vt.min()) / pd.Timedelta(days=1)
-    return bool(span >= MIN_DOY_SPAN_DAYS)
-
-
 @dataclasses.dataclass
 class FeatureSpec:
     """Everything fitted on the training rows that turns a table into a :class:`Batch`.
@@ -211,19 +187,17 @@ class FeatureSpec:
             columns += [c for c in STATIC_COLUMNS if c in table.columns]
         if not len(table):
             raise ValueError("cannot fit features on an empty training table")
-        finite = [v[np.isfinite(v)] for v in (table[c].to_numpy(dtype="float64") for c in columns)]
+        gaps, mean, std = np.array([_moments(_floats(table[c])) for c in columns]).T
         # recent errors are missing in operational inputs: always with an indicator
         always = set(recent.columns(names)) if hours > 0 else set()
-        flagged = zip(columns, (len(v) < len(table) for v in finite), strict=True)
+        flagged = zip(columns, gaps > 0, strict=True)
         indicators = [c for c, m in flagged if m or c in always]
         if indicators and _option(config, "missing") == "error":
             raise ValueError(f"training predictors have missing values: {indicators}")
-        mean = np.array([v.mean() if len(v) else np.nan for v in finite])
-        std = np.array([v.std() if len(v) else np.nan for v in finite])
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
         cyclic = bool(_option(config, "cyclic"))
-        doy = cyclic and use_day_of_year(table, _option(config, "day_of_year"))
+        doy = cyclic and use_day_of_year(recent.valid_times(table), _option(config, "day_of_year"))
         return cls(
             targets=names,
             columns=columns,
@@ -350,10 +324,16 @@ def _predictors(table: pd.DataFrame, targets: list[str], wanted: list[str]) -> l
 
 
 def _error_scale(table: pd.DataFrame, var: str) -> float:
-    err = (table[OBS_PREFIX + var] - table[FC_PREFIX + var]).to_numpy(dtype="float64")
-    err = err[np.isfinite(err)]
-    sd = float(err.std()) if err.size > 1 else 1.0
-    return sd if sd > _MIN_STD else 1.0
+    sd = _moments((table[OBS_PREFIX + var] - table[FC_PREFIX + var]).to_numpy())[2]
+    return float(sd) if sd > _MIN_STD else 1.0  # one row: sd 0; none: NaN
+
+
+def _moments(values: np.ndarray) -> tuple[float, float, float]:
+    """Missing count, mean and standard deviation (float64) of a column's finite values."""
+    finite = values[np.isfinite(values)].astype(np.float64)
+    if not len(finite):
+        return float(len(values)), np.nan, np.nan
+    return float(len(values) - len(finite)), finite.mean(), finite.std()
 
 
 def _floats(column: pd.Series) -> np.ndarray:

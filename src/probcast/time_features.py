@@ -1,14 +1,19 @@
 """Time-of-day and time-of-year encodings of the valid time (features of the network).
 
 The hour of day (minutes included) and, when the training period covers most of a year
-(:func:`probcast.features.use_day_of_year`), the day of year, as points on the unit circle
+(:func:`use_day_of_year`), the day of year, as points on the unit circle
 so that 23 h and 0 h, 31 December and 1 January are neighbours.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+MIN_DOY_SPAN_DAYS = 330.0
+"""Shortest training period (days of valid time) for the automatic day-of-year feature."""
 
 
 def cyclic(valid_time: pd.Series, doy: bool = True) -> np.ndarray:
@@ -20,3 +25,25 @@ def cyclic(valid_time: pd.Series, doy: bool = True) -> np.ndarray:
         cols.append((vt.dt.day_of_year.to_numpy(dtype="float64") - 1.0) / 365.25)
     ang = 2.0 * np.pi * np.stack(cols, axis=1)
     return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)
+
+
+def use_day_of_year(valid_time: Any, option: Any = "auto") -> bool:
+    """Whether the day of year is a feature (``config.features.day_of_year``).
+
+    ``"auto"`` keeps it only when the training valid times ``valid_time`` span at least
+    :data:`MIN_DOY_SPAN_DAYS`: from a shorter period (e.g. two autumn months) the network
+    can only learn a trend within that period and extrapolate it into the test season.
+    ``True``/``False`` (or ``"true"``/``"false"``) force it.
+    """
+    text = str(option).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    if text != "auto":
+        raise ValueError(f"features.day_of_year must be 'auto', 'true' or 'false', got {option!r}")
+    vt = pd.to_datetime(pd.Series(valid_time), utc=True)
+    if not len(vt):
+        return False
+    span = (vt.max() - vt.min()) / pd.Timedelta(days=1)
+    return bool(span >= MIN_DOY_SPAN_DAYS)

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probcast.features import _MIN_STD, FeatureSpec, _option, use_day_of_year
+from probcast.features import _MIN_STD, FeatureSpec, _option
 from probcast.schema import FC_PREFIX, OBS_PREFIX
+from probcast.time_features import use_day_of_year
 
 
 @dataclasses.dataclass
@@ -112,9 +113,7 @@ class SpecAccumulator:
         std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
         err = self.errors.std()
         scale = np.where((self.errors.count > 1) & (err > _MIN_STD), err, 1.0)
-        doy = t.cyclic and use_day_of_year(
-            pd.DataFrame({"valid_time": self.valid}), _option(self.config, "day_of_year")
-        )
+        doy = t.cyclic and use_day_of_year(self.valid, _option(self.config, "day_of_year"))
         return dataclasses.replace(
             t,
             mean=[float(v) for v in mean],
