@@ -58,49 +58,9 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _bare_step(config, table, steps: int) -> float:
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from probcast.features import FeatureSpec
-    from probcast.model.network import build_model, head_families
-    from probcast.train import data as tdata
-    from probcast.train.loop import compute_dtype
-    from probcast.train.objective import StepFns, make_optimizer
-
-    spec = FeatureSpec.fit(table, None, config.features)
-    heads = head_families(spec.targets, config.model)
-    dtype = compute_dtype(str(config.train.compute_dtype))
-    model = build_model(
-        spec.n_features,
-        spec.n_stations,
-        heads,
-        config.model,
-        seed=0,
-        dtype=dtype,
-        private=spec.own_features(),
-    )
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx, _ = make_optimizer(config.train, 1000)
-    fns = StepFns(graphdef, rest, heads, tx, int(config.train.ensemble_members))
-    data = tdata.to_device(spec.transform(table))
-    batch = tdata.take(data, jnp.arange(int(config.train.batch_size)) % data.n)
-    opt_state = tx.init(params)
-    key = jax.random.key(0)
-    for i in range(3):  # compile + warm up
-        params, opt_state, loss, _ = fns.step(params, opt_state, batch, jax.random.fold_in(key, i))
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for i in range(steps):
-        params, opt_state, loss, _ = fns.step(params, opt_state, batch, jax.random.fold_in(key, i))
-    jax.block_until_ready(loss)
-    return steps * int(config.train.batch_size) / (time.perf_counter() - start)
-
-
 def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     import numpy as np
-    from train_throughput import TrainLog  # beside this script
+    from train_throughput import BareStep, TrainLog  # beside this script
 
     from probcast.configs import gpu_bf16
     from probcast.testing.stations import network_table
@@ -131,7 +91,7 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         history = json.loads((tmp / f"run_{dtype}" / "seed_0" / "history.json").read_text())
         scan = float(np.median([h["samples_per_s"] for h in history[1:]]))
         whole = times.whole_epoch()
-        bare = _bare_step(config, table.iloc[: min(len(table), 200_000)], steps=200)
+        bare = BareStep(config, table.iloc[: min(len(table), 200_000)]).burst(200)
         rows[dtype] = {
             "bare_step": bare,
             "loop_scan": scan,

@@ -54,7 +54,7 @@ from jax import monitoring
 from probcast import compile_cache
 from probcast.configs import default
 from probcast.features import FeatureSpec
-from probcast.model.network import build_model, head_families
+from probcast.model.network import head_families
 from probcast.testing.stations import station_table
 from probcast.train import data as tdata
 from probcast.train import loop
@@ -158,21 +158,19 @@ def train_run(args: argparse.Namespace, path: Path, workdir: Path, folds: int) -
 
 
 class BareStep:
-    """The compiled train step of the benchmark's model on one device-resident batch."""
+    """The compiled train step of ``config``'s model (the loop's own) on one resident batch."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        table = _table(min(args.rows, 50_000))
-        config = _config(args, Path("unused"), 0)
-        spec = FeatureSpec.fit(table, None)
+    def __init__(self, config: Any, table: Any) -> None:
+        spec = FeatureSpec.fit(table, None, config.features)
         heads = head_families(spec.targets, config.model)
-        model = build_model(spec.n_features, spec.n_stations, heads, config.model, seed=0)
+        model = loop._model(config, spec, heads, seed=0)  # as train.loop builds it
         graphdef, self.params, rest = nnx.split(model, nnx.Param, ...)
         tx, _ = make_optimizer(config.train, 100)
         self.fns = StepFns(graphdef, rest, heads, tx, int(config.train.ensemble_members))
         data = tdata.to_device(spec.transform(table))
-        self.batch = tdata.take(data, jnp.arange(args.batch_size) % data.n)
+        self.batch_size = int(config.train.batch_size)
+        self.batch = tdata.take(data, jnp.arange(self.batch_size) % data.n)
         self.opt_state = tx.init(self.params)
-        self.batch_size = args.batch_size
         self.burst(5)  # compile
 
     def burst(self, steps: int = 600) -> float:
@@ -210,7 +208,7 @@ def main() -> int:
     monitoring.register_event_duration_secs_listener(_count_compiles)
     monitoring.register_event_listener(_count_hits)
     load = os.getloadavg()[0]
-    bare = BareStep(args)
+    bare = BareStep(_config(args, Path("unused"), 0), _table(min(args.rows, 50_000)))
     runs: dict[int, list[dict[str, float]]] = {f: [] for f in folds}
     with tempfile.TemporaryDirectory(prefix="probcast-bench-") as tmp:
         path = Path(tmp) / "table.parquet"
