@@ -173,7 +173,7 @@ def mask(
     cols = [c for c in columns(targets) if c in table.columns]
     if not cols or fraction <= 0:
         return table
-    out = table.copy()
     hide = np.random.default_rng(seed).random(len(table)) < fraction
-    out.loc[hide, cols] = np.nan
-    return out
+    # only those columns are new: a copy of the whole table (which consolidates its
+    # blocks) took 12 s per 8.8 M rows
+    return table.assign(**{c: table[c].mask(hide) for c in cols})

@@ -6,6 +6,7 @@ import json
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from probcast.model import integrity
@@ -107,3 +108,14 @@ def test_training_writes_the_domain_and_load_reads_it(tmp_path):
     inputs = [c for c in model.spec.columns if c != "lead_time"]
     assert sorted(model.domain.features) == sorted(inputs)
     assert model.domain.stations == tuple(model.spec.stations)
+
+
+def test_domain_stations_are_those_with_rows_whatever_the_column_type():
+    table = station_table(n_stations=3, n_inits=2, seed=0)
+    want = ("ST000", "ST001", "ST002")
+    for stations in (
+        table["station"].astype(object),
+        table["station"].astype("string[pyarrow]"),
+        pd.Categorical(table["station"], categories=["ST009", *want]),  # one without rows
+    ):
+        assert domain_from_frame(table.assign(station=stations), ["fc_t2m"]).stations == want

@@ -157,7 +157,7 @@ def domain_from_frame(frame: pd.DataFrame, columns: Sequence[str]) -> Domain:
         rows=len(frame),
         lead_min=float(np.nanmin(lead)),
         lead_max=float(np.nanmax(lead)),
-        stations=tuple(sorted({str(s) for s in frame["station"]})),
+        stations=tuple(sorted({str(s) for s in frame["station"].unique()})),
         features=features,
     )
 
