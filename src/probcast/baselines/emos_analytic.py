@@ -152,6 +152,13 @@ def _truncated_normal(mu: jax.Array, sigma: jax.Array, y: jax.Array) -> Moments:
     return crps, on(g_m), on(g_s), on(h_mm), on(h_ms), on(h_ss), ok
 
 
+def _cdf_pair(t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(Phi(t), Phi(-t))`` from one ``erfc`` of ``|t|``: the smaller one without rounding."""
+    small = 0.5 * erfc(jnp.abs(t) * INV_SQRT2)
+    neg = t < 0.0
+    return jnp.where(neg, small, 1.0 - small), jnp.where(neg, 1.0 - small, small)
+
+
 def _censored_normal(
     mu: jax.Array, sigma: jax.Array, y: jax.Array, dist: CensoredNormal
 ) -> Moments:
@@ -163,24 +170,49 @@ def _censored_normal(
     Phi - 1``, ``N'' = 2 phi``); below ``lower`` the ``w`` and ``l`` terms become ``l - w``
     and ``l + N(l) + T(l)``, above ``upper`` the ``w`` and ``m`` terms ``w + m`` and
     ``N(-m) + T(m)``. ``dw, dl = -1/sigma``, ``dm = +1/sigma`` per unit of ``mu``; every
-    argument ``x`` moves by ``-x/sigma`` per unit of ``sigma``. The CRPS itself is the
-    family's own (stable) formula; the derivatives have no cancelling terms.
+    argument ``x`` moves by ``-x/sigma`` per unit of ``sigma``. The derivatives have no
+    cancelling terms. The CRPS is the family's formula (the branch whose bound holds most
+    of the mass rewritten so that its ``O(|bound|)`` terms cancel exactly), from the same
+    five ``erfc`` values as the derivatives (the family's own evaluates about twenty:
+    the kernel takes 0.4 of its time).
     """
     w, lo = (y - mu) / sigma, (dist.lower - mu) / sigma
-    m = (mu - dist.upper) / sigma if math.isfinite(dist.upper) else jnp.full_like(mu, -jnp.inf)
+    two_sided = math.isfinite(dist.upper)
+    m = (mu - dist.upper) / sigma if two_sided else jnp.full_like(mu, -jnp.inf)
     below, above = w < lo, w > -m
-    cdf_w, cdf_l, cdf_m = (0.5 * erfc(-v * INV_SQRT2) for v in (w, lo, m))
-    pdf_w, pdf_l, pdf_m = (pdf(jnp.where(jnp.isfinite(v), v, 0.0)) for v in (w, lo, m))
-    pdf_m = jnp.where(jnp.isfinite(m), pdf_m, 0.0)
+    z = jnp.where(below, lo, jnp.where(above, -m, w))  # w clipped to the bounds
+    (cdf_z, sf_z), (cdf_l, sf_l), (cdf2_l, sf2_l) = map(_cdf_pair, (z, lo, SQRT2 * lo))
+    pdf_z, pdf_l = pdf(z), pdf(lo)
+    zero = jnp.zeros_like(mu)
+    m0 = m if two_sided else zero  # no upper bound: its terms are 0
+    cdf_m, sf_m, cdf2_m, sf2_m, pdf_m = zero, zero, zero, zero, zero
+    if two_sided:
+        (cdf_m, sf_m), (cdf2_m, sf2_m) = _cdf_pair(m), _cdf_pair(SQRT2 * m)
+        pdf_m = pdf(m)
+
+    def tail(t: jax.Array, cdf: jax.Array, dens: jax.Array, cdf2: jax.Array) -> jax.Array:
+        return -t * cdf * cdf - 2.0 * dens * cdf + INV_SQRT_PI * cdf2  # T(t), for t <= 0
+
+    def rest(*a: jax.Array) -> jax.Array:  # R(t) = N(z) + T(t) - (z - t) - 2 phi(z) + ..., t > 0
+        t, cdf, sf, dens, sf2 = a
+        return t * sf * (1.0 + cdf) - 2.0 * dens * cdf - INV_SQRT_PI * sf2
+
+    t_l, t_m = tail(lo, cdf_l, pdf_l, cdf2_l), tail(m0, cdf_m, pdf_m, cdf2_m)
+    body = z * (cdf_z - sf_z) + 2.0 * pdf_z - INV_SQRT_PI + t_l + t_m
+    # most mass below lower (l > 0; then m < 0): N(z) + T(l) with its O(l) terms cancelled
+    low = (z - lo) + 2.0 * pdf_z - 2.0 * z * sf_z + rest(lo, cdf_l, sf_l, pdf_l, sf2_l) + t_m
+    body = jnp.where(lo > 0.0, low, body)
+    if two_sided:  # most mass above upper (m > 0): the mirror image
+        high = (-z - m) + 2.0 * pdf_z + 2.0 * z * cdf_z + rest(m, cdf_m, sf_m, pdf_m, sf2_m)
+        body = jnp.where(m > 0.0, high + t_l, body)
+    crps = sigma * (jnp.abs(w - z) + body)
     # (first, second) derivative of each argument's term, then chained (B separable)
-    b_w = jnp.where(below, -1.0, jnp.where(above, 1.0, 2.0 * cdf_w - 1.0))
-    b_ww = jnp.where(below | above, 0.0, 2.0 * pdf_w)
+    b_w = jnp.where(below, -1.0, jnp.where(above, 1.0, 2.0 * cdf_z - 1.0))
+    b_ww = jnp.where(below | above, 0.0, 2.0 * pdf_z)
     b_l = jnp.where(below, 2.0 * cdf_l, 0.0) - cdf_l * cdf_l
     b_ll = jnp.where(below, 2.0 * pdf_l, 0.0) - 2.0 * cdf_l * pdf_l
     b_m = jnp.where(above, 2.0 * cdf_m, 0.0) - cdf_m * cdf_m
     b_mm = jnp.where(above, 2.0 * pdf_m, 0.0) - 2.0 * cdf_m * pdf_m
-    m0 = jnp.where(jnp.isfinite(m), m, 0.0)  # no upper bound: its terms are 0
-    crps = dist.crps({"loc": mu, "scale": sigma}, y)
     g_m = -b_w - b_l + b_m
     g_s = crps / sigma - w * b_w - lo * b_l - m0 * b_m
     h_mm = (b_ww + b_ll + b_mm) / sigma
