@@ -135,13 +135,16 @@ def part_conus_train(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "--config.tracking.backend=none",
     ]
     cmd += [f"--config.{kv}" for kv in args.train_override]
+    from train_phases import phases  # beside this script
+
     log = Path(args.out) / "conus_train.train.log"
-    start = time.perf_counter()
+    start, wall = time.perf_counter(), time.time()
     with log.open("w") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
     out["train_s"] = time.perf_counter() - start
     out["returncode"] = proc.returncode
     out["phases"] = _phases(log.read_text())
+    out["phase_s"] = dict(phases(log.read_text(), wall))  # seconds per phase
     summary = tmp / "conus_run" / "summary.json"
     if summary.exists():
         out["summary"] = json.loads(summary.read_text())
