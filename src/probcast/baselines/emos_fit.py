@@ -41,6 +41,7 @@ import ctypes
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -51,7 +52,7 @@ from scipy.optimize import minimize
 
 from probcast import dists
 from probcast.baselines import emos_kernels, emos_newton
-from probcast.baselines.emos_layout import BLOCK, Layout
+from probcast.baselines.emos_layout import BLOCK, Layout, Rows, subsample
 from probcast.baselines.emos_layout import MIN_ROWS as MIN_ROWS  # re-exported
 from probcast.baselines.emos_layout import bucket as bucket  # re-exported
 
@@ -174,43 +175,37 @@ def fit_groups(
         raise ValueError(f"padding to {size} rows is below the data's {n} rows")
     if not emos_kernels.has_hessian(family):
         return fit_lbfgs(family, x, center, y, groups, prior, spread, shrinkage, maxiter, size)
-    groups = np.asarray(groups)
+    loss, data = _Loss(family, spread, shrinkage), Rows(x, center, y, np.asarray(groups))
     calls = max(maxiter // 5, 20)
-    present = max(int(np.count_nonzero(np.bincount(groups))), 1)
+    present = max(int(np.count_nonzero(np.bincount(data.groups))), 1)
     for rows in () if start is not None else STAGE_ROWS:  # warm starts on subsamples
         most = rows // present
-        sub = subsample(groups, prior.shape[0], most)
+        sub = data.take(subsample(data.groups, prior.shape[0], most))
         if most >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
-            data = (x[sub], center[sub], y[sub], groups[sub])
-            tol = STAGE_TOL / np.maximum(np.bincount(data[3], minlength=prior.shape[0]), 1)
-            start = _solve(family, *data, prior, spread, shrinkage, calls, rows, start, tol)
-    theta = _solve(family, x, center, y, groups, prior, spread, shrinkage, calls, size, start)
+            tol = STAGE_TOL / np.maximum(np.bincount(sub.groups, minlength=prior.shape[0]), 1)
+            start = _solve(loss, sub, prior, calls, rows, start=start, tol=tol)
+    theta = _solve(loss, data, prior, calls, size, start=start)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(f"EMOS fit for family {family!r} diverged")
     return theta
 
 
-def subsample(groups: np.ndarray, n_groups: int, most: int) -> np.ndarray:
-    """Row indices keeping at most ``most`` rows per group (every k-th row of a group)."""
-    counts = np.bincount(groups, minlength=n_groups)
-    stride = np.maximum(-(-counts // max(most, 1)), 1)
-    order = np.argsort(groups, kind="stable")
-    rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
-    keep = rank % stride[groups[order]] == 0
-    return np.sort(order[keep])
+@dataclass(frozen=True)
+class _Loss:
+    """What a fit minimises: ``family``'s mean CRPS over ``spread`` plus a ridge weight."""
+
+    family: str
+    spread: float
+    shrinkage: float
 
 
 def _solve(
-    family: str,
-    x: np.ndarray,
-    center: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
+    loss: _Loss,
+    data: Rows,
     prior: np.ndarray,
-    spread: float,
-    shrinkage: float,
     maxiter: int,
     size: int,
+    *,
     start: np.ndarray | None = None,
     tol: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -222,34 +217,34 @@ def _solve(
     compact = COMPACT_ROWS if size > COMPACT_ROWS else 0
     tol = np.full(len(prior), emos_newton.DECREMENT_TOL) if tol is None else tol
     theta, done, calls = _newton(
-        family, x, center, y, groups, prior, spread, shrinkage, maxiter, size, start, tol, compact
+        loss, data, prior, maxiter, size, start=start, tol=tol, compact=compact
     )
     if done.all() or calls >= maxiter:
         return theta
     rest = np.flatnonzero(~done)
-    rows = np.flatnonzero(~done[groups])
     # the slow groups keep their numbers: one kernel shape whichever groups are left
-    data = (x[rows], center[rows], y[rows], groups[rows], prior[rest])
-    left = maxiter - calls
     tail, _, _ = _newton(
-        family, *data, spread, shrinkage, left, COMPACT_ROWS, theta[rest], tol[rest], 0, rest,
-        len(prior),
-    )  # fmt: skip
+        loss,
+        data.take(np.flatnonzero(~done[data.groups])),
+        prior[rest],
+        maxiter - calls,
+        COMPACT_ROWS,
+        start=theta[rest],
+        tol=tol[rest],
+        slots=rest,
+        n_slots=len(prior),
+    )
     theta[rest] = tail
     return theta
 
 
 def _newton(
-    family: str,
-    x: np.ndarray,
-    center: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
+    loss: _Loss,
+    data: Rows,
     prior: np.ndarray,
-    spread: float,
-    shrinkage: float,
     maxiter: int,
     size: int,
+    *,
     start: np.ndarray | None,
     tol: np.ndarray,
     compact: int = 0,
@@ -258,19 +253,22 @@ def _newton(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One batched Newton run on the rows given, padded to ``size`` rows.
 
-    ``groups`` number the rows' groups among ``n_slots`` (default ``len(prior)``); the
-    groups fitted are ``slots`` (default all), in the order of ``prior``.
+    The rows' groups are numbered among ``n_slots`` (default ``len(prior)``); the groups
+    fitted are ``slots`` (default all), in the order of ``prior``.
     """
+    family, spread, groups = loss.family, loss.spread, data.groups
     n_groups, n_params, n_feat = prior.shape
     slots = np.arange(n_groups) if slots is None else np.asarray(slots)
     n_slots = n_groups if n_slots is None else n_slots
-    layout = Layout.build(np.asarray(groups), n_slots, size)
+    layout = Layout.build(groups, n_slots, size)
     weight = np.zeros(layout.rows)
     weight[layout.at] = 1.0 / (layout.counts[groups] * spread)
-    x_rows, center_rows, y_rows = (layout.place(np.asarray(a, np.float64)) for a in (x, center, y))
+    x_rows, center_rows, y_rows = (
+        layout.place(np.asarray(a, np.float64)) for a in (data.x, data.center, data.y)
+    )
     host = [x_rows.T, layout.blocks, weight, center_rows, y_rows, np.float64(spread)]
     with jax.enable_x64(True):
-        *data, scale = jax.device_put(host)  # once per run; then only theta per call
+        *device, scale = jax.device_put(host)  # once per run; then only theta per call
     # the group count is bucketed (few compiles); one group: no scatter at all
     theta_all = np.zeros((1 if n_slots == 1 else bucket(n_slots, 1), n_params, n_feat))
     fast = family in emos_kernels.FORMS  # rows outside its range are flagged
@@ -278,9 +276,9 @@ def _newton(
     def terms(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         theta_all[slots] = theta
         coefs = theta_all.copy()  # passed as is: jit's own transfer is the cheapest
-        out = emos_kernels.group_terms(coefs, *data, scale, family=family, exact=False)
+        out = emos_kernels.group_terms(coefs, *device, scale, family=family, exact=False)
         far = np.flatnonzero(~np.asarray(out[3]) & layout.real) if fast else ()
-        loss, grad, hess = (np.asarray(a)[slots] for a in out[:3])
+        value, grad, hess = (np.asarray(a)[slots] for a in out[:3])
         if len(far):  # the family's own formula, on those rows only when they are few
             fits = [m for m in (COMPACT_ROWS, 4 * COMPACT_ROWS) if len(far) <= m < layout.rows]
             pick = np.zeros(fits[0] if fits else layout.rows, np.int64)  # padding: row 0
@@ -295,14 +293,14 @@ def _newton(
             extra = emos_newton.group_sums(
                 gs[:m], weight[far], xs[:m], crps, d_raw, h_raw, len(coefs)
             )
-            loss, grad, hess = (
-                a + b[slots] for a, b in zip((loss, grad, hess), extra, strict=True)
+            value, grad, hess = (
+                a + b[slots] for a, b in zip((value, grad, hess), extra, strict=True)
             )
-        return loss, grad, hess
+        return value, grad, hess
 
     with jax.enable_x64(True):
         return emos_newton.newton_groups(
-            terms, layout.padded[slots], prior, shrinkage, maxiter, start, compact, tol
+            terms, layout.padded[slots], prior, loss.shrinkage, maxiter, start, compact, tol
         )
 
 

@@ -3,7 +3,8 @@
 Sizes are bucketed (:func:`bucket`) so that the kernels compile once per family and bucket,
 whatever the data; rows are grouped in blocks of :data:`BLOCK` consecutive rows of one group,
 so that the kernel sums each block with contiguous reductions and scatters only one entry per
-block into the per-group sums.
+block into the per-group sums. :class:`Rows` holds a fit's rows, :func:`subsample` picks those
+of a warm-start stage.
 """
 
 from __future__ import annotations
@@ -74,3 +75,30 @@ class Layout:
         out = np.repeat(values[:1], self.rows, axis=0)
         out[self.at] = values
         return out
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows of a fit: design (intercept included), raw forecast, observation, group."""
+
+    x: np.ndarray
+    center: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, idx: np.ndarray) -> Rows:
+        """The rows ``idx``."""
+        return Rows(self.x[idx], self.center[idx], self.y[idx], self.groups[idx])
+
+
+def subsample(groups: np.ndarray, n_groups: int, most: int) -> np.ndarray:
+    """Row indices keeping at most ``most`` rows per group (every k-th row of a group)."""
+    counts = np.bincount(groups, minlength=n_groups)
+    stride = np.maximum(-(-counts // max(most, 1)), 1)
+    order = np.argsort(groups, kind="stable")
+    rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = rank % stride[groups[order]] == 0
+    return np.sort(order[keep])
