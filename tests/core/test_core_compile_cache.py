@@ -129,3 +129,46 @@ def test_entry_that_cannot_be_written_costs_a_compile_not_a_message(tmp_path: Pa
     out = _process(env, SCRIPT, "before", check=True, preexec_fn=small_files)
     assert _report(out)["hits"] == 0
     assert "compilation cache" not in out.stderr, out.stderr
+
+
+def test_jax_writes_no_eviction_bookkeeping(tmp_path: Path) -> None:
+    """JAX's own LRU eviction (a scan of the whole folder per write) is off."""
+    folder = tmp_path / "jax"
+    _run({"PROBCAST_JAX_CACHE": str(folder)})
+    names = [p.name for p in _entries(folder)]
+    assert names and all(n.endswith("-cache") for n in names), names
+
+
+def test_prune_removes_the_least_recently_used_entries(tmp_path: Path) -> None:
+    folder = tmp_path / "jax"
+    folder.mkdir()
+    for i in range(10):  # entry i last used at time 1000 + i, 100 bytes each
+        entry = folder / f"jit_f-{i:02d}-cache"
+        entry.write_bytes(b"x" * 100)
+        (folder / f"jit_f-{i:02d}-atime").write_bytes(b"t")
+        os.utime(entry, (1000 + i, 1000 + i))
+    os.utime(folder / "jit_f-02-cache", (5000, 1000))  # old entry, read recently
+    (folder / "notes.txt").write_bytes(b"y" * 5000)  # not an entry: neither counted nor removed
+    assert compile_cache.prune(folder, max_bytes=1000) == 0  # at the limit
+    assert compile_cache.prune(folder, max_bytes=900) == 3  # down to 0.8 * 900 = 720 bytes
+    left = sorted(p.name for p in folder.iterdir())
+    gone = ["jit_f-00", "jit_f-01", "jit_f-03"]
+    assert not [n for n in left if n.rsplit("-", 1)[0] in gone]
+    assert "jit_f-02-cache" in left and "jit_f-09-cache" in left and "notes.txt" in left
+    assert compile_cache.prune(tmp_path / "missing") == 0
+
+
+def test_enabling_prunes_a_folder_over_its_limit(tmp_path: Path) -> None:
+    folder = tmp_path / "jax"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"e{i}-cache").write_bytes(b"x" * 100)
+    code = (
+        "import sys\n"
+        "from probcast import compile_cache\n"
+        "compile_cache.MAX_BYTES = 250\n"
+        "print(compile_cache.enable(sys.argv[1]))\n"
+    )
+    out = _process({}, code, str(folder), check=True)
+    assert out.stdout.strip() == str(folder)
+    assert sum(p.stat().st_size for p in folder.glob("*-cache")) == 200  # 0.8 x 250 at most
