@@ -14,10 +14,11 @@ The ``probcast`` command enables it for every subcommand. The folder is
 ``PROBCAST_JAX_CACHE=off`` disables it. A folder set for JAX itself
 (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left as it is. Entries are written
 for every compile (:data:`MIN_COMPILE_S`). The folder is kept under :data:`MAX_BYTES` by
-:func:`prune`, once per process when the cache is enabled (least recently used or written
-entries first), not by JAX's own eviction: that one lists and stats every entry on every
-write, which on a machine's long-lived folder costs more than the compiles it saves (on a
-1,800-entry folder 60 new compiles took 7.9-14.8 s with it, 2.5-3.8 s without). Several
+:func:`prune` when the cache is enabled, at most once an hour (:data:`PRUNE_EVERY_S`;
+least recently used or written entries first), not by JAX's own eviction: that one lists
+and stats every entry on every write, which on a machine's long-lived folder costs more
+than the compiles it saves (on a 1,800-entry folder 60 new compiles took 7.9-14.8 s with
+it, 2.5-3.8 s without). Several
 processes can share the folder: entries are only added or pruned whole, and one read while
 another process writes or removes it fails to load (JAX's entries are compressed) and is
 compiled again, as is any damaged or unreadable entry; an entry that cannot be written (a
@@ -33,6 +34,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -49,6 +51,12 @@ MAX_BYTES = 2 * 1024**3
 KEEP_FRACTION = 0.8
 """A folder over :data:`MAX_BYTES` is pruned to this fraction of it (not to just under it,
 so that the next processes do not prune again)."""
+PRUNE_EVERY_S = 3600.0
+"""Least time between two :func:`prune` scans of one folder (by any process): on a volume
+shared by many Jobs, or a network file system, a scan per process start would cost more
+than it keeps."""
+STAMP = ".probcast-pruned"
+"""File in the cache folder whose modification time is that of the last scan."""
 _ENTRY, _ATIME = "-cache", "-atime"  # JAX's file suffixes (jax._src.lru_cache)
 
 
@@ -99,7 +107,7 @@ def enable(path: str | Path | None = None) -> Path | None:
     if folder is None or not _writable(folder):
         return None
     warnings.filterwarnings("ignore", message=_QUIET)
-    prune(folder, MAX_BYTES)
+    _prune_now_and_then(folder)
     if not imported:
         for name, value in SETTINGS.items():
             os.environ.setdefault(name.upper(), str(value))
@@ -140,6 +148,19 @@ def _writable(folder: Path) -> bool:
         )
         return False
     return True
+
+
+def _prune_now_and_then(folder: Path) -> None:
+    """:func:`prune` unless some process did within :data:`PRUNE_EVERY_S`."""
+    stamp = folder / STAMP
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY_S:
+            return
+    except OSError:  # never pruned (or unreadable): prune
+        pass
+    with contextlib.suppress(OSError):
+        stamp.touch()
+    prune(folder, MAX_BYTES)
 
 
 def prune(folder: Path, max_bytes: int = MAX_BYTES) -> int:

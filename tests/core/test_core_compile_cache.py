@@ -158,17 +158,32 @@ def test_prune_removes_the_least_recently_used_entries(tmp_path: Path) -> None:
     assert compile_cache.prune(tmp_path / "missing") == 0
 
 
-def test_enabling_prunes_a_folder_over_its_limit(tmp_path: Path) -> None:
+def test_enabling_prunes_a_folder_over_its_limit_at_most_hourly(tmp_path: Path) -> None:
     folder = tmp_path / "jax"
     folder.mkdir()
-    for i in range(5):
-        (folder / f"e{i}-cache").write_bytes(b"x" * 100)
+
+    def add(first: int) -> None:
+        for i in range(first, first + 5):
+            (folder / f"e{i}-cache").write_bytes(b"x" * 100)
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in folder.glob("*-cache"))
+
     code = (
         "import sys\n"
         "from probcast import compile_cache\n"
         "compile_cache.MAX_BYTES = 250\n"
         "print(compile_cache.enable(sys.argv[1]))\n"
     )
+    add(0)
     out = _process({}, code, str(folder), check=True)
     assert out.stdout.strip() == str(folder)
-    assert sum(p.stat().st_size for p in folder.glob("*-cache")) == 200  # 0.8 x 250 at most
+    assert size() == 200  # pruned to 0.8 x 250 at most
+    add(10)  # over the limit again, within the hour: no second scan
+    _process({}, code, str(folder), check=True)
+    assert size() == 700
+    stamp = folder / compile_cache.STAMP
+    old = stamp.stat().st_mtime - compile_cache.PRUNE_EVERY_S - 1
+    os.utime(stamp, (old, old))  # an hour later
+    _process({}, code, str(folder), check=True)
+    assert size() == 200
