@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from jax.scipy.special import erf, erfc
 
 from probcast import dists
-from probcast.dists.censored import CensoredNormal
+from probcast.dists.censored import CensoredNormal, cancelled_sum, tail_terms
 
 INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -190,20 +190,13 @@ def _censored_normal(
         (cdf_m, sf_m), (cdf2_m, sf2_m) = _cdf_pair(m), _cdf_pair(SQRT2 * m)
         pdf_m = pdf(m)
 
-    def tail(t: jax.Array, cdf: jax.Array, dens: jax.Array, cdf2: jax.Array) -> jax.Array:
-        return -t * cdf * cdf - 2.0 * dens * cdf + INV_SQRT_PI * cdf2  # T(t), for t <= 0
-
-    def rest(*a: jax.Array) -> jax.Array:  # R(t) = N(z) + T(t) - (z - t) - 2 phi(z) + ..., t > 0
-        t, cdf, sf, dens, sf2 = a
-        return t * sf * (1.0 + cdf) - 2.0 * dens * cdf - INV_SQRT_PI * sf2
-
-    t_l, t_m = tail(lo, cdf_l, pdf_l, cdf2_l), tail(m0, cdf_m, pdf_m, cdf2_m)
+    t_l, t_m = tail_terms(lo, cdf_l, pdf_l, cdf2_l), tail_terms(m0, cdf_m, pdf_m, cdf2_m)
     body = z * (cdf_z - sf_z) + 2.0 * pdf_z - INV_SQRT_PI + t_l + t_m
     # most mass below lower (l > 0; then m < 0): N(z) + T(l) with its O(l) terms cancelled
-    low = (z - lo) + 2.0 * pdf_z - 2.0 * z * sf_z + rest(lo, cdf_l, sf_l, pdf_l, sf2_l) + t_m
+    low = cancelled_sum(z, lo, sf_z, pdf_z, cdf_l, sf_l, pdf_l, sf2_l) + t_m
     body = jnp.where(lo > 0.0, low, body)
-    if two_sided:  # most mass above upper (m > 0): the mirror image
-        high = (-z - m) + 2.0 * pdf_z + 2.0 * z * cdf_z + rest(m, cdf_m, sf_m, pdf_m, sf2_m)
+    if two_sided:  # most mass above upper (m > 0): the mirror image (phi is even)
+        high = cancelled_sum(-z, m, cdf_z, pdf_z, cdf_m, sf_m, pdf_m, sf2_m)
         body = jnp.where(m > 0.0, high + t_l, body)
     crps = sigma * (jnp.abs(w - z) + body)
     # (first, second) derivative of each argument's term, then chained (B separable)

@@ -27,26 +27,45 @@ from probcast.dists._common import (
 )
 
 
+def tail_terms(t: Array, cdf: Array, dens: Array, cdf2: Array) -> Array:
+    """``T(t) = -t Phi(t)^2 - 2 phi(t) Phi(t) + Phi(sqrt2 t)/sqrt(pi)`` from its values.
+
+    ``cdf = Phi(t)``, ``dens = phi(t)``, ``cdf2 = Phi(sqrt2 t)``: callers that have them
+    (the EMOS fitting form, :mod:`probcast.baselines.emos_analytic`) pass their own.
+    """
+    return -t * cdf * cdf - 2.0 * dens * cdf + INV_SQRT_PI * cdf2
+
+
+def cancelled_sum(
+    z: Array, t: Array, sf_z: Array, dens_z: Array, cdf_t: Array, sf_t: Array, dens_t: Array,
+    sf2_t: Array,
+) -> Array:  # fmt: skip
+    """``N(z) + T(t)`` for ``z >= t > 0`` with its two O(t) terms cancelled analytically.
+
+    ``(z - t) + [2 phi(z) - 2 z Phi(-z)] + R(t)`` with ``R(t) = t Phi(-t)(1 + Phi(t)) - 2
+    phi(t) Phi(t) - Phi(-sqrt2 t)/sqrt(pi)``, from ``sf_z = Phi(-z)``, ``dens_z = phi(z)``,
+    ``cdf_t = Phi(t)``, ``sf_t = Phi(-t)``, ``dens_t = phi(t)``, ``sf2_t = Phi(-sqrt2 t)``.
+    """
+    r_t = t * sf_t * (1.0 + cdf_t) - 2.0 * dens_t * cdf_t - INV_SQRT_PI * sf2_t
+    return (z - t) + 2.0 * dens_z - 2.0 * z * sf_z + r_t
+
+
 def _tail(t: Array) -> Array:
     """Correction of the normal CRPS for censoring at standardised bound ``t``.
 
-    ``T(t) = -t Phi(t)^2 - 2 phi(t) Phi(t) + Phi(sqrt2 t)/sqrt(pi)``; tends to 0 as
-    ``t -> -inf`` (no mass below the bound).
+    :func:`tail_terms`; tends to 0 as ``t -> -inf`` (no mass below the bound).
     """
-    cdf = ndtr(t)
-    return -t * cdf * cdf - 2.0 * norm_pdf(t) * cdf + INV_SQRT_PI * ndtr(SQRT2 * t)
+    return tail_terms(t, ndtr(t), norm_pdf(t), ndtr(SQRT2 * t))
 
 
 def _censored_sum(z: Array, t: Array) -> Array:
     """``N(z) + T(t)`` for ``z >= t``, stable when most mass is censored (``t >> 0``).
 
-    For ``t > 0`` the two O(t) terms cancel analytically:
-    ``N(z) + T(t) = (z - t) + [2 phi(z) - 2 z Phi(-z)] + R(t)`` with
-    ``R(t) = t Phi(-t)(1 + Phi(t)) - 2 phi(t) Phi(t) - Phi(-sqrt2 t)/sqrt(pi)``.
+    For ``t > 0`` in the form of :func:`cancelled_sum`.
     """
-    cdf_t = ndtr(t)
-    r_t = t * ndtr(-t) * (1.0 + cdf_t) - 2.0 * norm_pdf(t) * cdf_t - INV_SQRT_PI * ndtr(-SQRT2 * t)
-    stable = (z - t) + 2.0 * norm_pdf(z) - 2.0 * z * ndtr(-z) + r_t
+    stable = cancelled_sum(
+        z, t, ndtr(-z), norm_pdf(z), ndtr(t), ndtr(-t), norm_pdf(t), ndtr(-SQRT2 * t)
+    )
     return jnp.where(t > 0.0, stable, norm_crps(z) + _tail(t))
 
 
