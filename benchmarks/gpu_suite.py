@@ -61,7 +61,7 @@ def _peak_mib() -> float:
 def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     import numpy as np
     from jax import monitoring
-    from train_throughput import COMPILES, BareStep, TrainLog, _count_compiles  # beside this
+    from train_throughput import COMPILES, BareStep, TrainLog, count_compiles  # beside this
 
     from probcast.configs import gpu_bf16
     from probcast.testing.stations import network_table
@@ -72,7 +72,7 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     path = tmp / "throughput.parquet"
     table.to_parquet(path)
     rows: dict[str, object] = {"rows": len(table)}
-    monitoring.register_event_duration_secs_listener(_count_compiles)  # type: ignore[arg-type]
+    monitoring.register_event_duration_secs_listener(count_compiles)  # type: ignore[arg-type]
     epochs = 5
     for dtype in args.dtypes.split(","):
         config = gpu_bf16.get_config()
@@ -118,6 +118,8 @@ def part_throughput(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
 
 
 def part_conus_train(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    from train_phases import phases  # beside this script
+
     from probcast.testing.stations import network_table
 
     n_stations, n_days = (
@@ -147,38 +149,17 @@ def part_conus_train(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "--config.tracking.backend=none",
     ]
     cmd += [f"--config.{kv}" for kv in args.train_override]
-    from train_phases import phases  # beside this script
-
     log = Path(args.out) / "conus_train.train.log"
     start, wall = time.perf_counter(), time.time()
     with log.open("w") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
     out["train_s"] = time.perf_counter() - start
     out["returncode"] = proc.returncode
-    out["phases"] = _phases(log.read_text())
-    out["phase_s"] = dict(phases(log.read_text(), wall))  # seconds per phase
+    out["phase_s"] = dict(phases(log.read_text(), wall))  # seconds per phase, from the log
     summary = tmp / "conus_run" / "summary.json"
     if summary.exists():
         out["summary"] = json.loads(summary.read_text())
     return out
-
-
-def _phases(text: str) -> dict[str, str]:
-    """First and last timestamps of the main phases, from the training log."""
-    marks = {
-        "read": "training table",
-        "first_epoch": "epoch   1/",
-        "blend": "EMOS blend weight",
-        "calibration": "spread factors",
-        "refit": "refit on all",
-        "complete": "model complete",
-    }
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        for name, needle in marks.items():
-            if needle in line and name not in found:
-                found[name] = line[:23]
-    return found
 
 
 def part_conus_grid(args: argparse.Namespace, tmp: Path) -> dict[str, object]:

@@ -48,24 +48,25 @@ def _stamp(line: str) -> float | None:
 
 
 def phases(log: str, started: float) -> list[tuple[str, float]]:
-    """``(phase, seconds)`` from the training log, in order, up to the first mark missing."""
+    """``(phase, seconds)`` from the training log, in order, up to the first mark missing.
+
+    A phase ends at the first line with its mark after the previous phase's end, or, for
+    the epochs, at the last such line before the next phase's mark.
+    """
+    lines = [(t, line) for line in log.splitlines() if (t := _stamp(line)) is not None]
     out: list[tuple[str, float]] = []
-    last, i, pending = started, 0, None
-    for line in log.splitlines():
-        when = _stamp(line)
-        if when is None or i == len(MARKS):
-            continue
-        name, needle, final = MARKS[i]
-        if final and needle in line:
-            pending = when
-            continue
-        if final and pending is not None and i + 1 < len(MARKS) and MARKS[i + 1][1] in line:
-            out.append((name, pending - last))
-            last, i, pending = pending, i + 1, None
-            name, needle, final = MARKS[i]
-        if not final and needle in line:
-            out.append((name, when - last))
-            last, i = when, i + 1
+    last, pos = started, 0
+    for k, (name, needle, final) in enumerate(MARKS):
+        hits = [j for j in range(pos, len(lines)) if needle in lines[j][1]]
+        if final:  # only those before the next mark, which must be there
+            after = MARKS[k + 1][1] if k + 1 < len(MARKS) else None
+            stop = next((j for j in range(pos, len(lines)) if after and after in lines[j][1]), -1)
+            hits = [j for j in hits if j < stop][-1:]
+        if not hits:
+            break
+        when, pos = lines[hits[0]][0], hits[0] + 1
+        out.append((name, when - last))
+        last = when
     return out
 
 

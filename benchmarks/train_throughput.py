@@ -71,7 +71,7 @@ PHASE_ROWS = (  # log line -> (phase tag, fit rows) of the networks trained next
 EPOCH = re.compile(r"^(\S*?)seed (\d+) epoch ")
 
 
-def _count_compiles(event: str, duration: float, **kwargs: Any) -> None:
+def count_compiles(event: str, duration: float, **kwargs: Any) -> None:
     if "backend_compile" in event:  # compiled, or loaded from the persistent cache
         COMPILES[0] += 1
 
@@ -205,7 +205,7 @@ def main() -> int:
     if args.compile_cache:
         compile_cache.enable(args.compile_cache)
     folds = [int(f) for f in args.folds.split(",")]
-    monitoring.register_event_duration_secs_listener(_count_compiles)
+    monitoring.register_event_duration_secs_listener(count_compiles)
     monitoring.register_event_listener(_count_hits)
     load = os.getloadavg()[0]
     bare = BareStep(_config(args, Path("unused"), 0), _table(min(args.rows, 50_000)))
