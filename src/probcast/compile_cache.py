@@ -18,14 +18,13 @@ for every compile (:data:`MIN_COMPILE_S`). The folder is kept under :data:`MAX_B
 least recently used or written entries first), not by JAX's own eviction: that one lists
 and stats every entry on every write, which on a machine's long-lived folder costs more
 than the compiles it saves (on a 1,800-entry folder 60 new compiles took 7.9-14.8 s with
-it, 2.5-3.8 s without). Several
-processes can share the folder: entries are only added or pruned whole, and one read while
-another process writes or removes it fails to load (JAX's entries are compressed) and is
-compiled again, as is any damaged or unreadable entry; an entry that cannot be written (a
-full disk, a file-size limit) is skipped, silently: either costs a compile, never a
-result (JAX's warnings about them are filtered, so that they do not add lines to a
-command's own error message). A folder that cannot be written at all disables the cache
-with one warning.
+it, 2.5-3.8 s without). Several processes can share the folder: entries are only added or
+pruned whole, and one read while another process writes or removes it fails to load (JAX's
+entries are compressed) and is compiled again, as is any damaged or unreadable entry; an
+entry that cannot be written (a full disk, a file-size limit) is skipped, silently: either
+costs a compile, never a result (JAX's warnings about them are filtered, so that they do
+not add lines to a command's own error message). A folder that cannot be written at all
+disables the cache with one warning.
 """
 
 from __future__ import annotations
@@ -178,16 +177,8 @@ def prune(folder: Path, max_bytes: int = MAX_BYTES) -> int:
     Returns:
         The number of entries removed.
     """
-    entries: list[tuple[float, int, str]] = []
     try:
-        with os.scandir(folder) as it:
-            for e in it:
-                if e.name.endswith(_ENTRY):
-                    try:
-                        st = e.stat()
-                    except OSError:
-                        continue
-                    entries.append((max(st.st_atime, st.st_mtime), st.st_size, e.path))
+        entries = _entries(folder)
     except OSError:
         return 0
     total = sum(size for _, size, _ in entries)
@@ -209,3 +200,15 @@ def prune(folder: Path, max_bytes: int = MAX_BYTES) -> int:
         max_bytes,
     )
     return removed
+
+
+def _entries(folder: Path) -> list[tuple[float, int, str]]:
+    """``(last used, size, path)`` of every cache entry in ``folder``."""
+    out = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.name.endswith(_ENTRY):
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    st = entry.stat()
+                    out.append((max(st.st_atime, st.st_mtime), st.st_size, entry.path))
+    return out
