@@ -17,12 +17,24 @@ MIN_DOY_SPAN_DAYS = 330.0
 
 
 def cyclic(valid_time: pd.Series, doy: bool = True) -> np.ndarray:
-    """``[sin, cos]`` of the hour of day (and day of year) of ``valid_time``: ``(n, 2 or 4)``."""
+    """``[sin, cos]`` of the hour of day (and day of year) of ``valid_time``: ``(n, 2 or 4)``.
+
+    NaN where the time is missing.
+    """
     vt = pd.to_datetime(valid_time, utc=True)
-    hour = (vt.dt.hour + vt.dt.minute / 60.0).to_numpy(dtype="float64") / 24.0
-    cols = [hour]
+    missing = vt.isna().to_numpy()
+    ns = vt.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).view("int64")
+    out = cyclic_ns(np.where(missing, 0, ns), doy)
+    out[missing] = np.nan
+    return out
+
+
+def cyclic_ns(ns: np.ndarray, doy: bool = True) -> np.ndarray:
+    """:func:`cyclic` of UTC times given as int64 nanoseconds since 1970 (none missing)."""
+    t = pd.DatetimeIndex(np.asarray(ns, "int64").view("datetime64[ns]"))
+    cols = [(t.hour + t.minute / 60.0).to_numpy(dtype="float64") / 24.0]
     if doy:
-        cols.append((vt.dt.day_of_year.to_numpy(dtype="float64") - 1.0) / 365.25)
+        cols.append((t.day_of_year.to_numpy(dtype="float64") - 1.0) / 365.25)
     ang = 2.0 * np.pi * np.stack(cols, axis=1)
     return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)
 

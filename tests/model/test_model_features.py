@@ -158,3 +158,20 @@ def test_spec_saved_before_day_of_year_option_keeps_it(table):
     del old["doy"]  # a spec written before the field existed
     spec = FeatureSpec.fit(table, None, {"day_of_year": True})
     assert FeatureSpec.from_dict(old) == spec
+
+
+def test_cyclic_encoding_values_units_and_missing_times():
+    from probcast.time_features import cyclic, cyclic_ns
+
+    times = pd.Series(["2021-01-01T06:00", None, "2020-12-31T18:30", "1969-07-20T20:17"])
+    got = cyclic(times)
+    hour = np.array([6.0, np.nan, 18.5, 20 + 17 / 60]) / 24.0
+    doy = (np.array([1.0, np.nan, 366.0, 201.0]) - 1.0) / 365.25
+    ang = 2.0 * np.pi * np.stack([hour, doy], axis=1)
+    np.testing.assert_array_equal(got, np.concatenate([np.sin(ang), np.cos(ang)], axis=1))
+    # the same instants in another unit and time zone, and as nanoseconds (streamed batches)
+    aware = pd.to_datetime(times, utc=True)
+    other = aware.astype("datetime64[us, UTC]").dt.tz_convert("Asia/Seoul")
+    np.testing.assert_array_equal(cyclic(other, doy=False), got[:, [0, 2]])
+    ns = aware.dropna().array.as_unit("ns").asi8
+    np.testing.assert_array_equal(cyclic_ns(ns), got[~np.isnan(got[:, 0])])

@@ -22,11 +22,11 @@ import pyarrow as pa
 
 from probcast.features import UNKNOWN_STATION, Batch, FeatureSpec, _warn_unflagged
 from probcast.schema import FC_PREFIX, OBS_PREFIX
+from probcast.time_features import cyclic_ns
 
 log = logging.getLogger(__name__)
 
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
-_DAY_NS = 86_400 * 10**9
 
 
 def arrow_ready(spec: FeatureSpec, schema: pa.Schema) -> bool:
@@ -101,11 +101,9 @@ class ArrowTransform:
         j = k
         if spec.cyclic:
             ns = nanoseconds(rb.column("valid_time")).filled(0)
-            ang = 2.0 * np.pi * _cycles(ns, spec.doy)
-            w = ang.shape[1]
-            x[:, j : j + w] = np.sin(ang)
-            x[:, j + w : j + 2 * w] = np.cos(ang)
-            j += 2 * w
+            enc = cyclic_ns(ns, spec.doy)
+            x[:, j : j + enc.shape[1]] = enc
+            j += enc.shape[1]
         if self.flagged:
             x[:, j:] = missing[self.flagged].T
         y = np.full((n, len(spec.targets)), np.nan)
@@ -136,16 +134,3 @@ class ArrowTransform:
         if unseen:
             log.info("%d rows are at stations unseen in training (unknown embedding)", unseen)
         return idx
-
-
-def _cycles(ns: np.ndarray, doy: bool) -> np.ndarray:
-    """Fraction of the day (and of the year) of UTC times, as ``time_features.cyclic``."""
-    seconds = (ns // 10**9) % 86_400
-    hour = (seconds // 3600).astype("float64") + ((seconds // 60) % 60) / 60.0
-    cols = [hour / 24.0]
-    if doy:
-        days = (ns // _DAY_NS).astype("datetime64[D]")
-        first = days.astype("datetime64[Y]").astype("datetime64[D]")
-        day_of_year = (days - first).astype("int64") + 1
-        cols.append((day_of_year.astype("float64") - 1.0) / 365.25)
-    return np.stack(cols, axis=1)
