@@ -7,6 +7,7 @@
 - :mod:`~probcast.dists.pooling`: combining several predictive distributions (seed networks,
   the EMOS blend).
 - :mod:`~probcast.dists.ensemble`: the CRPS of an ensemble.
+- :mod:`~probcast.dists.pit`: the randomised PIT (training's recalibration and verification).
 
 Nothing here imports any other part of probcast except :mod:`probcast.schema`.
 """

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from probcast import dists
+from probcast.dists import pit as dists_pit
 from probcast.dists.recalibration import PitMap
 
 log = logging.getLogger(__name__)
@@ -52,26 +53,20 @@ _CHUNK = 32768
 
 
 def pit(family: str, params: Mapping[str, np.ndarray], y: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Randomised PIT ``F(y-) + v (F(y) - F(y-))``, ``v ~ U(0, 1)``, of observed rows.
+    """Randomised PIT (:func:`probcast.dists.pit.parametric`) of the observed rows.
 
     Args:
         family: Distribution family name.
         params: Parameters ``(n,)`` per name.
         y: Observations ``(n,)``; NaN rows are dropped from the result.
-        seed: Seed of the uniform ``v`` (only used at point masses).
+        seed: Seed of the uniforms (they only matter at point masses).
 
     Returns:
         ``(m,)`` PIT values of the ``m`` observed rows, in order.
     """
     ok = np.isfinite(y)
-    dist = dists.get(family)
-    sub = {k: jnp.asarray(np.asarray(v, dtype=np.float32)[ok]) for k, v in params.items()}
-    yy = np.asarray(y[ok], dtype=np.float64)
-    hi = np.asarray(dist.cdf(sub, jnp.asarray(yy, dtype=jnp.float32)), dtype=np.float64)
-    below = jnp.asarray(yy - 1e-6 * (1.0 + np.abs(yy)), dtype=jnp.float32)
-    lo = np.asarray(dist.cdf(sub, below), dtype=np.float64)
-    v = np.random.default_rng(seed).random(len(yy))
-    return np.clip(lo + v * np.maximum(hi - lo, 0.0), 0.0, 1.0)
+    sub = {k: np.asarray(v)[ok] for k, v in params.items()}
+    return dists_pit.parametric(dists.get(family), sub, y[ok], np.random.default_rng(seed))
 
 
 def fit_map(u: np.ndarray, knots: int = KNOTS, prior: int = PRIOR_ROWS) -> PitMap:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from probcast.dists.pit import randomised
 from probcast.verify.scores import probability_bins
 
 PIT_BINS = 10
@@ -55,13 +56,8 @@ def pit_members(obs: np.ndarray, members: np.ndarray, rng: np.random.Generator) 
     return (below + rng.random(below.shape) * (equal + 1)) / (m + 1)
 
 
-def pit_from_cdf(
-    cdf_left: np.ndarray, cdf_right: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Randomised PIT ``F(y-) + U (F(y) - F(y-))`` from the CDF limits at the observation."""
-    lo = np.asarray(cdf_left, dtype="float64")
-    hi = np.asarray(cdf_right, dtype="float64")
-    return lo + rng.random(lo.shape) * (hi - lo)
+pit_from_cdf = randomised
+"""Randomised PIT from the CDF limits at the observation (:func:`probcast.dists.pit.randomised`)."""
 
 
 def quantile_cdf(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from probcast.dists import Predictive
+from probcast.dists import pit as dists_pit
 from probcast.schema import VARIABLES
 from probcast.verify import calibration as cal
 from probcast.verify import scores
@@ -191,9 +192,7 @@ def _params(
     r = {k: np.concatenate(v) for k, v in parts.items()}
     lower = float(getattr(dist, "lower", physical_lower(fc.variable)))
     upper = float(getattr(dist, "upper", np.inf))
-    left = np.where(o <= lower, 0.0, r["cdf"])
-    if np.isfinite(upper):  # left limit at an upper point mass (cloud cover 1)
-        left = np.where(o >= upper, r["cdf_below_upper"], left)
+    left = dists_pit.left_limit(o, r["cdf"], lower, upper, r.get("cdf_below_upper"))
     out = {
         "crps": r["crps"],
         "ae": np.abs(r["median"] - o),
@@ -241,7 +240,7 @@ def _params_kernel(family: str, thresholds: tuple[float, ...]) -> Any:
             "cdf_t": dist.cdf(pe, thr) if thresholds else jnp.zeros((n, 0)),
         }
         if np.isfinite(upper):
-            below = jnp.full((n,), upper - 1e-6 * (1 + abs(upper)), jnp.float32)
+            below = jnp.full((n,), dists_pit.below_upper(upper), jnp.float32)
             out["cdf_below_upper"] = dist.cdf(p, below)
         return out
 
