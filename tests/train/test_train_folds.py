@@ -11,7 +11,7 @@ from probcast.configs import tiny
 from probcast.model import artefact
 from probcast.split import time_blocks
 from probcast.testing.stations import station_table
-from probcast.train.adapt import cv_folds
+from probcast.train.adapt import cv_folds, seeds_per_fold
 from probcast.train.loop import train
 
 
@@ -76,7 +76,7 @@ def test_training_with_folds_pools_the_fold_networks(tmp_path):
     train(cfg, tmp_path / "run")
     run = tmp_path / "run"
     model = artefact.load(run)
-    assert len(model.networks) == 3  # one per fold, n_seeds=1
+    assert len(model.networks) == 6  # n_seeds=1: cv_seeds_per_fold (2) per fold
     assert not (run / "selection").exists()  # no refit phase
     calib = json.loads((run / "calibration.json").read_text())
     assert calib["rows"] == len(table)  # every row scored out of fold
@@ -87,4 +87,14 @@ def test_training_with_folds_pools_the_fold_networks(tmp_path):
     params = model.params(table.iloc[:50])["t2m"]
     assert np.isfinite(params["loc"]).all() and (params["scale"] > 0).all()
     summary = json.loads((run / "summary.json").read_text())["seeds"]
-    assert len(summary) == 3
+    assert len(summary) == 6
+
+
+def test_networks_per_fold():
+    cfg = tiny.get_config()
+    cfg.train.n_seeds, cfg.train.cv_seeds_per_fold = 1, 2
+    assert seeds_per_fold(cfg, 5) == 2
+    cfg.train.n_seeds = 11  # more seeds than folds x 2: ceil(11 / 5)
+    assert seeds_per_fold(cfg, 5) == 3
+    cfg.train.n_seeds, cfg.train.cv_seeds_per_fold = 1, 1
+    assert seeds_per_fold(cfg, 5) == 1

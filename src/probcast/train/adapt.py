@@ -80,6 +80,12 @@ def cv_folds(config: ml_collections.ConfigDict, table: Any) -> int:
     return k
 
 
+def seeds_per_fold(config: ml_collections.ConfigDict, k: int) -> int:
+    """Networks per fold of ``k``: ``ceil(n_seeds / k)``, at least ``train.cv_seeds_per_fold``."""
+    least = int(config.train.get("cv_seeds_per_fold", 1))
+    return max(-(-int(config.train.n_seeds) // k), least)
+
+
 def with_seeds(config: ml_collections.ConfigDict, n: int) -> ml_collections.ConfigDict:
     """A copy of ``config`` with ``train.n_seeds = n`` (the networks of all folds)."""
     config = ml_collections.ConfigDict(config.to_dict())

@@ -33,7 +33,7 @@ from probcast.model.domain import domain_from_frame, save_domain
 from probcast.model.network import build_model, head_families
 from probcast.split import time_blocks, validation_split
 from probcast.train import data as tdata
-from probcast.train.adapt import adapt_to_data, cv_folds, with_seeds
+from probcast.train.adapt import adapt_to_data, cv_folds, seeds_per_fold, with_seeds
 from probcast.train.evalset import evaluate, round_up, validation_chunks
 from probcast.train.objective import StepFns, make_optimizer
 from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
@@ -127,7 +127,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     folds = time_blocks(table, k) if k else []
     if folds:  # every row is held out once; the fold networks are the final ensemble
         fit_table, val_table = table, table.iloc[:0]
-        config = with_seeds(config, k * -(-int(config.train.n_seeds) // k))
+        config = with_seeds(config, k * seeds_per_fold(config, k))
     elif float(config.data.val_fraction) > 0:
         fit_table, val_table = validation_split(table, float(config.data.val_fraction))
     else:
