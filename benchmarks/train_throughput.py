@@ -13,7 +13,7 @@ mean of those two (a loaded machine slows both alike). The table gives the media
 repeats of the ratios, with the samples/s they come from.
 
 The bare step repeats the compiled train step on one device-resident batch. ``train`` runs
-with the default configuration (``train.cv_folds=5``: one network per time-blocked fold, the
+with the default configuration (``train.cv_folds=5``: two networks per time-blocked fold, the
 EMOS blend and the spread factor chosen on the out-of-fold predictions; ``--folds 0``: one
 validation block, then the refit on all rows), only the epochs, patience, warmup, width and
 batch size set from the arguments, on a synthetic station table written to Parquet:

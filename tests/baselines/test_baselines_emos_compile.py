@@ -18,11 +18,12 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _reference_fit_groups(  # type: ignore[no-untyped-def]
-    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500, start=None
+    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500, pad_rows=None, start=None
 ) -> np.ndarray:
     """The straightforward fit: the whole loss in float64, jitted per call, unpadded.
 
-    It always starts from ``prior`` (a ``start`` is ignored): the reference optimum.
+    It always starts from ``prior`` (a ``start`` is ignored): the reference optimum; it
+    pads nothing (``pad_rows`` is ignored).
     """
     dist = dists.get(family)
     n_groups = prior.shape[0]
@@ -139,3 +140,21 @@ def test_padding_does_not_change_the_fit() -> None:
         np.testing.assert_array_equal(emos_fit.fit_groups(*args, pad_rows=rows), exact)
     with pytest.raises(ValueError, match="padding"):
         emos_fit.fit_groups(*args, pad_rows=n - 1)
+
+
+def test_subsets_padded_like_the_whole_table_share_its_kernels(compiles: list[str]) -> None:
+    """The blend's fold fits, padded like its fit on all rows, compile nothing more."""
+    from probcast.train.blend import pad_for
+
+    every = _table(1500, seed=5)
+    fold = every.iloc[: int(len(every) * 0.75)]
+    assert emos_fit.bucket(len(fold)) != emos_fit.bucket(len(every))  # sizes of their own
+    pad = pad_for(every)
+    kwargs = {"family": "normal", "by_station": True, "min_rows": 50, "lead_bins": 2}
+    fit_emos(every, "t2m", pad_rows=pad, **kwargs)  # type: ignore[arg-type]
+    compiles.clear()
+    padded = fit_emos(fold, "t2m", pad_rows=pad, start=None, **kwargs)  # type: ignore[arg-type]
+    assert compiles == []
+    alone = fit_emos(fold, "t2m", **kwargs)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(_coefs(padded), _coefs(alone))  # the same fit
+    assert pad_for(_table(300_000, seed=6)) is None  # large tables: each fit its own size

@@ -125,6 +125,7 @@ def fit_emos(
     extra_predictors: Sequence[str] = (),
     shrinkage: float = 1e-3,
     start: EmosModel | None = None,
+    pad_rows: int | None = None,
 ) -> EmosModel:
     """Fit EMOS coefficients by minimum CRPS.
 
@@ -143,6 +144,10 @@ def fit_emos(
             fit this one (same variable, family, predictors and bins), which then needs a
             few Newton steps on all rows instead of warm-up stages on subsamples. The
             optimum is this data's own.
+        pad_rows: Rows the fit's kernels are padded to (default: a bucket of the rows,
+            :func:`~probcast.baselines.emos_fit.bucket`); fits of several subsets of one
+            table padded alike share their compiled kernels. The result does not depend
+            on it.
 
     Returns:
         The fitted model.
@@ -184,7 +189,18 @@ def fit_emos(
     with on_host(), progress.bar(f"EMOS fit {var} (global)", 2 if by_station else 1) as shown:
         near = _compatible(start, model)
         first = np.asarray(near.global_coefs, dtype=np.float64) if near else None
-        glob = fit_groups(family, x, center, y, bins, prior, spread, shrinkage * 0.1, start=first)
+        glob = fit_groups(
+            family,
+            x,
+            center,
+            y,
+            bins,
+            prior,
+            spread,
+            shrinkage * 0.1,
+            pad_rows=pad_rows,
+            start=first,
+        )
         model.global_coefs = glob.tolist()
         if by_station:
             shown.advance(1, f"EMOS fit {var} (per station)")
@@ -198,6 +214,7 @@ def fit_emos(
                 glob,
                 shrinkage,
                 near.station_coefs if near else None,
+                pad_rows,
             )
         shown.advance()
     return model
@@ -230,6 +247,7 @@ def _fit_local(
     glob: np.ndarray,
     shrinkage: float,
     near: dict[str, list[Any]] | None = None,
+    pad_rows: int | None = None,
 ) -> dict[str, list[Any]]:
     """Per-(station, bin) coefficients for groups with at least ``min_rows`` rows.
 
@@ -258,7 +276,16 @@ def _fit_local(
             [glob[b] if c is None else c for c, (_, b) in zip(starts, fitted, strict=True)]
         )
     theta = fit_groups(
-        model.family, x[sel], center[sel], y[sel], g, prior, model.spread, shrinkage, start=first
+        model.family,
+        x[sel],
+        center[sel],
+        y[sel],
+        g,
+        prior,
+        model.spread,
+        shrinkage,
+        pad_rows=pad_rows,
+        start=first,
     )
     for (st, b), coef in zip(fitted, theta, strict=True):
         out.setdefault(st, [None] * n_bins)[int(b)] = coef.tolist()

@@ -29,6 +29,7 @@ from probcast.train.blend import (
     choose_weight,
     emos_rows,
     fit_blend,
+    pad_for,
     refit_emos,
 )
 from probcast.train.calibrate import calibratable, fit_spread_factor, scaled
@@ -49,7 +50,8 @@ def blend_with_emos(
     if not bool(config.train.blend_emos) or not len(val_table):
         return
     cap = int(config.train.get("emos_max_rows", EMOS_MAX_ROWS))
-    blend = fit_blend(artefact.load(workdir, verify=False), fit_table, val_table, cap)
+    pad = pad_for(fit_table, val_table)  # the refit's EMOS on all rows: the same kernels
+    blend = fit_blend(artefact.load(workdir, verify=False), fit_table, val_table, cap, pad)
     write_json(path, {"blend": blend, "rows": len(val_table)})
 
 
@@ -104,8 +106,9 @@ def select_on_folds(
     # local EMOS on all rows first: the blend's final partner, and the start of each fold's
     # fit (a fold holds most of the rows: a few Newton steps from there)
     all_rows = emos_rows(held_all, cap) if use_blend else held_all
+    pad = pad_for(all_rows)  # the folds' fits run on the same compiled kernels
     final = {
-        var: fit_emos(all_rows, var, family=model.heads[var], by_station=True)
+        var: fit_emos(all_rows, var, family=model.heads[var], by_station=True, pad_rows=pad)
         for var in net
         if use_blend and calibratable(model.heads[var])
     }
@@ -116,7 +119,9 @@ def select_on_folds(
             net[var].append(oof[var])
             if var in final:
                 family = model.heads[var]
-                emos_model = fit_emos(fit, var, family=family, by_station=True, start=final[var])
+                emos_model = fit_emos(
+                    fit, var, family=family, by_station=True, start=final[var], pad_rows=pad
+                )
                 emos[var].append(emos_model.predict(held))
     blend: dict[str, Any] = {}
     factors: dict[str, float] = {}
