@@ -62,3 +62,20 @@ def test_training_writes_the_blend_and_prediction_applies_it(tmp_path):
             spread_factor=model.spread_factor,
         )
         assert not np.allclose(bare.params(table.iloc[:50])["t2m"]["loc"], params["loc"])
+
+
+def test_refit_emos_starts_from_the_selection_and_reaches_the_cold_fit():
+    from probcast.baselines.emos import EmosModel, fit_emos
+
+    table = station_table(n_stations=4, n_inits=40, targets=("t2m",), seed=5)
+    fit_rows = table.iloc[: int(len(table) * 0.8)]
+    selected = fit_emos(fit_rows, "t2m", family="normal", by_station=True)
+    out = blend.refit_emos({"t2m": {"weight": 0.4, "emos": selected.to_dict()}}, table)
+    refit = EmosModel.from_dict(out["t2m"]["emos"])
+    cold = fit_emos(table, "t2m", family="normal", by_station=True)
+    assert out["t2m"]["weight"] == 0.4
+    assert set(refit.station_coefs) == set(cold.station_coefs)
+    np.testing.assert_allclose(refit.global_coefs, cold.global_coefs, rtol=1e-4, atol=1e-5)
+    for st, coefs in cold.station_coefs.items():
+        np.testing.assert_allclose(refit.station_coefs[st], coefs, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(selected.global_coefs, cold.global_coefs, rtol=1e-3)  # it moved

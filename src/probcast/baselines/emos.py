@@ -156,7 +156,8 @@ def fit_emos(
     dists.get(family)
     fc, obs = target_columns(train, var, need_obs=True)
     features = [fc, "lead_time", *extra_predictors]
-    rows = training_rows(train, [fc, obs, *features], var)
+    used = [c for c in dict.fromkeys([*features, fc, obs, "station"]) if c in train.columns]
+    rows = training_rows(train[used], [fc, obs, *features], var)  # only the columns used
     f = rows[features].to_numpy(dtype=np.float64)
     std = f.std(axis=0)
     keep = std > 0  # a constant predictor (one lead time) adds nothing but the intercept
