@@ -67,7 +67,6 @@ def parametric(
     params: Mapping[str, np.ndarray],
     y: np.ndarray,
     rng: np.random.Generator,
-    lower: float | None = None,
 ) -> np.ndarray:
     """Randomised PIT of ``y`` under a parametric forecast (float32 parameters).
 
@@ -76,7 +75,6 @@ def parametric(
         params: Parameters ``(n,)`` per name.
         y: Observations ``(n,)``, finite.
         rng: Source of the uniforms (one per row, drawn in row order).
-        lower: Lower bound; default the family's own (``-inf`` if it has none).
 
     Returns:
         ``(n,)`` PIT values in ``[0, 1]``.
@@ -84,7 +82,7 @@ def parametric(
     p = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
     yy = np.asarray(y, dtype=np.float64)
     cdf = np.asarray(dist.cdf(p, jnp.asarray(yy, dtype=jnp.float32)), dtype=np.float64)
-    low = float(getattr(dist, "lower", -np.inf)) if lower is None else float(lower)
+    low = float(getattr(dist, "lower", -np.inf))  # no lower bound: no mass at one
     upper = float(getattr(dist, "upper", np.inf))
     below = None
     if np.isfinite(upper):

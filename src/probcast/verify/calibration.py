@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from probcast.dists.pit import randomised
 from probcast.verify.scores import probability_bins
 
 PIT_BINS = 10
@@ -54,10 +53,6 @@ def pit_members(obs: np.ndarray, members: np.ndarray, rng: np.random.Generator) 
     below, equal = member_counts(obs, members)
     m = np.asarray(members).shape[-1]
     return (below + rng.random(below.shape) * (equal + 1)) / (m + 1)
-
-
-pit_from_cdf = randomised
-"""Randomised PIT from the CDF limits at the observation (:func:`probcast.dists.pit.randomised`)."""
 
 
 def quantile_cdf(

@@ -158,7 +158,7 @@ def _quantiles(
         "se": (mean - o) ** 2,
         # The spread of a few quantiles underestimates the variance (tails unresolved).
         "var": np.full(o.shape, np.nan),
-        "pit": cal.pit_from_cdf(left, right, rng),
+        "pit": dists_pit.randomised(left, right, rng),
     }
     for c in cov:
         b = cal.interpolate_quantiles(q, lv, np.array(cal.central_levels(c)))
@@ -199,7 +199,7 @@ def _params(
         "err": r["mean"] - o,
         "se": (r["mean"] - o) ** 2,
         "var": r["var"],
-        "pit": cal.pit_from_cdf(left, r["cdf"], rng),
+        "pit": dists_pit.randomised(left, r["cdf"], rng),
     }
     for i, c in enumerate(cov):
         bounds = r["bounds"][:, 2 * i : 2 * i + 2]
