@@ -158,3 +158,47 @@ def test_subsets_padded_like_the_whole_table_share_its_kernels(compiles: list[st
     alone = fit_emos(fold, "t2m", **kwargs)  # type: ignore[arg-type]
     np.testing.assert_array_equal(_coefs(padded), _coefs(alone))  # the same fit
     assert pad_for(_table(300_000, seed=6)) is None  # large tables: each fit its own size
+
+
+def test_compacted_groups_reuse_the_first_stage_kernel(
+    compiles: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the first warm-start stage's blocks spill past its rows, the slow groups'
+    compacted runs are padded to that stage's kernel rows: one kernel, not two."""
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(6), 2022)  # a stage of 2048 rows keeps 337 rows a group
+    n = len(groups)
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    center = rng.normal(2.0, 3.0, n)
+    y = center + 0.5 * x[:, 1] + rng.logistic(0.0, 1.0, n)
+    prior = np.zeros((6, 2, 3))
+    # 6 groups x 22 blocks of 16 rows = 2112 > 2048: the first stage spills to 2560 rows
+    assert emos_fit.kernel_rows(np.full(6, 337), emos_fit.STAGE_ROWS[0]) == 2560
+    solves: list[int] = []
+    solve = emos_fit._solve
+
+    def record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        solves.append(kwargs["tail"])
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(emos_fit, "_solve", record)
+    args = ("normal", x, center, y, groups, prior, 1.0, 1e-4)
+    theta = emos_fit.fit_groups(*args)
+    assert solves == [emos_fit.COMPACT_ROWS, 2560, 2560]  # stage 1, stage 2, all rows
+    # force a compaction: every group but the last is done after its first decrement
+    runs: list[tuple[int, bool]] = []
+    newton = emos_fit._newton
+
+    def runs_of(loss, data, prior, maxiter, size, **kwargs):  # type: ignore[no-untyped-def]
+        runs.append((size, kwargs.get("slots") is not None))
+        return newton(loss, data, prior, maxiter, size, **kwargs)
+
+    monkeypatch.setattr(emos_fit, "_newton", runs_of)
+    loss = emos_fit._Loss("normal", 1.0, 1e-4)
+    data = emos_fit.Rows(x, center, y, groups)
+    tol = np.r_[np.full(5, np.inf), 0.0]
+    compiles.clear()
+    again = solve(loss, data, prior, 6, emos_fit.bucket(n), start=theta, tol=tol, tail=2560)
+    assert runs == [(emos_fit.bucket(n), False), (2560, True)]  # compacted, on the stage's
+    assert compiles == []  # kernel, compiled by the first stage
+    assert np.all(np.isfinite(again))

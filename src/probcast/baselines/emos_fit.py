@@ -21,7 +21,8 @@ in a few tens of kernel calls:
   stage), the full data at
   :data:`~probcast.baselines.emos_newton.DECREMENT_TOL`;
 - compaction: once the groups still iterating hold at most :data:`COMPACT_ROWS` rows (the
-  slow stations of a local fit), they go on alone on a kernel of that size.
+  slow stations of a local fit), they go on alone on a kernel of that size (or of the
+  first stage's, where that stage's blocks spilled past its rows: one kernel for both).
 
 Rows are laid out by group in blocks of :data:`~probcast.baselines.emos_layout.BLOCK` and
 padded to fixed sizes (:func:`bucket`: ``m * 2**k`` with ``m`` in 4..7, or the stage and
@@ -52,7 +53,7 @@ from scipy.optimize import minimize
 
 from probcast import dists
 from probcast.baselines import emos_kernels, emos_newton
-from probcast.baselines.emos_layout import BLOCK, Layout, Rows, subsample
+from probcast.baselines.emos_layout import BLOCK, Layout, Rows, kernel_rows, subsample
 from probcast.baselines.emos_layout import MIN_ROWS as MIN_ROWS  # re-exported
 from probcast.baselines.emos_layout import bucket as bucket  # re-exported
 
@@ -178,13 +179,17 @@ def fit_groups(
     loss, data = _Loss(family, spread, shrinkage), Rows(x, center, y, np.asarray(groups))
     calls = max(maxiter // 5, 20)
     present = max(int(np.count_nonzero(np.bincount(data.groups))), 1)
+    tail = COMPACT_ROWS  # kernel rows of the slow groups' compacted runs
     for rows in () if start is not None else STAGE_ROWS:  # warm starts on subsamples
         most = rows // present
         sub = data.take(subsample(data.groups, prior.shape[0], most))
         if most >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
-            tol = STAGE_TOL / np.maximum(np.bincount(sub.groups, minlength=prior.shape[0]), 1)
-            start = _solve(loss, sub, prior, calls, rows, start=start, tol=tol)
-    theta = _solve(loss, data, prior, calls, size, start=start)
+            counts = np.bincount(sub.groups, minlength=prior.shape[0])
+            tol = STAGE_TOL / np.maximum(counts, 1)
+            start = _solve(loss, sub, prior, calls, rows, start=start, tol=tol, tail=tail)
+            if rows == STAGE_ROWS[0]:  # compacted runs reuse the first stage's kernel
+                tail = max(tail, kernel_rows(counts, rows))
+    theta = _solve(loss, data, prior, calls, size, start=start, tail=tail)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(f"EMOS fit for family {family!r} diverged")
     return theta
@@ -208,11 +213,14 @@ def _solve(
     *,
     start: np.ndarray | None = None,
     tol: np.ndarray | None = None,
+    tail: int = COMPACT_ROWS,
 ) -> np.ndarray:
     """Newton on all rows (padded to ``size``), the slowest groups finishing alone.
 
     Once the unfinished groups' rows fit in :data:`COMPACT_ROWS`, those groups continue on
-    their own rows, padded to that size.
+    their own rows, padded to ``tail`` rows (at least :data:`COMPACT_ROWS`: the first
+    warm-start stage's kernel rows where its blocks spilled beyond them, so that both run
+    on one compiled kernel).
     """
     compact = COMPACT_ROWS if size > COMPACT_ROWS else 0
     tol = np.full(len(prior), emos_newton.DECREMENT_TOL) if tol is None else tol
@@ -223,18 +231,18 @@ def _solve(
         return theta
     rest = np.flatnonzero(~done)
     # the slow groups keep their numbers: one kernel shape whichever groups are left
-    tail, _, _ = _newton(
+    slow, _, _ = _newton(
         loss,
         data.take(np.flatnonzero(~done[data.groups])),
         prior[rest],
         maxiter - calls,
-        COMPACT_ROWS,
+        tail,
         start=theta[rest],
         tol=tol[rest],
         slots=rest,
         n_slots=len(prior),
     )
-    theta[rest] = tail
+    theta[rest] = slow
     return theta
 
 

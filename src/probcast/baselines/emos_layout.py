@@ -37,6 +37,16 @@ def bucket(n: int, minimum: int = MIN_ROWS) -> int:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def kernel_rows(counts: np.ndarray, size: int) -> int:
+    """Kernel rows of groups with ``counts`` rows laid out in ``size`` positions.
+
+    ``size`` rounded up to whole blocks where the groups' blocks fit in it, else the bucket
+    of the rows they need (a spill: another kernel shape).
+    """
+    need = int(np.sum(-(-np.asarray(counts) // BLOCK))) * BLOCK
+    return -(-size // BLOCK) * BLOCK if need <= size else bucket(need)
+
+
 @dataclass
 class Layout:
     """Where every row sits in the kernel's input: by group, in blocks of :data:`BLOCK`.
@@ -62,8 +72,7 @@ class Layout:
         rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
         at = np.empty(len(groups), np.int64)
         at[order] = first[groups[order]] + rank
-        need = int(n_blocks.sum()) * BLOCK
-        rows = -(-size // BLOCK) * BLOCK if need <= size else bucket(need)
+        rows = kernel_rows(counts, size)
         real = np.zeros(rows, bool)
         real[at] = True
         blocks = np.zeros(rows // BLOCK, np.int32)
