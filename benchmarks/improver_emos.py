@@ -255,7 +255,11 @@ def probcast_fit(
     fallback for families without second derivatives) instead of the batched Newton fit.
     """
     newton = emos.fit_groups
-    emos.fit_groups = emos_fit.fit_lbfgs if before else newton  # type: ignore[assignment]
+
+    def lbfgs(*args: Any, start: Any = None, slots: Any = None, **kwargs: Any) -> Any:
+        return emos_fit.fit_lbfgs(*args, **kwargs)  # from the prior, on its own kernels
+
+    emos.fit_groups = lbfgs if before else newton  # type: ignore[assignment]
     try:
         return emos.fit_emos(train, "tp", family=family, by_station=local, lead_bins=bins)
     finally:

@@ -18,12 +18,12 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _reference_fit_groups(  # type: ignore[no-untyped-def]
-    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500, pad_rows=None, start=None
+    family, x, center, y, groups, prior, spread, shrinkage, maxiter=500, **ignored
 ) -> np.ndarray:
     """The straightforward fit: the whole loss in float64, jitted per call, unpadded.
 
     It always starts from ``prior`` (a ``start`` is ignored): the reference optimum; it
-    pads nothing (``pad_rows`` is ignored).
+    pads nothing (``pad_rows`` and ``slots`` are ignored too).
     """
     dist = dists.get(family)
     n_groups = prior.shape[0]
@@ -202,3 +202,30 @@ def test_compacted_groups_reuse_the_first_stage_kernel(
     assert runs == [(emos_fit.bucket(n), False), (2560, True)]  # compacted, on the stage's
     assert compiles == []  # kernel, compiled by the first stage
     assert np.all(np.isfinite(again))
+
+
+def test_global_and_local_fits_share_the_all_rows_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local EMOS's global fit runs on the local fit's group slots: one kernel on all rows."""
+    shapes: list[tuple[tuple[int, ...], int]] = []
+    terms = emos_kernels.group_terms
+
+    def record(theta, xt, *args, **kwargs):  # type: ignore[no-untyped-def]
+        shapes.append((theta.shape, xt.shape[1]))
+        return terms(theta, xt, *args, **kwargs)
+
+    train = _table(1500, seed=8)
+    kwargs = {"family": "normal", "min_rows": 50, "lead_bins": 2}
+    alone = fit_emos(train, "t2m", by_station=False, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(emos_kernels, "group_terms", record)
+    local = fit_emos(train, "t2m", by_station=True, **kwargs)  # type: ignore[arg-type]
+    assert len(local.station_coefs) == 3  # 3 stations x 2 bins: 6 groups, 6 slots
+    rows = emos_fit.bucket(len(train))
+    n_feat = 1 + len(local.features)
+    full = [theta for theta, n in shapes if n == rows]
+    assert len(full) > 2 and set(full) == {(6, 2, n_feat)}  # both fits, one kernel
+    # the global coefficients do not depend on the slots they were fitted on
+    np.testing.assert_allclose(local.global_coefs, alone.global_coefs, rtol=1e-9, atol=1e-12)
+    x, prior = np.ones((8, 1)), np.zeros((2, 2, 1))
+    with pytest.raises(ValueError, match="slots"):
+        emos_fit.fit_groups("normal", x, x[:, 0], x[:, 0], np.arange(8) % 2, prior, 1.0, 0.1,
+                            slots=1)  # fmt: skip

@@ -187,6 +187,7 @@ def fit_emos(
     # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept
     # absorbs the mean error, in spread units
     prior[:, 0, 0] = float(np.mean(y - center)) / spread
+    local = _LocalGroups.of(rows, bins, n_bins, min_rows) if by_station else None
     with on_host(), progress.bar(f"EMOS fit {var} (global)", 2 if by_station else 1) as shown:
         near = _compatible(start, model)
         first = np.asarray(near.global_coefs, dtype=np.float64) if near else None
@@ -201,17 +202,19 @@ def fit_emos(
             shrinkage * 0.1,
             pad_rows=pad_rows,
             start=first,
+            # on the local fit's group slots: the two share their kernels (all rows, and
+            # the local fit's slow groups with the first warm-start stage)
+            slots=max(local.kept.size, n_bins) if local is not None and local.kept.size else None,
         )
         model.global_coefs = glob.tolist()
-        if by_station:
+        if local is not None:
             shown.advance(1, f"EMOS fit {var} (per station)")
             model.station_coefs = _fit_local(
                 model,
-                rows,
+                local,
                 x,
                 center,
                 y,
-                bins,
                 glob,
                 shrinkage,
                 near.station_coefs if near else None,
@@ -238,29 +241,42 @@ def on_host() -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class _LocalGroups:
+    """The (station, lead bin) groups of local EMOS: those with at least ``min_rows`` rows."""
+
+    names: np.ndarray  # station names
+    key: np.ndarray  # (station, bin) number of every row
+    kept: np.ndarray  # the keys of the groups fitted
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, bins: np.ndarray, n_bins: int, min_rows: int) -> _LocalGroups:
+        if "station" not in rows.columns:
+            raise KeyError("local EMOS (by_station=True) needs a 'station' column")
+        codes, names = pd.factorize(rows["station"].astype(str).to_numpy())
+        key = codes.astype(np.int64) * n_bins + np.asarray(bins, dtype=np.int64)
+        kept = np.flatnonzero(np.bincount(key, minlength=len(names) * n_bins) >= min_rows)
+        return cls(np.asarray(names), key, kept)
+
+
 def _fit_local(
     model: EmosModel,
-    rows: pd.DataFrame,
+    local: _LocalGroups,
     x: np.ndarray,
     center: np.ndarray,
     y: np.ndarray,
-    bins: np.ndarray,
     glob: np.ndarray,
     shrinkage: float,
     near: dict[str, list[Any]] | None = None,
     pad_rows: int | None = None,
 ) -> dict[str, list[Any]]:
-    """Per-(station, bin) coefficients for groups with at least ``min_rows`` rows.
+    """Per-(station, bin) coefficients for the groups ``local`` keeps.
 
     ``near``: station coefficients of a model fitted on overlapping data, where they exist
     the start of their group (the others start from the global fit).
     """
-    if "station" not in rows.columns:
-        raise KeyError("local EMOS (by_station=True) needs a 'station' column")
-    codes, names = pd.factorize(rows["station"].astype(str).to_numpy())
     n_bins = glob.shape[0]
-    key = codes.astype(np.int64) * n_bins + np.asarray(bins, dtype=np.int64)  # (station, bin)
-    kept = np.flatnonzero(np.bincount(key, minlength=len(names) * n_bins) >= model.min_rows)
+    names, key, kept = local.names, local.key, local.kept
     out: dict[str, list[Any]] = {}
     if not kept.size:
         return out

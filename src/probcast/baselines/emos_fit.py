@@ -139,6 +139,7 @@ def fit_groups(
     maxiter: int = 500,
     pad_rows: int | None = None,
     start: np.ndarray | None = None,
+    slots: int | None = None,
 ) -> np.ndarray:
     """Minimise the per-group mean CRPS; returns ``theta`` like ``prior``.
 
@@ -162,18 +163,26 @@ def fit_groups(
             overlap these, as cross-validation folds do): the warm-start stages on
             subsamples are skipped. Default: the stages start from ``prior`` (as does the
             L-BFGS fallback, always).
+        slots: Group slots of the kernels (at least ``len(prior)``; default that): a fit
+            with fewer groups than another one on rows padded alike (global EMOS before
+            local EMOS) passes the other's group count and runs on its compiled kernels.
+            The result does not depend on it.
 
     Returns:
         The fitted coefficients, float64, shape of ``prior``.
 
     Raises:
-        ValueError: ``pad_rows`` is below the number of rows.
+        ValueError: ``pad_rows`` is below the number of rows, or ``slots`` below the
+            number of groups.
         FloatingPointError: The fit produced non-finite coefficients.
     """
     n = len(x)
     size = pad_rows or bucket(n)
     if size < n:
         raise ValueError(f"padding to {size} rows is below the data's {n} rows")
+    slots = slots or len(prior)
+    if slots < len(prior):
+        raise ValueError(f"{slots} kernel group slots are fewer than the {len(prior)} groups")
     if not emos_kernels.has_hessian(family):
         return fit_lbfgs(family, x, center, y, groups, prior, spread, shrinkage, maxiter, size)
     loss, data = _Loss(family, spread, shrinkage), Rows(x, center, y, np.asarray(groups))
@@ -186,10 +195,12 @@ def fit_groups(
         if most >= MIN_GROUP_ROWS and 2 * len(sub) <= n:
             counts = np.bincount(sub.groups, minlength=prior.shape[0])
             tol = STAGE_TOL / np.maximum(counts, 1)
-            start = _solve(loss, sub, prior, calls, rows, start=start, tol=tol, tail=tail)
+            start = _solve(
+                loss, sub, prior, calls, rows, start=start, tol=tol, tail=tail, slots=slots
+            )
             if rows == STAGE_ROWS[0]:  # compacted runs reuse the first stage's kernel
                 tail = max(tail, kernel_rows(counts, rows))
-    theta = _solve(loss, data, prior, calls, size, start=start, tail=tail)
+    theta = _solve(loss, data, prior, calls, size, start=start, tail=tail, slots=slots)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(f"EMOS fit for family {family!r} diverged")
     return theta
@@ -214,18 +225,21 @@ def _solve(
     start: np.ndarray | None = None,
     tol: np.ndarray | None = None,
     tail: int = COMPACT_ROWS,
+    slots: int | None = None,
 ) -> np.ndarray:
     """Newton on all rows (padded to ``size``), the slowest groups finishing alone.
 
     Once the unfinished groups' rows fit in :data:`COMPACT_ROWS`, those groups continue on
     their own rows, padded to ``tail`` rows (at least :data:`COMPACT_ROWS`: the first
     warm-start stage's kernel rows where its blocks spilled beyond them, so that both run
-    on one compiled kernel).
+    on one compiled kernel). ``slots``: the kernels' group slots (default
+    ``len(prior)``).
     """
+    n_slots = slots or len(prior)
     compact = COMPACT_ROWS if size > COMPACT_ROWS else 0
     tol = np.full(len(prior), emos_newton.DECREMENT_TOL) if tol is None else tol
     theta, done, calls = _newton(
-        loss, data, prior, maxiter, size, start=start, tol=tol, compact=compact
+        loss, data, prior, maxiter, size, start=start, tol=tol, compact=compact, n_slots=n_slots
     )
     if done.all() or calls >= maxiter:
         return theta
@@ -240,7 +254,7 @@ def _solve(
         start=theta[rest],
         tol=tol[rest],
         slots=rest,
-        n_slots=len(prior),
+        n_slots=n_slots,
     )
     theta[rest] = slow
     return theta
