@@ -305,18 +305,17 @@ def _newton(
             fits = [m for m in (COMPACT_ROWS, 4 * COMPACT_ROWS) if len(far) <= m < layout.rows]
             pick = np.zeros(fits[0] if fits else layout.rows, np.int64)  # padding: row 0
             pick[: len(far)] = far
-            xs, gs = x_rows[pick], layout.blocks[pick // BLOCK]
-            raw = np.einsum("rf,rpf->rp", xs, coefs[gs])
-            again = emos_kernels.row_terms(
-                raw, center_rows[pick], y_rows[pick], scale, family=family, exact=True
-            )  # per row: compiled once per pick size, whatever the groups
-            m = len(far)
-            crps, d_raw, h_raw = (np.asarray(a)[:m] for a in again[:3])
-            extra = emos_newton.group_sums(
-                gs[:m], weight[far], xs[:m], crps, d_raw, h_raw, len(coefs)
-            )
+            picked = np.zeros(len(pick))  # their weights; the padding's 0
+            picked[: len(far)] = weight[far]
+            # the same kernel in the family's own formula, one row a block: compiled once
+            # per family, pick size and group count
+            extra = emos_kernels.group_terms(
+                coefs, x_rows[pick].T, layout.blocks[pick // BLOCK], picked,
+                center_rows[pick], y_rows[pick], scale, family=family, exact=True,
+            )  # fmt: skip
             value, grad, hess = (
-                a + b[slots] for a, b in zip((value, grad, hess), extra, strict=True)
+                a + np.asarray(b)[slots]
+                for a, b in zip((value, grad, hess), extra[:3], strict=True)
             )
         return value, grad, hess
 

@@ -24,8 +24,8 @@ float64 CRPS is within 1e-11 and its gradient within 2e-9 of a 50-digit referenc
 :data:`~probcast.baselines.emos_analytic.FAR_LIMIT`, 30, its CRPS is within 1e-12, its
 gradient within 3e-8 and its Hessian within 4e-6 of a 50-digit reference). The kernel
 flags the rows below that limit (``ok``), leaves the others out of the sums, and the caller
-re-evaluates them with the family's own formula (:data:`row_terms`, ``exact=True``) on
-those rows only. Every other
+re-evaluates them with the family's own formula (:data:`group_terms` with ``exact=True``)
+on those rows only, one row a block. Every other
 family uses its own ``crps``; a family whose formula has no second derivative in JAX
 (``censored_shifted_gamma``: ``igamma_grad_a``) is refused by :func:`has_hessian`.
 """

@@ -43,42 +43,6 @@ group's data term (no ridge) and its derivatives, ``k = n_params n_feat`` in
 ``theta[g].ravel()`` order."""
 
 
-def group_sums(
-    groups: np.ndarray,
-    weight: np.ndarray,
-    x: np.ndarray,
-    crps: np.ndarray,
-    d_raw: np.ndarray,
-    h_raw: np.ndarray,
-    n_groups: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-group loss, gradient and Hessian of a few rows, sorted by group, on the host.
-
-    Args:
-        groups: Group of every row, non-decreasing.
-        weight: ``w_r`` of every row.
-        x: Design rows ``(rows, n_feat)``.
-        crps: Per-row CRPS.
-        d_raw: Per-row gradient with respect to the unconstrained values ``(rows, p)``.
-        h_raw: Per-row Hessian ``(rows, p, p)``.
-        n_groups: Number of groups of the output.
-
-    Returns:
-        ``(loss (G,), gradient (G, k), Hessian (G, k, k))`` like :data:`Terms`, zero for
-        groups without rows.
-    """
-    n, p = d_raw.shape
-    k = p * x.shape[1]
-    grad = (d_raw[:, :, None] * x[:, None, :]).reshape(n, k)
-    hess = np.einsum("rac,rk,rm->rakcm", h_raw, x, x).reshape(n, k * k)
-    terms = weight[:, None] * np.concatenate([crps[:, None], grad, hess], axis=1)
-    out = np.zeros((n_groups, terms.shape[1]))
-    if n:
-        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-        out[groups[starts]] = np.add.reduceat(terms, starts, axis=0)
-    return out[:, 0], out[:, 1 : 1 + k], out[:, 1 + k :].reshape(n_groups, k, k)
-
-
 @dataclass
 class _Model:
     """The local quadratic model of every group.
