@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from probcast.features import FeatureSpec, usable_rows
 from probcast.model import checkpoint
 from probcast.split import validation_split
 from probcast.testing.stations import station_table
+from probcast.train import data as tdata
 from probcast.train import loop, stream
 from probcast.train.stream_chunks import FitStream
 from probcast.train.stream_source import ParquetSource
@@ -124,7 +126,27 @@ class SumStep:
     """A minimal jitted step in place of the network's (the host side is under test)."""
 
     def __init__(self):
-        self.epoch = jax.jit(lambda p, o, data, idx, key: (p + data.y[idx].sum(), o, p, data.y[0]))
+        def epoch(p, o, data, idx, key, steps, per_epoch):
+            run = (jnp.arange(idx.shape[0]) < steps)[:, None]  # padded steps never run
+            return p + jnp.where(run, data.y[idx].sum(axis=-1), 0.0).sum(), o, p, data.y[0]
+
+        self.epoch_padded = jax.jit(epoch)
+
+
+def test_every_chunk_of_an_epoch_runs_on_one_compiled_function(dataset):
+    config = _config(dataset, True)
+    source, found = _scanned(dataset, config)
+    fs = FitStream(source, found.spec, "fit", found.n_fit, config.train)
+    mesh = _mesh()
+    fs.bind(mesh, 64)
+    assert found.n_fit > CHUNK and found.n_fit % CHUNK  # full chunks and a short last one
+    step = SumStep()
+    start = jax.device_put(jnp.float32(0.0), tdata.replicated(mesh))  # as training's params
+    total, *_ = fs.epoch(step, start, None, jax.random.key(0))
+    assert step.epoch_padded._cache_size() == 1  # the short chunk is padded, not recompiled
+    fit, _ = _in_memory(_table())
+    expected = np.nansum(fit[["obs_t2m", "obs_tp"]].to_numpy("float32"))
+    assert float(total) == pytest.approx(float(expected), rel=1e-4)  # padded steps: no rows
 
 
 def test_rows_held_at_once_are_bounded_whatever_the_table_size(tmp_path):

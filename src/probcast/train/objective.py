@@ -89,7 +89,6 @@ class StepFns:
         self.graphdef, self.rest, self.heads, self.tx = graphdef, rest, dict(heads), tx
         self.members = members
         self.step = jax.jit(self._step, donate_argnums=(0, 1))
-        self.epoch = jax.jit(self._epoch, donate_argnums=(0, 1))
         self.epoch_padded = jax.jit(self._epoch_padded, donate_argnums=(0, 1))
         self.evaluate = jax.jit(self._evaluate)
 
@@ -118,27 +117,6 @@ class StepFns:
         updates, opt_state = self.tx.update(grads, opt_state, params, **extra)
         return optax.apply_updates(params, updates), opt_state, loss, per_target
 
-    def _epoch(
-        self,
-        params: nnx.State,
-        opt_state: PyTree,
-        data: DeviceData,
-        idx: jax.Array,
-        key: jax.Array,
-    ) -> tuple[nnx.State, PyTree, jax.Array, jax.Array]:
-        """All steps of an epoch in one ``lax.scan``; batches gathered on device from ``idx``."""
-        keys = jax.random.split(key, idx.shape[0])
-
-        def body(carry: tuple, inputs: tuple) -> tuple:
-            batch = take(data, inputs[0])
-            p, o, loss, per = self._step(carry[0], carry[1], batch, inputs[1])
-            return (p, o), (loss, per)
-
-        carry, outputs = jax.lax.scan(body, (params, opt_state), (idx, keys))  # type: ignore[var-annotated]
-        losses: jax.Array = outputs[0]
-        per_target: jax.Array = outputs[1]
-        return carry[0], carry[1], jnp.mean(losses), jnp.mean(per_target, axis=0)
-
     def _epoch_padded(
         self,
         params: nnx.State,
@@ -147,22 +125,31 @@ class StepFns:
         idx: jax.Array,
         key: jax.Array,
         steps: jax.Array,
+        per_epoch: jax.Array | None = None,
     ) -> tuple[nnx.State, PyTree, jax.Array, jax.Array]:
-        """The first ``steps`` rows of ``idx`` as an epoch of ``steps`` steps.
+        """The first ``steps`` rows of ``idx`` as ``steps`` training steps, in one loop.
 
         ``data`` and ``idx`` may be padded (rows never indexed, steps never run), and
-        ``steps`` is traced: the networks of every fold and of the refit share one compiled
-        function. The step keys and the learning-rate schedule (``steps_per_epoch``, see
-        :mod:`probcast.train.optim`) are those of an unpadded :meth:`_epoch` (the optimiser
-        must come from :func:`make_optimizer`).
+        ``steps`` is traced: the networks of every fold and of the refit, and every chunk
+        of a streamed epoch, share one compiled function. Step ``i`` draws its key from
+        ``jax.random.split(key, len(idx))[i]``; the learning-rate schedule
+        (``steps_per_epoch``, see :mod:`probcast.train.optim`; the optimiser must come
+        from :func:`make_optimizer`) is that of epochs of ``per_epoch`` steps (default
+        ``steps``: an epoch in one call; a streamed epoch passes its whole step count with
+        each chunk).
+
+        Returns:
+            Parameters, optimiser state, and the mean loss and per-target CRPS of the
+            steps run.
         """
         keys = jax.random.split(key, idx.shape[0])  # a prefix of it for fewer steps
         n_heads = len(self.heads)
+        schedule = (steps if per_epoch is None else per_epoch).astype(jnp.float32)
 
         def body(i: jax.Array, carry: tuple) -> tuple:
             p, o, loss_sum, per_sum = carry
             batch = take(data, idx[i])
-            p, o, loss, per = self._step(p, o, batch, keys[i], steps.astype(jnp.float32))
+            p, o, loss, per = self._step(p, o, batch, keys[i], schedule)
             return p, o, loss_sum + loss.astype(jnp.float32), per_sum + per.astype(jnp.float32)
 
         zero = (jnp.zeros((), jnp.float32), jnp.zeros((n_heads,), jnp.float32))

@@ -9,10 +9,12 @@ allows, :mod:`~probcast.train.stream_transform`) into a host shuffle buffer
 ``train.stream_chunk_rows`` rows (a whole number of batches) at random from it; the buffer
 fills up over the first chunks, so the device starts after one chunk's rows are read. A
 background thread builds the next chunk and puts it on the device while the device runs the
-usual jit-compiled epoch scan (:meth:`probcast.train.objective.StepFns.epoch`, the same
-compiled step) over the current one. Only the last chunk of an epoch is short: it is padded
-to whole batches with masked rows (they add nothing to the loss, no row is counted twice),
-so an epoch has ``ceil(rows / batch_size)`` steps, as in memory.
+jit-compiled epoch of in-memory training
+(:meth:`probcast.train.objective.StepFns.epoch_padded`) over the current one. Only the last
+chunk of an epoch is short: it is padded to whole batches with masked rows (they add nothing
+to the loss, no row is counted twice), so an epoch has ``ceil(rows / batch_size)`` steps, as
+in memory, and then to a full chunk's size (steps never run), so that it runs on the same
+compiled function as the others.
 
 The host never holds more than ``stream_shuffle_rows + stream_read_rows +
 3 * stream_chunk_rows`` transformed rows (the shuffle buffer, the chunk being drawn, one
@@ -113,23 +115,34 @@ class FitStream:
         while buffer.n > 0:
             yield buffer.draw(rng, self.chunk_rows)
 
-    def _device(self, chunk: Batch, rng: np.random.Generator) -> tuple[Any, Any, int]:
-        """Put a chunk on the device, padded with masked rows to whole batches."""
+    def _device(self, chunk: Batch, rng: np.random.Generator) -> tuple[Any, Any, int, int]:
+        """Put a chunk on the device: its rows, shuffled batches, real rows, steps.
+
+        Padded with masked rows to whole batches (the last batch's), then to the size of a
+        full chunk (steps never run), so that every chunk of every epoch runs on one
+        compiled epoch function, the short last one included.
+        """
         assert self.mesh is not None, "FitStream.bind was not called"
         b, r = self.batch_size, len(chunk)
         padded = -(-r // b) * b
-        data = tdata.to_device(chunk, tdata.replicated(self.mesh), pad_to=padded)
-        idx = np.concatenate([rng.permutation(r), np.arange(r, padded)]).astype("int32")
+        size = max(padded, min(self.chunk_rows, -(-self.n // b) * b))
+        data = tdata.to_device(chunk, tdata.replicated(self.mesh), pad_to=size)
+        idx = np.concatenate([rng.permutation(r), np.arange(r, size)]).astype("int32")
         shard = tdata.batch_sharded(self.mesh, ndim=2, axis=1)
-        return data, jax.device_put(idx.reshape(padded // b, b), shard), r
+        return data, jax.device_put(idx.reshape(size // b, b), shard), r, padded // b
 
     def epoch(
         self, fns: Any, params: Any, opt_state: Any, key: jax.Array
     ) -> tuple[Any, Any, jax.Array, jax.Array]:
-        """One epoch over the streamed rows, the signature of ``StepFns.epoch`` less data."""
+        """One epoch over the streamed rows: ``(params, opt_state, mean loss, mean CRPS)``.
+
+        Every chunk runs through ``fns.epoch_padded`` with the epoch's whole step count as
+        the learning-rate schedule's epoch length (as an in-memory epoch has).
+        """
         seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, 0))).ravel()
         rng = np.random.default_rng([int(v) for v in seed])
         chunk_key = jax.random.fold_in(key, 1)
+        per_epoch = max(1, -(-self.n // self.batch_size))  # as bind returned
         items: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
 
@@ -161,10 +174,9 @@ class FitStream:
             while (item := items.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
-                data, idx, r = item
-                k = int(idx.shape[0])
-                params, opt_state, loss, per = fns.epoch(
-                    params, opt_state, data, idx, jax.random.fold_in(chunk_key, c)
+                data, idx, r, k = item
+                params, opt_state, loss, per = fns.epoch_padded(
+                    params, opt_state, data, idx, jax.random.fold_in(chunk_key, c), k, per_epoch
                 )
                 del data, idx, item
                 loss_sum, per_sum = loss_sum + loss * k, per_sum + per * k
