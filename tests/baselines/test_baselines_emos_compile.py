@@ -198,7 +198,9 @@ def test_compacted_groups_reuse_the_first_stage_kernel(
     data = emos_fit.Rows(x, center, y, groups)
     tol = np.r_[np.full(5, np.inf), 0.0]
     compiles.clear()
-    again = solve(loss, data, prior, 6, emos_fit.bucket(n), start=theta, tol=tol, tail=2560)
+    again = solve(
+        loss, data, prior, 6, emos_fit.bucket(n), start=theta, tol=tol, tail=2560, slots=6
+    )
     assert runs == [(emos_fit.bucket(n), False), (2560, True)]  # compacted, on the stage's
     assert compiles == []  # kernel, compiled by the first stage
     assert np.all(np.isfinite(again))

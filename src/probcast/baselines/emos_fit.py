@@ -164,21 +164,19 @@ def _solve(
     start: np.ndarray | None = None,
     tol: np.ndarray | None = None,
     tail: int = COMPACT_ROWS,
-    slots: int | None = None,
+    slots: int,
 ) -> np.ndarray:
     """Newton on all rows (padded to ``size``), the slowest groups finishing alone.
 
     Once the unfinished groups' rows fit in :data:`COMPACT_ROWS`, those groups continue on
     their own rows, padded to ``tail`` rows (at least :data:`COMPACT_ROWS`: the first
     warm-start stage's kernel rows where its blocks spilled beyond them, so that both run
-    on one compiled kernel). ``slots``: the kernels' group slots (default
-    ``len(prior)``).
+    on one compiled kernel). ``slots``: the kernels' group slots.
     """
-    n_slots = slots or len(prior)
     compact = COMPACT_ROWS if size > COMPACT_ROWS else 0
     tol = np.full(len(prior), emos_newton.DECREMENT_TOL) if tol is None else tol
     theta, done, calls = _newton(
-        loss, data, prior, maxiter, size, start=start, tol=tol, compact=compact, n_slots=n_slots
+        loss, data, prior, maxiter, size, start=start, tol=tol, compact=compact, n_slots=slots
     )
     if done.all() or calls >= maxiter:
         return theta
@@ -193,7 +191,7 @@ def _solve(
         start=theta[rest],
         tol=tol[rest],
         slots=rest,
-        n_slots=n_slots,
+        n_slots=slots,
     )
     theta[rest] = slow
     return theta

@@ -63,6 +63,7 @@ class FitStream:
         self.shuffle_rows = int(train.stream_shuffle_rows)
         self.prefetch = 1
         self.batch_size = 0
+        self.steps = 0  # of an epoch, set by bind
         self.mesh: jax.sharding.Mesh | None = None
         self.live_rows = 0
         self.peak_rows = 0
@@ -75,7 +76,8 @@ class FitStream:
         """Fix the device mesh and batch size; return the steps of an epoch."""
         self.mesh, self.batch_size = mesh, int(batch_size)
         self.chunk_rows = max(1, self.chunk_rows // self.batch_size) * self.batch_size
-        return max(1, -(-self.n // self.batch_size))
+        self.steps = max(1, -(-self.n // self.batch_size))
+        return self.steps
 
     def _count(self, rows: int) -> None:
         with self._lock:
@@ -142,7 +144,6 @@ class FitStream:
         seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, 0))).ravel()
         rng = np.random.default_rng([int(v) for v in seed])
         chunk_key = jax.random.fold_in(key, 1)
-        per_epoch = max(1, -(-self.n // self.batch_size))  # as bind returned
         items: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
 
@@ -176,7 +177,7 @@ class FitStream:
                     raise item
                 data, idx, r, k = item
                 params, opt_state, loss, per = fns.epoch_padded(
-                    params, opt_state, data, idx, jax.random.fold_in(chunk_key, c), k, per_epoch
+                    params, opt_state, data, idx, jax.random.fold_in(chunk_key, c), k, self.steps
                 )
                 del data, idx, item
                 loss_sum, per_sum = loss_sum + loss * k, per_sum + per * k
