@@ -121,3 +121,27 @@ def test_fit_runs_on_the_host_cpu_where_the_default_device_is_an_accelerator(mon
     assert got.station_coefs.keys() == want.station_coefs.keys()
     for station, coefs in want.station_coefs.items():
         np.testing.assert_allclose(np.asarray(got.station_coefs[station], float), coefs, rtol=1e-9)
+
+
+def test_lead_time_is_no_predictor_where_every_bin_holds_one_lead() -> None:
+    # with one lead time a bin, the lead-time column is each bin's intercept again: only
+    # the ridge would decide its coefficient
+    train = _synthetic(n=1500)
+    per_lead = fit_emos(train, "t2m", family="normal", lead_bins=3)
+    assert per_lead.features == ["fc_t2m"] and len(per_lead.edges) == 2
+    assert fit_emos(train, "t2m", family="normal", lead_bins=2).features == [
+        "fc_t2m",
+        "lead_time",
+    ]  # the second bin holds 12 h and 24 h
+    test = _synthetic(n=300, seed=4)
+    loc = per_lead.predict(test)["loc"]
+    np.testing.assert_allclose(loc, 1.5 + 0.8 * test["fc_t2m"], atol=0.15)
+
+
+def test_varies_within_groups() -> None:
+    from probcast.baselines.emos import varies_within
+
+    f = np.array([[1.0, 5.0, 2.0], [1.0, 6.0, 2.0], [3.0, 7.0, 2.0], [3.0, 7.0, 2.0]])
+    groups = np.array([0, 0, 1, 1])
+    np.testing.assert_array_equal(varies_within(f, groups), [False, True, False])
+    np.testing.assert_array_equal(varies_within(f, np.zeros(4, int)), [True, True, False])

@@ -80,7 +80,7 @@ class EmosModel:
         if self.station_coefs and "station" in table.columns:
             # Group rows by station with one sort (O(n log n)), not one mask per station:
             # gridded tables have as many stations as grid points.
-            codes, uniq = pd.factorize(table["station"].astype(str).to_numpy())
+            codes, uniq = pd.factorize(table["station"].astype(str))
             order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
             for i, st in enumerate(uniq):
@@ -160,7 +160,12 @@ def fit_emos(
     rows = training_rows(train[used], [fc, obs, *features], var)  # only the columns used
     f = rows[features].to_numpy(dtype=np.float64)
     std = f.std(axis=0)
-    keep = std > 0  # a constant predictor (one lead time) adds nothing but the intercept
+    lead = rows["lead_time"].to_numpy(dtype=np.float64)
+    edges = lead_edges(lead, lead_bins)
+    bins = assign_bins(lead, edges)
+    # a predictor constant within every lead bin (the lead time itself, with one lead a
+    # bin) is the bins' intercepts again: it adds only directions the ridge alone decides
+    keep = varies_within(f, bins)
     keep[0] = True
     features = [c for c, k in zip(features, keep, strict=True) if k]
     spread = float(np.std(rows[obs].to_numpy() - rows[fc].to_numpy()))
@@ -173,14 +178,13 @@ def fit_emos(
         features=features,
         feature_mean=f[:, keep].mean(axis=0).tolist(),
         feature_std=np.where(std[keep] > 0, std[keep], 1.0).tolist(),
-        edges=lead_edges(rows["lead_time"].to_numpy(dtype=np.float64), lead_bins).tolist(),
+        edges=edges.tolist(),
         global_coefs=[],
         min_rows=min_rows,
     )
     x = model.design(rows)
     center = rows[fc].to_numpy(dtype=np.float32)
     y = rows[obs].to_numpy(dtype=np.float32)
-    bins = assign_bins(rows["lead_time"].to_numpy(dtype=np.float64), np.asarray(model.edges))
     n_params = len(dists.get(family).param_names)
     n_bins = len(model.edges) + 1
     prior = np.zeros((n_bins, n_params, x.shape[1]))
@@ -224,6 +228,13 @@ def fit_emos(
     return model
 
 
+def varies_within(f: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Whether each column of ``f`` ``(rows, columns)`` takes two values in some group."""
+    first = np.empty((int(groups.max(initial=0)) + 1, f.shape[1]))
+    first[groups[::-1]] = f[::-1]  # each group's first row (the last assignment wins)
+    return np.any(f != first[groups], axis=0)
+
+
 def on_host() -> contextlib.AbstractContextManager[Any]:
     """The host CPU as JAX's default device where it is an accelerator (a no-op elsewhere).
 
@@ -253,7 +264,7 @@ class _LocalGroups:
     def of(cls, rows: pd.DataFrame, bins: np.ndarray, n_bins: int, min_rows: int) -> _LocalGroups:
         if "station" not in rows.columns:
             raise KeyError("local EMOS (by_station=True) needs a 'station' column")
-        codes, names = pd.factorize(rows["station"].astype(str).to_numpy())
+        codes, names = pd.factorize(rows["station"].astype(str))
         key = codes.astype(np.int64) * n_bins + np.asarray(bins, dtype=np.int64)
         kept = np.flatnonzero(np.bincount(key, minlength=len(names) * n_bins) >= min_rows)
         return cls(np.asarray(names), key, kept)
