@@ -100,6 +100,11 @@ def test_padded_epoch_trains_exactly_like_its_steps_one_by_one():
     assert int(out_pad[1][1][2].count) == steps  # padded steps never ran
     np.testing.assert_allclose(out_pad[2], out_plain[2], rtol=1e-5)
     np.testing.assert_allclose(out_pad[3], out_plain[3], rtol=1e-5)
+    with jax.disable_jit():  # as JAX_DEBUG_NANS replays it: steps a Python int, not traced
+        out_eager = fns.epoch_padded(
+            jax.tree.map(jnp.copy, params), tx.init(params), padded, idx_pad, key, steps
+        )
+    np.testing.assert_allclose(out_eager[2], out_pad[2], rtol=1e-5)
 
 
 def _compiled(caplog) -> list[str]:

@@ -30,7 +30,12 @@ SHAPE_RANGE = (1e-2, 1e4)
 """``constrain`` clips the gamma shape here: outside it ``gammainc`` and its gradient with
 respect to the shape lose accuracy in float32."""
 
-_SHIFT_OFFSET = softplus_inv(0.5)
+MIN_SHIFT = 1e-6
+"""Smallest shift, relative to the target's spread: at a shift of exactly 0 (softplus
+underflows below about -88 in float32) the derivative of ``gammainc(k, x)`` at ``x = 0``
+is infinite for ``k < 1`` and the CRPS gradient NaN."""
+
+_SHIFT_OFFSET = softplus_inv(0.5 - MIN_SHIFT)
 
 
 class CensoredShiftedGamma:
@@ -42,14 +47,14 @@ class CensoredShiftedGamma:
     def constrain(self, raw: Array, center: Array, scale: Array) -> Params:
         """Map ``raw[..., 3]`` to parameters through the gamma mean, sd and shift.
 
-        ``shift = scale * softplus(raw2 + c)`` (``scale/2`` at raw 0);
+        ``shift = scale * (softplus(raw2 + c) + MIN_SHIFT)`` (``scale/2`` at raw 0);
         ``mean = shift + scale * softplus(center/scale + raw0)`` (about ``center + shift``
         for a wet forecast); ``sd = scale * (softplus(raw1 + c') + MIN_REL_SCALE)``;
         ``shape = (mean/sd)^2`` clipped to :data:`SHAPE_RANGE`, gamma ``scale = mean/shape``.
         """
         raw = check_raw(raw, 3, self.name)
         scale = jnp.asarray(scale)
-        shift = scale * jax.nn.softplus(raw[..., 2] + _SHIFT_OFFSET)
+        shift = scale * (jax.nn.softplus(raw[..., 2] + _SHIFT_OFFSET) + MIN_SHIFT)
         mean = shift + scale * (
             jax.nn.softplus(jnp.asarray(center) / scale + raw[..., 0]) + MIN_REL_SCALE
         )

@@ -144,7 +144,8 @@ class StepFns:
         """
         keys = jax.random.split(key, idx.shape[0])  # a prefix of it for fewer steps
         n_heads = len(self.heads)
-        schedule = (steps if per_epoch is None else per_epoch).astype(jnp.float32)
+        # jnp.asarray: outside jit (JAX_DEBUG_NANS replays the function op by op) they are ints
+        schedule = jnp.asarray(steps if per_epoch is None else per_epoch, jnp.float32)
 
         def body(i: jax.Array, carry: tuple) -> tuple:
             p, o, loss_sum, per_sum = carry
@@ -156,7 +157,7 @@ class StepFns:
         params, opt_state, loss_sum, per_sum = jax.lax.fori_loop(
             0, steps, body, (params, opt_state, *zero)
         )
-        n = jnp.maximum(steps, 1).astype(jnp.float32)
+        n = jnp.asarray(jnp.maximum(steps, 1), jnp.float32)
         return params, opt_state, loss_sum / n, per_sum / n
 
     def _evaluate(
