@@ -94,23 +94,10 @@ def fit_lbfgs(
     """Minimise the per-group mean CRPS with L-BFGS-B; returns ``theta`` like ``prior``.
 
     The fallback of :func:`~probcast.baselines.emos_fit.fit_groups` for families whose
-    CRPS JAX cannot differentiate twice; same arguments.
-
-    Args:
-        family: Distribution family name.
-        x: Design matrix ``(rows, n_features)`` (intercept included).
-        center: Raw forecast per row (``constrain``'s centre).
-        y: Observation per row.
-        groups: Group index per row, in ``[0, n_groups)``.
-        prior: Start and ridge target, ``(n_groups, n_params, n_features)``.
-        spread: Scale passed to ``constrain``; the CRPS is divided by it.
-        shrinkage: Ridge weight.
-        maxiter: Most L-BFGS iterations.
-        pad_rows: Padded row count (default :func:`bucket` of the rows); the result does
-            not depend on it.
-
-    Returns:
-        The fitted coefficients, float64, shape of ``prior``.
+    CRPS JAX cannot differentiate twice, with the same signature (less ``start`` and
+    ``slots``: it always starts from ``prior``, on its own kernels) so that either can
+    stand in for the other; the arguments are described there. ``maxiter`` is the most
+    L-BFGS iterations.
 
     Raises:
         ValueError: ``pad_rows`` is below the number of rows.
