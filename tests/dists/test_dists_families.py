@@ -151,6 +151,40 @@ def test_truncated_normal_quantile_far_in_the_tail() -> None:
     np.testing.assert_allclose(np.asarray(f), np.broadcast_to(q, (3, 3)), atol=1e-3)
 
 
+def test_gamma_quantile_matches_scipy_on_every_shape_range() -> None:
+    """Small shapes (power series start), moderate (Halley on gammainc), large (Temme)."""
+    from scipy.special import gammaincinv
+
+    from probcast.dists import gamma
+
+    rng = np.random.default_rng(3)
+    k = np.exp(rng.uniform(np.log(0.02), np.log(5e3), 4000)).astype(np.float32)
+    q = rng.uniform(1e-6, 1.0 - 1e-4, 4000).astype(np.float32)
+    q[:50] = np.geomspace(1e-7, 1e-3, 50)  # the far lower tail, where the start matters
+    x = np.asarray(jax.jit(gamma._gamma_quantile)(jnp.asarray(k), jnp.asarray(q)))
+    ref = gammaincinv(k.astype(np.float64), q.astype(np.float64))
+    shown = ref > 1e-30  # below, float32 rounds the quantile to (nearly) 0
+    rel = np.abs(x[shown] - ref[shown]) / ref[shown]
+    assert np.max(rel) < 5e-4, (k[shown][np.argmax(rel)], q[shown][np.argmax(rel)])
+    large = k[shown] >= gamma.ASYMPTOTIC_SHAPE
+    assert large.sum() > 500 and np.max(rel[large]) < 2e-5
+    assert np.all(x[~shown] < 1e-25)
+
+
+def test_gamma_quantile_is_continuous_across_the_asymptotic_shape() -> None:
+    from probcast.dists import gamma
+
+    q = jnp.asarray([1e-6, 0.01, 0.3, 0.5, 0.7, 0.99, 0.9999], dtype=jnp.float32)
+    below, above = (
+        np.asarray(gamma._gamma_quantile(jnp.full_like(q, s), q))
+        for s in (
+            np.nextafter(np.float32(gamma.ASYMPTOTIC_SHAPE), np.float32(0)),
+            gamma.ASYMPTOTIC_SHAPE,
+        )
+    )
+    np.testing.assert_allclose(below, above, rtol=1e-4)
+
+
 @pytest.mark.parametrize("family", FAMILY_CASES)
 def test_sample_mean_and_quantiles_match_analytic(family: str) -> None:
     dist = D.get(family)

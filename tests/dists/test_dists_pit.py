@@ -10,15 +10,23 @@ from probcast.dists import pit
 from probcast.train.recalibrate import pit as recal_pit
 from probcast.verify.pointwise import case_scores
 
+PIT_CASES = [
+    ("normal", {"loc": 1.0, "scale": 2.0}),
+    ("censored_logistic", {"loc": 0.2, "scale": 0.5}),  # point mass at 0
+    ("censored_normal_01", {"loc": 0.8, "scale": 0.4}),  # point masses at 0 and 1
+    ("censored_normal", {"loc": 0.3, "scale": 1.0}),
+    ("logistic", {"loc": -1.0, "scale": 0.7}),
+    ("truncated_normal", {"loc": 0.5, "scale": 1.0}),
+    # dry in about 32 % of the draws: the point mass at 0 must be randomised
+    ("censored_shifted_gamma", {"shape": 0.8, "scale": 2.0, "shift": 0.5}),
+]
 
-@pytest.mark.parametrize(
-    ("family", "params"),
-    [
-        ("normal", {"loc": 1.0, "scale": 2.0}),
-        ("censored_logistic", {"loc": 0.2, "scale": 0.5}),  # point mass at 0
-        ("censored_normal_01", {"loc": 0.8, "scale": 0.4}),  # point masses at 0 and 1
-    ],
-)
+
+def test_every_family_has_a_pit_case():
+    assert sorted(f for f, _ in PIT_CASES) == sorted(dists.DISTRIBUTIONS)
+
+
+@pytest.mark.parametrize(("family", "params"), PIT_CASES)
 def test_pit_of_draws_from_the_forecast_is_uniform(family, params):
     dist = dists.get(family)
     n = 20_000

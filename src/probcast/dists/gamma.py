@@ -43,6 +43,10 @@ class CensoredShiftedGamma:
 
     name = "censored_shifted_gamma"
     param_names: tuple[str, ...] = ("shape", "scale", "shift")
+    lower = 0.0
+    """Censoring bound: the point mass of the dry cases sits here (the randomised PIT of
+    :mod:`probcast.dists.pit` draws uniformly below ``F(0)`` there)."""
+    upper = math.inf
 
     def constrain(self, raw: Array, center: Array, scale: Array) -> Params:
         """Map ``raw[..., 3]`` to parameters through the gamma mean, sd and shift.
@@ -123,22 +127,128 @@ class CensoredShiftedGamma:
         return jnp.where(y <= 0.0, jnp.log(gammainc(k, d / theta)), lp)
 
 
+ASYMPTOTIC_SHAPE = 100.0
+"""From this shape on the gamma quantile comes from Temme's asymptotic inversion: float32
+``gammainc`` loses accuracy there (``shape * log(x)`` cancels against ``lgamma(shape)``; a
+relative error up to 8e-4 at shape 100) and its series runs for hundreds of iterations,
+while the inversion's relative error is below 2e-5 (:func:`_gamma_quantile_large`)."""
+
+_STEP_TOL = 1e-4
+"""A Halley step on ``log x`` below this ends an element's iteration: the step after it
+would be of the order of its cube, below float32's resolution."""
+
+
 def _gamma_quantile(k: Array, q: Array, steps: int = 12) -> Array:
-    """Quantile of Gamma(k, 1) at level ``q`` by safeguarded Newton steps on ``log x``."""
+    """Quantile of Gamma(k, 1) at level ``q``.
+
+    Shapes below :data:`ASYMPTOTIC_SHAPE`: safeguarded Halley steps on ``log x`` from the
+    Wilson-Hilferty guess (``k >= 1``) or the small-``x`` series ``(q Gamma(k+1))^(1/k)``,
+    each element stopping once its step is below :data:`_STEP_TOL` and passing benign
+    arguments to ``gammainc`` from then on (its series and continued-fraction loops run
+    until the slowest element of the whole array has converged). Above: Temme's
+    asymptotic inversion, without ``gammainc``.
+    """
+    large = k >= ASYMPTOTIC_SHAPE
+    kk = jnp.where(large, 1.0, k)  # the large shapes take no part in the iteration
     z = ndtri(jnp.clip(q, 1e-7, 1.0 - 1e-7))
-    wilson = k * jnp.maximum(1.0 - 1.0 / (9.0 * k) + z / (3.0 * jnp.sqrt(k)), 1e-3) ** 3
-    small = jnp.exp((jnp.log(jnp.maximum(q, 1e-30)) + gammaln(k + 1.0)) / k)
-    t = jnp.log(jnp.where(k < 1.0, jnp.minimum(small, wilson + small), wilson))
-    log_gamma_k = gammaln(k)
+    wilson = kk * jnp.maximum(1.0 - 1.0 / (9.0 * kk) + z / (3.0 * jnp.sqrt(kk)), 1e-3) ** 3
+    small = jnp.exp((jnp.log(jnp.maximum(q, 1e-30)) + gammaln(kk + 1.0)) / kk)
+    # (q Gamma(k+1))^(1/k) is a lower bound of the quantile (P(k, x) <= x^k / Gamma(k+1))
+    t = jnp.log(jnp.where(kk < 1.0, jnp.minimum(small, wilson + small), jnp.maximum(wilson, small)))
+    log_gamma_k = gammaln(kk)
+    # (q Gamma(k+1))^(1/k) bounds the quantile from below, and from above by a factor
+    # exp(x/k): far below float32's range it is the quantile (0 after rounding)
+    tiny = (kk < 1.0) & (small < 1e-20)
+    active = (q > 0.0) & (q < 1.0) & ~large & ~tiny
 
-    def newton(_: int, t: Array) -> Array:
+    def cond(carry: tuple[Array, Array, Array]) -> Array:
+        i, _, act = carry
+        return (i < steps) & jnp.any(act)
+
+    def iterate(carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        i, t, act = carry
         x = jnp.exp(t)
-        # d/dt P(k, e^t) = x * pdf(x) = exp(k t - x - lgamma(k))
-        slope = jnp.exp(k * t - x - log_gamma_k)
-        step = (gammainc(k, x) - q) / jnp.maximum(slope, 1e-30)
-        return t - jnp.clip(step, -2.0, 2.0)
+        p = gammainc(jnp.where(act, kk, 1.0), jnp.where(act, x, 1.0))
+        # d/dt P(k, e^t) = x * pdf(x) = exp(k t - x - lgamma(k)); its own derivative
+        # divided by it is k - x
+        slope = jnp.exp(kk * t - x - log_gamma_k)
+        newton = (p - q) / jnp.maximum(slope, 1e-30)
+        denom = 1.0 - 0.5 * newton * (kk - x)
+        halley = (jnp.abs(newton) < 0.5) & (denom > 0.5)
+        step = jnp.where(
+            halley, newton / jnp.where(halley, denom, 1.0), jnp.clip(newton, -2.0, 2.0)
+        )
+        step = jnp.where(act, step, 0.0)
+        return i + 1, t - step, act & (jnp.abs(step) > _STEP_TOL)
 
-    t = jax.lax.fori_loop(0, steps, newton, t)
-    x = jnp.exp(t)
+    _, t, _ = jax.lax.while_loop(cond, iterate, (jnp.asarray(0), t, active))
+    x = jnp.where(large, _gamma_quantile_large(jnp.maximum(k, ASYMPTOTIC_SHAPE), z), jnp.exp(t))
     x = jnp.where(q <= 0.0, 0.0, x)
     return jnp.where(q >= 1.0, jnp.inf, x)
+
+
+def _gamma_quantile_large(k: Array, z: Array) -> Array:
+    """Gamma(k, 1) quantile at the normal score ``z`` for large ``k`` (Temme 1992).
+
+    With ``lambda = x / k`` and ``eta^2 / 2 = lambda - 1 - log(lambda)`` (``eta`` of the
+    sign of ``lambda - 1``), ``P(k, x) = Phi(eta sqrt(k)) + O(k^-1/2 exp(-k eta^2 / 2))``
+    and the quantile's ``eta = eta0 + eps1(eta0) / k + O(k^-2)`` with ``eta0 = z /
+    sqrt(k)`` and ``eps1(eta) = log(eta / (lambda(eta) - 1)) / eta`` (Temme, Math. Comp.
+    58, 755-764, 1992, eq. 3.7 ff.; DiDonato & Morris 1986, eq. 32). Near ``eta = 0`` both
+    come from their Taylor series (:data:`_SERIES_ETA`), free of the cancellation.
+    """
+    eta0 = z / jnp.sqrt(k)
+    near = jnp.abs(eta0) < _SERIES_ETA
+    safe = jnp.where(near, 1.0, eta0)
+    eps1 = jnp.where(
+        near, _poly(_EPS1_SERIES, eta0), jnp.log(safe / _lambda_minus_one(safe)) / safe
+    )
+    return k * (1.0 + _lambda_minus_one(eta0 + eps1 / k))
+
+
+_SERIES_ETA = 0.5
+"""Below this ``|eta|`` the Taylor series give ``lambda - 1`` and ``eps1`` to float32
+precision (their next terms are below 1e-8)."""
+_LAMBDA_SERIES = (
+    0.0,
+    1.0,
+    1 / 3,
+    1 / 36,
+    -1 / 270,
+    1 / 4320,
+    1 / 17010,
+    -139 / 5443200,
+    1 / 204120,
+)
+"""Taylor coefficients of ``lambda(eta) - 1`` (from ``s - log1p(s) = eta^2 / 2``)."""
+_EPS1_SERIES = (-1 / 3, 1 / 36, 1 / 1620, -7 / 6480, 5 / 18144, -11 / 382725, -101 / 16329600)
+"""Taylor coefficients of ``eps1(eta) = log(eta / (lambda(eta) - 1)) / eta``."""
+
+
+def _poly(coefficients: tuple[float, ...], x: Array) -> Array:
+    """``sum(c_i x^i)`` by Horner's rule."""
+    out = jnp.zeros_like(x) + coefficients[-1]
+    for c in coefficients[-2::-1]:
+        out = out * x + c
+    return out
+
+
+def _lambda_minus_one(eta: Array, steps: int = 6) -> Array:
+    """``s = lambda - 1`` solving ``s - log1p(s) = eta^2 / 2`` with the sign of ``eta``.
+
+    The Taylor series below ``|eta| =`` :data:`_SERIES_ETA`; above, Newton steps from
+    ``exp(-1 - eta^2/2) - 1`` (``lambda`` near 0) or ``h + log1p(h) + log1p(log1p(h))``
+    with ``h = eta^2 / 2`` (large ``lambda``).
+    """
+    h = 0.5 * eta * eta
+    series = _poly(_LAMBDA_SERIES, eta)
+    near = jnp.abs(eta) < _SERIES_ETA
+    start = jnp.where(
+        eta > 0.0, h + jnp.log1p(h) + jnp.log1p(jnp.log1p(h)), jnp.exp(-1.0 - h) - 1.0
+    )
+    s = jnp.where(near | (jnp.abs(eta) < 1.0), series, start)
+    for _ in range(steps):
+        slope = s / (1.0 + s)
+        step = (s - jnp.log1p(s) - h) / jnp.where(near | (slope == 0.0), 1.0, slope)
+        s = jnp.maximum(jnp.where(near, s, s - step), -1.0 + 1e-30)
+    return jnp.where(near, series, s)
