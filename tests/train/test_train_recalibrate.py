@@ -95,6 +95,25 @@ def test_calibrated_forecast_is_skipped():
     assert not few.apply  # one fold: nothing to hold out
 
 
+def test_a_large_table_scores_a_subset_and_reaches_the_same_verdict(monkeypatch):
+    params, y = _normal(6000, 0.5, seed=2)
+    fold = np.repeat(np.arange(5), 1200)
+    full = recalibrate.gate("normal", params, y, fold)
+    scored = []
+    grid_crps = recalibrate.grid_crps
+
+    def counting(family, p, yy, pit_map=None):
+        scored.append(len(yy))
+        return grid_crps(family, p, yy, pit_map)
+
+    monkeypatch.setattr(recalibrate, "MAX_SCORED_ROWS", 2000)
+    monkeypatch.setattr(recalibrate, "grid_crps", counting)
+    part = recalibrate.gate("normal", params, y, fold)
+    assert sum(scored) == 2 * 2000  # with and without the map, every scored row once
+    assert part.rows == 6000 and part.apply == full.apply
+    assert part.gain == pytest.approx(full.gain, abs=0.01)
+
+
 def test_censored_target_uses_a_randomised_pit():
     rng = np.random.default_rng(5)
     n = 4000

@@ -49,6 +49,10 @@ MIN_GAIN = 0.005
 """Least relative fall of the mean held-out CRPS for the map to be applied."""
 N_LEVELS = 200
 """Quantile levels of the CRPS approximation used by the gate."""
+MAX_SCORED_ROWS = 100_000
+"""Most held-out rows the gate scores (a seeded random subset of them beyond): the maps are
+still fitted on every OOF PIT, and on 100,000 rows the paired difference of the mean CRPS
+with and without a map is known far more precisely than :data:`MIN_GAIN`."""
 _CHUNK = 32768
 
 
@@ -162,6 +166,9 @@ def gate(
 ) -> GateResult:
     """Nested-CV test of the map: fit on all folds but one, score the one left out.
 
+    Above :data:`MAX_SCORED_ROWS` observed rows only a seeded random subset of them is
+    scored (each fold's map is still fitted on all the other folds' PITs).
+
     Args:
         family: Distribution family name.
         params: OOF parameters ``(n,)`` per name (the final blended, spread-scaled ones).
@@ -177,12 +184,16 @@ def gate(
     sub = {k: np.asarray(v)[ok] for k, v in params.items()}
     yy, ff = np.asarray(y)[ok], np.asarray(fold)[ok]
     u = pit(family, sub, yy)
+    scored = np.ones(n, dtype=bool)
+    if n > MAX_SCORED_ROWS:
+        scored[:] = False
+        scored[np.random.default_rng(0).choice(n, MAX_SCORED_ROWS, replace=False)] = True
     c0, c1 = [], []
     for i in ids:
-        held = ff == i
+        held = (ff == i) & scored
         part = {k: v[held] for k, v in sub.items()}
         c0.append(grid_crps(family, part, yy[held]))
-        c1.append(grid_crps(family, part, yy[held], fit_map(u[~held])))
+        c1.append(grid_crps(family, part, yy[held], fit_map(u[ff != i])))
     before, after = float(np.mean(c0)), float(np.mean(c1))
     improved = int(sum(b < a for a, b in zip(c0, c1, strict=True)))
     apply = after < before * (1.0 - min_gain) and improved > len(ids) / 2
