@@ -32,8 +32,7 @@ class Variable:
         units: CF canonical units.
         standard_name: CF standard name.
         long_name: Human-readable name.
-        valid_min: Smallest physically plausible value in ``units``.
-        valid_max: Largest physically plausible value in ``units``.
+        valid_min, valid_max: Smallest and largest physically plausible values in ``units``.
         kind: Distribution family hint: ``real``, ``nonneg`` (censored at 0, e.g.
             precipitation), ``positive`` (wind speed) or ``fraction`` (bounded in [0, 1]).
     """
@@ -293,13 +292,14 @@ def to_canonical_units(
         source: File or table name, used in error messages.
 
     Returns:
-        float64 array in the canonical units.
+        float64 array in the canonical units, every missing value the same quiet NaN.
 
     Raises:
         UnitError: If the variable is unknown or no conversion exists.
     """
     scale, offset = unit_affine(units, variable, source=source)
     arr = np.asarray(values, dtype="float64")
+    arr = np.where(np.isnan(arr), np.nan, arr)  # R's NA: a NaN whose payload warns in casts
     return arr if (scale, offset) == (1.0, 0.0) else arr * scale + offset
 
 

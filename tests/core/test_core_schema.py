@@ -28,6 +28,17 @@ def test_unknown_unit_names_variable_and_expected() -> None:
         schema.to_canonical_units(np.array([1.0]), "furlong", "t2m", source="f.nc")
 
 
+@pytest.mark.parametrize("units", ["mm", "m"])  # without and with a conversion
+def test_r_na_becomes_a_quiet_nan_that_casts_without_warning(units: str) -> None:
+    r_na = np.array([0x7FF00000000007A2], dtype=np.uint64).view(np.float64)  # R's NA_real_
+    values = np.array([1.0, r_na[0], np.nan])
+    with np.errstate(invalid="raise"):
+        with pytest.raises(FloatingPointError):
+            values.astype(np.float32)  # the payload NaN is signalling
+        out = schema.to_canonical_units(values, units, "tp").astype(np.float32)
+    assert np.isnan(out[1:]).all() and out[0] == (1.0 if units == "mm" else 1000.0)
+
+
 def test_physical_range_message_names_column() -> None:
     with pytest.raises(ValueError, match=r"obs_t2m: 1 value\(s\) outside.*wrong units"):
         schema.check_physical_range(np.array([280.0, 25.0]), "t2m", column="obs_t2m")
