@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -61,6 +62,20 @@ def test_a_loss_within_noise_has_an_interval_across_zero() -> None:
     assert b["gain_lo"] < 0 < b["gain_hi"]
     assert b["never_worse"] == (b["gain"] >= 0)
     assert not b["long"] and not b["checks"]["crps"]
+
+
+def test_scores_without_paired_rows_say_their_gain_is_unpaired() -> None:
+    n = 48
+    cases = _cases(
+        {"dressing": np.ones(n), "emos-local": np.full(n, 1.2), "probcast": np.full(n, 0.9)}
+    )
+    paired = goals.bar_check(
+        pd.concat([_scores(cases), goals.versus_best_classical(cases, _scores(cases))]), "t2m"
+    )
+    unpaired = goals.bar_check(_scores(cases), "t2m")
+    assert paired["paired"] and not unpaired["paired"]
+    assert unpaired["gain"] == pytest.approx(paired["gain"]) == pytest.approx(0.1)
+    assert math.isnan(unpaired["gain_lo"])
 
 
 def _check(gain: float, pit: float = 0.02, ssr: float = 1.0, days: float = 400) -> dict:

@@ -91,7 +91,8 @@ def bar_check(scores: pd.DataFrame, var: str, train_days: float = math.nan) -> d
     """The goals of one target: gain over the best classical method, PIT, spread-skill."""
     best = best_classical(scores, var)
     gain = value(scores, "probcast", var, VERSUS)  # paired: the cases both scored
-    if not math.isfinite(gain):
+    paired = math.isfinite(gain)
+    if not paired:  # scores without the paired rows: each method's mean over its own cases
         gain = 1.0 - value(scores, "probcast", var, "crps") / value(scores, best, var, "crps")
     pit = value(scores, "probcast", var, "pit_max_dev")
     ssr = value(scores, "probcast", var, "spread_skill")
@@ -103,6 +104,7 @@ def bar_check(scores: pd.DataFrame, var: str, train_days: float = math.nan) -> d
     return {
         "best": best,
         "gain": gain,
+        "paired": paired,
         "gain_lo": value(scores, "probcast", var, f"{VERSUS}_lo"),
         "gain_hi": value(scores, "probcast", var, f"{VERSUS}_hi"),
         "never_worse": gain >= 0,

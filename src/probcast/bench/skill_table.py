@@ -37,7 +37,8 @@ def rows(run: Any) -> tuple[list[str], list[dict[str, Any]]]:
         ok = b["checks"]
         cells = [run.name, var, f"{days:.0f}", *(f"{c[m]:.4g}" for m in goals.METHODS)]
         cells += [f"{s:.3f} [{lo:.3f}, {hi:.3f}]"]
-        cells += [f"{b['gain']:+.1%} [{b['gain_lo']:+.1%}, {b['gain_hi']:+.1%}] vs {b['best']}"]
+        ci = f"[{b['gain_lo']:+.1%}, {b['gain_hi']:+.1%}]" if b["paired"] else "(unpaired)"
+        cells += [f"{b['gain']:+.1%} {ci} vs {b['best']}"]
         cells += [f"{b['pit']:.3f}", f"{b['pit_noise']:.3f}", f"{b['ssr']:.2f}"]
         cells += [_yes(b["never_worse"]), _yes(ok["crps"]), _yes(ok["pit"] and ok["ssr"])]
         out.append("| " + " | ".join(cells) + " |")
