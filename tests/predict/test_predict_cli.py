@@ -169,3 +169,28 @@ def test_coherent_members_keep_the_marginals(run, tmp_path):
     )
     written = pd.read_parquet(out)[[f"t2m_m{j:03d}" for j in range(12)]].to_numpy()
     np.testing.assert_allclose(written, coherent[[f"t2m_m{j:03d}" for j in range(12)]], rtol=1e-6)
+
+
+def test_a_run_predicts_the_template_only_on_the_dates_its_shuffle_uses(run, monkeypatch):
+    from probcast.predict import station
+
+    root, test = run
+    train = pd.read_csv(root / "train.csv", dtype={"station": str})
+    one = test[test["init_time"] == test["init_time"].min()]  # one run (cycle)
+    # its recent errors from the template's history given, the template only reorders
+    one = load(root / "model").spec.derive(one, history=read_table(root / "train.csv"))
+    seen: list[pd.DataFrame] = []
+    original = station.with_template_pit
+
+    def recording(template, *args, **kwargs):
+        seen.append(template)
+        return original(template, *args, **kwargs)
+
+    monkeypatch.setattr(station, "with_template_pit", recording)
+    base = PredictRequest(model=root / "model", input=one, members=3, seed=5)
+    coherent = run_request(base.replace(template=train)).table
+    assert len(seen) == 1 and seen[0]["init_time"].nunique() <= 3 < train["init_time"].nunique()
+    plain = run_request(base).table
+    cols = [f"t2m_m{j:03d}" for j in range(3)]
+    a, b = plain[cols].to_numpy(), coherent[cols].to_numpy()
+    np.testing.assert_array_equal(np.sort(a, axis=1), np.sort(b, axis=1))

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from probcast.products.coherence import ecc, enforce_constraints, reorder, schaake_shuffle
+from probcast.products.coherence import (
+    ecc,
+    enforce_constraints,
+    reorder,
+    schaake_shuffle,
+    shuffle_dates,
+)
 from probcast.verify.multivariate import multivariate_scores, vectors
 
 
@@ -159,3 +165,20 @@ def test_schaake_shuffle_ranks_the_pit_before_the_errors():
     by_pit = schaake_shuffle(now, members, past.assign(pit_t2m=-past["obs_t2m"]), seed=0)["t2m"]
     # the PIT here is the reversed error: every member's rank is mirrored
     np.testing.assert_array_equal(by_pit, 19.0 - by_error)
+
+
+def test_the_pit_is_needed_only_on_the_dates_the_shuffle_uses():
+    past, now = _weather(60, 1), _weather(60, 2)
+    now["init_time"] = now["init_time"] + pd.Timedelta(days=60)
+    now = now[now["init_time"] < "2021-03-05"].reset_index(drop=True)  # 3 runs
+    rng = np.random.default_rng(4)
+    past["fc_t2m"] = past["obs_t2m"] + rng.normal(0, 1, len(past))  # analog choice by forecast
+    now["fc_t2m"] = now["obs_t2m"]
+    past["pit_t2m"] = rng.random(len(past))
+    members = {"t2m": rng.normal(280, 3, (len(now), 8))}
+    dates = shuffle_dates(now, past, ["t2m"], 8, seed=5)
+    assert 8 <= len(dates) <= 3 * 8 < past["init_time"].nunique()
+    used = past["init_time"].isin(dates)
+    only = past.assign(pit_t2m=past["pit_t2m"].where(used))  # NaN on every other date
+    full = schaake_shuffle(now, members, past, seed=5)["t2m"]
+    np.testing.assert_array_equal(schaake_shuffle(now, members, only, seed=5)["t2m"], full)

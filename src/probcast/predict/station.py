@@ -34,21 +34,41 @@ from probcast.model.fallback import Fallback, check_inputs, row_sources, summary
 from probcast.model.predictor import TrainedModel
 from probcast.predict.copula import with_template_pit
 from probcast.products import table as product_table
-from probcast.products.coherence import enforce_constraints, schaake_shuffle
+from probcast.products.coherence import (
+    PIT_PREFIX,
+    enforce_constraints,
+    schaake_shuffle,
+    shuffle_dates,
+)
 
 log = logging.getLogger(__name__)
 
 
 def _copula_template(
-    model: TrainedModel, template: pd.DataFrame, targets: list[str], seed: int
+    model: TrainedModel,
+    table: pd.DataFrame,
+    template: pd.DataFrame,
+    sampled: dict[str, np.ndarray],
+    seed: int,
 ) -> pd.DataFrame:
-    """The template with the model's PIT of its observations (one prediction of it)."""
+    """The template with the model's PIT of its observations on the dates the shuffle uses.
 
-    def sample(rows: pd.DataFrame, members: int) -> dict[str, np.ndarray]:
+    The shuffle of ``table``'s runs picks its dates from the template's forecasts alone
+    (:func:`~probcast.products.coherence.shuffle_dates`): one run uses as many dates as it
+    has members, so the model predicts those dates' rows only (their recent errors derived
+    from the whole template first); other rows' ``pit_<var>`` stay NaN.
+    """
+    targets = list(sampled)
+    members = next(iter(sampled.values())).shape[1]
+    template = model.spec.derive(template.reset_index(drop=True))
+    dates = shuffle_dates(table, template, targets, members, seed=seed)
+    used = pd.to_datetime(template["init_time"], utc=True).isin(dates).to_numpy()
+
+    def sample(rows: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
         pred = predict_stations(
             model,
             rows,
-            members=members,
+            members=n,
             seed=seed + 1,
             params=False,
             policy=domain_check.DomainPolicy(mode="warn"),
@@ -59,8 +79,16 @@ def _copula_template(
             for v in targets
         }
 
-    log.info("coherent members: PIT of the template's %d past rows under the model", len(template))
-    return with_template_pit(template, targets, sample, seed=seed)
+    log.info(
+        "coherent members: PIT of the template's %d past rows on the %d dates the shuffle "
+        "uses (of %d rows)",
+        int(used.sum()),
+        len(dates),
+        len(template),
+    )
+    pits = with_template_pit(template[used], targets, sample, seed=seed)
+    cols = [c for v in targets if (c := f"{PIT_PREFIX}{v}") in pits.columns]
+    return template.assign(**{c: pits[c].reindex(template.index) for c in cols})
 
 
 @dataclass
@@ -148,7 +176,7 @@ def predict_stations(
         sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
     sampled = {v: fill(v, m, "members", n_members, seed) for v, m in sampled.items()}
     if sampled and template is not None:
-        template = _copula_template(model, template, list(sampled), seed)
+        template = _copula_template(model, table, template, sampled, seed)
         sampled = schaake_shuffle(table, sampled, template, seed=seed)
     sampled = enforce_constraints(sampled)
     qs = model.quantiles(rows, quantiles) if quantiles else {}

@@ -23,7 +23,7 @@ ranked at random (seeded), so those slots stay independent rather than biased.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -178,32 +178,56 @@ def schaake_shuffle(
     """
     if not members:
         return {}
-    tmpl = template.assign(
-        station=template["station"].astype(str),
-        init_time=pd.to_datetime(template["init_time"], utc=True),
-        lead_time=template["lead_time"].astype("float64"),
-    )
-    rows = rows.assign(
-        station=rows["station"].astype(str), lead_time=rows["lead_time"].astype("float64")
-    )
     m = next(iter(members.values())).shape[1]
     out = {v: np.array(a, copy=True) for v, a in members.items()}
+    tmpl, rows = _slots(template), _slots(rows)
     wides = {v: _wide(_anomalies(tmpl, v), v) for v in members}
-    fcs = {
-        v: w
-        for v in members
-        if f"{FC_PREFIX}{v}" in rows and (w := _wide(tmpl, v, FC_PREFIX)) is not None
-    }
-    inits = pd.to_datetime(rows["init_time"], utc=True)
-    for key, index in rows.groupby(inits).indices.items():
-        init = pd.Timestamp(str(key))
-        rng = np.random.default_rng([seed, int(init.value // 10**9)])
+    for index, rng, dates in _run_dates(rows, tmpl, list(members), m, seed):
         sub = rows.iloc[index]
-        dates = template_dates(tmpl, init, m, rng, forecast_distance(fcs, sub))
         for var, values in members.items():
             t = _template_values(wides[var], sub, dates)
             out[var][index] = reorder(values[index], t, rng)
     return out
+
+
+def shuffle_dates(
+    rows: pd.DataFrame, template: pd.DataFrame, variables: Sequence[str], m: int, seed: int = 0
+) -> pd.DatetimeIndex:
+    """The template dates :func:`schaake_shuffle` uses for ``m`` members of ``rows``.
+
+    The choice depends on the template's forecasts only, so the template's PIT
+    (``pit_<var>``) is needed on these dates alone: one run uses ``m`` of them.
+    """
+    tmpl, rows = _slots(template), _slots(rows)
+    chosen = [dates for _, _, dates in _run_dates(rows, tmpl, variables, m, seed)]
+    if not chosen:
+        return pd.DatetimeIndex([], tz="UTC")
+    return pd.DatetimeIndex(chosen[0].append(chosen[1:]).unique()).sort_values()
+
+
+def _slots(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its keys in one form: station text, UTC init times, float lead times."""
+    return table.assign(
+        station=table["station"].astype(str),
+        init_time=pd.to_datetime(table["init_time"], utc=True),
+        lead_time=table["lead_time"].astype("float64"),
+    )
+
+
+def _run_dates(
+    rows: pd.DataFrame, tmpl: pd.DataFrame, variables: Sequence[str], m: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.random.Generator, pd.DatetimeIndex]]:
+    """Per run (init time) of ``rows``: its row positions, its generator, its dates."""
+    fcs = {
+        v: w
+        for v in variables
+        if f"{FC_PREFIX}{v}" in rows and (w := _wide(tmpl, v, FC_PREFIX)) is not None
+    }
+    for key, index in rows.groupby(rows["init_time"]).indices.items():
+        init = pd.Timestamp(str(key))
+        rng = np.random.default_rng([seed, int(init.value // 10**9)])
+        dates = template_dates(tmpl, init, m, rng, forecast_distance(fcs, rows.iloc[index]))
+        yield np.asarray(index), rng, dates
 
 
 def ecc(members: np.ndarray, raw_ensemble: np.ndarray, seed: int = 0) -> np.ndarray:
