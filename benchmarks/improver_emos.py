@@ -33,7 +33,7 @@ Usage::
 
     python3.11 -m venv /tmp/improver-venv
     uv pip install --python /tmp/improver-venv/bin/python "scitools-iris==3.12.*" \\
-        "numpy==2.2.*" "scipy==1.15.*" "pandas<3" cf-units statsmodels
+        "numpy==2.2.*" "scipy==1.15.*" "pandas<3" cf-units statsmodels joblib
     git clone https://github.com/metoppv/improver /tmp/improver   # source on PYTHONPATH
     PROBCAST_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/improver_emos.py \\
         --improver-python /tmp/improver-venv/bin/python --improver-src /tmp/improver
