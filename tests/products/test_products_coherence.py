@@ -14,7 +14,7 @@ from probcast.products.coherence import (
     enforce_constraints,
     reorder,
     schaake_shuffle,
-    shuffle_dates,
+    shuffle_runs,
 )
 from probcast.verify.multivariate import multivariate_scores, vectors
 
@@ -176,9 +176,16 @@ def test_the_pit_is_needed_only_on_the_dates_the_shuffle_uses():
     now["fc_t2m"] = now["obs_t2m"]
     past["pit_t2m"] = rng.random(len(past))
     members = {"t2m": rng.normal(280, 3, (len(now), 8))}
-    dates = shuffle_dates(now, past, ["t2m"], 8, seed=5)
+    runs = shuffle_runs(now, past, ["t2m"], 8, seed=5)
+    dates = pd.DatetimeIndex([], tz="UTC").append([run.dates for run in runs]).unique()
     assert 8 <= len(dates) <= 3 * 8 < past["init_time"].nunique()
     used = past["init_time"].isin(dates)
     only = past.assign(pit_t2m=past["pit_t2m"].where(used))  # NaN on every other date
     full = schaake_shuffle(now, members, past, seed=5)["t2m"]
     np.testing.assert_array_equal(schaake_shuffle(now, members, only, seed=5)["t2m"], full)
+    # the runs given (chosen once, replayed alike): the same shuffle
+    for _ in range(2):
+        given = schaake_shuffle(now, members, only, seed=5, runs=runs)["t2m"]
+        np.testing.assert_array_equal(given, full)
+    with pytest.raises(ValueError, match="member count"):
+        schaake_shuffle(now, {"t2m": members["t2m"][:, :4]}, past, runs=runs)

@@ -152,12 +152,11 @@ def _gamma_quantile(k: Array, q: Array, steps: int = 12) -> Array:
     kk = jnp.where(large, 1.0, k)  # the large shapes take no part in the iteration
     z = ndtri(jnp.clip(q, 1e-7, 1.0 - 1e-7))
     wilson = kk * jnp.maximum(1.0 - 1.0 / (9.0 * kk) + z / (3.0 * jnp.sqrt(kk)), 1e-3) ** 3
+    # (q Gamma(k+1))^(1/k) bounds the quantile from below (P(k, x) <= x^k / Gamma(k+1)) and
+    # from above by a factor exp(x/k): far below float32's range it is the quantile (0)
     small = jnp.exp((jnp.log(jnp.maximum(q, 1e-30)) + gammaln(kk + 1.0)) / kk)
-    # (q Gamma(k+1))^(1/k) is a lower bound of the quantile (P(k, x) <= x^k / Gamma(k+1))
     t = jnp.log(jnp.where(kk < 1.0, jnp.minimum(small, wilson + small), jnp.maximum(wilson, small)))
     log_gamma_k = gammaln(kk)
-    # (q Gamma(k+1))^(1/k) bounds the quantile from below, and from above by a factor
-    # exp(x/k): far below float32's range it is the quantile (0 after rounding)
     tiny = (kk < 1.0) & (small < 1e-20)
     active = (q > 0.0) & (q < 1.0) & ~large & ~tiny
 
@@ -246,7 +245,7 @@ def _lambda_minus_one(eta: Array, steps: int = 6) -> Array:
     start = jnp.where(
         eta > 0.0, h + jnp.log1p(h) + jnp.log1p(jnp.log1p(h)), jnp.exp(-1.0 - h) - 1.0
     )
-    s = jnp.where(near | (jnp.abs(eta) < 1.0), series, start)
+    s = jnp.where(jnp.abs(eta) < 1.0, series, start)
     for _ in range(steps):
         slope = s / (1.0 + s)
         step = (s - jnp.log1p(s) - h) / jnp.where(near | (slope == 0.0), 1.0, slope)

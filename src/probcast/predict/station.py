@@ -36,9 +36,10 @@ from probcast.predict.copula import with_template_pit
 from probcast.products import table as product_table
 from probcast.products.coherence import (
     PIT_PREFIX,
+    ShuffleRun,
     enforce_constraints,
     schaake_shuffle,
-    shuffle_dates,
+    shuffle_runs,
 )
 
 log = logging.getLogger(__name__)
@@ -46,22 +47,18 @@ log = logging.getLogger(__name__)
 
 def _copula_template(
     model: TrainedModel,
-    table: pd.DataFrame,
     template: pd.DataFrame,
-    sampled: dict[str, np.ndarray],
+    runs: list[ShuffleRun],
+    targets: list[str],
     seed: int,
 ) -> pd.DataFrame:
     """The template with the model's PIT of its observations on the dates the shuffle uses.
 
-    The shuffle of ``table``'s runs picks its dates from the template's forecasts alone
-    (:func:`~probcast.products.coherence.shuffle_dates`): one run uses as many dates as it
-    has members, so the model predicts those dates' rows only (their recent errors derived
-    from the whole template first); other rows' ``pit_<var>`` stay NaN.
+    The shuffle's runs took their dates from the template's forecasts alone
+    (:func:`~probcast.products.coherence.shuffle_runs`), as many as they have members, so
+    the model predicts those dates' rows only; other rows' ``pit_<var>`` stay NaN.
     """
-    targets = list(sampled)
-    members = next(iter(sampled.values())).shape[1]
-    template = model.spec.derive(template.reset_index(drop=True))
-    dates = shuffle_dates(table, template, targets, members, seed=seed)
+    dates = pd.DatetimeIndex([], tz="UTC").append([run.dates for run in runs]).unique()
     used = pd.to_datetime(template["init_time"], utc=True).isin(dates).to_numpy()
 
     def sample(rows: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
@@ -176,8 +173,11 @@ def predict_stations(
         sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
     sampled = {v: fill(v, m, "members", n_members, seed) for v, m in sampled.items()}
     if sampled and template is not None:
-        template = _copula_template(model, table, template, sampled, seed)
-        sampled = schaake_shuffle(table, sampled, template, seed=seed)
+        # recent errors from the whole template, before its rows on the shuffle's dates
+        template = spec.derive(template.reset_index(drop=True))
+        runs = shuffle_runs(table, template, list(sampled), n_members, seed=seed)
+        template = _copula_template(model, template, runs, list(sampled), seed)
+        sampled = schaake_shuffle(table, sampled, template, seed=seed, runs=runs)
     sampled = enforce_constraints(sampled)
     qs = model.quantiles(rows, quantiles) if quantiles else {}
     qs = {v: fill(v, q, "quantiles", quantiles) for v, q in qs.items()}

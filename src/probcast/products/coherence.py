@@ -23,7 +23,9 @@ ranked at random (seeded), so those slots stay independent rather than biased.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -163,6 +165,7 @@ def schaake_shuffle(
     template: pd.DataFrame,
     *,
     seed: int = 0,
+    runs: Sequence[ShuffleRun] | None = None,
 ) -> dict[str, np.ndarray]:
     """Schaake-shuffle the members of every run in ``rows`` with past observations.
 
@@ -172,6 +175,8 @@ def schaake_shuffle(
         template: A station table with ``obs_<var>`` of past dates (the training table),
             and ``pit_<var>`` where known (see :func:`_anomalies`).
         seed: Seed of the date choice and of the random ranks.
+        runs: The runs' dates as :func:`shuffle_runs` chose them for these rows, template
+            and seed (``None``: chosen here).
 
     Returns:
         Variable -> reordered members (same marginals per row).
@@ -179,30 +184,62 @@ def schaake_shuffle(
     if not members:
         return {}
     m = next(iter(members.values())).shape[1]
+    if runs is None:
+        runs = shuffle_runs(rows, template, list(members), m, seed)
+    if any(len(run.dates) != m for run in runs):
+        raise ValueError(f"the shuffle's runs were chosen for another member count than {m}")
     out = {v: np.array(a, copy=True) for v, a in members.items()}
     tmpl, rows = _slots(template), _slots(rows)
     wides = {v: _wide(_anomalies(tmpl, v), v) for v in members}
-    for index, rng, dates in _run_dates(rows, tmpl, list(members), m, seed):
-        sub = rows.iloc[index]
+    for run in runs:
+        rng, sub = run.rng(), rows.iloc[run.index]
         for var, values in members.items():
-            t = _template_values(wides[var], sub, dates)
-            out[var][index] = reorder(values[index], t, rng)
+            t = _template_values(wides[var], sub, run.dates)
+            out[var][run.index] = reorder(values[run.index], t, rng)
     return out
 
 
-def shuffle_dates(
-    rows: pd.DataFrame, template: pd.DataFrame, variables: Sequence[str], m: int, seed: int = 0
-) -> pd.DatetimeIndex:
-    """The template dates :func:`schaake_shuffle` uses for ``m`` members of ``rows``.
+@dataclass(frozen=True)
+class ShuffleRun:
+    """One run of the shuffle: its rows, its template dates and its generator.
 
-    The choice depends on the template's forecasts only, so the template's PIT
-    (``pit_<var>``) is needed on these dates alone: one run uses ``m`` of them.
+    Attributes:
+        index: Positions of the run's rows.
+        dates: The ``M`` template dates whose ranks its members take.
+        generator: The run's generator as the date choice left it (the random ranks draw
+            on a copy, so a run replays alike).
+    """
+
+    index: np.ndarray
+    dates: pd.DatetimeIndex
+    generator: np.random.Generator
+
+    def rng(self) -> np.random.Generator:
+        """A copy of :attr:`generator`."""
+        return copy.deepcopy(self.generator)
+
+
+def shuffle_runs(
+    rows: pd.DataFrame, template: pd.DataFrame, variables: Sequence[str], m: int, seed: int = 0
+) -> list[ShuffleRun]:
+    """Per run (init time) of ``rows``, the ``m`` template dates :func:`schaake_shuffle` uses.
+
+    The choice depends on the template's forecasts only, so a caller can compute the
+    template's ``pit_<var>`` on these dates alone and pass the runs on to the shuffle.
     """
     tmpl, rows = _slots(template), _slots(rows)
-    chosen = [dates for _, _, dates in _run_dates(rows, tmpl, variables, m, seed)]
-    if not chosen:
-        return pd.DatetimeIndex([], tz="UTC")
-    return pd.DatetimeIndex(chosen[0].append(chosen[1:]).unique()).sort_values()
+    fcs = {
+        v: w
+        for v in variables
+        if f"{FC_PREFIX}{v}" in rows and (w := _wide(tmpl, v, FC_PREFIX)) is not None
+    }
+    runs = []
+    for key, index in rows.groupby(rows["init_time"]).indices.items():
+        init = pd.Timestamp(str(key))
+        rng = np.random.default_rng([seed, int(init.value // 10**9)])
+        dates = template_dates(tmpl, init, m, rng, forecast_distance(fcs, rows.iloc[index]))
+        runs.append(ShuffleRun(np.asarray(index), dates, rng))
+    return runs
 
 
 def _slots(table: pd.DataFrame) -> pd.DataFrame:
@@ -212,22 +249,6 @@ def _slots(table: pd.DataFrame) -> pd.DataFrame:
         init_time=pd.to_datetime(table["init_time"], utc=True),
         lead_time=table["lead_time"].astype("float64"),
     )
-
-
-def _run_dates(
-    rows: pd.DataFrame, tmpl: pd.DataFrame, variables: Sequence[str], m: int, seed: int
-) -> Iterator[tuple[np.ndarray, np.random.Generator, pd.DatetimeIndex]]:
-    """Per run (init time) of ``rows``: its row positions, its generator, its dates."""
-    fcs = {
-        v: w
-        for v in variables
-        if f"{FC_PREFIX}{v}" in rows and (w := _wide(tmpl, v, FC_PREFIX)) is not None
-    }
-    for key, index in rows.groupby(rows["init_time"]).indices.items():
-        init = pd.Timestamp(str(key))
-        rng = np.random.default_rng([seed, int(init.value // 10**9)])
-        dates = template_dates(tmpl, init, m, rng, forecast_distance(fcs, rows.iloc[index]))
-        yield np.asarray(index), rng, dates
 
 
 def ecc(members: np.ndarray, raw_ensemble: np.ndarray, seed: int = 0) -> np.ndarray:
