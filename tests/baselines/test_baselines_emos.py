@@ -98,6 +98,24 @@ def test_emos_missing_forecast_gives_nan_and_bad_input_errors() -> None:
         fit_emos(_synthetic(n=100), "tp")
     with pytest.raises(KeyError, match="unknown distribution"):
         fit_emos(_synthetic(n=100), "t2m", family="nope")
+    with pytest.raises(KeyError, match=r"lacks column\(s\) \['fc2_t2m'\] needed for 't2m'"):
+        fit_emos(_synthetic(n=100), "t2m", extra_predictors=["fc2_t2m"])
+    blank = _synthetic(n=100).assign(obs_t2m=np.nan)
+    with pytest.raises(ValueError, match="no training row has finite values"):
+        fit_emos(blank, "t2m")
+
+
+def test_rows_with_a_missing_predictor_are_left_out_of_the_fit() -> None:
+    """A row missing any predictor or the observation is dropped, not fitted as NaN."""
+    train = _synthetic(n=2000).assign(fc2_t2m=lambda t: t["fc_t2m"] + 0.1)
+    holes = train.copy()
+    holes.loc[::7, "obs_t2m"] = np.nan
+    holes.loc[3::11, "fc2_t2m"] = np.nan
+    kept = holes.dropna()
+    a = fit_emos(holes, "t2m", family="normal", extra_predictors=["fc2_t2m"])
+    b = fit_emos(kept, "t2m", family="normal", extra_predictors=["fc2_t2m"])
+    np.testing.assert_allclose(a.global_coefs, b.global_coefs, rtol=1e-12, atol=1e-12)
+    assert np.all(np.isfinite(a.global_coefs))
 
 
 def test_fit_runs_on_the_host_cpu_where_the_default_device_is_an_accelerator(monkeypatch):

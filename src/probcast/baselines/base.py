@@ -57,6 +57,25 @@ def training_rows(train: pd.DataFrame, columns: Sequence[str], var: str) -> pd.D
     return train.loc[ok]
 
 
+def training_values(
+    train: pd.DataFrame, columns: Sequence[str], var: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`training_rows` as arrays: the mask of the rows kept and their float64 values.
+
+    Raises:
+        KeyError: A column is missing.
+        ValueError: No row has every one of ``columns`` finite.
+    """
+    missing = [c for c in columns if c not in train.columns]
+    if missing:
+        raise KeyError(f"training table lacks column(s) {missing} needed for {var!r}")
+    values = {c: train[c].to_numpy(dtype=np.float64) for c in dict.fromkeys(columns)}
+    ok = np.logical_and.reduce([np.isfinite(v) for v in values.values()])
+    if not ok.any():
+        raise ValueError(f"no training row has finite values of {list(columns)} for {var!r}")
+    return ok, values if ok.all() else {c: v[ok] for c, v in values.items()}
+
+
 def clip_physical(values: np.ndarray, var: str) -> np.ndarray:
     """Clip to the physical bounds of bounded variables (``nonneg``/``positive``/``fraction``)."""
     v = VARIABLES[var]

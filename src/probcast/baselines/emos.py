@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from probcast import dists, progress
-from probcast.baselines.base import assign_bins, lead_edges, target_columns, training_rows
+from probcast.baselines.base import assign_bins, lead_edges, target_columns, training_values
 from probcast.baselines.emos_fit import fit_groups
 from probcast.dists import Predictive
 
@@ -68,8 +68,11 @@ class EmosModel:
         missing = [c for c in self.features if c not in table.columns]
         if missing:
             raise KeyError(f"EMOS for {self.var!r} needs column(s) {missing}; table lacks them")
-        x = table[self.features].to_numpy(dtype=np.float64)
-        x = (x - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
+        return self.standardise(table[self.features].to_numpy(dtype=np.float64))
+
+    def standardise(self, f: np.ndarray) -> np.ndarray:
+        """:meth:`design` of the predictor values ``f (rows, n_features)``."""
+        x = (f - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
         return np.concatenate([np.ones((len(x), 1)), x], axis=1).astype(np.float32)
 
     def row_coefs(self, table: pd.DataFrame) -> np.ndarray:
@@ -156,19 +159,18 @@ def fit_emos(
     dists.get(family)
     fc, obs = target_columns(train, var, need_obs=True)
     features = [fc, "lead_time", *extra_predictors]
-    used = [c for c in dict.fromkeys([*features, fc, obs, "station"]) if c in train.columns]
-    rows = training_rows(train[used], [fc, obs, *features], var)  # only the columns used
-    f = rows[features].to_numpy(dtype=np.float64)
-    std = f.std(axis=0)
-    lead = rows["lead_time"].to_numpy(dtype=np.float64)
+    ok, values = training_values(train, [*features, obs], var)  # arrays: no frame copies
+    ft = np.stack([values[c] for c in features])  # (features, rows): contiguous columns
+    std = ft.std(axis=1)
+    lead = values["lead_time"]
     edges = lead_edges(lead, lead_bins)
     bins = assign_bins(lead, edges)
     # a predictor constant within every lead bin (the lead time itself, with one lead a
     # bin) is the bins' intercepts again: it adds only directions the ridge alone decides
-    keep = varies_within(f, bins)
+    keep = varies_within(ft.T, bins)
     keep[0] = True
     features = [c for c, k in zip(features, keep, strict=True) if k]
-    spread = float(np.std(rows[obs].to_numpy() - rows[fc].to_numpy()))
+    spread = float(np.std(values[obs] - values[fc]))
     if not spread > 0:
         raise ValueError(f"training errors of {var!r} have zero spread; cannot scale EMOS")
     model = EmosModel(
@@ -176,22 +178,22 @@ def fit_emos(
         family=family,
         spread=spread,
         features=features,
-        feature_mean=f[:, keep].mean(axis=0).tolist(),
+        feature_mean=ft[keep].mean(axis=1).tolist(),
         feature_std=np.where(std[keep] > 0, std[keep], 1.0).tolist(),
         edges=edges.tolist(),
         global_coefs=[],
         min_rows=min_rows,
     )
-    x = model.design(rows)
-    center = rows[fc].to_numpy(dtype=np.float32)
-    y = rows[obs].to_numpy(dtype=np.float32)
+    x = model.standardise(ft[keep].T)
+    center = values[fc].astype(np.float32)
+    y = values[obs].astype(np.float32)
     n_params = len(dists.get(family).param_names)
     n_bins = len(model.edges) + 1
     prior = np.zeros((n_bins, n_params, x.shape[1]))
     # start from (and shrink towards) the bias-corrected raw forecast: the loc intercept
     # absorbs the mean error, in spread units
     prior[:, 0, 0] = float(np.mean(y - center)) / spread
-    local = _LocalGroups.of(rows, bins, n_bins, min_rows) if by_station else None
+    local = _LocalGroups.of(train, ok, bins, n_bins, min_rows) if by_station else None
     with on_host(), progress.bar(f"EMOS fit {var} (global)", 2 if by_station else 1) as shown:
         near = _compatible(start, model)
         first = np.asarray(near.global_coefs, dtype=np.float64) if near else None
@@ -230,9 +232,10 @@ def fit_emos(
 
 def varies_within(f: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Whether each column of ``f`` ``(rows, columns)`` takes two values in some group."""
-    first = np.empty((int(groups.max(initial=0)) + 1, f.shape[1]))
-    first[groups[::-1]] = f[::-1]  # each group's first row (the last assignment wins)
-    return np.any(f != first[groups], axis=0)
+    first = np.zeros(int(groups.max(initial=0)) + 1, np.int64)
+    first[groups[::-1]] = np.arange(len(groups))[::-1]  # each group's first row (last wins)
+    at = first[groups]
+    return np.array([np.any(c != c[at]) for c in np.asarray(f).T], dtype=bool)
 
 
 def on_host() -> contextlib.AbstractContextManager[Any]:
@@ -261,10 +264,13 @@ class _LocalGroups:
     kept: np.ndarray  # the keys of the groups fitted
 
     @classmethod
-    def of(cls, rows: pd.DataFrame, bins: np.ndarray, n_bins: int, min_rows: int) -> _LocalGroups:
-        if "station" not in rows.columns:
+    def of(
+        cls, table: pd.DataFrame, ok: np.ndarray, bins: np.ndarray, n_bins: int, min_rows: int
+    ) -> _LocalGroups:
+        """The groups of ``table``'s rows ``ok`` (a mask), in lead bins ``bins``."""
+        if "station" not in table.columns:
             raise KeyError("local EMOS (by_station=True) needs a 'station' column")
-        codes, names = pd.factorize(rows["station"].astype(str))
+        codes, names = pd.factorize(table["station"].to_numpy()[ok].astype(str))
         key = codes.astype(np.int64) * n_bins + np.asarray(bins, dtype=np.int64)
         kept = np.flatnonzero(np.bincount(key, minlength=len(names) * n_bins) >= min_rows)
         return cls(np.asarray(names), key, kept)

@@ -124,7 +124,13 @@ def fit_groups(
         raise ValueError(f"{slots} kernel group slots are fewer than the {len(prior)} groups")
     if not emos_kernels.has_hessian(family):
         return fit_lbfgs(family, x, center, y, groups, prior, spread, shrinkage, maxiter, size)
-    loss, data = _Loss(family, spread, shrinkage), Rows(x, center, y, np.asarray(groups))
+    # rows sorted by group once (stable): the layouts and subsamples below keep every
+    # group's rows in their order, so the kernels' input is the same, without a sort each
+    groups = np.asarray(groups)
+    order = np.argsort(groups, kind="stable")
+    x64, center64, y64 = (np.asarray(a, np.float64)[order] for a in (x, center, y))
+    data = Rows(x64, center64, y64, groups[order])
+    loss = _Loss(family, spread, shrinkage)
     calls = max(maxiter // 5, 20)
     present = max(int(np.count_nonzero(np.bincount(data.groups))), 1)
     tail = COMPACT_ROWS  # kernel rows of the slow groups' compacted runs
@@ -222,9 +228,7 @@ def _newton(
     layout = Layout.build(groups, n_slots, size)
     weight = np.zeros(layout.rows)
     weight[layout.at] = 1.0 / (layout.counts[groups] * spread)
-    x_rows, center_rows, y_rows = (
-        layout.place(np.asarray(a, np.float64)) for a in (data.x, data.center, data.y)
-    )
+    x_rows, center_rows, y_rows = (layout.place(a) for a in (data.x, data.center, data.y))
     host = [x_rows.T, layout.blocks, weight, center_rows, y_rows, np.float64(spread)]
     with jax.enable_x64(True):
         *device, scale = jax.device_put(host)  # once per run; then only theta per call
