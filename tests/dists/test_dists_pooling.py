@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from probcast import dists
 from probcast.dists import pooling
@@ -57,3 +57,50 @@ def test_single_network_is_exact():
     np.testing.assert_allclose(q, NORMAL.quantile({k: v[:, None] for k, v in A.items()}, LEVELS))
     with pytest.raises(ValueError, match="combine"):
         pooling.check_combine("average")
+
+
+def _gamma_pool_reference(params: list[dict], row: int, t: float) -> float:
+    """Exceedance of the Vincentized censored shifted gamma pool, float64 (scipy)."""
+    k, th, d = ([float(p[n][row]) for p in params] for n in ("shape", "scale", "shift"))
+
+    def gap(u: float) -> float:
+        x = [max(th[i] * stats.gamma.ppf(u, k[i]) - d[i], 0.0) for i in range(len(k))]
+        return float(np.mean(x)) - t
+
+    cdf = [stats.gamma.cdf((t + d[i]) / th[i], k[i]) for i in range(len(k))]
+    lo, hi = min(cdf), max(cdf)
+    if gap(hi) <= 0.0:
+        return 1.0 - hi
+    if gap(lo) > 0.0:
+        return 1.0 - lo
+    return 1.0 - optimize.brentq(gap, lo, hi, xtol=1e-14)
+
+
+def test_vincentized_gamma_exceedance_matches_a_float64_reference():
+    """The pooled exceedance (Newton on the level) against scipy, dry to very wet rows."""
+    dist = dists.get("censored_shifted_gamma")
+    rng = np.random.default_rng(3)
+    n = 300
+    center = np.concatenate([np.zeros(50), rng.gamma(0.4, 4.0, n - 100), rng.gamma(20, 1, 50)])
+    params = [
+        {
+            k: np.asarray(v)
+            for k, v in dist.constrain(
+                jnp.asarray(rng.normal(0, 0.4, (n, 3)), jnp.float32),
+                jnp.asarray(center, jnp.float32),
+                1.0,
+            ).items()
+        }
+        for _ in range(5)
+    ]
+    t = np.array([-1.0, 0.0, 0.1, 1.0, 5.0, 50.0], np.float32)
+    p = np.asarray(pooling.exceedance(dist, params, jnp.asarray(t), "vincentize"))
+    assert p.shape == (n, len(t)) and np.all((p >= 0.0) & (p <= 1.0))
+    assert np.all(np.diff(p, axis=1) <= 1e-6)  # non-increasing in the threshold
+    np.testing.assert_array_equal(p[:, 0], 1.0)  # below the support
+    ref = np.array([[_gamma_pool_reference(params, r, float(v)) for v in t[1:]] for r in range(n)])
+    np.testing.assert_allclose(p[:, 1:], ref, atol=1e-5)
+    # the pooled quantile at the complementary level is the threshold again
+    wet = (p[:, 3] > 1e-3) & (p[:, 3] < 1 - 1e-3)
+    q = pooling.quantile_at(dist, params, jnp.asarray(1.0 - p[:, 3:4]), "vincentize")
+    np.testing.assert_allclose(np.asarray(q)[wet, 0], 1.0, rtol=2e-3)
