@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammainc, gammaln, ndtri
-from scipy import optimize, stats
 from scipy.special import gammaincinv
 
 from probcast import dists
@@ -139,23 +138,6 @@ def _old_exceedance(dist, params, t):  # type: ignore[no-untyped-def]
 # ---- end of the old exceedance ----
 
 
-def _pool_reference(params: list[dict[str, np.ndarray]], row: int, t: float) -> float:
-    """Exceedance of the Vincentized gamma pool at ``t`` for one row, float64 (scipy)."""
-    k, th, d = ([float(p[n][row]) for p in params] for n in ("shape", "scale", "shift"))
-
-    def gap(u: float) -> float:
-        x = [max(th[i] * stats.gamma.ppf(u, k[i]) - d[i], 0.0) for i in range(len(k))]
-        return float(np.mean(x)) - t
-
-    cdf = [stats.gamma.cdf((t + d[i]) / th[i], k[i]) for i in range(len(k))]
-    lo, hi = min(cdf), max(cdf)
-    if gap(hi) <= 0.0:
-        return 1.0 - hi
-    if gap(lo) > 0.0:
-        return 1.0 - lo
-    return 1.0 - optimize.brentq(gap, lo, hi, xtol=1e-14)
-
-
 def pool_table(rows: int, networks: int, repeats: int) -> None:
     """Table 3: the Vincentized gamma pool's exceedance, old bisection against Newton."""
     family = dists.get("censored_shifted_gamma")
@@ -179,7 +161,9 @@ def pool_table(rows: int, networks: int, repeats: int) -> None:
     got = [np.asarray(old(family, params, t)), np.asarray(pooling.exceedance(
         family, params, t, "vincentize"))]  # fmt: skip
     sample = range(0, rows, max(rows // 200, 1))
-    ref = np.array([[_pool_reference(params, r, float(v)) for v in t] for r in sample])
+    ref = np.array(
+        [[gamma.pooled_exceedance_reference(params, r, float(v)) for v in t] for r in sample]
+    )
     err = [float(np.max(np.abs(g[list(sample)] - ref))) for g in got]
     print(f"\n{networks} censored shifted gamma networks, {rows} rows, thresholds 0.1/1/5 mm:")
     print("| exceedance | old us/row | new us/row | old/new | max abs err old | new |")

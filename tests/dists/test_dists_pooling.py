@@ -5,10 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import optimize, stats
+from scipy import stats
 
 from probcast import dists
-from probcast.dists import pooling
+from probcast.dists import gamma, pooling
 
 NORMAL = dists.get("normal")
 A = {"loc": jnp.array([0.0, 10.0]), "scale": jnp.array([1.0, 2.0])}
@@ -59,23 +59,6 @@ def test_single_network_is_exact():
         pooling.check_combine("average")
 
 
-def _gamma_pool_reference(params: list[dict], row: int, t: float) -> float:
-    """Exceedance of the Vincentized censored shifted gamma pool, float64 (scipy)."""
-    k, th, d = ([float(p[n][row]) for p in params] for n in ("shape", "scale", "shift"))
-
-    def gap(u: float) -> float:
-        x = [max(th[i] * stats.gamma.ppf(u, k[i]) - d[i], 0.0) for i in range(len(k))]
-        return float(np.mean(x)) - t
-
-    cdf = [stats.gamma.cdf((t + d[i]) / th[i], k[i]) for i in range(len(k))]
-    lo, hi = min(cdf), max(cdf)
-    if gap(hi) <= 0.0:
-        return 1.0 - hi
-    if gap(lo) > 0.0:
-        return 1.0 - lo
-    return 1.0 - optimize.brentq(gap, lo, hi, xtol=1e-14)
-
-
 def test_vincentized_gamma_exceedance_matches_a_float64_reference():
     """The pooled exceedance (Newton on the level) against scipy, dry to very wet rows."""
     dist = dists.get("censored_shifted_gamma")
@@ -98,7 +81,9 @@ def test_vincentized_gamma_exceedance_matches_a_float64_reference():
     assert p.shape == (n, len(t)) and np.all((p >= 0.0) & (p <= 1.0))
     assert np.all(np.diff(p, axis=1) <= 1e-6)  # non-increasing in the threshold
     np.testing.assert_array_equal(p[:, 0], 1.0)  # below the support
-    ref = np.array([[_gamma_pool_reference(params, r, float(v)) for v in t[1:]] for r in range(n)])
+    ref = np.array(
+        [[gamma.pooled_exceedance_reference(params, r, float(v)) for v in t[1:]] for r in range(n)]
+    )
     np.testing.assert_allclose(p[:, 1:], ref, atol=1e-5)
     # the pooled quantile at the complementary level is the threshold again
     wet = (p[:, 3] > 1e-3) & (p[:, 3] < 1 - 1e-3)

@@ -11,6 +11,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import gammainc, gammaln, ndtri
 
 from probcast.dists._common import (
@@ -251,3 +252,27 @@ def _lambda_minus_one(eta: Array, steps: int = 6) -> Array:
         step = (s - jnp.log1p(s) - h) / jnp.where(near | (slope == 0.0), 1.0, slope)
         s = jnp.maximum(jnp.where(near, s, s - step), -1.0 + 1e-30)
     return jnp.where(near, series, s)
+
+
+def pooled_exceedance_reference(params: list[dict[str, np.ndarray]], row: int, t: float) -> float:
+    """Float64 reference (scipy) of a Vincentized pool's ``P(Y > t)`` for one row.
+
+    ``params``: one dict of this family's parameters per network. Slow (a root search
+    over scipy's ``gamma.ppf``); for tests and benchmarks of
+    :func:`probcast.dists.pooling.exceedance`.
+    """
+    from scipy import optimize, stats
+
+    k, th, d = ([float(p[n][row]) for p in params] for n in ("shape", "scale", "shift"))
+
+    def gap(u: float) -> float:
+        x = [max(th[i] * stats.gamma.ppf(u, k[i]) - d[i], 0.0) for i in range(len(k))]
+        return float(np.mean(x)) - t
+
+    cdf = [stats.gamma.cdf((t + d[i]) / th[i], k[i]) for i in range(len(k))]
+    lo, hi = min(cdf), max(cdf)
+    if gap(hi) <= 0.0:
+        return 1.0 - hi
+    if gap(lo) > 0.0:
+        return 1.0 - lo
+    return 1.0 - float(optimize.brentq(gap, lo, hi, xtol=1e-14))
