@@ -32,9 +32,10 @@ _Search = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array
 """The pooled-level search's state: iteration, score, bracket, ends evaluated, active."""
 COMBINES = ("vincentize", "mixture")
 _BISECTIONS = 40
-_SCORE_TOL = 1e-5
-"""Newton step in the normal score below which :func:`_pooled_level` stops (the level then
-within about ``1e-5 phi(z)``; a tighter one meets float32 quantiles' rounding and runs on)."""
+_LEVEL_TOL, _TAIL_RTOL = 2e-6, 1e-3
+"""A step of :func:`_pooled_level` below ``min(_LEVEL_TOL, _TAIL_RTOL min(u, 1 - u))`` in
+the level ends its search: absolute precision in the body, relative in the tails (where
+float32 quantiles' rounding would keep a tighter search going)."""
 _VALUE_TOL = 1e-6
 """Relative distance of the pooled quantile to the threshold at which it stops as well."""
 _U_MIN, _U_MAX = 1e-7, 1.0 - 1e-7
@@ -105,7 +106,8 @@ def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) ->
     (0 for a network at a bound of its support); every evaluation narrows the bracket
     (``qbar(lo) <= t < qbar(hi)``), and a step leaving it tries the bracket's end where that
     has not been evaluated (the answer at a point mass or at the range's end), else
-    bisects. An element stops once its step is below :data:`_SCORE_TOL`, its pooled
+    bisects. An element stops once its step is below :data:`_LEVEL_TOL` (relative :data:`_TAIL_RTOL`
+    in the tails), its pooled
     quantile within :data:`_VALUE_TOL` of ``t`` or its bracket closed; at most
     :data:`_BISECTIONS` iterations. Its error against a float64 reference is below 1e-5
     (``tests/dists/test_dists_pooling.py``); 5-6 iterations of ``quantile`` and
@@ -146,12 +148,16 @@ def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) ->
         nxt = jnp.where(~ok & (newton >= hi) & ~hi_seen, hi, nxt)
         scale = jnp.maximum(jnp.abs(t), jnp.mean(jnp.abs(x), axis=0))
         close = jnp.abs(gap) <= _VALUE_TOL * scale
-        active = active & ~close & (jnp.abs(nxt - z) > _SCORE_TOL) & (hi - lo > _SCORE_TOL)
+        # a level's precision: absolute in the body, relative in the tails
+        u = ndtr(z)
+        tol = jnp.minimum(_LEVEL_TOL, _TAIL_RTOL * jnp.minimum(u, 1.0 - u))
+        moved = jnp.abs(ndtr(nxt) - u) > tol
+        active = active & ~close & moved & (ndtr(hi) - ndtr(lo) > tol)
         return i + 1, jnp.where(active, nxt, z), lo, hi, lo_seen, hi_seen, active
 
     zlo, zhi = ndtri(lo), ndtri(hi)
     no = jnp.zeros(zlo.shape, bool)
-    carry = (jnp.asarray(0), jnp.clip(z0, zlo, zhi), zlo, zhi, no, no, zhi - zlo > _SCORE_TOL)
+    carry = (jnp.asarray(0), jnp.clip(z0, zlo, zhi), zlo, zhi, no, no, hi - lo > 0.0)
     _, z, zlo, zhi, *_ = jax.lax.while_loop(cond, body, carry)
     u = ndtr(jnp.clip(z, zlo, zhi))
     # every network's F(t) beyond an end of the range: that end of [0, 1] (below the
