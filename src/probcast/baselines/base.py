@@ -49,11 +49,7 @@ def target_columns(table: pd.DataFrame, var: str, *, need_obs: bool) -> tuple[st
 
 def training_rows(train: pd.DataFrame, columns: Sequence[str], var: str) -> pd.DataFrame:
     """Rows of ``train`` where every one of ``columns`` is finite; error when none is."""
-    ok = np.ones(len(train), dtype=bool)
-    for c in columns:
-        ok &= np.isfinite(train[c].to_numpy(dtype=np.float64))
-    if not ok.any():
-        raise ValueError(f"no training row has finite values of {list(columns)} for {var!r}")
+    ok, _ = training_values(train, columns, var)
     return train.loc[ok]
 
 

@@ -124,8 +124,9 @@ def fit_groups(
         raise ValueError(f"{slots} kernel group slots are fewer than the {len(prior)} groups")
     if not emos_kernels.has_hessian(family):
         return fit_lbfgs(family, x, center, y, groups, prior, spread, shrinkage, maxiter, size)
-    # rows sorted by group once (stable): the layouts and subsamples below keep every
-    # group's rows in their order, so the kernels' input is the same, without a sort each
+    # rows sorted by group once (stable, float64): every group keeps its rows' order, so
+    # the kernels' input is unchanged, and the layouts' and subsamples' own stable sorts
+    # then meet sorted input (linear time instead of 1 ms each on 47k rows)
     groups = np.asarray(groups)
     order = np.argsort(groups, kind="stable")
     x64, center64, y64 = (np.asarray(a, np.float64)[order] for a in (x, center, y))

@@ -88,7 +88,11 @@ class Layout:
 
 @dataclass(frozen=True)
 class Rows:
-    """The rows of a fit: design (intercept included), raw forecast, observation, group."""
+    """The rows of a fit: design (intercept included), raw forecast, observation, group.
+
+    Values float64, as the kernels take them (:func:`~probcast.baselines.emos_fit.fit_groups`
+    converts them once).
+    """
 
     x: np.ndarray
     center: np.ndarray
