@@ -196,6 +196,22 @@ def test_gamma_cdf_matches_scipy_on_every_shape_range() -> None:
     assert abs(float(D.get("censored_shifted_gamma").cdf(params, y)) - ref) < 1e-5
 
 
+def test_gamma_mean_and_point_mass_are_accurate_at_large_shapes() -> None:
+    """``mean`` and ``log_prob``'s point mass share the CDF's route from shape 100 on."""
+    from scipy import stats
+
+    fam = D.get("censored_shifted_gamma")
+    k, theta, d = np.float32(2000.0), np.float32(0.05), np.float32(99.0)  # wet, sharp
+    params = {"shape": jnp.float32(k), "scale": jnp.float32(theta), "shift": jnp.float32(d)}
+    g, g1 = (stats.gamma(float(a), scale=float(theta)) for a in (k, k + 1))
+    # E[max(X - d, 0)] = k theta P(X_{k+1} > d) - d P(X_k > d)
+    mean = float(k * theta) * g1.sf(float(d)) - float(d) * g.sf(float(d))
+    assert abs(float(fam.mean(params)) - mean) < 1e-4 * max(mean, 1.0)
+    mass = float(jnp.exp(fam.log_prob(params, jnp.float32(0.0))))
+    assert abs(mass - g.cdf(float(d))) < 1e-5
+    assert mass == pytest.approx(float(fam.cdf(params, jnp.float32(0.0))), abs=1e-7)
+
+
 def test_gamma_quantile_is_continuous_across_the_asymptotic_shape() -> None:
     from probcast.dists import gamma
 

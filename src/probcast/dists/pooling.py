@@ -106,10 +106,10 @@ def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) ->
     (0 for a network at a bound of its support); every evaluation narrows the bracket
     (``qbar(lo) <= t < qbar(hi)``), and a step leaving it tries the bracket's end where that
     has not been evaluated (the answer at a point mass or at the range's end), else
-    bisects. An element stops once its step is below :data:`_LEVEL_TOL` (relative :data:`_TAIL_RTOL`
-    in the tails), its pooled
-    quantile within :data:`_VALUE_TOL` of ``t`` or its bracket closed; at most
-    :data:`_BISECTIONS` iterations. Its error against a float64 reference is below 1e-5
+    bisects. An element stops once its step is below :data:`_LEVEL_TOL` (relative
+    :data:`_TAIL_RTOL` in the tails), its pooled quantile within :data:`_VALUE_TOL` of
+    ``t`` on a rising stretch, or its bracket closed; at most :data:`_BISECTIONS`
+    iterations. Its error against a float64 reference is below 1e-5
     (``tests/dists/test_dists_pooling.py``); 5-6 iterations of ``quantile`` and
     ``log_prob`` per network, where bisection on ``[0, 1]`` took 40 of ``quantile``
     (``benchmarks/quantile_speed.py``).
@@ -150,7 +150,6 @@ def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) ->
         # (not on a flat stretch, a point mass: its largest level is the answer)
         close = (jnp.abs(gap) <= _VALUE_TOL * scale) & (slope > 0.0)
         # a level's precision: absolute in the body, relative in the tails
-        u = ndtr(z)
         tol = jnp.minimum(_LEVEL_TOL, _TAIL_RTOL * jnp.minimum(u, 1.0 - u))
         moved = jnp.abs(ndtr(nxt) - u) > tol
         active = active & ~close & moved & (ndtr(hi) - ndtr(lo) > tol)
