@@ -39,6 +39,7 @@ from scipy.special import gammaincinv
 
 from probcast import dists
 from probcast.dists import gamma, pooling
+from probcast.testing import references
 from probcast.train import recalibrate
 
 
@@ -162,7 +163,7 @@ def pool_table(rows: int, networks: int, repeats: int) -> None:
         family, params, t, "vincentize"))]  # fmt: skip
     sample = range(0, rows, max(rows // 200, 1))
     ref = np.array(
-        [[gamma.pooled_exceedance_reference(params, r, float(v)) for v in t] for r in sample]
+        [[references.pooled_gamma_exceedance(params, r, float(v)) for v in t] for r in sample]
     )
     err = [float(np.max(np.abs(g[list(sample)] - ref))) for g in got]
     print(f"\n{networks} censored shifted gamma networks, {rows} rows, thresholds 0.1/1/5 mm:")

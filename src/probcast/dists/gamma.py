@@ -11,7 +11,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import gammainc, gammaln, ndtr, ndtri
 
 from probcast.dists._common import (
@@ -293,27 +292,3 @@ _HALF_ETA2_SERIES = (1 / 2, -1 / 3, 1 / 4, -1 / 5, 1 / 6, -1 / 7, 1 / 8)
 """``(mu - log1p(mu)) / mu^2`` as a power series in ``mu``."""
 _C0_SERIES = (-1 / 3, 1 / 12, -2 / 135, 1 / 864, 1 / 2835, -139 / 777600)
 """Taylor coefficients of Temme's ``C0(eta)`` (DiDonato & Morris 1986, ``d0``)."""
-
-
-def pooled_exceedance_reference(params: list[dict[str, np.ndarray]], row: int, t: float) -> float:
-    """Float64 reference (scipy) of a Vincentized pool's ``P(Y > t)`` for one row.
-
-    ``params``: one dict of this family's parameters per network. Slow (a root search
-    over scipy's ``gamma.ppf``); for tests and benchmarks of
-    :func:`probcast.dists.pooling.exceedance`.
-    """
-    from scipy import optimize, stats
-
-    k, th, d = ([float(p[n][row]) for p in params] for n in ("shape", "scale", "shift"))
-
-    def gap(u: float) -> float:
-        x = [max(th[i] * stats.gamma.ppf(u, k[i]) - d[i], 0.0) for i in range(len(k))]
-        return float(np.mean(x)) - t
-
-    cdf = [stats.gamma.cdf((t + d[i]) / th[i], k[i]) for i in range(len(k))]
-    lo, hi = min(cdf), max(cdf)
-    if gap(hi) <= 0.0:
-        return 1.0 - hi
-    if gap(lo) > 0.0:
-        return 1.0 - lo
-    return 1.0 - float(optimize.brentq(gap, lo, hi, xtol=1e-14))

@@ -31,7 +31,9 @@ Params = dict[str, jax.Array]
 _Search = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 """The pooled-level search's state: iteration, score, bracket, ends evaluated, active."""
 COMBINES = ("vincentize", "mixture")
-_BISECTIONS = 40
+_MAX_STEPS = 40
+"""Iterations of a bisection (:func:`_bisect`: a 2**-40 bracket) and the most of a pooled
+level's search (:func:`_pooled_level`, which usually stops after 5-7)."""
 _LEVEL_TOL, _TAIL_RTOL = 2e-6, 1e-3
 """A step of :func:`_pooled_level` below ``min(_LEVEL_TOL, _TAIL_RTOL min(u, 1 - u))`` in
 the level ends its search: absolute precision in the body, relative in the tails (where
@@ -62,7 +64,7 @@ def _bisect(fn, lo: jax.Array, hi: jax.Array, target: jax.Array) -> jax.Array:  
         below = fn(mid) <= target
         return jnp.where(below, mid, a), jnp.where(below, b, mid)
 
-    lo, hi = jax.lax.fori_loop(0, _BISECTIONS, body, (lo, hi))
+    lo, hi = jax.lax.fori_loop(0, _MAX_STEPS, body, (lo, hi))
     return 0.5 * (lo + hi)
 
 
@@ -108,7 +110,7 @@ def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) ->
     has not been evaluated (the answer at a point mass or at the range's end), else
     bisects. An element stops once its step is below :data:`_LEVEL_TOL` (relative
     :data:`_TAIL_RTOL` in the tails), its pooled quantile within :data:`_VALUE_TOL` of
-    ``t`` on a rising stretch, or its bracket closed; at most :data:`_BISECTIONS`
+    ``t`` on a rising stretch, or its bracket closed; at most :data:`_MAX_STEPS`
     iterations. Its error against a float64 reference is below 1e-5
     (``tests/dists/test_dists_pooling.py``); 5-6 iterations of ``quantile`` and
     ``log_prob`` per network, where bisection on ``[0, 1]`` took 40 of ``quantile``
@@ -126,7 +128,7 @@ def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) ->
 
     def cond(carry: _Search) -> jax.Array:
         i, *_, active = carry
-        return (i < _BISECTIONS) & jnp.any(active)
+        return (i < _MAX_STEPS) & jnp.any(active)
 
     def body(carry: _Search) -> _Search:
         i, z, lo, hi, lo_seen, hi_seen, active = carry
