@@ -78,12 +78,20 @@ def test_scores_without_paired_rows_say_their_gain_is_unpaired() -> None:
     assert math.isnan(unpaired["gain_lo"])
 
 
-def _check(gain: float, pit: float = 0.02, ssr: float = 1.0, days: float = 400) -> dict:
+def _check(
+    gain: float, pit: float = 0.02, ssr: float = 1.0, days: float = 400, ci: float = 0.05
+) -> dict:
     return {
         "never_worse": gain >= 0,
         "long": days >= goals.LONG_TRAINING_DAYS,
         "pit_noise": 0.01,
-        "checks": {"crps": gain >= goals.BAR_CRPS_GAIN, "pit": pit <= 0.03, "ssr": ssr <= 1.1},
+        "ssr_lo": ssr - ci,
+        "ssr_hi": ssr + ci,
+        "checks": {
+            "crps": gain >= goals.BAR_CRPS_GAIN,
+            "pit": pit <= 0.03,
+            "ssr": 0.9 <= ssr <= 1.1,
+        },
     }
 
 
@@ -97,10 +105,21 @@ def test_summary_counts_each_goal() -> None:
     assert goals.summary([]) == []
 
 
+def test_summary_counts_spread_skill_ratios_whose_interval_reaches_the_bar() -> None:
+    # 0.7 +- 0.1 misses 0.9-1.1 beyond sampling noise; 0.7 +- 0.3 and 1.0 +- 0.05 reach it
+    checked = [_check(0.08), _check(0.08, ssr=0.7, ci=0.1), _check(0.08, ssr=0.7, ci=0.3)]
+    line = goals.summary(checked)[2]
+    assert "spread-skill 0.9-1.1 on 1 of 3, its 95 % interval reaching 0.9-1.1 on 2" in line
+
+
 def test_render_has_goal_columns_and_pit_histograms(tmp_path: Path) -> None:
     n = 48
     cases = _cases({"dressing": np.ones(n), "emos-local": np.full(n, 1.2), "probcast": np.ones(n)})
     scores = _scores(cases, crpss=0.3, crpss_lo=0.2, crpss_hi=0.4, pit_max_dev=0.02)
+    spread = dict(spread_skill=0.84, spread_skill_lo=0.7, spread_skill_hi=0.95)
+    dressing = pd.DataFrame([("dressing", "t2m", "all", "all", "spread_skill", 0.81)])
+    dressing.columns = scores.columns
+    scores = pd.concat([scores, _scores({}, **spread), dressing])
     scores = pd.concat([scores, goals.versus_best_classical(cases, scores)])
     model = tmp_path / "model"
     model.mkdir()
@@ -123,6 +142,7 @@ def test_render_has_goal_columns_and_pit_histograms(tmp_path: Path) -> None:
     assert "| 1 never worse | 2 >= 5 % | 3 calibrated |" in text
     row = next(line for line in text.splitlines() if line.startswith("| set | t2m | 400 |"))
     assert "+0.0% [+0.0%, +0.0%] vs dressing" in row and row.endswith("| yes | no | no |")
+    assert "| 0.84 [0.70, 0.95] | 0.81 |" in row  # probcast's ratio and interval, the dressing's
     assert "- Goal 1, never worse than the best classical method: 1 of 1 (met)." in text
     pit = next(line for line in text.splitlines() if line.startswith("| set | t2m | 0.50"))
     assert "5.50 | 0.25 | 1.10 | not applied (held-out CRPS +0.8%, 1/5 folds better) |" in pit

@@ -1,4 +1,4 @@
-"""PIT noise: the histogram deviation that sampling alone gives on dependent cases."""
+"""PIT noise and the spread-skill interval: what sampling alone gives on dependent cases."""
 
 import numpy as np
 import pandas as pd
@@ -68,3 +68,86 @@ def test_summary_has_pit_noise_from_the_init_dates():
     assert np.isnan(
         aggregate.summarise(cases.drop(columns="init_time"), n_members=None)["pit_noise"]
     )
+
+
+def _errors(rng: np.random.Generator, n_blocks: int, per: int, df: float | None) -> np.ndarray:
+    """Forecast errors of unit variance that share a block effect (t-distributed with df)."""
+    draw = (
+        (lambda size: rng.normal(size=size))
+        if df is None
+        else (lambda size: rng.standard_t(df, size=size) / np.sqrt(df / (df - 2.0)))
+    )
+    return ((draw((n_blocks, 1)) + draw((n_blocks, per))) / np.sqrt(2.0)).ravel()
+
+
+def test_spread_skill_interval_covers_one_when_calibrated_and_misses_when_not():
+    n_blocks, per = 40, 30
+    blocks = np.repeat(np.arange(n_blocks), per)
+    variance = np.full(n_blocks * per, 4.0)
+    covered = 0
+    for seed in range(60):
+        err = 2.0 * _errors(np.random.default_rng(seed), n_blocks, per, None)
+        lo, hi = cal.spread_skill_interval(variance, err**2, blocks, seed=seed)
+        covered += lo <= 1.0 <= hi
+    assert covered >= 0.85 * 60
+    # a forecast with half the variance it needs: the interval lies below the bar
+    err = 2.0 * _errors(np.random.default_rng(99), n_blocks, per, None)
+    lo, hi = cal.spread_skill_interval(variance / 2.0, err**2, blocks)
+    assert hi < 0.9
+    assert lo < cal.spread_skill_ratio(2.0, float(np.mean(err**2))) < hi
+
+
+def test_spread_skill_interval_is_wider_with_heavy_tails_and_dependent_cases():
+    rng = np.random.default_rng(4)
+    n_blocks, per = 40, 30
+    variance = np.ones(n_blocks * per)
+
+    def width(err: np.ndarray, blocks: np.ndarray) -> float:
+        lo, hi = cal.spread_skill_interval(variance, err**2, blocks)
+        return hi - lo
+
+    blocks = np.repeat(np.arange(n_blocks), per)
+    normal = np.median([width(_errors(rng, n_blocks, per, None), blocks) for _ in range(20)])
+    heavy = np.median([width(_errors(rng, n_blocks, per, 3.0), blocks) for _ in range(20)])
+    alone = np.median(
+        [width(rng.normal(size=n_blocks * per), np.arange(n_blocks * per)) for _ in range(20)]
+    )
+    assert heavy > 1.5 * normal
+    assert normal > 2.0 * alone
+
+
+def test_spread_skill_interval_corrects_ensembles_and_checks_its_input():
+    rng = np.random.default_rng(5)
+    blocks = np.repeat(np.arange(20), 10)
+    var, se = rng.uniform(0.5, 2.0, 200), rng.uniform(0.5, 2.0, 200)
+    exact = np.array(cal.spread_skill_interval(var, se, blocks))
+    members = np.array(cal.spread_skill_interval(var, se, blocks, n_members=10))
+    np.testing.assert_allclose(members, exact * np.sqrt(11 / 10))
+    var[:10] = np.nan  # a dropped case: not counted
+    assert np.isfinite(cal.spread_skill_interval(var, se, blocks)).all()
+    assert np.isnan(cal.spread_skill_interval(var[:10], se[:10], blocks[:10])).all()
+    with pytest.raises(ValueError, match="differ"):
+        cal.spread_skill_interval(var, se[:5], blocks)
+
+
+def test_summary_has_the_spread_skill_interval_from_the_init_dates():
+    rng = np.random.default_rng(6)
+    n_dates, per = 30, 20
+    err = _errors(rng, n_dates, per, None)
+    cases = pd.DataFrame(
+        {
+            "init_time": np.repeat(pd.date_range("2026-01-01", periods=n_dates, tz="UTC"), per),
+            "valid": True,
+            "pit": rng.uniform(size=n_dates * per),
+            "crps": 1.0,
+            "var": 1.0,
+            "se": err**2,
+        }
+    )
+    out = aggregate.summarise(cases, n_members=None)
+    blocks = np.repeat(np.arange(n_dates), per)
+    want = cal.spread_skill_interval(cases["var"], cases["se"], blocks)
+    assert (out["spread_skill_lo"], out["spread_skill_hi"]) == pytest.approx(want)
+    assert out["spread_skill_lo"] < out["spread_skill"] < out["spread_skill_hi"]
+    no_dates = aggregate.summarise(cases.drop(columns="init_time"), n_members=None)
+    assert np.isnan(no_dates["spread_skill_lo"]) and np.isnan(no_dates["spread_skill_hi"])

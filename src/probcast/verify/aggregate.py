@@ -45,6 +45,8 @@ METRICS = (
     "bias",  # mean error of the mean (forecast - obs)
     "spread",  # sqrt(mean predictive variance)
     "spread_skill",  # spread / rmse, with the (M+1)/M ensemble correction
+    "spread_skill_lo",  # its 95 % interval (init-date block bootstrap)
+    "spread_skill_hi",
     "coverage_<c>",  # fraction of obs inside the central c % interval
     "pit_max_dev",  # max |bin frequency - 1/10| of the 10-bin PIT histogram
     "pit_noise",  # the max-bin deviation sampling alone gives (init-date block bootstrap)
@@ -79,8 +81,8 @@ def summarise(
         coverages: Nominal coverages of the ``cov_<c>`` columns.
         skipna: True drops invalid cases (counted in ``n_dropped``); False makes every
             score NaN when any case of the group is invalid.
-        blocks: Block label per case for ``pit_noise`` (default: the init dates of an
-            ``init_time`` column; none: NaN).
+        blocks: Block label per case for ``pit_noise`` and the spread-skill interval
+            (default: the init dates of an ``init_time`` column; none: NaN).
 
     Returns:
         Metric name -> value.
@@ -93,9 +95,15 @@ def summarise(
         blocks = init_date_blocks(cases["init_time"])
     metrics = _metrics(c, n_members, thresholds, coverages)
     pit = c["pit"].to_numpy("float64")
+    nan = float("nan")
     metrics["pit_noise"] = (
-        cal.pit_noise(pit, np.asarray(blocks)[valid]) if blocks is not None else float("nan")
+        cal.pit_noise(pit, np.asarray(blocks)[valid]) if blocks is not None else nan
     )
+    lo_hi = (nan, nan)
+    if blocks is not None and "var" in c and "se" in c:
+        var, se = (c[col].to_numpy("float64") for col in ("var", "se"))
+        lo_hi = cal.spread_skill_interval(var, se, np.asarray(blocks)[valid], n_members)
+    metrics["spread_skill_lo"], metrics["spread_skill_hi"] = lo_hi
     if not skipna and n_bad:
         metrics = dict.fromkeys(metrics, float("nan"))
     out.update(metrics)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from probcast.verify import skill
 from probcast.verify.scores import probability_bins
 
 PIT_BINS = 10
@@ -269,6 +270,47 @@ def spread_skill_ratio(
         return float("nan")
     corr = np.sqrt((n_members + 1) / n_members) if n_members else 1.0
     return float(corr * np.sqrt(mean_variance) / np.sqrt(mse_of_mean))
+
+
+def spread_skill_interval(
+    variance: np.ndarray,
+    squared_error: np.ndarray,
+    blocks: np.ndarray,
+    n_members: int | None = None,
+    *,
+    n_boot: int = 500,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Block-bootstrap percentile interval of :func:`spread_skill_ratio`.
+
+    Whole blocks (init dates: their cases share one weather situation) are resampled with
+    replacement and the ratio of each replicate's pooled means is taken
+    (:func:`probcast.verify.skill.block_ratio_interval` of the variances over the squared
+    errors). The interval shows how far the ratio of these cases can stray by sampling
+    alone: with heavy-tailed errors (precipitation) a few large errors carry the RMSE, and
+    a ratio far from 1 may still be within the noise, or not.
+
+    Args:
+        variance: Predictive variance per case.
+        squared_error: Squared error of the predictive mean per case.
+        blocks: Block label per case.
+        n_members: Ensemble size for the ratio's correction (None: none).
+        n_boot: Bootstrap replicates.
+        confidence: Nominal coverage, in (0, 1).
+        seed: Seed of the resampling.
+
+    Returns:
+        ``(lo, hi)``; NaN with fewer than 2 blocks of valid cases.
+
+    Raises:
+        ValueError: The inputs differ in shape, or ``confidence`` is out of range.
+    """
+    ratio = skill.block_ratio_interval(
+        variance, squared_error, blocks, n_boot=n_boot, confidence=confidence, seed=seed
+    )
+    corr = np.sqrt((n_members + 1) / n_members) if n_members else 1.0
+    return float(corr * np.sqrt(ratio.lo)), float(corr * np.sqrt(ratio.hi))
 
 
 def central_levels(coverage: float) -> tuple[float, float]:

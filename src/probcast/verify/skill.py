@@ -96,22 +96,60 @@ def bootstrap_skill(
     Returns:
         The :class:`Skill` (interval NaN when fewer than 2 blocks).
     """
+    s = np.asarray(score, dtype="float64")
+    r = np.asarray(reference, dtype="float64")
+    ratio = block_ratio_interval(s, r, blocks, n_boot=n_boot, confidence=confidence, seed=seed)
+    # skill = 1 - ratio: the interval's ends swap
+    lo, hi = 1.0 - ratio.hi, 1.0 - ratio.lo
+    value = skill_score(s, r)
+    return Skill(value, lo, hi, ratio.n, ratio.n_blocks, n_boot, confidence, seed)
+
+
+def block_ratio_interval(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    blocks: np.ndarray,
+    *,
+    n_boot: int = N_BOOT,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> Skill:
+    """``sum(numerator) / sum(denominator)`` with a block-bootstrap percentile interval.
+
+    Over the cases where both are finite; whole blocks are resampled with replacement
+    (the draws of :func:`bootstrap_skill`, which is one minus this ratio of the scores).
+
+    Args:
+        numerator: Per-case values summed above the line.
+        denominator: Per-case values summed below it.
+        blocks: Per-case block label.
+        n_boot: Number of bootstrap replicates.
+        confidence: Nominal coverage of the interval, in (0, 1).
+        seed: Seed of the random generator.
+
+    Returns:
+        The ratio as a :class:`Skill` (interval NaN when fewer than 2 blocks).
+
+    Raises:
+        ValueError: Shapes differ, or ``confidence`` or ``n_boot`` is out of range.
+    """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    s = np.asarray(score, dtype="float64")
-    r = np.asarray(reference, dtype="float64")
+    s = np.asarray(numerator, dtype="float64")
+    r = np.asarray(denominator, dtype="float64")
     b = np.asarray(blocks)
     if not s.shape == r.shape == b.shape:
         raise ValueError(
-            f"score, reference, blocks differ in shape: {s.shape}, {r.shape}, {b.shape}"
+            f"numerator, denominator, blocks differ in shape: {s.shape}, {r.shape}, {b.shape}"
         )
     ok = np.isfinite(s) & np.isfinite(r)
     ids = pd.factorize(b[ok])[0]
     n_blocks = int(ids.max()) + 1 if ids.size else 0
-    value = skill_score(s, r)
     nan = float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(s[ok].sum() / r[ok].sum()) if ok.any() else nan
     if n_blocks < 2:
         return Skill(value, nan, nan, int(ok.sum()), n_blocks, n_boot, confidence, seed)
     s_sum = np.bincount(ids, weights=s[ok], minlength=n_blocks)
@@ -119,7 +157,7 @@ def bootstrap_skill(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_blocks, size=(n_boot, n_blocks))
     with np.errstate(divide="ignore", invalid="ignore"):
-        boot = 1.0 - s_sum[draws].sum(axis=1) / r_sum[draws].sum(axis=1)
+        boot = s_sum[draws].sum(axis=1) / r_sum[draws].sum(axis=1)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha])
     return Skill(value, float(lo), float(hi), int(ok.sum()), n_blocks, n_boot, confidence, seed)
