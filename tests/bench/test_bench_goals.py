@@ -117,8 +117,13 @@ def test_render_has_goal_columns_and_pit_histograms(tmp_path: Path) -> None:
     cases = _cases({"dressing": np.ones(n), "emos-local": np.full(n, 1.2), "probcast": np.ones(n)})
     scores = _scores(cases, crpss=0.3, crpss_lo=0.2, crpss_hi=0.4, pit_max_dev=0.02)
     spread = dict(spread_skill=0.84, spread_skill_lo=0.7, spread_skill_hi=0.95)
-    dressing = pd.DataFrame([("dressing", "t2m", "all", "all", "spread_skill", 0.81)])
-    dressing.columns = scores.columns
+    dressing = pd.DataFrame(
+        [
+            ("dressing", "t2m", "all", "all", m, v)
+            for m, v in (("spread_skill", 0.81), ("pit_max_dev", 0.07))
+        ],
+        columns=scores.columns,
+    )
     scores = pd.concat([scores, _scores({}, **spread), dressing])
     scores = pd.concat([scores, goals.versus_best_classical(cases, scores)])
     model = tmp_path / "model"
@@ -142,7 +147,8 @@ def test_render_has_goal_columns_and_pit_histograms(tmp_path: Path) -> None:
     assert "| 1 never worse | 2 >= 5 % | 3 calibrated |" in text
     row = next(line for line in text.splitlines() if line.startswith("| set | t2m | 400 |"))
     assert "+0.0% [+0.0%, +0.0%] vs dressing" in row and row.endswith("| yes | no | no |")
-    assert "| 0.84 [0.70, 0.95] | 0.81 |" in row  # probcast's ratio and interval, the dressing's
+    assert "| 0.84 [0.70, 0.95] | yes |" in row  # probcast's ratio and its interval
     assert "- Goal 1, never worse than the best classical method: 1 of 1 (met)." in text
     pit = next(line for line in text.splitlines() if line.startswith("| set | t2m | 0.50"))
     assert "5.50 | 0.25 | 1.10 | not applied (held-out CRPS +0.8%, 1/5 folds better) |" in pit
+    assert pit.endswith("| 0.070 / 0.81 (dressing) |")  # the best classical method's

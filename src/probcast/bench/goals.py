@@ -114,7 +114,6 @@ def bar_check(scores: pd.DataFrame, var: str, train_days: float = math.nan) -> d
         "ssr": ssr,
         "ssr_lo": value(scores, "probcast", var, "spread_skill_lo"),
         "ssr_hi": value(scores, "probcast", var, "spread_skill_hi"),
-        "ssr_best": value(scores, best, var, "spread_skill"),
         "checks": checks,
     }
 
