@@ -8,7 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.axes import Axes
 
 from probcast.testing import verification as syn
 from probcast.verify import plots, report
@@ -223,3 +225,17 @@ def test_scores_stay_numeric_without_members():
     quiet = verify(truth, {"raw": truth, "q": syn.quantiles_table(truth, mu, sigma)}, n_boot=10)
     assert quiet.scores["value"].dtype == "float64"
     assert report.render(quiet).startswith("<!DOCTYPE html>")
+
+
+def test_spread_skill_by_lead_time_carries_its_interval_into_the_figure(ver, monkeypatch):
+    s = ver.scores[(ver.scores["by"] == "lead_time") & (ver.scores["method"] == "ens")]
+    wide = s.pivot_table(index="key", columns="metric", values="value")
+    lo, mid, hi = (wide[m] for m in ("spread_skill_lo", "spread_skill", "spread_skill_hi"))
+    assert len(wide) == 3 and (lo < mid).all() and (mid < hi).all()
+    # the figure draws that band for each method with a spread
+    bands = []
+    monkeypatch.setattr(
+        Axes, "fill_between", lambda self, x, a, b, **kw: bands.append(np.asarray(b))
+    )
+    assert plots.spread_skill(ver, "t2m") is not None
+    assert any(np.allclose(b, hi.sort_index(key=lambda k: k.astype(float))) for b in bands)

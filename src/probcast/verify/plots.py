@@ -175,16 +175,21 @@ def pit_histograms(ver: Any, variable: str) -> bytes | None:
 
 
 def spread_skill(ver: Any, variable: str) -> bytes | None:
-    """Spread-skill ratio against lead time (1 = calibrated spread)."""
+    """Spread-skill ratio against lead time (1 = calibrated spread), with its 95 % interval."""
     ratio = _by_lead(ver.scores, variable, "spread_skill").dropna(axis=1, how="all")
     if ratio.empty:
         return None
+    idx, cols = ratio.index, ratio.columns
+    lo = _by_lead(ver.scores, variable, "spread_skill_lo").reindex(index=idx, columns=cols)
+    hi = _by_lead(ver.scores, variable, "spread_skill_hi").reindex(index=idx, columns=cols)
     fig, ax = _subplots(1, 1, (max(5.2, MIN_WIDTH_IN), 3.6))
     col = colours(ver)
     for m in ratio.columns:
         ax.plot(ratio.index, ratio[m], marker="o", label=m, color=col.get(m))
+        ax.fill_between(ratio.index, lo[m], hi[m], alpha=0.2, color=col.get(m))
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set(xlabel="lead time (h)", ylabel="spread / RMSE", title=f"{variable}: spread-skill")
+    title = f"{variable}: spread-skill (95% CI)"
+    ax.set(xlabel="lead time (h)", ylabel="spread / RMSE", title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
