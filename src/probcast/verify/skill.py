@@ -10,6 +10,8 @@ an explicit seed, so intervals are reproducible.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +23,10 @@ CONFIDENCE = 0.95
 
 @dataclass(frozen=True)
 class Skill:
-    """A skill score with its bootstrap interval.
+    """A skill score (or a ratio of sums, :func:`block_ratio_interval`) with its interval.
 
     Attributes:
-        value: Skill on all common cases.
+        value: The score on all common cases.
         lo: Lower end of the percentile interval.
         hi: Upper end.
         n: Number of cases used.
@@ -96,13 +98,13 @@ def bootstrap_skill(
     Returns:
         The :class:`Skill` (interval NaN when fewer than 2 blocks).
     """
-    s = np.asarray(score, dtype="float64")
-    r = np.asarray(reference, dtype="float64")
-    ratio = block_ratio_interval(s, r, blocks, n_boot=n_boot, confidence=confidence, seed=seed)
-    # skill = 1 - ratio: the interval's ends swap
-    lo, hi = 1.0 - ratio.hi, 1.0 - ratio.lo
-    value = skill_score(s, r)
-    return Skill(value, lo, hi, ratio.n, ratio.n_blocks, n_boot, confidence, seed)
+    draws = _ratio_draws("score", score, "reference", reference, blocks, n_boot, confidence, seed)
+    value = skill_score(draws.num, draws.den)
+    if draws.boot is None:
+        return Skill(value, math.nan, math.nan, draws.n, draws.n_blocks, n_boot, confidence, seed)
+    with np.errstate(invalid="ignore"):
+        lo, hi = _percentiles(1.0 - draws.boot, confidence)
+    return Skill(value, lo, hi, draws.n, draws.n_blocks, n_boot, confidence, seed)
 
 
 def block_ratio_interval(
@@ -116,23 +118,59 @@ def block_ratio_interval(
 ) -> Skill:
     """``sum(numerator) / sum(denominator)`` with a block-bootstrap percentile interval.
 
-    Over the cases where both are finite; whole blocks are resampled with replacement
-    (the draws of :func:`bootstrap_skill`, which is one minus this ratio of the scores).
+    Over the cases where both are finite; whole blocks are resampled with replacement (the
+    draws of :func:`bootstrap_skill`, whose skill is one minus this ratio of the scores).
+    Replicates whose ratio is not finite (a zero denominator) are left out.
 
     Args:
-        numerator: Per-case values summed above the line.
-        denominator: Per-case values summed below it.
+        numerator: Per-case values summed into the ratio's numerator.
+        denominator: Per-case values summed into its denominator.
         blocks: Per-case block label.
         n_boot: Number of bootstrap replicates.
         confidence: Nominal coverage of the interval, in (0, 1).
         seed: Seed of the random generator.
 
     Returns:
-        The ratio as a :class:`Skill` (interval NaN when fewer than 2 blocks).
+        The ratio (``value``) and its interval as a :class:`Skill` (interval NaN when
+        fewer than 2 blocks or no finite replicate).
 
     Raises:
         ValueError: Shapes differ, or ``confidence`` or ``n_boot`` is out of range.
     """
+    d = _ratio_draws("numerator", numerator, "denominator", denominator, blocks, n_boot,
+                     confidence, seed)  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(d.num.sum() / d.den.sum()) if d.n else math.nan
+    lo = hi = math.nan
+    if d.boot is not None:
+        finite = d.boot[np.isfinite(d.boot)]
+        if finite.size:
+            lo, hi = _percentiles(finite, confidence)
+    return Skill(value, lo, hi, d.n, d.n_blocks, n_boot, confidence, seed)
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """The valid cases of a ratio of sums and its bootstrap replicates (None: < 2 blocks)."""
+
+    num: np.ndarray
+    den: np.ndarray
+    n: int
+    n_blocks: int
+    boot: np.ndarray | None
+
+
+def _ratio_draws(
+    num_name: str,
+    numerator: np.ndarray,
+    den_name: str,
+    denominator: np.ndarray,
+    blocks: np.ndarray,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> _Draws:
+    """Checked inputs, the cases where both are finite, and ``n_boot`` block replicates."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 1:
@@ -142,25 +180,29 @@ def block_ratio_interval(
     b = np.asarray(blocks)
     if not s.shape == r.shape == b.shape:
         raise ValueError(
-            f"numerator, denominator, blocks differ in shape: {s.shape}, {r.shape}, {b.shape}"
+            f"{num_name}, {den_name}, blocks differ in shape: {s.shape}, {r.shape}, {b.shape}"
         )
     ok = np.isfinite(s) & np.isfinite(r)
     ids = pd.factorize(b[ok])[0]
     n_blocks = int(ids.max()) + 1 if ids.size else 0
-    nan = float("nan")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = float(s[ok].sum() / r[ok].sum()) if ok.any() else nan
     if n_blocks < 2:
-        return Skill(value, nan, nan, int(ok.sum()), n_blocks, n_boot, confidence, seed)
+        return _Draws(s[ok], r[ok], int(ok.sum()), n_blocks, None)
     s_sum = np.bincount(ids, weights=s[ok], minlength=n_blocks)
     r_sum = np.bincount(ids, weights=r[ok], minlength=n_blocks)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_blocks, size=(n_boot, n_blocks))
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = s_sum[draws].sum(axis=1) / r_sum[draws].sum(axis=1)
+    return _Draws(s[ok], r[ok], int(ok.sum()), n_blocks, boot)
+
+
+def _percentiles(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of the replicates (NaN ignored)."""
     alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha])
-    return Skill(value, float(lo), float(hi), int(ok.sum()), n_blocks, n_boot, confidence, seed)
+    with warnings.catch_warnings():  # every replicate NaN: NaN, said by the caller's NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
 
 
 def paired_cases(
