@@ -46,6 +46,19 @@ def test_calibrated_forecasts_mostly_stay_under_their_pit_noise():
     assert cal.flatness(cal.histogram(u)).max_dev > cal.pit_noise(u, blocks)
 
 
+def test_pit_noise_of_per_block_histograms_is_that_of_the_cases():
+    rng = np.random.default_rng(7)
+    blocks = np.repeat(np.arange(25), 12)
+    u = _dependent_pits(rng, 25, 12)
+    u[:12] = np.nan  # a block without a case is no block
+    ok = np.isfinite(u)
+    k = np.clip((np.where(ok, u, 0.0) * cal.PIT_BINS).astype("int64"), 0, cal.PIT_BINS - 1)
+    counts = np.zeros((25, cal.PIT_BINS))
+    np.add.at(counts, (blocks[ok], k[ok]), 1.0)
+    assert cal.pit_noise_of_counts(counts, seed=2) == cal.pit_noise(u, blocks, seed=2)
+    assert np.isnan(cal.pit_noise_of_counts(counts[:2]))  # one block with cases
+
+
 def test_pit_noise_needs_two_blocks_and_matching_shapes():
     assert np.isnan(cal.pit_noise(np.full(5, 0.5), np.zeros(5)))
     assert np.isnan(cal.pit_noise(np.array([np.nan, 0.2]), np.array([0, 1])))

@@ -132,6 +132,8 @@ METRICS = [
     "bias",
     "spread",
     "spread_skill",
+    "spread_skill_lo",
+    "spread_skill_hi",
     "coverage_50",
     "coverage_90",
     "crpss",
@@ -170,6 +172,16 @@ def test_grid_scores_equal_station_verification(
                 )
                 checked += np.isfinite(want)
     assert checked > 150
+    # the spread-skill interval and the PIT noise come from per-run sums (PITs are
+    # randomised differently from the station path: the noise is of the same size)
+    for method in ("model", "ens"):
+        lo, ratio, hi = (
+            gv.ver.value(method, "tp", m)
+            for m in ("spread_skill_lo", "spread_skill", "spread_skill_hi")
+        )
+        assert lo < ratio < hi
+        noise, want = gv.ver.value(method, "tp", "pit_noise"), ref.value(method, "tp", "pit_noise")
+        assert np.isfinite(noise) and noise == pytest.approx(want, rel=0.5)
     assert ref.value("model", "tp", "n_dropped") == 12 == gv.ver.value("model", "tp", "n_dropped")
     # probabilities only: Brier scores from the file, no CRPS
     assert gv.ver.value("probs", "tp", "brier_1") == pytest.approx(

@@ -218,6 +218,23 @@ def pit_noise(
         return float("nan")
     k = np.clip((v[ok] * n_bins).astype("int64"), 0, n_bins - 1)
     counts = np.bincount(ids * n_bins + k, minlength=n_blocks * n_bins).reshape(n_blocks, -1)
+    return pit_noise_of_counts(counts, n_boot=n_boot, quantile=quantile, seed=seed)
+
+
+def pit_noise_of_counts(
+    counts: np.ndarray, *, n_boot: int = 500, quantile: float = 0.95, seed: int = 0
+) -> float:
+    """:func:`pit_noise` from each block's PIT histogram, ``counts (blocks, bins)``.
+
+    For sums kept per block (gridded verification: per init date); the same draws as
+    :func:`pit_noise` of the cases behind the counts, blocks in the same order. Blocks
+    without a case are left out, as :func:`pit_noise` never sees them.
+    """
+    counts = np.asarray(counts)
+    counts = counts[counts.sum(axis=1) > 0]
+    n_blocks = len(counts)
+    if n_blocks < 2:
+        return float("nan")
     observed = counts.sum(axis=0) / counts.sum()
     rng = np.random.default_rng(seed)
     times = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=n_boot)

@@ -4,7 +4,8 @@ The tidy table has the station layout (:mod:`probcast.verify.aggregate`), groupe
 (the domain mean over every point, run and lead time) and ``lead_time``. The CRPSS
 interval is the block bootstrap of :mod:`probcast.verify.skill` over whole init dates,
 run on the per-run sums of the paired CRPS (the same skill as on the cases: the sums of
-the resampled blocks are the same).
+the resampled blocks are the same); so are the spread-skill interval (per-run sums of the
+predictive variance and squared error) and the PIT noise (per-run PIT histograms).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import xarray as xr
 
 from probcast.schema import VARIABLES
 from probcast.verify import aggregate, skill
+from probcast.verify import calibration as cal
 from probcast.verify.evaluate import Verification
 from probcast.verify.grid_inputs import FP, GridField, grid_dims
 from probcast.verify.grid_stats import LeadStats
@@ -41,6 +43,10 @@ class Sums:
         pair: Per method but the reference, CRPS sums of it and of the reference on the
             cases both scored, ``(lead, *grid)`` each.
         runs: The same pair summed per ``(run, lead)``.
+        spread: Per method, the predictive variance, the squared error of the mean and
+            the count of the cases where both are finite, summed per ``(run, lead)``:
+            ``(3, runs, leads)``.
+        pit: Per method, the PIT histogram per ``(run, lead)``.
         no_obs: Cases without an analysis value.
         n_points: Grid points.
     """
@@ -56,6 +62,8 @@ class Sums:
     crps_n: dict[str, np.ndarray]
     pair: dict[str, tuple[np.ndarray, np.ndarray]]
     runs: dict[str, tuple[np.ndarray, np.ndarray]]
+    spread: dict[str, np.ndarray]
+    pit: dict[str, np.ndarray]
     no_obs: int
     n_points: int = 0
 
@@ -85,13 +93,24 @@ class Sums:
             {n: zeros.copy() for n in scored}, {n: zeros.copy() for n in scored},
             {n: (zeros.copy(), zeros.copy()) for n in paired},
             {n: (np.zeros((nr, nfp)), np.zeros((nr, nfp))) for n in paired},
+            {n: np.zeros((3, nr, nfp)) for n in scored},
+            {n: np.zeros((nr, nfp, cal.PIT_BINS)) for n in scored},
             no_obs=0, n_points=int(np.prod(shape)),
         )  # fmt: skip
 
     def add(
-        self, name: str, cols: dict[str, np.ndarray], band: tuple[int, ...], rows: slice
+        self,
+        name: str,
+        cols: dict[str, np.ndarray],
+        band: tuple[int, ...],
+        rows: slice,
+        runs: slice,
     ) -> None:
-        """Add one block's case columns of forecast ``name`` (cases in ``band`` order)."""
+        """Add one block's case columns of forecast ``name`` (cases in ``band`` order).
+
+        ``band``: ``(runs, leads, *grid rows and columns)`` of the block; ``rows`` its grid
+        rows, ``runs`` its runs.
+        """
         nfp = band[1]
         points = int(np.prod(band[2:]))
         lead = np.broadcast_to(np.arange(nfp)[None, :, None], (band[0], nfp, points))
@@ -100,6 +119,29 @@ class Sums:
             c = cols["crps"].reshape(band)
             self.crps_sum[name][:, rows] += np.nansum(c, axis=0)
             self.crps_n[name][:, rows] += np.isfinite(c).sum(axis=0)
+            self._add_per_run(name, cols, (band[0], nfp, points), runs)
+
+    def _add_per_run(
+        self, name: str, cols: dict[str, np.ndarray], shape: tuple[int, int, int], runs: slice
+    ) -> None:
+        """The per-run sums of the spread-skill interval and the PIT noise."""
+        valid = np.asarray(cols["valid"], bool).reshape(shape)
+        if "var" in cols and "se" in cols:
+            var, se = (np.asarray(cols[c], "float64").reshape(shape) for c in ("var", "se"))
+            both = valid & np.isfinite(var) & np.isfinite(se)
+            self.spread[name][0][runs] += np.where(both, var, 0.0).sum(axis=2)
+            self.spread[name][1][runs] += np.where(both, se, 0.0).sum(axis=2)
+            self.spread[name][2][runs] += both.sum(axis=2)
+        if "pit" in cols:
+            pit = np.asarray(cols["pit"], "float64").reshape(shape)
+            ok = valid & np.isfinite(pit)
+            bins = np.where(ok, pit, 0.0) * cal.PIT_BINS
+            k = np.clip(bins.astype("int64"), 0, cal.PIT_BINS - 1)
+            cell = np.arange(shape[0] * shape[1]).reshape(shape[:2])[..., None]
+            flat = np.bincount(
+                (cell * cal.PIT_BINS + k)[ok], minlength=shape[0] * shape[1] * cal.PIT_BINS
+            )
+            self.pit[name][runs] += flat.reshape(shape[0], shape[1], cal.PIT_BINS)
 
     def add_pairs(
         self, crps: dict[str, np.ndarray], reference: str | None, runs: slice, rows: slice
@@ -163,10 +205,33 @@ def _dropped(s: Sums, name: str, truth_cases: int) -> dict[str, int]:
 
 def _rows(s: Sums, name: str) -> list[tuple[str, str, str, str, str, float]]:
     st = s.stats[name]
-    rows = [(name, s.variable, "all", "all", m, v) for m, v in st.metrics().items()]
-    for i, key in enumerate(s.lead_keys()):
-        rows += [(name, s.variable, "lead_time", key, m, v) for m, v in st.metrics(i).items()]
+    groups = [("all", "all", st.metrics(), slice(None))]
+    groups += [
+        ("lead_time", k, st.metrics(i), slice(i, i + 1)) for i, k in enumerate(s.lead_keys())
+    ]
+    rows = []
+    for by, key, metrics, leads in groups:
+        if name in s.spread:
+            metrics.update(_noise(s, name, leads))
+        rows += [(name, s.variable, by, key, m, v) for m, v in metrics.items()]
     return rows
+
+
+def _noise(s: Sums, name: str, leads: slice) -> dict[str, float]:
+    """PIT noise and spread-skill interval of the ``leads`` from the per-run sums.
+
+    Runs of one init date are one block, as the cases of station verification are.
+    """
+    blocks = skill.init_date_blocks(s.frts)
+    n_blocks = int(blocks.max()) + 1 if blocks.size else 0
+    pit = s.pit[name][:, leads].sum(axis=1)
+    by_date = np.stack([np.bincount(blocks, weights=pit[:, k], minlength=n_blocks)
+                        for k in range(cal.PIT_BINS)], axis=1)  # fmt: skip
+    var, se, n = s.spread[name][:, :, leads].sum(axis=2)
+    var, se = np.where(n > 0, var, np.nan), np.where(n > 0, se, np.nan)  # runs without a case
+    lo, hi = cal.spread_skill_interval(var, se, blocks, s.stats[name].n_members)
+    noise = cal.pit_noise_of_counts(by_date)
+    return {"spread_skill_lo": lo, "spread_skill_hi": hi, "pit_noise": noise}
 
 
 def _crpss_rows(

@@ -269,7 +269,7 @@ def _verify_variable(
         for m in methods:
             rng = np.random.default_rng([seed, zlib.crc32(f"{m.name}/{var}".encode()), block])
             cols = _score(m, rs, grid[0], ys, obs.ravel(), ts, coverages, rng)
-            sums.add(m.name, cols, band, ys)
+            sums.add(m.name, cols, band, ys, rs)
             if "crps" in cols:
                 crps[m.name] = cols["crps"].reshape(band)
         sums.add_pairs(crps, reference, rs, ys)
