@@ -152,9 +152,7 @@ def member_quantiles(sorted_members: np.ndarray, targets: np.ndarray) -> np.ndar
 def histogram(values: np.ndarray, n_bins: int = PIT_BINS) -> np.ndarray:
     """Counts of values in ``[0, 1]`` over equal-width bins (NaN dropped)."""
     v = np.asarray(values, dtype="float64")
-    v = v[np.isfinite(v)]
-    b = np.clip((v * n_bins).astype("int64"), 0, n_bins - 1)
-    return np.bincount(b, minlength=n_bins)
+    return np.bincount(probability_bins(v[np.isfinite(v)], n_bins), minlength=n_bins)
 
 
 @dataclass(frozen=True)
@@ -216,7 +214,7 @@ def pit_noise(
     n_blocks = int(ids.max()) + 1 if ids.size else 0
     if n_blocks < 2:
         return float("nan")
-    k = np.clip((v[ok] * n_bins).astype("int64"), 0, n_bins - 1)
+    k = probability_bins(v[ok], n_bins)
     counts = np.bincount(ids * n_bins + k, minlength=n_blocks * n_bins).reshape(n_blocks, -1)
     return pit_noise_of_counts(counts, n_boot=n_boot, quantile=quantile, seed=seed)
 

@@ -10,6 +10,7 @@ predictive variance and squared error) and the PIT noise (per-run PIT histograms
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from probcast.schema import VARIABLES
-from probcast.verify import aggregate, skill
+from probcast.verify import aggregate, scores, skill
 from probcast.verify import calibration as cal
 from probcast.verify.evaluate import Verification
 from probcast.verify.grid_inputs import FP, GridField, grid_dims
@@ -135,8 +136,7 @@ class Sums:
         if "pit" in cols:
             pit = np.asarray(cols["pit"], "float64").reshape(shape)
             ok = valid & np.isfinite(pit)
-            bins = np.where(ok, pit, 0.0) * cal.PIT_BINS
-            k = np.clip(bins.astype("int64"), 0, cal.PIT_BINS - 1)
+            k = scores.probability_bins(np.where(ok, pit, 0.0), cal.PIT_BINS)
             cell = np.arange(shape[0] * shape[1]).reshape(shape[:2])[..., None]
             flat = np.bincount(
                 (cell * cal.PIT_BINS + k)[ok], minlength=shape[0] * shape[1] * cal.PIT_BINS
@@ -164,6 +164,11 @@ class Sums:
     def n_cases(self) -> int:
         """Cases per forecast: runs x lead times x grid points."""
         return int(self.tidx.size * self.n_points)
+
+    @functools.cached_property
+    def blocks(self) -> np.ndarray:
+        """Bootstrap block of every run: its init date (:func:`skill.init_date_blocks`)."""
+        return skill.init_date_blocks(self.frts)
 
     def lead_keys(self) -> list[str]:
         """Lead times in hours as group keys (``6``, ``24``)."""
@@ -222,14 +227,11 @@ def _noise(s: Sums, name: str, leads: slice) -> dict[str, float]:
 
     Runs of one init date are one block, as the cases of station verification are.
     """
-    blocks = skill.init_date_blocks(s.frts)
-    n_blocks = int(blocks.max()) + 1 if blocks.size else 0
-    pit = s.pit[name][:, leads].sum(axis=1)
-    by_date = np.stack([np.bincount(blocks, weights=pit[:, k], minlength=n_blocks)
-                        for k in range(cal.PIT_BINS)], axis=1)  # fmt: skip
+    by_date = np.zeros((int(s.blocks.max(initial=-1)) + 1, cal.PIT_BINS))
+    np.add.at(by_date, s.blocks, s.pit[name][:, leads].sum(axis=1))
     var, se, n = s.spread[name][:, :, leads].sum(axis=2)
     var, se = np.where(n > 0, var, np.nan), np.where(n > 0, se, np.nan)  # runs without a case
-    lo, hi = cal.spread_skill_interval(var, se, blocks, s.stats[name].n_members)
+    lo, hi = cal.spread_skill_interval(var, se, s.blocks, s.stats[name].n_members)
     noise = cal.pit_noise_of_counts(by_date)
     return {"spread_skill_lo": lo, "spread_skill_hi": hi, "pit_noise": noise}
 
@@ -237,7 +239,6 @@ def _noise(s: Sums, name: str, leads: slice) -> dict[str, float]:
 def _crpss_rows(
     s: Sums, reference: str, *, seed: int, n_boot: int
 ) -> list[tuple[str, str, str, str, str, float]]:
-    blocks = skill.init_date_blocks(s.frts)
     rows = []
     for name, (rs, rr) in s.runs.items():
         groups = [("all", "all", rs.sum(axis=1), rr.sum(axis=1))]
@@ -245,7 +246,7 @@ def _crpss_rows(
         for by, key, a, b in groups:
             if b.sum() <= 0:
                 continue
-            sk = skill.bootstrap_skill(a, b, blocks, n_boot=n_boot, seed=seed)
+            sk = skill.bootstrap_skill(a, b, s.blocks, n_boot=n_boot, seed=seed)
             for metric, v in (("crpss", sk.value), ("crpss_lo", sk.lo), ("crpss_hi", sk.hi)):
                 rows.append((name, s.variable, by, key, metric, v))
     return rows

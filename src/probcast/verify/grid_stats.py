@@ -87,7 +87,7 @@ class LeadStats:
         if "pit" in cols:
             pit = np.asarray(cols["pit"], "float64")[valid]
             ok = np.isfinite(pit)
-            bins = np.clip((pit[ok] * cal.PIT_BINS).astype("int64"), 0, cal.PIT_BINS - 1)
+            bins = scores.probability_bins(pit[ok], cal.PIT_BINS)
             self.pit += self._hist2(lv[ok], bins, cal.PIT_BINS)
         if self.rank is not None and "rank" in cols:
             r = np.asarray(cols["rank"], "int64")[valid] - 1

@@ -65,6 +65,22 @@ def _by_lead(scores: pd.DataFrame, variable: str, metric: str) -> pd.DataFrame:
     return t
 
 
+def _interval(
+    scores: pd.DataFrame, variable: str, metric: str, like: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``metric``'s ``_lo`` and ``_hi`` by lead time, on the leads and methods of ``like``.
+
+    Leads where some interval could not be computed are NaN, never a shorter axis.
+    """
+    lo, hi = (
+        _by_lead(scores, variable, f"{metric}_{end}").reindex(
+            index=like.index, columns=like.columns
+        )
+        for end in ("lo", "hi")
+    )
+    return lo, hi
+
+
 def crps_by_lead(ver: Any, variable: str) -> bytes | None:
     """CRPS against lead time, one line per method; CRPSS with its interval beside it."""
     crps = _by_lead(ver.scores, variable, "crps")
@@ -81,10 +97,7 @@ def crps_by_lead(ver: Any, variable: str) -> bytes | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     if ncol == 2:
-        # Leads where some interval could not be computed are NaN, never a shorter axis.
-        idx, cols = skill.index, skill.columns
-        lo = _by_lead(ver.scores, variable, "crpss_lo").reindex(index=idx, columns=cols)
-        hi = _by_lead(ver.scores, variable, "crpss_hi").reindex(index=idx, columns=cols)
+        lo, hi = _interval(ver.scores, variable, "crpss", skill)
         ax = axes[0, 1]
         for method in skill.columns:
             c = col.get(method)
@@ -179,9 +192,7 @@ def spread_skill(ver: Any, variable: str) -> bytes | None:
     ratio = _by_lead(ver.scores, variable, "spread_skill").dropna(axis=1, how="all")
     if ratio.empty:
         return None
-    idx, cols = ratio.index, ratio.columns
-    lo = _by_lead(ver.scores, variable, "spread_skill_lo").reindex(index=idx, columns=cols)
-    hi = _by_lead(ver.scores, variable, "spread_skill_hi").reindex(index=idx, columns=cols)
+    lo, hi = _interval(ver.scores, variable, "spread_skill", ratio)
     fig, ax = _subplots(1, 1, (max(5.2, MIN_WIDTH_IN), 3.6))
     col = colours(ver)
     for m in ratio.columns:
