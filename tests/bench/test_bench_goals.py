@@ -129,6 +129,7 @@ def test_render_has_goal_columns_and_pit_histograms(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     gate = {"t2m": {"apply": False, "before": 1.0, "after": 1.008, "improved": 1, "folds": 5}}
+    gate["t2m"] |= {"pit_before": 0.012, "pit_noise": 0.02}
     (model / "calibration.json").write_text(
         json.dumps({"spread_factor": {"t2m": 1.1}, "recalibration_gate": gate})
     )
@@ -151,4 +152,12 @@ def test_render_has_goal_columns_and_pit_histograms(tmp_path: Path) -> None:
     assert "- Goal 1, never worse than the best classical method: 1 of 1 (met)." in text
     pit = next(line for line in text.splitlines() if line.startswith("| set | t2m | 0.50"))
     assert "5.50 | 0.25 | 1.10 | not applied (held-out CRPS +0.8%, 1/5 folds better) |" in pit
+    assert "| 0.012 (0.020) |" in pit  # the held-out folds' PIT deviation and its noise
+    assert "within its sampling noise on 1 of the 1 targets the gate scored" in text
+    gate["t2m"] |= {"apply": True, "pit_after": 0.004, "reason": "calibration"}
+    record = {"spread_factor": {"t2m": 1.1}, "recalibration_gate": gate}
+    record["recalibration"] = {"t2m": [0.0, 1.0]}
+    (model / "calibration.json").write_text(json.dumps(record))
+    pit = next(line for line in skill_table.pit_rows([run]) if line.startswith("| set | t2m |"))
+    assert "| applied for calibration (held-out CRPS +0.8%) | 0.012 -> 0.004 (0.020) |" in pit
     assert pit.endswith("| 0.070 / 0.81 (dressing) |")  # the best classical method's

@@ -95,6 +95,56 @@ def test_calibrated_forecast_is_skipped():
     assert not few.apply  # one fold: nothing to hold out
 
 
+@pytest.mark.parametrize(
+    "before, after, improved, dev0, dev1, noise, max_cost, reason",
+    [
+        (1.0, 0.98, 0.8, 0.01, 0.01, 0.02, 0.0, "crps"),  # CRPS alone, calibration or not
+        (1.0, 0.98, 0.4, 0.01, 0.01, 0.02, 0.0, ""),  # most folds worse
+        (1.0, 0.999, 0.4, 0.05, 0.01, 0.02, 0.0, "calibration"),  # beyond noise, corrected
+        (1.0, 1.0, 0.0, 0.05, 0.02, 0.02, 0.0, "calibration"),  # within noise after it
+        (1.0, 0.999, 0.4, 0.10, 0.04, 0.01, 0.0, "calibration"),  # more than halved
+        (1.0, 0.999, 0.4, 0.05, 0.03, 0.02, 0.0, ""),  # not corrected enough
+        (1.0, 0.999, 0.4, 0.015, 0.0, 0.02, 0.0, ""),  # within noise before: no evidence
+        (1.0, 0.999, 0.4, 0.05, 0.0, float("nan"), 0.0, ""),  # noise unknown
+        (1.0, 1.004, 0.2, 0.05, 0.01, 0.02, 0.0, ""),  # costs CRPS
+        (1.0, 1.004, 0.2, 0.05, 0.01, 0.02, 0.005, "calibration"),  # within the cost allowed
+        (1.0, 1.006, 0.2, 0.05, 0.01, 0.02, 0.005, ""),
+    ],
+)
+def test_verdict_keeps_a_map_for_its_crps_or_for_calibration_at_no_cost(
+    before, after, improved, dev0, dev1, noise, max_cost, reason
+):
+    assert recalibrate.verdict(before, after, improved, dev0, dev1, noise, max_cost=max_cost) == (
+        reason
+    )
+
+
+def test_gate_measures_the_held_out_pit_against_its_sampling_noise():
+    params, y = _normal(6000, 0.5, seed=2)  # too narrow: U-shaped PIT on every fold
+    fold = np.repeat(np.arange(5), 1200)
+    dates = np.repeat(np.arange(60), 100)  # 100 cases per init date
+    result = recalibrate.gate("normal", params, y, fold, dates)
+    assert result.reason == "crps" and result.to_dict()["reason"] == "crps"
+    assert result.pit_before > 0.1 > 0.03 > result.pit_noise > 0.003
+    assert result.pit_after < result.pit_before / 4  # the other folds' maps flatten it
+    # the CRPS rule switched off, the calibration rule keeps it (its CRPS falls too)
+    assert recalibrate.gate("normal", params, y, fold, dates, min_gain=1.0).reason == (
+        "calibration"
+    )
+    assert not recalibrate.gate("normal", params, y, fold, None, min_gain=1.0).apply
+    fine, y2 = _normal(6000, 1.0, seed=4)  # calibrated: within noise, nothing to correct
+    calm = recalibrate.gate("normal", fine, y2, fold, dates, min_gain=1.0)
+    assert calm.pit_before <= calm.pit_noise and not calm.apply
+
+
+def test_the_cost_allowed_for_calibration_is_checked():
+    cfg = ml_collections.ConfigDict({"train": {"recalibrate": True, "recalibrate_max_cost": 1.5}})
+    params, y = _normal(600, 0.5, seed=8)
+    held = pd.DataFrame({"obs_t2m": y})
+    with pytest.raises(ValueError, match="recalibrate_max_cost must be in"):
+        recalibrate.on_folds(cfg, {"t2m": "normal"}, {"t2m": params}, held, [300, 300])
+
+
 def test_a_large_table_scores_a_subset_and_reaches_the_same_verdict(monkeypatch):
     params, y = _normal(6000, 0.5, seed=2)
     fold = np.repeat(np.arange(5), 1200)
@@ -236,5 +286,6 @@ def test_training_with_folds_records_the_gate(tmp_path):
     calib = json.loads((tmp_path / "run" / "calibration.json").read_text())
     gate = calib["recalibration_gate"]["t2m"]
     assert gate["folds"] == 3 and gate["rows"] == len(data)
+    assert {"pit_before", "pit_after", "pit_noise", "reason"} <= set(gate)  # too few rows: NaN
     model = artefact.load(tmp_path / "run")
     assert set(model.recalibration) == set(calib["recalibration"])
