@@ -14,7 +14,10 @@ from probcast.bench import demo as pipeline
 
 @pytest.mark.realdata
 def test_demo_chain_on_verif_norway(
-    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mirror: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--skill-table", str(tmp_path / "skill.md")]
@@ -39,6 +42,11 @@ def test_demo_chain_on_verif_norway(
     brier = pd.read_csv(run_dir / "external_brier.csv")
     assert {"raw-ensemble", "calibrated-ref", "probcast"} <= set(brier["method"])
     assert brier["brier"].between(0, 1).all() and "calibrated-ref" in table
+    # a rerun with other settings (or an upgrade's defaults) trains again instead of failing
+    caplog.set_level("WARNING", logger="probcast.bench.demo")
+    assert cli.main([*args[:5], "--config.train.epochs=2", *args[6:]]) == 0
+    assert "model was trained with other train: training it again" in caplog.text
+    assert json.loads((run_dir / "model" / "config.json").read_text())["train"]["epochs"] == 2
 
 
 def test_benchmark_names_have_a_split() -> None:

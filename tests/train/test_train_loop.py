@@ -10,7 +10,7 @@ import pytest
 
 from probcast.configs import tiny
 from probcast.features import usable_rows
-from probcast.model import checkpoint
+from probcast.model import artefact, checkpoint
 from probcast.split import validation_split
 from probcast.testing.stations import station_table
 from probcast.train import loop
@@ -164,7 +164,7 @@ def test_workdir_of_another_run_is_refused(trained, table_path):
     workdir, _ = trained
     config = _config(table_path)
     config.model.hidden = 7
-    with pytest.raises(ValueError, match="different model"):
+    with pytest.raises(artefact.OtherRunError, match="different model"):
         loop.train(config, workdir)
 
 

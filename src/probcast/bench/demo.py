@@ -11,6 +11,8 @@ printed table. With ``--all`` it runs every benchmark dataset and regenerates
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ from probcast import defaults, io
 
 if TYPE_CHECKING:  # numpy and pandas load lazily: 'probcast demo --help' stays fast
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "verif-norway-precip"
 DATASET_CONFIGS = {"verif-norway-precip": "norway_precip"}
@@ -83,7 +87,7 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     from probcast.bench.goals import versus_best_classical
     from probcast.data.prepare import prepare
     from probcast.data.registry import fetch
-    from probcast.model.artefact import load
+    from probcast.model.artefact import OtherRunError, load
     from probcast.predict.request import PredictRequest
     from probcast.predict.runner import run
     from probcast.train.loop import train
@@ -103,7 +107,14 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     if cfg.tracking.backend == "mlflow" and not cfg.tracking.uri:
         cfg.tracking.uri = f"sqlite:///{(out / 'mlruns.db').resolve()}"
     t0 = time.perf_counter()
-    train(cfg, out_dir / "model")
+    try:
+        train(cfg, out_dir / "model")
+    except OtherRunError as err:  # an earlier version's defaults, other overrides
+        log.warning(
+            "%s was trained with other %s: training it again", err.workdir, ", ".join(err.changed)
+        )
+        shutil.rmtree(out_dir / "model")
+        train(cfg, out_dir / "model")
     seconds["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -324,8 +335,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         start = time.perf_counter()
         if args.fresh:
-            import shutil
-
             shutil.rmtree(out / name / "model", ignore_errors=True)
         try:
             run = run_dataset(name, out, overrides=rest)

@@ -48,6 +48,22 @@ ARTEFACT_VERSION = 1
 _COMPARED = ("data", "features", "model", "train")
 
 
+class OtherRunError(ValueError):
+    """A work directory already holds a training run with other data or settings.
+
+    Attributes:
+        workdir: The work directory.
+        changed: What differs (config sections, ``"training data"``).
+    """
+
+    def __init__(self, workdir: Path, changed: Sequence[str]) -> None:
+        self.workdir, self.changed = workdir, list(changed)
+        super().__init__(
+            f"{workdir} holds a run with different {', '.join(self.changed)}; resume with the "
+            "same config and data, or train into a new workdir"
+        )
+
+
 def seed_dir(workdir: Path, index: int) -> Path:
     """Directory of seed network ``index``."""
     return Path(workdir) / f"seed_{index}"
@@ -93,8 +109,8 @@ def write_run_files(
     """Write config, feature spec and metadata; refuse a workdir of a different run.
 
     Raises:
-        ValueError: If ``workdir`` already holds a run with other data or settings (resuming
-            needs the same config and data; start a fresh workdir otherwise).
+        OtherRunError: If ``workdir`` already holds a run with other data or settings
+            (resuming needs the same config and data; start a fresh workdir otherwise).
     """
     workdir = Path(workdir)
     cfg = integrity.redact_tree(json.loads(config.to_json_best_effort()))
@@ -106,10 +122,7 @@ def write_run_files(
         if old_meta.get("data_fingerprint") != fingerprint:
             changed.append("training data")
         if changed:
-            raise ValueError(
-                f"{workdir} holds a run with different {', '.join(changed)}; resume with the "
-                f"same config and data, or train into a new workdir"
-            )
+            raise OtherRunError(workdir, changed)
     meta = {
         "artefact_version": ARTEFACT_VERSION,
         "probcast_version": __version__,
