@@ -53,6 +53,23 @@ def test_censored_point_mass_is_kept(combine):
     assert 0.0 < float(p_zero[0, 0]) < 1.0 and float(p_zero[0, 1]) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    "name", ["censored_logistic", "censored_normal", "truncated_normal", "censored_normal_01"]
+)
+def test_vincentized_bounded_families_are_the_family_with_mean_params(name):
+    # pooled in the latent space: the parameters training fits and the products write
+    dist = dists.get(name)
+    p1 = {"loc": jnp.array([-0.6, 0.3]), "scale": jnp.array([0.4, 0.2])}
+    p2 = {"loc": jnp.array([0.4, 0.9]), "scale": jnp.array([0.9, 0.3])}
+    mean = {k: v[:, None] for k, v in pooling.mean_params([p1, p2]).items()}
+    levels = jnp.array([0.05, 0.3, 0.5, 0.7, 0.95])
+    q = pooling.quantile_at(dist, [p1, p2], levels, "vincentize")
+    np.testing.assert_allclose(q, dist.quantile(mean, levels), atol=1e-6)
+    t = jnp.array([0.0, 0.2, 0.5, 1.0])
+    p = pooling.exceedance(dist, [p1, p2], t, "vincentize")
+    np.testing.assert_allclose(p, 1.0 - dist.cdf(mean, t), atol=1e-6)
+
+
 def test_single_network_is_exact():
     q = pooling.quantile_at(NORMAL, [A], LEVELS, "mixture")
     np.testing.assert_allclose(q, NORMAL.quantile({k: v[:, None] for k, v in A.items()}, LEVELS))

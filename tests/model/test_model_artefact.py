@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from probcast import dists
 from probcast.configs import tiny
 from probcast.features import FeatureSpec
 from probcast.model.artefact import load
@@ -57,6 +58,24 @@ def test_members_are_coherent_and_agree_with_quantiles(combine):
     np.testing.assert_allclose(np.quantile(many, [0.1, 0.5, 0.9], axis=1).T, q, atol=0.25)
     p = model.exceedance(table, {"t2m": q[0].tolist()})["t2m"]
     np.testing.assert_allclose(p[0], [0.9, 0.5, 0.1], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "head", ["censored_logistic", "truncated_normal", "censored_normal", "censored_normal_01"]
+)
+def test_products_of_a_pooled_bounded_target_are_those_of_its_parameters(head):
+    model, table = _model({"tp": head}, n_nets=3)  # the file's parameters, its products
+    assert model.pooled_params_are_predictive("tp")
+    dist = dists.get(head)
+    p = {k: v[:, None] for k, v in model.params(table)["tp"].items()}
+    levels = [0.1, 0.5, 0.9]
+    q = model.quantiles(table, levels)["tp"]
+    np.testing.assert_allclose(q, dist.quantile(p, np.asarray(levels)), atol=1e-5)
+    t = np.asarray([0.0, 0.5])
+    prob = model.exceedance(table, {"tp": t.tolist()})["tp"]
+    np.testing.assert_allclose(prob, 1.0 - dist.cdf(p, t), atol=1e-5)
+    if head.startswith("censored"):
+        assert 0.05 < prob[:, 0].mean() < 0.95  # the point mass matters here
 
 
 def test_generative_heads_quantiles_and_probabilities():

@@ -5,14 +5,21 @@ for quantile averaging, "Vincentization"):
 
 * ``vincentize``: the quantile function is the average of the networks' quantile
   functions. For location-scale families this is the family with averaged parameters; it
-  keeps the members' shape and sharpness, which is why it is the default.
+  keeps the members' shape and sharpness, which is why it is the default. Censored and
+  truncated location-scale families are pooled in their latent space: the latent laws'
+  quantiles are averaged (the latent family with averaged parameters) and then censored or
+  truncated, so the pool stays in the family and is exactly what :func:`mean_params`
+  gives, the parameters that training's blend, spread factor and recalibration map were
+  fitted to and that the products write (averaging the censored quantiles themselves
+  would give a pool whose point mass is the smallest network's, outside the family).
 * ``mixture``: the linear pool, ``F = mean_s F_s``; wider than any member when the networks
   disagree.
 
 Inverses with no closed form are found numerically: quantiles of a mixture by bisection
-(a monotone ``cdf``), ``F`` of a Vincentized pool by Newton steps on the level inside a
-bracket (:func:`_pooled_level`: ``quantile``, ``cdf`` and ``log_prob``). Parameters are
-passed as one dict per network, arrays of shape ``(n,)``.
+(a monotone ``cdf``), ``F`` of a Vincentized pool outside the location-scale families (the
+censored shifted gamma) by Newton steps on the level inside a bracket
+(:func:`_pooled_level`: ``quantile``, ``cdf`` and ``log_prob``). Parameters are passed as
+one dict per network, arrays of shape ``(n,)``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
+from probcast.dists._common import LocScaleFamily
 from probcast.dists.registry import Distribution
 
 Params = dict[str, jax.Array]
@@ -73,6 +81,7 @@ def quantile_at(
     dist: Distribution, params: Sequence[Params], q: jax.Array, combine: str
 ) -> jax.Array:
     """Pooled quantiles at levels ``q`` (broadcastable to ``(n, k)``, in (0, 1)): ``(n, k)``."""
+    params = _in_family(dist, params, combine)
     each = jnp.stack([dist.quantile(_expand(p), q) for p in params])
     if len(params) == 1 or combine == "vincentize":
         return jnp.mean(each, axis=0)
@@ -88,12 +97,20 @@ def exceedance(
     dist: Distribution, params: Sequence[Params], t: jax.Array, combine: str
 ) -> jax.Array:
     """Pooled probability of exceeding thresholds ``t`` (``(k,)``): ``(n, k)``."""
+    params = _in_family(dist, params, combine)
     if len(params) == 1 or combine == "mixture":
         return 1.0 - jnp.mean(jnp.stack([dist.cdf(_expand(p), t) for p in params]), axis=0)
 
     n = jnp.broadcast_shapes(*(jnp.shape(v) for v in params[0].values()))
     shape = (*n, jnp.shape(t)[-1])
     return 1.0 - _pooled_level(dist, params, jnp.broadcast_to(t, shape))
+
+
+def _in_family(dist: Distribution, params: Sequence[Params], combine: str) -> Sequence[Params]:
+    """One network with averaged parameters: a location-scale family's Vincentized pool."""
+    if combine == "vincentize" and len(params) > 1 and isinstance(dist, LocScaleFamily):
+        return [mean_params(params)]
+    return params
 
 
 def _pooled_level(dist: Distribution, params: Sequence[Params], t: jax.Array) -> jax.Array:
