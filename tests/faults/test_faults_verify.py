@@ -55,6 +55,24 @@ def test_crossing_quantiles_are_an_error(tables):
         verify(truth, {"q": q})
 
 
+@pytest.mark.parametrize("form", ["members", "quantiles", "params"])
+def test_forecast_in_other_units_than_canonical_is_an_error(tables, form):
+    # a CSV of degC values that lost its units sidecar would be scored as K
+    truth, mu, sigma = tables
+    if form == "members":
+        fc = syn.members_table(truth, mu - 273.15, sigma, n_members=5)
+    elif form == "quantiles":
+        fc = syn.quantiles_table(truth, mu - 273.15, sigma, levels=(0.1, 0.5, 0.9))
+    else:
+        fc = syn.keys_of(truth).assign(t2m_loc=mu - 273.15, t2m_scale=sigma)
+    with pytest.raises(ValueError, match=r"'fc': t2m .*physical range.*'degC'.*--units"):
+        verify(truth, {"fc": fc}, families={"fc": {"t2m": "normal"}})
+    fc = syn.members_table(truth, mu, sigma, n_members=5)
+    fc.loc[3, "t2m_m000"] = 1e4  # one wrong value among right ones
+    with pytest.raises(ValueError, match=r"1 value\(s\) outside"):
+        verify(truth, {"fc": fc})
+
+
 @pytest.mark.parametrize("where", ["all", "one"])
 def test_infinite_members_are_an_error(tables, where):
     truth, mu, sigma = tables

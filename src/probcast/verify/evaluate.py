@@ -31,7 +31,8 @@ from probcast.products.table import (
     parse_columns,
     to_predictive,
 )
-from probcast.schema import KEY_COLUMNS, OBS_PREFIX
+from probcast.schema import KEY_COLUMNS, OBS_PREFIX, VARIABLES, range_error
+from probcast.validate import clip_float_noise
 from probcast.verify import aggregate, skill
 from probcast.verify.multivariate import tidy_multivariate
 from probcast.verify.pointwise import COVERAGES, case_scores
@@ -288,7 +289,8 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
 
     Raises:
         ValueError: Probabilities outside [0, 1] (naming the column), infinite values
-            (missing values must be NaN), crossing quantiles.
+            (missing values must be NaN), values outside the variable's physical range
+            (its median for a distribution), crossing quantiles.
     """
     var = fc.variable
     cs = parse_columns(df.columns, var)
@@ -308,6 +310,8 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
             f"{where} has infinite values in {int(inf.sum())} cases (first row "
             f"{int(np.flatnonzero(inf)[0])}); missing values must be NaN"
         )
+    if var in VARIABLES:
+        _check_range(fc.quantiles([0.5])[:, 0] if fc.kind == "params" else vals, var, where)
     if fc.kind == "quantiles" and vals.shape[1] > 1:
         step = np.diff(vals, axis=1)
         tol = FLOAT_NOISE * (1.0 + np.abs(vals[:, 1:]))
@@ -319,6 +323,24 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
                 f"{where}: quantiles decrease with the level in {int(cross.sum())} cases "
                 f"(row {r}: levels {levels}, values {vals[r].tolist()})"
             )
+
+
+def _check_range(values: np.ndarray, var: str, where: str) -> None:
+    """Refuse forecast values outside ``var``'s physical range (beyond float noise).
+
+    A forecast in other units than it says (a CSV without its sidecar) would otherwise be
+    scored as if it were in canonical units: a temperature in degC read as K.
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size or range_error(float(finite.min()), float(finite.max()), var) is None:
+        return
+    _, _, bad = clip_float_noise(finite, var)
+    if bad.any():
+        problem = range_error(float(finite.min()), float(finite.max()), var, n_bad=int(bad.sum()))
+        raise ValueError(
+            f"{where}: {problem} (a forecast file is read in canonical units unless its "
+            "metadata, or a CSV's sidecar <file>.json, names others: probcast predict --units)"
+        )
 
 
 def _dropped(name: str, var: str, obs: np.ndarray, valid: np.ndarray) -> dict[str, int]:
