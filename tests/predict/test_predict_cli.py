@@ -71,6 +71,16 @@ def test_prediction_table(run):
     np.testing.assert_array_equal(pred["obs_t2m"], test["obs_t2m"])
 
 
+def test_percentiles_of_a_station_table_are_its_quantile_columns(run):
+    root, _ = run
+    out = root / "pct.parquet"
+    args = [f"--model={root / 'model'}", f"--input={root / 'test.parquet'}", f"--output={out}"]
+    assert main(["predict", *args, "--percentiles=10,90", "--quantiles=0.5", "--seed=3"]) == 0
+    pct, ref = pd.read_parquet(out), pd.read_parquet(root / "pred.parquet")
+    for col in ("t2m_q0.1", "t2m_q0.5", "t2m_q0.9"):
+        np.testing.assert_allclose(pct[col], ref[col], rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_fresh_process_gives_identical_predictions(run):
     root, test = run

@@ -58,6 +58,9 @@ def test_input_kind_and_defaults(tmp_path):
     assert req.grid_percentiles == (10.0, 90.0)
     assert PredictRequest(model="m", input="x.nc").grid_percentiles == (5, 25, 50, 75, 95)
     assert req.replace(members=3).members == 3
+    # a station table takes percentiles as quantile levels too (not silently nothing)
+    both = PredictRequest(model="m", input="x.csv", quantiles=(0.5, 0.1), percentiles=(10.0, 90.0))
+    assert both.station_quantiles == (0.1, 0.5, 0.9)
     described = PredictRequest(
         model="m", input=pd.DataFrame(), thresholds={"tp": (1.0,)}
     ).describe()

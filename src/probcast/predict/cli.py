@@ -61,7 +61,8 @@ def _flags() -> flags.FlagValues:
     flags.DEFINE_string(
         "percentiles",
         "",
-        "Gridded input: percentiles in % (5,25,50,75,95 when not given).",
+        "Percentiles in % (gridded input: 5,25,50,75,95 when not given; station tables: "
+        "quantile columns at these levels / 100, with --quantiles).",
         flag_values=fv,
     )
     flags.DEFINE_string(

@@ -85,7 +85,8 @@ class PredictRequest:
         members: Coherent members per row or grid point (0: none).
         quantiles: Quantile levels in (0, 1) (station tables).
         percentiles: Percentiles in % (grids; ``None``: :data:`defaults.GRID_PERCENTILES`,
-            or the quantiles as percentages when those are given).
+            or the quantiles as percentages when those are given; station tables: quantile
+            columns at these levels / 100, next to ``quantiles``).
         thresholds: ``{var: thresholds}`` of exceedance probabilities (grids, ``None``:
             :data:`defaults.PRODUCT_THRESHOLDS`; station tables: none).
         params: Write the distribution parameters.
@@ -191,6 +192,12 @@ class PredictRequest:
         if self.quantiles:
             return tuple(100.0 * q for q in self.quantiles)
         return defaults.GRID_PERCENTILES
+
+    @property
+    def station_quantiles(self) -> tuple[float, ...]:
+        """Quantile levels of a station prediction: ``quantiles`` and ``percentiles`` / 100."""
+        pct = [round(p / 100.0, 10) for p in self.percentiles or ()]
+        return tuple(sorted({*self.quantiles, *pct}))
 
     def replace(self, **changes: Any) -> PredictRequest:
         """A copy with some fields changed (checked again)."""

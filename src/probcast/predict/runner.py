@@ -94,7 +94,7 @@ class StationRunner:
             model,
             _input_table(req.input),
             members=req.members,
-            quantiles=req.quantiles,
+            quantiles=req.station_quantiles,
             thresholds=canonical_thresholds(req.thresholds, req.units),
             seed=req.seed,
             params=req.params,
