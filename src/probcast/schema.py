@@ -259,7 +259,7 @@ def _registry() -> Any:
 
 @functools.cache
 def _pint_affine(src: str, target: str) -> tuple[float, float] | None:
-    """``(scale, offset)`` from pint, or ``None`` when pint cannot convert ``src``."""
+    """Pint's ``(scale, offset)``; ``None`` if it cannot convert ``src`` or that is a delta unit."""
     import pint
 
     reg: Any = _registry()
@@ -274,7 +274,7 @@ def _pint_affine(src: str, target: str) -> tuple[float, float] | None:
         scale = float(hi.to(to).magnitude) - offset
     except (pint.PintError, AttributeError, TypeError, ValueError, AssertionError):
         return None
-    return (scale, offset) if scale > 0 else None
+    return (scale, offset) if scale > 0 and "delta_" not in str(lo.units) else None
 
 
 _UDUNITS_POWER = re.compile(r"([A-Za-z])(-?\d+)")  # UDUNITS m-2 -> pint m**-2

@@ -28,6 +28,7 @@ from probcast.schema import (
     OBS_PREFIX,
     STATIC_COLUMNS,
     VARIABLES,
+    units_hint,
 )
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,8 @@ def _range_message(source: str, col: str, var: str, values: np.ndarray, bad: np.
     return (
         f"{source}: column {col!r}: {int(bad.sum())} value(s) outside the physical range "
         f"[{info.valid_min:g}, {info.valid_max:g}] {info.units} for {var}, worst {values[i]:g} "
-        f"in row {i} (found min {finite.min():g}, max {finite.max():g}); wrong units?"
+        f"in row {i} (found min {finite.min():g}, max {finite.max():g}); "
+        + units_hint(float(finite.min()), float(finite.max()), var)
     )
 
 

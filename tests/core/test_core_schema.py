@@ -28,6 +28,13 @@ def test_unknown_unit_names_variable_and_expected() -> None:
         schema.to_canonical_units(np.array([1.0]), "furlong", "t2m", source="f.nc")
 
 
+@pytest.mark.parametrize("units", ["delta_degC", "delta_degF"])
+def test_a_difference_unit_is_refused_for_an_absolute_temperature(units: str) -> None:
+    # pint converts a temperature difference to K unchanged: 10 delta_degC would be 10 K
+    with pytest.raises(schema.UnitError, match=rf"units '{units}'; expected 'K'"):
+        schema.unit_affine(units, "t2m")
+
+
 @pytest.mark.parametrize("units", ["mm", "m"])  # without and with a conversion
 def test_r_na_becomes_a_quiet_nan_that_casts_without_warning(units: str) -> None:
     r_na = np.array([0x7FF00000000007A2], dtype=np.uint64).view(np.float64)  # R's NA_real_

@@ -84,7 +84,7 @@ BAD_INPUTS = {
     ),
     "out of physical range": (
         _bad(fc_t2m=[7.0, 8.0, 9.0, 10.0]),
-        ["fc_t2m", "outside the physical range", "wrong units"],
+        ["fc_t2m", "outside the physical range", "would fit as 'degC' or 'degF', not 'K'"],
     ),
     "out of range observation": (_bad(obs_t2m=[279.0, 400.0, 283.0, 284.0]), ["obs_t2m", "400"]),
     "all NaN": (_bad(obs_t2m=np.nan), ["'obs_t2m'", "all NaN"]),
