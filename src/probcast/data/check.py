@@ -1,7 +1,10 @@
 """Check and split one's own data: ``probcast data check`` and ``probcast data split``.
 
 ``check`` validates a canonical station table (CSV/Parquet) or gridded dataset (NetCDF,
-Zarr) and prints the summary ``probcast data prepare`` gives for the registry sets.
+Zarr) and prints the summary ``probcast data prepare`` gives for the registry sets. A grid
+is read as ``probcast train`` reads it (:func:`probcast.align.points.open_grid`: units and
+values checked by :func:`probcast.ingest.grid_values.check_grid`), so it fails here with
+the message training would give.
 ``split`` cuts a station table into ``train.parquet`` and ``test.parquet`` at a date, with
 the leakage guard of the registry splits (:func:`probcast.split.time_split`).
 """
@@ -71,12 +74,13 @@ def _column(stats: dict[str, str]) -> list[str]:
 
 
 def _check_grid(p: Path) -> str:
+    """Read the grid as training and prediction do: the same unit and value checks."""
+    from probcast.align.points import open_grid
     from probcast.data.summary import grid_stats
     from probcast.ingest.errors import GriddedReadError
-    from probcast.ingest.gridded import open_gridded
 
     try:
-        ds = open_gridded(p, keep_unknown=False)
+        ds = open_grid(p)  # open_gridded or lazy xarray, then ingest.grid_values.check_grid
     except GriddedReadError as err:
         raise CheckError(str(err)) from None
     targets = _targets([str(v) for v in ds.data_vars])
