@@ -38,9 +38,9 @@ from probcast.sources import fs, nwp_source, truth_reader
 from probcast.sources.config import BuildSpec
 from probcast.sources.era5 import truth_window
 from probcast.sources.errors import SourceError
-from probcast.sources.obs import GRIDDED_TRUTH, ObsData
+from probcast.sources.obs import GRIDDED_TRUTH, ObsData, check_some_in_range
 from probcast.sources.pair import pair
-from probcast.sources.qc import apply_qc
+from probcast.sources.qc import RANGES, apply_qc
 from probcast.sources.variables import needed, relative_humidity
 
 
@@ -293,6 +293,9 @@ def build(
         obs = obs.assign(
             obs_rh=relative_humidity(obs["obs_t2m"].to_numpy(), obs["obs_td2m"].to_numpy())
         )
+    where = spec.truth.get("paths") or spec.truth["source"]  # all out of range: wrong units
+    units = (spec.truth.get("options") or {}).get("units")
+    check_some_in_range(obs, where, RANGES, units=units, variables=needed(spec.variables))
     obs, removed = apply_qc(obs)
     result.removed = pd.concat([truth.removed, removed], ignore_index=True).to_dict("records")  # type: ignore[assignment]
     source = open_source(spec, out)

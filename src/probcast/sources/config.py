@@ -14,11 +14,17 @@ Example (YAML)::
     match_minutes: 30                    # an observation within +-30 min of the valid time
     area: [72, -25, 34, 45]              # optional [north, west, south, east], degrees
     output: {kind: zarr-grid}            # optional: a canonical grid (default: table)
+
+Every mapping of the spec accepts only its own keys (:data:`TOP_KEYS`, :data:`NWP_KEYS`,
+:data:`TRUTH_KEYS`, ...): an unknown key is an error naming the spec file, the key path, the
+keys allowed there and the closest one, never silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,38 @@ from probcast.sources.area import Area, parse_area
 from probcast.sources.errors import SourceError
 from probcast.sources.output import parse_output
 from probcast.sources.variables import needed
+
+TOP_KEYS = (
+    "nwp",
+    "truth",
+    "stations",
+    "variables",
+    "period",
+    "cycles",
+    "lead_times",
+    "accumulation_hours",
+    "match_minutes",
+    "area",
+    "output",
+)
+"""Keys of the top level of a spec."""
+_NOAA_KEYS = ("source", "base_url", "storage_options", "method")
+NWP_KEYS: dict[str, tuple[str, ...]] = {
+    "archive": ("source", "paths", "storage_options", "method"),
+    "ecmwf-opendata": (*_NOAA_KEYS, "model"),
+    **{name: _NOAA_KEYS for name in ("gfs", "hrrr", "rap", "nam")},
+}
+"""NWP source -> the keys its ``nwp`` section takes (see ``build.open_source``)."""
+TRUTH_OPTIONS: dict[str, tuple[str, ...]] = {"table": ("units",)}
+"""Truth source -> the keys of ``truth.options`` (keyword arguments of its reader)."""
+TRUTH_KEYS: dict[str, tuple[str, ...]] = {
+    name: ("source", "paths", "storage_options", *(("options",) if name in TRUTH_OPTIONS else ()))
+    for name in TRUTH_SOURCES
+}
+"""Truth source -> the keys its ``truth`` section takes."""
+PERIOD_KEYS = ("start", "end")
+STATION_KEYS = ("station", "name", "latitude", "longitude", "altitude")
+OUTPUT_KEYS = ("kind", "method")
 
 
 @dataclass
@@ -60,6 +98,85 @@ def _time(value: Any, key: str, src: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _unknown(
+    key: str, prefix: str, allowed: Sequence[str], nested: Mapping[str, Sequence[str]]
+) -> str:
+    """``key``'s path and the allowed key it most likely meant (or belongs under)."""
+    inner = [f"{sub}.{key}" for sub, keys in nested.items() if key in keys]
+    close = inner or difflib.get_close_matches(key, allowed, n=1)
+    return f"{prefix}{key} (did you mean {prefix + close[0]!r}?)" if close else prefix + key
+
+
+def _other_sources(key: str, keys: Mapping[str, Sequence[str]]) -> str:
+    """`` (only for source a, b)`` when ``key`` belongs to other sources of the section."""
+    owners = [name for name, allowed in keys.items() if key in allowed]
+    return f" (only for source {', '.join(owners)})" if owners else ""
+
+
+def check_keys(
+    value: Mapping[Any, Any],
+    allowed: Sequence[str],
+    where: str,
+    src: str,
+    nested: Mapping[str, Sequence[str]] | None = None,
+    label: str = "",
+    sources: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Refuse keys of the spec mapping ``value`` (at key path ``where``) not in ``allowed``.
+
+    Args:
+        value: A mapping of the spec.
+        allowed: The keys it may have.
+        where: Its key path (``""`` for the top level, ``"truth"``, ``"truth.options"``).
+        src: The spec file, for the message.
+        nested: Sub-mapping name -> its keys, to suggest ``options.units`` for ``units``.
+        label: Said after ``where`` in the list of allowed keys (``" (source table)"``).
+        sources: Source name -> its keys, to say which sources take a key (``paths``).
+
+    Raises:
+        SourceError: Naming the file, each unknown key's path, a suggestion and the keys
+            allowed there.
+    """
+    unknown = [str(k) for k in value if str(k) not in allowed]
+    if not unknown:
+        return
+    prefix = f"{where}." if where else ""
+    names = ", ".join(
+        _unknown(k, prefix, allowed, nested or {}) + _other_sources(k, sources or {})
+        for k in unknown
+    )
+    place = f"in {where}{label}" if where else "at the top level"
+    raise SourceError(f"{src}: unknown key(s) {names}; allowed {place}: {', '.join(allowed)}")
+
+
+def _check_truth(truth: dict[str, Any], src: str) -> None:
+    name = truth["source"]
+    option_keys = TRUTH_OPTIONS.get(name, ())
+    label = f" (source {name})"
+    check_keys(truth, TRUTH_KEYS[name], "truth", src, {"options": option_keys}, label, TRUTH_KEYS)
+    options = truth.get("options", {})
+    if not isinstance(options, dict):
+        raise SourceError(
+            f"{src}: truth.options: expected a mapping, e.g. {{units: {{t2m: degC}}}}"
+        )
+    check_keys(options, option_keys, "truth.options", src)
+    units = options.get("units", {})
+    if not isinstance(units, dict) or not all(isinstance(u, str) for u in units.values()):
+        raise SourceError(
+            f"{src}: truth.options.units: expected {{column: unit}}, e.g. {{t2m: degC}}; "
+            f"got {units!r}"
+        )
+
+
+def _stations(items: Iterable[Any], src: str) -> list[dict[str, Any]]:
+    stations = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            check_keys(item, STATION_KEYS, f"stations[{i}]", src)
+        stations.append({"station": str(item)} if not isinstance(item, dict) else dict(item))
+    return stations
+
+
 def _section(data: dict[str, Any], key: str, names: dict[str, str], src: str) -> dict[str, Any]:
     sec = data.get(key)
     if not isinstance(sec, dict) or "source" not in sec:
@@ -77,8 +194,12 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
     """Validate a spec mapping; every error names the key and what was expected."""
     if not isinstance(data, dict):
         raise SourceError(f"{source}: expected a mapping at the top level")
+    check_keys(data, TOP_KEYS, "", source)
     nwp = _section(data, "nwp", NWP_SOURCES, source)
     truth = _section(data, "truth", TRUTH_SOURCES, source)
+    label = f" (source {nwp['source']})"
+    check_keys(nwp, NWP_KEYS[nwp["source"]], "nwp", source, label=label, sources=NWP_KEYS)
+    _check_truth(truth, source)
     if nwp["source"] == "archive" and not nwp.get("paths"):
         raise SourceError(f"{source}: nwp.paths: an archive needs a glob or a list of files")
     if nwp.get("method", "nearest") not in ("nearest", "bilinear"):
@@ -99,6 +220,7 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
     period = data.get("period")
     if not isinstance(period, dict) or "start" not in period or "end" not in period:
         raise SourceError(f"{source}: period: expected {{start: DATE, end: DATE}}")
+    check_keys(period, PERIOD_KEYS, "period", source)
     start = _time(period["start"], "period.start", source)
     end = _time(period["end"], "period.end", source)
     if len(str(period["end"])) <= 10:  # a date: the whole day
@@ -114,9 +236,9 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
         ) from None
     if not lead_times or min(lead_times) < 0:
         raise SourceError(f"{source}: lead_times: expected a non-empty list of hours >= 0")
-    stations = []
-    for item in data.get("stations") or []:
-        stations.append({"station": str(item)} if not isinstance(item, dict) else dict(item))
+    stations = _stations(data.get("stations") or [], source)
+    if isinstance(data.get("output"), dict):
+        check_keys(data["output"], OUTPUT_KEYS, "output", source)
     cycles = [int(h) for h in data.get("cycles") or ([] if nwp["source"] == "archive" else [0])]
     return BuildSpec(
         nwp=nwp,

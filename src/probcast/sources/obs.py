@@ -8,11 +8,14 @@ the source's own quality codes or format rules removed, per station, check and v
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from probcast.schema import VARIABLES, canonical_name, range_error
+from probcast.sources.errors import SourceError
 
 OBS_VARIABLES = ("t2m", "td2m", "rh", "ws10", "wdir10", "gust", "msl", "sp", "tcc", "tp")
 STATION_COLUMNS = ["station", "name", "latitude", "longitude", "altitude"]
@@ -76,3 +79,54 @@ def clean_metadata(stations: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame
         notes.append(f"{source}: station {sid}: elevation {alt:g} m is not plausible")
     out.loc[bad_alt, "altitude"] = np.nan
     return out, notes
+
+
+def check_some_in_range(
+    obs: pd.DataFrame,
+    sources: str | Sequence[str],
+    ranges: Mapping[str, tuple[float, float]],
+    *,
+    units: Mapping[str, str] | None = None,
+    variables: Iterable[str] | None = None,
+) -> None:
+    """Refuse observations of which the range check would remove every value.
+
+    A variable whose values are all outside its physical range is almost always given in
+    other units than stated (degC in a column read as K): building on would write a table
+    without ``obs_<var>`` and exit 0.
+
+    Args:
+        obs: ``obs_<var>`` columns in canonical units (before quality control).
+        sources: The truth file(s) or glob(s), for the message.
+        ranges: Variable -> ``(min, max)`` of the range check (``qc.RANGES``).
+        units: The units the values were given in, by column or variable (the table
+            source's ``options.units``); canonical when absent.
+        variables: The variables to check (default: every ``obs_<var>`` column).
+
+    Raises:
+        SourceError: Naming the variable, the file(s), the values found and the units the
+            values would fit (:func:`probcast.schema.units_hint`).
+    """
+    given = {canonical_name(str(k).removeprefix("obs_")): v for k, v in (units or {}).items()}
+    wanted = None if variables is None else set(variables)
+    files = sources if isinstance(sources, str) else ", ".join(map(str, sources))
+    for col in (c for c in obs.columns if c.startswith("obs_")):
+        var = col[4:]
+        if var not in ranges or (wanted is not None and var not in wanted):
+            continue
+        x = pd.to_numeric(obs[col], errors="coerce").to_numpy(dtype="float64")
+        x = x[np.isfinite(x)]
+        lo, hi = ranges[var]
+        if x.size == 0 or ((x >= lo) & (x <= hi)).any():
+            continue
+        found = (
+            f"{x.size} value(s) outside [{lo:g}, {hi:g}] (found min {x.min():g}, max {x.max():g})"
+        )
+        why = (
+            range_error(float(x.min()), float(x.max()), var, units=given.get(var), n_bad=x.size)
+            if var in VARIABLES
+            else f"{found}; wrong units or corrupted values?"
+        )
+        raise SourceError(
+            f"{files}: {col}: the range check would remove every observation of {var}: {why}"
+        )
