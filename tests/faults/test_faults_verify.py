@@ -55,6 +55,13 @@ def test_crossing_quantiles_are_an_error(tables):
         verify(truth, {"q": q})
 
 
+def test_thresholds_of_a_variable_not_verified_are_an_error(tables):
+    truth, mu, sigma = tables
+    ens = syn.members_table(truth, mu, sigma, n_members=5)
+    with pytest.raises(ValueError, match=r"thresholds of \['tp'\], which no forecast"):
+        verify(truth, {"ens": ens}, thresholds={"tp": [1.0], "t2m": [280.0]})
+
+
 @pytest.mark.parametrize("form", ["members", "quantiles", "params"])
 def test_forecast_in_other_units_than_canonical_is_an_error(tables, form):
     # a CSV of degC values that lost its units sidecar would be scored as K

@@ -30,7 +30,8 @@ from probcast.dists import Predictive
 from probcast.schema import OBS_PREFIX
 from probcast.verify import grid_results as results
 from probcast.verify import skill
-from probcast.verify.evaluate import FLOAT_NOISE, Verification
+from probcast.verify.checks import FLOAT_NOISE
+from probcast.verify.evaluate import Verification
 from probcast.verify.grid_inputs import FP, FRT, GridField, GridForecast, grid_dims
 from probcast.verify.grid_match import check_same_grid
 from probcast.verify.pointwise import COVERAGES, case_scores, threshold_label

@@ -1,0 +1,83 @@
+"""Checks of a forecast before it is scored: nothing that would be scored silently wrong.
+
+Probabilities outside ``[0, 1]``, infinite values, values outside the variable's physical
+range (a forecast in other units than it says) and crossing quantiles are refused with a
+message naming the forecast, the variable and the column or row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from probcast.dists import Predictive
+from probcast.products.table import parse_columns
+from probcast.schema import VARIABLES, range_error
+from probcast.validate import clip_float_noise
+
+FLOAT_NOISE = 1e-5
+"""Relative tolerance of the quantile-crossing check (rounding of stored values)."""
+
+
+def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
+    """Refuse a forecast that would be scored silently wrong.
+
+    Args:
+        fc: One variable's forecast, rows aligned with ``df``.
+        df: The table it was read from (for the column names).
+        name: Name of the forecast in messages.
+
+    Raises:
+        ValueError: Probabilities outside [0, 1] (naming the column), infinite values
+            (missing values must be NaN), values outside the variable's physical range
+            (its median for a distribution), crossing quantiles.
+    """
+    var = fc.variable
+    cs = parse_columns(df.columns, var)
+    for t, col in sorted(cs.probabilities.items()):
+        p = np.asarray(fc.probabilities.get(t, df[col].to_numpy("float64")), dtype="float64")
+        bad = np.isinf(p) | (p < 0) | (p > 1)
+        if bad.any():
+            raise ValueError(
+                f"forecast {name!r}: column {col!r} has {int(bad.sum())} probabilities outside "
+                f"[0, 1] (first {p[bad][0]:g} in row {int(np.flatnonzero(bad)[0])})"
+            )
+    vals = np.asarray(fc.values, dtype="float64").reshape(len(fc), -1)
+    where = f"forecast {name!r}: {var} ({fc.kind})"
+    inf = np.isinf(vals).any(axis=1)
+    if inf.any():
+        raise ValueError(
+            f"{where} has infinite values in {int(inf.sum())} cases (first row "
+            f"{int(np.flatnonzero(inf)[0])}); missing values must be NaN"
+        )
+    if var in VARIABLES:
+        _check_range(fc.quantiles([0.5])[:, 0] if fc.kind == "params" else vals, var, where)
+    if fc.kind == "quantiles" and vals.shape[1] > 1:
+        step = np.diff(vals, axis=1)
+        tol = FLOAT_NOISE * (1.0 + np.abs(vals[:, 1:]))
+        cross = (step < -tol).any(axis=1)
+        if cross.any():
+            r = int(np.flatnonzero(cross)[0])
+            levels = [float(a) for a in fc.levels] if fc.levels is not None else []
+            raise ValueError(
+                f"{where}: quantiles decrease with the level in {int(cross.sum())} cases "
+                f"(row {r}: levels {levels}, values {vals[r].tolist()})"
+            )
+
+
+def _check_range(values: np.ndarray, var: str, where: str) -> None:
+    """Refuse forecast values outside ``var``'s physical range (beyond float noise).
+
+    A forecast in other units than it says (a CSV without its sidecar) would otherwise be
+    scored as if it were in canonical units: a temperature in degC read as K.
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size or range_error(float(finite.min()), float(finite.max()), var) is None:
+        return
+    _, _, bad = clip_float_noise(finite, var)
+    if bad.any():
+        problem = range_error(float(finite.min()), float(finite.max()), var, n_bad=int(bad.sum()))
+        raise ValueError(
+            f"{where}: {problem} (a forecast file is read in canonical units unless its "
+            "metadata, or a CSV's sidecar <file>.json, names others: probcast predict --units)"
+        )
