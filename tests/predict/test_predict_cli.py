@@ -145,6 +145,10 @@ def test_errors_are_reported(run, tmp_path, capsys):
     assert main(["predict", "--model=/nonexistent", "--input=x", "--output=y"]) == 1
     assert main(["predict", "--bogus"]) == 2
     assert main(["train", "--config=nope", "--workdir=x"]) == 2
+    capsys.readouterr()
+    no_suffix = [f"--model={root / 'model'}", f"--input={root / 'test.parquet'}"]
+    assert main(["predict", *no_suffix, f"--output={tmp_path / 'pred'}"]) == 1
+    assert "unknown table format ''" in capsys.readouterr().err  # refused before predicting
 
 
 def test_coherent_members_keep_the_marginals(run, tmp_path):

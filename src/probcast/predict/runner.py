@@ -22,6 +22,7 @@ from probcast.model.predictor import TrainedModel
 from probcast.predict.gridded import predict_grid
 from probcast.predict.request import PredictRequest, RequestError
 from probcast.predict.station import predict_stations
+from probcast.products.table import TABLE_SUFFIXES
 from probcast.products.table_files import write_predictions
 from probcast.products.units import canonical_thresholds, table_to_units
 
@@ -89,6 +90,12 @@ class StationRunner:
         """Predict every row; write the table when the request names an output."""
         start = time.perf_counter()
         req = self.request
+        suffix = Path(req.output).suffix.lower() if req.output is not None else ".csv"
+        if suffix not in TABLE_SUFFIXES:  # before the prediction's work, not after it
+            raise RequestError(
+                f"output {req.output}: unknown table format {suffix!r}; expected one of "
+                f"{TABLE_SUFFIXES}"
+            )
         model = _model(req, self.model)
         pred = predict_stations(
             model,
