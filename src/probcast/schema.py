@@ -163,8 +163,8 @@ WATER_DENSITY = 1000.0  # kg m-3: a depth of water (mm, m, in) as an amount (kg 
 # Normalised unit -> its spellings met in files (matched lower-case, stripped).
 _SPELLINGS: dict[str, tuple[str, ...]] = {
     "K": ("k", "kelvin", "degk"),
-    "degc": ("c", "°c", "deg_c", "deg c", "degree_celsius", "degrees_celsius", "celsius"),
-    "degf": ("°f", "deg_f", "degrees_fahrenheit", "fahrenheit"),
+    "degc": ("c", "°c", "deg_c", "deg c", "degree_c", "degree_celsius", "celsius"),
+    "degf": ("°f", "deg_f", "degree_f", "degree_fahrenheit", "fahrenheit"),
     "Pa": ("pa",),
     "hpa": ("mb", "mbar", "millibar"),
     "kpa": (),
@@ -195,7 +195,7 @@ UNIT_NAMES = {
 
 
 def _norm_unit(units: str) -> str:
-    key = units.strip().lower()
+    key = units.strip().lower().replace("degrees_", "degree_")  # CF allows either
     return _UNIT_SPELLINGS.get(key, units.strip())
 
 

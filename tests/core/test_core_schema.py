@@ -11,6 +11,9 @@ from probcast import cli, schema
     [
         (0.0, "degC", "t2m", 273.15),
         (32.0, "degF", "t2m", 273.15),
+        (0.0, "degrees_C", "t2m", 273.15),  # CF's plural spellings too
+        (0.0, "degrees_Celsius", "t2m", 273.15),
+        (32.0, "degrees_F", "t2m", 273.15),
         (1013.25, "hPa", "msl", 101325.0),
         (5.0, "mm", "tp", 5.0),
         (0.005, "m", "tp", 5.0),
