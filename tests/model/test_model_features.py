@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from probcast.configs import tiny
 from probcast.features import UNKNOWN_STATION, FeatureSpec, resolve_targets, usable_rows
+from probcast.model.network import head_families
 from probcast.testing.stations import station_table
 
 
@@ -107,6 +109,10 @@ def test_bad_targets_and_predictors(table):
     with pytest.raises(ValueError, match="obs_msl"):
         resolve_targets(table, "msl")
     assert resolve_targets(table.assign(obs_msl=1e5), "") == ["t2m", "tp"]  # no fc_msl
+    vis = table.assign(obs_vis=1e4, fc_vis=9e3)  # a variable without units, range or family
+    assert resolve_targets(vis, None) == ["t2m", "tp"]
+    with pytest.raises(ValueError, match=r"target 'vis': unknown variable.*set data\.targets"):
+        head_families(resolve_targets(vis, "vis,t2m"), tiny.get_config().model)
     with pytest.raises(ValueError, match="no targets"):
         resolve_targets(table.drop(columns=["obs_t2m", "obs_tp"]), None)
     with pytest.raises(ValueError, match="fc_nope"):

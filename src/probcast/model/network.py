@@ -262,7 +262,10 @@ def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
         if var in gen:
             heads[var] = dists.GENERATIVE
         else:
-            name = overrides.get(var) or dists.default_for(var)
+            try:
+                name = overrides.get(var) or dists.default_for(var)
+            except KeyError as err:  # a variable without a default family
+                raise ValueError(f"target {var!r}: {err.args[0]}; set data.targets") from None
             dists.get(name)  # fail early on an unknown family
             heads[var] = name
     return heads
