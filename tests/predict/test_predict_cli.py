@@ -126,8 +126,15 @@ def test_netcdf_and_csv_outputs(run, tmp_path):
     ds = xr.open_dataset(nc)
     assert dict(ds.sizes) == {"station": 3, "init_time": 3, "lead_time": 3}
     assert {"t2m_q0.5", "t2m_loc", "tp_q0.5"} <= set(ds.data_vars)
+    units = {v: ds[v].attrs.get("units") for v in ("t2m_q0.5", "t2m_loc", "tp_q0.5", "obs_t2m")}
+    assert units == {"t2m_q0.5": "K", "t2m_loc": "K", "tp_q0.5": "kg m-2", "obs_t2m": "K"}
     assert len(pd.read_csv(csv)) == len(test)
     ds.close()
+    args = [f"--model={root / 'model'}", f"--input={root / 'test.parquet'}", f"--output={nc}"]
+    assert main(["predict", *args, "--thresholds=tp:1", "--units=t2m=degC,tp=mm"]) == 0
+    with xr.open_dataset(nc) as ds:  # CF units of the user's choice, probabilities 1
+        assert ds["t2m_m000" if "t2m_m000" in ds else "t2m_loc"].attrs["units"] == "degC"
+        assert ds["tp_p_gt_1"].attrs["units"] == "1" and ds["obs_tp"].attrs["units"] == "mm"
 
 
 def test_errors_are_reported(run, tmp_path, capsys):

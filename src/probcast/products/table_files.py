@@ -27,10 +27,13 @@ from probcast.products.table import (
     SOURCES,
     TABLE_SUFFIXES,
     bits_from_labels,
+    detect_variables,
     is_flag_column,
     labels_from_bits,
     normalise_keys,
+    parse_columns,
 )
+from probcast.schema import OBS_PREFIX, VARIABLES, unit_name
 
 _FLAG_FILL = -1
 
@@ -129,6 +132,7 @@ def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
     for col in flags:
         ds[col].attrs.update(_flag_attrs(col))
         ds[col].encoding.update(dtype="int8", _FillValue=_FLAG_FILL)
+    _units_attrs(ds, meta)
     ds.attrs.update(
         title="probcast station predictions",
         Conventions="CF-1.10",
@@ -136,6 +140,26 @@ def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
         **{META_KEY: json.dumps(meta)},
     )
     return ds
+
+
+def _units_attrs(ds: Any, meta: Mapping[str, Any]) -> None:
+    """CF ``units`` of every value column: the user's (``--units``) or the canonical ones."""
+    from probcast.products.units import PARAM_ROLES
+
+    names = [str(n) for n in ds.data_vars]
+    user, kept = meta.get("units", {}), meta.get("param_units", {})
+    for var in detect_variables(names):
+        cs = parse_columns(names, var)
+        unit = unit_name(user.get(var, VARIABLES[var].units))
+        values = [*cs.members, *cs.quantiles.values(), cs.point, f"{OBS_PREFIX}{var}"]
+        for col in (c for c in values if c in ds):
+            ds[col].attrs["units"] = unit
+        for col in cs.probabilities.values():
+            ds[col].attrs["units"] = "1"
+        for param, col in cs.other.items():
+            if param in PARAM_ROLES:
+                role = PARAM_ROLES[param]
+                ds[col].attrs["units"] = "1" if role == "none" else unit_name(kept.get(var, unit))
 
 
 def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
