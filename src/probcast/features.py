@@ -83,6 +83,16 @@ def _split_names(value: str | Sequence[str] | None) -> list[str]:
     return [str(v) for v in value]
 
 
+class MissingColumnsError(ValueError):
+    """A table to predict lacks input columns the model was trained with."""
+
+    def __init__(self, absent: Sequence[str], targets: Sequence[str]) -> None:
+        super().__init__(
+            f"no column {list(absent)}, an input of the model (targets {list(targets)}): a "
+            "table of other variables or predictors than it was trained on?"
+        )
+
+
 def resolve_targets(table: pd.DataFrame, targets: str | Sequence[str] | None) -> list[str]:
     """Return the target variables.
 
@@ -257,7 +267,7 @@ class FeatureSpec:
         table = self.derive(table)
         absent = [c for c in self.columns if c not in table.columns]
         if absent:
-            raise ValueError(f"table lacks feature columns {absent} used in training")
+            raise MissingColumnsError(absent, self.targets)
         center = _center(table, self.targets)
         x = np.empty((len(table), self.n_features), dtype=np.float32)  # filled column-wise
         missing = np.empty((len(table), len(self.columns)), dtype=bool)

@@ -20,6 +20,7 @@ from probcast import dists
 from probcast.baselines.emos import EmosModel
 from probcast.model.fallback import UnusableTableError
 from probcast.predict.request import PredictRequest, RequestError
+from probcast.predict.runner import run as run_request
 from probcast.predict.station import predict_stations
 from probcast.products.table import parse_columns, source_column
 from probcast.products.table_files import read_predictions, write_predictions
@@ -97,12 +98,16 @@ def test_model_rows_do_not_depend_on_the_bad_rows(model, test_table):
         np.testing.assert_allclose(full[col].to_numpy()[4:], alone[col].to_numpy(), rtol=1e-5)
 
 
-def test_unusable_tables_are_refused(model, test_table):
+def test_unusable_tables_are_refused(model, test_table, tmp_path):
     bad = test_table.assign(fc_ws10=np.nan)
     with pytest.raises(UnusableTableError, match=r"no row .* fc_ws10 \(36 rows\)"):
         _predict(model, bad)
-    with pytest.raises(ValueError, match=r"lacks feature columns \['fc_ws10'\]"):
+    with pytest.raises(ValueError, match=r"no column \['fc_ws10'\], an input of the model"):
         _predict(model, test_table.drop(columns="fc_ws10"))
+    other = tmp_path / "other.parquet"  # a table of another model: named in the message
+    test_table.drop(columns="fc_ws10").replace([np.inf, -np.inf], np.nan).to_parquet(other)
+    with pytest.raises(RequestError, match=r"other.parquet: no column \['fc_ws10'\].*targets"):
+        run_request(PredictRequest(model="m", input=str(other)), model)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".nc"])

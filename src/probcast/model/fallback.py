@@ -33,6 +33,7 @@ import pandas as pd
 from probcast import dists
 from probcast.baselines.emos import EmosModel
 from probcast.dists._common import expand
+from probcast.features import MissingColumnsError
 from probcast.products.table import SOURCES
 from probcast.schema import FC_PREFIX
 from probcast.validate import clip_float_noise, ranged_variable
@@ -86,7 +87,7 @@ def check_inputs(
     needed = list(dict.fromkeys([*columns, *(FC_PREFIX + v for v in targets)]))
     absent = [c for c in needed if c not in table.columns]
     if absent:
-        raise ValueError(f"table lacks feature columns {absent} used in training")
+        raise MissingColumnsError(absent, targets)
     out = table.copy() if any(ranged_variable(c) for c in needed) else table
     usable = np.ones(len(table), dtype=bool)
     problems: dict[str, int] = {}

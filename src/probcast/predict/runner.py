@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from probcast.dists import Predictive
+from probcast.features import MissingColumnsError
 from probcast.ingest.tables import read_table
 from probcast.model.artefact import load
 from probcast.model.predictor import TrainedModel
@@ -97,17 +98,7 @@ class StationRunner:
                 f"{TABLE_SUFFIXES}"
             )
         model = _model(req, self.model)
-        pred = predict_stations(
-            model,
-            _input_table(req.input),
-            members=req.members,
-            quantiles=req.station_quantiles,
-            thresholds=canonical_thresholds(req.thresholds, req.units),
-            seed=req.seed,
-            params=req.params,
-            template=None if req.template is None else _input_table(req.template),
-            policy=req.domain_policy,
-        )
+        pred = self._predict(model, _input_table(req.input))
         table, units = table_to_units(pred.table, req.units, model.heads, req.thresholds)
         result = PredictResult(req, "stations", table, pred.families, pred.forecasts)
         if req.output is not None:
@@ -116,6 +107,25 @@ class StationRunner:
             result.paths["table"] = path
         result.seconds = time.perf_counter() - start
         return result
+
+    def _predict(self, model: TrainedModel, table: pd.DataFrame) -> Any:
+        """The prediction of ``table``; a table of another model's layout names the input."""
+        req = self.request
+        try:
+            return predict_stations(
+                model,
+                table,
+                members=req.members,
+                quantiles=req.station_quantiles,
+                thresholds=canonical_thresholds(req.thresholds, req.units),
+                seed=req.seed,
+                params=req.params,
+                template=None if req.template is None else _input_table(req.template),
+                policy=req.domain_policy,
+            )
+        except MissingColumnsError as err:
+            name = "input table" if isinstance(req.input, pd.DataFrame) else req.input
+            raise RequestError(f"{name}: {err}") from None
 
 
 @dataclasses.dataclass
