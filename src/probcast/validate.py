@@ -372,7 +372,7 @@ def validation_report(df: pd.DataFrame) -> list[str]:
         if frac > 0:
             lines.append(f"{col}: {frac:.2%} missing ({int(df[col].isna().sum())} rows)")
         if df[col].nunique(dropna=True) == 1:
-            lines.append(f"{col}: constant value {df[col].dropna().iloc[0]!r}")
+            lines.append(f"{col}: constant value {float(df[col].dropna().iloc[0]):g}")
     for col in df.columns:
         if isinstance(col, str) and col.startswith(OBS_PREFIX):
             var = col.removeprefix(OBS_PREFIX)

@@ -71,6 +71,13 @@ def test_field_count_check_matches_the_csv_module(tmp_path_factory, rows, blank)
             check_csv(path)
 
 
+def test_a_semicolon_csv_with_decimal_commas_gets_a_hint(tmp_path):
+    path = tmp_path / "eu.csv"
+    path.write_text("station;init_time;lead_time;fc_t2m\nA;2020-01-01;6;280,5\n")
+    with pytest.raises(ValueError, match=r"header 1 \(not comma-separated\?.*sep=';'"):
+        check_csv(path)
+
+
 def test_parquet_with_zeroed_bytes_is_an_error_or_unchanged(tmp_path, table):
     path = write_table(table, tmp_path / "t.parquet")
     good = path.read_bytes()

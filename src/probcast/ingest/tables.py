@@ -112,12 +112,14 @@ def check_csv(path: Path) -> bytes:
         raise ValueError(f"{path}: line {lines + 1} does not end with a newline (truncated file?)")
     counts = _fields_per_line(data) if b'"' not in data else _fields_quoted(data)
     header = counts[0][1]
+    first = data.split(b"\n", 1)[0]
     for line, n in counts[1:]:
         if n != header:
-            raise ValueError(
-                f"{path}: line {line} has {n} fields, the header {header} (truncated or "
-                f"damaged row)"
-            )
+            why = "truncated or damaged row"
+            if header == 1 and (b";" in first or b"\t" in first):
+                why = "not comma-separated? probcast reads CSV with ',' between fields and '.'"
+                why += " as decimal point, e.g. pandas.read_csv(f, sep=';', decimal=',')"
+            raise ValueError(f"{path}: line {line} has {n} fields, the header {header} ({why})")
     return data
 
 
