@@ -22,6 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from probcast.plausibility import unusual_magnitude
 from probcast.schema import (
     FC_PREFIX,
     KEY_COLUMNS,
@@ -355,7 +356,8 @@ def validation_report(df: pd.DataFrame) -> list[str]:
     Findings: table size; fraction of missing values per ``fc_``/``obs_``/``stat_`` column
     (only columns with missing values); targets without a raw forecast ``fc_<var>``;
     ``obs_`` columns of unknown variables; columns outside the canonical model (ignored
-    downstream); constant predictors.
+    downstream); constant predictors; values of an unusual size for their variable
+    (:mod:`probcast.plausibility`: precipitation in metres, wind in km/h).
 
     Args:
         df: A table returned by :func:`validate_station_table`.
@@ -373,6 +375,10 @@ def validation_report(df: pd.DataFrame) -> list[str]:
             lines.append(f"{col}: {frac:.2%} missing ({int(df[col].isna().sum())} rows)")
         if df[col].nunique(dropna=True) == 1:
             lines.append(f"{col}: constant value {float(df[col].dropna().iloc[0]):g}")
+        var = ranged_variable(col)
+        odd = unusual_magnitude(df[col].to_numpy("float64"), var) if var else None
+        if odd:
+            lines.append(f"{col}: {odd}")
     for col in df.columns:
         if isinstance(col, str) and col.startswith(OBS_PREFIX):
             var = col.removeprefix(OBS_PREFIX)

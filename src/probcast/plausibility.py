@@ -1,0 +1,50 @@
+"""Values inside a variable's physical range but far from its usual size: a units hint.
+
+The range check (:data:`probcast.schema.VARIABLES`) catches degC read as K or hPa read as
+Pa; it cannot catch precipitation in metres read as kg m-2 (0.004 is a possible amount) or
+wind speed in km/h read as m s-1 (36 is a possible speed). :func:`unusual_magnitude` looks
+at the typical size of the values instead. It gives a finding for ``probcast data check``
+(never an error: a very dry or very windy site can be real).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_VALUES = 20
+"""Fewest values (non-zero ones for precipitation) before a median is judged."""
+TP_MEDIAN_MIN = 0.003
+"""Median of non-zero precipitation amounts below which metres are suspected (kg m-2, mm).
+In metres, wet medians of 0.1-3 mm read 1e-4-0.003. Gauges resolve 0.1-0.2 mm, and NWP
+trace amounts keep a model's wet median far higher too (sydney-rain's hourly forecasts:
+0.039 mm, norway's 6-hourly: 0.30)."""
+WIND_MEDIAN_MAX = 20.0
+"""Median wind speed above which km/h or knots are suspected (m s-1)."""
+_WIND = ("ws10", "u10", "v10")
+
+
+def unusual_magnitude(values: np.ndarray, variable: str) -> str | None:
+    """Why ``values`` (canonical units) look like other units than canonical, or ``None``.
+
+    Args:
+        values: Values of one column in canonical units (NaN allowed).
+        variable: Canonical variable name.
+    """
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    if variable == "tp":
+        wet = v[v > 0]
+        median = float(np.median(wet)) if wet.size >= MIN_VALUES else np.inf
+        if median < TP_MEDIAN_MIN:
+            return (
+                f"non-zero amounts have a median of {median:.3g} kg m-2 (mm): given in "
+                "metres? (1 m = 1000 kg m-2; declare the units or convert)"
+            )
+    if variable in _WIND and v.size >= MIN_VALUES:
+        median = float(np.median(np.abs(v)))
+        if median > WIND_MEDIAN_MAX:
+            return (
+                f"median speed {median:.3g} m s-1: given in km/h or knots? (declare the "
+                "units or convert: 1 km/h = 0.278 m s-1, 1 knot = 0.514 m s-1)"
+            )
+    return None
