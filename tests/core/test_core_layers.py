@@ -29,18 +29,21 @@ LAYERS: list[set[str]] = [
         "recent",
         "time_features",
         "compile_cache",
+        "plausibility",
     },
     {"dists", "validate", "features", "units"},
     {"ingest", "baselines"},
     {"align", "sources", "products"},
     {"data", "model"},
-    {"verify", "train"},
+    {"verify"},
+    {"train"},
     {"predict"},
     {"bench", "testing", "cli", "ops", "monitor"},
 ]
 """From the bottom up: the foundations, the predictive distribution, readers and classical
-baselines, alignment / raw sources / products, datasets and the model, verification and
-training, prediction, and the harness and entry point on top."""
+baselines, alignment / raw sources / products, datasets and the model, verification,
+training (its post-hoc choices use verification's scores), prediction, and the harness and
+entry point on top."""
 
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
