@@ -223,9 +223,17 @@ def _check_duplicates(df: pd.DataFrame, source: str) -> None:
 
 
 def ranged_variable(column: str) -> str | None:
-    """The known variable of an ``fc_<var>``/``obs_<var>`` column (physical range), else None."""
-    var = column.removeprefix(FC_PREFIX).removeprefix(OBS_PREFIX)
-    return var if column.startswith((FC_PREFIX, OBS_PREFIX)) and var in VARIABLES else None
+    """The variable whose units and physical range a column's values have, else None.
+
+    ``fc_<var>``/``obs_<var>`` of a known variable, and an extra model's ``fc_<var>_<model>``
+    (``fc_t2m_ukmo``); not the derived ``fc_<var>_spread`` and ``..._nbr<k>_<stat>``.
+    """
+    if not column.startswith((FC_PREFIX, OBS_PREFIX)):
+        return None
+    var, _, model = column.split("_", 1)[1].partition("_")
+    derived = "spread" in model.split("_") or "_nbr" in f"_{model}"
+    extra = bool(model) and column.startswith(FC_PREFIX) and not derived
+    return var if var in VARIABLES and (not model or extra) else None
 
 
 def clip_float_noise(values: np.ndarray, var: str) -> tuple[np.ndarray, int, np.ndarray]:

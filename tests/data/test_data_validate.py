@@ -87,6 +87,10 @@ BAD_INPUTS = {
         ["fc_t2m", "outside the physical range", "would fit as 'degC' or 'degF', not 'K'"],
     ),
     "out of range observation": (_bad(obs_t2m=[279.0, 400.0, 283.0, 284.0]), ["obs_t2m", "400"]),
+    "extra model in other units": (
+        _bad(fc_t2m_ukmo=[7.0, 8.0, 9.0, 10.0]),  # an extra model's t2m in degC
+        ["fc_t2m_ukmo", "would fit as 'degC'"],
+    ),
     "all NaN": (_bad(obs_t2m=np.nan), ["'obs_t2m'", "all NaN"]),
     "inconsistent valid_time": (
         _bad(valid_time=["2020-01-01T06:00"] * 4),

@@ -133,3 +133,21 @@ def test_float_noise_is_clipped_like_tables():
         check_grid(ds, "mem")
     xr.testing.assert_equal(ds, ds)  # the input is not modified
     assert float(ds["fc_tcc"].max()) == pytest.approx(1.2)
+
+
+def test_an_extra_models_field_is_converted_and_checked_like_the_raw_forecast():
+    # audit: fc_tp_<model> in metres was used unconverted, and out-of-range values passed
+    ds = forecast_grid((4, 5), 2, variables=("tp",))
+    ds["fc_tp_other"] = ds["fc_tp"] / 1000.0
+    ds["fc_tp_other"].attrs["units"] = "m"
+    ds["fc_tp_spread"] = ds["fc_tp"] * 0 + 0.5  # derived: not a value of tp
+    out = check_grid(ds, "mem")
+    np.testing.assert_allclose(out["fc_tp_other"].values, ds["fc_tp"].values)
+    assert out["fc_tp_other"].attrs["units"] == "kg m-2"
+    ds["fc_tp_other"] = ds["fc_tp"] * 1000.0 + 2000.0  # labelled kg m-2, far too large
+    ds["fc_tp_other"].attrs["units"] = "kg m-2"
+    with pytest.raises(GriddedReadError, match=r"mem: fc_tp_other has values in .*physical range"):
+        check_grid(ds, "mem")
+    del ds["fc_tp_other"].attrs["units"]
+    with pytest.raises(GriddedReadError, match=r"'fc_tp_other' has no units attribute"):
+        check_grid(ds, "mem")

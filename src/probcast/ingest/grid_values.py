@@ -5,7 +5,8 @@ Every grid a model reads passes here, whatever its variable names: files normali
 already named ``fc_*``/``obs_*`` opened lazily by :func:`probcast.align.points.open_grid`
 (training and prediction) and in-memory datasets handed to the grid predictor.
 
-* Units: each ``fc_<var>``/``obs_<var>`` of a canonical variable is converted from its
+* Units: each ``fc_<var>``/``obs_<var>`` of a canonical variable, and each extra model's
+  ``fc_<var>_<model>`` (:func:`probcast.validate.ranged_variable`), is converted from its
   ``units`` attribute to the canonical units (:mod:`probcast.schema`), lazily for dask
   arrays; a missing or unconvertible ``units`` attribute is an error naming the file and
   the variable (and listing the convertible units).
@@ -29,28 +30,18 @@ import xarray as xr
 
 from probcast.ingest.errors import GriddedReadError
 from probcast.schema import (
-    FC_PREFIX,
-    OBS_PREFIX,
     VARIABLES,
     UnitError,
     unit_affine,
     units_hint,
     units_of,
 )
-from probcast.validate import NOISE_TOLERANCE
+from probcast.validate import NOISE_TOLERANCE, ranged_variable
 
 log = logging.getLogger(__name__)
 
 COORD_RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 360.0)}
 """Plausible ranges of the geographic coordinates (degrees)."""
-
-
-def variable_of(name: str) -> str | None:
-    """Canonical variable of a ``fc_<var>``/``obs_<var>`` field name (None: not one)."""
-    for prefix in (FC_PREFIX, OBS_PREFIX):
-        if name.startswith(prefix) and name[len(prefix) :] in VARIABLES:
-            return name[len(prefix) :]
-    return None
 
 
 def canonical_units(ds: xr.Dataset, source: str, *, require: bool = True) -> xr.Dataset:
@@ -70,7 +61,7 @@ def canonical_units(ds: xr.Dataset, source: str, *, require: bool = True) -> xr.
     """
     out = {}
     for name, da in ds.data_vars.items():
-        var = variable_of(str(name))
+        var = ranged_variable(str(name))
         if var is None:
             continue
         canon = VARIABLES[var].units
@@ -99,7 +90,9 @@ def canonical_units(ds: xr.Dataset, source: str, *, require: bool = True) -> xr.
 
 
 def _names(ds: xr.Dataset, names: Sequence[str] | None) -> list[str]:
-    fields = [str(v) for v in ds.data_vars if variable_of(str(v))] if names is None else list(names)
+    fields = (
+        [str(v) for v in ds.data_vars if ranged_variable(str(v))] if names is None else list(names)
+    )
     return [*fields, *[c for c in COORD_RANGES if c in ds.variables and c not in fields]]
 
 
@@ -125,7 +118,7 @@ def check_values(ds: xr.Dataset, source: str, names: Sequence[str] | None = None
     stats = {}
     for name in _names(ds, names):
         arr = ds[name]
-        if np.issubdtype(arr.dtype, np.floating):
+        if np.issubdtype(arr.dtype, np.floating) and arr.size:  # (no extremes of nothing)
             finite = arr.where(np.isfinite(arr))
             stats[name] = [np.isinf(arr).sum(), finite.min(), finite.max()]
     return [
@@ -142,7 +135,7 @@ def _check_one(ds: xr.Dataset, source: str, name: str, n_inf: int, lo: float, hi
             f"{source}: {name} has {n_inf} infinite value(s); missing values must be NaN "
             "(or the field's _FillValue)"
         )
-    var = variable_of(name)
+    var = ranged_variable(name)
     if not np.isfinite(lo):
         if var is not None and ds[name].size:
             raise GriddedReadError(
@@ -209,7 +202,7 @@ def check_grid(ds: xr.Dataset, source: str, *, require_units: bool = True) -> xr
     ds = canonical_units(ds, source, require=require_units)
     noisy = check_values(ds, source)
     for name in noisy:  # float noise only (checked): clip to the physical range, lazily
-        meta = VARIABLES[str(variable_of(name))]
+        meta = VARIABLES[str(ranged_variable(name))]
         log.info("%s: %s: values clipped to [%g, %g] (float noise only)", source, name,
                  meta.valid_min, meta.valid_max)  # fmt: skip
         ds[name] = ds[name].clip(meta.valid_min, meta.valid_max, keep_attrs=True)
