@@ -99,9 +99,17 @@ def test_missing_input_fails_then_completes(tmp_path, model_dir, stations):
     (tmp_path / "inputs" / f"{init:%Y%m%d%H}.parquet").write_bytes(b"PAR1 half a file")
     assert main(["run", "--pipeline", str(path), "--cycle", cycle]) == 1
     assert "no Parquet footer" in store.step(cycle, "acquire")["error"]
+    # another cycle's run under this cycle's name is not predicted, let alone published
+    drop_cycle(stations, tmp_path / "inputs", cycles_of(stations)[2])
+    os.replace(
+        tmp_path / "inputs" / f"{cycles_of(stations)[2]:%Y%m%d%H}.parquet",
+        tmp_path / "inputs" / f"{init:%Y%m%d%H}.parquet",
+    )
+    assert main(["run", "--pipeline", str(path), "--cycle", cycle]) == 1
+    assert f"not the cycle {cycle}" in store.step(cycle, "acquire")["error"]
     drop_cycle(stations, tmp_path / "inputs", init)
     assert main(["run", "--pipeline", str(path), "--cycle", cycle]) == 0
-    assert store.step(cycle, "acquire")["attempts"] == 3
+    assert store.step(cycle, "acquire")["attempts"] == 4
     assert store.cycle_status(cycle) == "finished"
 
 

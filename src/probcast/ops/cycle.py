@@ -29,6 +29,7 @@ from typing import Any
 from probcast import io
 from probcast.logs import log_context
 from probcast.ops import metrics, partial
+from probcast.ops.input_runs import InputRunsError, check_runs
 from probcast.ops.lineage import resolve_for_cycle
 from probcast.ops.pipeline import Pipeline, cycle_id
 from probcast.ops.publish import publish
@@ -132,6 +133,10 @@ def _acquire(ctx: _Context) -> dict[str, Any]:
     if why:
         raise StepError(why)
     path = ctx.pipe.input_path(ctx.cycle)
+    try:
+        check_runs(path, ctx.cycle)  # its runs are the cycle's, and it opens
+    except InputRunsError as err:
+        raise StepError(str(err)) from None
     return {"input_sha256": io.sha256_file(path), "outputs": [str(path)]}
 
 
