@@ -214,3 +214,22 @@ def test_grid_path_honours_combine(case: Path, tmp_path: Path) -> None:
     assert "parameters" not in paths and "percentiles" in paths
     with xr.open_dataset(paths["percentiles"]) as pct:
         assert (pct["tp"].fillna(0).diff("percentile") >= 0).all()
+
+
+def test_a_run_outside_the_training_domain_is_named_or_refused(
+    case: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    late = forecast_grid(SHAPE, 1, lead_hours=(48.0,)).drop_vars("obs_tp")  # trained at 24 h
+    path = write_dataset(late, case / "late.nc")
+    with caplog.at_level("WARNING", logger="probcast.predict.grid_domain"):
+        gridded.predict_grid(PredictRequest(case / "model", path, case / "late" / "o.nc"))
+    assert "late.nc: outside the model's training domain" in caplog.text
+    assert "lead time(s) 48 h outside the training lead times [24, 24] h" in caplog.text
+    refuse = PredictRequest(case / "model", path, case / "late2" / "o.nc", extrapolation="refuse")
+    with pytest.raises(GridPredictError, match=r"late.nc: column 'lead_time': value 48"):
+        gridded.predict_grid(refuse)
+    assert not (case / "late2").exists()  # refused before any work
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="probcast.predict.grid_domain"):
+        gridded.predict_grid(PredictRequest(case / "model", case / "test.nc", case / "in" / "o.nc"))
+    assert "training domain" not in caplog.text  # the test grid is inside it

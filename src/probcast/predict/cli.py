@@ -92,7 +92,7 @@ def _flags() -> flags.FlagValues:
         ["flag", "warn", "refuse"],
         "Station rows outside the model's training domain (lead, station, predictor values): "
         "flag them in an 'applicability' column, only warn, or refuse beyond "
-        "--extrapolation_limit.",
+        "--extrapolation_limit; a grid's lead times and coordinates: warn, or refuse.",
         flag_values=fv,
     )
     flags.DEFINE_float(

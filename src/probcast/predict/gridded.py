@@ -31,6 +31,7 @@ from probcast.ingest.grid_values import check_grid
 from probcast.model.predictor import TrainedModel
 from probcast.predict import grid_output, tiles
 from probcast.predict.grid_checks import GridPredictError, needed_inputs
+from probcast.predict.grid_domain import check_domain
 from probcast.predict.request import PredictRequest
 from probcast.predict.tiles import GridPlan, cached_model
 from probcast.products.units import canonical_thresholds, check_units_for, products_to_units
@@ -203,6 +204,7 @@ def predict_grid(request: PredictRequest) -> dict[str, Path]:
         ds = check_grid(source, name)  # what open_grid does for files
     else:
         ds = points.open_grid(source, chunks={})
+    check_domain(ds, workdir, request.domain_policy, name)
     plan = make_plan(model, ds, workdir, members=request.members, seed=request.seed)
     fields = predictive_fields(model, ds, plan, source=name, tile=request.tile, checked=True)
     tile = request.tile
