@@ -344,6 +344,27 @@ def test_grid_mismatch_is_a_clear_error(case: Path, tmp_path: Path, capsys) -> N
     assert not out.exists()
 
 
+def test_probabilities_alone_get_brier_scores(case: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "p"
+    args = ["--forecast", str(case / "run_probabilities_tp.nc"), "--truth"]
+    rc = main(["verify", *args, str(case / "analysis.nc"), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores.query("metric == 'brier_1'")["value"].notna().all()
+    assert scores.query("metric == 'crps'")["value"].isna().all()  # no distribution: no CRPS
+
+
+def test_an_analysis_without_values_is_a_clear_error(case: Path, tmp_path: Path, capsys) -> None:
+    with xr.open_dataset(case / "analysis.nc") as a:
+        empty = a.load()
+    for name in empty.data_vars:
+        empty[name] = empty[name] * np.nan
+    empty.to_netcdf(tmp_path / "nan.nc")
+    args = ["--forecast", str(case / "run_parameters.nc"), "--truth", str(tmp_path / "nan.nc")]
+    err = _cli_error([*args, "--out", str(tmp_path / "o")], capsys)
+    assert "nan.nc" in err and "missing" in err
+
+
 def test_bad_inputs_are_clear_errors(case: Path, tmp_path: Path, capsys) -> None:
     with xr.open_dataset(case / "run_probabilities_tp.nc") as ds:
         bad = ds.load()

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from probcast.ingest.errors import GriddedReadError
-from probcast.ingest.grid_values import canonical_units
+from probcast.ingest.grid_values import check_grid
 from probcast.ingest.gridded import open_gridded, sniff_format
 from probcast.ingest.normalise import identify
 from probcast.products.units import PARAM_ROLES
@@ -319,7 +319,8 @@ def open_truth(path: str | os.PathLike[str]) -> xr.Dataset:
 
     Raises:
         ValueError: Unreadable file, no recognisable field, missing or unconvertible
-            units, no time axis (the message names the file).
+            units, an analysis entirely missing or outside its physical range, no time
+            axis (the message names the file).
     """
     p = Path(path)
     fmt = sniff_format(p)
@@ -343,7 +344,7 @@ def open_truth(path: str | os.PathLike[str]) -> xr.Dataset:
                 f"name or standard_name (found {sorted(map(str, raw.data_vars))})"
             )
         ds = raw[list(ren)].rename(ren)
-        ds = canonical_units(ds, str(p), require=True)
+        ds = check_grid(ds, str(p))  # units, then infinite, all-missing, impossible values
     ds = _on_valid_time(ds, p)
     if ds.indexes["time"].has_duplicates:
         raise ValueError(f"{p}: the analysis has duplicate valid times")

@@ -308,6 +308,8 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _variable_maps(s: Sums, names: Sequence[str], grid: Sequence[str]) -> xr.Dataset:
+    if not s.crps_sum:  # probabilities only: Brier scores, no CRPS to map
+        return xr.Dataset(coords={MAP_DIM: list(names), FP: s.fps})
     units = VARIABLES[s.variable].units
     shape = next(iter(s.crps_sum.values())).shape
     nan = np.full(shape, np.nan)
