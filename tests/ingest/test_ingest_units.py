@@ -151,3 +151,14 @@ def test_an_extra_models_field_is_converted_and_checked_like_the_raw_forecast():
     del ds["fc_tp_other"].attrs["units"]
     with pytest.raises(GriddedReadError, match=r"'fc_tp_other' has no units attribute"):
         check_grid(ds, "mem")
+
+
+def test_a_lead_time_without_a_time_unit_is_refused_before_any_work(tmp_path: Path):
+    # audit: integer hours without units were predicted, then failed when written
+    from probcast.align.points import open_grid
+
+    ds = forecast_grid((4, 5), 1, variables=("tp",))
+    ds["forecast_period"] = ("forecast_period", [24])
+    ds.to_netcdf(tmp_path / "int.nc")
+    with pytest.raises(GriddedReadError, match=r"int.nc: forecast_period holds int64 values"):
+        open_grid(tmp_path / "int.nc")

@@ -166,6 +166,19 @@ def _check_one(ds: xr.Dataset, source: str, name: str, n_inf: int, lo: float, hi
     return lo < meta.valid_min or hi > meta.valid_max
 
 
+def _check_times(ds: xr.Dataset, source: str) -> None:
+    """Refuse time axes xarray could not decode (numbers without a time unit)."""
+    for name, kind, example in (
+        ("forecast_reference_time", "datetime64", "'hours since 2000-01-01'"),
+        ("forecast_period", "timedelta64", "'hours'"),
+    ):
+        if name in ds.variables and not np.issubdtype(ds[name].dtype, np.dtype(kind)):
+            raise GriddedReadError(
+                f"{source}: {name} holds {ds[name].dtype} values without a time unit; "
+                f"expected a units attribute such as {example}"
+            )
+
+
 def _known(units: str, var: str) -> str | None:
     try:
         unit_affine(units, var)
@@ -197,8 +210,10 @@ def check_grid(ds: xr.Dataset, source: str, *, require_units: bool = True) -> xr
 
     Raises:
         GriddedReadError: Units missing or unknown, infinite, all-missing or impossible
-            values, coordinates off the globe (the message names the file and variable).
+            values, coordinates off the globe, time axes without a time unit (the message
+            names the file and variable).
     """
+    _check_times(ds, source)
     ds = canonical_units(ds, source, require=require_units)
     noisy = check_values(ds, source)
     for name in noisy:  # float noise only (checked): clip to the physical range, lazily
