@@ -167,6 +167,11 @@ def test_failure_leaves_no_partial_output(
         run(PredictRequest(case / "model", case / "test.nc", tmp_path / "pred.nc", tile=8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred_parameters.nc"]
     assert old.read_text() == "previous run"
+    killed = tmp_path / ".pred.nc.tmp-999999999-0123456789ab"  # a killed run's staging
+    (killed / "fields.zarr").mkdir(parents=True)
+    monkeypatch.undo()
+    run(PredictRequest(case / "model", case / "test.nc", tmp_path / "pred.nc", tile=8))
+    assert not killed.exists()  # the next run into the folder removes it
 
 
 def test_dask_distributed_scheduler(case: Path) -> None:

@@ -51,9 +51,14 @@ def model_fingerprint(workdir: str | os.PathLike[str]) -> str:
 
 @contextlib.contextmanager
 def staging(output: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary folder next to ``output``, removed whatever happens."""
+    """A temporary folder next to ``output``, removed whatever happens.
+
+    The temporaries that killed predictions left in that folder are removed first
+    (:func:`probcast.io.sweep`: those of processes no longer alive).
+    """
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    io.sweep(out.parent)
     folder = io.temp_name(out)
     folder.mkdir()
     try:
