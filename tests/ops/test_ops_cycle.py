@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from opshelp import cycles_of, drop_cycle, write_pipeline
 
+from probcast.ops import cycle as cycle_mod
 from probcast.ops import pipeline as pl
 from probcast.ops.cli import main
 from probcast.ops.cycle import run_cycle
@@ -111,6 +112,29 @@ def test_missing_input_fails_then_completes(tmp_path, model_dir, stations):
     assert main(["run", "--pipeline", str(path), "--cycle", cycle]) == 0
     assert store.step(cycle, "acquire")["attempts"] == 4
     assert store.cycle_status(cycle) == "finished"
+
+
+def test_input_changed_after_acquire_is_acquired_again(tmp_path, model_dir, stations, monkeypatch):
+    init = cycles_of(stations)[3]
+    drop_cycle(stations, tmp_path / "inputs", init)
+    path = write_pipeline(tmp_path, model_dir)
+    pipe = pl.load(path)
+    store = StateStore(pipe.state, pipe.name)
+    cycle = pl.parse_cycle(f"{init:%Y-%m-%dT%H}Z")
+    real = cycle_mod.STEP_FUNCTIONS["acquire"]
+
+    def acquire_then_rewrite(ctx):  # the file is rewritten (completed) after acquire
+        record = real(ctx)
+        drop_cycle(stations.assign(fc_t2m=stations["fc_t2m"] + 0.1), tmp_path / "inputs", init)
+        return record
+
+    monkeypatch.setitem(cycle_mod.STEP_FUNCTIONS, "acquire", acquire_then_rewrite)
+    outcome = run_cycle(pipe, cycle, store)
+    assert outcome.status == "failed" and "input changed" in outcome.error
+    assert store.step(pl.cycle_id(cycle), "acquire")["status"] == "failed"
+    monkeypatch.undo()
+    assert run_cycle(pipe, cycle, store).status == "finished"  # from acquire, the new file
+    assert store.step(pl.cycle_id(cycle), "acquire")["attempts"] == 2
 
 
 def test_publish_to_fsspec_url(tmp_path, model_dir, stations):

@@ -45,6 +45,10 @@ class StepError(RuntimeError):
     """A step that cannot complete (missing or incomplete input, changed input, ...)."""
 
 
+class InputChanged(StepError):
+    """The input changed after it was acquired: the next attempt acquires it again."""
+
+
 class LeaseLost(RuntimeError):
     """Another process took the cycle's lease while this one was running it."""
 
@@ -148,7 +152,9 @@ def _predict(ctx: _Context) -> dict[str, Any]:
     path = ctx.pipe.input_path(ctx.cycle)
     sha = io.sha256_file(path)
     if sha != ctx.done["acquire"]["input_sha256"]:
-        raise StepError(f"input changed since it was acquired: {path} (rerun from acquire)")
+        raise InputChanged(
+            f"input changed since it was acquired: {path} (acquired again next attempt)"
+        )
     fingerprint = model_fingerprint(ctx.pipe.model)
     output = ctx.pipe.output_path(ctx.cycle)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +289,8 @@ def _run_cycle(
             except Exception as err:
                 message = f"{name}: {type(err).__name__}: {err}"
                 store.fail_step(cid, name, message)
+                if isinstance(err, InputChanged):  # the next attempt starts from acquire
+                    store.fail_step(cid, "acquire", f"acquired again: {message}")
                 store.fail_cycle(cid, message)
                 log.error("%s: %s", cid, message)
                 return CycleOutcome(cid, "failed", outcome.ran, message)
