@@ -86,6 +86,16 @@ def test_named_variables_get_the_same_checks(tmp_path: Path):
         open_grid(_write(ds, tmp_path / "nwp.nc"), chunks={})
 
 
+def test_canonical_fields_with_other_coordinate_names_are_normalised(tmp_path: Path):
+    """``fc_t2m`` on ``lat``/``lon``: read like ``t2`` on them, not refused (audit)."""
+    ds = _grid().rename({"latitude": "lat", "longitude": "lon"})
+    got = open_grid(_write(ds, tmp_path / "latlon.nc"), chunks={})
+    xr.testing.assert_allclose(
+        got["fc_t2m"].reset_coords(drop=True), _grid()["fc_t2m"].reset_coords(drop=True)
+    )
+    assert {"latitude", "longitude"} <= set(got.coords)
+
+
 def test_align_truth_converts_truth_units():
     fc = _grid().drop_vars("obs_t2m")
     truth = _grid().drop_vars("fc_t2m").isel(forecast_period=0, drop=True)

@@ -280,9 +280,10 @@ def is_grid_path(path: str | os.PathLike[str]) -> bool:
 def open_grid(path: str | os.PathLike[str], chunks: dict[str, int] | None = None) -> xr.Dataset:
     """Open a gridded file in the canonical model; lazily when it is already canonical.
 
-    NetCDF/Zarr files whose data variables are all ``fc_*``/``obs_*`` (as probcast writes
-    them) are opened with xarray directly, chunked by ``chunks`` (units converted lazily
-    from their ``units`` attribute; the values read once by the checks of
+    NetCDF/Zarr files whose data variables are all ``fc_*``/``obs_*`` and whose coordinates
+    have the canonical names (as probcast writes them) are opened with xarray directly,
+    chunked by ``chunks`` (units converted lazily from their ``units`` attribute; the
+    values read once by the checks of
     :func:`probcast.ingest.grid_values.check_grid`); every other file goes through
     :func:`probcast.ingest.gridded.open_gridded` (names, units and times normalised; loaded
     into memory), then the same checks. Training and prediction read grids here.
@@ -296,7 +297,14 @@ def open_grid(path: str | os.PathLike[str], chunks: dict[str, int] | None = None
         engine = "zarr" if fmt == "zarr" else None
         ds = xr.open_dataset(src, engine=engine, chunks={}, decode_timedelta=True)
         names = [str(v) for v in ds.data_vars if "grid_mapping_name" not in ds[v].attrs]
-        if names and all(v.startswith((FC_PREFIX, OBS_PREFIX)) for v in names):
+        canonical = {"latitude", "longitude", "forecast_reference_time", "forecast_period"}
+        if (
+            names
+            and all(v.startswith((FC_PREFIX, OBS_PREFIX)) for v in names)
+            and (
+                canonical <= set(map(str, ds.variables))  # else names and times normalised
+            )
+        ):
             ds = check_grid(ds, str(src))  # units from the attribute, value checks
             return _rechunk(ds, chunks) if chunks is not None else ds.load()
         ds.close()
