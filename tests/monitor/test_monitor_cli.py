@@ -122,3 +122,15 @@ def test_bad_input_is_one_message(tables, capsys):
                str(root / "obs.parquet"), "--config", str(root / "bad.yaml")])  # fmt: skip
     assert rc == 1
     assert "monitor.skill.window_days: expected a number" in capsys.readouterr().err
+
+
+def test_grids_are_named_as_such(tmp_path):
+    from probcast.monitor.cli import read_tables
+    from probcast.products.table_files import read_predictions
+    from probcast.testing.grids import forecast_grid
+
+    forecast_grid((3, 4), 1).to_netcdf(tmp_path / "run_parameters.nc")
+    with pytest.raises(ValueError, match=r"run_parameters.nc: a gridded product, not a station"):
+        read_predictions(tmp_path / "run_parameters.nc")
+    with pytest.raises(ValueError, match=r"reads station tables \(CSV/Parquet\), not NetCDF"):
+        read_tables([str(tmp_path / "run_parameters.nc")])

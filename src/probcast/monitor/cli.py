@@ -70,10 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GRID_SUFFIXES = (".nc", ".nc4", ".zarr", ".grib", ".grib2", ".grb", ".grb2")
+
+
 def read_tables(paths: Sequence[str]) -> pd.DataFrame:
-    """Concatenate station tables (CSV/Parquet), keys normalised, no validation."""
+    """Concatenate station tables (CSV/Parquet), keys normalised, no validation.
+
+    Raises:
+        ValueError: A grid (NetCDF, Zarr, GRIB), which the monitors do not read.
+    """
     from probcast.ingest.tables import read_table
 
+    grids = [p for p in paths if str(p).lower().endswith(GRID_SUFFIXES)]
+    if grids:
+        raise ValueError(
+            f"{grids[0]}: probcast monitor reads station tables (CSV/Parquet), not NetCDF, "
+            "Zarr or GRIB files; a grid's products are scored with probcast verify"
+        )
     frames = [read_table(p, validate=False) for p in paths]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 

@@ -166,6 +166,11 @@ def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     import xarray as xr
 
     with xr.open_dataset(path) as ds:
+        if "station" not in ds.variables and "forecast_reference_time" in ds.variables:
+            raise ValueError(
+                f"{path}: a gridded product, not a station prediction table (no station); "
+                "gridded products are scored with probcast verify --forecast ... --truth GRID"
+            )
         meta = json.loads(ds.attrs.get(META_KEY, "{}"))
         flags = [str(n) for n in ds.data_vars if is_flag_column(str(n))]
         flags = [n for n in flags if "flag_meanings" in ds[n].attrs]
