@@ -198,6 +198,11 @@ def test_output_name_must_be_netcdf_or_zarr(case: Path) -> None:
         gridded.predict_grid(
             PredictRequest(case / "model", case / "test.nc", case / "pred.parquet")
         )
+    (case / "afile").write_text("not a folder")
+    with pytest.raises(OSError, match=r"cannot write: .*afile is a file, not a folder"):
+        gridded.predict_grid(
+            PredictRequest(case / "model", case / "test.nc", case / "afile" / "r.nc")
+        )
 
 
 def test_grid_path_honours_combine(case: Path, tmp_path: Path) -> None:
@@ -238,3 +243,14 @@ def test_a_run_outside_the_training_domain_is_named_or_refused(
     with caplog.at_level("WARNING", logger="probcast.predict.grid_domain"):
         gridded.predict_grid(PredictRequest(case / "model", case / "test.nc", case / "in" / "o.nc"))
     assert "training domain" not in caplog.text  # the test grid is inside it
+
+
+def test_a_rerun_leaves_no_product_of_the_earlier_run(case: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred.nc"
+    run(PredictRequest(case / "model", case / "test.nc", out, members=3, tile=8))
+    assert (tmp_path / "pred_members.nc").exists()
+    (tmp_path / "pred_notes.nc").write_text("a user's file, not a product")
+    run(PredictRequest(case / "model", case / "test.nc", out, tile=8))  # no members now
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "pred_members.nc" not in names and "pred_notes.nc" in names
+    assert {"pred_parameters.nc", "pred_percentiles.nc", "pred_probabilities_tp.nc"} <= set(names)

@@ -11,7 +11,9 @@ when all are complete are they renamed into place.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,8 +24,12 @@ import xarray as xr
 from probcast import io
 from probcast.dists import is_generative
 from probcast.products import Provenance, build_products, write_products
+from probcast.products.build import PRODUCTS
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".nc", ".nc4", ".zarr")
+
 MIN_KEEPBITS = 1
 
 
@@ -57,7 +63,7 @@ def staging(output: str | os.PathLike[str]) -> Iterator[Path]:
     (:func:`probcast.io.sweep`: those of processes no longer alive).
     """
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    io.make_parent(out)  # a parent that is a file: named as such
     io.sweep(out.parent)
     folder = io.temp_name(out)
     folder.mkdir()
@@ -152,6 +158,10 @@ def write_set(
 ) -> dict[str, Path]:
     """Write every product into the staging ``folder``, then move them all into place.
 
+    Products of an earlier run under the same name that this run does not write (members
+    asked for then, not now) are removed once the new set is in place: the files named
+    ``NAME_<product>`` always come from one run.
+
     Returns:
         Product name -> final path.
     """
@@ -162,6 +172,13 @@ def write_set(
         # keeps 0 mantissa bits (the rounding carry overflows the exponent); 1 bit keeps NaN.
         write_products(ds, staged[name], inflevel=inflevel, min_keepbits=MIN_KEEPBITS)
     publish(staged, final)
+    out = Path(output)
+    for old in out.parent.glob(f"{glob.escape(out.stem)}_*{out.suffix}"):
+        product = old.name[len(out.stem) + 1 : len(old.name) - len(out.suffix)]
+        known = product in PRODUCTS or product.startswith("probabilities_")
+        if known and old not in final.values():
+            log.info("%s: removed, a product of an earlier run under this name", old)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()  # a Zarr store: a folder
     return final
 
 
