@@ -254,3 +254,10 @@ def test_a_rerun_leaves_no_product_of_the_earlier_run(case: Path, tmp_path: Path
     names = sorted(p.name for p in tmp_path.iterdir())
     assert "pred_members.nc" not in names and "pred_notes.nc" in names
     assert {"pred_parameters.nc", "pred_percentiles.nc", "pred_probabilities_tp.nc"} <= set(names)
+    with xr.open_dataset(tmp_path / "pred_percentiles.nc") as ds:
+        assert any("bitround_keepbits" in ds[v].attrs for v in ds.data_vars)  # rounded
+    args = [f"--model={case / 'model'}", f"--input={case / 'test.nc'}", f"--output={out}"]
+    assert main(["predict", *args, "--tile=8", "--inflevel=1"]) == 0  # every bit kept
+    with xr.open_dataset(tmp_path / "pred_percentiles.nc") as ds:
+        kept = [ds[v].attrs.get("bitround_keepbits") for v in ds.data_vars]
+    assert all(k is None for k in kept)  # inflevel 1: no rounding

@@ -58,6 +58,13 @@ def _flags() -> flags.FlagValues:
     )
     flags.DEFINE_integer("seed", 0, "Seed of the member draws.", flag_values=fv)
     flags.DEFINE_boolean("params", True, "Write distribution parameters.", flag_values=fv)
+    flags.DEFINE_float(
+        "inflevel",
+        0.99,
+        "Gridded products: share of the real information each chunk's bit rounding keeps "
+        "(1 keeps every bit; docs/products.md).",
+        flag_values=fv,
+    )
     flags.DEFINE_string(
         "percentiles",
         "",
@@ -182,6 +189,7 @@ def request_from_flags(fv: flags.FlagValues) -> Any:
         extrapolation=fv.extrapolation,
         extrapolation_tolerance=fv.extrapolation_tolerance,
         extrapolation_limit=fv.extrapolation_limit,
+        inflevel=fv.inflevel,
     )
 
 
