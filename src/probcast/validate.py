@@ -8,9 +8,10 @@ the column and what was expected, when it cannot. :func:`validation_report` list
 non-fatal findings (missing data, unknown columns) that converters put in their reports.
 
 Values outside a variable's physical range by float noise only (at most
-:data:`NOISE_TOLERANCE` of the range, e.g. a cloud cover of ``1.000007``) are clipped to it
-with a logged count (:func:`clip_float_noise`, for training and prediction alike); real
-violations are errors naming the source, the column and the worst value.
+:data:`probcast.ranges.NOISE_TOLERANCE` of the range, e.g. a cloud cover of ``1.000007``)
+are clipped to it with a logged count (:func:`probcast.ranges.clip_float_noise`, for
+training and prediction alike); real violations are errors naming the source, the column
+and the worst value.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from probcast.plausibility import unusual_magnitude
+from probcast.ranges import NOISE_TOLERANCE, clip_float_noise, ranged_variable
 from probcast.schema import (
     FC_PREFIX,
     KEY_COLUMNS,
@@ -35,8 +37,6 @@ from probcast.schema import (
 log = logging.getLogger(__name__)
 
 STAT_PREFIX = "stat_"
-NOISE_TOLERANCE = 1e-4
-"""Largest excess over a physical bound, relative to the bound's range, clipped as noise."""
 VALUE_PREFIXES = (FC_PREFIX, OBS_PREFIX, STAT_PREFIX)
 TIME_TOLERANCE = pd.Timedelta(seconds=1)
 """Largest accepted difference between ``valid_time`` and ``init_time + lead_time``."""
@@ -220,41 +220,6 @@ def _check_duplicates(df: pd.DataFrame, source: str) -> None:
             f"init_time={first['init_time']}, lead_time={first['lead_time']:g} h; "
             f"expected one row per key"
         )
-
-
-def ranged_variable(column: str) -> str | None:
-    """The variable whose units and physical range a column's values have, else None.
-
-    ``fc_<var>``/``obs_<var>`` of a known variable, and an extra model's ``fc_<var>_<model>``
-    (``fc_t2m_ukmo``); not the derived ``fc_<var>_spread`` and ``..._nbr<k>_<stat>``.
-    """
-    if not column.startswith((FC_PREFIX, OBS_PREFIX)):
-        return None
-    var, _, model = column.split("_", 1)[1].partition("_")
-    derived = "spread" in model.split("_") or "_nbr" in f"_{model}"
-    extra = bool(model) and column.startswith(FC_PREFIX) and not derived
-    return var if var in VARIABLES and (not model or extra) else None
-
-
-def clip_float_noise(values: np.ndarray, var: str) -> tuple[np.ndarray, int, np.ndarray]:
-    """Clip values outside the physical range of ``var`` by float noise only.
-
-    Args:
-        values: Values in canonical units (NaN allowed).
-        var: Canonical variable name.
-
-    Returns:
-        ``(values with the noise clipped, number clipped, mask of the remaining
-        out-of-range values)``; the input array is not modified.
-    """
-    info = VARIABLES[var]
-    arr = np.asarray(values, dtype="float64")
-    tol = NOISE_TOLERANCE * (info.valid_max - info.valid_min)
-    with np.errstate(invalid="ignore"):
-        low, high = arr < info.valid_min, arr > info.valid_max
-        noise = (low & (arr >= info.valid_min - tol)) | (high & (arr <= info.valid_max + tol))
-    out = np.where(noise, np.clip(arr, info.valid_min, info.valid_max), arr) if noise.any() else arr
-    return out, int(noise.sum()), (low | high) & ~noise
 
 
 def _check_values(df: pd.DataFrame, source: str) -> None:

@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
         "compile_cache",
         "plausibility",
     },
+    {"ranges"},
     {"dists", "validate", "features", "units"},
     {"ingest", "baselines"},
     {"align", "sources", "products"},
@@ -40,7 +41,8 @@ LAYERS: list[set[str]] = [
     {"predict"},
     {"bench", "testing", "cli", "ops", "monitor"},
 ]
-"""From the bottom up: the foundations, the predictive distribution, readers and classical
+"""From the bottom up: the foundations, the physical ranges of the variables (on the schema),
+the predictive distribution, readers and classical
 baselines, alignment / raw sources / products, datasets and the model, verification,
 training (its post-hoc choices use verification's scores), prediction, and the harness and
 entry point on top."""

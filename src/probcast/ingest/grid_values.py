@@ -6,7 +6,7 @@ already named ``fc_*``/``obs_*`` opened lazily by :func:`probcast.align.points.o
 (training and prediction) and in-memory datasets handed to the grid predictor.
 
 * Units: each ``fc_<var>``/``obs_<var>`` of a canonical variable, and each extra model's
-  ``fc_<var>_<model>`` (:func:`probcast.validate.ranged_variable`), is converted from its
+  ``fc_<var>_<model>`` (:func:`probcast.ranges.ranged_variable`), is converted from its
   ``units`` attribute to the canonical units (:mod:`probcast.schema`), lazily for dask
   arrays; a missing or unconvertible ``units`` attribute is an error naming the file and
   the variable (and listing the convertible units).
@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from probcast.ingest.errors import GriddedReadError
+from probcast.ranges import NOISE_TOLERANCE, ranged_variable
 from probcast.schema import (
     VARIABLES,
     UnitError,
@@ -36,7 +37,6 @@ from probcast.schema import (
     units_hint,
     units_of,
 )
-from probcast.validate import NOISE_TOLERANCE, ranged_variable
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def check_values(ds: xr.Dataset, source: str, names: Sequence[str] | None = None
     """Refuse infinite, entirely missing or physically impossible values (one data pass).
 
     Values outside the physical range by float noise only (at most
-    :data:`probcast.validate.NOISE_TOLERANCE` of the range, as for station tables) pass;
+    :data:`probcast.ranges.NOISE_TOLERANCE` of the range, as for station tables) pass;
     the names of the fields that have some are returned, for :func:`check_grid` to clip.
 
     Args:

@@ -3,7 +3,7 @@
 The network needs every input of a row: each predictor it was trained on (a missing value
 only where training had an indicator for it, see :mod:`probcast.features`) and the raw
 forecast of every target, all finite and, for known variables, within the physical range
-(values off by float noise only are clipped, :func:`probcast.validate.clip_float_noise`).
+(values off by float noise only are clipped, :func:`probcast.ranges.clip_float_noise`).
 A row that lacks one is not refused; per target ``<var>`` it gets, in order
 (:data:`probcast.products.table.SOURCES`):
 
@@ -35,8 +35,8 @@ from probcast.baselines.emos import EmosModel
 from probcast.dists._common import expand
 from probcast.features import MissingColumnsError
 from probcast.products.table import SOURCES
+from probcast.ranges import clip_float_noise, ranged_variable
 from probcast.schema import FC_PREFIX
-from probcast.validate import clip_float_noise, ranged_variable
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import pandas as pd
 
 from probcast.dists import Predictive
 from probcast.products.table import parse_columns
+from probcast.ranges import clip_float_noise
 from probcast.schema import VARIABLES, range_error
-from probcast.validate import clip_float_noise
 
 FLOAT_NOISE = 1e-5
 """Relative tolerance of the quantile-crossing check (rounding of stored values)."""
