@@ -245,15 +245,9 @@ def test_a_run_outside_the_training_domain_is_named_or_refused(
     assert "training domain" not in caplog.text  # the test grid is inside it
 
 
-def test_a_rerun_leaves_no_product_of_the_earlier_run(case: Path, tmp_path: Path) -> None:
+def test_inflevel_from_the_command_line(case: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.nc"
-    run(PredictRequest(case / "model", case / "test.nc", out, members=3, tile=8))
-    assert (tmp_path / "pred_members.nc").exists()
-    (tmp_path / "pred_notes.nc").write_text("a user's file, not a product")
-    run(PredictRequest(case / "model", case / "test.nc", out, tile=8))  # no members now
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert "pred_members.nc" not in names and "pred_notes.nc" in names
-    assert {"pred_parameters.nc", "pred_percentiles.nc", "pred_probabilities_tp.nc"} <= set(names)
+    run(PredictRequest(case / "model", case / "test.nc", out, tile=8))
     with xr.open_dataset(tmp_path / "pred_percentiles.nc") as ds:
         assert any("bitround_keepbits" in ds[v].attrs for v in ds.data_vars)  # rounded
     args = [f"--model={case / 'model'}", f"--input={case / 'test.nc'}", f"--output={out}"]

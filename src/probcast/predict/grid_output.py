@@ -11,9 +11,7 @@ when all are complete are they renamed into place.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
-import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,9 +22,6 @@ import xarray as xr
 from probcast import io
 from probcast.dists import is_generative
 from probcast.products import Provenance, build_products, write_products
-from probcast.products.build import PRODUCTS
-
-log = logging.getLogger(__name__)
 
 SUFFIXES = (".nc", ".nc4", ".zarr")
 
@@ -158,10 +153,6 @@ def write_set(
 ) -> dict[str, Path]:
     """Write every product into the staging ``folder``, then move them all into place.
 
-    Products of an earlier run under the same name that this run does not write (members
-    asked for then, not now) are removed once the new set is in place: the files named
-    ``NAME_<product>`` always come from one run.
-
     Returns:
         Product name -> final path.
     """
@@ -172,13 +163,6 @@ def write_set(
         # keeps 0 mantissa bits (the rounding carry overflows the exponent); 1 bit keeps NaN.
         write_products(ds, staged[name], inflevel=inflevel, min_keepbits=MIN_KEEPBITS)
     publish(staged, final)
-    out = Path(output)
-    for old in out.parent.glob(f"{glob.escape(out.stem)}_*{out.suffix}"):
-        product = old.name[len(out.stem) + 1 : len(old.name) - len(out.suffix)]
-        known = product in PRODUCTS or product.startswith("probabilities_")
-        if known and old not in final.values():
-            log.info("%s: removed, a product of an earlier run under this name", old)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()  # a Zarr store: a folder
     return final
 
 
