@@ -75,9 +75,22 @@ def test_forecast_in_other_units_than_canonical_is_an_error(tables, form):
     with pytest.raises(ValueError, match=r"'fc': t2m .*physical range.*'degC'.*--units"):
         verify(truth, {"fc": fc}, families={"fc": {"t2m": "normal"}})
     fc = syn.members_table(truth, mu, sigma, n_members=5)
-    fc.loc[3, "t2m_m000"] = 1e4  # one wrong value among right ones
-    with pytest.raises(ValueError, match=r"1 value\(s\) outside"):
+    fc.loc[3, "t2m_m000"] = 1e4  # one corrupted value among right ones
+    with pytest.raises(ValueError, match=r"1 value\(s\) beyond any plausible t2m.*row 3"):
         verify(truth, {"fc": fc})
+
+
+def test_a_gaussian_forecast_of_a_bounded_variable_is_scored(tables):
+    # its low quantiles and members may lie below 0 m/s: a forecast, not wrong units
+    truth, mu, _ = tables
+    wind = truth.assign(obs_ws10=np.abs(truth["obs_t2m"] - mu) + 0.5).drop(columns="obs_t2m")
+    centre = np.full(len(wind), 1.0)
+    q = syn.keys_of(wind).assign(**{"ws10_q0.05": centre - 2.0, "ws10_q0.5": centre})
+    q["ws10_q0.95"] = centre + 2.0
+    members = syn.keys_of(wind).assign(**{f"ws10_m{j:03d}": centre + j - 2.0 for j in range(5)})
+    ver = verify(wind, {"q": q, "m": members})
+    crps = ver.scores.query("metric == 'crps' and by == 'all'")["value"]
+    assert len(crps) == 2 and np.isfinite(crps).all()
 
 
 @pytest.mark.parametrize("where", ["all", "one"])

@@ -1,11 +1,13 @@
 """Checks of a forecast before it is scored: nothing that would be scored silently wrong.
 
-Probabilities outside ``[0, 1]``, infinite values, values outside the variable's physical
+Probabilities outside ``[0, 1]``, infinite values, medians outside the variable's physical
 range (a forecast in other units than it says) and crossing quantiles are refused with a
 message naming the forecast, the variable and the column or row.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -51,7 +53,8 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
             f"{int(np.flatnonzero(inf)[0])}); missing values must be NaN"
         )
     if var in VARIABLES:
-        _check_range(fc.quantiles([0.5])[:, 0] if fc.kind == "params" else vals, var, where)
+        _check_range(_centre(fc, vals), var, where)
+        _check_gross(vals if fc.kind != "params" else np.empty((0, 1)), var, where)
     if fc.kind == "quantiles" and vals.shape[1] > 1:
         step = np.diff(vals, axis=1)
         tol = FLOAT_NOISE * (1.0 + np.abs(vals[:, 1:]))
@@ -63,6 +66,23 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
                 f"{where}: quantiles decrease with the level in {int(cross.sum())} cases "
                 f"(row {r}: levels {levels}, values {vals[r].tolist()})"
             )
+
+
+def _centre(fc: Predictive, vals: np.ndarray) -> np.ndarray:
+    """Each case's median: the value a forecast in the wrong units gets wrong too.
+
+    Not the tails: a Gaussian forecast of a bounded variable (wind speed, precipitation)
+    may put a low quantile or member below 0 and is still a forecast to score.
+    """
+    if fc.kind == "params":
+        return fc.quantiles([0.5])[:, 0]
+    if fc.kind == "quantiles" and fc.levels is not None:
+        return vals[:, int(np.argmin(np.abs(np.asarray(fc.levels, dtype="float64") - 0.5)))]
+    if fc.kind == "members" and vals.shape[1] > 1:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN
+            return np.nanmedian(vals, axis=1)
+    return vals[:, 0]
 
 
 def _check_range(values: np.ndarray, var: str, where: str) -> None:
@@ -80,4 +100,19 @@ def _check_range(values: np.ndarray, var: str, where: str) -> None:
         raise ValueError(
             f"{where}: {problem} (a forecast file is read in canonical units unless its "
             "metadata, or a CSV's sidecar <file>.json, names others: probcast predict --units)"
+        )
+
+
+def _check_gross(vals: np.ndarray, var: str, where: str) -> None:
+    """Refuse any value a whole physical range beyond it: corrupted, not a Gaussian tail."""
+    info = VARIABLES[var]
+    width = info.valid_max - info.valid_min
+    with np.errstate(invalid="ignore"):
+        gross = (vals < info.valid_min - width) | (vals > info.valid_max + width)
+    if gross.any():
+        r, c = (int(i[0]) for i in np.nonzero(gross))
+        raise ValueError(
+            f"{where}: {int(gross.sum())} value(s) beyond any plausible {var} (physical range "
+            f"[{info.valid_min:g}, {info.valid_max:g}] {info.units}), first {vals[r, c]:g} "
+            f"in row {r}"
         )
