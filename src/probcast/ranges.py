@@ -15,16 +15,29 @@ NOISE_TOLERANCE = 1e-4
 """Largest excess over a physical bound, relative to the bound's range, clipped as noise."""
 
 
+DERIVED = frozenset(
+    {
+        *("spread", "std", "sd", "stdev", "var", "iqr"),
+        *("anom", "anomaly", "diff", "delta", "trend", "change", "tendency"),
+        *("bias", "err", "error"),
+    }
+)
+"""Suffix words of ``fc_<var>_...`` predictors that are not values of ``<var>`` (differences,
+spreads): they keep their values and are not range-checked as ``<var>``."""
+
+
 def ranged_variable(column: str) -> str | None:
     """The variable whose units and physical range a column's values have, else None.
 
     ``fc_<var>``/``obs_<var>`` of a known variable, and an extra model's ``fc_<var>_<model>``
-    (``fc_t2m_ukmo``); not the derived ``fc_<var>_spread`` and ``..._nbr<k>_<stat>``.
+    (``fc_t2m_ukmo``, ``fc_t2m_max``); not a derived quantity whose suffix names a spread,
+    a difference or a neighbourhood statistic (:data:`DERIVED`, ``..._nbr<k>_<stat>``).
     """
     if not column.startswith((FC_PREFIX, OBS_PREFIX)):
         return None
     var, _, model = column.split("_", 1)[1].partition("_")
-    derived = "spread" in model.split("_") or "_nbr" in f"_{model}"
+    tokens = model.lower().split("_")
+    derived = any(t in DERIVED or t.startswith("nbr") for t in tokens)
     extra = bool(model) and column.startswith(FC_PREFIX) and not derived
     return var if var in VARIABLES and (not model or extra) else None
 

@@ -190,3 +190,12 @@ def test_validation_split_never_leaks(table: pd.DataFrame, fraction: float) -> N
 def test_validation_is_idempotent(table: pd.DataFrame) -> None:
     again = validate_station_table(table)
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_extra_models_are_range_checked_but_derived_predictors_are_not() -> None:
+    from probcast.ranges import ranged_variable
+
+    names = ["fc_t2m_ukmo", "fc_t2m_max", "fc_t2m_std", "fc_t2m_ens_spread", "fc_t2m_anom"]
+    assert [ranged_variable(c) for c in names] == ["t2m", "t2m", None, None, None]
+    spread = good_table().assign(fc_t2m_std=1.5, fc_t2m_anom=-2.0)  # kelvin differences
+    validate_station_table(spread, source="ok.csv")

@@ -151,6 +151,8 @@ def test_an_extra_models_field_is_converted_and_checked_like_the_raw_forecast():
     del ds["fc_tp_other"].attrs["units"]
     with pytest.raises(GriddedReadError, match=r"'fc_tp_other' has no units attribute"):
         check_grid(ds, "mem")
+    ds["fc_tp_other"] = (ds["fc_tp"] * np.nan).assign_attrs(units="mm")  # not in this run
+    assert bool(check_grid(ds, "mem")["fc_tp_other"].isnull().all())  # its rows fall back
 
 
 def test_a_lead_time_without_a_time_unit_is_refused_before_any_work(tmp_path: Path):

@@ -31,6 +31,8 @@ import xarray as xr
 from probcast.ingest.errors import GriddedReadError
 from probcast.ranges import NOISE_TOLERANCE, ranged_variable
 from probcast.schema import (
+    FC_PREFIX,
+    OBS_PREFIX,
     VARIABLES,
     UnitError,
     unit_affine,
@@ -136,8 +138,12 @@ def _check_one(ds: xr.Dataset, source: str, name: str, n_inf: int, lo: float, hi
             "(or the field's _FillValue)"
         )
     var = ranged_variable(name)
-    if not np.isfinite(lo):
-        if var is not None and ds[name].size:
+    if not np.isfinite(lo):  # an extra model's field may miss a run: its rows fall back
+        if (
+            var is not None
+            and name in (f"{FC_PREFIX}{var}", f"{OBS_PREFIX}{var}")
+            and ds[name].size
+        ):
             raise GriddedReadError(
                 f"{source}: {name} is entirely missing (all NaN); expected at least one "
                 "finite value, or leave the variable out"
