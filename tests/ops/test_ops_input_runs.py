@@ -41,3 +41,16 @@ def test_a_stale_or_partial_input_is_refused(tmp_path):
     (tmp_path / "half.nc").write_bytes(whole[: len(whole) // 2])  # still being written
     with pytest.raises(InputRunsError, match=r"half\.nc cannot be read yet"):
         check_runs(tmp_path / "half.nc", CYCLE)
+
+
+def test_mixed_iso_times_a_partial_grib_and_numbers(tmp_path):
+    mixed = "station,init_time\na,2021-03-01T00:00Z\nb,2021-03-01T01:00+01:00\n"
+    (tmp_path / "mixed.csv").write_text(mixed)  # the same run in two ISO spellings
+    check_runs(tmp_path / "mixed.csv", CYCLE)
+    (grib,) = write_archive(tmp_path / "nwp", [pd.Timestamp("2021-03-01", tz="UTC")], [0, 6])
+    (tmp_path / "half.grib").write_bytes(grib.read_bytes()[: grib.stat().st_size // 2 + 7])
+    with pytest.raises(InputRunsError, match=r"half\.grib cannot be read yet"):
+        check_runs(tmp_path / "half.grib", CYCLE)
+    pd.DataFrame({"station": ["a"], "init_time": [1614556800]}).to_parquet(tmp_path / "n.parquet")
+    with pytest.raises(InputRunsError, match="init_time holds numbers"):
+        check_runs(tmp_path / "n.parquet", CYCLE)

@@ -126,22 +126,24 @@ class _Context:
 
 
 def _acquire(ctx: _Context) -> dict[str, Any]:
+    path = ctx.pipe.input_path(ctx.cycle)
     if ctx.pipe.leads and ctx.store is not None:  # one file per lead (probcast.ops.partial)
         try:
-            return partial.acquire(
+            record = partial.acquire(
                 ctx.pipe, ctx.cycle, ctx.store, settle=ctx.settle, leads=ctx.leads
             )
         except partial.LeadsMissing as err:
             raise StepError(str(err)) from None
-    why = input_complete(ctx.pipe, ctx.cycle, settle=ctx.settle)
-    if why:
-        raise StepError(why)
-    path = ctx.pipe.input_path(ctx.cycle)
+    else:
+        why = input_complete(ctx.pipe, ctx.cycle, settle=ctx.settle)
+        if why:
+            raise StepError(why)
+        record = {"input_sha256": io.sha256_file(path), "outputs": [str(path)]}
     try:
         check_runs(path, ctx.cycle)  # its runs are the cycle's, and it opens
     except InputRunsError as err:
         raise StepError(str(err)) from None
-    return {"input_sha256": io.sha256_file(path), "outputs": [str(path)]}
+    return record
 
 
 def _predict(ctx: _Context) -> dict[str, Any]:

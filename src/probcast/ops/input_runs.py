@@ -35,11 +35,16 @@ def input_runs(path: str | Path) -> list[pd.Timestamp] | None:
             values = _table_runs(path)
         else:
             values = _grid_runs(path)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        if values is None:
+            return None
+        series = pd.Series(values)
+        if pd.api.types.is_numeric_dtype(series):
+            raise ValueError("init_time holds numbers, not times")
+        text = pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)
+        iso = "ISO8601" if text else None  # as validate reads times
+        times = pd.to_datetime(series, utc=True, format=iso).dropna().unique()
+    except Exception as err:  # eccodes' errors are plain Exceptions; a file still written
         raise InputRunsError(f"input {path} cannot be read yet ({err})") from None
-    if values is None:
-        return None
-    times = pd.to_datetime(pd.Series(values), utc=True).dropna().unique()
     return sorted(pd.Timestamp(t) for t in times)
 
 
