@@ -30,7 +30,7 @@ import pandas as pd
 
 from probcast import recent
 from probcast.configs import default as default_config
-from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, VARIABLES, targets_in
+from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
 from probcast.time_features import cyclic, use_day_of_year
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,7 @@ def resolve_targets(table: pd.DataFrame, targets: str | Sequence[str] | None) ->
     """Return the target variables.
 
     ``targets`` when given (each must have ``obs_<var>`` and ``fc_<var>`` columns), else every
-    known variable with both columns (an ``obs_`` column without a raw forecast is skipped,
-    an unknown variable skipped with a warning).
+    variable with both columns (an ``obs_`` column without a raw forecast is skipped).
     """
     names = _split_names(targets)
     if not names:
@@ -106,14 +105,10 @@ def resolve_targets(table: pd.DataFrame, targets: str | Sequence[str] | None) ->
         names = [v for v in found if FC_PREFIX + v in table.columns]
         if len(names) < len(found):
             log.info("no raw forecast for %s: not targets", sorted(set(found) - set(names)))
-        unknown = [v for v in names if v not in VARIABLES]  # no units, range or family known
-        if unknown:
-            log.warning("%s: not variables probcast knows, not targets", unknown)
-            names = [v for v in names if v in VARIABLES]
     if not names:
         raise ValueError(
-            "no targets: the table has no pair of obs_<var> and fc_<var> columns of a known "
-            f"variable ({', '.join(sorted(VARIABLES))}; columns: {list(table.columns)})"
+            "no targets: the table has no pair of obs_<var> and fc_<var> columns "
+            f"(columns: {list(table.columns)})"
         )
     for var in names:
         for col in (OBS_PREFIX + var, FC_PREFIX + var):

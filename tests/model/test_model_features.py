@@ -110,9 +110,12 @@ def test_bad_targets_and_predictors(table):
         resolve_targets(table, "msl")
     assert resolve_targets(table.assign(obs_msl=1e5), "") == ["t2m", "tp"]  # no fc_msl
     vis = table.assign(obs_vis=1e4, fc_vis=9e3)  # a variable without units, range or family
-    assert resolve_targets(vis, None) == ["t2m", "tp"]
-    with pytest.raises(ValueError, match=r"target 'vis': unknown variable.*set data\.targets"):
-        head_families(resolve_targets(vis, "vis,t2m"), tiny.get_config().model)
+    assert resolve_targets(vis, None) == ["t2m", "tp", "vis"]
+    model = tiny.get_config().model
+    with pytest.raises(ValueError, match=r"target 'vis': unknown variable.*data\.targets"):
+        head_families(resolve_targets(vis, None), model)
+    model.distributions = "vis:normal"  # a family of one's own: trained as before
+    assert head_families(resolve_targets(vis, None), model)["vis"] == "normal"
     with pytest.raises(ValueError, match="no targets"):
         resolve_targets(table.drop(columns=["obs_t2m", "obs_tp"]), None)
     with pytest.raises(ValueError, match="fc_nope"):

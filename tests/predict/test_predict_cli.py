@@ -135,6 +135,7 @@ def test_netcdf_and_csv_outputs(run, tmp_path):
     with xr.open_dataset(nc) as ds:  # CF units of the user's choice, probabilities 1
         assert ds["t2m_m000" if "t2m_m000" in ds else "t2m_loc"].attrs["units"] == "degC"
         assert ds["tp_p_gt_1"].attrs["units"] == "1" and ds["obs_tp"].attrs["units"] == "mm"
+        assert ds["t2m_scale"].attrs["units"] == "K"  # a difference: not degC
 
 
 def test_errors_are_reported(run, tmp_path, capsys):

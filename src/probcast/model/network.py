@@ -265,7 +265,10 @@ def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
             try:
                 name = overrides.get(var) or dists.default_for(var)
             except KeyError as err:  # a variable without a default family
-                raise ValueError(f"target {var!r}: {err.args[0]}; set data.targets") from None
+                raise ValueError(
+                    f"target {var!r}: {err.args[0]}; train the others with --config.data."
+                    f"targets, or give {var} a family (--config.model.distributions={var}:normal)"
+                ) from None
             dists.get(name)  # fail early on an unknown family
             heads[var] = name
     return heads

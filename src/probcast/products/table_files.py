@@ -142,6 +142,10 @@ def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
     return ds
 
 
+_DIFFERENCE = {"degC": "K", "degF": "degR"}
+"""CF units of a temperature difference (a spread) given in an offset unit: same size."""
+
+
 def _units_attrs(ds: Any, meta: Mapping[str, Any]) -> None:
     """CF ``units`` of every value column: the user's (``--units``) or the canonical ones."""
     from probcast.products.units import PARAM_ROLES
@@ -158,8 +162,9 @@ def _units_attrs(ds: Any, meta: Mapping[str, Any]) -> None:
             ds[col].attrs["units"] = "1"
         for param, col in cs.other.items():
             if param in PARAM_ROLES:
-                role = PARAM_ROLES[param]
-                ds[col].attrs["units"] = "1" if role == "none" else unit_name(kept.get(var, unit))
+                role, of = PARAM_ROLES[param], unit_name(kept.get(var, unit))
+                spread = _DIFFERENCE.get(of, of) if role == "spread" else of  # a difference
+                ds[col].attrs["units"] = "1" if role == "none" else spread
 
 
 def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
