@@ -9,6 +9,7 @@ input that cannot be opened yet (a NetCDF file still being written).
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 
@@ -80,18 +81,13 @@ def _grid_runs(path: Path) -> list[object] | None:
 def _grib_runs(path: Path) -> list[object]:
     import eccodes
 
+    from probcast.sources.grib import message_headers
+
     out: set[str] = set()
     with open(path, "rb") as fh:
-        for _ in range(GRIB_MESSAGES):
-            handle = eccodes.codes_grib_new_from_file(fh)
-            if handle is None:
-                break
-            try:
-                date = eccodes.codes_get_long(handle, "dataDate")
-                hhmm = eccodes.codes_get_long(handle, "dataTime")
-                out.add(f"{date:08d}T{hhmm:04d}")
-            finally:
-                eccodes.codes_release(handle)
+        for handle in itertools.islice(message_headers(fh, str(path)), GRIB_MESSAGES):
+            date = eccodes.codes_get_long(handle, "dataDate")
+            out.add(f"{date:08d}T{eccodes.codes_get_long(handle, 'dataTime'):04d}")
     return [pd.Timestamp(datetime.strptime(v, "%Y%m%dT%H%M")) for v in sorted(out)]
 
 

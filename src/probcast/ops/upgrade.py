@@ -14,6 +14,7 @@ the job of ``probcast monitor`` (input drift against the training statistics).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -60,19 +61,15 @@ def _add(out: dict[str, set[str]], key: str, value: Any) -> None:
 def _grib(path: Path, keys: Iterable[str], out: dict[str, set[str]]) -> None:
     import eccodes
 
+    from probcast.sources.grib import message_headers
+
     with open(path, "rb") as fh:
-        for _ in range(MAX_MESSAGES):
-            handle = eccodes.codes_grib_new_from_file(fh)
-            if handle is None:
-                break
-            try:
-                for key in keys:
-                    try:
-                        _add(out, key, eccodes.codes_get_string(handle, key))
-                    except Exception:  # eccodes raises per missing key
-                        continue
-            finally:
-                eccodes.codes_release(handle)
+        for handle in itertools.islice(message_headers(fh, str(path)), MAX_MESSAGES):
+            for key in keys:
+                try:
+                    _add(out, key, eccodes.codes_get_string(handle, key))
+                except Exception:  # eccodes raises per missing key
+                    continue
 
 
 def _attrs(attrs: Mapping[str, Any], keys: Iterable[str], out: dict[str, set[str]]) -> None:
