@@ -55,12 +55,13 @@ def check_domain(ds: xr.Dataset, workdir: str | Path, policy: DomainPolicy, sour
         {"station": "grid", "lead_time": lead, **dict(zip(coords, corner, strict=True))}
         for lead, corner in itertools.product(leads, itertools.product(*coords.values()))
     ]
+    table = pd.DataFrame(rows)
     try:
-        found = check_rows(domain, pd.DataFrame(rows), policy, stations=["grid"])
+        found = check_rows(domain, table, policy, stations=["grid"])
     except ExtrapolationError as err:
         raise GridPredictError(f"{source}: {err}") from None
     problems = []
-    outside = sorted({float(h) for h in leads if h < domain.lead_min or h > domain.lead_max})
+    outside = sorted({float(h) for h in table["lead_time"][found.lead]})  # the check's flags
     if outside:
         problems.append(
             f"lead time(s) {', '.join(f'{h:g}' for h in outside)} h outside the training "
