@@ -136,16 +136,10 @@ def pit_rows(runs: Sequence[Any]) -> list[str]:
             weight = float(blend.get(var, {}).get("weight", 0.0))
             factor = calib.get("spread_factor", {}).get(var, float("nan"))
             cells = [run.name, var, hist, f"{weight:.2f}", f"{factor:.2f}", _gate(calib, var)]
-            gate = calib.get("recalibration_gate", {}).get(var, {})
-            held, after, noise = (
-                float(gate.get(k, "nan")) for k in ("pit_before", "pit_after", "pit_noise")
-            )
-            cell = f"{held:.3f}"
-            if var in calib.get("recalibration", {}):  # the forecast delivered: mapped
-                cell, held = f"{held:.3f} -> {after:.3f}", after
-            cells.append(f"{cell} ({noise:.3f})" if noise == noise else "-")
-            scored += noise == noise
-            within += held <= noise
+            cell, calibrated = _held_out(calib, var)
+            cells.append(cell)
+            scored += calibrated is not None
+            within += bool(calibrated)
             best = goals.best_classical(run.scores, var)
             pit, ssr = (
                 goals.value(run.scores, best, var, m) for m in ("pit_max_dev", "spread_skill")
@@ -188,6 +182,22 @@ def pit_rows(runs: Sequence[Any]) -> list[str]:
 def _json(path: Path) -> dict[str, Any]:
     """A model file's record (``{}`` when training did not write it)."""
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _held_out(calib: dict[str, Any], var: str) -> tuple[str, bool | None]:
+    """The held-out folds' PIT deviation cell, and whether it lies within its noise.
+
+    Through the map where it is applied (the forecast delivered); ``None``: not scored.
+    """
+    gate = calib.get("recalibration_gate", {}).get(var, {})
+    held, after, noise = (
+        float(gate.get(k, "nan")) for k in ("pit_before", "pit_after", "pit_noise")
+    )
+    if noise != noise:
+        return "-", None
+    if var in calib.get("recalibration", {}):  # the forecast delivered: mapped
+        return f"{held:.3f} -> {after:.3f} ({noise:.3f})", after <= noise
+    return f"{held:.3f} ({noise:.3f})", held <= noise
 
 
 def _gate(calib: dict[str, Any], var: str) -> str:
