@@ -52,9 +52,10 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
             f"{where} has infinite values in {int(inf.sum())} cases (first row "
             f"{int(np.flatnonzero(inf)[0])}); missing values must be NaN"
         )
-    if var in VARIABLES:
-        _check_range(_centre(fc, vals), var, where)
-        _check_gross(vals if fc.kind != "params" else np.empty((0, 1)), var, where)
+    if var in VARIABLES and fc.kind == "params":
+        _check_range(fc.quantiles([0.5])[:, 0], var, where)
+    elif var in VARIABLES:
+        _check_values(fc, vals, var, where)
     if fc.kind == "quantiles" and vals.shape[1] > 1:
         step = np.diff(vals, axis=1)
         tol = FLOAT_NOISE * (1.0 + np.abs(vals[:, 1:]))
@@ -68,17 +69,33 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
             )
 
 
-def _centre(fc: Predictive, vals: np.ndarray) -> np.ndarray:
-    """Each case's median: the value a forecast in the wrong units gets wrong too.
+def _check_values(fc: Predictive, vals: np.ndarray, var: str, where: str) -> None:
+    """Members, quantiles or points: any value a whole range beyond it, or medians outside.
 
-    Not the tails: a Gaussian forecast of a bounded variable (wind speed, precipitation)
-    may put a low quantile or member below 0 and is still a forecast to score.
+    One min/max pass when every value is in range (the usual case); the medians only of the
+    cases with a value outside it. Not the tails: a Gaussian forecast of a bounded variable
+    (wind speed, precipitation) may put a low quantile or member below 0 and is still a
+    forecast to score; a forecast in the wrong units gets its medians wrong too.
     """
-    if fc.kind == "params":
-        return fc.quantiles([0.5])[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: nothing to check
+        lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+    if not np.isfinite(lo) or range_error(lo, hi, var) is None:
+        return
+    info = VARIABLES[var]
+    with np.errstate(invalid="ignore"):
+        rows = ((vals < info.valid_min) | (vals > info.valid_max)).any(axis=1)
+    _check_range(_medians(fc, vals[rows]), var, where)  # first: it names the units that fit
+    _check_gross(vals, var, where)
+
+
+def _medians(fc: Predictive, vals: np.ndarray) -> np.ndarray:
+    """Each case's median of its members, quantiles (the level nearest 0.5) or point."""
     if fc.kind == "quantiles" and fc.levels is not None:
         return vals[:, int(np.argmin(np.abs(np.asarray(fc.levels, dtype="float64") - 0.5)))]
     if fc.kind == "members" and vals.shape[1] > 1:
+        if not np.isnan(vals).any():
+            return np.median(vals, axis=1)  # 5x faster than nanmedian
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN
             return np.nanmedian(vals, axis=1)
