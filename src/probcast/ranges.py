@@ -7,9 +7,11 @@ forecasts to verify (:mod:`probcast.verify.checks`).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES
+from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, UnitError, unit_affine
 
 NOISE_TOLERANCE = 1e-4
 """Largest excess over a physical bound, relative to the bound's range, clipped as noise."""
@@ -40,6 +42,53 @@ def ranged_variable(column: str) -> str | None:
     derived = any(t in DERIVED or t.startswith("nbr") for t in tokens)
     extra = bool(model) and column.startswith(FC_PREFIX) and not derived
     return var if var in VARIABLES and (not model or extra) else None
+
+
+def derived_variable(column: str) -> tuple[str, int] | None:
+    """``(variable, power)`` of a derived ``fc_<var>_...`` column: its units are ``<var>``'s^power.
+
+    Power 1 for spreads and differences (``fc_t2m_spread``, ``fc_sp_trend``), 2 for a
+    variance (``fc_t2m_var``); None for any other column (neighbourhood statistics are
+    computed by probcast from converted fields).
+    """
+    if not column.startswith(FC_PREFIX):
+        return None
+    var, _, rest = column.split("_", 1)[1].partition("_")
+    tokens = rest.lower().split("_")
+    if var not in VARIABLES or not rest or any(t.startswith("nbr") for t in tokens):
+        return None
+    derived = [t for t in tokens if t in DERIVED]
+    if not derived:
+        return None
+    return var, 2 if "var" in derived else 1
+
+
+_SQUARED = re.compile(r"^\(?([^()\s]+?)\)?(?:\*\*2|\^2|2)$")
+
+
+def difference_scale(units: str, var: str, power: int = 1) -> float | None:
+    """Factor from a spread or difference of ``var`` in ``units`` to canonical units.
+
+    A difference converts by the scale of the units alone (a spread in degC is one in K; in
+    hPa it is 100 Pa); ``delta_`` spellings are accepted. With ``power`` 2 (a variance)
+    ``units`` is a squared unit (``K2``, ``K**2``, ``(m/s)^2``) and the factor is squared.
+
+    Returns:
+        The factor, or None if ``units`` is not convertible.
+    """
+    base = str(units).strip()
+    if power == 2:
+        match = _SQUARED.match(base.replace(" ", ""))
+        if match is None:
+            return None
+        base = match.group(1)
+    for spelling in dict.fromkeys((base, base.replace("delta_", ""))):
+        try:
+            scale, _ = unit_affine(spelling, var)
+        except UnitError:
+            continue
+        return scale**power
+    return None
 
 
 def clip_float_noise(values: np.ndarray, var: str) -> tuple[np.ndarray, int, np.ndarray]:

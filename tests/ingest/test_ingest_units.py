@@ -164,3 +164,36 @@ def test_a_lead_time_without_a_time_unit_is_refused_before_any_work(tmp_path: Pa
     ds.to_netcdf(tmp_path / "int.nc")
     with pytest.raises(GriddedReadError, match=r"int.nc: forecast_period holds int64 values"):
         open_grid(tmp_path / "int.nc")
+
+
+@pytest.mark.parametrize(
+    ("name", "units", "factor"),
+    [
+        ("fc_tp_spread", "m", 1000.0),  # a difference: scale only
+        ("fc_t2m_spread", "degC", 1.0),  # no offset for a spread
+        ("fc_t2m_diff", "delta_degF", 5.0 / 9.0),
+        ("fc_sp_trend", "hPa", 100.0),
+        ("fc_sp_var", "hPa2", 1e4),  # a variance: the scale squared
+        ("fc_ws10_var", "(km/h)^2", (1 / 3.6) ** 2),
+    ],
+)
+def test_a_supplied_spread_or_difference_is_scaled_by_its_units(
+    name: str, units: str, factor: float
+):
+    # audit: a precomputed fc_<var>_spread kept the file's units (tp spread in m 1000x small)
+    var = name.split("_")[1]
+    ds = forecast_grid((4, 5), 2, variables=(var,))
+    ds[name] = (ds[f"fc_{var}"] * 0 + 2.0).assign_attrs(units=units)
+    out = check_grid(ds, "mem")
+    np.testing.assert_allclose(out[name].values, 2.0 * factor)
+    assert out[name].attrs["source_units"] == units
+
+
+def test_a_derived_field_without_or_with_foreign_units_is_kept(caplog: pytest.LogCaptureFixture):
+    ds = forecast_grid((4, 5), 2, variables=("tp",))
+    ds["fc_tp_spread"] = ds["fc_tp"] * 0 + 0.5  # no units: canonical, as in station tables
+    ds["fc_tp_anom"] = (ds["fc_tp"] * 0 + 0.5).assign_attrs(units="1")  # a ratio
+    out = check_grid(ds, "mem")
+    np.testing.assert_allclose(out["fc_tp_spread"].values, 0.5)
+    np.testing.assert_allclose(out["fc_tp_anom"].values, 0.5)
+    assert "fc_tp_anom has units '1', not convertible" in caplog.text

@@ -9,7 +9,10 @@ already named ``fc_*``/``obs_*`` opened lazily by :func:`probcast.align.points.o
   ``fc_<var>_<model>`` (:func:`probcast.ranges.ranged_variable`), is converted from its
   ``units`` attribute to the canonical units (:mod:`probcast.schema`), lazily for dask
   arrays; a missing or unconvertible ``units`` attribute is an error naming the file and
-  the variable (and listing the convertible units).
+  the variable (and listing the convertible units). A spread, difference or variance
+  of a variable (``fc_tp_spread`` in ``m``, ``fc_sp_trend`` in ``hPa``, ``fc_t2m_var`` in
+  ``K2``; :func:`probcast.ranges.derived_variable`) is scaled by its ``units`` (no
+  offset); without ``units`` it is taken as canonical.
 * Values: infinite values are errors (missing values must be NaN); a field entirely NaN is
   an error (as a table column); values outside ``[valid_min, valid_max]`` of the variable
   are errors that name the units the values would fit (degC labelled ``K``, millimetres
@@ -29,7 +32,7 @@ import numpy as np
 import xarray as xr
 
 from probcast.ingest.errors import GriddedReadError
-from probcast.ranges import NOISE_TOLERANCE, ranged_variable
+from probcast.ranges import NOISE_TOLERANCE, derived_variable, difference_scale, ranged_variable
 from probcast.schema import (
     FC_PREFIX,
     OBS_PREFIX,
@@ -65,6 +68,9 @@ def canonical_units(ds: xr.Dataset, source: str, *, require: bool = True) -> xr.
     for name, da in ds.data_vars.items():
         var = ranged_variable(str(name))
         if var is None:
+            converted = _derived_to_canonical(str(name), da, source)
+            if converted is not None:
+                out[str(name)] = converted
             continue
         canon = VARIABLES[var].units
         units = da.attrs.get("units")
@@ -89,6 +95,30 @@ def canonical_units(ds: xr.Dataset, source: str, *, require: bool = True) -> xr.
         attrs = {**da.attrs, "units": canon, "source_units": str(units)}
         out[str(name)] = conv.assign_attrs(attrs)
     return ds.assign(out) if out else ds
+
+
+def _derived_to_canonical(name: str, da: xr.DataArray, source: str) -> xr.DataArray | None:
+    """A spread, difference or variance of a variable in canonical units, by its ``units``.
+
+    None when there is nothing to convert (no ``units`` attribute: taken as canonical, as
+    in station tables) or the units are not of the variable (a ratio, a per-hour trend):
+    then the values are kept as they are, with a warning.
+    """
+    kind = derived_variable(name)
+    units = da.attrs.get("units")
+    if kind is None or units is None:
+        return None
+    var, power = kind
+    canon = VARIABLES[var].units if power == 1 else f"({VARIABLES[var].units})2"
+    scale = difference_scale(str(units), var, power)
+    if scale is None:
+        log.warning("%s: %s has units %r, not convertible to %r: values kept as they are",
+                    source, name, units, canon)  # fmt: skip
+        return None
+    if str(units) == canon and np.issubdtype(da.dtype, np.floating):
+        return None
+    conv = da.astype("float64") * scale if scale != 1.0 else da.astype("float64")
+    return conv.assign_attrs({**da.attrs, "units": canon, "source_units": str(units)})
 
 
 def _names(ds: xr.Dataset, names: Sequence[str] | None) -> list[str]:
