@@ -61,7 +61,7 @@ def test_forecast_for_stations(client):
         ({"cycle": "yesterday"}, 400, "cycle must look like"),
         ({"cycle": "2030-01-01T00Z"}, 404, "no input"),
         ({"cycle": "CYCLE", "stations": ["NOPE"]}, 404, "unknown stations"),
-        ({"cycle": "CYCLE", "lead_times": [999]}, 404, "no rows"),
+        ({"cycle": "CYCLE", "lead_times": [999]}, 404, "not in the cycle"),
         ({"cycle": "CYCLE", "quantiles": [1.5]}, 422, "quantiles"),
         ({"cycle": "CYCLE", "thresholds": {"tp": [2, 1]}}, 400, "increasing"),
         ({"cycle": "CYCLE", "members": -1}, 422, "members"),

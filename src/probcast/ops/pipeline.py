@@ -95,6 +95,10 @@ class PipelineError(ValueError):
     """A pipeline file or cycle that cannot be used (the message says what and where)."""
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2200
+"""Years a cycle may have (NWP archives start in the 1940s; four-digit names either way)."""
+
+
 def parse_cycle(text: str | datetime) -> datetime:
     """``2026-11-29T00Z`` (or ``2026112900``, ``2026-11-29T00:00Z``) -> aware UTC datetime."""
     if isinstance(text, datetime):
@@ -110,7 +114,12 @@ def parse_cycle(text: str | datetime) -> datetime:
             raise PipelineError(
                 f"cycle must look like 2026-11-29T00Z or 2026112900, got {text!r}"
             ) from err
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as err:  # an offset past year 1 or 9999
+        raise PipelineError(f"cycle {text!r} is outside the years 1-9999 in UTC") from err
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise PipelineError(f"cycle {text!r}: the year must lie in {MIN_YEAR}-{MAX_YEAR}")
     if value.minute or value.second or value.microsecond:
         raise PipelineError(f"a cycle is a whole hour, got {text!r}")
     return value

@@ -21,6 +21,7 @@ unknown fields or a point too far from any station; 400 for values the request c
 # No ``from __future__ import annotations``: FastAPI reads the annotation of ``forecast``
 # (a class built at run time by ``query_model``) from the live function.
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,16 +30,23 @@ import pandas as pd
 from fastapi import FastAPI, Header, HTTPException, Query, Response
 from fastapi import Path as PathParam
 
+from probcast.ops.cycle import input_complete
+from probcast.ops.input_runs import check_runs
 from probcast.ops.metrics_http import instrument_app
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id, parse_cycle
 from probcast.ops.serve_format import PARQUET, answer, wants_parquet
 from probcast.ops.serve_limits import BodyLimit, Limits
 from probcast.ops.serve_points import CycleInput, InputCache, NodeIndex, PointError
 from probcast.ops.serve_query import ForecastReply, Problem, ReadyReply, query_model
+from probcast.ops.serve_rows import bucketed, complete
 from probcast.ops.state import StateStore
+from probcast.products.table import PAD_MARK
+from probcast.schema import VARIABLES
 
 KEYS = ["station", "init_time", "lead_time", "valid_time"]
-PAD = "~pad"
+SERVED_OPTIONS = ("template", "seed", "combine", "batch_size", "quantile_members", "extrapolation")
+"""The pipeline's ``products`` options a served forecast uses as its cycle runs do (the
+template gives members their coherence and the input its recent errors)."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
     for code, text in {
@@ -71,10 +79,42 @@ def read_input(path: Path) -> CycleInput:
     return CycleInput("stations", index, table=table, extra=extra)  # type: ignore[arg-type]
 
 
+def read_cycle_input(path: Path, cycle: datetime | None = None) -> CycleInput:
+    """:func:`read_input`, after checking that the file holds the cycle's run and no other.
+
+    Raises:
+        InputRunsError: A stale or misnamed file, or one that cannot be opened yet.
+    """
+    if cycle is not None:
+        check_runs(path, cycle)
+    return read_input(path)
+
+
+def read_template(path: Path, cycle: datetime | None = None) -> CycleInput:
+    """The pipeline's template table (past forecasts and observations)."""
+    from probcast.ingest.tables import read_table
+
+    return CycleInput("stations", None, table=read_table(path))  # type: ignore[arg-type]
+
+
+def parse_units_or_400(units: Any) -> dict[str, str]:
+    """The query's ``{var: units}`` in canonical names, or a 400 naming what is wrong."""
+    from probcast.units import UnitError, parse_units
+
+    try:
+        return parse_units(units)
+    except UnitError as err:
+        raise HTTPException(400, str(err)) from err
+
+
 def _rows(
     cycle: CycleInput, query: Any, limits: Limits, source: str, model: Any
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The input rows to predict and, for points, ``(point, station, distance_km)``."""
+) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str], list[float]]:
+    """The input rows, the points' ``(point, station, distance_km)``, the rows to answer.
+
+    The last two are the stations (or grid points) and the lead times the answer has a row
+    for, whether or not the input has one.
+    """
     mapping = None
     ids: list[str] | None = None
     if query.points is not None:
@@ -82,8 +122,9 @@ def _rows(
             raise HTTPException(422, cycle.extra["no_index"])
         lat = [p.latitude for p in query.points]
         lon = [p.longitude for p in query.points]
+        reach = min(limits.max_distance_km, float(cycle.extra.get("reach_km", np.inf)))
         try:
-            pos, dist = cycle.index.nearest(lat, lon, limits.max_distance_km, source)
+            pos, dist = cycle.index.nearest(lat, lon, reach, source)
         except PointError as err:
             raise HTTPException(422, str(err)) from err
         ids = [str(s) for s in cycle.index.ids[pos]]
@@ -108,7 +149,20 @@ def _rows(
             table = table[table["station"].isin(set(ids))]
     if query.lead_times is not None:
         table = table[table["lead_time"].isin(query.lead_times)]
-    return table.reset_index(drop=True), mapping
+    if ids is None:  # every station of a station-table cycle
+        assert cycle.table is not None
+        ids = list(dict.fromkeys(cycle.table["station"]))
+    leads = query.lead_times if query.lead_times is not None else _cycle_leads(cycle)
+    return table.reset_index(drop=True), mapping, list(dict.fromkeys(ids)), list(leads)
+
+
+def _cycle_leads(cycle: CycleInput) -> list[float]:
+    """The lead times (hours) of a cycle's input."""
+    if cycle.table is not None:
+        return sorted({float(h) for h in cycle.table["lead_time"].dropna()})
+    fp = cycle.dataset["forecast_period"].values.ravel()
+    hours = fp / np.timedelta64(1, "h") if np.issubdtype(fp.dtype, np.timedelta64) else fp
+    return sorted({float(h) for h in hours})
 
 
 def _positions(cycle: CycleInput) -> dict[str, int]:
@@ -130,30 +184,21 @@ def _grid_rows(cycle: CycleInput, nodes: list[int], model: Any, source: str) -> 
         raise HTTPException(503, str(err)) from err
 
 
-def bucketed(table: pd.DataFrame, smallest: int = 64) -> pd.DataFrame:
-    """``table`` padded to the next power of two rows (at least ``smallest``).
-
-    The network is compiled once per input shape: without padding, every new number of rows
-    compiles it again (seconds on a CPU). Pad rows repeat the last row under station ids
-    ``<id>~pad<k>`` (unique keys) and are dropped from the answer (:data:`PAD`).
-    """
-    n = len(table)
-    size = max(smallest, 1 << max(0, n - 1).bit_length())
-    if size == n:
-        return table
-    pad = table.iloc[np.full(size - n, n - 1)].copy()
-    pad["station"] = [f"{s}{PAD}{k}" for k, s in enumerate(pad["station"].astype(str))]
-    return pd.concat([table, pad], ignore_index=True)
-
-
-def _check_size(table: pd.DataFrame, mapping: pd.DataFrame | None, limits: Limits) -> None:
-    if table.empty:
-        raise HTTPException(404, "no rows match the stations, points and lead times asked for")
-    if mapping is None:
-        n = len(table)
-    else:
-        per_station = table["station"].value_counts()
-        n = int(per_station.reindex(mapping["station"]).fillna(0).sum())
+def _check_size(
+    cycle: CycleInput,
+    mapping: pd.DataFrame | None,
+    ids: list[str],
+    leads: list[float],
+    limits: Limits,
+) -> None:
+    """Lead times the cycle has none of are a 404; an answer over the row limit a 413."""
+    have = set(_cycle_leads(cycle))
+    absent = [h for h in leads if float(h) not in have]
+    if absent:
+        raise HTTPException(
+            404, f"lead time(s) {absent[:20]} h not in the cycle (it has {sorted(have)[:50]} h)"
+        )
+    n = (len(mapping) if mapping is not None else len(ids)) * len(leads)
     if n > limits.max_rows:
         raise HTTPException(413, f"{n} rows asked for; at most {limits.max_rows} a request")
 
@@ -168,7 +213,16 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
     )
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)  # inside the metrics
     instrument_app(app, pipe.name, pipe.model)
-    inputs = InputCache(read_input)
+    inputs = InputCache(read_cycle_input)
+    templates = InputCache(read_template, size=1)
+
+    def template(path: str) -> pd.DataFrame:
+        """The pipeline's template table, read once (again when the file changes)."""
+        try:
+            return templates.get(Path(path)).table  # type: ignore[return-value]
+        except (OSError, ValueError) as err:
+            raise HTTPException(503, f"template {path} unreadable: {err}") from err
+
     cache: dict[str, Any] = {}
     lock = threading.Lock()
     Query_ = query_model(limits.max_points)
@@ -263,38 +317,68 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         from probcast.predict.runner import run
 
         cid = parsed(query.cycle)  # type: ignore[attr-defined]
-        path = pipe.input_path(parse_cycle(cid))
+        when = parse_cycle(cid)
+        path = pipe.input_path(when)
         if not path.exists():
             raise HTTPException(404, f"no input for cycle {cid}")
+        why = input_complete(pipe, when, settle=False)  # a marker rule, a Parquet footer
+        if why:
+            raise HTTPException(503, f"cycle {cid}: {why}")
         loaded, model_fingerprint = model()
         try:
-            cycle = inputs.get(path)
-        except (OSError, ValueError) as err:  # the input exists but cannot be used
-            raise HTTPException(503, f"input of cycle {cid} unreadable: {err}") from err
-        table, mapping = _rows(cycle, query, limits, f"cycle {cid}", loaded)
-        _check_size(table, mapping, limits)
+            cycle = inputs.get(path, when)
+        except (OSError, ValueError) as err:  # unreadable, or holds other runs than the cycle
+            raise HTTPException(503, f"input of cycle {cid} unusable: {err}") from err
+        table, mapping, ids, leads = _rows(cycle, query, limits, f"cycle {cid}", loaded)
+        _check_size(cycle, mapping, ids, leads, limits)
+        options = {k: v for k, v in pipe.request.items() if k in SERVED_OPTIONS}
+        if cycle.kind == "stations" and options.get("template") is not None:
+            options["template"] = template(str(options["template"]))
+        else:  # a grid's rows: the grid products' members are not shuffled either
+            options.pop("template", None)
+        units = parse_units_or_400(query.units)  # type: ignore[attr-defined]
         try:
             request = PredictRequest(
                 model=pipe.model,
-                input=bucketed(table),
+                input=bucketed(table, usable=cycle.table) if len(table) else table,
                 members=query.members,  # type: ignore[attr-defined]
                 quantiles=tuple(query.quantiles),  # type: ignore[attr-defined]
                 thresholds={k: tuple(v) for k, v in query.thresholds.items()} or None,  # type: ignore[attr-defined]
                 params=query.params,  # type: ignore[attr-defined]
+                units=units or None,
+                **options,
             )
-            result = run(request, model=loaded)
-        except (RequestError, ValueError, KeyError) as err:
+        except RequestError as err:
             raise HTTPException(400, f"{type(err).__name__}: {err}") from err
-        assert result.table is not None
-        pred = result.table.iloc[: len(table)]
-        if pred["station"].astype(str).str.contains(PAD, regex=False).any():
-            raise RuntimeError("pad rows before the rows asked for: order not kept")  # a bug
+        if table.empty:  # nothing usable asked for: every row answered as missing
+            keys = ["station", "init_time", "lead_time", "valid_time"]
+            flags = [f"{v}_source" for v in loaded.targets]
+            result, pred = None, pd.DataFrame(columns=[*keys, *flags])
+        else:
+            try:
+                result = run(request, model=loaded)
+            except RequestError as err:
+                raise HTTPException(400, f"{type(err).__name__}: {err}") from err
+            except (ValueError, KeyError) as err:  # the input lacks what the model needs
+                raise HTTPException(
+                    503, f"input of cycle {cid} unfit: {type(err).__name__}: {err}"
+                ) from err
+            assert result.table is not None
+            pred = result.table.iloc[: len(table)]
+            if pred["station"].astype(str).str.contains(PAD_MARK, regex=False).any():
+                raise RuntimeError("pad rows before the rows asked for: order not kept")
         pred = pred.drop(columns=[c for c in pred.columns if c.startswith(("fc_", "obs_"))])
+        pred = complete(pred, ids, leads, when, list(loaded.targets))
         if mapping is not None:
-            pred = mapping.merge(pred, on="station", how="inner", sort=False)
+            pred = mapping.merge(pred, on="station", how="left", sort=False)
             pred = pred.sort_values(["point", "lead_time"], kind="stable").reset_index(drop=True)
-        head = {"cycle": cid, "model_fingerprint": model_fingerprint}
-        return answer(pred, result.families, head, wants_parquet(format, accept))
+        head = {
+            "cycle": cid,
+            "model_fingerprint": model_fingerprint,
+            "units": {v: units.get(v, VARIABLES[v].units) for v in loaded.targets},
+        }
+        families = {} if result is None else result.families
+        return answer(pred, families, head, wants_parquet(format, accept))
 
     return app
 

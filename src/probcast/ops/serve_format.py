@@ -69,8 +69,14 @@ def parquet_bytes(
 
 
 def json_bytes(frame: pd.DataFrame, head: Mapping[str, Any]) -> bytes:
-    """``{**head, "rows": [records]}`` (times ISO 8601 UTC, NaN as ``null``)."""
-    rows = frame.to_json(orient="records", date_format="iso", double_precision=6)
+    """``{**head, "rows": [records]}`` (times ISO 8601 UTC, NaN as ``null``).
+
+    Numbers keep 15 decimal places (pandas' most; an absolute error below 5e-16): at six, a
+    probability of 4.8e-7 was answered as 0 and every value differed from the Parquet
+    answer's float64. Writing each float's shortest round-trip form instead took 4 times
+    as long (2.8 s for 100,000 rows of 30 columns).
+    """
+    rows = frame.to_json(orient="records", date_format="iso", double_precision=15)
     start = json.dumps(dict(head))[:-1]
     sep = ", " if head else ""
     return f'{start}{sep}"rows": {rows}}}'.encode()

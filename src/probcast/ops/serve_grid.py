@@ -21,6 +21,10 @@ from probcast.align import points
 from probcast.align.neighbourhood import window_size
 from probcast.ops.serve_points import CycleInput, NodeIndex
 
+GRID_REACH = 1.0
+"""How far (in grid spacings) from its nearest node a point of a 2-D grid is answered: a
+point inside the grid is at most 0.71 spacings from one; farther, it lies outside the grid."""
+
 
 def node_ids(ds: xr.Dataset, dims: Sequence[str]) -> np.ndarray:
     """Station id of every node, in C order (``y<j>x<i>`` or ``p<n>``, global indices)."""
@@ -46,7 +50,8 @@ def read_grid(path: Path) -> CycleInput:
         if points.index_coord(d) not in ds.coords:
             ds = ds.assign_coords({points.index_coord(d): (d, np.arange(ds.sizes[d]))})
     index = NodeIndex(node_ids(ds, dims), lat.ravel(), lon.ravel(), what="grid point")
-    return CycleInput("grid", index, dataset=ds, extra={"dims": dims})
+    reach = GRID_REACH * points.spacing_km(ds, dims) if len(dims) == 2 else float("inf")
+    return CycleInput("grid", index, dataset=ds, extra={"dims": dims, "reach_km": reach})
 
 
 def node_rows(

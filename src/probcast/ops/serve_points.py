@@ -119,7 +119,7 @@ class InputCache:
         size: How many inputs to keep.
     """
 
-    def __init__(self, reader: Callable[[Path], CycleInput], size: int = 4) -> None:
+    def __init__(self, reader: Callable[[Path, Any], CycleInput], size: int = 4) -> None:
         self.reader = reader
         self.size = size
         self._items: collections.OrderedDict[tuple[str, int, int], CycleInput] = (
@@ -127,15 +127,18 @@ class InputCache:
         )
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> CycleInput:
-        """The input at ``path`` (read again when its size or modification time changed)."""
+    def get(self, path: Path, cycle: Any = None) -> CycleInput:
+        """The input at ``path`` (read again when its size or modification time changed).
+
+        ``cycle`` is handed to the reader (which may check the file against it).
+        """
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            item = self.reader(path)
+            item = self.reader(path, cycle)
             self._items[key] = item
             while len(self._items) > self.size:
                 self._items.popitem(last=False)

@@ -15,10 +15,11 @@ MAX_MEMBERS = 200
 
 StationId = Annotated[str, Field(min_length=1, max_length=100)]
 LeadTime = Annotated[float, Field(ge=0.0, le=100_000.0)]
-Level = Annotated[float, Field(gt=0.0, lt=1.0)]
+Level = Annotated[float, Field(ge=1e-6, le=1.0 - 1e-6)]  # exact enough in float32
 Threshold = Annotated[float, Field(ge=-1e9, le=1e9)]
 Thresholds = Annotated[list[Threshold], Field(max_length=100)]
 Variable = Annotated[str, Field(min_length=1, max_length=40)]
+Units = Annotated[str, Field(min_length=1, max_length=40)]
 
 
 class Point(BaseModel):
@@ -41,6 +42,7 @@ class ForecastReply(BaseModel):
 
     cycle: str
     model_fingerprint: str
+    units: dict[str, str] = Field(description="units of every target's values in the rows")
     families: dict[str, str] = Field(description="family of the parameter columns per variable")
     rows: list[dict[str, Any]] = Field(
         description="one per station (or point) and lead time: keys, statics, "
@@ -77,6 +79,11 @@ def query_model(max_points: int) -> type[BaseModel]:
         thresholds: dict[Variable, Thresholds] = Field(default_factory=dict, max_length=50)
         members: int = Field(default=0, ge=0, le=MAX_MEMBERS)
         params: bool = Field(default=False, description="add the <var>_<param> columns")
+        units: dict[Variable, Units] = Field(
+            default_factory=dict,
+            max_length=50,
+            description="{var: units} of thresholds and answers (t2m: degC); else canonical",
+        )
 
         @model_validator(mode="after")
         def _stations_or_points(self) -> ForecastQuery:

@@ -251,11 +251,21 @@ class _Filler:
 def _applicability(
     model: TrainedModel, table: pd.DataFrame, policy: domain_check.DomainPolicy
 ) -> np.ndarray | None:
-    """Per-row domain labels (``None`` without a training domain, or with ``warn``)."""
+    """Per-row domain labels (``None`` without a training domain, or with ``warn``).
+
+    Padding rows (:data:`PAD_MARK` in the station id) are labelled but left out of the
+    warning line, which counts the rows asked for.
+    """
     if model.domain is None:
         return None
     result = domain_check.check_rows(model.domain, table, policy, stations=model.spec.stations)
-    line = domain_check.report(result, len(table))
+    marked = table["station"].astype(str).str.contains(product_table.PAD_MARK, regex=False)
+    pad = marked.to_numpy(dtype=bool)
+    asked = result
+    if pad.any():
+        real = table[~pad]
+        asked = domain_check.check_rows(model.domain, real, policy, stations=model.spec.stations)
+    line = domain_check.report(asked, int((~pad).sum()))
     if line:
         log.warning("%s", line)
     return None if policy.mode == "warn" else result.labels

@@ -56,6 +56,9 @@ _PROB = re.compile(r"^p_gt_(-?\d*\.?\d+(?:[eE][-+]?\d+)?)$")
 KEYS = ("station", "init_time", "lead_time", "valid_time")
 """Key columns copied from the input to a prediction table (those present)."""
 META_KEY = "probcast"
+PAD_MARK = "~pad"
+"""In a station id, marks a padding row: a copy of another row, added only to reach a row
+count the compiled kernels already know (``probcast serve``); never part of an answer."""
 TABLE_SUFFIXES = (*schema.TABLE_SUFFIXES, ".nc")
 SOURCE = "source"
 """Suffix of the per-variable flag column ``<var>_source``."""
@@ -133,8 +136,13 @@ def clip_physical(var: str, values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def format_level(q: float) -> str:
-    """Column suffix of a quantile level or threshold: shortest round-trip repr (0.05, 1)."""
-    return f"{float(q):g}"
+    """Column suffix of a quantile level or threshold: ``0.05``, ``1``, ``1e-05``.
+
+    Six significant digits (``:g``) where they give the value back, else the shortest
+    round-trip repr (``1.0000001``), so two levels never share a column name.
+    """
+    short = f"{float(q):g}"
+    return short if float(short) == float(q) else repr(float(q))
 
 
 def member_columns(var: str, members: np.ndarray) -> dict[str, np.ndarray]:
