@@ -121,6 +121,14 @@ def test_flags_round_trip_and_verify_ignores_them(model, test_table, tmp_path, s
     back = back.sort_values(key).reset_index(drop=True)
     for col in ("t2m_source", "tp_source", "applicability"):
         assert back[col].tolist() == mine[col].tolist(), col
+    # audit: NetCDF gave naive valid times (a merge with Parquet's raised) and no lead unit
+    assert str(back["valid_time"].dt.tz) == "UTC"
+    pd.testing.assert_series_equal(back["valid_time"], mine["valid_time"], check_dtype=False)
+    if suffix == ".nc":
+        import xarray as xr
+
+        with xr.open_dataset(path, decode_timedelta=False) as ds:
+            assert ds["lead_time"].attrs["units"] == "hours"
     assert parse_columns(back.columns, "tp").flags == {"source": "tp_source"}
     assert "source" not in parse_columns(back.columns, "tp").other
     ver = probcast.evaluate(test_table, {"model": back}, families={"model": families})

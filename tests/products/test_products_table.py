@@ -133,3 +133,13 @@ def test_member_scores_independent_of_threads_and_chunks(data, monkeypatch):
     many = run()
     for k, v in one.items():
         np.testing.assert_array_equal(v, many[k], err_msg=k)
+
+
+def test_a_corrupt_sidecar_is_named(tmp_path):
+    # audit: a truncated sidecar gave "Expecting value: line 1 column 1 (char 0)"
+    from probcast.products.table_files import read_sidecar
+
+    (tmp_path / "pred.csv").write_text("station\n")
+    (tmp_path / "pred.csv.json").write_text("")
+    with pytest.raises(ValueError, match=r"pred.csv.json: sidecar is not valid JSON"):
+        read_sidecar(tmp_path / "pred.csv")

@@ -328,7 +328,9 @@ def to_predictive(
 
 
 def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
-    """Coerce key columns: ``init_time`` to UTC datetimes, ``lead_time`` to float hours.
+    """Coerce key columns: times (``init_time``, ``valid_time``) to UTC, ``lead_time`` to hours.
+
+    Whatever the file format gave: NetCDF gives naive times and timedelta lead times.
 
     Raises:
         ValueError: A key column is missing.
@@ -339,6 +341,8 @@ def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     out = df.copy()
     out["station"] = out["station"].astype(str)
     out["init_time"] = pd.to_datetime(out["init_time"], utc=True)
+    if "valid_time" in out:
+        out["valid_time"] = pd.to_datetime(out["valid_time"], utc=True)
     lead = out["lead_time"]
     if pd.api.types.is_timedelta64_dtype(lead):
         out["lead_time"] = lead.dt.total_seconds() / 3600.0

@@ -44,7 +44,10 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     for cand in (p.with_name(p.name + ".json"), p.with_suffix(".json")):
         if cand != p and cand.exists():
             with cand.open() as fh:
-                meta = json.load(fh)
+                try:
+                    meta = json.load(fh)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{cand}: sidecar is not valid JSON ({err})") from None
             if not isinstance(meta, dict):
                 raise ValueError(f"{cand}: sidecar must hold a JSON object, got {type(meta)}")
             return meta
@@ -132,6 +135,11 @@ def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
     for col in flags:
         ds[col].attrs.update(_flag_attrs(col))
         ds[col].encoding.update(dtype="int8", _FillValue=_FLAG_FILL)
+    if "lead_time" in ds.variables:  # float hours (CF: a period needs its unit)
+        ds["lead_time"].attrs.update(units="hours", standard_name="forecast_period")
+    for col, name in (("init_time", "forecast_reference_time"), ("valid_time", "time")):
+        if col in ds.variables:
+            ds[col].attrs.update(standard_name=name)
     _units_attrs(ds, meta)
     ds.attrs.update(
         title="probcast station predictions",
