@@ -19,6 +19,7 @@ from probcast import io
 from probcast.baselines.emos import EmosModel, fit_emos
 from probcast.monitor.rolling import error_reference
 from probcast.monitor.state import MonitorState
+from probcast.monitor.tables import read_tables
 
 log = logging.getLogger(__name__)
 KEY = "references"
@@ -51,9 +52,7 @@ def stored_references(
         digest = io.sha256_file(table)
         have = set(stored.get("variables", []))
         if stored.get("sha256") != digest or not set(variables) <= have:
-            from probcast.ingest.tables import read_table
-
-            frame = read_table(table, validate=False)
+            frame = read_tables([table])
             stored = {"sha256": digest, "variables": sorted(variables), "source": str(table)}
             stored.update(fit_references(frame, variables))
             state.put(KEY, stored)

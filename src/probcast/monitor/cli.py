@@ -9,7 +9,9 @@ r"""``probcast monitor``: input drift and skill decay of a model in production.
         --json skill.json --markdown skill.md --metrics skill.prom
 
 Exit status: 0 (alerts or not), 3 with ``--fail-on-alert`` when an alert holds, 1 on bad
-input (one message naming the file and what was expected). See docs/monitoring-production.md.
+input (one message naming the file and what was expected). Checks that cannot be made (too
+few cases, no raw forecast, no EMOS reference) are warned about on stderr and listed in the
+reports. See docs/monitoring-production.md.
 """
 
 from __future__ import annotations
@@ -17,9 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
-
-import pandas as pd
 
 from probcast.monitor import drift as drift_mod
 from probcast.monitor import metrics, report, rolling, skill
@@ -27,6 +26,7 @@ from probcast.monitor.baseline import stored_references
 from probcast.monitor.config import MonitorConfig, load_config, with_overrides
 from probcast.monitor.reference import load_reference
 from probcast.monitor.state import MonitorState
+from probcast.monitor.tables import read_forecasts, read_tables
 
 log = logging.getLogger(__name__)
 ALERT_EXIT = 3
@@ -70,40 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-GRID_SUFFIXES = (".nc", ".nc4", ".zarr", ".grib", ".grib2", ".grb", ".grb2")
-
-
-def read_tables(paths: Sequence[str]) -> pd.DataFrame:
-    """Concatenate station tables (CSV/Parquet), keys normalised, no validation.
-
-    Raises:
-        ValueError: A grid (NetCDF, Zarr, GRIB), which the monitors do not read.
-    """
-    from probcast.ingest.tables import read_table
-
-    grids = [p for p in paths if str(p).lower().endswith(GRID_SUFFIXES)]
-    if grids:
-        raise ValueError(
-            f"{grids[0]}: probcast monitor reads station tables (CSV/Parquet), not NetCDF, "
-            "Zarr or GRIB files; a grid's products are scored with probcast verify"
-        )
-    frames = [read_table(p, validate=False) for p in paths]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
 def run_drift(args: argparse.Namespace, cfg: MonitorConfig) -> list[tuple[str, str]]:
     """``probcast monitor drift``; returns the alerts."""
     reference = load_reference(args.reference)
-    result = drift_mod.measure(read_tables(args.input), reference, cfg.drift)
+    result = drift_mod.measure(read_tables(args.input), reference, cfg.drift, args.input)
     md = report.drift_markdown(result)
     report.write_reports(result.to_dict(), md, args.json, args.markdown)
     if args.metrics:
         metrics.write_metrics(metrics.drift_registry(result), args.metrics)
     for f in result.pooled:
-        print(
-            f"{f.feature:<16} n={f.n:<7} psi={f.psi:.3f} ks={f.ks:.3f} spread={f.spread_ratio:.2f}"
-            + (f"  ALERT {','.join(f.alerts)}" if f.alerts else "")
-        )
+        if f.n == 0:
+            stats = "missing (absent or no finite value)"
+        else:
+            stats = f"psi={f.psi:.3f} ks={f.ks:.3f} spread={f.spread_ratio:.2f}"
+            if "drift_psi" not in f.checked:
+                stats += f" (fewer than min_rows {cfg.drift.min_rows}: not judged)"
+        alerts = f"  ALERT {','.join(f.alerts)}" if f.alerts else ""
+        print(f"{f.feature:<16} n={f.n:<7} {stats}{alerts}")
     return result.alerts
 
 
@@ -115,9 +98,7 @@ def run_skill(args: argparse.Namespace, cfg: MonitorConfig) -> list[dict]:
     variables = [str(c)[4:] for c in obs.columns if str(c).startswith("obs_")]
     emos_fc, emos_fams = None, None
     if args.emos_forecasts:
-        from probcast.products.table_files import read_predictions
-
-        table, emos_fams = read_predictions(args.emos_forecasts)
+        table, emos_fams = read_forecasts(args.emos_forecasts)  # canonical units
         emos_fc = skill.with_valid_time(table)
     with MonitorState(args.state) as state:
         emos, errors = stored_references(state, args.reference_table, variables)
@@ -127,14 +108,17 @@ def run_skill(args: argparse.Namespace, cfg: MonitorConfig) -> list[dict]:
             emos_forecasts=emos_fc,
             emos_families=emos_fams,
         )
-        counts = skill.update(state, paths, obs, refs, cfg.skill.station_groups)
+        counts = skill.update(state, paths, obs, refs, cfg.skill)
         result = rolling.rolling_skill(state.cases(), cfg.skill, errors)
+    for c in result.not_evaluated:
+        log.warning("%s not evaluated for %s: %s", c["kind"], c["variable"], c["reason"])
     md = report.skill_markdown(result, counts)
     report.write_reports({**result.to_dict(), "run": counts}, md, args.json, args.markdown)
     if args.metrics:
         metrics.write_metrics(metrics.skill_registry(result), args.metrics)
     print(
-        f"{counts['scored']} case(s) scored, {counts['pending']} pending; window "
+        f"{counts['scored']} case(s) scored, {counts['pending']} pending, "
+        f"{counts['unobserved']} never observed; window "
         f"{result.window_start or '-'} .. {result.window_end or '-'}"
     )
     for g in result.groups:
@@ -154,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``probcast monitor``."""
     args = build_parser().parse_args(argv)
     try:
+        if args.metrics:
+            metrics.check_metrics_path(args.metrics)
         cfg = load_config(args.config)
         alerts = run_drift(args, cfg) if args.command == "drift" else run_skill(args, cfg)
     except (ValueError, OSError, LookupError) as err:

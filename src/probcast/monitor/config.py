@@ -12,6 +12,7 @@
       skill:
         window_days: 14        # rolling window (days of issue time) of the skill metrics
         min_cases: 200         # fewer cases in a window: reported, never alerted
+        obs_grace_days: 10     # a case still without observation this long is given up
         crpss_floor: {raw: 0.0, emos: -0.1}   # alert when rolling CRPSS falls below
         pit_max_dev: 0.05      # alert when a PIT bin's frequency is this far from 1/bins
         pit_bins: 10
@@ -27,6 +28,7 @@ the operational pipeline loader is not involved.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,7 @@ class SkillConfig:
     pit_bins: int = 10
     bias_shift: float = 0.5
     nwp_window_days: float = 3.0
+    obs_grace_days: float = 10.0
     lead_groups: tuple[float, ...] = (24.0, 48.0, 72.0, 120.0, 240.0)
     station_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -77,10 +80,12 @@ REFERENCES = ("raw", "emos")
 
 
 def _number(where: str, value: Any, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise MonitorConfigError(f"{where}: expected a number, got {value!r}")
     if positive and not value > 0:
         raise MonitorConfigError(f"{where}: expected a number > 0, got {value!r}")
+    if positive and not math.isfinite(value):
+        raise MonitorConfigError(f"{where}: expected a finite number, got {value!r}")
     return float(value)
 
 
@@ -164,7 +169,23 @@ def load_config(path: str | Path | None) -> MonitorConfig:
     return parse_config(data.get("monitor"), str(p))
 
 
+OVERRIDE_FLAGS = {"window_days": "--window"}
+"""Command-line options that override a skill setting (named in error messages)."""
+
+
 def with_overrides(config: MonitorConfig, **skill: Any) -> MonitorConfig:
-    """``config`` with the skill settings given (None values are ignored)."""
-    changes = {k: v for k, v in skill.items() if v is not None}
+    """``config`` with the skill settings given (None values are ignored).
+
+    The values are checked as in the file (``--window 0`` is refused like
+    ``window_days: 0``).
+
+    Raises:
+        MonitorConfigError: A value the ``monitor:`` block would refuse (the message names
+            the option).
+    """
+    changes = {
+        k: _value(OVERRIDE_FLAGS.get(k, f"skill.{k}"), k, v)
+        for k, v in skill.items()
+        if v is not None
+    }
     return dataclasses.replace(config, skill=dataclasses.replace(config.skill, **changes))

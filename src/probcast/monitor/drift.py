@@ -13,12 +13,15 @@ Per feature (``fc_*`` and statics of the reference, see :mod:`probcast.monitor.r
   feature's variance changed: flagged as a *possible NWP model change* (``nwp_variance``).
 
 Values are pooled over every row given (several cycles: a window) and also reported per
-cycle (``init_time``). Alert kinds: ``drift_psi``, ``drift_ks``, ``nwp_variance``.
+cycle (``init_time``). Alert kinds: ``drift_psi``, ``drift_ks``, ``nwp_variance`` (only with
+``min_rows`` finite values or more) and ``missing_feature``: a reference feature absent from
+the input or without a finite value (the model runs without it). An input holding none of
+the monitored features at all is an error (the wrong file, or renamed columns).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -115,7 +118,9 @@ class FeatureDrift:
         psi: Population stability index.
         ks: Kolmogorov-Smirnov distance.
         spread_ratio: Interdecile range over the reference's.
-        alerts: Alert kinds raised (empty below ``min_rows`` values).
+        alerts: Alert kinds raised.
+        checked: Alert kinds checked (alerting or clear); the drift kinds need
+            ``min_rows`` values, ``missing_feature`` is always checked.
     """
 
     feature: str
@@ -124,6 +129,7 @@ class FeatureDrift:
     ks: float
     spread_ratio: float
     alerts: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
 
 
 def feature_drift(
@@ -133,14 +139,19 @@ def feature_drift(
     x = np.asarray(values, dtype="float64")
     x = x[np.isfinite(x)]
     out = FeatureDrift(feature, int(x.size), psi(x, spec), ks(x, spec), spread_ratio(x, spec))
+
+    def judge(kind: str, fires: bool) -> None:
+        out.checked.append(kind)
+        if fires:
+            out.alerts.append(kind)
+
+    judge("missing_feature", out.n == 0)
     if out.n >= cfg.min_rows:
-        if out.psi > cfg.psi:
-            out.alerts.append("drift_psi")
-        if out.ks > cfg.ks:
-            out.alerts.append("drift_ks")
+        judge("drift_psi", out.psi > cfg.psi)
+        judge("drift_ks", out.ks > cfg.ks)
         r = out.spread_ratio
-        if np.isfinite(r) and (r > cfg.spread_ratio or r < 1.0 / cfg.spread_ratio):
-            out.alerts.append("nwp_variance")
+        if np.isfinite(r):
+            judge("nwp_variance", r > cfg.spread_ratio or r < 1.0 / cfg.spread_ratio)
     return out
 
 
@@ -151,7 +162,7 @@ class DriftResult:
     Attributes:
         pooled: One :class:`FeatureDrift` per feature over every row.
         cycles: ``{init_time (ISO): [FeatureDrift, ...]}``, one entry per cycle.
-        missing: Reference features the input lacks.
+        missing: Monitored features absent from the input or without a finite value.
         rows: Number of input rows.
     """
 
@@ -176,31 +187,53 @@ class DriftResult:
         }
 
 
-def measure(frame: pd.DataFrame, reference: Mapping[str, Any], cfg: DriftConfig) -> DriftResult:
+def _values(frame: pd.DataFrame, feature: str) -> np.ndarray:
+    """The feature's values (all NaN when the column is absent)."""
+    if feature not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return frame[feature].to_numpy(dtype="float64")
+
+
+def measure(
+    frame: pd.DataFrame,
+    reference: Mapping[str, Any],
+    cfg: DriftConfig,
+    source: str | Sequence[str] = "<input>",
+) -> DriftResult:
     """Drift of every monitored feature of ``frame`` (pooled and per ``init_time``).
+
+    A monitored feature absent from ``frame`` or without a finite value raises the
+    ``missing_feature`` alert.
 
     Args:
         frame: Input rows (one or several cycles of a canonical station table).
         reference: The ``domain.json`` dict.
         cfg: Thresholds and the features to monitor.
+        source: The input file(s), for error messages.
 
     Raises:
-        ValueError: A feature named in ``cfg.features`` is not in the reference.
+        ValueError: A feature named in ``cfg.features`` is not in the reference; no input
+            rows; none of the monitored features is a column of the input.
     """
     specs = reference["features"]
     unknown = [f for f in cfg.features if f not in specs]
     if unknown:
         raise ValueError(f"monitor.drift.features {unknown} are not in the reference")
+    where = source if isinstance(source, str) else ", ".join(source)
+    if frame.empty:
+        raise ValueError(f"{where}: no input rows")
     wanted = list(cfg.features) or list(specs)
-    present = [f for f in wanted if f in frame.columns]
-    missing = [f for f in wanted if f not in frame.columns]
-    pooled = [feature_drift(f, frame[f].to_numpy(dtype="float64"), specs[f], cfg) for f in present]
+    if not any(f in frame.columns for f in wanted):
+        raise ValueError(
+            f"{where}: none of the reference features is an input column; expected "
+            f"{wanted[:8]}{' ...' if len(wanted) > 8 else ''}, found {list(frame.columns)[:12]}"
+        )
+    pooled = [feature_drift(f, _values(frame, f), specs[f], cfg) for f in wanted]
+    missing = [f.feature for f in pooled if f.n == 0]
     cycles: dict[str, list[FeatureDrift]] = {}
     if "init_time" in frame.columns:
         times = pd.to_datetime(frame["init_time"], utc=True)
         for t, part in frame.groupby(times, sort=True):
             key = pd.Timestamp(t).strftime("%Y-%m-%dT%H:%MZ")  # type: ignore[arg-type]
-            cycles[key] = [
-                feature_drift(f, part[f].to_numpy(dtype="float64"), specs[f], cfg) for f in present
-            ]
+            cycles[key] = [feature_drift(f, _values(part, f), specs[f], cfg) for f in wanted]
     return DriftResult(pooled, cycles, missing, len(frame))

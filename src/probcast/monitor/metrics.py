@@ -1,17 +1,23 @@
 """Prometheus textfile of the monitor's results (for node_exporter's textfile collector).
 
-Metric names (the alert rules are written on them):
+Metric names (the alert rules are written on ``probcast_monitor_alert``: the monitor's own
+decision, with its configured thresholds and minimum samples):
 
+- ``probcast_monitor_alert{kind,variable}``: 1 while the alert holds, 0 when the check was
+  made and is clear; **absent** when the check could not be made (too few values, no raw
+  forecast, no EMOS reference). ``variable`` is the feature for ``drift_*``,
+  ``nwp_variance`` and ``missing_feature``;
+- ``probcast_drift_rows{feature}``: finite values of the feature (0: missing);
 - ``probcast_drift_psi{feature}``, ``probcast_drift_ks{feature}``,
-  ``probcast_drift_spread_ratio{feature}``: input drift of the pooled cycles given;
-- ``probcast_skill_crps_rolling{variable,lead_group}`` (``lead_group="all"``: every lead);
-- ``probcast_skill_crpss_rolling{variable,reference}`` (``reference`` ``raw`` or ``emos``);
-- ``probcast_pit_max_bin_deviation{variable}``;
-- ``probcast_nwp_bias_shift{variable}``: shift of the raw error in reference sds;
+  ``probcast_drift_spread_ratio{feature}``: input drift of the pooled cycles given, only
+  with ``min_rows`` values or more;
 - ``probcast_skill_cases_rolling{variable}``: cases in the rolling window;
-- ``probcast_monitor_alert{kind,variable}``: 1 while the alert holds, 0 for every kind
-  checked that does not (``variable`` is the feature for the ``drift_*`` and
-  ``nwp_variance`` kinds).
+- ``probcast_skill_crps_rolling{variable,lead_group}`` (``lead_group="all"``: every lead);
+- ``probcast_skill_crpss_rolling{variable,reference}`` (``reference`` ``raw`` or ``emos``),
+  only with ``min_cases`` paired cases or more;
+- ``probcast_pit_max_bin_deviation{variable}``, only with ``min_cases`` cases or more;
+- ``probcast_nwp_bias_shift{variable}``: shift of the raw error in reference sds, only with
+  ``min_cases`` errors in its window or more.
 """
 
 from __future__ import annotations
@@ -24,8 +30,24 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from probcast.monitor.drift import DriftResult
 from probcast.monitor.rolling import SkillResult
 
-DRIFT_KINDS = ("drift_psi", "drift_ks", "nwp_variance")
+DRIFT_KINDS = ("drift_psi", "drift_ks", "nwp_variance", "missing_feature")
 SKILL_KINDS = ("crpss_raw", "crpss_emos", "pit", "nwp_bias")
+ALERT_KINDS = (*DRIFT_KINDS, *SKILL_KINDS)
+"""Every ``kind`` label of ``probcast_monitor_alert`` (each has an alert rule)."""
+METRICS_SUFFIX = ".prom"
+
+
+def check_metrics_path(path: str | Path) -> None:
+    """Refuse a textfile name node-exporter would not read (as ``probcast run`` does).
+
+    Raises:
+        ValueError: ``path`` does not end with ``.prom``.
+    """
+    if Path(path).suffix != METRICS_SUFFIX:
+        raise ValueError(
+            f"--metrics must end with {METRICS_SUFFIX} (node-exporter's textfile collector "
+            f"reads only those): {path}"
+        )
 
 
 def _set(gauge: Gauge, value: float, **labels: str) -> None:
@@ -46,12 +68,17 @@ def drift_registry(result: DriftResult) -> CollectorRegistry:
         ["feature"],
         registry=reg,
     )
+    rows = Gauge(
+        "probcast_drift_rows", "finite values of a feature in the input", ["feature"], registry=reg
+    )
     alert = _alert_gauge(reg)
     for f in result.pooled:
-        _set(psi, f.psi, feature=f.feature)
-        _set(ks, f.ks, feature=f.feature)
-        _set(spread, f.spread_ratio, feature=f.feature)
-        for kind in DRIFT_KINDS:
+        rows.labels(feature=f.feature).set(f.n)
+        if "drift_psi" in f.checked:  # min_rows values: the statistics mean something
+            _set(psi, f.psi, feature=f.feature)
+            _set(ks, f.ks, feature=f.feature)
+            _set(spread, f.spread_ratio, feature=f.feature)
+        for kind in f.checked:
             alert.labels(kind=kind, variable=f.feature).set(1.0 if kind in f.alerts else 0.0)
     return reg
 
@@ -96,20 +123,26 @@ def skill_registry(result: SkillResult) -> CollectorRegistry:
         registry=reg,
     )
     alert = _alert_gauge(reg)
+    need = result.min_cases
     for g in result.groups:
         if g.station_group != "all":
             continue
         _set(crps, g.crps, variable=g.variable, lead_group=g.lead_group)
         if g.lead_group == "all":
-            _set(crpss, g.crpss_raw, variable=g.variable, reference="raw")
-            _set(crpss, g.crpss_emos, variable=g.variable, reference="emos")
-            _set(pit, g.pit_max_dev, variable=g.variable)
+            if g.n_raw >= need:
+                _set(crpss, g.crpss_raw, variable=g.variable, reference="raw")
+            if g.n_emos >= need:
+                _set(crpss, g.crpss_emos, variable=g.variable, reference="emos")
+            if g.n >= need:
+                _set(pit, g.pit_max_dev, variable=g.variable)
             cases.labels(variable=g.variable).set(g.n)
-            fired = {a["kind"] for a in result.alerts if a["variable"] == g.variable}
-            for kind in SKILL_KINDS:
-                alert.labels(kind=kind, variable=g.variable).set(1.0 if kind in fired else 0.0)
     for b in result.bias:
-        _set(shift, b.shift, variable=b.variable)
+        if b.n >= need:
+            _set(shift, b.shift, variable=b.variable)
+    fired = {(a["kind"], a["variable"]) for a in result.alerts}
+    for c in result.checked:
+        key = (c["kind"], c["variable"])
+        alert.labels(kind=key[0], variable=key[1]).set(1.0 if key in fired else 0.0)
     return reg
 
 

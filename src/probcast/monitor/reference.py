@@ -128,9 +128,9 @@ def load_reference(path: str | Path) -> dict:
             raise ReferenceError(f"{p}: not valid JSON ({err})") from None
         return check_reference(data, str(p))
     if p.suffix.lower() in TABLE_SUFFIXES:
-        from probcast.ingest.tables import read_table
+        from probcast.monitor.tables import read_tables
 
-        return check_reference(reference_from_table(read_table(p, validate=False)), str(p))
+        return check_reference(reference_from_table(read_tables([p])), str(p))
     raise ReferenceError(f"{p}: expected a model directory, a .json file or a station table")
 
 

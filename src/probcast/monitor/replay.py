@@ -223,7 +223,7 @@ def replay(
                 inputs=skill.with_valid_time(pd.concat(inputs, ignore_index=True)),
             )
             files = skill.forecast_files([root / "forecasts"])
-            skill.update(state, files, arrived, run_refs, cfg.skill.station_groups)
+            skill.update(state, files, arrived, run_refs, cfg.skill)
             skill_res = rolling.rolling_skill(state.cases(), cfg.skill, error_ref)
             fired = {f"{k}:{v}" for k, v in drift_res.alerts}
             fired |= {f"{a['kind']}:{a['variable']}" for a in skill_res.alerts}

@@ -29,12 +29,22 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _skipped_lines(skipped: list[dict[str, str]]) -> list[str]:
+    if not skipped:
+        return []
+    lines = ["## Checks not evaluated", "", "| check | variable | why |", "|---|---|---|"]
+    lines += [f"| {s['kind']} | {s['variable']} | {s['reason']} |" for s in skipped]
+    return [*lines, ""]
+
+
 def drift_markdown(result: DriftResult, title: str = "probcast input drift") -> str:
     """The Markdown drift report."""
     alerts = []
     for f in result.pooled:
         for kind in f.alerts:
-            value = {"drift_psi": f.psi, "drift_ks": f.ks, "nwp_variance": f.spread_ratio}[kind]
+            value = {"drift_psi": f.psi, "drift_ks": f.ks, "nwp_variance": f.spread_ratio}.get(
+                kind, math.nan
+            )
             alerts.append(
                 {"kind": kind, "variable": f.feature, "value": value, "threshold": math.nan}
             )
@@ -51,7 +61,11 @@ def drift_markdown(result: DriftResult, title: str = "probcast input drift") -> 
         for f in result.pooled
     ]
     if result.missing:
-        lines += ["", f"Reference features missing from the input: {', '.join(result.missing)}."]
+        lines += [
+            "",
+            "Reference features missing from the input (absent or no finite value): "
+            f"{', '.join(result.missing)}.",
+        ]
     if len(result.cycles) > 1:
         lines += ["", "## Per cycle (PSI / KS)", ""]
         feats = [f.feature for f in result.pooled]
@@ -74,11 +88,13 @@ def skill_markdown(
         f"{result.window_end or '-'}. "
         f"This run: {counts.get('files', 0)} forecast file(s) read, {counts.get('skipped', 0)} "
         f"complete ones skipped, {counts.get('scored', 0)} case(s) scored, "
-        f"{counts.get('pending', 0)} waiting for observations.",
+        f"{counts.get('pending', 0)} waiting for observations, "
+        f"{counts.get('unobserved', 0)} given up (never observed).",
         "",
         "## Alerts",
         "",
         *_alert_lines(result.alerts),
+        *_skipped_lines(result.not_evaluated),
         "## Rolling skill",
         "",
         "| variable | lead group | station group | n | CRPS | CRPS raw | CRPS EMOS "

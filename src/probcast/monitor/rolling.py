@@ -6,12 +6,17 @@ on the cases both have) and the PIT histogram with its largest bin deviation
 (:mod:`probcast.verify.calibration`), per variable, per lead group and per station group.
 Alerts (per variable, on the whole window, only with ``min_cases`` cases or more):
 
-- ``crpss_raw`` / ``crpss_emos``: rolling CRPSS below its floor (``crpss_floor``);
+- ``crpss_raw`` / ``crpss_emos``: rolling CRPSS below its floor (``crpss_floor``), with
+  ``min_cases`` cases that have both the forecast's and the reference's CRPS;
 - ``pit``: the PIT histogram's largest bin deviation above ``pit_max_dev``;
 - ``nwp_bias``: the mean raw error ``fc - obs`` of the last ``nwp_window_days`` moved more
   than ``bias_shift`` reference error standard deviations from the reference mean: a
   *possible NWP model change* (the reference: the training table's errors, else the first
   ``window_days`` of the state's own cases).
+
+A check that cannot be made (too few cases, no raw forecast ``fc_<var>``, no EMOS
+reference, no floor) is listed in :attr:`SkillResult.not_evaluated` with the reason; only
+the checks in :attr:`SkillResult.checked` may say "clear".
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class GroupSkill:
         crps_emos: Mean CRPS of EMOS (NaN: no EMOS reference).
         crpss_raw: CRPSS against the raw forecast (paired cases).
         crpss_emos: CRPSS against EMOS.
+        n_raw: Cases with both the forecast's and the raw forecast's CRPS.
+        n_emos: Cases with both the forecast's and EMOS's CRPS.
         pit_counts: PIT histogram counts.
         pit_max_dev: Largest deviation of a PIT bin's frequency from uniform.
     """
@@ -67,6 +74,8 @@ class GroupSkill:
     crpss_emos: float
     pit_counts: list[int]
     pit_max_dev: float
+    n_raw: int = 0
+    n_emos: int = 0
 
 
 def _mean(x: pd.Series) -> float:
@@ -91,7 +100,13 @@ def group_skill(cases: pd.DataFrame, var: str, lead: str, group: str, bins: int)
         crpss_emos=skill_score(crps, cases["crps_emos"].to_numpy(dtype="float64")),
         pit_counts=[int(c) for c in counts],
         pit_max_dev=flatness(counts).max_dev,
+        n_raw=_paired(crps, cases["crps_raw"]),
+        n_emos=_paired(crps, cases["crps_emos"]),
     )
+
+
+def _paired(crps: np.ndarray, reference: pd.Series) -> int:
+    return int((np.isfinite(crps) & np.isfinite(reference.to_numpy(dtype="float64"))).sum())
 
 
 @dataclass
@@ -127,6 +142,9 @@ class SkillResult:
         groups: :class:`GroupSkill` rows (``all`` rows first for each variable).
         bias: :class:`BiasCheck` per variable.
         alerts: ``{"kind", "variable", "value", "threshold"}`` per alert.
+        checked: ``{"kind", "variable"}`` of every check made (alerting or clear).
+        not_evaluated: ``{"kind", "variable", "reason"}`` of every check not made.
+        min_cases: The smallest sample a value is judged on (``SkillConfig.min_cases``).
     """
 
     window_start: str
@@ -134,6 +152,9 @@ class SkillResult:
     groups: list[GroupSkill]
     bias: list[BiasCheck]
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    checked: list[dict[str, str]] = field(default_factory=list)
+    not_evaluated: list[dict[str, str]] = field(default_factory=list)
+    min_cases: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -143,6 +164,8 @@ class SkillResult:
             "groups": [asdict(g) for g in self.groups],
             "nwp_bias": [asdict(b) for b in self.bias],
             "alerts": self.alerts,
+            "checked": self.checked,
+            "not_evaluated": self.not_evaluated,
         }
 
     def overall(self, variable: str) -> GroupSkill | None:
@@ -194,14 +217,14 @@ def rolling_skill(
 ) -> SkillResult:
     """Rolling skill over the last ``cfg.window_days`` of ``cases`` and its alerts."""
     if cases.empty:
-        return SkillResult("", "", [], [])
+        return SkillResult("", "", [], [], min_cases=cfg.min_cases)
     end = cases["init_time"].max()
     start = end - pd.Timedelta(days=cfg.window_days)
     win = cases[cases["init_time"] > start].copy()
     win["lead_group"] = lead_group(win["lead_time"].to_numpy(), cfg.lead_groups)
     groups: list[GroupSkill] = []
     bias: list[BiasCheck] = []
-    alerts: list[dict[str, Any]] = []
+    verdicts = Verdicts()
     for var, part in win.groupby("variable", sort=True):
         v = str(var)
         top = group_skill(part, v, "all", "all", cfg.pit_bins)
@@ -214,25 +237,74 @@ def rolling_skill(
         check = _bias(cases, v, end, cfg, error_ref or {})
         if check is not None:
             bias.append(check)
-        alerts += _alerts(top, check, cfg)
+        _judge(verdicts, top, check, cfg)
     fmt = "%Y-%m-%dT%H:%MZ"
-    return SkillResult(start.strftime(fmt), end.strftime(fmt), groups, bias, alerts)
+    return SkillResult(
+        start.strftime(fmt),
+        end.strftime(fmt),
+        groups,
+        bias,
+        verdicts.alerts,
+        verdicts.checked,
+        verdicts.not_evaluated,
+        cfg.min_cases,
+    )
 
 
-def _alerts(top: GroupSkill, check: BiasCheck | None, cfg: SkillConfig) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+@dataclass
+class Verdicts:
+    """What the checks of a run decided: alerts, checks made, checks not made and why."""
 
-    def add(kind: str, value: float, threshold: float) -> None:
-        out.append({"kind": kind, "variable": top.variable, "value": value, "threshold": threshold})
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    checked: list[dict[str, str]] = field(default_factory=list)
+    not_evaluated: list[dict[str, str]] = field(default_factory=list)
 
-    if top.n >= cfg.min_cases:
-        for ref in REFERENCES:
-            floor = cfg.crpss_floor.get(ref)
-            value = getattr(top, f"crpss_{ref}")
-            if floor is not None and np.isfinite(value) and value < floor:
-                add(f"crpss_{ref}", value, floor)
-        if np.isfinite(top.pit_max_dev) and top.pit_max_dev > cfg.pit_max_dev:
-            add("pit", top.pit_max_dev, cfg.pit_max_dev)
-    if check is not None and check.n >= cfg.min_cases and abs(check.shift) > cfg.bias_shift:
-        add("nwp_bias", check.shift, cfg.bias_shift)
-    return out
+    def judge(self, kind: str, var: str, value: float, threshold: float, fires: bool) -> None:
+        """Record a check made (and its alert when ``fires``)."""
+        self.checked.append({"kind": kind, "variable": var})
+        if fires:
+            self.alerts.append(
+                {"kind": kind, "variable": var, "value": value, "threshold": threshold}
+            )
+
+    def skip(self, kind: str, var: str, reason: str) -> None:
+        """Record a check that could not be made."""
+        self.not_evaluated.append({"kind": kind, "variable": var, "reason": reason})
+
+
+NO_REFERENCE = {
+    "raw": "no raw forecast fc_{var} (in the forecast files or --inputs)",
+    "emos": "no EMOS reference (--reference-table or --emos-forecasts)",
+}
+
+
+def _judge(out: Verdicts, top: GroupSkill, check: BiasCheck | None, cfg: SkillConfig) -> None:
+    var, need = top.variable, cfg.min_cases
+    for ref in REFERENCES:
+        kind, floor = f"crpss_{ref}", cfg.crpss_floor.get(ref)
+        n, value = getattr(top, f"n_{ref}"), getattr(top, kind)
+        if n == 0:
+            out.skip(kind, var, NO_REFERENCE[ref].format(var=var))
+        elif floor is None:
+            out.skip(kind, var, f"no crpss_floor.{ref} configured")
+        elif n < need or not np.isfinite(value):
+            out.skip(kind, var, f"{n} paired case(s) in the window, fewer than min_cases {need}")
+        else:
+            out.judge(kind, var, value, floor, value < floor)
+    if top.n < need or not np.isfinite(top.pit_max_dev):
+        out.skip("pit", var, f"{top.n} case(s) in the window, fewer than min_cases {need}")
+    else:
+        out.judge("pit", var, top.pit_max_dev, cfg.pit_max_dev, top.pit_max_dev > cfg.pit_max_dev)
+    if top.n_raw == 0 and (check is None or check.n == 0):
+        out.skip("nwp_bias", var, NO_REFERENCE["raw"].format(var=var))
+    elif check is None:
+        out.skip("nwp_bias", var, "no raw error reference (--reference-table, or 2+ errors)")
+    elif check.n < need or not np.isfinite(check.shift):
+        out.skip(
+            "nwp_bias",
+            var,
+            f"{check.n} raw error(s) in the last {cfg.nwp_window_days:g} days, fewer than "
+            f"min_cases {need}",
+        )
+    else:
+        out.judge("nwp_bias", var, check.shift, cfg.bias_shift, abs(check.shift) > cfg.bias_shift)

@@ -1,14 +1,18 @@
 """Skill of the issued forecasts: join observations as they arrive, score every case once.
 
 The forecasts issued are prediction files of ``probcast predict`` / ``probcast run`` (read
-with :func:`probcast.products.table_files.read_predictions`; ``obs_*`` columns in them are
-ignored: observations come only from the observation table). A case is a (variable,
-station, issue time, lead time); it is scored when its observation appears in the
-observation table (joined on station and valid time), with :func:`probcast.verify.pointwise
+with :func:`probcast.monitor.tables.read_forecasts`: in canonical units whatever
+``--units`` they were written in; ``obs_*`` columns in them are ignored: observations come
+only from the observation table). A case is a (variable, station, issue time, lead time);
+it is scored when its observation appears in the observation table (joined on station and
+valid time; a NaN observation has not arrived), with :func:`probcast.verify.pointwise
 .case_scores`: the forecast's CRPS and PIT, the CRPS of the raw forecast ``fc_<var>`` (from
 the forecast file or the cycle's input table) and of the EMOS reference, and the raw error
-``fc - obs``. Scored cases go to the state (:class:`~probcast.monitor.state.MonitorState`);
-a forecast file whose cases all have their observation (or a missing one) is not read again.
+``fc - obs``. Scored cases go to the state (:class:`~probcast.monitor.state.MonitorState`).
+A forecast file is marked done (not read again) when every case has its observation; a
+case still without one ``obs_grace_days`` after its valid time (counted back from the
+newest observation in the table) is given up, with a logged count, so that a station that
+never reports does not keep its files open for ever.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import pandas as pd
 from probcast.baselines.emos import EmosModel
 from probcast.baselines.emos_fit import bucket
 from probcast.dists import Predictive
+from probcast.monitor.config import SkillConfig
 from probcast.monitor.state import CASE_COLUMNS, MonitorState
+from probcast.monitor.tables import read_forecasts
 from probcast.products import table as product_table
-from probcast.products.table_files import read_predictions
 from probcast.schema import FC_PREFIX, OBS_PREFIX, TABLE_SUFFIXES
 from probcast.verify.pointwise import case_scores
 
@@ -52,17 +57,45 @@ class References:
     emos_families: Mapping[str, str] | None = None
 
 
+FORECAST_SUFFIXES = (*TABLE_SUFFIXES, ".nc")
+"""Suffixes of the prediction files searched for in folders."""
+
+
+def _found_in(folder: Path) -> list[Path]:
+    """Prediction files anywhere below ``folder`` (hidden names and temporaries skipped)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in FORECAST_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
+
+
 def forecast_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Prediction files named or found (one level) in the folders named, sorted."""
+    """Prediction files named, or found at any depth in the folders named, sorted.
+
+    A publish layout such as ``{cycle:%Y%m%d%H}/{name}`` puts each cycle's files in a
+    folder of its own: ``published/`` finds them all.
+
+    Raises:
+        FileNotFoundError: A path that does not exist.
+        ValueError: No prediction file at all (the message names the paths searched).
+    """
     out: list[Path] = []
-    suffixes = (*TABLE_SUFFIXES, ".nc")
     for item in map(Path, paths):
         if item.is_dir():
-            out += [p for p in sorted(item.iterdir()) if p.suffix.lower() in suffixes]
+            out += _found_in(item)
         elif item.exists():
             out.append(item)
         else:
             raise FileNotFoundError(f"{item}: no such forecast file or folder")
+    if not out:
+        names = ", ".join(map(str, paths))
+        raise ValueError(
+            f"{names}: no forecast file found (searched folders at any depth for "
+            f"{', '.join(FORECAST_SUFFIXES)} files)"
+        )
     return out
 
 
@@ -150,27 +183,31 @@ def score_table(
     refs: References,
     groups: Mapping[str, Sequence[str]],
     source: str = "<forecasts>",
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, pd.Series]:
     """Score the cases of one forecast table whose observation has arrived.
 
+    A case waits while the observation table has no row for its station and valid time,
+    a NaN there, or no ``obs_<var>`` column at all.
+
     Returns:
-        ``(cases, pending)``: the scored cases (columns of the state) and the number of
-        cases still waiting for their observation.
+        ``(cases, waiting)``: the scored cases (columns of the state) and the valid time of
+        every case still waiting for its observation (one entry per case).
     """
     fc = with_valid_time(
         forecasts.drop(columns=[c for c in forecasts if str(c).startswith(OBS_PREFIX)])
     )
     variables = [v for v in product_table.detect_variables(fc.columns) if _issued(fc, v)]
-    joined = fc.merge(obs, on=JOIN, how="left", indicator=True)
-    arrived = (joined["_merge"] == "both").to_numpy()
-    parts, pending = [], 0
+    joined = fc.merge(obs, on=JOIN, how="left")
+    parts, waiting = [], []
     for var in variables:
         ocol = f"{OBS_PREFIX}{var}"
         if ocol not in joined.columns:
             log.warning("%s: no observations of %r in the observation table", source, var)
+            waiting.append(joined["valid_time"])
             continue
-        pending += int((~arrived).sum())
-        rows = joined.loc[arrived & joined[ocol].notna().to_numpy()].reset_index(drop=True)
+        observed = np.isfinite(joined[ocol].to_numpy(dtype="float64"))
+        waiting.append(joined.loc[~observed, "valid_time"])
+        rows = joined.loc[observed].reset_index(drop=True)
         if rows.empty:
             continue
         n = len(rows)
@@ -198,7 +235,18 @@ def score_table(
         )
         parts.append(cases.loc[: n - 1, list(CASE_COLUMNS)])
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(CASE_COLUMNS))
-    return out, pending
+    times = pd.concat(waiting, ignore_index=True) if waiting else pd.Series([], dtype=object)
+    return out, pd.to_datetime(times, utc=True)
+
+
+def observed_until(obs: pd.DataFrame) -> pd.Timestamp | None:
+    """The newest valid time with a finite observation (None: no observation at all)."""
+    cols = [c for c in obs.columns if str(c).startswith(OBS_PREFIX)]
+    if not cols or obs.empty:
+        return None
+    values = obs[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+    times = obs.loc[np.isfinite(values).any(axis=1), "valid_time"]
+    return pd.Timestamp(times.max()) if len(times) else None
 
 
 def update(
@@ -206,23 +254,43 @@ def update(
     paths: Sequence[Path],
     obs: pd.DataFrame,
     refs: References,
-    groups: Mapping[str, Sequence[str]],
+    cfg: SkillConfig,
 ) -> dict[str, int]:
     """Score the new cases of every forecast file not yet fully scored.
 
+    A file is marked done when none of its cases waits for an observation any more: each
+    has one, or its valid time is more than ``cfg.obs_grace_days`` before the newest
+    observation of ``obs`` (given up: logged with its count, never scored).
+
     Returns:
-        Counts: ``files`` read, ``skipped`` (already complete), ``scored``, ``pending``.
+        Counts: ``files`` read, ``skipped`` (already complete), ``scored``, ``pending``
+        (cases waiting), ``unobserved`` (cases given up by the files marked done now).
     """
-    counts = {"files": 0, "skipped": 0, "scored": 0, "pending": 0}
+    counts = {"files": 0, "skipped": 0, "scored": 0, "pending": 0, "unobserved": 0}
+    newest = observed_until(obs)
+    cutoff = None if newest is None else newest - pd.Timedelta(days=cfg.obs_grace_days)
     for path in paths:
         if state.file_done(path):
             counts["skipped"] += 1
             continue
-        table, families = read_predictions(path)
-        cases, pending = score_table(table, families, obs, refs, groups, source=str(path))
+        table, families = read_forecasts(path)
+        cases, waiting = score_table(
+            table, families, obs, refs, cfg.station_groups, source=str(path)
+        )
+        given_up = int((waiting < cutoff).sum()) if cutoff is not None else 0
         counts["files"] += 1
         counts["scored"] += state.add_cases(cases)
-        counts["pending"] += pending
-        if pending == 0:
+        counts["pending"] += len(waiting) - given_up
+        if len(waiting) == given_up:
+            if given_up:
+                log.warning(
+                    "%s: %d case(s) never observed (valid more than %g days before the newest "
+                    "observation, %s); the file is done without them",
+                    path,
+                    given_up,
+                    cfg.obs_grace_days,
+                    f"{newest:%Y-%m-%dT%H:%MZ}",
+                )
+                counts["unobserved"] += given_up
             state.mark_done(path)
     return counts

@@ -2,10 +2,11 @@
 
 Tables: ``cases`` (one scored forecast case per variable, station, issue and lead: the
 model's CRPS and PIT, the raw and EMOS CRPS, the raw error ``fc - obs``), ``files`` (the
-forecast files already fully scored, by size and modification time, so a rerun reads only
-new or changed files) and ``meta`` (JSON values: the fitted EMOS references, the reference
-error statistics). Every update is one SQLite transaction, so a killed run leaves the
-previous state; a case scored again (a re-issued forecast) replaces the old one.
+forecast files done, every case scored or given up, by size and modification time, so a
+rerun reads only new or changed files) and ``meta`` (JSON values: the fitted EMOS
+references, the reference error statistics). Every update is one SQLite transaction, so a
+killed run leaves the previous state; a case scored again (a re-issued forecast) replaces
+the old one.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class MonitorState:
         return row is not None and tuple(row) == (st.st_size, st.st_mtime_ns)
 
     def mark_done(self, path: Path) -> None:
-        """Record ``path`` as fully scored (every case has its observation or is missing)."""
+        """Record ``path`` as done (every case scored, or given up after the grace period)."""
         st = path.stat()
         with self.db:
             self.db.execute(
