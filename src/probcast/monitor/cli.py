@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from typing import Any
 
 from probcast.monitor import drift as drift_mod
 from probcast.monitor import metrics, report, rolling, skill
@@ -30,6 +32,7 @@ from probcast.monitor.tables import read_forecasts, read_tables
 
 log = logging.getLogger(__name__)
 ALERT_EXIT = 3
+PUSH_ENV = "PROBCAST_PUSHGATEWAY"
 
 
 def _outputs(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +40,11 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write the JSON report here")
     parser.add_argument("--markdown", help="write the Markdown report here")
     parser.add_argument("--metrics", help="write the Prometheus textfile here (*.prom)")
+    parser.add_argument(
+        "--pushgateway",
+        default=os.environ.get(PUSH_ENV) or None,
+        help=f"push the metrics to this Pushgateway (http://host:9091) [${PUSH_ENV}]",
+    )
     parser.add_argument(
         "--fail-on-alert", action="store_true", help=f"exit {ALERT_EXIT} when an alert holds"
     )
@@ -70,14 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export(args: argparse.Namespace, registry: Any) -> None:
+    """Write the textfile and push to the Pushgateway, as asked."""
+    if args.metrics:
+        metrics.write_metrics(registry, args.metrics)
+    if args.pushgateway:
+        metrics.push_metrics(registry, args.pushgateway, f"probcast_monitor_{args.command}")
+
+
 def run_drift(args: argparse.Namespace, cfg: MonitorConfig) -> list[tuple[str, str]]:
     """``probcast monitor drift``; returns the alerts."""
     reference = load_reference(args.reference)
     result = drift_mod.measure(read_tables(args.input), reference, cfg.drift, args.input)
     md = report.drift_markdown(result)
     report.write_reports(result.to_dict(), md, args.json, args.markdown)
-    if args.metrics:
-        metrics.write_metrics(metrics.drift_registry(result), args.metrics)
+    _export(args, metrics.drift_registry(result))
     for f in result.pooled:
         if f.n == 0:
             stats = "missing (absent or no finite value)"
@@ -114,8 +129,7 @@ def run_skill(args: argparse.Namespace, cfg: MonitorConfig) -> list[dict]:
         log.warning("%s not evaluated for %s: %s", c["kind"], c["variable"], c["reason"])
     md = report.skill_markdown(result, counts)
     report.write_reports({**result.to_dict(), "run": counts}, md, args.json, args.markdown)
-    if args.metrics:
-        metrics.write_metrics(metrics.skill_registry(result), args.metrics)
+    _export(args, metrics.skill_registry(result))
     print(
         f"{counts['scored']} case(s) scored, {counts['pending']} pending, "
         f"{counts['unobserved']} never observed; window "

@@ -146,6 +146,37 @@ def skill_registry(result: SkillResult) -> CollectorRegistry:
     return reg
 
 
+PUSH_TIMEOUT = 10.0
+"""Seconds a push to the Pushgateway may take."""
+
+
+def push_metrics(registry: CollectorRegistry, url: str, job: str) -> None:
+    """Push ``registry`` to the Pushgateway at ``url`` (replacing ``job``'s last push).
+
+    The group is ``job`` and ``instance`` (the host), as ``probcast run --pushgateway``
+    pushes; a monitor run in a Kubernetes CronJob has no textfile collector to read it.
+
+    Raises:
+        OSError: The gateway refused or could not be reached (naming it).
+    """
+    import socket
+
+    from prometheus_client import push_to_gateway
+
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--pushgateway must be an http(s) URL like http://host:9091, got {url!r}")
+    try:
+        push_to_gateway(
+            url,
+            job=job,
+            registry=registry,
+            grouping_key={"instance": socket.gethostname()},
+            timeout=PUSH_TIMEOUT,
+        )
+    except Exception as err:  # urllib's errors; the alerts would not reach Prometheus
+        raise OSError(f"push to the Pushgateway {url} failed: {err}") from None
+
+
 def write_metrics(registry: CollectorRegistry, path: str | Path) -> Path:
     """Write ``registry`` as a Prometheus textfile (``write_to_textfile``: temp + rename)."""
     p = Path(path)

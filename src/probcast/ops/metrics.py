@@ -156,6 +156,7 @@ EXTERNAL = {
     "probcast_drift_psi": "probcast monitor: population stability index per feature",
     "probcast_drift_ks": "probcast monitor: Kolmogorov-Smirnov statistic per feature",
     "probcast_skill_crpss_rolling": "probcast monitor: rolling CRPSS per variable/reference",
+    "probcast_monitor_alert": "probcast monitor: 1 while an alert of a kind holds, 0 clear",
 }
 """Metrics the alert rules and dashboard use that ``probcast monitor`` defines, not this module."""
 
