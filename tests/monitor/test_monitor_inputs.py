@@ -197,7 +197,9 @@ def test_bad_forecast_files_name_the_file(data, tmp_path):
     frame, fams = _forecast(test.head(6))
     frame["lead_time"] = "six"
     write_predictions(frame, tmp_path / "q.csv", families=fams)
-    with pytest.raises(ValueError, match=rf"^{tmp_path}/q\.csv: unreadable key columns"):
+    with pytest.raises(
+        ValueError, match=rf"^{tmp_path}/q\.csv: column 'lead_time': expected hours"
+    ):
         read_forecasts(tmp_path / "q.csv")
 
 

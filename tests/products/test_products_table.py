@@ -143,3 +143,13 @@ def test_a_corrupt_sidecar_is_named(tmp_path):
     (tmp_path / "pred.csv.json").write_text("")
     with pytest.raises(ValueError, match=r"pred.csv.json: sidecar is not valid JSON"):
         read_sidecar(tmp_path / "pred.csv")
+
+
+def test_bad_key_columns_name_the_file_and_column():
+    # audit: "could not convert string to float: '6h'" named neither
+    bad = pd.DataFrame({"station": ["a"], "init_time": ["2021-01-01"], "lead_time": ["6h"]})
+    with pytest.raises(ValueError, match=r"x.csv: column 'lead_time': expected hours"):
+        forms.normalise_keys(bad, "x.csv")
+    bad = bad.assign(lead_time=6.0, init_time="yesterday")
+    with pytest.raises(ValueError, match=r"x.csv: column 'init_time': expected times"):
+        forms.normalise_keys(bad, "x.csv")

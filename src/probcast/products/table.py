@@ -340,12 +340,20 @@ def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
         raise ValueError(f"{source}: missing key columns {missing}; expected {list(KEY_COLUMNS)}")
     out = df.copy()
     out["station"] = out["station"].astype(str)
-    out["init_time"] = pd.to_datetime(out["init_time"], utc=True)
-    if "valid_time" in out:
-        out["valid_time"] = pd.to_datetime(out["valid_time"], utc=True)
+    for col in ("init_time", "valid_time"):
+        if col in out:
+            try:
+                out[col] = pd.to_datetime(out[col], utc=True)
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{source}: column {col!r}: expected times ({err})") from None
     lead = out["lead_time"]
     if pd.api.types.is_timedelta64_dtype(lead):
         out["lead_time"] = lead.dt.total_seconds() / 3600.0
     else:
-        out["lead_time"] = lead.astype("float64")
+        try:
+            out["lead_time"] = lead.astype("float64")
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"{source}: column 'lead_time': expected hours as numbers ({err})"
+            ) from None
     return out
