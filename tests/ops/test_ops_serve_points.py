@@ -276,6 +276,13 @@ def test_model_reloaded_when_its_files_change(tmp_path, model_dir, stations):
         second = _post(c, body)
         assert second.status_code == 200 and second.json()["model_fingerprint"] != first
         assert c.get("/ready").json()["model_fingerprint"] == second.json()["model_fingerprint"]
+        # audit: /metrics kept the first model's probcast_model_info after the reload
+        info = [
+            ln
+            for ln in c.get("/metrics").text.splitlines()
+            if ln.startswith("probcast_model_info{")
+        ]
+        assert any(second.json()["model_fingerprint"] in ln for ln in info), info
         (b / "meta.json").write_text(json.dumps(meta))  # edited after training
         broken = _post(c, body)
         assert broken.status_code == 503 and "model not loadable" in broken.json()["detail"]

@@ -8,7 +8,12 @@ quantile levels :data:`LEVELS`. Prediction compares each row with it
 it. The file format (version 1) is fixed::
 
     {"version": 1, "rows": N, "lead_hours": {"min": a, "max": b}, "stations": [ids...],
-     "features": {"<column>": {"levels": [0, 0.001, ..., 1], "values": [...17 floats...]}}}
+     "features": {"<column>": {"levels": [0, 0.001, ..., 1], "values": [...17 floats...]}},
+     "valid_until": "2021-01-31T00:00:00Z"}
+
+``valid_until`` (optional: absent in files written before it was recorded) is the latest
+valid time of the training rows: the newest observation the model learned from, so a later
+evaluation (the retraining gate) can score it only on what it has not seen.
 
 Models trained before this file existed have none: :func:`load_domain` returns ``None``
 (one info line) and the checks are skipped.
@@ -66,6 +71,7 @@ class Domain:
         lead_max: Largest training lead time (hours).
         stations: Training station ids (sorted).
         features: Input column -> its values at :data:`LEVELS` on the training rows.
+        valid_until: Latest valid time (UTC) of the training rows; ``None``: not recorded.
     """
 
     rows: int
@@ -73,6 +79,7 @@ class Domain:
     lead_max: float
     stations: tuple[str, ...]
     features: Mapping[str, tuple[float, ...]]
+    valid_until: pd.Timestamp | None = None
 
     def quantile(self, column: str, level: float) -> float:
         """The training value of ``column`` at one of :data:`LEVELS`."""
@@ -89,7 +96,7 @@ class Domain:
                 col: {"levels": _levels_json(), "values": [float(v) for v in values]}
                 for col, values in self.features.items()
             },
-        }
+        } | ({} if self.valid_until is None else {"valid_until": _iso(self.valid_until)})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = DOMAIN_FILE) -> Domain:
@@ -116,9 +123,34 @@ class Domain:
                 lead_max=float(data["lead_hours"]["max"]),
                 stations=tuple(str(s) for s in data["stations"]),
                 features=features,
+                valid_until=(
+                    None if data.get("valid_until") is None else _utc(data["valid_until"])
+                ),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{source}: malformed training domain ({err})") from None
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _iso(value: pd.Timestamp) -> str:
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def last_valid_time(frame: pd.DataFrame) -> pd.Timestamp | None:
+    """The latest valid time of a station table's rows (``init_time + lead_time`` if absent)."""
+    if "valid_time" in frame:
+        valid = pd.to_datetime(frame["valid_time"], utc=True)
+    elif "init_time" in frame and "lead_time" in frame:
+        lead = pd.to_timedelta(frame["lead_time"].astype("float64"), unit="h")
+        valid = pd.to_datetime(frame["init_time"], utc=True) + lead
+    else:
+        return None
+    last = valid.max()
+    return None if pd.isna(last) else _utc(last)
 
 
 def _levels_json() -> list[float]:
@@ -159,6 +191,7 @@ def domain_from_frame(frame: pd.DataFrame, columns: Sequence[str]) -> Domain:
         lead_max=float(np.nanmax(lead)),
         stations=tuple(sorted({str(s) for s in frame["station"].unique()})),
         features=features,
+        valid_until=last_valid_time(frame),
     )
 
 

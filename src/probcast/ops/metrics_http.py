@@ -24,6 +24,11 @@ def _handler(request: Request) -> str:
     return str(path) if path else "unmatched"
 
 
+def publish_model(pipeline: str, model: Any, fingerprint: str) -> None:
+    """``probcast_model_info`` of the model in use (again after every reload)."""
+    MODEL.labels(pipeline).info({"fingerprint": str(fingerprint), "model": str(model)})
+
+
 def instrument_app(app: FastAPI, pipeline: str, model: Any) -> None:
     """Count and time every request of ``app``; serve the registry at ``GET /metrics``.
 
@@ -35,7 +40,7 @@ def instrument_app(app: FastAPI, pipeline: str, model: Any) -> None:
     from probcast.predict.grid_output import model_fingerprint
 
     with contextlib.suppress(OSError):  # unreadable: /health says so; nothing to publish
-        MODEL.labels(pipeline).info({"fingerprint": model_fingerprint(model), "model": str(model)})
+        publish_model(pipeline, model, model_fingerprint(model))
 
     @app.middleware("http")
     async def _measure(

@@ -237,6 +237,15 @@ class Registry:
                 f"registry {redact(self.spec.uri)}: model {self.name!r} has no version with alias "
                 f"{alias!r} (register one: probcast model register WORKDIR --promote)"
             ) from err
+        workdir, actual = self._checked(mv)
+        return Resolved(self.name, alias, str(mv.version), workdir, actual)
+
+    def _checked(self, mv: Any) -> tuple[Path, str]:
+        """A version's folder and digest, checked against what was registered.
+
+        Raises:
+            RegistryError: The folder is damaged, incomplete or modified.
+        """
         workdir = Path(str(mv.source))
         expected = dict(mv.tags).get(DIGEST_TAG, "")
         try:
@@ -248,7 +257,7 @@ class Registry:
                 f"{self.name} version {mv.version} at {workdir}: COMPLETE.json digest {actual} "
                 f"differs from the registered {expected!r} (modified after registration)"
             )
-        return Resolved(self.name, alias, str(mv.version), workdir, actual)
+        return workdir, actual
 
     def _version(self, version: str) -> Any:
         try:
@@ -301,8 +310,15 @@ class Registry:
         self.client.set_registered_model_tag(self.name, key, value)
 
     def promote(self, version: str, by: str = "manual", reason: str = "") -> str:
-        """Make ``version`` the champion (recorded on it and in the history); returns it."""
-        version = str(self._version(version).version)
+        """Make ``version`` the champion (recorded on it and in the history); returns it.
+
+        Raises:
+            RegistryError: No such version, or its folder is damaged or modified (the
+                champion is left where it was).
+        """
+        mv = self._version(version)
+        self._checked(mv)
+        version = str(mv.version)
         if self.aliases().get("champion") == version:
             return version
         history = [v for v in self.history() if v != version] + [version]
@@ -333,6 +349,7 @@ class Registry:
                 f"back to (promote a version instead)"
             )
         target = earlier[-1]
+        self._checked(self._version(target))  # never back onto a damaged version
         self._set_alias("champion", target)
         self.tag_model(HISTORY_TAG, json.dumps(earlier))
         when = _now()

@@ -9,8 +9,14 @@
    is trained on).
 2. The challenger is trained into ``<workdir>/<now>/model`` with the existing training
    (:func:`probcast.train.loop.train`) on that window.
-3. Champion (the registry's ``champion`` alias) and challenger predict the held-back rows;
-   :func:`probcast.verify.evaluate.verify` scores them (mean CRPS per variable).
+3. Champion (the registry's ``champion`` alias) and challenger predict the held-back rows
+   as the pipeline's products do (its ``combine`` and ``quantile_members``; the table's
+   observations before each run give the recent-error predictors, as a template does);
+   :func:`probcast.verify.evaluate.verify` scores them (mean CRPS per variable). Only rows
+   whose valid time is after the champion's training rows (``valid_until`` of its
+   ``domain.json``) are scored: a champion is never scored on what it was trained on (an
+   error when none is left: retrain later, or set ``holdout_days`` so the held-back period
+   starts after it).
 4. The challenger is registered (tags: the scores, windows, gate decision) and gets the
    ``challenger`` alias. It is promoted to ``champion`` when there is no champion, or when
    ``CRPS(challenger) <= (1 - margin) * CRPS(champion)``: with several variables the mean of
@@ -42,6 +48,8 @@ from probcast.ops.retrain_spec import RetrainSpec, parse_retrain
 log = logging.getLogger(__name__)
 
 LAST_TAG = "probcast.last_retrain"
+GATE_OPTIONS = ("combine", "quantile_members", "batch_size")
+"""The pipeline's ``products`` options the gate predicts with, as the cycles do."""
 TIME_FORMAT = "%Y-%m-%dT%H:%MZ"
 
 
@@ -118,6 +126,8 @@ def build_config(spec: RetrainSpec, data_path: Path, tracking_uri: str) -> Any:
         try:
             if isinstance(old, bool):
                 new = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
+            elif isinstance(old, int) and float(value) != int(float(value)):
+                raise ValueError(f"{value!r} is not a whole number")
             else:
                 new = type(old)(value)
         except (TypeError, ValueError) as err:
@@ -132,10 +142,65 @@ def build_config(spec: RetrainSpec, data_path: Path, tracking_uri: str) -> Any:
     return config
 
 
+def unseen(held: pd.DataFrame, champion: Resolved | None, spec: RetrainSpec) -> pd.DataFrame:
+    """The held-back rows the champion was not trained on (valid after its training rows).
+
+    Raises:
+        RetrainError: None is left (the champion was trained on the whole held-back period).
+    """
+    from probcast.model.domain import load_domain
+
+    if champion is None:
+        return held
+    domain = load_domain(champion.workdir)
+    until = None if domain is None else domain.valid_until
+    if until is None:
+        log.warning(
+            "champion version %s: its training period is not recorded (trained before "
+            "probcast recorded it): the gate cannot make sure it is not scored on its own "
+            "training rows",
+            champion.version,
+        )
+        return held
+    valid = pd.to_datetime(held["valid_time"], utc=True)
+    kept = held[valid > until].reset_index(drop=True)
+    if kept.empty:
+        raise RetrainError(
+            f"the champion (version {champion.version}) was trained on observations up to "
+            f"{until:%Y-%m-%dT%H:%MZ}, so no held-back row is new to it (runs from "
+            f"{pd.to_datetime(held['init_time'], utc=True).min():%Y-%m-%dT%HZ} held back): "
+            "the gate would score it on its own training data; retrain later (--now)"
+        )
+    if len(kept) < len(held):
+        log.info(
+            "gate: %d of %d held-back rows are valid after the champion's training rows "
+            "(%s): scored on those",
+            len(kept),
+            len(held),
+            f"{until:%Y-%m-%dT%H:%MZ}",
+        )
+    return kept
+
+
 def crps_scores(
-    workdirs: Mapping[str, Path], held: pd.DataFrame, variables: tuple[str, ...]
+    workdirs: Mapping[str, Path],
+    held: pd.DataFrame,
+    variables: tuple[str, ...],
+    *,
+    history: pd.DataFrame | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Mean CRPS per variable of each model on the held-back rows: ``{name: {var: crps}}``."""
+    """Mean CRPS per variable of each model on the held-back rows: ``{name: {var: crps}}``.
+
+    Args:
+        workdirs: Model name -> workdir.
+        held: The held-back rows, with their observations.
+        variables: Variables to score (empty: every one both predict and the rows observe).
+        history: Past rows with observations (the whole table): the recent-error
+            predictors of the held-back rows come from it, as from a pipeline's template
+            (only observations valid before each run count).
+        options: The pipeline's prediction options (``combine``, ``quantile_members``).
+    """
     from probcast.predict.request import PredictRequest
     from probcast.predict.runner import run
     from probcast.verify.evaluate import verify
@@ -143,8 +208,12 @@ def crps_scores(
     inputs = held.drop(columns=[c for c in held.columns if c.startswith("obs_")])
     tables: dict[str, pd.DataFrame] = {}
     families: dict[str, dict[str, str]] = {}
+    opts = {k: v for k, v in (options or {}).items() if k in GATE_OPTIONS}
     for name, workdir in workdirs.items():
-        result = run(PredictRequest(model=workdir, input=inputs, output=None, params=True))
+        request = PredictRequest(
+            model=workdir, input=inputs, output=None, params=True, template=history, **opts
+        )
+        result = run(request)
         if result.table is None:
             raise RetrainError(f"{name}: {workdir} predicted no table for the held-back rows")
         tables[name], families[name] = result.table, result.families
@@ -238,15 +307,25 @@ def retrain(pipe: Pipeline, now: datetime | None = None, *, force: bool = False)
     from probcast.ingest.tables import read_table
     from probcast.train.loop import train
 
-    training, held_out, info = windows(read_table(spec.table), now, spec)
+    config = build_config(spec, folder / "train.parquet", pipe.registry.uri)  # bad: now
+    table = read_table(spec.table)
+    absent = [v for v in spec.variables if f"obs_{v}" not in table.columns]
+    if absent:
+        raise RetrainError(f"retrain.variables: {spec.table} has no obs_ column for {absent}")
+    training, held_out, info = windows(table, now, spec)
+    champion = _champion(registry)  # checked before the training: fail early
+    scored = unseen(held_out, champion, spec)
+    info["scored_rows"] = str(len(scored))
     folder.mkdir(parents=True, exist_ok=True)
     data = io.write_with(folder / "train.parquet", lambda p: training.to_parquet(p, index=False))
     model = folder / "model"
     log.info("retraining %s on %s rows (%s)", pipe.name, info["train_rows"], info["train_window"])
-    train(build_config(spec, data, pipe.registry.uri), model)
-    champion = _champion(registry)
+    config.data.path = str(data)
+    train(config, model)
     workdirs = {"challenger": model} | ({"champion": champion.workdir} if champion else {})
-    scores = crps_scores(workdirs, held_out, spec.variables)
+    scores = crps_scores(
+        workdirs, scored, spec.variables, history=table, options=dict(pipe.request)
+    )
     promote, reason, ratio = decide(
         scores["challenger"], scores.get("champion"), spec.margin, spec.rule
     )

@@ -32,7 +32,7 @@ from fastapi import Path as PathParam
 
 from probcast.ops.cycle import input_complete
 from probcast.ops.input_runs import check_runs
-from probcast.ops.metrics_http import instrument_app
+from probcast.ops.metrics_http import instrument_app, publish_model
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id, parse_cycle
 from probcast.ops.serve_format import PARQUET, answer, wants_parquet
 from probcast.ops.serve_limits import BodyLimit, Limits
@@ -242,6 +242,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
                 except (OSError, ValueError) as err:  # incomplete, damaged, unreadable
                     raise HTTPException(503, f"model not loadable: {err}") from err
                 cache["fingerprint"] = current
+                publish_model(pipe.name, pipe.model, current)  # a promotion shows in /metrics
             return cache["model"], current
 
     def fingerprint() -> str:

@@ -173,6 +173,7 @@ def _domain(sample: pd.DataFrame, spec: FeatureSpec, rows: int, extent: Extent) 
         lead_max=extent.lead_max,
         stations=tuple(sorted(extent.stations)),
         features=features,
+        valid_until=extent.valid_until,
     )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from probcast.features import _MIN_STD, FeatureSpec, _option
+from probcast.model.domain import last_valid_time
 from probcast.schema import FC_PREFIX, OBS_PREFIX
 from probcast.time_features import use_day_of_year
 
@@ -149,6 +150,7 @@ class Extent:
         self.lead_min, self.lead_max = np.inf, -np.inf
         self.low = np.full(len(self.columns), np.inf)
         self.high = np.full(len(self.columns), -np.inf)
+        self.valid_until: pd.Timestamp | None = None
 
     def add(self, frame: pd.DataFrame) -> None:
         """Account for one chunk of usable rows."""
@@ -159,6 +161,9 @@ class Extent:
         self.lead_min = float(np.fmin(self.lead_min, np.nanmin(lead, initial=np.inf)))
         self.lead_max = float(np.fmax(self.lead_max, np.nanmax(lead, initial=-np.inf)))
         self.stations.update(str(s) for s in pd.unique(frame["station"]))
+        last = last_valid_time(frame)
+        if last is not None and (self.valid_until is None or last > self.valid_until):
+            self.valid_until = last
 
     def ranges(self) -> tuple[dict[str, float], dict[str, float]]:
         """``(minimum, maximum)`` of each column (infinite where no value was seen)."""
