@@ -32,7 +32,11 @@ def test_domain_has_the_fixed_format(tmp_path):
     path = save_domain(tmp_path, domain_from_frame(table, columns))
     assert path == tmp_path / DOMAIN_FILE
     data = json.loads(path.read_text())
-    assert list(data) == ["version", "rows", "lead_hours", "stations", "features"]
+    keys = ["version", "rows", "lead_hours", "stations", "features", "valid_until"]
+    assert list(data) == keys
+    assert data["valid_until"] == f"{table.valid_time.max():%Y-%m-%dT%H:%M:%S}Z"
+    older = Domain.from_dict({k: v for k, v in data.items() if k != "valid_until"})
+    assert older.valid_until is None  # files written before it was recorded still load
     assert data["version"] == 1 and data["rows"] == len(table)
     assert data["lead_hours"] == {"min": 6.0, "max": 24.0}
     assert data["stations"] == ["ST000", "ST001", "ST002"]
