@@ -157,12 +157,16 @@ def _rows(
 
 
 def _cycle_leads(cycle: CycleInput) -> list[float]:
-    """The lead times (hours) of a cycle's input."""
-    if cycle.table is not None:
-        return sorted({float(h) for h in cycle.table["lead_time"].dropna()})
-    fp = cycle.dataset["forecast_period"].values.ravel()
-    hours = fp / np.timedelta64(1, "h") if np.issubdtype(fp.dtype, np.timedelta64) else fp
-    return sorted({float(h) for h in hours})
+    """The lead times (hours) of a cycle's input (found once per input)."""
+    if "leads" not in cycle.extra:
+        if cycle.table is not None:
+            hours = pd.unique(cycle.table["lead_time"].dropna().to_numpy(dtype=float))
+        else:
+            fp = cycle.dataset["forecast_period"].values.ravel()
+            hours = fp / np.timedelta64(1, "h") if np.issubdtype(fp.dtype, np.timedelta64) else fp
+        cycle.extra["leads"] = sorted(float(h) for h in hours)
+    leads: list[float] = cycle.extra["leads"]
+    return leads
 
 
 def _positions(cycle: CycleInput) -> dict[str, int]:
