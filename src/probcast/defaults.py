@@ -33,10 +33,10 @@ EVENT_THRESHOLDS: dict[str, tuple[float, ...]] = {
 """A few events per variable, scored with the Brier score when a caller gives none."""
 
 PRODUCT_THRESHOLDS: dict[str, tuple[float, ...]] = {
-    "t2m": tuple(float(t) for t in np.arange(253.15, 313.16, 5.0)),
-    "td2m": tuple(float(t) for t in np.arange(243.15, 303.16, 5.0)),
-    "tmax": tuple(float(t) for t in np.arange(263.15, 318.16, 5.0)),
-    "tmin": tuple(float(t) for t in np.arange(243.15, 303.16, 5.0)),
+    "t2m": tuple(round(float(t), 2) for t in np.arange(253.15, 313.16, 5.0)),
+    "td2m": tuple(round(float(t), 2) for t in np.arange(243.15, 303.16, 5.0)),
+    "tmax": tuple(round(float(t), 2) for t in np.arange(263.15, 318.16, 5.0)),
+    "tmin": tuple(round(float(t), 2) for t in np.arange(243.15, 303.16, 5.0)),
     "u10": (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0),
     "v10": (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0),
     "ws10": (2.5, 5.0, 10.0, 15.0, 20.0, 25.0),

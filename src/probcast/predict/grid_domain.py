@@ -29,6 +29,18 @@ COORDS = ("latitude", "longitude", "altitude")
 _FP = "forecast_period"
 
 
+def _extent(ds: xr.Dataset, name: str) -> tuple[float, float]:
+    """Smallest and largest value of a coordinate, longitudes in [-180, 180).
+
+    As in training (:func:`probcast.align.points.node_latlon`): a 0-360 grid is not taken
+    for another place.
+    """
+    values = np.asarray(ds[name].values, dtype="float64")
+    if name == "longitude":
+        values = (values + 180.0) % 360.0 - 180.0
+    return float(np.nanmin(values)), float(np.nanmax(values))
+
+
 def check_domain(ds: xr.Dataset, workdir: str | Path, policy: DomainPolicy, source: str) -> None:
     """Warn of (or refuse) lead times and coordinates outside the training domain.
 
@@ -46,11 +58,7 @@ def check_domain(ds: xr.Dataset, workdir: str | Path, policy: DomainPolicy, sour
     if domain is None or _FP not in ds.variables:
         return
     leads = np.atleast_1d(ds[_FP].values / np.timedelta64(1, "h")).astype("float64")
-    coords = {
-        c: (float(ds[c].min()), float(ds[c].max()))
-        for c in COORDS
-        if c in ds.variables and c in domain.features
-    }
+    coords = {c: _extent(ds, c) for c in COORDS if c in ds.variables and c in domain.features}
     rows = [
         {"station": "grid", "lead_time": lead, **dict(zip(coords, corner, strict=True))}
         for lead, corner in itertools.product(leads, itertools.product(*coords.values()))

@@ -172,4 +172,11 @@ def store_fields(fields: xr.Dataset, store: Path) -> xr.Dataset:
     for var in fields.variables.values():
         var.encoding = {}
     fields.to_zarr(store, mode="w-", zarr_format=3, consolidated=False)
-    return xr.open_zarr(store, consolidated=False, decode_timedelta=True)
+    opened = xr.open_zarr(store, consolidated=False, decode_timedelta=True)
+    # A Zarr v3 store lists its arrays in no fixed order: put them back in the fields'
+    # order, or the products' variable order (and so their bytes) changes from run to run.
+    return xr.Dataset(
+        {k: opened[k].variable for k in fields.data_vars},
+        coords={k: opened[k].variable for k in fields.coords},
+        attrs=opened.attrs,
+    )

@@ -149,9 +149,11 @@ class PredictRequest:
                 f"percentiles must be strictly increasing values in (0, 100), got {list(pct)}"
             )
         for var, ts in (self.thresholds or {}).items():
-            if not len(ts) or np.any(np.diff(np.asarray(ts, dtype=float)) <= 0):
+            values = np.asarray(ts, dtype=float)
+            if not len(ts) or not np.isfinite(values).all() or np.any(np.diff(values) <= 0):
                 raise RequestError(
-                    f"thresholds of {var!r} must be a non-empty increasing list, got {list(ts)}"
+                    f"thresholds of {var!r} must be a non-empty increasing list of finite "
+                    f"numbers, got {list(ts)}"
                 )
         try:
             parse_units(self.units)
@@ -186,12 +188,13 @@ class PredictRequest:
 
     @property
     def grid_percentiles(self) -> tuple[float, ...]:
-        """Percentiles of a gridded prediction (the quantiles in % when only those are given)."""
-        if self.percentiles is not None:
-            return tuple(self.percentiles)
-        if self.quantiles:
-            return tuple(100.0 * q for q in self.quantiles)
-        return defaults.GRID_PERCENTILES
+        """Percentiles of a gridded prediction: ``percentiles`` and the ``quantiles`` in %.
+
+        Both when both are given (as station tables take both), sorted; neither: the
+        defaults.
+        """
+        pct = {*(self.percentiles or ()), *(round(100.0 * q, 10) for q in self.quantiles)}
+        return tuple(sorted(pct)) if pct else defaults.GRID_PERCENTILES
 
     @property
     def station_quantiles(self) -> tuple[float, ...]:

@@ -34,7 +34,9 @@ def _signed_exponent(values: np.ndarray) -> np.ndarray:
     return sf | esign | (np.abs(e).astype(utype) << utype(nmant))
 
 
-def bitinformation(values: np.ndarray, *, skip_zeros: bool = False) -> np.ndarray:
+def bitinformation(
+    values: np.ndarray, *, skip_zeros: bool = False, skip_values: tuple[float, ...] = ()
+) -> np.ndarray:
     """Real bitwise information (bits) between neighbours along the last axis, per bit.
 
     The same quantity as ``xbitinfo.get_bitinformation(..., implementation="python")``
@@ -49,6 +51,9 @@ def bitinformation(values: np.ndarray, *, skip_zeros: bool = False) -> np.ndarra
             kept, and in a mostly dry precipitation field their all-zero mantissas make every
             bit look informative (0.5-0.9 bits up to the last), so no bit rises above the
             noise floor and all 23 would be kept.
+        skip_values: Values left out as zeros are (with ``skip_zeros``): a variable's
+            physical bounds, where products are clipped (cloud cover 1: a field at 1 over
+            whole regions made one mantissa bit look enough for the rest).
 
     Returns:
         Information of each bit, sign bit first (32 values for float32); zeros when fewer
@@ -60,6 +65,8 @@ def bitinformation(values: np.ndarray, *, skip_zeros: bool = False) -> np.ndarra
     a, b = bits[..., :-1].ravel(), bits[..., 1:].ravel()
     if skip_zeros:
         usable = (values != 0) & np.isfinite(values)
+        if skip_values:
+            usable &= ~np.isin(values, np.asarray(skip_values, dtype=values.dtype))
         keep = (usable[..., :-1] & usable[..., 1:]).ravel()
         a, b = a[keep], b[keep]
     if a.size < 2:

@@ -78,7 +78,7 @@ def build_members(
 
 def _check_percentiles(percentiles: Sequence[float]) -> np.ndarray:
     values = np.asarray(percentiles, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0 or np.any((values <= 0) | (values >= 100)):
+    if values.ndim != 1 or values.size == 0 or not np.all((values > 0) & (values < 100)):
         raise ValueError(f"percentiles must be a non-empty list in (0, 100), got {percentiles!r}")
     if np.any(np.diff(values) <= 0):
         raise ValueError(f"percentiles must be strictly increasing, got {percentiles!r}")
@@ -134,10 +134,10 @@ def build_probabilities(data: SourceLike, var: str, thresholds: Sequence[float])
     if var not in source.variables:
         raise ValueError(f"variable {var!r} not in the source; available: {source.variables}")
     ts = np.asarray(thresholds, dtype=np.float64)
-    if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0):
+    if ts.ndim != 1 or ts.size == 0 or not np.isfinite(ts).all() or np.any(np.diff(ts) <= 0):
         raise ValueError(
-            f"thresholds of {var!r} must be a non-empty strictly increasing list, got "
-            f"{thresholds!r}"
+            f"thresholds of {var!r} must be a non-empty strictly increasing list of finite "
+            f"numbers, got {thresholds!r}"
         )
     name = cf.probability_name(var)
     prob = source.exceedance(var, ts, "threshold")

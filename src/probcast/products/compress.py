@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from probcast import schema
 from probcast.products.bitinfo import bitinformation, keepbits_for, kept_information
 
 MANTISSA_BITS = {np.dtype("float32"): 23, np.dtype("float64"): 52}
@@ -80,14 +81,22 @@ def analysis_sample(da: xr.DataArray, max_points: int = DEFAULT_MAX_POINTS) -> x
 
 
 def _analysed_keepbits(
-    sample: np.ndarray, n_mant: int, inflevel: float, min_keepbits: int
+    sample: np.ndarray,
+    n_mant: int,
+    inflevel: float,
+    min_keepbits: int,
+    skip: tuple[float, ...] = (),
 ) -> tuple[int, np.ndarray]:
     """Keepbits chosen from ``sample`` (floored at ``min_keepbits`` unless all are kept).
+
+    Zeros and the values in ``skip`` (the variable's physical bounds) are left out of the
+    analysis: they are stored exactly whatever the bits kept.
 
     Returns:
         The keepbits and :func:`kept_information` of the sample.
     """
-    kept = kept_information(bitinformation(sample, skip_zeros=True), n_mant)
+    info = bitinformation(sample, skip_zeros=True, skip_values=skip)
+    kept = kept_information(info, n_mant)
     keep = keepbits_for(kept, inflevel)
     return (n_mant if keep >= n_mant else max(keep, min_keepbits)), kept
 
@@ -177,6 +186,7 @@ class Rounding:
     min_keepbits: int = DEFAULT_MIN_KEEPBITS
     max_points: int = BLOCK_MAX_POINTS
     measure: bool = False
+    skip: tuple[float, ...] = ()
 
     def __call__(self, block: np.ndarray) -> tuple[np.ndarray, BlockInfo]:
         """Round one block; return it with the bits kept and the information they keep."""
@@ -185,10 +195,17 @@ class Rounding:
             keep = self.keepbits
         else:
             sample = block_sample(block, self.max_points)
-            keep, kept = _analysed_keepbits(sample, self.n_mant, self.inflevel, self.min_keepbits)
+            keep, kept = _analysed_keepbits(
+                sample, self.n_mant, self.inflevel, self.min_keepbits, self.skip
+            )
             keep = keep if self.keepbits is None else self.keepbits
         rounded = block if keep >= self.n_mant else _round_block(block, keep)
         return rounded, BlockInfo(keep, None if kept is None else float(kept[keep]), kept)
+
+
+def _bounds(name: str) -> tuple[float, ...]:
+    """The finite physical bounds of a product variable named after a canonical one."""
+    return tuple(float(b) for b in schema.bounds(name) if np.isfinite(b))
 
 
 def plan_rounding(
@@ -214,7 +231,9 @@ def plan_rounding(
         if _lossy(da):
             n_mant = MANTISSA_BITS[da.dtype]
             keep = n_mant if inflevel >= 1.0 else fixed.get(str(name))
-            plan[str(name)] = Rounding(n_mant, keep, inflevel, min_keepbits, measure=measure)
+            plan[str(name)] = Rounding(
+                n_mant, keep, inflevel, min_keepbits, measure=measure, skip=_bounds(str(name))
+            )
     return plan
 
 

@@ -35,7 +35,7 @@ import xarray as xr
 
 from probcast import dists
 from probcast.products.table import META_KEY, format_level, parse_columns
-from probcast.schema import OBS_PREFIX
+from probcast.schema import OBS_PREFIX, VARIABLES
 from probcast.units import UserUnit, format_units, user_units
 
 log = logging.getLogger(__name__)
@@ -245,10 +245,14 @@ def products_to_units(
         for var in [str(v) for v in ds.data_vars]:
             da = ds[var]
             if var in conv and name in ("members", "percentiles"):
-                attrs = {**da.attrs, "units": conv[var].units}
+                attrs = {**da.attrs, "units": conv[var].units, **_standard(da, conv[var])}
                 ds[var] = conv[var].to_user(da).assign_attrs(attrs)
             elif da.attrs.get("diagnostic") in conv and "threshold" in ds.coords:
-                ds = _threshold_to_units(ds, conv[da.attrs["diagnostic"]], thresholds)
+                unit = conv[da.attrs["diagnostic"]]
+                renamed = _standard(ds["threshold"], unit).get("standard_name")
+                ds = _threshold_to_units(ds, unit, thresholds)
+                if renamed:  # probability_of_<its standard name>_above_threshold
+                    ds = ds.rename({var: f"probability_of_{renamed}_above_threshold"})
             elif "distribution_parameter" in da.attrs:
                 ds[var] = _param_field(da, conv, heads)
         ds.attrs["probcast_units"] = format_units({v: u.units for v, u in conv.items()})
@@ -261,10 +265,26 @@ def _threshold_to_units(
 ) -> xr.Dataset:
     coord = ds["threshold"]
     given = (thresholds or {}).get(unit.variable)
-    values = list(given) if given else list(unit.thresholds_to_user(coord.values.tolist()))
-    attrs = {**coord.attrs, "units": unit.units}
+    # the coordinate is float32 (273.15 is 273.14999): back to the decimal it stands for
+    # first, so 0 degC is 0, not -6.1e-06 (ds.sel(threshold=0) finds it)
+    decimal = [float(str(np.float32(v))) for v in coord.values]
+    values = list(given) if given else list(unit.thresholds_to_user(decimal))
+    attrs = {**coord.attrs, "units": unit.units, **_standard(coord, unit)}
     new = xr.DataArray(np.asarray(values, dtype=coord.dtype), dims="threshold", attrs=attrs)
     return ds.assign_coords(threshold=new)
+
+
+LWE = {"precipitation_amount": "lwe_thickness_of_precipitation_amount"}
+"""CF standard names of a mass per area whose values in a length unit (mm, in) are the
+liquid water equivalent thickness (IMPROVER names precipitation in mm so)."""
+
+
+def _standard(da: xr.DataArray, unit: UserUnit) -> dict[str, str]:
+    """The ``standard_name`` of ``da``'s values in ``unit`` when it is not the canonical one."""
+    name = str(da.attrs.get("standard_name", ""))
+    if name in LWE and unit.units != VARIABLES[unit.variable].units:
+        return {"standard_name": LWE[name]}
+    return {}
 
 
 def _param_field(
