@@ -119,3 +119,27 @@ def test_a_0_360_grid_is_in_the_domain_of_its_minus_180_180_twin(tmp_path, caplo
     far = grid.assign_coords(longitude=np.linspace(100, 109, 5))
     with pytest.raises(Exception, match="longitude"):
         check_domain(far, tmp_path, DomainPolicy("refuse"), "far.nc")
+
+
+def test_a_grid_without_coordinates_is_named(tmp_path):
+    # audit: "gridded dataset has no latitude/longitude coordinates" named no file
+    from probcast.predict import gridded
+    from probcast.predict.grid_checks import GridPredictError
+    from probcast.testing.grids import forecast_grid
+
+    ds = forecast_grid((6, 8), 1).drop_vars(["latitude", "longitude"], errors="ignore")
+    ds = ds.drop_vars([v for v in ds.data_vars if str(v).startswith("obs_")])
+    with pytest.raises(GridPredictError, match=r"<in-memory dataset>: .*latitude/longitude"):
+        gridded.predict_grid(PredictRequest(model=_tiny_model(tmp_path), input=ds,
+                                            output=tmp_path / "o.nc"))  # fmt: skip
+
+
+def _tiny_model(root):
+    from probcast.cli import main
+    from probcast.ingest.gridded import write_dataset
+    from probcast.testing.grids import forecast_grid
+
+    write_dataset(forecast_grid((10, 12), 4), root / "train.nc")
+    args = [f"--workdir={root / 'model'}", f"--config.data.path={root / 'train.nc'}"]
+    assert main(["train", "--config=tiny", *args, "--config.train.epochs=1", "--quiet"]) == 0
+    return root / "model"

@@ -71,8 +71,10 @@ def check_domain(ds: xr.Dataset, workdir: str | Path, policy: DomainPolicy, sour
     problems = []
     outside = sorted({float(h) for h in table["lead_time"][found.lead]})  # the check's flags
     if outside:
+        shown = ", ".join(f"{h:g}" for h in outside[:10])
+        more = f" and {len(outside) - 10} more up to {outside[-1]:g}" if len(outside) > 10 else ""
         problems.append(
-            f"lead time(s) {', '.join(f'{h:g}' for h in outside)} h outside the training "
+            f"lead time(s) {shown}{more} h outside the training "
             f"lead times [{domain.lead_min:g}, {domain.lead_max:g}] h"
         )
     for col in found.columns:

@@ -204,6 +204,10 @@ def predict_grid(request: PredictRequest) -> dict[str, Path]:
         ds = check_grid(source, name)  # what open_grid does for files
     else:
         ds = points.open_grid(source, chunks={})
+    try:
+        points.spatial_dims(ds)
+    except ValueError as err:  # no latitude/longitude: name the file
+        raise GridPredictError(f"{name}: {err}") from None
     check_domain(ds, workdir, request.domain_policy, name)
     plan = make_plan(model, ds, workdir, members=request.members, seed=request.seed)
     fields = predictive_fields(model, ds, plan, source=name, tile=request.tile, checked=True)
