@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from probcast.schema import VARIABLES
 from probcast.sources import fs, regular
 from probcast.sources.era5 import PointValues, TruthQuery, gridded_reader
 from probcast.sources.errors import SourceError
-from probcast.sources.variables import DERIVED, to_canonical
+from probcast.sources.variables import DERIVED, EXTRA_UNITS, to_canonical
 
 ARCO_ERA5 = "gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3"
 ARCO_NAMES = {
@@ -118,13 +119,18 @@ def open_arco(
 
 
 def canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
-    """Convert every field to canonical units (``units`` attribute), in memory."""
+    """Convert every field to canonical units (``units`` attribute), in memory.
+
+    The result's ``units`` are the canonical ones, so converting it again changes nothing
+    (the grid build converted ERA5 precipitation twice: metres -> mm -> x 1000 again).
+    """
     out = {}
     for name, da in ds.data_vars.items():
         units = str(da.attrs.get("units", ""))
         values = to_canonical(da.values, units, str(name), source=f"{source}: {name}")
         out[name] = da.copy(data=np.asarray(values, dtype="float64"))
-        out[name].attrs["source_units"] = units
+        canon = VARIABLES[name].units if name in VARIABLES else EXTRA_UNITS.get(str(name), units)
+        out[name].attrs.update(units=canon, source_units=da.attrs.get("source_units", units))
     return xr.Dataset(out, coords=ds.coords)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from probcast.sources import deaccum
+from probcast.sources.errors import SourceError
 from probcast.sources.grib import Field
 from probcast.sources.variables import derive, grib_variable, to_canonical
 
@@ -51,9 +52,9 @@ class CycleFields:
             # ECMWF writes tp as an instantaneous-looking field at one step: it is the
             # accumulation since initialisation, i.e. the window [0, step].
             start = 0.0 if f.start_step == f.end_step else f.start_step
-            self.windows.setdefault(var, {})[(start, f.end_step)] = values
+            _put(self.windows.setdefault(var, {}), (start, f.end_step), values, var, source)
         else:
-            self.instant.setdefault(var, {})[f.end_step] = values
+            _put(self.instant.setdefault(var, {}), f.end_step, values, var, source)
 
     def extend(self, fields: Iterable[Field], *, source: str) -> None:
         """Add several fields."""
@@ -108,3 +109,19 @@ class CycleFields:
             table["init_time"] = pd.to_datetime(table["init_time"], utc=True)
             table["valid_time"] = table["init_time"] + pd.to_timedelta(table["lead_time"], "h")
         return table, missing
+
+
+def _put(into: dict, key: object, values: np.ndarray, var: str, source: str) -> None:
+    """Store one field; a second, different field for the same variable and step is an error.
+
+    An ensemble GRIB file holds one message per member (``number``) for every step: taking
+    the last one silently made one member the forecast.
+    """
+    old = into.get(key)
+    if old is not None and not np.array_equal(old, values, equal_nan=True):
+        raise SourceError(
+            f"{source}: several different {var} fields for the step {key} h of one run "
+            "(ensemble members, other levels or a duplicate): give one deterministic field "
+            "per step (e.g. select the control member with grib_copy -w number=0)"
+        )
+    into[key] = values

@@ -32,7 +32,7 @@ from probcast.sources import fs
 from probcast.sources.errors import SourceError
 from probcast.sources.obs import ObsData
 from probcast.sources.variables import derive, to_canonical, wind_direction
-from probcast.sources.xarray_points import nearest_indexers
+from probcast.sources.xarray_points import nearest_indexers, on_grid
 
 ERA5_NAMES = {
     "t2m": "t2m", "2t": "t2m", "d2m": "td2m", "2d": "td2m", "u10": "u10", "10u": "u10",
@@ -188,13 +188,18 @@ def _era5_points(q: TruthQuery) -> PointValues:
     if q.start is not None and q.end is not None:
         lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (q.start, q.end))
         ds = ds.sel(time=slice(lo, hi))
-    pts = ds.isel(nearest_indexers(ds, q.latitude, q.longitude))
+    idx = nearest_indexers(ds, q.latitude, q.longitude)
+    inside = on_grid(ds, q.latitude, q.longitude, idx)
+    if not inside.all():
+        notes = [*notes, f"{q.urls[0]}: {int((~inside).sum())} station(s) outside the grid (NaN)"]
+    pts = ds.isel(idx)
     values: dict[str, np.ndarray] = {}
     for name, da in pts.data_vars.items():
         var = ERA5_NAMES.get(str(name))
         if var is None or "time" not in da.dims:
             continue
-        arr = da.transpose("time", "station").values
+        arr = np.array(da.transpose("time", "station").values, dtype="float64")
+        arr[:, ~inside] = np.nan
         values[var] = to_canonical(arr, str(da.attrs.get("units", "")), var, source=str(name))
     return values, ds["time"].values, notes
 

@@ -89,10 +89,42 @@ def nearest_points(
     """Indices of the stations' nearest grid points and whether each is inside the grid."""
     tree, xyz = _grid(handle, key)
     dist, idx = tree.query(_unit_vectors(lat, lon))
-    # Local grid spacing: distance from the chosen grid point to its own nearest neighbour.
-    spacing = tree.query(xyz[idx], k=2)[0][:, 1]
-    inside = dist <= spacing * 1.0 + 1e-12
+    inside = dist <= local_reach(tree, xyz, np.atleast_1d(idx)) + 1e-12
     return idx, inside
+
+
+NEIGHBOURS = 128
+"""Neighbours searched for a node's grid step in each direction (on a regular latitude/
+longitude grid the next row is 64 columns away at 89N)."""
+
+
+def local_reach(tree: cKDTree, xyz: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """The grid step at each node: its largest nearest-neighbour distance over 4 directions.
+
+    The directions are the north, south, east and west quadrants of its tangent plane
+    (chord lengths). A station farther than that from its nearest node lies outside the
+    grid. The nearest neighbour alone is the wrong step on a latitude/longitude grid: along
+    a parallel it is
+    ``dlon cos(lat)``, less than half the row step north of about 60N, so stations between
+    two rows were taken for outside.
+    """
+    k = min(NEIGHBOURS + 1, len(xyz))
+    if k < 2:
+        return np.full(len(nodes), np.inf)
+    dist, near = tree.query(xyz[nodes], k=k)
+    p = xyz[nodes]
+    lon = np.arctan2(p[:, 1], p[:, 0])
+    lat = np.arcsin(np.clip(p[:, 2], -1.0, 1.0))
+    east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], axis=-1)
+    north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], axis=-1)
+    d = xyz[near[:, 1:]] - p[:, None, :]
+    angle = np.arctan2((d * north[:, None]).sum(-1), (d * east[:, None]).sum(-1))
+    sector = np.floor((angle + np.pi / 4) / (np.pi / 2)).astype(int) % 4
+    reach = np.zeros(len(nodes))
+    for s in range(4):
+        step = np.where(sector == s, dist[:, 1:], np.inf).min(axis=1)
+        reach = np.maximum(reach, np.where(np.isfinite(step), step, 0.0))
+    return reach
 
 
 def init_time(handle: int) -> pd.Timestamp:

@@ -63,13 +63,49 @@ def nearest_indexers(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[s
     }
 
 
+def on_grid(
+    ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, idx: dict[str, xr.DataArray]
+) -> np.ndarray:
+    """Which stations lie on the grid (nearest-node sampling never extrapolates).
+
+    Within half a grid step of its edges (1-D axes), or within one local grid spacing of
+    their nearest node (2-D coordinates). A station far outside the grid would otherwise
+    take the value of the nearest edge node (Oslo from a grid over India).
+    """
+    la, lo = ds["latitude"], ds["longitude"]
+    lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
+    if la.ndim == 1 and lo.ndim == 1:
+        ya, xa = np.asarray(la.values, dtype="float64"), np.asarray(lo.values, dtype="float64")
+        half_y = np.median(np.abs(np.diff(ya))) / 2 if ya.size > 1 else 0.0
+        half_x = np.median(np.abs(np.diff(xa))) / 2 if xa.size > 1 else 0.0
+        inside = (lat >= ya.min() - half_y) & (lat <= ya.max() + half_y)
+        span = (xa.max() - xa.min()) + 2 * half_x
+        if span < 360.0 - 1e-6:  # a regional grid: longitudes in its window (either convention)
+            rel = (lon - xa.min() + half_x) % 360.0
+            inside &= rel <= span
+        return inside
+    ys, xs = (np.asarray(v.values) for v in idx.values())
+    grid_la, grid_lo = np.asarray(la.values, "float64"), np.asarray(lo.values, "float64")
+    ny, nx = grid_la.shape
+
+    def dist(y1: np.ndarray, x1: np.ndarray, la2: np.ndarray, lo2: np.ndarray) -> np.ndarray:
+        dlon = ((grid_lo[y1, x1] - lo2 + 180.0) % 360.0 - 180.0) * np.cos(np.deg2rad(la2))
+        return np.hypot(grid_la[y1, x1] - la2, dlon)
+
+    reach = np.zeros(len(lat))
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        y2, x2 = np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)
+        reach = np.maximum(reach, dist(y2, x2, grid_la[ys, xs], grid_lo[ys, xs]))
+    return dist(ys, xs, lat, lon) <= reach
+
+
 def sample(
     ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str
 ) -> tuple[xr.Dataset, np.ndarray]:
     """``ds`` at the stations (dimension ``station``) and which stations are on the grid."""
     idx = nearest_indexers(ds, lat, lon)
     if method == "nearest":
-        return ds.isel(idx), np.ones(len(lat), dtype=bool)
+        return ds.isel(idx), on_grid(ds, lat, lon, idx)
     if ds["latitude"].ndim == 1:
         return interp.bilinear_regular(ds, lat, lon)
     start = np.column_stack([v.values for v in idx.values()])
