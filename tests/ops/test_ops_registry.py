@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import stat
+import time
 
 import numpy as np
 import pandas as pd
@@ -108,6 +110,60 @@ def test_model_cli(tmp_path, tmp_path_factory, model_dir, capsys):
     assert "champion" in capsys.readouterr().out
     assert main(["model", "list"]) == 2
     assert main(["model", "promote", "7", "--pipeline", path]) == 1
+
+
+def test_model_cli_refuses_a_registry_file_that_is_not_there(tmp_path, monkeypatch, capsys):
+    """From another folder, ``--name`` alone once created an empty mlruns.db and said
+    "no version registered" with exit status 0."""
+    monkeypatch.chdir(tmp_path)
+    for args in (["list"], ["promote", "1"], ["rollback"]):
+        assert main(["model", *args, "--name", "stations"]) == 1
+        err = capsys.readouterr().err
+        assert f"no registry at {tmp_path / 'mlruns.db'}" in err and "--uri" in err
+    (tmp_path / "elsewhere").mkdir()
+    path = str(write_registry_pipeline(tmp_path / "elsewhere"))
+    assert main(["model", "list", "--pipeline", path]) == 1
+    assert f"{path}: model.uri: no registry at" in capsys.readouterr().err
+    assert not (tmp_path / "mlruns.db").exists()
+    assert not (tmp_path / "elsewhere" / "mlruns.db").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["postgresql+psycopg://probcast@127.0.0.1:{port}/db", "http://127.0.0.1:{port}"],
+    ids=["database", "server"],
+)
+def test_model_cli_names_an_unreachable_registry(tmp_path, monkeypatch, capsys, uri):
+    """No minutes of MLflow retries, no "unexpected error ... please report it"."""
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    uri = uri.format(port=_free_port())
+    path = str(write_registry_pipeline(tmp_path, model={"registry": "stations", "uri": uri}))
+    start = time.monotonic()
+    for action in (["list"], ["rollback"]):
+        assert main(["model", *action, "--pipeline", path]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: model.uri: cannot reach the registry" in err, err
+        assert "unexpected" not in err
+    assert time.monotonic() - start < 30
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # bounded unless set
+
+
+def test_model_cli_reports_a_failing_registry_database(tmp_path, capsys):
+    """A file that is not an MLflow database: an error naming the option, exit status 1."""
+    (tmp_path / "mlruns.db").write_text("not a database")
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    assert main(["model", "list", "--name", "stations", "--uri", uri]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("probcast model: error: --uri: the registry sqlite:///") and (
+        "unexpected" not in err
+    )
 
 
 def _drop(stations: pd.DataFrame, folder, init, model_version: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from probcast.logs import configure_logging
@@ -20,7 +21,15 @@ def main(argv: list[str]) -> int:
     )
     pipeline_args(parser)
     parser.add_argument("--prices", help="YAML of prices and deployment shape (docs/deployment.md)")
-    parser.add_argument("--model", help="a trained model's workdir: its training time")
+    parser.add_argument(
+        "--model", help="a trained model's workdir: its seed loops' time (a lower bound)"
+    )
+    parser.add_argument(
+        "--training-seconds",
+        type=float,
+        help="a training's elapsed seconds measured elsewhere (e.g. the training Job's "
+        "duration); overrides --model",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     configure_logging()
@@ -29,11 +38,17 @@ def main(argv: list[str]) -> int:
     from probcast.ops.pipeline import PipelineError, load
 
     try:
+        if args.training_seconds is not None and not (
+            math.isfinite(args.training_seconds) and args.training_seconds >= 0
+        ):
+            raise PipelineError(f"--training-seconds must be >= 0, got {args.training_seconds}")
         pipe = load(args.pipeline)
         prices = cost.Prices.load(args.prices)
         store = open_store(pipe, args.state)
         try:
-            measured = cost.measure(store, pipe.every_hours, args.model)
+            measured = cost.measure(
+                store, pipe.every_hours, args.model, training=args.training_seconds
+            )
         finally:
             store.close()
     except (PipelineError, ValueError) as err:

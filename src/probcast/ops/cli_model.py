@@ -10,23 +10,34 @@
 
 The registered model is the pipeline file's ``model: {registry: NAME, ...}``, or
 ``--name NAME --uri URI [--store DIR]`` without a pipeline. A promotion or rollback takes
-effect at the next cycle (each cycle resolves the alias when it starts). Exit status: 0 done,
-1 the registry refused (no such version, nothing to roll back to), 2 bad arguments.
+effect at the next cycle (each cycle resolves the alias when it starts). ``list``,
+``promote`` and ``rollback`` refuse a SQLite registry file that does not exist (instead of
+creating an empty one); a database registry is tried once, quickly, before MLflow connects
+(an unreachable one is an error naming the registry's URI and where it was set), and an
+MLflow server gets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=2`` and ``MLFLOW_HTTP_REQUEST_TIMEOUT=30``
+unless set. Exit status: 0 done, 1 the registry refused or cannot be reached (no such version,
+nothing to roll back to, no registry there), 2 bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from probcast.logs import configure_logging
+from probcast.model.integrity import redact
 from probcast.ops.pipeline import PipelineError, load
 from probcast.ops.registry import Registry, RegistryError, RegistrySpec, parse_model_block
 
 PROG = "probcast model"
+MLFLOW_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""MLflow's documented bounds on a server's retries (defaults 7 and 120 s), unless set."""
+CONNECT_TIMEOUT = 10
+"""Seconds to connect to a database registry (PostgreSQL, MySQL) before giving up."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,16 +62,56 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spec(args: argparse.Namespace) -> RegistrySpec:
+def _spec(args: argparse.Namespace) -> tuple[RegistrySpec, str]:
+    """The registry, and where its URI was set (for messages)."""
     if args.pipeline:
         pipe = load(args.pipeline)
         if pipe.registry is None:
             raise PipelineError(f"{args.pipeline}: model is a workdir, not {{registry: NAME}}")
-        return pipe.registry
+        return pipe.registry, f"{args.pipeline}: model.uri"
     if not args.name:
         raise PipelineError("give --pipeline FILE or --name NAME (and --uri, --store)")
     block = {"registry": args.name, "uri": args.uri, "store": args.store}
-    return parse_model_block({k: v for k, v in block.items() if v}, Path.cwd(), "arguments")
+    spec = parse_model_block({k: v for k, v in block.items() if v}, Path.cwd(), "arguments")
+    return spec, "--uri" if args.uri else "--uri (default: mlruns.db in the current folder)"
+
+
+def check_reachable(spec: RegistrySpec, where: str, *, must_exist: bool) -> None:
+    """Refuse a registry that is not there, before MLflow creates or retries it.
+
+    A SQLite file that does not exist (``must_exist``: reading or changing aliases), or a
+    database that cannot be connected to within :data:`CONNECT_TIMEOUT` seconds.
+
+    Raises:
+        RegistryError: Naming ``where`` (the key or option of the URI) and the URI.
+    """
+    import sqlalchemy as sa
+
+    uri = spec.uri
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if must_exist and not path.is_file():
+            raise RegistryError(
+                f"{where}: no registry at {path} (the file does not exist, nothing is "
+                "registered there): give the registry's URI, or register a model first"
+            )
+        return
+    scheme = uri.partition(":")[0].partition("+")[0]
+    if scheme in ("http", "https"):
+        _check_server(uri, where)
+    if scheme not in ("postgresql", "mysql", "mssql"):
+        return
+    args = {"connect_timeout": CONNECT_TIMEOUT} if scheme != "mssql" else {}
+    try:
+        engine = sa.create_engine(uri, connect_args=args)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except (sa.exc.SQLAlchemyError, ImportError) as err:
+        cause = " ".join(str(getattr(err, "orig", None) or err).split())
+        raise RegistryError(f"{where}: cannot reach the registry {redact(uri)}: {cause}") from None
 
 
 def _row(version: dict[str, Any]) -> str:
@@ -120,28 +171,67 @@ def main(argv: list[str]) -> int:
     """Run ``probcast model`` (see the module docstring)."""
     args = _parser().parse_args(argv)
     configure_logging()
+    for key, value in MLFLOW_HTTP.items():
+        os.environ.setdefault(key, value)
+    where, uri = "the registry", ""
     try:
         if args.action == "upgrades":
             return _upgrades(args)
-        registry = Registry(_spec(args))
-        if args.action == "list":
-            return _list(registry, args.json)
-        if args.action == "register":
-            version = registry.register(args.workdir)
-            print(f"{registry.name} version {version} registered (alias challenger)")
-            if args.promote:
-                registry.promote(version, by="manual", reason="registered with --promote")
-                print(f"{registry.name} version {version} is the champion")
-        elif args.action == "promote":
-            version = registry.promote(args.version, by="manual", reason=args.reason)
-            print(f"{registry.name} version {version} is the champion")
-        else:
-            old, new = registry.rollback(args.reason)
-            print(f"{registry.name}: champion rolled back from version {old} to {new}")
+        spec, where = _spec(args)
+        uri = redact(spec.uri)
+        check_reachable(spec, where, must_exist=args.action != "register")
+        return _act(Registry(spec), args)
     except PipelineError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except RegistryError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        if not uri or not _registry_failure(err):  # not the registry's: the dispatcher's
+            raise
+        cause = redact(" ".join(str(err).split()))
+        print(f"{PROG}: error: {where}: the registry {uri} failed: {cause}", file=sys.stderr)
+        return 1
+
+
+def _check_server(uri: str, where: str) -> None:
+    """An MLflow server that answers at all (any HTTP status), else :class:`RegistryError`."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_TIMEOUT):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered (a proxy's 401 or 404 included): MLflow says the rest
+    except (urllib.error.URLError, OSError) as err:
+        cause = getattr(err, "reason", err)
+        raise RegistryError(f"{where}: cannot reach the registry {redact(uri)}: {cause}") from None
+
+
+def _act(registry: Registry, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _list(registry, args.json)
+    if args.action == "register":
+        version = registry.register(args.workdir)
+        print(f"{registry.name} version {version} registered (alias challenger)")
+        if args.promote:
+            registry.promote(version, by="manual", reason="registered with --promote")
+            print(f"{registry.name} version {version} is the champion")
+    elif args.action == "promote":
+        version = registry.promote(args.version, by="manual", reason=args.reason)
+        print(f"{registry.name} version {version} is the champion")
+    else:
+        old, new = registry.rollback(args.reason)
+        print(f"{registry.name}: champion rolled back from version {old} to {new}")
     return 0
+
+
+def _registry_failure(err: Exception) -> bool:
+    """Whether ``err`` is the registry's database or server failing.
+
+    An SQLAlchemy or MLflow error, told by module (not importing mlflow here: telemetry is
+    switched off before mlflow is first imported).
+    """
+    return any(c.__module__.split(".")[0] in ("sqlalchemy", "mlflow") for c in type(err).__mro__)

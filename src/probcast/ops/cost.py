@@ -1,29 +1,51 @@
 """Cost of a deployment, from measured run times and sizes and the user's prices.
 
-:func:`measure` reads what a pipeline really costs in resources from its state store: the
-wall time of its finished cycles and the bytes of their products, and the training time
-of a model from its work directory (``seed_*/DONE.json`` and ``selection/``). :func:`estimate`
-turns those figures into money per day and per month with a :class:`Prices` (node-hours of
-the CPU pool the cycles run on, of the GPU pool training runs on with its spot discount,
-the always-on serve replicas, object storage per GB-month over the retention, egress).
-Nothing here is a price list: the defaults of :class:`Prices` are placeholders of the right
-order of magnitude for a public cloud, to be replaced by the user's own (``--prices``).
+:func:`measure` reads what a pipeline really costs in resources from its state store: what
+one cycle Job pays, the bytes of the products, and the training time of a model from its
+work directory (``seed_*/DONE.json``). A deployment runs one cycle per process (a Kubernetes
+Job), which pays the process start-up and the model's load and compilation before the cycle;
+later cycles of a long-lived process (a backfill, a watcher) do not. So every finished run
+that predicted is recorded in the table ``ops_cycle_runs`` (:func:`record_run`: its wall
+time, whether its predict step was the first of its process, the process's age when the
+cycles module was imported), and the first runs of a process price a cycle when there are
+any. :func:`estimate` turns the figures into money per day and per month with a
+:class:`Prices`. Nothing here is a price list: the defaults of :class:`Prices` are
+placeholders of the right order of magnitude for a public cloud, to be replaced by the
+user's own (``--prices``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import statistics
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
+
+from probcast.ops.state import StateStore, engine_with, utcnow
 
 DAYS_PER_MONTH = 30.4375
 GB = 1e9
+
+metadata = sa.MetaData()
+runs = sa.Table(
+    "ops_cycle_runs",
+    metadata,
+    sa.Column("pipeline", sa.String(200), primary_key=True),
+    sa.Column("cycle", sa.String(32), primary_key=True),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("first_predict", sa.Integer, nullable=False),
+    sa.Column("startup_seconds", sa.Float),
+    sa.Column("recorded_at", sa.DateTime(), nullable=False),
+)
+"""The last finished run of each cycle that predicted (see the module docstring)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +78,13 @@ class Prices:
     node_start_seconds: float = 60.0
     retrains_per_month: float = 4.0
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            why = _check_price(field.name, value)
+            if why:
+                raise ValueError(f"price {field.name}: {why}, got {value!r}")
+
     @classmethod
     def load(cls, path: str | Path | None) -> Prices:
         """Prices from a YAML mapping of the attribute names (``None``: the placeholders)."""
@@ -69,33 +98,110 @@ class Prices:
         if not isinstance(data, Mapping) or set(data) - known:
             extra = sorted(set(data) - known) if isinstance(data, Mapping) else data
             raise ValueError(f"{path}: unknown price keys {extra}; known: {sorted(known)}")
-        bad = [k for k, v in data.items() if not isinstance(v, (int, float)) or v < 0]
-        if bad:
-            raise ValueError(f"{path}: prices must be numbers >= 0: {sorted(bad)}")
+        for key, value in data.items():
+            why = _check_price(key, value)
+            if why:
+                raise ValueError(f"{path}: {key}: {why}, got {value!r}")
         return cls(**data)
+
+
+def _check_price(key: str, value: Any) -> str:
+    """Why ``value`` is not a valid ``key`` of :class:`Prices`, or ``""``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "expected a number"
+    if not math.isfinite(value) or value < 0:
+        return "expected a finite number >= 0"
+    if key == "spot_discount" and value >= 1:
+        return "expected a fraction 0 <= spot_discount < 1 (0.6 takes 60 % off)"
+    if key == "serve_replicas" and not isinstance(value, int):
+        return "expected a whole number of replicas"
+    return ""
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or ``None`` where unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def record_run(store: StateStore, outcome: Any, startup: float | None) -> None:
+    """Record a finished run that predicted (a :class:`probcast.ops.cycle.CycleOutcome`).
+
+    Args:
+        store: The state store (the table ``ops_cycle_runs`` is created next to its own).
+        outcome: The run: ``cycle``, ``seconds``, ``first_predict``.
+        startup: The process's age when the cycles module was imported (first runs only).
+    """
+    values = {
+        "seconds": float(outcome.seconds or 0.0),
+        "first_predict": int(bool(outcome.first_predict)),
+        "startup_seconds": startup,
+        "recorded_at": utcnow(),
+    }
+    where = sa.and_(runs.c.pipeline == store.pipeline, runs.c.cycle == outcome.cycle)
+    with engine_with(store, metadata).begin() as conn:
+        if not conn.execute(runs.update().where(where).values(**values)).rowcount:
+            conn.execute(
+                runs.insert().values(pipeline=store.pipeline, cycle=outcome.cycle, **values)
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class Measured:
-    """What the pipeline and the model use, as measured."""
+    """What the pipeline and the model use, as measured.
+
+    Attributes:
+        cycles: Finished cycles measured.
+        cycle_seconds: What one cycle Job runs (priced): see ``basis``.
+        product_bytes: Median bytes of a cycle's products.
+        cycles_per_day: From the pipeline's ``every_hours``.
+        training_seconds: Training time, when a model or a time was given.
+        basis: ``first runs`` (median of the first runs of a process: start-up, model load
+            and the cycle) or ``cycle rows`` (median of the cycles' own start-to-finish
+            times: no start-up or model load, an underestimate of a one-cycle Job).
+        first_runs: First runs of a process measured.
+        later_seconds: Median of the later runs of a process (``None``: none recorded).
+        training_basis: Where ``training_seconds`` comes from.
+    """
 
     cycles: int
     cycle_seconds: float
     product_bytes: float
     cycles_per_day: float
     training_seconds: float | None = None
+    basis: str = "cycle rows"
+    first_runs: int = 0
+    later_seconds: float | None = None
+    training_basis: str = ""
 
 
-def measure(store: Any, every_hours: float, model: str | Path | None = None) -> Measured:
-    """Median wall time and product bytes of the finished cycles of ``store``.
+def measure(
+    store: StateStore,
+    every_hours: float,
+    model: str | Path | None = None,
+    training: float | None = None,
+) -> Measured:
+    """What a cycle Job runs and the median product bytes of the finished cycles of ``store``.
+
+    Args:
+        store: The pipeline's state store.
+        every_hours: The pipeline's cycle spacing.
+        model: A trained model's workdir: its training time (seed loops, a lower bound).
+        training: The training's elapsed seconds, measured elsewhere (wins over ``model``).
 
     Raises:
         ValueError: If no cycle has finished yet (nothing measured).
     """
     seconds, sizes = [], []
+    finished = set()
     for row in store.list_cycles():
         if row.get("status") != "finished" or not row.get("started_at"):
             continue
+        finished.add(row["cycle"])
         start, end = row["started_at"], row["finished_at"]
         if isinstance(start, datetime) and isinstance(end, datetime):
             seconds.append((end - start).total_seconds())
@@ -108,18 +214,34 @@ def measure(store: Any, every_hours: float, model: str | Path | None = None) -> 
             f"no finished cycle of pipeline {store.pipeline!r} in the state store: run some "
             f"cycles first (probcast run), costs come from their measured times"
         )
-    training = training_seconds(model) if model else None
+    with engine_with(store, metadata).connect() as conn:
+        rows = conn.execute(sa.select(runs).where(runs.c.pipeline == store.pipeline)).mappings()
+        measured = [dict(r) for r in rows if r["cycle"] in finished]
+    first = [r["seconds"] + (r["startup_seconds"] or 0.0) for r in measured if r["first_predict"]]
+    later = [r["seconds"] for r in measured if not r["first_predict"]]
+    basis = "given" if training is not None else ""
+    if training is None and model:
+        training, basis = training_seconds(model), "seed loops (DONE.json): a lower bound"
     return Measured(
         len(seconds),
-        statistics.median(seconds),
+        statistics.median(first or seconds),
         statistics.median(sizes),
         24 / every_hours,
         training,
+        "first runs" if first else "cycle rows",
+        len(first),
+        statistics.median(later) if later else None,
+        basis,
     )
 
 
 def training_seconds(workdir: str | Path) -> float:
-    """Wall time of a training: its seed networks (selection and refit) from ``DONE.json``."""
+    """Wall time of a training's seed loops (selection and refit) from ``DONE.json``.
+
+    A lower bound of the training's elapsed time: data loading, compilation, calibration
+    and the process start-up are not in ``DONE.json`` (no file of the work directory holds
+    the whole training's elapsed time).
+    """
     workdir = Path(workdir)
     done = list(workdir.glob("seed_*/DONE.json")) + list(workdir.glob("selection/seed_*/DONE.json"))
     if not done:
@@ -157,12 +279,29 @@ def estimate(m: Measured, prices: Prices) -> dict[str, dict[str, float]]:
 
 def table(m: Measured, costs: Mapping[str, Mapping[str, float]], placeholder: bool) -> str:
     """The measured figures and the cost table, for a terminal."""
+    if m.basis == "first runs":
+        cycle = (
+            f"a cycle Job: median {m.cycle_seconds:.1f} s over {m.first_runs} first runs of a "
+            "process (start-up, model load and the cycle)"
+        )
+        if m.later_seconds is not None:
+            cycle += f"; later cycles of a process: median {m.later_seconds:.1f} s"
+    else:
+        cycle = (
+            f"a cycle Job: median {m.cycle_seconds:.1f} s of the cycles' own run times (no "
+            "first run of a process recorded: start-up and model load not included, an "
+            "underestimate; run a cycle per process to measure them)"
+        )
     lines = [
-        f"measured: {m.cycles} finished cycles, median {m.cycle_seconds:.1f} s and "
-        f"{m.product_bytes / 1e6:.1f} MB of products each, {m.cycles_per_day:g} cycles a day"
-        + (f"; training {m.training_seconds / 3600:.2f} h" if m.training_seconds else ""),
-        f"{'item':<22} {'per day':>10} {'per month':>11}",
+        f"measured: {m.cycles} finished cycles, {m.product_bytes / 1e6:.1f} MB of products "
+        f"each, {m.cycles_per_day:g} cycles a day",
+        cycle,
     ]
+    if m.training_seconds is not None:
+        hours = m.training_seconds / 3600
+        took = f"{hours:.2f} h" if hours >= 1 else f"{m.training_seconds:.0f} s"
+        lines.append(f"training: {took} ({m.training_basis})")
+    lines.append(f"{'item':<22} {'per day':>10} {'per month':>11}")
     for item, c in costs.items():
         lines.append(f"{item:<22} {c['day']:>10.2f} {c['month']:>11.2f}")
     if placeholder:

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import time
+import types
 from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from probcast import io
 from probcast.logs import log_context
-from probcast.ops import metrics, partial
+from probcast.ops import cost, metrics, metrics_export, partial
 from probcast.ops.input_runs import InputRunsError, check_runs
 from probcast.ops.lineage import resolve_for_cycle
 from probcast.ops.pipeline import Pipeline, cycle_id
@@ -39,6 +40,8 @@ from probcast.ops.upgrade import check_input
 
 log = logging.getLogger(__name__)
 STEPS = ("acquire", "predict", "publish", "record")
+_PROCESS = types.SimpleNamespace(predicts=0, startup=cost.process_age())
+"""Predict steps started by this process, and its age when this module was imported (s)."""
 
 
 class StepError(RuntimeError):
@@ -62,13 +65,19 @@ class CycleOutcome:
         status: ``finished`` (ran to the end now), ``done`` (already finished before: nothing
             run), ``busy`` (another live process holds the lease) or ``failed``.
         ran: Steps run by this call.
-        error: The failure's message.
+        error: The failure's message (``<step>: <ErrorType>: <message>``).
+        seconds: Wall time of this call (``None`` until it returns).
+        steps: Wall time of each step this call ran, the failed one included.
+        first_predict: Its predict step was this process's first (the model was loaded).
     """
 
     cycle: str
     status: str
     ran: list[str] = dataclasses.field(default_factory=list)
     error: str = ""
+    seconds: float | None = None
+    steps: dict[str, float] = dataclasses.field(default_factory=dict)
+    first_predict: bool = False
 
 
 def pause(point: str) -> None:
@@ -123,6 +132,7 @@ class _Context:
     done: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     store: StateStore | None = None
     leads: Collection[int] | None = None
+    first_predict: bool = False
 
 
 def _acquire(ctx: _Context) -> dict[str, Any]:
@@ -151,6 +161,8 @@ def _predict(ctx: _Context) -> dict[str, Any]:
     from probcast.predict.request import PredictRequest
     from probcast.predict.runner import run
 
+    ctx.first_predict = _PROCESS.predicts == 0
+    _PROCESS.predicts += 1
     path = ctx.pipe.input_path(ctx.cycle)
     sha = io.sha256_file(path)
     if sha != ctx.done["acquire"]["input_sha256"]:
@@ -241,10 +253,19 @@ def run_cycle(
     """
     with (
         log_context(pipeline=pipe.name, cycle=cycle_id(cycle)),
-        metrics.track_cycle(pipe, cycle, store) as tracked,
+        metrics_export.track_cycle(pipe, cycle, store) as tracked,
     ):
-        tracked.outcome = _run_cycle(pipe, cycle, store, owner, settle, leads)
-        return tracked.outcome
+        start = time.monotonic()
+        outcome = _run_cycle(pipe, cycle, store, owner, settle, leads)
+        outcome.seconds = time.monotonic() - start
+        if outcome.status == "finished" and "predict" in outcome.ran:
+            try:  # what a run costs (probcast cost): never fails the cycle
+                startup = _PROCESS.startup if outcome.first_predict else None
+                cost.record_run(store, outcome, startup)
+            except Exception as err:
+                log.warning("%s: could not record the run's cost figures: %s", outcome.cycle, err)
+        tracked.outcome = outcome
+        return outcome
 
 
 def _run_cycle(
@@ -273,9 +294,10 @@ def _run_cycle(
         try:  # a registered model: its alias now (a rollback counts from the next cycle)
             pipe = resolve_for_cycle(pipe, cid, store)
         except RegistryError as err:
-            store.fail_cycle(cid, f"model: {err}")
-            log.error("%s: model: %s", cid, err)
-            return CycleOutcome(cid, "failed", [], f"model: {err}")
+            message = f"model: {type(err).__name__}: {err}"
+            store.fail_cycle(cid, message)
+            log.error("%s: %s", cid, message)
+            return CycleOutcome(cid, "failed", [], message)
         ctx = _Context(pipe, cycle, settle, store=store, leads=leads)
         for name in STEPS:
             row = store.step(cid, name)
@@ -284,6 +306,7 @@ def _run_cycle(
                 continue
             if not store.renew(cid, me, pipe.lease_seconds):
                 raise LeaseLost(f"{cid}: lease taken over by {store.lease_owner(cid)}")
+            started = time.monotonic()
             store.start_step(cid, name)
             pause(name)
             try:
@@ -291,13 +314,17 @@ def _run_cycle(
             except Exception as err:
                 message = f"{name}: {type(err).__name__}: {err}"
                 store.fail_step(cid, name, message)
+                outcome.steps[name] = time.monotonic() - started
                 if isinstance(err, InputChanged):  # the next attempt starts from acquire
                     store.fail_step(cid, "acquire", f"acquired again: {message}")
                 store.fail_cycle(cid, message)
                 log.error("%s: %s", cid, message)
-                return CycleOutcome(cid, "failed", outcome.ran, message)
+                outcome.status, outcome.error = "failed", message
+                outcome.first_predict = ctx.first_predict
+                return outcome
             pause(f"{name}:done")
             store.finish_step(cid, name, **record)
+            outcome.steps[name] = time.monotonic() - started
             if name == "acquire":
                 check_input(pipe, cycle, store)  # NWP upgrade: input metadata changed
             ctx.done[name] = store.step(cid, name) or record
@@ -309,6 +336,7 @@ def _run_cycle(
             model_fingerprint=ctx.done["predict"]["model_fingerprint"],
         )
         log.info("%s: finished (ran %s)", cid, ", ".join(outcome.ran) or "nothing")
+        outcome.first_predict = ctx.first_predict
         return outcome
     finally:
         store.release(cid, me)

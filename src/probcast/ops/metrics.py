@@ -1,28 +1,29 @@
 """Prometheus metrics of the operational commands (``run``, ``watch``, ``serve``, schedulers).
 
-Every metric lives in one registry, :data:`REGISTRY`. The batch side is recorded by
-:func:`probcast.ops.cycle.run_cycle` itself (through :func:`track_cycle` and
-:func:`record_prediction`), so every caller of ``run_cycle`` (``run``, ``watch``, a
-scheduler, a broker consumer) gets it for free; :mod:`probcast.ops.metrics_export` writes it
-to a node-exporter textfile or pushes it to a Pushgateway after each cycle. ``probcast
-serve`` exposes it at ``GET /metrics`` (:func:`instrument_app`). Reference:
-``docs/monitoring.md``.
-
-Recording never fails a cycle: an error while recording is logged as a warning.
+One registry, :data:`REGISTRY`. Each :func:`probcast.ops.cycle.run_cycle` records itself
+(:func:`record_cycle`, :func:`record_prediction`) and :mod:`probcast.ops.metrics_export`
+writes a textfile or pushes to a Pushgateway; a parallel backfill records its workers'
+outcomes in the parent (:mod:`probcast.ops.backfill`); ``probcast serve`` exposes ``GET
+/metrics``. With a state store, :func:`record_cycle` also reads the newest finished and failed
+cycles and newest input from it, so each export of a short-lived process (a Job per cycle)
+carries the pipeline's freshness. Reference: ``docs/monitoring.md``. Recording never fails a
+cycle: an error while recording is logged as a warning.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+if TYPE_CHECKING:  # what record_cycle reads (cycle.py imports this module)
+    from probcast.ops.cycle import CycleOutcome as Outcome
+    from probcast.ops.state import StateStore as Store
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ _CYCLE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400
 _HTTP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SOURCES = ("model", "emos", "raw_dressed", "missing")
 """Values of the per-row ``<var>_source`` column of station products."""
+STORE_WINDOW = 200  # newest cycles of the state store read for the freshness gauges
+CAUSES = {"InputChanged": "input_changed"}  # error types with a cause label of their own
+
 
 CYCLES = Counter(
     "probcast_cycles",
@@ -62,19 +66,19 @@ STEP_FAILURES = Counter(
 )
 LAST_SUCCESS = Gauge(
     "probcast_cycle_last_success_timestamp_seconds",
-    "When (epoch s) the newest finished cycle seen by this process finished.",
+    "When (epoch s) a cycle last finished (this process, or its state store).",
     ["pipeline"],
     registry=REGISTRY,
 )
 LAST_FAILURE = Gauge(
     "probcast_cycle_last_failure_timestamp_seconds",
-    "When (epoch s) this process last saw a cycle fail.",
+    "When (epoch s) a cycle last failed (this process, or a still failed one of the store).",
     ["pipeline"],
     registry=REGISTRY,
 )
 LATEST_CYCLE = Gauge(
     "probcast_latest_cycle_timestamp_seconds",
-    "Nominal time (epoch s) of the newest finished cycle seen by this process.",
+    "Nominal time (epoch s) of the newest finished cycle (this process, or its state store).",
     ["pipeline"],
     registry=REGISTRY,
 )
@@ -92,7 +96,7 @@ INTERVAL = Gauge(
 )
 INPUT_DELAY = Gauge(
     "probcast_input_delay_seconds",
-    "Arrival (mtime) of the newest acquired input minus its cycle's nominal time.",
+    "Arrival (mtime) of the newest cycle's acquired input minus that cycle's nominal time.",
     ["pipeline"],
     registry=REGISTRY,
 )
@@ -161,23 +165,6 @@ EXTERNAL = {
 """Metrics the alert rules and dashboard use that ``probcast monitor`` defines, not this module."""
 
 
-class Outcome(Protocol):
-    """What a cycle run returns (:class:`probcast.ops.cycle.CycleOutcome`)."""
-
-    cycle: str
-    status: str
-    ran: list[str]
-    error: str
-
-
-class Store(Protocol):
-    """The part of :class:`probcast.ops.state.StateStore` read here."""
-
-    def steps_of(self, cycle: str) -> list[dict[str, Any]]: ...  # noqa: D102
-
-    def cycle(self, cycle: str) -> dict[str, Any] | None: ...  # noqa: D102
-
-
 def _epoch(value: datetime | None) -> float | None:
     """A time (naive: UTC, as the state store keeps them) as epoch seconds."""
     if value is None:
@@ -186,9 +173,11 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 def failure_cause(error: str) -> str:
-    """A short cause of a step error ``"<step>: <Type>: <message>"`` for a label."""
+    """Label of a step error ``"<step>: <Type>: <message>"``: an input cause, or the type."""
     _, _, rest = error.partition(": ")
     kind, _, message = rest.partition(": ")
+    if kind in CAUSES:
+        return CAUSES[kind]
     if kind == "StepError":
         for prefix, cause in (
             ("input not found", "input_missing"),
@@ -198,7 +187,7 @@ def failure_cause(error: str) -> str:
         ):
             if message.startswith(prefix):
                 return cause
-    return kind or "unknown"
+    return kind if kind.isidentifier() else "unknown"
 
 
 def observe_step(pipeline: str, step: str, seconds: float, error: str = "") -> None:
@@ -206,6 +195,13 @@ def observe_step(pipeline: str, step: str, seconds: float, error: str = "") -> N
     STEP_SECONDS.labels(pipeline, step).observe(max(0.0, seconds))
     if error:
         STEP_FAILURES.labels(pipeline, step, failure_cause(error)).inc()
+
+
+def record_error(pipeline: str, err: BaseException) -> None:
+    """Record a run that raised outside its steps (status ``error``, step ``cycle``)."""
+    STEP_FAILURES.labels(pipeline, "cycle", type(err).__name__).inc()
+    CYCLES.labels(pipeline, "error").inc()
+    _set_max(LAST_FAILURE, pipeline, time.time())
 
 
 def record_cycle(
@@ -217,14 +213,15 @@ def record_cycle(
     seconds: float | None = None,
     every_hours: int | None = None,
 ) -> None:
-    """Record one cycle's outcome; with ``store``, its steps and input times too.
+    """Record one cycle's outcome; with ``store``, its input and the store's freshness too.
 
     Args:
         pipeline: The pipeline's name.
         cycle: The cycle (aware UTC).
         outcome: What the run did (``status``: finished, failed, done, busy or error).
-        store: The state store (step durations, input path and times are read from it).
-        seconds: Wall time of the run (observed for ``finished`` and ``failed``).
+        store: The state store (input path and times, newest finished/failed cycles).
+        seconds: Wall time of the run (default: ``outcome.seconds``; observed for
+            ``finished`` and ``failed``).
         every_hours: The pipeline's cycle spacing.
     """
     CYCLES.labels(pipeline, outcome.status).inc()
@@ -233,74 +230,152 @@ def record_cycle(
         INTERVAL.labels(pipeline).set(every_hours * 3600)
     now = time.time()
     if outcome.status == "failed":
-        LAST_FAILURE.labels(pipeline).set(now)
+        _set_max(LAST_FAILURE, pipeline, now)
+    if seconds is None:
+        seconds = getattr(outcome, "seconds", None)
     if seconds is not None and outcome.status in ("finished", "failed"):
         CYCLE_SECONDS.labels(pipeline).observe(seconds)
+    _record_steps(pipeline, outcome, store)
     if store is None:
         return
-    rows = {r["step"]: r for r in store.steps_of(outcome.cycle)}
-    failed_step = outcome.error.partition(":")[0] if outcome.status == "failed" else ""
-    for name in [*outcome.ran, failed_step]:
-        row = rows.get(name) or {}
-        start, stop = _epoch(row.get("started_at")), _epoch(row.get("finished_at"))
-        if start is not None and stop is not None:
-            observe_step(pipeline, name, stop - start, row.get("error") or "")
-    acquired = rows.get("acquire")
-    if acquired and acquired["status"] == "finished" and acquired.get("outputs"):
-        with contextlib.suppress(OSError):
-            mtime = Path(acquired["outputs"][0]).stat().st_mtime
-            INPUT_DELAY.labels(pipeline).set(mtime - nominal)
-            _set_max(INPUT_SEEN, pipeline, mtime)
+    _record_input(pipeline, nominal, store.step(outcome.cycle, "acquire"))
     if outcome.status in ("finished", "done"):
         row = store.cycle(outcome.cycle) or {}
-        finished = _epoch(row.get("finished_at")) or now
-        if _set_max(LATEST_CYCLE, pipeline, nominal):
-            DELIVERY.labels(pipeline).set(finished - nominal)
-        _set_max(LAST_SUCCESS, pipeline, finished)
+        _record_success(pipeline, nominal, _epoch(row.get("finished_at")) or now)
+    _record_store(pipeline, store)
 
 
-_HIGHEST: dict[tuple[int, str], float] = {}
+def _record_steps(pipeline: str, outcome: Outcome, store: Store | None) -> None:
+    """Step times (the run's own, else its rows'); the failed step's cause (never a ran one's)."""
+    timed: Mapping[str, float] = getattr(outcome, "steps", None) or {}
+    failed = outcome.error.partition(":")[0] if outcome.status == "failed" else ""
+    names = [n for n in dict.fromkeys([*outcome.ran, failed]) if n]
+    rows: dict[str, dict[str, Any]] = {}
+    if store is not None and any(n not in timed for n in names):
+        rows = {r["step"]: r for r in store.steps_of(outcome.cycle)}
+    for name in names:
+        seconds = timed.get(name)
+        row = rows.get(name) or {}
+        if seconds is None and (name == failed or row.get("status") == "finished"):
+            start, stop = _epoch(row.get("started_at")), _epoch(row.get("finished_at"))
+            seconds = stop - start if start is not None and stop is not None else None
+        if seconds is not None:
+            STEP_SECONDS.labels(pipeline, name).observe(max(0.0, seconds))
+        if name == failed:
+            STEP_FAILURES.labels(pipeline, name, failure_cause(outcome.error)).inc()
+
+
+def _record_input(pipeline: str, nominal: float, acquired: Mapping[str, Any] | None) -> None:
+    """Input arrival of a cycle's finished ``acquire`` (the delay only for the newest cycle)."""
+    if not acquired or acquired.get("status") != "finished" or not acquired.get("outputs"):
+        return
+    outputs = acquired["outputs"]
+    first = next(iter(outputs.values())) if isinstance(outputs, Mapping) else outputs[0]
+    try:
+        mtime = Path(str(first)).stat().st_mtime
+    except OSError:
+        return
+    _set_max(INPUT_SEEN, pipeline, mtime)
+    if _newest(("input", pipeline), nominal):
+        INPUT_DELAY.labels(pipeline).set(mtime - nominal)
+
+
+def _record_success(pipeline: str, nominal: float, finished: float) -> None:
+    if _set_max(LATEST_CYCLE, pipeline, nominal):
+        DELIVERY.labels(pipeline).set(finished - nominal)
+    _set_max(LAST_SUCCESS, pipeline, finished)
+
+
+def _record_store(pipeline: str, store: Store) -> None:
+    """The freshness gauges from the store's newest cycles (not only this process's)."""
+    from probcast.ops.pipeline import PipelineError, parse_cycle
+
+    newest = True
+    for row in store.list_cycles(limit=STORE_WINDOW):
+        try:
+            nominal = _epoch(parse_cycle(str(row["cycle"]))) or 0.0
+        except PipelineError:
+            continue
+        ended = _epoch(row.get("finished_at"))
+        if row.get("status") == "failed" and ended is not None:
+            _set_max(LAST_FAILURE, pipeline, ended)
+        elif row.get("status") == "finished" and ended is not None:
+            _record_success(pipeline, nominal, ended)
+            if newest:  # the newest finished cycle's input
+                _record_input(pipeline, nominal, store.step(str(row["cycle"]), "acquire"))
+                newest = False
+
+
+_HIGHEST: dict[tuple[Any, str], float] = {}
+
+
+def _newest(key: tuple[Any, str], value: float) -> bool:
+    """Whether ``value`` is at least the highest seen under ``key`` (it becomes the highest)."""
+    if value < _HIGHEST.get(key, float("-inf")):
+        return False
+    _HIGHEST[key] = value
+    return True
 
 
 def _set_max(gauge: Gauge, pipeline: str, value: float) -> bool:
     """Set ``gauge`` to ``value`` if larger (a backfill does not move it back); True if set."""
-    key = (id(gauge), pipeline)
-    if value < _HIGHEST.get(key, float("-inf")):
+    if not _newest((id(gauge), pipeline), value):
         return False
-    _HIGHEST[key] = value
     gauge.labels(pipeline).set(value)
     return True
+
+
+_PREDICTIONS: dict[str, dict[str, Any]] = {}
 
 
 def record_prediction(
     pipeline: str, table: Any, paths: Mapping[str, Any], fingerprint: str, model: Any = ""
 ) -> None:
-    """Record a prediction: sources of its rows, product sizes, the model in use.
+    """Record a prediction: its rows' sources, product sizes and the model in use.
 
-    Args:
-        pipeline: The pipeline's name.
-        table: The station prediction table (``None`` for grids). Rows are counted per
-            ``<var>_source`` column (model, emos, raw_dressed, missing) when there is one.
-        paths: Product name -> written file or folder.
-        fingerprint: The model's fingerprint.
-        model: The model's work directory.
+    ``table``: the station table (``None`` for grids; rows counted per ``<var>_source``
+    column), ``paths``: product name -> file or folder, ``model``: the model's workdir. The
+    summary is kept for :func:`take_prediction` (a parallel backfill hands it to its parent).
     """
     try:
-        MODEL.labels(pipeline).info({"fingerprint": fingerprint, "model": str(model)})
-        for name, path in paths.items():
-            OUTPUT_BYTES.labels(pipeline, name).set(_size(Path(path)))
-        if table is None:
-            return
-        OUTPUT_ROWS.labels(pipeline).set(len(table))
-        for column in [c for c in table.columns if str(c).endswith("_source")]:
-            variable = str(column).removesuffix("_source")
+        summary: dict[str, Any] = {
+            "fingerprint": fingerprint,
+            "model": str(model),
+            "bytes": {name: _size(Path(path)) for name, path in paths.items()},
+            "rows": None if table is None else len(table),
+            "sources": {},
+        }
+        columns = [] if table is None else [c for c in table.columns if str(c).endswith("_source")]
+        for column in columns:
             counts = table[column].astype(str).value_counts()
-            for source, count in counts.items():
-                ROWS.labels(pipeline, variable, str(source)).inc(int(count))
-            share = 1.0 - counts.get("model", 0) / len(table) if len(table) else 0.0
-            FALLBACK.labels(pipeline, variable).set(share)
+            summary["sources"][str(column).removesuffix("_source")] = {
+                str(source): int(count) for source, count in counts.items()
+            }
+        _PREDICTIONS[pipeline] = summary
+        apply_prediction(pipeline, summary)
     except Exception as err:  # metrics never fail a cycle
         log.warning("metrics: could not record the prediction: %s", err)
+
+
+def take_prediction(pipeline: str) -> dict[str, Any] | None:
+    """The summary of the last prediction recorded in this process (and forget it)."""
+    return _PREDICTIONS.pop(pipeline, None)
+
+
+def apply_prediction(pipeline: str, summary: Mapping[str, Any]) -> None:
+    """Set the prediction metrics from a summary of :func:`record_prediction`."""
+    MODEL.labels(pipeline).info({"fingerprint": summary["fingerprint"], "model": summary["model"]})
+    for name, size in summary["bytes"].items():
+        OUTPUT_BYTES.labels(pipeline, name).set(size)
+    rows = summary["rows"]
+    if rows is None:
+        return
+    OUTPUT_ROWS.labels(pipeline).set(rows)
+    for variable, counts in summary["sources"].items():
+        for source, count in counts.items():
+            ROWS.labels(pipeline, variable, source).inc(count)
+        share = 1.0 - counts.get("model", 0) / rows if rows else 0.0
+        FALLBACK.labels(pipeline, variable).set(share)
 
 
 def record_partial(pipeline: str, *, partial: bool, update: bool) -> None:
@@ -314,42 +389,3 @@ def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size if path.exists() else 0
-
-
-@dataclasses.dataclass
-class Tracked:
-    """Filled in by the ``with track_cycle(...)`` block: the run's outcome."""
-
-    outcome: Outcome | None = None
-
-
-@contextlib.contextmanager
-def track_cycle(pipe: Any, cycle: datetime, store: Store) -> Iterator[Tracked]:
-    """Time the block, then record its ``outcome`` (an exception counts as status ``error``).
-
-    Then the export configured by :mod:`probcast.ops.metrics_export` runs (textfile or push).
-    """
-    from probcast.ops import metrics_export
-
-    tracked, start = Tracked(), time.monotonic()
-    try:
-        yield tracked
-    except Exception as err:
-        STEP_FAILURES.labels(pipe.name, "cycle", type(err).__name__).inc()
-        CYCLES.labels(pipe.name, "error").inc()
-        LAST_FAILURE.labels(pipe.name).set(time.time())
-        metrics_export.flush()
-        raise
-    if tracked.outcome is not None:
-        try:
-            record_cycle(
-                pipe.name,
-                cycle,
-                tracked.outcome,
-                store,
-                seconds=time.monotonic() - start,
-                every_hours=pipe.every_hours,
-            )
-        except Exception as err:  # metrics never fail a cycle
-            log.warning("metrics: could not record cycle %s: %s", tracked.outcome.cycle, err)
-    metrics_export.flush()

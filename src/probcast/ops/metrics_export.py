@@ -1,40 +1,49 @@
 """Exporting the batch commands' metrics: a node-exporter textfile, a Pushgateway, or both.
 
-``probcast run`` and ``probcast watch`` take ``--metrics-file PATH.prom`` (written atomically
-after every cycle, for node-exporter's textfile collector) and ``--pushgateway URL`` (the
-registry pushed after every cycle with ``PUT /metrics/job/probcast_<command>/instance/<host>
-/pipeline_file/<stem>``, which replaces the group's previous push). The environment variables
-``PROBCAST_METRICS_FILE`` and ``PROBCAST_PUSHGATEWAY`` set the same, and so does a
-``metrics: {file: ..., pushgateway: ...}`` block of the pipeline file where the pipeline
-file accepts one (options first, then the environment, then the file). A failed push is a
-warning: monitoring never fails a cycle.
+``probcast run``, ``watch``, ``schedule`` and ``consume`` take ``--metrics-file PATH.prom``
+(written atomically after every cycle, for node-exporter's textfile collector) and
+``--pushgateway URL`` (the registry pushed after every cycle with ``PUT /metrics/job/
+probcast_<command>/instance/<instance>/pipeline_file/<stem>``, which replaces the group's
+previous push). The environment variables ``PROBCAST_METRICS_FILE`` and
+``PROBCAST_PUSHGATEWAY`` set the same, and so does a ``metrics: {file: ..., pushgateway:
+...}`` block of the pipeline file (options first, then the environment, then the file). The
+``instance`` is ``$PROBCAST_METRICS_INSTANCE``, else the host name: set it to a stable name
+for processes that come and go (a Kubernetes Job per cycle), so each push replaces the
+previous one instead of leaving a group per pod behind. A failed push is a warning:
+monitoring never fails a cycle.
 
-Other commands (a scheduler, a broker consumer) use the same three calls:
-:func:`add_options` on their parser, :func:`configure_from_args` after parsing (returns an
-error message or ``""``), and nothing else (cycles flush by themselves); or wrap their
-``main`` with :func:`with_export`.
+Other commands use the same three calls: :func:`add_options` on their parser,
+:func:`configure_from_args` after parsing (returns an error message or ``""``), and nothing
+else (cycles flush by themselves: :func:`track_cycle`); or wrap their ``main`` with
+:func:`with_export`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import generate_latest, push_to_gateway
 
 from probcast import io
+from probcast.ops import metrics
 from probcast.ops.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
 FILE_ENV = "PROBCAST_METRICS_FILE"
 PUSH_ENV = "PROBCAST_PUSHGATEWAY"
+INSTANCE_ENV = "PROBCAST_METRICS_INSTANCE"
 PUSH_TIMEOUT = 10.0
 
 
@@ -58,16 +67,24 @@ class Export:
 _EXPORT: list[Export] = []
 
 
-def check(file: str | None, pushgateway: str | None) -> str:
-    """Why these export settings cannot be used, or ``""``."""
+def check(
+    file: str | None,
+    pushgateway: str | None,
+    names: tuple[str, str] = ("--metrics-file", "--pushgateway"),
+) -> str:
+    """Why these export settings cannot be used, or ``""``.
+
+    ``names`` name where ``file`` and ``pushgateway`` came from in the message (an option,
+    an environment variable, a key of the pipeline file).
+    """
     if file:
         path = Path(file)
         if path.suffix != ".prom":
-            return f"--metrics-file must end with .prom (node-exporter reads only those): {file}"
+            return f"{names[0]} must end with .prom (node-exporter reads only those): {file}"
         if not path.parent.is_dir():
-            return f"--metrics-file: folder {path.parent} does not exist"
+            return f"{names[0]}: folder {path.parent} does not exist"
     if pushgateway and not pushgateway.startswith(("http://", "https://")):
-        return f"--pushgateway must be an http(s) URL like http://host:9091, got {pushgateway!r}"
+        return f"{names[1]} must be an http(s) URL like http://host:9091, got {pushgateway!r}"
     return ""
 
 
@@ -125,12 +142,20 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def configure_from_args(args: argparse.Namespace, job: str, pipeline_file: str = "") -> str:
-    """Configure from :func:`add_options`'s arguments; an error message, or ``""``."""
-    why = check(args.metrics_file, args.pushgateway)
+def configure_from_args(
+    args: argparse.Namespace,
+    job: str,
+    pipeline_file: str = "",
+    names: tuple[str, str] = ("--metrics-file", "--pushgateway"),
+) -> str:
+    """Configure from :func:`add_options`'s arguments; an error message, or ``""``.
+
+    ``names``: where the file and the gateway came from, for the message (:func:`check`).
+    """
+    why = check(args.metrics_file, args.pushgateway, names)
     if why:
         return why
-    grouping = {"instance": socket.gethostname()}
+    grouping = {"instance": os.environ.get(INSTANCE_ENV, "").strip() or socket.gethostname()}
     if pipeline_file:
         grouping["pipeline_file"] = Path(pipeline_file).stem
     configure(args.metrics_file, args.pushgateway, job=f"probcast_{job}", grouping=grouping)
@@ -145,13 +170,18 @@ def with_export(command: Callable[[list[str]], int], argv: list[str], job: str) 
     wants_help = any(a in ("-h", "--help") for a in rest)
     if not wants_help:
         pipeline_file = _pipeline_file(rest)
+        names = (
+            _origin(argv, "--metrics-file", FILE_ENV),
+            _origin(argv, "--pushgateway", PUSH_ENV),
+        )
         if not (args.metrics_file or args.pushgateway) and pipeline_file:
+            names = (f"{pipeline_file}: metrics.file", f"{pipeline_file}: metrics.pushgateway")
             try:
                 args.metrics_file, args.pushgateway = from_pipeline(pipeline_file)
             except ValueError as err:
                 print(f"probcast {job}: {err}", file=sys.stderr)
                 return 2
-        why = configure_from_args(args, job, pipeline_file)
+        why = configure_from_args(args, job, pipeline_file, names)
         if why:
             print(f"probcast {job}: {why}", file=sys.stderr)
             return 2
@@ -163,6 +193,12 @@ def with_export(command: Callable[[list[str]], int], argv: list[str], job: str) 
         raise
     finally:
         configure()
+
+
+def _origin(argv: list[str], option: str, env: str) -> str:
+    """``option`` if given in ``argv`` (or nothing came from ``env``), else ``$env``."""
+    given = any(a == option or a.startswith(f"{option}=") for a in argv)
+    return option if given or not os.environ.get(env) else f"${env}"
 
 
 def from_pipeline(path: str) -> tuple[str | None, str | None]:
@@ -198,3 +234,39 @@ def _pipeline_file(argv: list[str]) -> str:
         if arg.startswith("--pipeline="):
             return arg.split("=", 1)[1]
     return ""
+
+
+@dataclasses.dataclass
+class Tracked:
+    """Filled in by the ``with track_cycle(...)`` block: the run's outcome."""
+
+    outcome: Any = None
+
+
+@contextlib.contextmanager
+def track_cycle(pipe: Any, cycle: datetime, store: Any) -> Iterator[Tracked]:
+    """Time the block, record its ``outcome`` (an exception: status ``error``), then flush.
+
+    The outcome is recorded with :func:`probcast.ops.metrics.record_cycle` (with the store)
+    and the export configured here runs (textfile or push).
+    """
+    tracked, start = Tracked(), time.monotonic()
+    try:
+        yield tracked
+    except Exception as err:
+        metrics.record_error(pipe.name, err)
+        flush()
+        raise
+    if tracked.outcome is not None:
+        try:
+            metrics.record_cycle(
+                pipe.name,
+                cycle,
+                tracked.outcome,
+                store,
+                seconds=time.monotonic() - start,
+                every_hours=pipe.every_hours,
+            )
+        except Exception as err:  # metrics never fail a cycle
+            log.warning("metrics: could not record cycle %s: %s", tracked.outcome.cycle, err)
+    flush()
