@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -185,6 +186,17 @@ def test_training_time_says_what_it_is(tmp_path, model_dir, capsys):
         "products: {members: 5}\ndestinations: [out]\n"
     )
     assert main(["cost", "--pipeline", str(pipe), "--model", str(model_dir)]) == 0
+    assert "the training's elapsed time (summary.json)" in capsys.readouterr().out
+    elapsed = json.loads((model_dir / "summary.json").read_text())["elapsed_s"]
+    loops = sum(json.loads(p.read_text())["wall_s"] for p in model_dir.rglob("DONE.json"))
+    assert elapsed > loops > 0  # the whole training: reading, compiling, calibrating too
+    older = tmp_path / "older"  # a model trained before elapsed_s was recorded
+    shutil.copytree(model_dir, older)
+    summary = json.loads((older / "summary.json").read_text())
+    del summary["elapsed_s"]
+    (older / "summary.json").chmod(0o644)
+    (older / "summary.json").write_text(json.dumps(summary))
+    assert main(["cost", "--pipeline", str(pipe), "--model", str(older)]) == 0
     assert "seed loops (DONE.json): a lower bound" in capsys.readouterr().out
     args = ["cost", "--pipeline", str(pipe), "--model", str(model_dir), "--json"]
     assert main([*args, "--training-seconds", "5400"]) == 0

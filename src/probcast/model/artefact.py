@@ -144,6 +144,18 @@ def write_summary(workdir: Path, seeds: Sequence[Mapping[str, Any]]) -> None:
     write_json(Path(workdir) / "summary.json", {"seeds": list(seeds)})
 
 
+def record_elapsed(workdir: Path, seconds: float) -> None:
+    """Add the whole training's elapsed time (``elapsed_s``) to ``summary.json``.
+
+    Everything :func:`probcast.train.train_model` did (reading, features, compilation,
+    every network, blend, calibration), not the process start-up; the last process's time
+    when a training was resumed. ``probcast cost`` prices a training from it.
+    """
+    path = Path(workdir) / "summary.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    write_json(path, {**data, "elapsed_s": round(float(seconds), 3)})
+
+
 def load(workdir: str | Path, *, verify: bool = True) -> TrainedModel:
     """Load a trained model from its workdir (nothing else is needed).
 

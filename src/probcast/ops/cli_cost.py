@@ -21,9 +21,7 @@ def main(argv: list[str]) -> int:
     )
     pipeline_args(parser)
     parser.add_argument("--prices", help="YAML of prices and deployment shape (docs/deployment.md)")
-    parser.add_argument(
-        "--model", help="a trained model's workdir: its seed loops' time (a lower bound)"
-    )
+    parser.add_argument("--model", help="a trained model's workdir: its training's elapsed time")
     parser.add_argument(
         "--training-seconds",
         type=float,

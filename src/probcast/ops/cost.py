@@ -190,7 +190,8 @@ def measure(
     Args:
         store: The pipeline's state store.
         every_hours: The pipeline's cycle spacing.
-        model: A trained model's workdir: its training time (seed loops, a lower bound).
+        model: A trained model's workdir: its training's elapsed time (``summary.json``;
+            older models: its seed loops, a lower bound).
         training: The training's elapsed seconds, measured elsewhere (wins over ``model``).
 
     Raises:
@@ -221,7 +222,7 @@ def measure(
     later = [r["seconds"] for r in measured if not r["first_predict"]]
     basis = "given" if training is not None else ""
     if training is None and model:
-        training, basis = training_seconds(model), "seed loops (DONE.json): a lower bound"
+        training, basis = training_seconds(model)
     return Measured(
         len(seconds),
         statistics.median(first or seconds),
@@ -235,18 +236,27 @@ def measure(
     )
 
 
-def training_seconds(workdir: str | Path) -> float:
-    """Wall time of a training's seed loops (selection and refit) from ``DONE.json``.
+def training_seconds(workdir: str | Path) -> tuple[float, str]:
+    """Elapsed time of a training: ``elapsed_s`` of its ``summary.json``.
 
-    A lower bound of the training's elapsed time: data loading, compilation, calibration
-    and the process start-up are not in ``DONE.json`` (no file of the work directory holds
-    the whole training's elapsed time).
+    Models trained before it was recorded: the sum of the seed loops' ``wall_s``
+    (``DONE.json``, selection and refit), a lower bound (data loading, compilation and
+    calibration are not in it).
+
+    Returns:
+        ``(seconds, where they come from)``.
     """
     workdir = Path(workdir)
+    summary = workdir / "summary.json"
+    if summary.exists():
+        elapsed = json.loads(summary.read_text()).get("elapsed_s")
+        if isinstance(elapsed, int | float) and elapsed > 0:
+            return float(elapsed), "the training's elapsed time (summary.json)"
     done = list(workdir.glob("seed_*/DONE.json")) + list(workdir.glob("selection/seed_*/DONE.json"))
     if not done:
         raise ValueError(f"{workdir}: no seed_*/DONE.json: not a finished training")
-    return float(sum(json.loads(p.read_text()).get("wall_s", 0.0) for p in done))
+    seconds = float(sum(json.loads(p.read_text()).get("wall_s", 0.0) for p in done))
+    return seconds, "seed loops (DONE.json): a lower bound"
 
 
 def _size(path: Path) -> int:

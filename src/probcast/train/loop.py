@@ -105,8 +105,10 @@ def train(
     from probcast.train import stream  # out-of-core training (train.stream)
 
     run = stream.train_stream if stream.wanted(config) else _train
+    start = time.perf_counter()
     with claim(Path(workdir)) as held:
         results = run(config, held, config_name)
+        artefact.record_elapsed(held, time.perf_counter() - start)
         finish(held)
     return results
 
