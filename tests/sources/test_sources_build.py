@@ -124,10 +124,13 @@ def test_real_samples_norway_hres(mirror, tmp_path):
     assert result.written == ["2016-09-25T00:00Z"]
     table = pd.read_parquet(tmp_path / "out" / "init_date=2016-09-25" / "cycle_0000.parquet")
     assert table["fc_msl"].between(95000, 105000).all() and table["fc_ws10"].between(0, 40).all()
-    # The station reports no sea-level pressure in 2016, and its wind only as calm ('C',
-    # speed 9999 -> 0): obs_msl is all NaN, so table.parquet leaves it out.
-    assert table["obs_ws10"].tolist() == [0.0, 0.0] and table["obs_msl"].isna().all()
-    assert "obs_msl" not in pd.read_parquet(tmp_path / "out" / "table.parquet").columns
+    # The station reports no sea-level pressure in 2016, and its wind only as type 'C' with
+    # speed 9999 (missing, not a calm: its SYNOP wind group is '/////'): obs_msl and
+    # obs_ws10 are all NaN, so table.parquet leaves them out and the cycle is reported.
+    assert table["obs_ws10"].isna().all() and table["obs_msl"].isna().all()
+    columns = pd.read_parquet(tmp_path / "out" / "table.parquet").columns
+    assert "obs_msl" not in columns and "obs_ws10" not in columns
+    assert result.missing_obs == ["2016-09-25T00:00Z"]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

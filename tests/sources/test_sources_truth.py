@@ -10,7 +10,8 @@ from probcast.sources import era5, ghcnh, isd
 from probcast.sources.errors import SourceError
 
 # First record of 014160-99999-2016: TMP +0073 (7.3 degC), DEW +0029, AA1 06 h 0.0 mm,
-# wind type C (calm) with the speed written as 9999.
+# wind type C with the speed written as 9999: missing (its SYNOP remark's wind group is
+# /////), not a calm (audit: it became 0 m/s).
 LINE = (
     "0059014160999992016010100004+58950+005733FM-12+007299999V0209999C999999999999N999999999"
     "+00731+00291999999ADDAA106000091REMSYN03601416 16/// ///// 10073 20029 60001="
@@ -24,7 +25,7 @@ def test_fixed_width_record_by_hand():
     values = isd.decode(rec, bad := {})
     assert values["t2m"] == pytest.approx(280.45)
     assert values["td2m"] == pytest.approx(276.05)
-    assert values["ws10"] == 0.0 and np.isnan(values["wdir10"])  # calm
+    assert np.isnan(values["ws10"]) and np.isnan(values["wdir10"])  # type C, speed 9999: missing
     assert values["tp"] == 0.0 and values["tp_hours"] == 6.0
     assert np.isnan(values["msl"]) and bad == {}
 

@@ -151,6 +151,28 @@ def _in_area(spec: BuildSpec, meta: pd.DataFrame, result: BuildResult) -> pd.Dat
     return meta.loc[inside].reset_index(drop=True)
 
 
+def derive_rh(obs: pd.DataFrame, variables: Iterable[str]) -> pd.DataFrame:
+    """Add ``obs_rh`` from the *quality-controlled* ``obs_t2m`` and ``obs_td2m``.
+
+    Only when ``rh`` is wanted and the truth has no ``obs_rh`` of its own. Computed after
+    :func:`probcast.sources.qc.apply_qc`, so a temperature or dew point that QC removed
+    leaves no humidity behind (NaN where either input is NaN); the inputs passed the
+    ``consistency`` check (td <= t + 0.1 K), so the result stays within the rh range.
+
+    Args:
+        obs: Observations after quality control (``obs_<var>`` columns).
+        variables: The variables of the build.
+
+    Returns:
+        ``obs`` with ``obs_rh`` added, or ``obs`` itself when nothing is to be derived.
+    """
+    if "rh" not in variables or "obs_rh" in obs or not {"obs_t2m", "obs_td2m"} <= set(obs):
+        return obs
+    t = obs["obs_t2m"].to_numpy(dtype="float64")
+    td = obs["obs_td2m"].to_numpy(dtype="float64")
+    return obs.assign(obs_rh=relative_humidity(t, td))
+
+
 def _partition(out: Path, init: pd.Timestamp) -> Path:
     return out / f"init_date={init:%Y-%m-%d}" / f"cycle_{init:%H%M}.parquet"
 
@@ -289,14 +311,11 @@ def build(
     if meta.empty:
         raise SourceError(f"{spec.source}: no station with a position to build for")
     obs = truth.obs[truth.obs["station"].isin(meta["station"])]
-    if "rh" in spec.variables and "obs_rh" not in obs and {"obs_t2m", "obs_td2m"} <= set(obs):
-        obs = obs.assign(
-            obs_rh=relative_humidity(obs["obs_t2m"].to_numpy(), obs["obs_td2m"].to_numpy())
-        )
     where = spec.truth.get("paths") or spec.truth["source"]  # all out of range: wrong units
     units = (spec.truth.get("options") or {}).get("units")
     check_some_in_range(obs, where, RANGES, units=units, variables=needed(spec.variables))
     obs, removed = apply_qc(obs)
+    obs = derive_rh(obs, spec.variables)
     result.removed = pd.concat([truth.removed, removed], ignore_index=True).to_dict("records")  # type: ignore[assignment]
     source = open_source(spec, out)
     todo = []

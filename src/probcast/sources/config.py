@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import yaml  # type: ignore[import-untyped]
 from probcast.sources import NWP_SOURCES, TRUTH_SOURCES
 from probcast.sources.area import Area, parse_area
 from probcast.sources.errors import SourceError
+from probcast.sources.obs import MAX_ALTITUDE
 from probcast.sources.output import parse_output
 from probcast.sources.variables import needed
 
@@ -168,13 +170,94 @@ def _check_truth(truth: dict[str, Any], src: str) -> None:
         )
 
 
-def _stations(items: Iterable[Any], src: str) -> list[dict[str, Any]]:
+def _is_number(value: Any) -> bool:
+    """A finite int or float (YAML/JSON number; not a bool, not a string)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _number(data: Mapping[str, Any], key: str, default: float, src: str, what: str) -> float:
+    """``data[key]`` as a float (``default`` when absent); ``what`` says what is expected.
+
+    ``accumulation_hours`` must be > 0; ``match_minutes`` >= 0.
+    """
+    value = data.get(key)
+    if value is None:
+        return float(default)
+    if not _is_number(value) or (value <= 0 if key == "accumulation_hours" else value < 0):
+        raise SourceError(f"{src}: {key}: expected {what}; got {value!r}")
+    return float(value)
+
+
+def _hours_list(value: Any, key: str, src: str, *, cycles: bool) -> list[float]:
+    """A non-empty list of distinct numbers: lead times (>= 0) or cycle hours (whole, 0-23)."""
+    what = (
+        "a list of cycle hours (whole numbers 0-23), e.g. [0, 12], or no 'cycles' key"
+        if cycles
+        else "a list of lead times in hours (numbers >= 0), e.g. [0, 6, 12]"
+    )
+    if not isinstance(value, list) or not value:
+        raise SourceError(f"{src}: {key}: expected {what}; got {value!r}")
+    bad = [x for x in value if not _is_number(x) or x < 0 or (cycles and (x != int(x) or x > 23))]
+    if bad:
+        raise SourceError(f"{src}: {key}: {bad} not allowed; expected {what}")
+    twice = sorted({x for x in value if value.count(x) > 1})
+    if twice:
+        raise SourceError(f"{src}: {key}: {twice} given more than once; expected {what}")
+    return sorted(float(x) for x in value)
+
+
+def _stations(items: Any, src: str) -> list[dict[str, Any]]:
+    """The ``stations`` list: ids or mappings with ``station``; every id at most once."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise SourceError(
+            f"{src}: stations: expected a list of station ids or mappings, e.g. "
+            f'["014160-99999"] or [{{station: X, latitude: 50, longitude: 5}}]; got {items!r}'
+        )
     stations = []
     for i, item in enumerate(items):
         if isinstance(item, dict):
             check_keys(item, STATION_KEYS, f"stations[{i}]", src)
-        stations.append({"station": str(item)} if not isinstance(item, dict) else dict(item))
+            if item.get("station") in (None, ""):
+                raise SourceError(f"{src}: stations[{i}]: the mapping needs 'station' (its id)")
+            _check_position(item, f"stations[{i}]", src)
+            stations.append({**item, "station": str(item["station"])})
+        elif isinstance(item, (str, int)) and not isinstance(item, bool) and str(item).strip():
+            stations.append({"station": str(item)})
+        else:
+            raise SourceError(
+                f"{src}: stations[{i}]: expected a station id or a mapping; got {item!r}"
+            )
+    ids = [s["station"] for s in stations]
+    twice = sorted({s for s in ids if ids.count(s) > 1})
+    if twice:
+        raise SourceError(
+            f"{src}: stations: {', '.join(twice)} listed more than once; give each station once"
+        )
     return stations
+
+
+_POSITION = {
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 360.0),
+    "altitude": (-450.0, MAX_ALTITUDE),
+}
+"""Plausible station positions (``obs.clean_metadata`` blanks a source's outside them)."""
+
+
+def _check_position(item: Mapping[str, Any], where: str, src: str) -> None:
+    """Refuse a station's latitude/longitude/altitude that is not a number in range."""
+    for key, (lo, hi) in _POSITION.items():
+        value = item.get(key)
+        if value is not None and not (_is_number(value) and lo <= value <= hi):
+            raise SourceError(
+                f"{src}: {where}.{key}: expected a number in [{lo:g}, {hi:g}]; got {value!r}"
+            )
 
 
 def _section(data: dict[str, Any], key: str, names: dict[str, str], src: str) -> dict[str, Any]:
@@ -227,19 +310,15 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
         end += pd.Timedelta(hours=23, minutes=59)
     if end < start:
         raise SourceError(f"{source}: period: end {end} is before start {start}")
-    leads = data.get("lead_times")
-    try:
-        lead_times = sorted(float(x) for x in leads)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise SourceError(
-            f"{source}: lead_times: expected a list of hours, e.g. [0, 6, 12]"
-        ) from None
-    if not lead_times or min(lead_times) < 0:
-        raise SourceError(f"{source}: lead_times: expected a non-empty list of hours >= 0")
-    stations = _stations(data.get("stations") or [], source)
+    lead_times = _hours_list(data.get("lead_times"), "lead_times", source, cycles=False)
+    stations = _stations(data.get("stations"), source)
     if isinstance(data.get("output"), dict):
         check_keys(data["output"], OUTPUT_KEYS, "output", source)
-    cycles = [int(h) for h in data.get("cycles") or ([] if nwp["source"] == "archive" else [0])]
+    cycles = (  # absent: every cycle an archive holds; 00 UTC for the other sources
+        ([] if nwp["source"] == "archive" else [0])
+        if data.get("cycles") is None
+        else [int(h) for h in _hours_list(data["cycles"], "cycles", source, cycles=True)]
+    )
     return BuildSpec(
         nwp=nwp,
         truth=truth,
@@ -249,8 +328,12 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
         lead_times=lead_times,
         cycles=cycles,
         stations=stations,
-        accumulation_hours=float(data.get("accumulation_hours", 6)),
-        match_minutes=float(data.get("match_minutes", 30)),
+        accumulation_hours=_number(
+            data, "accumulation_hours", 6, source, "a number of hours > 0, e.g. 6"
+        ),
+        match_minutes=_number(
+            data, "match_minutes", 30, source, "a number of minutes >= 0, e.g. 30"
+        ),
         source=source,
         area=parse_area(data.get("area"), source),
         output=parse_output(data.get("output"), nwp, truth, source),

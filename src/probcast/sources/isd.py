@@ -11,14 +11,18 @@ Rules (docs/sources.md):
 * quality codes 2, 3, 6, 7 (suspect/erroneous) remove the value; counted as ``source_qc``;
 * ``SOD``/``SOM`` (daily/monthly summary) records are dropped (counted as
   ``daily_summary``), as are other non-observation report types;
-* wind type ``C`` (calm) -> speed 0 and direction NaN; direction 999 -> NaN;
+* wind (``WND``: direction, quality, type, speed, quality): the ISD format document codes
+  a calm as type ``C`` with speed ``0000`` and direction ``999``, and a missing speed as
+  ``9999`` whatever the type. So type ``C`` with speed ``0000`` -> speed 0, direction NaN;
+  type ``C`` with speed ``9999`` -> speed NaN (missing: Norway 014160's SYNOPs carry a
+  ``/////`` wind group there, not a calm); type ``C`` with any other speed contradicts itself
+  and the speed is removed (``source_qc``); direction 999 -> NaN;
 * ``GF1`` total coverage code 0..8 (oktas) -> fraction code/8; 9 (obscured) -> 1;
   10 and 99 -> NaN; ``AA1`` trace (condition 2) -> 0 mm.
 """
 
 from __future__ import annotations
 
-import gzip
 import io as _io
 from typing import Any
 
@@ -27,7 +31,7 @@ import pandas as pd
 
 from probcast.sources import fs
 from probcast.sources.errors import SourceError
-from probcast.sources.obs import ObsData, clean_metadata, removed_rows
+from probcast.sources.obs import ObsData, clean_metadata, gunzip, removed_rows
 
 BAD_QUALITY = frozenset("2367")
 SUMMARY_TYPES = ("SOD", "SOM")
@@ -141,11 +145,14 @@ def decode(rec: dict[str, Any], bad: dict[str, int]) -> dict[str, float]:
             value = np.nan
         out[var] = value
 
-    wnd = str(rec.get("WND") or "999,9,9,9999,9").split(",")
-    direction = np.nan if wnd[0] == "999" else float(wnd[0])
-    speed = np.nan if wnd[3] == "9999" else int(wnd[3]) / 10.0
-    if wnd[2] == "C":  # calm: speed 0, no direction, whatever the fields say
-        speed, direction = 0.0, np.nan
+    wnd = (str(rec.get("WND") or "") + ",,,,").split(",")  # padded: short fields -> NaN
+    direction = float(wnd[0]) if wnd[0].isdigit() and wnd[0] != "999" else np.nan
+    speed = int(wnd[3]) / 10.0 if wnd[3].isdigit() and wnd[3] != "9999" else np.nan
+    if wnd[2] == "C":  # calm: no direction; speed 0000 a calm, 9999 missing (module doc)
+        direction = np.nan
+        if np.isfinite(speed) and speed != 0.0:  # "calm" at a speed: contradictory
+            bad["ws10"] = bad.get("ws10", 0) + 1
+            speed = np.nan
     keep("ws10", speed, wnd[4])
     keep("wdir10", direction, wnd[1])
     t, q = _value(rec.get("TMP"), "9999", 10.0)
@@ -208,22 +215,27 @@ def _frame(records: list[dict[str, Any]], source: str) -> ObsData:
     return ObsData(obs=obs, stations=stations, removed=pd.DataFrame(removed), notes=notes)
 
 
+def _fixed_width(line: str) -> bool:
+    """Whether ``line`` starts like an ISD fixed-width record."""
+    return len(line) >= 105 and line[:4].isdigit() and line[15:27].isdigit()
+
+
 def read_isd(url: str, storage_options: dict[str, Any] | None = None) -> ObsData:
     """Read an ISD fixed-width year file (plain or gzip)."""
-    data = fs.read_bytes(url, storage_options)
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
-            raise SourceError(f"{url}: truncated or corrupted gzip ({err})") from None
+    data = gunzip(fs.read_bytes(url, storage_options), url)
     records = []
     for lineno, line in enumerate(data.decode("latin-1").splitlines(), 1):
         if not line.strip():
             continue
-        if len(line) < 105 or not line[:4].isdigit() or not line[15:27].isdigit():
+        if not _fixed_width(line):
+            hint = (
+                "; it looks like an NCEI global-hourly CSV: use truth source 'isd-csv'"
+                if line.lstrip('"').startswith("STATION")
+                else ""
+            )
             raise SourceError(
                 f"{url}: line {lineno} is not an ISD record (expected >= 105 characters "
-                f"starting with the length, USAF, WBAN, date): {line[:40]!r}"
+                f"starting with the length, USAF, WBAN, date): {line[:40]!r}{hint}"
             )
         records.append(parse_fixed_line(line))
     return _frame(records, url)
@@ -231,8 +243,16 @@ def read_isd(url: str, storage_options: dict[str, Any] | None = None) -> ObsData
 
 def read_global_hourly(url: str, storage_options: dict[str, Any] | None = None) -> ObsData:
     """Read an NCEI Access ``global-hourly`` CSV (same elements, comma-separated)."""
-    raw = fs.read_bytes(url, storage_options)
-    df = pd.read_csv(_io.BytesIO(raw), dtype=str, keep_default_na=False)
+    raw = gunzip(fs.read_bytes(url, storage_options), url)
+    if _fixed_width(raw[:400].decode("latin-1").split("\n", 1)[0]):
+        raise SourceError(
+            f"{url}: an ISD fixed-width file, not a global-hourly CSV: use truth source 'isd'"
+        )
+    try:
+        df = pd.read_csv(_io.BytesIO(raw), dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as err:  # ParserError, EmptyDataError: ValueError
+        line = " ".join(str(err).split())
+        raise SourceError(f"{url}: not a readable global-hourly CSV ({line})") from None
     need = {"STATION", "DATE", "LATITUDE", "LONGITUDE", "ELEVATION", "REPORT_TYPE", "WND", "TMP"}
     if not need <= set(df.columns):
         raise SourceError(

@@ -8,6 +8,7 @@ the source's own quality codes or format rules removed, per station, check and v
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,20 @@ class ObsData:
             removed=pd.concat([p.removed for p in parts], ignore_index=True),
             notes=[n for p in parts for n in p.notes],
         )
+
+
+def gunzip(data: bytes, url: str) -> bytes:
+    """``data`` decompressed when it is gzip (``1f 8b``), else as it is.
+
+    Raises:
+        SourceError: Naming ``url`` when the gzip stream is truncated or corrupted.
+    """
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError) as err:
+        raise SourceError(f"{url}: truncated or corrupted gzip ({err})") from None
 
 
 def removed_rows(station: str, check: str, counts: dict[str, int]) -> list[dict[str, object]]:

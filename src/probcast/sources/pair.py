@@ -2,6 +2,9 @@
 
 Instantaneous variables take, per station and variable, the observation nearest to the
 valid time within ``match_minutes`` (reports are rarely on the hour: METARs at :50/:53).
+Wind direction is the exception: ``obs_wdir10`` comes from the report that gave
+``obs_ws10`` (NaN when that report has no direction, e.g. a calm), so speed and direction
+always describe one wind; a truth without any speed pairs directions on their own.
 ``obs_tp`` is the amount over the ``accumulation_hours`` ending at the valid time: a report
 whose own period (``tp_hours``) equals it, or else the sum of ``accumulation_hours``
 consecutive 1-h amounts (all present), within the same tolerance.
@@ -15,8 +18,17 @@ import numpy as np
 import pandas as pd
 
 
-def _nearest(fc: pd.DataFrame, obs: pd.DataFrame, col: str, tolerance: pd.Timedelta) -> np.ndarray:
-    right = obs.loc[obs[col].notna(), ["station", "time", col]].sort_values("time")
+def _nearest(
+    fc: pd.DataFrame,
+    obs: pd.DataFrame,
+    col: str,
+    tolerance: pd.Timedelta,
+    take: str | None = None,
+) -> np.ndarray:
+    """Per forecast row, ``take`` (default ``col``) of the nearest report with a ``col``."""
+    take = take or col
+    cols = list(dict.fromkeys(["station", "time", col, take]))
+    right = obs.loc[obs[col].notna(), cols].sort_values("time")
     left = fc[["station", "valid_time"]].reset_index().sort_values("valid_time")
     if right.empty or left.empty:
         return np.full(len(fc), np.nan)
@@ -32,7 +44,7 @@ def _nearest(fc: pd.DataFrame, obs: pd.DataFrame, col: str, tolerance: pd.Timede
         direction="nearest",
         tolerance=tolerance,
     )
-    return merged.set_index("index")[col].reindex(fc.index).to_numpy(dtype="float64")
+    return merged.set_index("index")[take].reindex(fc.index).to_numpy(dtype="float64")
 
 
 def _precip(obs: pd.DataFrame, hours: float) -> pd.DataFrame:
@@ -73,6 +85,8 @@ def pair(
         col = f"obs_{var}"
         if var == "tp":
             out[col] = _nearest(out, _precip(obs, accumulation_hours), col, tol)
+        elif var == "wdir10" and col in obs and obs.get("obs_ws10", pd.Series()).notna().any():
+            out[col] = _nearest(out, obs, "obs_ws10", tol, take=col)  # the speed's report
         elif col in obs:
             out[col] = _nearest(out, obs, col, tol)
         else:
