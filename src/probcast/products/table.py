@@ -252,6 +252,10 @@ def _param_names(family: str) -> tuple[str, ...]:
     return tuple(dists.get(family).param_names)
 
 
+def _all_param_names() -> set[str]:
+    return {p for d in dists.DISTRIBUTIONS.values() for p in d.param_names}
+
+
 def available_kinds(cs: ColumnSet, family: str | None) -> list[Kind]:
     """Forms present in ``cs``, most informative first."""
     kinds: list[Kind] = []
@@ -288,16 +292,24 @@ def to_predictive(
 
     Raises:
         ValueError: No usable form (the message lists the columns found), or a params form
-            without a family.
+            without a family when no members or quantiles are there to score instead (the
+            point column ``fc_<var>`` is the raw forecast, never the parameters' stand-in;
+            members or quantiles beside parameters without a family are the forecast, the
+            parameters only their mean: :mod:`probcast.predict` writes mixtures so).
     """
     cs = parse_columns(df.columns, variable)
     kinds = available_kinds(cs, family)
     if kind is None:
-        if not kinds and cs.other and family is None:
+        params_like = sorted(c for p, c in cs.other.items() if p in _all_param_names())
+        if family is None and ((not kinds and cs.other) or (kinds == ["point"] and params_like)):
+            # Else the raw forecast fc_<var> would be scored in place of the parameters.
             raise ValueError(
-                f"{source}: variable {variable!r} has columns {sorted(cs.other.values())} "
-                "that look like distribution parameters but no family was given (pass "
-                'family= or write a sidecar {"families": {"' + variable + '": NAME}})'
+                f"{source}: variable {variable!r} has columns "
+                f"{params_like or sorted(cs.other.values())} that look like distribution "
+                "parameters but no family was given (probcast verify --family "
+                f"NAME:{variable}=FAMILY, family=, or a sidecar "
+                '{"families": {"' + variable + '": FAMILY}}; families: '
+                f"{', '.join(sorted(dists.DISTRIBUTIONS))})"
             )
         if not kinds:
             raise ValueError(

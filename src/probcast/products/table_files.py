@@ -226,11 +226,25 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
             meta = json.loads(schema_meta[META_KEY.encode()])
         df = pd.read_parquet(p)
     elif suffix == ".csv":
-        df = pd.read_csv(p, dtype={"station": str}, keep_default_na=False, na_values=[""])
+        df = _read_csv(p)
     else:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     meta = {**read_sidecar(p), **meta}
     return normalise_keys(df, str(p)), sidecar_families(meta)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV prediction table, its missing-value cells as NaN.
+
+    The project's missing-value cells (``NA``, ``NaN``, ``null``, ...:
+    :data:`probcast.ingest.tables.NA_STRINGS`) are NaN in every column but ``station``,
+    whose ids stay text (``NA`` is Namibia).
+    """
+    from probcast.ingest.tables import NA_STRINGS
+
+    header = pd.read_csv(path, nrows=0).columns
+    na = {str(c): list(NA_STRINGS) for c in header if c != "station"}
+    return pd.read_csv(path, dtype={"station": str}, keep_default_na=False, na_values=na)
 
 
 def _encode_flag(column: str, labels: np.ndarray) -> np.ndarray:

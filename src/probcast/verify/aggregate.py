@@ -57,9 +57,11 @@ METRICS = (
     "brier_rel_<t>",  # its Murphy reliability (10 bins)
     "brier_res_<t>",  # resolution
     "brier_unc_<t>",  # uncertainty
+    "brier_n_<t>",  # cases in the Brier score of Y > t (probability and outcome finite)
     "crpss",  # 1 - CRPS / CRPS(reference) on common cases (see skill.py)
     "crpss_lo",  # bootstrap percentile interval
     "crpss_hi",
+    "crpss_n",  # cases the CRPSS is computed on: those both it and the reference scored
 )
 
 
@@ -133,6 +135,7 @@ def _metrics(
         d = scores.brier_decomposition(c[f"o_{lab}"].to_numpy(), c[f"p_{lab}"].to_numpy())
         out[f"brier_{lab}"], out[f"brier_rel_{lab}"] = d.bs, d.rel
         out[f"brier_res_{lab}"], out[f"brier_unc_{lab}"] = d.res, d.unc
+        out[f"brier_n_{lab}"] = float(d.n)
     return out
 
 

@@ -1,6 +1,7 @@
 """Checks of a forecast before it is scored: nothing that would be scored silently wrong.
 
-Probabilities outside ``[0, 1]``, infinite values, medians outside the variable's physical
+Probabilities outside ``[0, 1]``, infinite values, parameters outside their family's domain
+(a scale or shape <= 0, whose CRPS is NaN or negative), medians outside the variable's physical
 range (a forecast in other units than it says) and crossing quantiles are refused with a
 message naming the forecast, the variable and the column or row.
 """
@@ -31,7 +32,8 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
 
     Raises:
         ValueError: Probabilities outside [0, 1] (naming the column), infinite values
-            (missing values must be NaN), values outside the variable's physical range
+            (missing values must be NaN), parameters outside their family's domain (a scale
+            or shape <= 0: :data:`POSITIVE_PARAMS`), values outside the variable's physical range
             (its median for a distribution), crossing quantiles.
     """
     var = fc.variable
@@ -52,6 +54,8 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
             f"{where} has infinite values in {int(inf.sum())} cases (first row "
             f"{int(np.flatnonzero(inf)[0])}); missing values must be NaN"
         )
+    if fc.kind == "params":
+        _check_params(fc, df, cs.other, where)
     if var in VARIABLES and fc.kind == "params":
         _check_range(fc.quantiles([0.5])[:, 0], var, where)
     elif var in VARIABLES:
@@ -67,6 +71,36 @@ def check_forecast(fc: Predictive, df: pd.DataFrame, name: str) -> None:
                 f"{where}: quantiles decrease with the level in {int(cross.sum())} cases "
                 f"(row {r}: levels {levels}, values {vals[r].tolist()})"
             )
+
+
+POSITIVE_PARAMS = ("scale", "shape")
+"""Parameters that must be > 0 in every family of :mod:`probcast.dists` that has them (a
+location or a gamma shift may take any finite value)."""
+
+
+def _check_params(fc: Predictive, df: pd.DataFrame, columns: dict[str, str], where: str) -> None:
+    """Refuse parameters outside the family's domain: a CRPS of them is NaN or negative."""
+    for name in POSITIVE_PARAMS:
+        if name not in fc.params:
+            continue
+        v = np.asarray(fc.params[name], dtype="float64")
+        with np.errstate(invalid="ignore"):
+            bad = v <= 0  # NaN: a missing forecast, dropped and counted
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            col = columns.get(name, f"{fc.variable}_{name}")
+            raise ValueError(
+                f"{where}, family {fc.family}: column {col!r} has {int(bad.sum())} value(s) "
+                f"<= 0 (first {v[r]:g} in row {r}{_case(df, r)}); {name} must be > 0"
+            )
+
+
+def _case(df: pd.DataFrame, row: int) -> str:
+    """``, case station=..., init_time=..., lead_time=...`` of a row (its key columns)."""
+    keys = [k for k in ("station", "init_time", "lead_time") if k in df.columns]
+    if not keys or row >= len(df):
+        return ""
+    return ", case " + ", ".join(f"{k}={df[k].iloc[row]}" for k in keys)
 
 
 def _check_values(fc: Predictive, vals: np.ndarray, var: str, where: str) -> None:

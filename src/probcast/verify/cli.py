@@ -113,10 +113,16 @@ def summary_text(ver: Verification) -> str:
     """The short table printed at the end: overall scores per method and variable."""
     s = ver.scores[ver.scores["by"] == "all"]
     wide = s.pivot_table(index=["variable", "method"], columns="metric", values="value", sort=False)
-    cols = ["n", "crps", "crpss", "crpss_lo", "crpss_hi", "pit_ri", "spread_skill"]
+    cols = ["n", "n_dropped", "crps", "crpss", "crpss_lo", "crpss_hi", "crpss_n", "pit_ri",
+            "spread_skill"]  # fmt: skip
     wide = wide.reindex(columns=cols)
-    fmt = {c: (lambda v: f"{v:.0f}") if c == "n" else (lambda v: f"{v:.4g}") for c in cols}
-    return wide.to_string(formatters=fmt, na_rep="-")
+    counts = ("n", "n_dropped", "crpss_n")
+    fmt = {c: (lambda v: f"{v:.0f}") if c in counts else (lambda v: f"{v:.4g}") for c in cols}
+    from probcast.verify.notes import coverage_lines, warnings_lines
+
+    text = wide.to_string(formatters=fmt, na_rep="-")
+    notes = ["cases:", *(f"  {line}" for line in coverage_lines(ver)), *warnings_lines(ver)]
+    return text + "\n" + "\n".join(notes)
 
 
 _FORM_TEXT = {
@@ -225,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             n_boot=args.n_boot,
             skipna=not args.keep_nan,
             truth_name=str(args.truth),
+            sources=named,
         )
         out = Path(args.out)
         extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}

@@ -31,7 +31,7 @@ from probcast.products.table import (
     to_predictive,
 )
 from probcast.schema import KEY_COLUMNS, OBS_PREFIX
-from probcast.verify import aggregate, skill
+from probcast.verify import aggregate, matching, skill
 from probcast.verify.checks import check_forecast
 from probcast.verify.multivariate import tidy_multivariate
 from probcast.verify.pointwise import COVERAGES, case_scores
@@ -78,9 +78,7 @@ def _rng(seed: int, method: str, variable: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{method}/{variable}".encode())])
 
 
-def _some(df: pd.DataFrame, n: int = 5) -> str:
-    st = sorted(map(str, pd.unique(df["station"])))
-    return "[" + ", ".join(st[:n]) + (", ..." if len(st) > n else "") + "]"
+_TRUTH_VT = "__truth_valid_time"
 
 
 def _merge(
@@ -89,12 +87,17 @@ def _merge(
     name: str,
     group_cols: Sequence[str],
     truth_name: str = "truth",
+    label: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Inner join on the keys; counts of unmatched rows.
 
     From the truth only observations, coordinates and grouping columns are taken, so a
-    forecast form is never picked up from the truth's own ``fc_`` columns.
+    forecast form is never picked up from the truth's own ``fc_`` columns. Where both
+    tables have ``valid_time`` it must agree on every matched case, and within the forecast
+    be ``init_time + lead_time`` (:mod:`probcast.verify.matching`).
     """
+    what = label or f"forecast {name!r}"
+    matching.check_valid_times(fc, what)
     for what, df in (("truth", truth), (name, fc)):
         dup = df.duplicated(list(KEY_COLUMNS))
         if dup.any():
@@ -105,13 +108,16 @@ def _merge(
     tr_cols = [
         c for c in truth.columns if c not in fc_cols and (c in keep or c.startswith(OBS_PREFIX))
     ]
+    both_vt = "valid_time" in truth.columns and "valid_time" in fc_cols
+    if both_vt:
+        tr_cols.append(_TRUTH_VT)
+        truth = truth.assign(**{_TRUTH_VT: truth["valid_time"]})
     merged = truth[tr_cols].merge(fc[[*KEY_COLUMNS, *fc_cols]], on=list(KEY_COLUMNS))
     if not len(merged):
-        raise ValueError(
-            f"forecast {name!r} and the {truth_name} have no case in common (matched on "
-            f"{', '.join(KEY_COLUMNS)}): forecast {len(fc)} rows, stations {_some(fc)}; "
-            f"{truth_name} {len(truth)} rows, stations {_some(truth)}"
-        )
+        raise ValueError(matching.no_overlap_message(fc, truth, name, truth_name, KEY_COLUMNS))
+    if both_vt:
+        matching.compare_valid_times(merged, _TRUTH_VT, what, truth_name)
+        merged = merged.drop(columns=_TRUTH_VT)
     counts = {
         "cases": len(merged),
         "forecast_rows_without_truth": len(fc) - len(merged),
@@ -124,6 +130,7 @@ def _thresholds(
     variable: str, given: Mapping[str, Sequence[float]] | None, forecasts: list[Predictive]
 ) -> list[float]:
     base = given.get(variable) if given and variable in given else None
+    matching.check_thresholds(variable, base or ())
     ts = set(defaults.EVENT_THRESHOLDS.get(variable, ()) if base is None else base)
     for fc in forecasts:
         ts.update(fc.probabilities)
@@ -150,6 +157,7 @@ def verify(
     skipna: bool = True,
     truth_name: str = "truth",
     multivariate: bool = True,
+    sources: Mapping[str, str] | None = None,
 ) -> Verification:
     """Score forecasts against a truth table.
 
@@ -169,6 +177,7 @@ def verify(
         n_boot: Bootstrap replicates for the CRPSS intervals.
         skipna: Drop (True) or propagate (False) cases with NaN observation or forecast.
         truth_name: How error messages name the truth (e.g. its path).
+        sources: ``{name: file}``: how error messages name each forecast's file.
         multivariate: Also score forecasts with members as vectors (energy and variogram
             scores over lead times and stations, CRPS of lead-time sums, PIT correlation:
             :mod:`probcast.verify.multivariate`; at most :data:`MAX_VECTORS` per dimension).
@@ -185,13 +194,18 @@ def verify(
     if reference is not None and reference not in forecasts:
         raise ValueError(f"reference {reference!r} is not one of the forecasts {list(forecasts)}")
     truth = normalise_keys(truth, "truth")
+    matching.check_valid_times(truth, str(truth_name))
     group_cols = sorted({c for b in by if b != "all" for c in b.split("+")})
     merged: dict[str, pd.DataFrame] = {}
     unmatched: dict[str, dict] = {}
     for name, df in forecasts.items():
-        merged[name], unmatched[name] = _merge(
-            truth, normalise_keys(df, name), name, group_cols, truth_name
+        label = f"forecast {name!r}" + (
+            f" ({sources[name]})" if sources and name in sources else ""
         )
+        merged[name], unmatched[name] = _merge(
+            truth, normalise_keys(df, name), name, group_cols, truth_name, label
+        )
+        matching.check_groupings(by, list(merged[name].columns), f"{truth_name} or {label}")
     obs_vars = [c[len(OBS_PREFIX) :] for c in truth.columns if c.startswith(OBS_PREFIX)]
     if variables is None:
         have = {v for df in forecasts.values() for v in detect_variables(df.columns)}
@@ -229,7 +243,9 @@ def verify(
             cols = case_scores(
                 fc, obs, thresholds=ts, coverages=coverages, rng=_rng(seed, name, var)
             )
-            dropped.setdefault(name, {})[var] = _dropped(name, var, obs, cols["valid"])
+            dropped.setdefault(name, {})[var] = _dropped(
+                name, var, obs, cols["valid"], cols["score_failed"]
+            )
             frame = pd.concat(
                 [df[[*KEY_COLUMNS, *extra]].reset_index(drop=True), pd.DataFrame(cols)], axis=1
             )
@@ -254,7 +270,9 @@ def verify(
     if multi is not None and len(multi):  # an empty frame would make the values objects
         tables.append(multi)
     if reference is not None:
-        tables.append(_crpss_rows(cases, reference, by, extra, seed=seed, n_boot=n_boot))
+        tables.append(
+            _crpss_rows(cases, reference, by, extra, seed=seed, n_boot=n_boot, skipna=skipna)
+        )
     meta = {
         "reference": reference,
         "by": ["all", *[b for b in by if b != "all"]],
@@ -277,14 +295,18 @@ def verify(
     return Verification(table, diags, _stations(truth), meta, cases)
 
 
-def _dropped(name: str, var: str, obs: np.ndarray, valid: np.ndarray) -> dict[str, int]:
+def _dropped(
+    name: str, var: str, obs: np.ndarray, valid: np.ndarray, failed: np.ndarray
+) -> dict[str, int]:
     """Counts of the cases not scored; an error when none is left."""
     no_obs = ~np.isfinite(obs)
     counts = {
         "cases": int(obs.size),
         "missing_observation": int(no_obs.sum()),
-        "missing_forecast": int((~valid & ~no_obs).sum()),
+        "missing_forecast": int((~valid & ~no_obs & ~failed).sum()),
     }
+    if failed.any():  # the key only when it happens
+        counts["score_not_finite"] = int(failed.sum())
     if not valid.any():
         raise ValueError(
             f"nothing verified: forecast {name!r}, {var}: none of its {obs.size} matched cases "
@@ -302,7 +324,13 @@ def _crpss_rows(
     *,
     seed: int,
     n_boot: int,
+    skipna: bool = True,
 ) -> pd.DataFrame:
+    """CRPSS rows of every method against ``reference``, on the cases both scored.
+
+    ``crpss_n`` is the number of those cases; with ``skipna=False`` a group with any case
+    either forecast could not score gets NaN, like every other score.
+    """
     rows = []
     pairs = progress.track(
         list(cases.items()), "CRPSS bootstrap", label=lambda c: "CRPSS {} {}".format(*c[0])
@@ -317,9 +345,14 @@ def _crpss_rows(
         groupings = ("all", *[b for b in by if b != "all"])
         for grouping in groupings:
             for key, idx in aggregate.group_keys(paired, grouping):
-                sk = skill.paired_skill(paired.iloc[idx], seed=seed, n_boot=n_boot)
-                for metric, v in (("crpss", sk.value), ("crpss_lo", sk.lo), ("crpss_hi", sk.hi)):
+                part = paired.iloc[idx]
+                sk = skill.paired_skill(part, seed=seed, n_boot=n_boot)
+                vals = (sk.value, sk.lo, sk.hi)
+                if not skipna and part[["score", "reference"]].isna().to_numpy().any():
+                    vals = (np.nan, np.nan, np.nan)
+                for metric, v in zip(("crpss", "crpss_lo", "crpss_hi"), vals, strict=True):
                     rows.append((name, var, grouping, key, metric, v))
+                rows.append((name, var, grouping, key, "crpss_n", float(sk.n)))
     return pd.DataFrame(rows, columns=list(aggregate.TIDY_COLUMNS))
 
 

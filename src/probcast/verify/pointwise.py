@@ -6,7 +6,9 @@ case, which :mod:`probcast.verify.aggregate` then averages over any grouping:
 ============  ===================================================================
 column        meaning
 ============  ===================================================================
-valid         observation and every forecast value finite (other columns NaN if not)
+valid         observation, every forecast value and the CRPS finite (other columns NaN
+              if not)
+score_failed  forecast and observation finite but the CRPS not (counted as dropped)
 crps          CRPS (members: standard estimator; quantiles: pinball approximation;
               params: closed form; point: absolute error)
 crps_fair     fair CRPS (members only)
@@ -16,7 +18,9 @@ var           predictive variance (members: ddof=1; quantiles: NaN, tails unknow
 pit           randomised PIT value in [0, 1]
 rank          randomised rank 1..M+1 (members only, else 0)
 cov_<c>       1 if the central ``c`` % interval covers the observation
-p_<t>, o_<t>  forecast probability of, and outcome of, ``Y > t``
+p_<t>, o_<t>  forecast probability of, and outcome of, ``Y > t`` (a ``p_gt`` column
+              of the table where given; where it is NaN, the probability implied by
+              the forecast's members, quantiles, parameters or point)
 ============  ===================================================================
 
 Point forecasts get PIT, variance and coverage NaN (undefined); their probability of an
@@ -74,7 +78,8 @@ def case_scores(
         fc: The forecast, rows aligned with ``obs``.
         obs: Observations, shape ``(n,)``.
         thresholds: Event thresholds ``Y > t`` for Brier scores; probability columns of
-            the table are used where given, else the probability implied by the form.
+            the table are used where given and not NaN, else the probability implied by
+            the form.
         coverages: Nominal central-interval coverages in (0, 1).
         rng: Random generator for randomised PIT and ranks (default seed 0).
 
@@ -94,11 +99,24 @@ def case_scores(
         full = np.full(n, 0 if name == "rank" else np.nan, dtype=vals.dtype)
         full[valid] = vals if vals.shape == (n_ok,) else np.broadcast_to(vals, (n_ok,))
         cols[name] = full
+    # A score that is not finite on a valid case (parameters at the edge of their domain):
+    # dropped from every metric and counted, never averaged over fewer cases silently.
+    failed = valid & ~np.isfinite(cols["crps"])
+    if failed.any():
+        valid = valid & ~failed
+        cols["valid"] = valid
+        for name in parts:
+            cols[name][failed] = 0 if name == "rank" else np.nan
+    cols["score_failed"] = failed
     for t in thresholds:
         lab = threshold_label(t)
-        if t in fc.probabilities:  # a probability column of the table wins
-            cols[f"p_{lab}"] = np.clip(fc.probabilities[t], 0.0, 1.0)
-            cols[f"p_{lab}"][~valid] = np.nan
+        if t in fc.probabilities:  # a probability column of the table wins where given
+            p = np.clip(fc.probabilities[t], 0.0, 1.0)
+            implied = cols.get(f"p_{lab}")
+            if implied is not None:  # NaN in the column: the form's own probability
+                p = np.where(np.isnan(p), implied, p)
+            p[~valid] = np.nan
+            cols[f"p_{lab}"] = p
         cols[f"o_{lab}"] = np.where(np.isfinite(o), (o > t).astype("float64"), np.nan)
     return cols
 
@@ -232,8 +250,7 @@ def _params_kernel(family: str, thresholds: tuple[float, ...]) -> Any:
         out = {
             "crps": dist.crps(p, y),
             "mean": mean,
-            # Variance from 200 evenly spaced quantiles: no closed form needed per family.
-            "var": jnp.mean((qs - mean[:, None]) ** 2, axis=-1),
+            "var": _variance(family, p, qs, mean),
             "median": dist.quantile(p, jnp.full((n,), 0.5, jnp.float32)),
             "cdf": dist.cdf(p, y),
             "bounds": dist.quantile(pe, levels) if levels.size else jnp.zeros((n, 0)),
@@ -245,6 +262,23 @@ def _params_kernel(family: str, thresholds: tuple[float, ...]) -> Any:
         return out
 
     return jax.jit(kernel)
+
+
+_EXACT_VARIANCE = {"normal": 1.0, "logistic": float(np.pi**2 / 3)}
+"""Families whose variance is this factor times ``scale**2``."""
+
+
+def _variance(family: str, p: dict[str, Any], qs: Any, mean: Any) -> Any:
+    """Predictive variance: exact where known, else from 200 midpoint quantiles.
+
+    The midpoint quantiles miss the outer tails (about 0.5 % low for a normal); the
+    censored and truncated families have most of their mass bounded on one side.
+    """
+    import jax.numpy as jnp
+
+    if family in _EXACT_VARIANCE:
+        return _EXACT_VARIANCE[family] * p["scale"] ** 2
+    return jnp.mean((qs - mean[:, None]) ** 2, axis=-1)
 
 
 def _point(

@@ -18,10 +18,11 @@ from typing import Any, cast
 import pandas as pd
 
 from probcast import io
-from probcast.verify import plots
+from probcast.verify import notes, plots
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("n", "cases"),
+    ("n_dropped", "dropped"),
     ("crps", "CRPS"),
     ("crps_fair", "fair CRPS"),
     ("crpss", "CRPSS [95% CI]"),
@@ -76,10 +77,14 @@ def summary_table(scores: pd.DataFrame) -> str:
         cells = []
         for metric, _ in SUMMARY_COLUMNS:
             v = row.get(metric, float("nan"))
-            text = f"{int(v):d}" if metric == "n" and math.isfinite(v) else _fmt(v)
+            count = metric in ("n", "n_dropped") and math.isfinite(v)
+            text = f"{int(v):d}" if count else _fmt(v)
             if metric == "crpss" and math.isfinite(v):
                 lo, hi = row.get("crpss_lo", math.nan), row.get("crpss_hi", math.nan)
                 text += f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]"
+                n_ss, n = row.get("crpss_n", math.nan), row.get("n", math.nan)
+                if math.isfinite(n_ss) and n_ss != n:
+                    text += f" on {int(n_ss):d} cases"
             cells.append(f"<td>{text}</td>")
         rows.append(
             f'<tr><td class="l">{html.escape(str(var))}</td>'
@@ -141,8 +146,13 @@ def _meta_block(ver: Any) -> str:
     )
     matching = "; ".join(
         f"{html.escape(n)}: {c['cases']} cases, {c['forecast_rows_without_truth']} forecast "
-        f"rows without truth"
+        f"rows without truth, {c.get('truth_rows_without_forecast', 0)} truth rows without "
+        "forecast"
         for n, c in m.get("matching", {}).items()
+    )
+    cases = "".join(f"<li>{html.escape(line)}</li>" for line in notes.coverage_lines(ver))
+    warn = "".join(
+        f'<li style="color:#a40">{html.escape(line)}</li>' for line in notes.warnings_lines(ver)
     )
     ref = html.escape(str(m.get("reference")))
     return (
@@ -150,6 +160,7 @@ def _meta_block(ver: Any) -> str:
         f"Groupings: {html.escape(', '.join(m.get('by', [])))}. CRPSS intervals: "
         f"{m.get('n_boot')} bootstrap replicates of whole init dates. Seed {m.get('seed')}. "
         f"NaN cases {'dropped' if m.get('skipna', True) else 'propagated'}.</p>"
+        + (f'<ul class="meta">{cases}{warn}</ul>' if cases or warn else "")
     )
 
 
