@@ -33,6 +33,7 @@ from probcast.sources.errors import SourceError
 
 _CACHE_SIZE = 8
 _grids: OrderedDict[str, tuple[cKDTree, np.ndarray]] = OrderedDict()
+_points: OrderedDict[tuple[str, bytes, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
 
 @dataclass
@@ -86,10 +87,21 @@ def _grid(handle: int, key: str) -> tuple[cKDTree, np.ndarray]:
 def nearest_points(
     handle: int, key: str, lat: np.ndarray, lon: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the stations' nearest grid points and whether each is inside the grid."""
+    """Indices of the stations' nearest grid points and whether each is inside the grid.
+
+    Found once per grid and station set (every message of a file shares them).
+    """
+    lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
+    cached = (key, lat.tobytes(), lon.tobytes())
+    if cached in _points:
+        _points.move_to_end(cached)
+        return _points[cached]
     tree, xyz = _grid(handle, key)
     dist, idx = tree.query(_unit_vectors(lat, lon))
     inside = dist <= local_reach(tree, xyz, np.atleast_1d(idx)) + 1e-12
+    _points[cached] = (idx, inside)
+    if len(_points) > _CACHE_SIZE:
+        _points.popitem(last=False)
     return idx, inside
 
 
