@@ -69,12 +69,17 @@ def spatial_dims(ds: xr.Dataset) -> tuple[str, ...]:
     )
 
 
+def wrap_longitude(lon: Any) -> np.ndarray:
+    """Longitudes in [-180, 180) (0-360 grids as training reads them)."""
+    return (np.asarray(lon, "float64") + 180.0) % 360.0 - 180.0
+
+
 def node_latlon(ds: xr.Dataset, dims: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Latitude and longitude of every node, each of the spatial shape."""
     lat, lon = ds["latitude"].values, ds["longitude"].values
     if tuple(dims) == ("latitude", "longitude"):
         lat, lon = np.meshgrid(lat, lon, indexing="ij")
-    return np.asarray(lat, "float64"), (np.asarray(lon, "float64") + 180.0) % 360.0 - 180.0
+    return np.asarray(lat, "float64"), wrap_longitude(lon)
 
 
 def spacing_km(ds: xr.Dataset, dims: Sequence[str] | None = None, sample: int = 4000) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from probcast.align.points import wrap_longitude
 from probcast.model.applicability import DomainPolicy, ExtrapolationError, check_rows
 from probcast.model.domain import load_domain
 from probcast.predict.grid_checks import GridPredictError
@@ -37,7 +38,7 @@ def _extent(ds: xr.Dataset, name: str) -> tuple[float, float]:
     """
     values = np.asarray(ds[name].values, dtype="float64")
     if name == "longitude":
-        values = (values + 180.0) % 360.0 - 180.0
+        values = wrap_longitude(values)
     return float(np.nanmin(values)), float(np.nanmax(values))
 
 

@@ -31,6 +31,15 @@ def _expected_valid(df: pd.DataFrame) -> pd.Series:
     return df["init_time"] + lead
 
 
+def _mismatch(a: pd.Series, b: pd.Series) -> tuple[int, int] | None:
+    """``(count, first position)`` of rows whose times differ beyond the tolerance, else None.
+
+    NaT compares False: a missing time is nothing to check.
+    """
+    bad = ((a - b).abs() > TIME_TOLERANCE).to_numpy(bool)
+    return (int(bad.sum()), int(np.flatnonzero(bad)[0])) if bad.any() else None
+
+
 def check_valid_times(df: pd.DataFrame, what: str) -> None:
     """Refuse rows whose ``valid_time`` is not ``init_time + lead_time`` (keys normalised).
 
@@ -43,13 +52,12 @@ def check_valid_times(df: pd.DataFrame, what: str) -> None:
     """
     if not {"init_time", "lead_time", "valid_time"} <= set(df.columns):
         return
-    diff = (df["valid_time"] - _expected_valid(df)).abs()
-    bad = (diff > TIME_TOLERANCE).to_numpy(bool)  # NaT compares False: nothing to check
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
+    found = _mismatch(df["valid_time"], _expected_valid(df))
+    if found:
+        n, r = found
         row = df.iloc[r]
         raise ValueError(
-            f"{what}: valid_time is not init_time + lead_time in {int(bad.sum())} of {len(df)} "
+            f"{what}: valid_time is not init_time + lead_time in {n} of {len(df)} "
             f"rows (first row {r}: station {row['station']}, init_time {row['init_time']}, "
             f"lead_time {row['lead_time']:g} h, valid_time {row['valid_time']}); a lead time "
             "labelled by the start of an accumulation period? lead_time must be the hours "
@@ -69,13 +77,12 @@ def compare_valid_times(merged: pd.DataFrame, truth_col: str, what: str, truth_n
     Raises:
         ValueError: Naming the count and the first mismatching case.
     """
-    diff = (merged["valid_time"] - merged[truth_col]).abs()
-    bad = (diff > TIME_TOLERANCE).to_numpy(bool)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
+    found = _mismatch(merged["valid_time"], merged[truth_col])
+    if found:
+        n, r = found
         row = merged.iloc[r]
         raise ValueError(
-            f"{what} and the {truth_name}: {int(bad.sum())} of {len(merged)} cases matched on "
+            f"{what} and the {truth_name}: {n} of {len(merged)} cases matched on "
             f"station, init_time, lead_time have different valid_time (first: station "
             f"{row['station']}, init_time {row['init_time']}, lead_time {row['lead_time']:g} h: "
             f"forecast {row['valid_time']}, truth {row[truth_col]}); they would be scored "
