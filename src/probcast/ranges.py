@@ -37,11 +37,16 @@ def ranged_variable(column: str) -> str | None:
     """
     if not column.startswith((FC_PREFIX, OBS_PREFIX)):
         return None
-    var, _, model = column.split("_", 1)[1].partition("_")
-    tokens = model.lower().split("_")
+    var, tokens = _parts(column)
     derived = any(t in DERIVED or t.startswith("nbr") for t in tokens)
-    extra = bool(model) and column.startswith(FC_PREFIX) and not derived
-    return var if var in VARIABLES and (not model or extra) else None
+    extra = bool(tokens) and column.startswith(FC_PREFIX) and not derived
+    return var if var in VARIABLES and (not tokens or extra) else None
+
+
+def _parts(column: str) -> tuple[str, list[str]]:
+    """``fc_t2m_nbr3_std`` -> ``("t2m", ["nbr3", "std"])`` (lower-case suffix words)."""
+    var, _, rest = column.split("_", 1)[1].partition("_")
+    return var, rest.lower().split("_") if rest else []
 
 
 def derived_variable(column: str) -> tuple[str, int] | None:
@@ -53,9 +58,8 @@ def derived_variable(column: str) -> tuple[str, int] | None:
     """
     if not column.startswith(FC_PREFIX):
         return None
-    var, _, rest = column.split("_", 1)[1].partition("_")
-    tokens = rest.lower().split("_")
-    if var not in VARIABLES or not rest or any(t.startswith("nbr") for t in tokens):
+    var, tokens = _parts(column)
+    if var not in VARIABLES or not tokens or any(t.startswith("nbr") for t in tokens):
         return None
     derived = [t for t in tokens if t in DERIVED]
     if not derived:
