@@ -211,6 +211,24 @@ def test_cycles_run_the_champion_and_record_version_and_upgrades(
     store.close()
 
 
+def test_a_cycle_fails_fast_on_an_unreachable_registry(tmp_path, monkeypatch, stations):
+    """A cycle tries the registry once: seconds, not MLflow's minutes of retries."""
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    uri = f"http://127.0.0.1:{_free_port()}"
+    pipe = pl.load(write_registry_pipeline(tmp_path, model={"registry": "stations", "uri": uri}))
+    store = open_store(pipe)
+    init = cycles_of(stations)[0]
+    _drop(stations, tmp_path / "inputs", init, "47r3")
+    start = time.monotonic()
+    outcome = run_cycle(pipe, pd.Timestamp(init).to_pydatetime(), store)
+    assert time.monotonic() - start < 30
+    assert outcome.status == "failed"
+    assert f"ops: model.uri: cannot reach the registry {uri}" in outcome.error, outcome.error
+    assert store.cycle_status(pl.cycle_id(pd.Timestamp(init).to_pydatetime())) == "failed"
+    store.close()
+
+
 def test_input_signature_of_each_format(tmp_path):
     import eccodes
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,9 @@ from probcast.logs import configure_logging
 from probcast.model.integrity import redact
 from probcast.ops.pipeline import PipelineError, load
 from probcast.ops.registry import Registry, RegistryError, RegistrySpec, parse_model_block
+from probcast.ops.registry_check import check_reachable, mlflow_bounds
 
 PROG = "probcast model"
-MLFLOW_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-"""MLflow's documented bounds on a server's retries (defaults 7 and 120 s), unless set."""
-CONNECT_TIMEOUT = 10
-"""Seconds to connect to a database registry (PostgreSQL, MySQL) before giving up."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,44 +70,6 @@ def _spec(args: argparse.Namespace) -> tuple[RegistrySpec, str]:
     block = {"registry": args.name, "uri": args.uri, "store": args.store}
     spec = parse_model_block({k: v for k, v in block.items() if v}, Path.cwd(), "arguments")
     return spec, "--uri" if args.uri else "--uri (default: mlruns.db in the current folder)"
-
-
-def check_reachable(spec: RegistrySpec, where: str, *, must_exist: bool) -> None:
-    """Refuse a registry that is not there, before MLflow creates or retries it.
-
-    A SQLite file that does not exist (``must_exist``: reading or changing aliases), or a
-    database that cannot be connected to within :data:`CONNECT_TIMEOUT` seconds.
-
-    Raises:
-        RegistryError: Naming ``where`` (the key or option of the URI) and the URI.
-    """
-    import sqlalchemy as sa
-
-    uri = spec.uri
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if must_exist and not path.is_file():
-            raise RegistryError(
-                f"{where}: no registry at {path} (the file does not exist, nothing is "
-                "registered there): give the registry's URI, or register a model first"
-            )
-        return
-    scheme = uri.partition(":")[0].partition("+")[0]
-    if scheme in ("http", "https"):
-        _check_server(uri, where)
-    if scheme not in ("postgresql", "mysql", "mssql"):
-        return
-    args = {"connect_timeout": CONNECT_TIMEOUT} if scheme != "mssql" else {}
-    try:
-        engine = sa.create_engine(uri, connect_args=args)
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-    except (sa.exc.SQLAlchemyError, ImportError) as err:
-        cause = " ".join(str(getattr(err, "orig", None) or err).split())
-        raise RegistryError(f"{where}: cannot reach the registry {redact(uri)}: {cause}") from None
 
 
 def _row(version: dict[str, Any]) -> str:
@@ -171,8 +129,7 @@ def main(argv: list[str]) -> int:
     """Run ``probcast model`` (see the module docstring)."""
     args = _parser().parse_args(argv)
     configure_logging()
-    for key, value in MLFLOW_HTTP.items():
-        os.environ.setdefault(key, value)
+    mlflow_bounds()
     where, uri = "the registry", ""
     try:
         if args.action == "upgrades":
@@ -193,21 +150,6 @@ def main(argv: list[str]) -> int:
         cause = redact(" ".join(str(err).split()))
         print(f"{PROG}: error: {where}: the registry {uri} failed: {cause}", file=sys.stderr)
         return 1
-
-
-def _check_server(uri: str, where: str) -> None:
-    """An MLflow server that answers at all (any HTTP status), else :class:`RegistryError`."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=CONNECT_TIMEOUT):
-            pass
-    except urllib.error.HTTPError:
-        return  # it answered (a proxy's 401 or 404 included): MLflow says the rest
-    except (urllib.error.URLError, OSError) as err:
-        cause = getattr(err, "reason", err)
-        raise RegistryError(f"{where}: cannot reach the registry {redact(uri)}: {cause}") from None
 
 
 def _act(registry: Registry, args: argparse.Namespace) -> int:

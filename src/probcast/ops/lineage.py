@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from probcast.model.integrity import redact
 from probcast.ops.pipeline import Pipeline
 from probcast.ops.registry import Registry, RegistryError
+from probcast.ops.registry_check import check_reachable, mlflow_bounds
 from probcast.ops.state import FINISHED, StateStore, engine_with, utcnow
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ def resolve_for_cycle(pipe: Pipeline, cycle: str, store: StateStore) -> Pipeline
     the next cycle and every cycle says which version it ran.
 
     Raises:
-        RegistryError: The alias cannot be resolved or its folder fails its digest.
+        RegistryError: The registry cannot be reached (tried once, quickly: see
+            :mod:`probcast.ops.registry_check`), the alias cannot be resolved or its folder
+            fails its digest.
     """
     spec = pipe.registry
     if spec is None:
@@ -148,6 +151,8 @@ def resolve_for_cycle(pipe: Pipeline, cycle: str, store: StateStore) -> Pipeline
     recorded = model_of(store, cycle)
     if step is not None and step["status"] == FINISHED and recorded is not None:
         return dataclasses.replace(pipe, model=Path(recorded["workdir"]))
+    mlflow_bounds()  # an unreachable registry fails the cycle in seconds, not minutes
+    check_reachable(spec, f"{pipe.name}: model.uri", must_exist=True)
     try:
         found = Registry(spec).resolve()
     except RegistryError:

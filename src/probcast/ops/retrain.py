@@ -43,6 +43,7 @@ import pandas as pd
 from probcast import io
 from probcast.ops.pipeline import Pipeline, PipelineError
 from probcast.ops.registry import Registry, Resolved
+from probcast.ops.registry_check import check_reachable, mlflow_bounds
 from probcast.ops.retrain_spec import RetrainSpec, parse_retrain
 
 log = logging.getLogger(__name__)
@@ -294,6 +295,8 @@ def retrain(pipe: Pipeline, now: datetime | None = None, *, force: bool = False)
         done = json.loads((folder / "gate.json").read_text())
         done.pop("info", None)
         return RetrainOutcome(**{**done, "status": "done before"})
+    mlflow_bounds()
+    check_reachable(pipe.registry, f"{pipe.name}: model.uri", must_exist=False)
     registry = Registry(pipe.registry)
     last = registry.tags().get(LAST_TAG)
     if last and not force and spec.every_days > 0:
