@@ -28,6 +28,7 @@ from probcast import logs
 from probcast.cli import main as probcast
 from probcast.ops import metrics, metrics_export
 from probcast.ops import pipeline as pl
+from probcast.ops.cli import main as ops_cli
 from probcast.ops.cycle import run_cycle
 from probcast.ops.serve import create_app
 from probcast.ops.state import StateStore
@@ -124,7 +125,9 @@ def test_run_cycle_records_steps_outcomes_and_freshness(tmp_path, model_dir, sta
     store.close()
 
 
-def test_run_writes_the_textfile_atomically(tmp_path, model_dir, stations, capsys):
+@pytest.mark.parametrize("entry", [probcast, ops_cli], ids=["probcast", "python-m-ops-cli"])
+def test_run_writes_the_textfile_atomically(tmp_path, model_dir, stations, capsys, entry):
+    """``probcast run`` and ``python -m probcast.ops.cli run`` (the same command)."""
     init = cycles_of(stations)[0]
     drop_cycle(stations, tmp_path / "inputs", init)
     path = write_pipeline(tmp_path, model_dir, name="m2")
@@ -132,7 +135,7 @@ def test_run_writes_the_textfile_atomically(tmp_path, model_dir, stations, capsy
     prom.parent.mkdir()
     cycle = f"{init:%Y-%m-%dT%H}Z"
     args = ["run", "--pipeline", str(path), "--cycle", cycle, "--metrics-file", str(prom)]
-    assert probcast(args) == 0
+    assert entry(args) == 0
     got = samples(prom.read_text())
     assert got[("probcast_cycles_total", frozenset({("pipeline", "m2"), ("status", "finished")}))]
     key = ("probcast_latest_cycle_timestamp_seconds", frozenset({("pipeline", "m2")}))

@@ -1,6 +1,7 @@
 """The operational commands: ``probcast run``, ``probcast watch`` (and ``probcast serve``).
 
-``main(["run", ...])`` dispatches to the command's own ``main``; each command is also
+``main(["run", ...])`` dispatches to the command's entry module (``probcast.ops.cli_run``,
+which adds ``--metrics-file`` and ``--pushgateway``); each command's parser is also
 reachable alone (``probcast.ops.cli.run_main``, ``watch_main``, ``serve_main``) for the
 top-level ``probcast`` dispatcher. ``python -m probcast.ops.cli run --pipeline ops.yaml
 --cycle 2026-11-29T00Z`` works without it.
@@ -141,12 +142,21 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m probcast.ops.cli {run,watch,serve} ...``."""
+    """``python -m probcast.ops.cli {run,watch,serve} ...``: the same as ``probcast run`` etc.
+
+    Dispatches to the commands' entry modules (``probcast.ops.cli_run``, ...), so the
+    options they add (``--metrics-file``, ``--pushgateway``) are there too.
+    """
+    import importlib
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in SUBCOMMANDS:
         print("usage: probcast.ops.cli {run,watch,serve} [ARGS...]", file=sys.stderr)
         return 2
-    return SUBCOMMANDS[args[0]](args[1:])
+    command: Callable[[list[str]], int] = importlib.import_module(
+        f"probcast.ops.cli_{args[0]}"
+    ).main
+    return command(args[1:])
 
 
 if __name__ == "__main__":
