@@ -100,8 +100,20 @@ def _check_columns(df: pd.DataFrame, source: str) -> None:
         raise ValidationError(f"{source}: the table has no rows")
 
 
-def _to_utc(values: pd.Series, column: str, source: str) -> pd.Series:
-    """Parse datetimes or ISO 8601 strings to UTC; naive times are taken as UTC."""
+def to_utc(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Parse datetimes or ISO 8601 strings to UTC; naive times are taken as UTC.
+
+    Args:
+        values: The column.
+        column: Its name (for messages).
+        source: The file or table it came from (for messages).
+
+    Returns:
+        ``datetime64[ns, UTC]`` values.
+
+    Raises:
+        ValidationError: Numbers, unparseable or missing times (naming file and column).
+    """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         raise ValidationError(
             f"{source}: column {column!r} is numeric ({values.dtype}); expected datetimes or "
@@ -127,8 +139,16 @@ def _to_utc(values: pd.Series, column: str, source: str) -> pd.Series:
     return parsed.astype("datetime64[ns, UTC]")
 
 
-def _to_hours(values: pd.Series, source: str) -> pd.Series:
-    """Return lead times as float hours (numbers are hours; timedeltas are converted)."""
+def to_hours(values: pd.Series, source: str) -> pd.Series:
+    """Return lead times as float hours (numbers are hours; timedeltas are converted).
+
+    Args:
+        values: The ``lead_time`` column.
+        source: The file or table it came from (for messages).
+
+    Raises:
+        ValidationError: Values that are neither hours nor durations.
+    """
     if pd.api.types.is_timedelta64_dtype(values):
         return values.dt.total_seconds() / 3600.0
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
@@ -147,8 +167,17 @@ def _to_hours(values: pd.Series, source: str) -> pd.Series:
         ) from None
 
 
-def _to_float(values: pd.Series, column: str, source: str) -> pd.Series:
-    """Coerce a value column to float64; raise when it holds non-numeric values."""
+def to_float(values: pd.Series, column: str, source: str) -> pd.Series:
+    """Coerce a value column to float64.
+
+    Args:
+        values: The column.
+        column: Its name (for messages).
+        source: The file or table it came from (for messages).
+
+    Raises:
+        ValidationError: Non-numeric values (with examples).
+    """
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     if pd.api.types.is_numeric_dtype(values):
@@ -172,8 +201,8 @@ def _coerce(df: pd.DataFrame, source: str) -> pd.DataFrame:
             f"id(s); expected a station id on every row"
         )
     out["station"] = out["station"].astype(str)
-    out["init_time"] = _to_utc(out["init_time"], "init_time", source)
-    out["lead_time"] = _to_hours(out["lead_time"], source)
+    out["init_time"] = to_utc(out["init_time"], "init_time", source)
+    out["lead_time"] = to_hours(out["lead_time"], source)
     if out["lead_time"].isna().any():
         raise ValidationError(
             f"{source}: column 'lead_time': {int(out['lead_time'].isna().sum())} missing lead "
@@ -181,13 +210,13 @@ def _coerce(df: pd.DataFrame, source: str) -> pd.DataFrame:
         )
     lead = pd.to_timedelta(out["lead_time"], unit="h")
     if "valid_time" in out.columns:
-        out["valid_time"] = _to_utc(out["valid_time"], "valid_time", source)
+        out["valid_time"] = to_utc(out["valid_time"], "valid_time", source)
     else:
         pos = list(out.columns).index("lead_time") + 1
         out.insert(pos, "valid_time", (out["init_time"] + lead).astype("datetime64[ns, UTC]"))
     for col in [*STATIC_COLUMNS, *value_columns(out)]:
         if col in out.columns:
-            out[col] = _to_float(out[col], col, source)
+            out[col] = to_float(out[col], col, source)
     return out
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from probcast import dists
 from probcast.products import table as product_table
 from probcast.schema import STATIC_COLUMNS
-from probcast.validate import ValidationError, _to_float, _to_hours, _to_utc, value_columns
+from probcast.validate import ValidationError, to_float, to_hours, to_utc, value_columns
 
 GRID_SUFFIXES = (".nc", ".nc4", ".zarr", ".grib", ".grib2", ".grb", ".grb2")
 
@@ -45,9 +45,9 @@ def coerce_table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         out["station"] = out["station"].astype(str)
     for col in ("init_time", "valid_time"):
         if col in out.columns:
-            out[col] = _to_utc(out[col], col, source)
+            out[col] = to_utc(out[col], col, source)
     if "lead_time" in out.columns:
-        out["lead_time"] = _to_hours(out["lead_time"], source)
+        out["lead_time"] = to_hours(out["lead_time"], source)
         if out["lead_time"].isna().any():
             raise ValidationError(
                 f"{source}: column 'lead_time': {int(out['lead_time'].isna().sum())} missing "
@@ -55,7 +55,7 @@ def coerce_table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             )
     for col in [*STATIC_COLUMNS, *value_columns(out)]:
         if col in out.columns:
-            out[col] = _to_float(out[col], col, source)
+            out[col] = to_float(out[col], col, source)
     return out
 
 
@@ -118,5 +118,5 @@ def read_forecasts(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
             "init_time/valid_time and lead_time in hours"
         ) from None
     for col in _forecast_columns(table, families):
-        table[col] = _to_float(table[col], col, source)
+        table[col] = to_float(table[col], col, source)
     return table_to_canonical(table, read_units(path), source), families
