@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
         "time_features",
         "compile_cache",
         "plausibility",
+        "geo",
     },
     {"ranges"},
     {"dists", "validate", "features", "units"},

@@ -9,10 +9,11 @@ import pytest
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from probcast.geo import unit_vectors
 from probcast.sources.arco import canonical
 from probcast.sources.cycle import CycleFields
 from probcast.sources.errors import SourceError
-from probcast.sources.grib import Field, _unit_vectors, local_reach
+from probcast.sources.grib import Field, local_reach
 from probcast.sources.xarray_points import nearest_indexers, on_grid
 
 
@@ -51,16 +52,16 @@ def test_a_station_off_a_curvilinear_grid_is_off_it():
 def test_stations_between_rows_of_a_high_latitude_grid_are_on_it():
     # audit: Bergen, Tromso and Sodankyla (0.25-degree ECMWF grid) were NaN with no note
     la, lo = np.meshgrid(np.arange(90, -90.01, -0.25), np.arange(0, 360, 0.25), indexing="ij")
-    xyz = _unit_vectors(la.ravel(), lo.ravel())
+    xyz = unit_vectors(la.ravel(), lo.ravel())
     tree = cKDTree(xyz)
     lat = np.array([60.38, 69.68, 67.37, 78.22, 88.9, 10.1])
     lon = np.array([5.33, 18.92, 26.63, 15.65, 10.1, 20.1])
-    dist, idx = tree.query(_unit_vectors(lat, lon))
+    dist, idx = tree.query(unit_vectors(lat, lon))
     assert (dist <= local_reach(tree, xyz, idx)).all()
     regional = np.meshgrid(np.arange(30, 40.01, 0.25), np.arange(100, 110.01, 0.25), indexing="ij")
-    xyz = _unit_vectors(regional[0].ravel(), regional[1].ravel())
+    xyz = unit_vectors(regional[0].ravel(), regional[1].ravel())
     tree = cKDTree(xyz)
-    dist, idx = tree.query(_unit_vectors(np.array([35.1, 40.1, 40.4]), np.array([105.0] * 3)))
+    dist, idx = tree.query(unit_vectors(np.array([35.1, 40.1, 40.4]), np.array([105.0] * 3)))
     assert (dist <= local_reach(tree, xyz, idx)).tolist() == [True, True, False]
 
 

@@ -34,12 +34,12 @@ import xarray as xr
 from scipy.spatial import cKDTree
 
 from probcast.align.neighbourhood import STATS, check_stats, check_windows, neighbourhood_fields
+from probcast.geo import EARTH_RADIUS_KM
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES
 
 FRT, FP, REALIZATION = "forecast_reference_time", "forecast_period", "realization"
 ALTITUDE_NAMES = ("altitude", "orography", "orog", "surface_altitude", "elevation", "hsurf")
 LSM_NAMES = ("lsm", "land_sea_mask", "land_binary_mask", "landmask", "land_mask")
-EARTH_RADIUS_KM = 6371.0
 
 
 def index_coord(dim: str) -> str:

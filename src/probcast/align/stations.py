@@ -24,15 +24,11 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from probcast.geo import EARTH_RADIUS_KM, unit_vectors
 from probcast.schema import FC_PREFIX, OBS_PREFIX
 
 FRT, FP = "forecast_reference_time", "forecast_period"
 METHODS = ("nearest", "bilinear")
-
-
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.deg2rad(np.asarray(lat, "float64")), np.deg2rad(np.asarray(lon, "float64"))
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def _fields(ds: xr.Dataset) -> list[str]:
@@ -101,18 +97,16 @@ def _spatial_dims(ds: xr.Dataset) -> tuple[str, ...]:
 
 def _scattered(ds: xr.Dataset, st: pd.DataFrame, method: str) -> xr.Dataset:
     dims = _spatial_dims(ds)
-    nodes = _unit_vectors(ds["latitude"].values.ravel(), ds["longitude"].values.ravel())
+    nodes = unit_vectors(ds["latitude"].values.ravel(), ds["longitude"].values.ravel())
     tree = cKDTree(nodes)
     spacing = tree.query(nodes, k=2)[0][:, 1].max()
     k = 1 if method == "nearest" else 4
-    dist, idx = tree.query(
-        _unit_vectors(st["latitude"].to_numpy(), st["longitude"].to_numpy()), k=k
-    )
+    dist, idx = tree.query(unit_vectors(st["latitude"].to_numpy(), st["longitude"].to_numpy()), k=k)
     dist, idx = dist.reshape(len(st), k), idx.reshape(len(st), k)
     _outside(
         st,
         dist[:, 0] > spacing,
-        f"more than one grid spacing ({spacing * 6371.0:.1f} km) from the nearest node",
+        f"more than one grid spacing ({spacing * EARTH_RADIUS_KM:.1f} km) from the nearest node",
     )
     flat = (
         ds.stack(_node=dims, create_index=False) if len(dims) > 1 else ds.rename({dims[0]: "_node"})

@@ -21,17 +21,11 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-EARTH_RADIUS_KM = 6371.0
+from probcast.geo import EARTH_RADIUS_KM, unit_vectors
 
 
 class PointError(ValueError):
     """Points that cannot be answered (too far from every station or grid point)."""
-
-
-def unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Positions on the unit sphere, shape ``(n, 3)``, of latitudes/longitudes in degrees."""
-    la, lo = np.deg2rad(np.asarray(lat, "float64")), np.deg2rad(np.asarray(lon, "float64"))
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 @dataclasses.dataclass

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from probcast.geo import unit_vectors
 from probcast.sources.errors import SourceError
 
 _CACHE_SIZE = 8
@@ -65,18 +66,13 @@ class Field:
     submessage: int = 1
 
 
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
-
-
 def _grid(handle: int, key: str) -> tuple[cKDTree, np.ndarray]:
     if key in _grids:
         _grids.move_to_end(key)
         return _grids[key]
     lat = eccodes.codes_get_double_array(handle, "latitudes")
     lon = eccodes.codes_get_double_array(handle, "longitudes")
-    xyz = _unit_vectors(lat, lon)
+    xyz = unit_vectors(lat, lon)
     tree = cKDTree(xyz)
     _grids[key] = (tree, xyz)
     if len(_grids) > _CACHE_SIZE:
@@ -97,7 +93,7 @@ def nearest_points(
         _points.move_to_end(cached)
         return _points[cached]
     tree, xyz = _grid(handle, key)
-    dist, idx = tree.query(_unit_vectors(lat, lon))
+    dist, idx = tree.query(unit_vectors(lat, lon))
     inside = dist <= local_reach(tree, xyz, np.atleast_1d(idx)) + 1e-12
     _points[cached] = (idx, inside)
     if len(_points) > _CACHE_SIZE:
