@@ -76,7 +76,7 @@ def read_input(path: Path) -> CycleInput:
     except PointError as err:
         index, error = None, str(err)
     extra = {"stations": set(table["station"].unique()), "no_index": error}
-    return CycleInput("stations", index, table=table, extra=extra)  # type: ignore[arg-type]
+    return CycleInput("stations", index, table=table, extra=extra)
 
 
 def read_cycle_input(path: Path, cycle: datetime | None = None) -> CycleInput:
@@ -90,11 +90,11 @@ def read_cycle_input(path: Path, cycle: datetime | None = None) -> CycleInput:
     return read_input(path)
 
 
-def read_template(path: Path, cycle: datetime | None = None) -> CycleInput:
+def read_template(path: Path, cycle: datetime | None = None) -> pd.DataFrame:
     """The pipeline's template table (past forecasts and observations)."""
     from probcast.ingest.tables import read_table
 
-    return CycleInput("stations", None, table=read_table(path))  # type: ignore[arg-type]
+    return read_table(path)
 
 
 def parse_units_or_400(units: Any) -> dict[str, str]:
@@ -223,7 +223,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
     def template(path: str) -> pd.DataFrame:
         """The pipeline's template table, read once (again when the file changes)."""
         try:
-            return templates.get(Path(path)).table  # type: ignore[return-value]
+            return templates.get(Path(path))
         except (OSError, ValueError) as err:
             raise HTTPException(503, f"template {path} unreadable: {err}") from err
 

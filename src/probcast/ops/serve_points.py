@@ -15,7 +15,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -99,29 +99,30 @@ class CycleInput:
     """A cycle's input as read once: a station ``table`` or a grid ``dataset``."""
 
     kind: str
-    index: NodeIndex
+    index: NodeIndex | None
     table: pd.DataFrame | None = None
     dataset: Any = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class InputCache:
-    """The inputs of the last ``size`` cycles asked for, read by ``reader``.
+T = TypeVar("T")
+
+
+class InputCache(Generic[T]):
+    """The files last asked for (a cycle's :class:`CycleInput`, a template table), as read.
 
     Args:
-        reader: ``path -> CycleInput``.
-        size: How many inputs to keep.
+        reader: ``(path, cycle) -> T``.
+        size: How many files to keep.
     """
 
-    def __init__(self, reader: Callable[[Path, Any], CycleInput], size: int = 4) -> None:
+    def __init__(self, reader: Callable[[Path, Any], T], size: int = 4) -> None:
         self.reader = reader
         self.size = size
-        self._items: collections.OrderedDict[tuple[str, int, int], CycleInput] = (
-            collections.OrderedDict()
-        )
+        self._items: collections.OrderedDict[tuple[str, int, int], T] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: Path, cycle: Any = None) -> CycleInput:
+    def get(self, path: Path, cycle: Any = None) -> T:
         """The input at ``path`` (read again when its size or modification time changed).
 
         ``cycle`` is handed to the reader (which may check the file against it).
