@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -43,8 +44,61 @@ def test_reorder_follows_the_template_ranks():
 def test_constraints_hold_member_wise():
     t = np.array([[270.0, 275.0], [280.0, 281.0]])
     td = np.array([[271.0, 260.0], [279.0, 290.0]])
-    out = enforce_constraints({"t2m": t, "td2m": td})
-    assert (out["td2m"] <= out["t2m"]).all() and out["td2m"][0, 1] == 260.0
+    out, done = enforce_constraints({"t2m": t, "td2m": td})
+    assert (out["td2m"] <= out["t2m"]).all()
+    # row 0: re-paired (the marginal kept); row 1: 290 lies above every t2m member
+    np.testing.assert_array_equal(out["td2m"], [[260.0, 271.0], [279.0, 281.0]])
+    assert done["td2m"].repaired == 2 and done["td2m"].clipped == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(np.float64, (6, 9), elements=st.floats(250, 310)),
+    hnp.arrays(np.float64, (6, 9), elements=st.floats(0, 20)),
+    st.integers(0, 1000),
+)
+def test_constraints_keep_both_marginals_where_the_distributions_do_not_cross(t, gap, seed):
+    """td2m's sorted members below t2m's: re-pairing alone removes every crossing."""
+    rng = np.random.default_rng(seed)
+    td = np.sort(t, axis=1) - np.sort(gap, axis=1)[:, ::-1]  # k-th smallest below t's
+    td = np.take_along_axis(td, np.argsort(rng.random(td.shape), axis=1), axis=1)
+    out, done = enforce_constraints({"t2m": t.copy(), "td2m": td.copy()})
+    assert (out["td2m"] <= out["t2m"]).all()
+    np.testing.assert_array_equal(out["t2m"], t)
+    np.testing.assert_array_equal(np.sort(out["td2m"], 1), np.sort(td, 1))
+    assert "td2m" not in done or done["td2m"].clipped == 0
+
+
+def test_constraints_leave_a_variable_alone_where_the_other_is_missing():
+    t = np.array([[np.nan, np.nan], [280.0, 281.0]])
+    td = np.array([[271.0, 272.0], [279.0, 279.5]])
+    tmin, tmax = np.array([[3.0, 1.0]]), np.array([[2.0, 4.0]])
+    out, done = enforce_constraints({"t2m": t, "td2m": td, "tmin": tmin, "tmax": tmax})
+    np.testing.assert_array_equal(out["td2m"], td)  # NaN t2m: no NaN members
+    assert "td2m" not in done
+    np.testing.assert_array_equal(out["tmin"], [[1.0, 3.0]])  # tmin <= tmax too
+
+
+def test_gridded_members_obey_the_constraints():
+    from probcast.products.build import build_members
+
+    rng = np.random.default_rng(0)
+    shape = (1, 4, 5)
+    dims = ("forecast_period", "y", "x")
+    ds = xr.Dataset(
+        {
+            "t2m_loc": (dims, np.full(shape, 290.0)),
+            "t2m_scale": (dims, np.full(shape, 1.0)),
+            "td2m_loc": (dims, 289.5 + rng.normal(0, 0.1, shape)),
+            "td2m_scale": (dims, np.full(shape, 3.0)),
+        },
+        coords={"forecast_period": [np.timedelta64(6, "h")]},
+    )
+    for name in ds.data_vars:
+        ds[name].attrs["distribution"] = "normal"
+    out = build_members(ds, n_members=11).compute()
+    assert (out["td2m"] <= out["t2m"]).all()
+    assert (out["td2m"].isel(realization=0) < out["t2m"].isel(realization=0)).all()
 
 
 def _weather(n_days: int, seed: int) -> pd.DataFrame:
@@ -189,3 +243,70 @@ def test_the_pit_is_needed_only_on_the_dates_the_shuffle_uses():
         np.testing.assert_array_equal(given, full)
     with pytest.raises(ValueError, match="member count"):
         schaake_shuffle(now, {"t2m": members["t2m"][:, :4]}, past, runs=runs)
+
+
+def test_dates_are_never_the_run_s_own_or_later_ones():
+    from probcast.products.coherence import template_dates
+
+    past = _weather(10, 4)
+    first = past["init_time"].min()
+    assert not len(template_dates(past, first, 5, np.random.default_rng(0)))
+    now = past[past["init_time"] == first].reset_index(drop=True)
+    members = {"t2m": np.tile(np.arange(5.0), (len(now), 1))}
+    out = schaake_shuffle(now, members, past, seed=0)["t2m"]  # no earlier date: as drawn
+    np.testing.assert_array_equal(out, members["t2m"])
+
+
+def test_few_dates_are_each_used_and_members_sharing_one_stay_apart():
+    from probcast.products.coherence import template_dates
+
+    past = _weather(6, 4)
+    init = pd.Timestamp("2021-03-01", tz="UTC")
+    dates = template_dates(past, init, 15, np.random.default_rng(0))
+    assert len(dates) == 15 and set(dates) == set(past["init_time"].unique())
+    now = _weather(1, 5)
+    now["init_time"] = init
+    rng = np.random.default_rng(1)
+    members = {"t2m": np.sort(rng.normal(280, 3, (len(now), 15)), axis=1)}
+    out = schaake_shuffle(now, members, past, seed=0)["t2m"]
+    ranks = np.argsort(np.argsort(out, axis=1), axis=1)
+    runs = shuffle_runs(now, past, ["t2m"], 15, seed=0)
+    groups = np.unique(runs[0].dates.asi8, return_inverse=True)[1]
+    for g in np.unique(groups):
+        cols = np.flatnonzero(groups == g)
+        if len(cols) > 1:  # one date twice: the same order of the two in every row
+            order = np.argsort(ranks[:, cols], axis=1)
+            assert (order == order[0]).all()
+
+
+def test_dates_observing_under_half_of_the_run_come_last():
+    from probcast.products.coherence import template_dates
+
+    past = _weather(10, 4)
+    dates = pd.DatetimeIndex(past["init_time"].unique())
+    init = pd.Timestamp("2021-03-01", tz="UTC")
+    distance = pd.Series(np.arange(10.0), dates)  # the first dates the most similar
+    coverage = pd.Series(np.where(np.arange(10) < 3, 0.2, 1.0), dates)
+    got = template_dates(past, init, 4, np.random.default_rng(0), distance, coverage)
+    assert set(got) == set(dates[3:7])
+
+
+def test_forecasts_are_scored_as_scenarios_on_the_cases_they_share():
+    from probcast.verify.multivariate import tidy_multivariate
+
+    rows = _weather(5, 0)
+    rng = np.random.default_rng(0)
+    full = rows.copy()
+    for j in range(6):
+        full[f"t2m_m{j:03d}"] = full["obs_t2m"] + rng.normal(0, 1, len(full))
+    short = full[full["lead_time"] <= 12.0].reset_index(drop=True)
+    got = tidy_multivariate({"full": full, "short": short}, ["t2m"], max_vectors=1000)
+    wide = got.pivot_table(index="metric", columns="method", values="value")
+    # both on the 2 leads the short forecast has: 15 vectors of 2 leads each
+    assert wide.loc["dim_lead_time"].tolist() == [2.0, 2.0]
+    assert wide.loc["vectors_lead_time"].tolist() == [15.0, 15.0]
+    assert wide.loc["energy_lead_time", "full"] == pytest.approx(
+        wide.loc["energy_lead_time", "short"]
+    )
+    alone = tidy_multivariate({"full": full}, ["t2m"], max_vectors=1000)
+    assert alone.set_index("metric").loc["dim_lead_time", "value"] == 4.0

@@ -69,6 +69,7 @@ def _copula_template(
             seed=seed + 1,
             params=False,
             policy=domain_check.DomainPolicy(mode="warn"),
+            constraints=False,
         )
         table = pred.table
         return {
@@ -118,6 +119,7 @@ def predict_stations(
     params: bool = True,
     template: pd.DataFrame | None = None,
     policy: domain_check.DomainPolicy | None = None,
+    constraints: bool = True,
 ) -> StationPrediction:
     """Predict every target of ``model`` for each row of ``table``.
 
@@ -136,6 +138,9 @@ def predict_stations(
             (:mod:`probcast.products.coherence`), ranked by their PIT under this model
             (:mod:`probcast.predict.copula`); ``None`` keeps them independent across rows.
         policy: Treatment of rows outside the training domain (default: flag them).
+        constraints: Members obey the constraints across variables (td2m <= t2m, tmin <=
+            tmax: :func:`~probcast.products.coherence.enforce_constraints`); off for the
+            copula template's PIT draws, which must follow the model's marginals.
 
     Returns:
         The table, the families of its parameters and one ``Predictive`` per target.
@@ -178,7 +183,8 @@ def predict_stations(
         runs = shuffle_runs(table, template, list(sampled), n_members, seed=seed)
         template = _copula_template(model, template, runs, list(sampled), seed)
         sampled = schaake_shuffle(table, sampled, template, seed=seed, runs=runs)
-    sampled = enforce_constraints(sampled)
+    if constraints:
+        sampled = _constrained(sampled)
     qs = model.quantiles(rows, quantiles) if quantiles else {}
     qs = {v: fill(v, q, "quantiles", quantiles) for v, q in qs.items()}
     probs = model.exceedance(rows, thresholds) if thresholds else {}
@@ -269,6 +275,20 @@ def _applicability(
     if line:
         log.warning("%s", line)
     return None if policy.mode == "warn" else result.labels
+
+
+def _constrained(sampled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Members obeying the constraints across variables (one log line when any changed)."""
+    sampled, done = enforce_constraints(sampled)
+    for var, what in done.items():
+        log.info(
+            "%s: members re-paired in rank order with their upper bound in %d row(s) "
+            "(marginals kept); %d value(s) clipped where the distributions cross",
+            var,
+            what.repaired,
+            what.clipped,
+        )
+    return sampled
 
 
 def _bounded(

@@ -24,6 +24,7 @@ import xarray as xr
 
 from probcast import defaults
 from probcast.products import cf
+from probcast.products.coherence import CONSTRAINTS
 from probcast.products.source import (
     REALIZATION,
     Distribution,
@@ -57,10 +58,16 @@ def build_members(
         seed: Seed of the random draws.
 
     Returns:
-        Lazy dataset with one ``(realization, ...)`` variable per input variable.
+        Lazy dataset with one ``(realization, ...)`` variable per input variable. Members
+        obey :data:`~probcast.products.coherence.CONSTRAINTS` (td2m <= t2m, tmin <= tmax):
+        equidistant quantiles are comonotone across variables, so a member crosses only
+        where the two distributions cross, and is set to the upper variable's there.
     """
     source = as_source(data)
     out = xr.Dataset({v: source.members(v, n_members, method, seed) for v in source.variables})
+    for low, high in CONSTRAINTS:  # td2m <= t2m member-wise, lazily, where both exist
+        if low in out and high in out:
+            out[low] = out[low].where(~(out[low] > out[high]), out[high])
     n = out.sizes[REALIZATION]
     out = out.assign_coords(
         {

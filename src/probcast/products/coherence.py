@@ -36,13 +36,21 @@ from probcast.schema import FC_PREFIX, OBS_PREFIX
 SLOT = ("station", "lead_time")
 
 
-def reorder(members: np.ndarray, template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def reorder(
+    members: np.ndarray,
+    template: np.ndarray,
+    rng: np.random.Generator,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
     """Reorder each row's members to follow the ranks of the template row.
 
     Args:
         members: ``(rows, M)`` members (any order).
         template: ``(rows, M)`` template values (NaN allowed: ranked at random).
         rng: Random generator for NaN and tie breaking.
+        groups: ``(M,)`` group of each template column (its date). Ties between columns of
+            one group (a date used twice) are broken in one fixed order in every row, so
+            such members stay distinct scenarios; other ties at random, row by row.
 
     Returns:
         ``(rows, M)``: row ``i`` holds the sorted members of row ``i`` placed so that their
@@ -55,12 +63,15 @@ def reorder(members: np.ndarray, template: np.ndarray, rng: np.random.Generator)
             f"members {members.shape} and template {template.shape} must have equal shapes"
         )
     m = members.shape[1]
+    groups = np.arange(m) if groups is None else np.unique(groups, return_inverse=True)[1]
     nan = np.isnan(template)
-    # Rank 1..m (ties share the lowest); a jitter below one rank breaks ties at random.
+    # Rank 1..m (ties share the lowest); missing values at a random rank.
     tied = rankdata(np.where(nan, np.inf, template), method="min", axis=1).astype(np.float64)
     key = np.where(nan, rng.uniform(0.5, m + 0.5, template.shape), tied)
-    key = key + rng.uniform(0.0, 0.5, template.shape)
-    ranks = np.argsort(np.argsort(key, axis=1, kind="stable"), axis=1, kind="stable")
+    by_group = rng.uniform(size=(len(template), int(groups.max(initial=0)) + 1))[:, groups]
+    within = np.broadcast_to(rng.permutation(m).astype(np.float64), template.shape)
+    order = np.lexsort((within, by_group, key), axis=1)
+    ranks = np.argsort(order, axis=1, kind="stable")
     return np.take_along_axis(np.sort(members, axis=1), ranks, axis=1)
 
 
@@ -70,28 +81,38 @@ def template_dates(
     m: int,
     rng: np.random.Generator,
     distance: pd.Series | None = None,
+    coverage: pd.Series | None = None,
 ) -> pd.DatetimeIndex:
     """``m`` dates of the template (past init times) for the members of run ``init``.
 
-    Dates before ``init`` (no look-ahead when the template is the training archive): the
+    Only dates before ``init`` (no look-ahead when the template is the training archive;
+    none when the template holds no earlier date: the run's members stay unshuffled). The
     ``m`` whose forecasts were most similar to this run's (``distance`` by date; the
     "similarity Schaake shuffle", Schefzik 2016, Q. J. R. Meteorol. Soc. 142), else the
-    closest in day of year; drawn with replacement when fewer than ``m`` exist.
+    closest in day of year; dates whose template observes under half of the run's slots
+    (``coverage`` by date) only after every other. With fewer than ``m`` dates every date
+    is used once and the rest drawn again (those members then share a date:
+    :func:`reorder` keeps them apart in one fixed order).
     """
     dates = pd.DatetimeIndex(template["init_time"].unique()).sort_values()
-    past = dates[dates < pd.Timestamp(init)]
-    pool = past if len(past) else dates
-    if not len(pool):
+    if not len(dates):
         raise ValueError("the template holds no dates")
+    pool = dates[dates < pd.Timestamp(init)]
+    if not len(pool):
+        return pool
     if distance is not None:
         dist = distance.reindex(pool).fillna(np.inf).to_numpy(dtype=np.float64)
     else:
         doy = np.abs(pool.day_of_year.to_numpy() - pd.Timestamp(init).day_of_year)
         dist = np.minimum(doy, 366 - doy).astype(np.float64)
+    thin = np.zeros(len(pool), bool)
+    if coverage is not None:
+        thin = coverage.reindex(pool).fillna(0.0).to_numpy(dtype=np.float64) < 0.5
+    order = np.lexsort((dist + rng.uniform(0, 1e-3, dist.shape), thin))
     if len(pool) >= m:
-        keep = np.argsort(dist + rng.uniform(0, 1e-3, dist.shape), kind="stable")[:m]
-        return pool[rng.permutation(keep)]
-    return pool[rng.integers(0, len(pool), m)]
+        return pool[rng.permutation(order[:m])]
+    extra = rng.integers(0, len(pool), m - len(pool))
+    return pool[rng.permutation(np.concatenate([np.arange(len(pool)), extra]))]
 
 
 def _wide(template: pd.DataFrame, var: str, prefix: str = OBS_PREFIX) -> pd.DataFrame | None:
@@ -124,6 +145,21 @@ def forecast_distance(forecasts: dict[str, pd.DataFrame], rows: pd.DataFrame) ->
     if not parts:
         return None
     return pd.concat(parts, axis=1).mean(axis=1)
+
+
+def observed_share(observed: dict[str, pd.DataFrame], rows: pd.DataFrame) -> pd.Series | None:
+    """Share of this run's (slot, variable) values each template date observes.
+
+    Args:
+        observed: Variable -> the template's ``obs_<var>`` as (station, lead) x init time.
+        rows: This run's rows.
+
+    Returns:
+        The share by template date (``None`` without observations).
+    """
+    keys = pd.MultiIndex.from_frame(rows[list(SLOT)])
+    parts = [wide.reindex(keys).notna().mean(axis=0) for wide in observed.values()]
+    return pd.concat(parts, axis=1).fillna(0.0).mean(axis=1) if parts else None
 
 
 PIT_PREFIX = "pit_"
@@ -186,16 +222,19 @@ def schaake_shuffle(
     m = next(iter(members.values())).shape[1]
     if runs is None:
         runs = shuffle_runs(rows, template, list(members), m, seed)
-    if any(len(run.dates) != m for run in runs):
+    if any(len(run.dates) not in (0, m) for run in runs):
         raise ValueError(f"the shuffle's runs were chosen for another member count than {m}")
     out = {v: np.array(a, copy=True) for v, a in members.items()}
     tmpl, rows = _slots(template), _slots(rows)
     wides = {v: _wide(_anomalies(tmpl, v), v) for v in members}
     for run in runs:
+        if not len(run.dates):
+            continue  # no earlier date: left as drawn (see :func:`template_dates`)
         rng, sub = run.rng(), rows.iloc[run.index]
+        groups = np.unique(run.dates.asi8, return_inverse=True)[1]
         for var, values in members.items():
             t = _template_values(wides[var], sub, run.dates)
-            out[var][run.index] = reorder(values[run.index], t, rng)
+            out[var][run.index] = reorder(values[run.index], t, rng, groups)
     return out
 
 
@@ -233,11 +272,15 @@ def shuffle_runs(
         for v in variables
         if f"{FC_PREFIX}{v}" in rows and (w := _wide(tmpl, v, FC_PREFIX)) is not None
     }
+    obs = {v: w for v in variables if (w := _wide(tmpl, v)) is not None}
     runs = []
     for key, index in rows.groupby(rows["init_time"]).indices.items():
         init = pd.Timestamp(str(key))
         rng = np.random.default_rng([seed, int(init.value // 10**9)])
-        dates = template_dates(tmpl, init, m, rng, forecast_distance(fcs, rows.iloc[index]))
+        run = rows.iloc[index]
+        dates = template_dates(
+            tmpl, init, m, rng, forecast_distance(fcs, run), observed_share(obs, run)
+        )
         runs.append(ShuffleRun(np.asarray(index), dates, rng))
     return runs
 
@@ -256,14 +299,57 @@ def ecc(members: np.ndarray, raw_ensemble: np.ndarray, seed: int = 0) -> np.ndar
     return reorder(members, raw_ensemble, np.random.default_rng(seed))
 
 
-def enforce_constraints(members: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Physical constraints across variables: dew point not above temperature, member-wise.
+CONSTRAINTS: tuple[tuple[str, str], ...] = (("td2m", "t2m"), ("tmin", "tmax"))
+"""Pairs ``(low, high)`` whose members must satisfy ``low <= high`` member-wise."""
 
-    (Bounds of one variable, such as non-negative precipitation and cloud cover in [0, 1],
-    are the predictive families' own: censored at the bound.)
+
+@dataclass(frozen=True)
+class Constrained:
+    """What :func:`enforce_constraints` changed for one pair.
+
+    Attributes:
+        repaired: Rows whose ``low`` members took the ranks of ``high``'s (marginals kept).
+        clipped: Values set to ``high`` where the two distributions themselves cross.
     """
-    pairs: Sequence[tuple[str, str]] = (("td2m", "t2m"),)
-    for low, high in pairs:
-        if low in members and high in members:
-            members[low] = np.minimum(members[low], members[high])
-    return members
+
+    repaired: int
+    clipped: int
+
+
+def enforce_constraints(
+    members: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, Constrained]]:
+    """Physical constraints across variables (:data:`CONSTRAINTS`), member-wise.
+
+    In a row where some member of ``low`` exceeds its ``high`` (dew point above
+    temperature, after a shuffle that ranked the two by their own templates), ``low``'s
+    members are re-paired in ``high``'s rank order: both marginals stay exactly as they are,
+    and no member crosses unless the distributions themselves do (``low``'s k-th smallest
+    member above ``high``'s): only those values are clipped to ``high``, and counted. Rows
+    where either variable is missing are left as they are. (Bounds of one variable, such
+    as non-negative precipitation and cloud cover in [0, 1], are the predictive families'
+    own: censored at the bound.)
+
+    Args:
+        members: Variable -> ``(rows, M)`` members; changed in place.
+
+    Returns:
+        The members, and per ``low`` variable changed what was done.
+    """
+    done: dict[str, Constrained] = {}
+    for low, high in CONSTRAINTS:
+        if low not in members or high not in members:
+            continue
+        lo, hi = np.asarray(members[low]), np.asarray(members[high])
+        with np.errstate(invalid="ignore"):
+            rows = np.flatnonzero((lo > hi).any(axis=1))
+        if not len(rows):
+            continue
+        ranks = np.argsort(np.argsort(hi[rows], axis=1, kind="stable"), axis=1, kind="stable")
+        lo = lo.copy()
+        lo[rows] = np.take_along_axis(np.sort(lo[rows], axis=1), ranks, axis=1)
+        with np.errstate(invalid="ignore"):
+            cross = lo > hi
+        members[low] = np.where(cross, hi, lo)
+        done[low] = Constrained(repaired=len(rows), clipped=int(cross.sum()))
+    return members, done
