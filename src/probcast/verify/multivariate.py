@@ -11,7 +11,10 @@ draws; these can:
   members): member-wise sums are only right if the members are coherent in time.
 
 Scores come from scoringrules (``es_ensemble``, ``vs_ensemble``, ``crps_ensemble``). Only
-complete vectors are scored (every component observed and forecast).
+complete vectors are scored (every component observed and forecast); forecasts compared in
+one verification are scored on the same cases (:func:`tidy_multivariate`), and each score
+comes with the number of vectors and their dimension (``vectors_<over>``, ``dim_<over>``):
+a sum over 8 leads and one over 40 are different quantities.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def _components(idx: np.ndarray, obs: np.ndarray) -> np.ndarray:
     *every* component are rarely complete. The components are taken in order of how often
     they are observed, as many as maximise ``components x complete vectors`` (the values
     scored), so a few short runs or gappy stations do not leave no vector at all; beyond
-    :data:`MAX_DIM`, evenly spaced ones.
+    :data:`MAX_DIM` (stations, or lead times), evenly spaced ones.
     """
     seen = np.zeros(idx.shape, dtype=bool)
     ok = np.isfinite(idx)
@@ -142,8 +145,9 @@ def multivariate_scores(
     Returns:
         Tidy table: ``variable``, ``metric`` (``energy_lead_time``, ``variogram_lead_time``,
         ``energy_station``, ``variogram_station``, ``crps_lead_sum``; and
-        ``pit_corr_lead_time``, ``pit_corr_station``: :func:`pit_correlation`), ``value``
-        (mean), ``n`` (vectors scored).
+        ``pit_corr_lead_time``, ``pit_corr_station``: :func:`pit_correlation`;
+        ``vectors_<over>`` and ``dim_<over>``: the vectors scored and their components),
+        ``value`` (mean), ``n`` (vectors scored).
     """
     out = []
     for var, ens in members.items():
@@ -160,6 +164,8 @@ def multivariate_scores(
             out.append((var, f"energy_{over}", float(np.mean(es)), len(o)))
             out.append((var, f"variogram_{over}", float(np.mean(vs)), len(o)))
             out.append((var, f"pit_corr_{over}", pit_correlation(o, f), len(o)))
+            out.append((var, f"vectors_{over}", float(len(o)), len(o)))
+            out.append((var, f"dim_{over}", float(o.shape[1]), len(o)))
             if over == "lead_time":
                 total = sr.crps_ensemble(o.sum(axis=1), f.sum(axis=2), backend="numpy")
                 out.append((var, "crps_lead_sum", float(np.mean(total)), len(o)))
@@ -172,10 +178,43 @@ def member_matrix(table: pd.DataFrame, var: str) -> np.ndarray | None:
     return table[cols].to_numpy(dtype=np.float64) if len(cols) > 1 else None
 
 
+def _common_cases(
+    merged: Mapping[str, pd.DataFrame], members: Mapping[str, dict[str, np.ndarray]], var: str
+) -> dict[str, np.ndarray]:
+    """Per method with members of ``var``, the positions of the cases every such method has.
+
+    A case counts when it is observed and all its members are finite; each method's rows
+    are then restricted to the cases common to all, so their vectors are the same ones.
+    """
+    keys: dict[str, tuple[pd.MultiIndex, np.ndarray]] = {}
+    for method, table in merged.items():
+        if var not in members[method]:
+            continue
+        ok = np.isfinite(table[f"{OBS_PREFIX}{var}"].to_numpy(dtype=np.float64))
+        ok &= np.isfinite(members[method][var]).all(axis=1)
+        frame = pd.DataFrame(
+            {
+                "station": table["station"].astype(str).to_numpy(),
+                "init_time": pd.to_datetime(table["init_time"], utc=True).to_numpy(),
+                "lead_time": table["lead_time"].to_numpy(dtype=np.float64),
+            }
+        )
+        keys[method] = (pd.MultiIndex.from_frame(frame), ok)
+    common: pd.MultiIndex | None = None
+    for index, ok in keys.values():
+        common = index[ok] if common is None else common.intersection(index[ok])
+    if common is None:
+        return {}
+    return {m: np.flatnonzero(index.isin(common) & ok) for m, (index, ok) in keys.items()}
+
+
 def tidy_multivariate(
     merged: Mapping[str, pd.DataFrame], variables: Sequence[str], *, max_vectors: int
 ) -> pd.DataFrame:
     """Multivariate scores of every forecast with members, as rows of the tidy score table.
+
+    Forecasts with members of one variable are scored on the cases all of them have
+    (observed, every member finite), so their scores compare.
 
     Args:
         merged: Method -> its prediction table merged with the truth (keys, ``obs_<var>``,
@@ -186,17 +225,22 @@ def tidy_multivariate(
     Returns:
         ``method``, ``variable``, ``by`` (``all``), ``key`` (``all``), ``metric``, ``value``.
     """
-    rows = []
-    for method, table in merged.items():
-        members = {
+    members = {
+        method: {
             v: m
             for v in variables
             if f"{OBS_PREFIX}{v}" in table and (m := member_matrix(table, v)) is not None
         }
-        if not members:
-            continue
-        scores = multivariate_scores(table, members, max_vectors=max_vectors)
-        rows.append(scores.assign(method=method, by="all", key="all"))
+        for method, table in merged.items()
+    }
+    rows = []
+    for var in variables:
+        for method, pos in _common_cases(merged, members, var).items():
+            table = merged[method].iloc[pos].reset_index(drop=True)
+            scores = multivariate_scores(
+                table, {var: members[method][var][pos]}, max_vectors=max_vectors
+            )
+            rows.append(scores.assign(method=method, by="all", key="all"))
     columns = ["method", "variable", "by", "key", "metric", "value"]
     if not rows:
         return pd.DataFrame(

@@ -97,10 +97,14 @@ def summary_table(scores: pd.DataFrame) -> str:
 
 
 MULTIVARIATE_COLUMNS = (
+    ("vectors_lead_time", "vectors (leads)"),
+    ("dim_lead_time", "leads"),
     ("energy_lead_time", "energy (leads)"),
     ("variogram_lead_time", "variogram (leads)"),
     ("crps_lead_sum", "CRPS of lead sum"),
     ("pit_corr_lead_time", "PIT corr (leads)"),
+    ("vectors_station", "vectors (stations)"),
+    ("dim_station", "stations"),
     ("energy_station", "energy (stations)"),
     ("variogram_station", "variogram (stations)"),
     ("pit_corr_station", "PIT corr (stations)"),
@@ -129,7 +133,9 @@ def multivariate_table(scores: pd.DataFrame) -> str:
         '<h2>Members as scenarios</h2><p class="meta">Energy and variogram (p = 0.5) scores of '
         "the members as vectors over lead times (per station and run) and over stations (per "
         "run and lead time), and the CRPS of the members' sum over lead times: lower is "
-        "better; only forecasts with members. PIT corr: mean rank correlation of the "
+        "better; only forecasts with members, all scored on the cases they share (vectors: "
+        "how many were scored; leads, stations: their components). PIT corr: mean rank "
+        "correlation of the "
         "observations' PIT between two components, the dependence that coherent members can "
         "restore (near 0: none).</p>"
         '<div style="overflow-x:auto"><table><tr><th class="l">variable</th>'
