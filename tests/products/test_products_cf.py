@@ -181,3 +181,17 @@ def test_regular_latlon_axes_stay_exact(tmp_path: Path) -> None:
     with netCDF4.Dataset(tmp_path / "p.nc") as nc:
         assert nc["latitude"].dtype == np.float64
         np.testing.assert_array_equal(nc["latitude"][:], lat)
+
+
+def test_a_forecast_period_without_a_unit_is_refused():
+    from probcast.products.build import build_members
+
+    dims = ("forecast_period", "y", "x")
+    ds = xr.Dataset(
+        {"t2m_loc": (dims, np.full((1, 2, 2), 290.0)), "t2m_scale": (dims, np.ones((1, 2, 2)))},
+        coords={"forecast_period": [21600]},
+    )
+    for name in ds.data_vars:
+        ds[name].attrs["distribution"] = "normal"
+    with pytest.raises(ValueError, match="'forecast_period' is int64; expected timedelta64"):
+        build_members(ds, n_members=3)

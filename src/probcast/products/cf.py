@@ -149,7 +149,18 @@ def add_time_coords(ds: xr.Dataset) -> xr.Dataset:
 
     Returns:
         Dataset with CF time coordinates.
+
+    Raises:
+        ValueError: A time coordinate that is not datetime64 / timedelta64.
     """
+    kinds = {FRT: "M", FP: "m", TIME: "M"}  # datetime64, timedelta64
+    for name, kind in kinds.items():
+        if name in ds.coords and ds[name].dtype.kind != kind:
+            expected = "timedelta64 (e.g. np.timedelta64(6, 'h'))" if kind == "m" else "datetime64"
+            raise ValueError(
+                f"coordinate {name!r} is {ds[name].dtype}; expected {expected}: numbers "
+                "carry no unit here, so convert them first"
+            )
     if FRT in ds.coords and FP in ds.coords and TIME not in ds.coords:
         valid = ds[FRT] + ds[FP]
         ds = ds.assign_coords({TIME: valid.variable})
