@@ -4,9 +4,11 @@ A station's forecast errors persist for days (a heat wave, a snow cover, an inve
 model misses), and operational post-processing has long used them: decaying-average bias
 correction, Kalman filters. ``err_<var>`` is, for each row, the mean of ``obs - fc`` of
 that station over the ``hours`` before the most recent observation available at the row's
-initialisation time: only observations valid at or before ``init_time`` enter (no
-leakage), each valid time once (the error of its shortest lead), and a station whose last
-observation is more than ``hours`` old gets NaN.
+initialisation time: only observations valid at or before ``init_time`` and before the
+row's own valid time enter (no leakage: a lead-0 row's observation at ``init_time`` is its
+own target, so it and every other observation of that time are left out), each valid time
+once (the error of its shortest lead), and a station whose last observation is more than
+``hours`` old gets NaN.
 
 Where the observations are not in the table (an operational cycle's input), the value is
 missing: the feature spec imputes it with its missing-value indicator, and training
@@ -77,7 +79,11 @@ class _Rows:
         by_station = np.argsort(codes, kind="stable")
         bounds = np.cumsum(np.bincount(codes, minlength=codes.max(initial=-1) + 1))
         self.rows = np.split(by_station, bounds[:-1])  # each station's rows
-        self.init = [init[r] for r in self.rows]  # and their initialisation times
+        # the latest usable valid time of each row: its initialisation time, or just before
+        # its own valid time where that is earlier (lead 0: the row's target itself)
+        cutoff = np.where((valid != _NAT) & (valid <= init), valid - 1, init)
+        cutoff[init == _NAT] = _NAT
+        self.init = [cutoff[r] for r in self.rows]
 
     def errors(self, table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
         """``err_<var>`` of every row (see :func:`recent_errors`)."""
@@ -103,7 +109,7 @@ class _Rows:
             n = np.arange(1, b - a + 1)
             mean = (total[n] - total[lo]) / (n - lo)
             t = self.init[s]
-            k = np.searchsorted(v, t, side="right") - 1  # last event valid at or before init
+            k = np.searchsorted(v, t, side="right") - 1  # last event valid by the cutoff
             hit = (k >= 0) & (t != _NAT)
             hit[hit] &= t[hit] - v[k[hit]] <= window
             out[rows[hit]] = mean[k[hit]]
@@ -147,6 +153,21 @@ def with_recent_errors(
     out = pd.concat([table, pd.DataFrame(new, index=table.index)], axis=1)
     out.attrs = dict(table.attrs)  # concat keeps only attrs that every part has
     return out
+
+
+def again(table: pd.DataFrame, targets: Sequence[str], hours: float) -> pd.DataFrame:
+    """``table`` with its ``err_<var>`` computed again from its own observations alone.
+
+    For the fit rows of a cross-validation fold (every row valid outside the held-out
+    block's valid period, :func:`probcast.split.time_blocks`), whose recent errors came from
+    the whole table: the rows just after the block averaged the block's own observations.
+    Computed again, the block is an outage of the observations for them (NaN where the last
+    one before it is older than the window), and nothing of it reaches the fold's network.
+    """
+    cols = [c for c in columns(targets) if c in table.columns]
+    if hours <= 0 or not cols:
+        return table
+    return with_recent_errors(table.drop(columns=cols), targets, hours)
 
 
 def _stacked(history: pd.DataFrame, table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:

@@ -41,12 +41,25 @@ def assert_no_leakage(train: pd.DataFrame, test: pd.DataFrame) -> None:
 
 
 def grid_index_split(ds: xr.Dataset, test_start_index: int) -> tuple[xr.Dataset, xr.Dataset]:
-    """Split a gridded dataset along ``forecast_reference_time`` by position."""
-    dim = "forecast_reference_time"
+    """Split a gridded dataset along ``forecast_reference_time`` by position.
+
+    The leakage guard of :func:`time_split`: training observations (``obs_*``) valid at or
+    after the first test reference time (a lead reaching into the test period) are masked
+    (NaN), so no training case sees the test period's truth.
+    """
+    dim, lead = "forecast_reference_time", "forecast_period"
     n = ds.sizes[dim]
     if not 0 < test_start_index < n:
         raise ValueError(f"test_start_index must be in (0, {n}), got {test_start_index}")
-    return ds.isel({dim: slice(0, test_start_index)}), ds.isel({dim: slice(test_start_index, n)})
+    train = ds.isel({dim: slice(0, test_start_index)})
+    test = ds.isel({dim: slice(test_start_index, n)})
+    if lead in ds.coords:
+        valid = train[dim] + train[lead]
+        before = valid < test[dim].values.min()
+        for name in [v for v in train.data_vars if str(v).startswith("obs_")]:
+            if set(before.dims) <= set(train[name].dims):
+                train[name] = train[name].where(before)
+    return train, test
 
 
 def validation_split(train: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -31,13 +31,16 @@ def test_hand_computed_values():
     def t(hour: int) -> pd.Timestamp:
         return pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=hour)
 
-    # The first run knows only its own lead-0 observation (valid at init): error 0.
-    assert at[(t(0), 0)] == 0.0
+    # A lead-0 row's observation (valid at init) is its own target: the first run's lead-0
+    # row has no earlier one.
+    assert np.isnan(at[(t(0), 0)])
     # At 06 UTC: valid 00 (0) and 06 (1) within 12 h; the 00 run's lead-6 row is valid at
     # 06 too (error 101), but each valid time counts once, at its shortest lead.
     assert at[(t(6), 6)] == 0.5
-    # At 12 UTC: the window (00, 12] holds valid 06 (1) and 12 (2).
-    assert at[(t(12), 0)] == 1.5
+    # At 12 UTC, lead 0: the last observation before 12 is 06, window (-6, 06]: 00 (0), 06 (1).
+    assert at[(t(12), 0)] == 0.5
+    # ... and lead 6 (valid 18) may use 12's: the window (00, 12] holds 06 (1) and 12 (2).
+    assert at[(t(12), 6)] == 1.5
     # Next day 00 UTC: (12, 24] holds 18 (3) and 00 (0).
     assert at[(t(24), 6)] == 1.5
 
@@ -55,6 +58,28 @@ def test_no_observation_after_init_is_used():
     assert later.any()
 
 
+def test_a_lead_0_row_never_sees_its_own_observation():
+    """Daily runs, leads 0 and 24 h: the other run's lead-24 row is valid at init too."""
+    rng = np.random.default_rng(0)
+    inits = pd.date_range("2024-01-01", periods=60, freq="D", tz="UTC")
+    table = pd.DataFrame(
+        [("A", t, lead) for t in inits for lead in (0.0, 24.0)],
+        columns=["station", "init_time", "lead_time"],
+    )
+    table["fc_t2m"] = 0.0
+    table["obs_t2m"] = rng.normal(size=len(table))
+    err = recent.recent_errors(table, "t2m", hours=24)
+    lead0 = (table["lead_time"] == 0).to_numpy()
+    own = table["obs_t2m"].to_numpy()
+    ok = lead0 & np.isfinite(err)
+    assert ok.sum() > 50 and abs(np.corrcoef(err[ok], own[ok])[0, 1]) < 0.3
+    valid = recent.valid_times(table)
+    for i in np.flatnonzero(lead0)[1:10]:  # no observation valid at the row's time is used
+        same = (valid == valid[i]).to_numpy()
+        moved = table.assign(obs_t2m=table["obs_t2m"].where(~same, 1e6))
+        assert recent.recent_errors(moved, "t2m", hours=24)[i] == err[i]
+
+
 def test_stale_and_absent_observations_give_nan():
     table = _table()
     late = table["valid_time"] >= pd.Timestamp("2024-01-01 06:00", tz="UTC")
@@ -62,7 +87,9 @@ def test_stale_and_absent_observations_give_nan():
     err = recent.recent_errors(table, "t2m", hours=6)
     stale = table["init_time"] >= pd.Timestamp("2024-01-01 06:01", tz="UTC")
     assert np.isnan(err[stale.to_numpy()]).all()  # last observation more than 6 h old
-    assert (err[~stale.to_numpy()] == 0.0).all()
+    first = (table["lead_time"] == 0) & (table["init_time"] == table["init_time"].min())
+    assert (err[(~stale & ~first).to_numpy()] == 0.0).all()
+    assert np.isnan(err[first.to_numpy()]).all()  # its only observation is its own target
     no_obs = table.drop(columns=["obs_t2m"])
     assert np.isnan(recent.recent_errors(no_obs, "t2m", hours=24)).all()
 
@@ -144,13 +171,15 @@ def _reference(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     query = pd.DataFrame(
         {
             "station": table["station"].astype(str).to_numpy(),
-            "t": pd.to_datetime(table["init_time"], utc=True),
+            "t": _cutoff(table),
             "row": np.arange(len(table)),
         }
     )
     found = pd.merge_asof(
         query.sort_values("t", kind="stable"),
-        mean.sort_values("valid", kind="stable"),
+        mean.assign(valid=mean["valid"].astype("datetime64[ns, UTC]")).sort_values(
+            "valid", kind="stable"
+        ),
         left_on="t",
         right_on="valid",
         by="station",
@@ -159,6 +188,14 @@ def _reference(table: pd.DataFrame, var: str, hours: float) -> np.ndarray:
     )
     out[found["row"].to_numpy()] = found["err"].to_numpy(dtype="float64")
     return out
+
+
+def _cutoff(table: pd.DataFrame) -> pd.Series:
+    """The init time, or just before the row's own valid time where that is not later."""
+    init = pd.to_datetime(table["init_time"], utc=True)
+    valid = recent.valid_times(table)
+    cutoff = init.astype("datetime64[ns, UTC]")
+    return cutoff.where(valid > init, valid - pd.Timedelta(1, "ns"))
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probcast.split import time_split, validation_split
+from probcast.split import grid_index_split, time_split, validation_split
 from probcast.validate import ValidationError, validate_station_table, validation_report
 
 
@@ -199,3 +199,24 @@ def test_extra_models_are_range_checked_but_derived_predictors_are_not() -> None
     assert [ranged_variable(c) for c in names] == ["t2m", "t2m", None, None, None]
     spread = good_table().assign(fc_t2m_std=1.5, fc_t2m_anom=-2.0)  # kelvin differences
     validate_station_table(spread, source="ok.csv")
+
+
+def test_grid_split_masks_training_truth_valid_in_the_test_period() -> None:
+    import xarray as xr
+
+    frt = pd.date_range("2024-01-01", periods=8, freq="D")
+    fp = pd.to_timedelta([24, 48], unit="h")
+    shape = (8, 2, 2, 3)
+    dims = ("forecast_reference_time", "forecast_period", "y", "x")
+    ds = xr.Dataset(
+        {"fc_tp": (dims, np.ones(shape)), "obs_tp": (dims, np.ones(shape))},
+        coords={"forecast_reference_time": frt, "forecast_period": fp},
+    )
+    train, test = grid_index_split(ds, 5)
+    valid = (train["forecast_reference_time"] + train["forecast_period"]).broadcast_like(
+        train["obs_tp"]
+    )
+    seen = pd.Series(valid.where(train["obs_tp"].notnull()).values.ravel()).max()
+    assert seen < test["forecast_reference_time"].values.min()  # no test-period truth
+    assert int(train["obs_tp"].notnull().sum()) == (4 * 1 + 3 * 1) * 6  # 24 h: 4, 48 h: 3
+    assert bool(train["fc_tp"].notnull().all())  # forecasts are inputs: kept

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,39 @@ def test_networks_per_fold():
     assert seeds_per_fold(cfg, 5) == 3
     cfg.train.n_seeds, cfg.train.cv_seeds_per_fold = 1, 1
     assert seeds_per_fold(cfg, 5) == 1
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_no_held_out_observation_reaches_a_fold_s_fit_rows(tmp_path, monkeypatch):
+    """Recent errors of fit rows just after a block were means of the block's observations."""
+    from probcast import recent
+    from probcast.train import loop
+
+    table = station_table(n_stations=3, n_inits=40, targets=("t2m",), seed=3)
+    path = tmp_path / "t.parquet"
+    table.to_parquet(path)
+    cfg = tiny.get_config()
+    cfg.data.path = str(path)
+    cfg.train.cv_folds = 3
+    cfg.features.recent_error_hours = 48.0
+    seen = []
+
+    def capture(config, spec, heads, folds, workdir, tracker):
+        seen.extend(folds)
+        raise _Stop
+
+    monkeypatch.setattr(loop, "_cross_fit", capture)
+    with pytest.raises(_Stop):
+        train(cfg, tmp_path / "run")
+    assert len(seen) == 3
+    leaked = 0
+    for fit, held in seen:
+        bare = fit.drop(columns=["err_t2m"])
+        alone = recent.with_recent_errors(bare, ["t2m"], 48.0)["err_t2m"].to_numpy()
+        np.testing.assert_array_equal(fit["err_t2m"].to_numpy(), alone)
+        block = recent.with_recent_errors(bare, ["t2m"], 48.0, history=held)["err_t2m"]
+        leaked += int((block.fillna(-9).to_numpy() != np.nan_to_num(alone, nan=-9)).sum())
+    assert leaked > 0  # rows the block's observations would have reached

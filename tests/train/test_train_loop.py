@@ -66,6 +66,13 @@ def test_artefact_files_and_history(trained, table_path):
     assert len(refit) == result.best_epoch
     # Same schedule in epochs (a few more steps per epoch: the validation rows are added).
     assert refit[0]["lr"] == pytest.approx(history[0]["lr"], rel=0.1)
+    # The refit has no validation rows: no validation loss of its own (it used to record
+    # its training loss as one), and the model's summary keeps the selection's figures.
+    assert all(np.isnan(h["val_loss"]) for h in refit)
+    final = json.loads((workdir / "summary.json").read_text())["seeds"][0]
+    chosen = json.loads((workdir / "selection" / "summary.json").read_text())["seeds"][0]
+    assert final["best_val_loss"] == chosen["best_val_loss"] == result.best_val_loss
+    assert final["val_crps"] == chosen["val_crps"] and final["val_crps"]
 
 
 def test_spread_factor_fitted_on_validation_and_applied(trained):

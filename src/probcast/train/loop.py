@@ -122,11 +122,12 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     digest = tdata.fingerprint(table)
     targets = resolve_targets(table, str(config.data.targets))
     table = usable_rows(table, targets)
+    hours = float(config.features.get("recent_error_hours", 0.0))
     if not table.attrs.get("grid"):  # from the whole period: a held-out block's history too
-        hours = float(config.features.get("recent_error_hours", 0.0))
         table = recent.with_recent_errors(table, targets, hours)
     k = cv_folds(config, table)
-    folds = time_blocks(table, k) if k else []
+    # a fold's fit rows: recent errors again from their own observations (the block left out)
+    folds = [(recent.again(f, targets, hours), h) for f, h in time_blocks(table, k)] if k else []
     if folds:  # every row is held out once; the fold networks are the final ensemble
         fit_table, val_table = table, table.iloc[:0]
         config = with_seeds(config, k * seeds_per_fold(config, k))
@@ -229,6 +230,11 @@ def _refit(setup: Setup, table: Any, workdir: Path, selected: list[SeedResult]) 
     log.info("refit on all %d training rows", len(table))
     done = [train_seed(refit, workdir, i, max_epochs=r.best_epoch) for i, r in enumerate(selected)]
     carry_to_refit(setup.config, workdir, table)
+    # the validation figures are the selection's: the refit has no validation rows
+    done = [
+        dataclasses.replace(d, best_val_loss=r.best_val_loss, val_crps=r.val_crps)
+        for d, r in zip(done, selected, strict=True)
+    ]
     artefact.write_summary(workdir, [dataclasses.asdict(r) for r in done])
 
 
@@ -350,11 +356,11 @@ def train_seed(
                 )
             rate = steps * batch_size / (time.perf_counter() - t0)
             val_loss, val_crps = evaluate(fns, params, setup.val, val_key)
-            if not setup.val:
-                val_loss = loss  # no validation data: the latest epoch is the best
+            if not setup.val:  # no validation data (a refit): NaN, and the latest epoch is best
+                val_loss = math.nan
             lr = float(schedule(min((epoch + 1) * steps, int(cfg.epochs) * steps) - 1))
             record = epoch_record(epoch + 1, loss, per, val_loss, val_crps, lr, rate, setup.heads)
-            improved = val_loss < state["best"] or not setup.val
+            improved = not setup.val or val_loss < state["best"]
             state["epoch"], state["history"] = epoch + 1, [*state["history"], record]
             if improved:
                 state.update(best=val_loss, best_epoch=epoch + 1, wait=0)

@@ -30,9 +30,10 @@ def format_epoch(rec: dict[str, float], epochs: int) -> str:
     """The progress line of one epoch."""
     train = " ".join(f"{k[11:]}={v:.4g}" for k, v in rec.items() if k.startswith("train_crps_"))
     val = " ".join(f"{k[9:]}={v:.4g}" for k, v in rec.items() if k.startswith("val_crps_"))
+    loss = f" (loss {rec['val_loss']:.4f})" if math.isfinite(rec["val_loss"]) else ""
     return (
-        f"epoch {int(rec['epoch']):>3}/{epochs} | train crps {train} | val crps {val or '-'} "
-        f"(loss {rec['val_loss']:.4f}) | lr {rec['lr']:.2e} | {rec['samples_per_s']:.3g} samples/s"
+        f"epoch {int(rec['epoch']):>3}/{epochs} | train crps {train} | val crps {val or '-'}"
+        f"{loss} | lr {rec['lr']:.2e} | {rec['samples_per_s']:.3g} samples/s"
     )
 
 
