@@ -66,13 +66,19 @@ def test_cv_folds_rule():
     assert cv_folds(cfg, table) == 0
 
 
-def test_training_with_folds_pools_the_fold_networks(tmp_path):
+def _three_folds(tmp_path):
+    """A small station table written to ``tmp_path`` and a tiny config with 3 folds on it."""
     table = station_table(n_stations=3, n_inits=40, targets=("t2m",), seed=3)
     path = tmp_path / "t.parquet"
     table.to_parquet(path)
     cfg = tiny.get_config()
     cfg.data.path = str(path)
     cfg.train.cv_folds = 3
+    return table, cfg
+
+
+def test_training_with_folds_pools_the_fold_networks(tmp_path):
+    table, cfg = _three_folds(tmp_path)
     cfg.train.blend_emos = True
     train(cfg, tmp_path / "run")
     run = tmp_path / "run"
@@ -110,12 +116,7 @@ def test_no_held_out_observation_reaches_a_fold_s_fit_rows(tmp_path, monkeypatch
     from probcast import recent
     from probcast.train import loop
 
-    table = station_table(n_stations=3, n_inits=40, targets=("t2m",), seed=3)
-    path = tmp_path / "t.parquet"
-    table.to_parquet(path)
-    cfg = tiny.get_config()
-    cfg.data.path = str(path)
-    cfg.train.cv_folds = 3
+    _, cfg = _three_folds(tmp_path)
     cfg.features.recent_error_hours = 48.0
     seen = []
 
