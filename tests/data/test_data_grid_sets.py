@@ -48,7 +48,10 @@ def test_gfsnam_shapes_split_and_raw_mae(mirror: Path, tmp_path: Path):
     assert dict(test.sizes) == {FRT: 121, FP: 1, "point": 2352}
     assert prepared.targets == ["tp"]
     assert train[FRT].values[-1] < test[FRT].values[0]
-    for ds in (train, test):
+    # the last training run's 24 h truth is valid at the first test run: masked (leakage guard)
+    assert bool(train["obs_tp"].isel({FRT: -1}).isnull().all())
+    train_kept = train.isel({FRT: slice(0, -1)})
+    for ds in (train_kept, test):
         assert float(ds["obs_tp"].min()) >= 0.0 and float(ds["fc_tp"].min()) >= 0.0
         assert int(ds["obs_tp"].isnull().sum()) < 1000
     mae_train = float(np.abs(train["fc_tp"] - train["obs_tp"]).mean())
