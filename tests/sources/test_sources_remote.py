@@ -71,10 +71,14 @@ def test_hrrr_precip_by_byte_range(mirror, http_root):
     assert table["fc_tp"].iloc[0] == pytest.approx(last_hour[k]) and last_hour[k] > 0
     table, _ = cf.table(["X"], [12.0], ["tp"], accumulation_hours=12.0)
     assert table["fc_tp"].iloc[0] == pytest.approx(total[k])
-    # Only the two messages' ranges were transferred, not the whole file.
+    # Only the two messages were transferred, not the whole file: the last one (open
+    # ended in the .idx) is cut to the length in its section 0 (first 16 bytes), without
+    # the byte that follows it in this file.
     served = sorted(r for p, r in ranges if p.endswith(".grib2"))
+    last, length = msgs[1][0], msgs[1][1]
+    assert last + length < src.stat().st_size
     assert served == sorted(
-        [f"{msgs[0][0]}-{msgs[1][0] - 1}", f"{msgs[1][0]}-{src.stat().st_size - 1}"]
+        [f"{msgs[0][0]}-{last - 1}", f"{last}-{last + 15}", f"{last}-{last + length - 1}"]
     )
 
 

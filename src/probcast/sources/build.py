@@ -8,9 +8,11 @@ Output folder::
     OUT/_inventory/                               cached archive inventories
 
 Incremental: a cycle whose file exists is skipped, so a rerun over a longer period
-appends only the new cycles and an interrupted build resumes. A cycle without NWP data
-is reported and written nowhere (a rerun retries it); a cycle without observations is
-written (forecasts are still useful for prediction) and reported.
+appends only the new cycles and an interrupted build resumes; a cycle written while files
+could not be read (not yet published, HTTP error, another run's) is rebuilt and replaced
+atomically (:mod:`probcast.sources.partitions`). A cycle without NWP data is reported and
+written nowhere (a rerun retries it); a build with none at all fails after writing its
+summary. A cycle without observations is written (forecasts are still useful) and reported.
 
 With ``area`` in the spec, stations outside it are left out and listed in the summary.
 Cycles run one after the other in this process, or, with ``workers > 1`` or a
@@ -21,25 +23,22 @@ computed by :func:`run_cycle` with the observations of its own time window
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from probcast import io
-from probcast.sources import fs, nwp_source, truth_reader
+from probcast.sources import fs, nwp_source, partitions, truth_reader
 from probcast.sources.config import BuildSpec
 from probcast.sources.era5 import truth_window
-from probcast.sources.errors import SourceError
+from probcast.sources.errors import SourceError, WrongRunError
 from probcast.sources.obs import GRIDDED_TRUTH, ObsData, check_some_in_range
 from probcast.sources.pair import pair
+from probcast.sources.partitions import compact
 from probcast.sources.qc import RANGES, apply_qc
 from probcast.sources.variables import needed, relative_humidity
 
@@ -54,6 +53,7 @@ class BuildResult:
     missing_nwp: dict[str, list[str]] = field(default_factory=dict)
     missing_obs: list[str] = field(default_factory=list)
     incomplete: dict[str, list[str]] = field(default_factory=dict)
+    rebuilt: list[str] = field(default_factory=list)
     removed: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rows: int = 0
@@ -69,6 +69,7 @@ class BuildResult:
             "cycles_missing_nwp": self.missing_nwp,
             "cycles_without_observations": self.missing_obs,
             "cycles_incomplete": self.incomplete,
+            "cycles_rebuilt": self.rebuilt,
             "qc_removed": self.removed,
             "notes": self.notes,
             "rows": self.rows,
@@ -83,15 +84,20 @@ class CycleOutcome:
 
     Attributes:
         key: Cycle, ``YYYY-MM-DDTHH:MMZ``.
-        written: Whether its partition was written (False: no NWP data).
+        written: Whether its partition was written (False: no NWP data, or ``kept``).
         missing: Notes of what was missing.
         without_obs: Whether no observation matched any of its rows.
+        unavailable: The notes of ``missing`` about files that could not be read.
+        kept: A rebuild found fewer forecast values than the partition already there,
+            which was kept.
     """
 
     key: str
     written: bool
     missing: list[str]
     without_obs: bool = False
+    unavailable: list[str] = field(default_factory=list)
+    kept: bool = False
 
 
 def read_truth(spec: BuildSpec, stations: pd.DataFrame | None) -> ObsData:
@@ -173,10 +179,6 @@ def derive_rh(obs: pd.DataFrame, variables: Iterable[str]) -> pd.DataFrame:
     return obs.assign(obs_rh=relative_humidity(t, td))
 
 
-def _partition(out: Path, init: pd.Timestamp) -> Path:
-    return out / f"init_date={init:%Y-%m-%d}" / f"cycle_{init:%H%M}.parquet"
-
-
 def obs_window(spec: BuildSpec, obs: pd.DataFrame, init: pd.Timestamp) -> pd.DataFrame:
     """The observations cycle ``init`` can pair with.
 
@@ -204,23 +206,28 @@ def open_source(spec: BuildSpec, out: str | os.PathLike[str]) -> Any:
             method=opts.get("method", "nearest"),
             area=spec.area,
         )
-    kwargs = {k: opts[k] for k in ("base_url", "model") if k in opts}
+    kwargs = {k: opts[k] for k in ("base_url", "model", "stream") if k in opts}
     return cls(storage_options=so, **kwargs)
 
 
 def _cycle_table(
     spec: BuildSpec, source: Any, init: pd.Timestamp, meta: pd.DataFrame, obs: pd.DataFrame
-) -> tuple[pd.DataFrame | None, list[str]]:
+) -> tuple[pd.DataFrame | None, list[str], list[str]]:
+    """``(table or None without NWP data, missing notes, unavailable-file notes)``."""
     lat = meta["latitude"].to_numpy(dtype="float64")
     lon = meta["longitude"].to_numpy(dtype="float64")
-    cf = source.cycle(
-        init,
-        spec.lead_times,
-        needed(spec.variables),
-        lat,
-        lon,
-        accumulation_hours=spec.accumulation_hours,
-    )
+    try:
+        cf = source.cycle(
+            init,
+            spec.lead_times,
+            needed(spec.variables),
+            lat,
+            lon,
+            accumulation_hours=spec.accumulation_hours,
+        )
+    except WrongRunError as err:  # a source that does not note it itself (an archive)
+        return None, [str(err)], [str(err)]
+    unavailable = list(getattr(cf, "unavailable", []))
     fc, missing = cf.table(
         list(meta["station"]),
         spec.lead_times,
@@ -229,7 +236,7 @@ def _cycle_table(
     )
     fc_cols = [c for c in fc.columns if c.startswith("fc_")]
     if fc.empty or fc[fc_cols].isna().all().all():
-        return None, cf.missing or ["no forecast value for any station"]
+        return None, cf.missing or ["no forecast value for any station"], unavailable
     fc = fc.merge(meta[["station", "latitude", "longitude", "altitude"]], on="station")
     if cf.orog is not None:
         dz = meta["altitude"].to_numpy(dtype="float64") - cf.orog
@@ -241,7 +248,7 @@ def _cycle_table(
         accumulation_hours=spec.accumulation_hours,
         match_minutes=spec.match_minutes,
     )
-    return table, missing
+    return table, missing, unavailable
 
 
 def run_cycle(
@@ -252,16 +259,21 @@ def run_cycle(
     obs: pd.DataFrame,
     out: str | os.PathLike[str],
 ) -> CycleOutcome:
-    """Compute one cycle and write its partition atomically (when it has NWP data)."""
+    """Compute one cycle and write its partition atomically (when it has NWP data).
+
+    A partition already there (a rebuild of a cycle written incomplete) is replaced only
+    when the new table has at least as many forecast values; otherwise it is kept.
+    """
     key = f"{init:%Y-%m-%dT%H:%M}Z"
-    table, missing = _cycle_table(spec, source, init, meta, obs)
-    if table is None:
-        return CycleOutcome(key, False, missing)
+    path = partitions.partition(Path(out), init)
+    table, missing, unavailable = _cycle_table(spec, source, init, meta, obs)
+    old = partitions.values(path) if path.exists() else None
+    if table is None or (old is not None and partitions.values(table) < old):
+        return CycleOutcome(key, False, missing, unavailable=unavailable, kept=old is not None)
     obs_cols = [c for c in table.columns if c.startswith("obs_")]
     without_obs = bool(table[obs_cols].isna().all().all())
-    with io.atomic_path(_partition(Path(out), init)) as tmp:
-        table.to_parquet(tmp, index=False)
-    return CycleOutcome(key, True, missing, without_obs)
+    partitions.write(path, table, missing, unavailable)
+    return CycleOutcome(key, True, missing, without_obs, unavailable)
 
 
 def build(
@@ -318,12 +330,7 @@ def build(
     obs = derive_rh(obs, spec.variables)
     result.removed = pd.concat([truth.removed, removed], ignore_index=True).to_dict("records")  # type: ignore[assignment]
     source = open_source(spec, out)
-    todo = []
-    for init in source.cycles(spec.start, spec.end, spec.cycles):
-        if _partition(out, init).exists():
-            result.skipped.append(f"{init:%Y-%m-%dT%H:%M}Z")
-        else:
-            todo.append(init)
+    todo = _todo(source.cycles(spec.start, spec.end, spec.cycles), out, result)
     outcomes: Iterable[CycleOutcome]
     if (workers > 1 or scheduler) and len(todo) > 1:
         from probcast.sources.parallel import run_cycles
@@ -336,48 +343,53 @@ def build(
             run_cycle(spec, source, init, meta, obs_window(spec, obs, init), out) for init in todo
         )
     for outcome in outcomes:
-        if not outcome.written:
-            result.missing_nwp[outcome.key] = outcome.missing
-            continue
+        _record(outcome, result)
+    result.rows = compact(out)
+    io.write_json(out / "build-summary.json", result.summary())
+    _check_some_nwp(spec, result)
+    return result
+
+
+def _todo(inits: Iterable[pd.Timestamp], out: Path, result: BuildResult) -> list[pd.Timestamp]:
+    """Cycles to compute: new ones, and those written while files were unavailable."""
+    todo = []
+    for init in inits:
+        key, path = f"{init:%Y-%m-%dT%H:%M}Z", partitions.partition(out, init)
+        state = partitions.read_state(path) if path.exists() else None
+        if state is None or state.unavailable or not state.readable:
+            todo.append(init)
+            result.rebuilt += [key] if state else []
+        else:
+            result.skipped.append(key)
+        if state is not None and state.missing:
+            result.incomplete[key] = state.missing
+    return todo
+
+
+def _record(outcome: CycleOutcome, result: BuildResult) -> None:
+    """Add a computed cycle's outcome to ``result``."""
+    if outcome.kept:  # the earlier partition stays, and so does its entry in incomplete
+        result.notes.append(
+            f"cycle {outcome.key}: rebuilt to fetch files missing before, but got fewer "
+            "forecast values; the partition of the earlier build is kept"
+        )
+    elif not outcome.written:
+        result.missing_nwp[outcome.key] = outcome.missing
+    else:
+        result.incomplete.pop(outcome.key, None)
         if outcome.missing:
             result.incomplete[outcome.key] = outcome.missing
         if outcome.without_obs:
             result.missing_obs.append(outcome.key)
         result.written.append(outcome.key)
-    result.rows = compact(out)
-    io.write_json(out / "build-summary.json", result.summary())
-    return result
 
 
-def compact(out: Path) -> int:
-    """Write ``table.parquet`` from every cycle file, one file at a time (out of core).
-
-    Value columns that are NaN in every cycle are left out (``probcast train`` refuses an
-    all-missing column); the summary notes list them per cycle as missing observations.
-    """
-    parts = sorted(glob.glob(str(out / "init_date=*" / "cycle_*.parquet")))
-    if not parts:
-        return 0
-    empty: set[str] | None = None
-    schema: pa.Schema | None = None
-    for p in parts:
-        t = pq.read_table(p)
-        values = [c for c in t.column_names if c.startswith(("obs_", "fc_"))]
-        nan_cols = {
-            c for c in values if np.isnan(t[c].to_numpy(zero_copy_only=False).astype(float)).all()
-        }
-        empty = nan_cols if empty is None else empty & nan_cols
-        schema = t.schema if schema is None else schema
-    assert schema is not None
-    target = pa.schema([schema.field(k) for k in schema.names if k not in (empty or set())])
-    rows = 0
-    with io.atomic_path(out / "table.parquet") as tmp:
-        writer = pq.ParquetWriter(tmp, target)
-        try:
-            for p in parts:
-                t = pq.read_table(p).select(target.names).cast(target)
-                writer.write_table(t)
-                rows += len(t)
-        finally:
-            writer.close()
-    return rows
+def _check_some_nwp(spec: BuildSpec, result: BuildResult) -> None:
+    """Fail a build in which no cycle has NWP data, after its summary is written."""
+    if not (result.written or result.skipped or result.rebuilt):
+        key, why = next(iter(result.missing_nwp.items()), ("", ["no cycle in the period"]))
+        raise SourceError(
+            f"{spec.source}: no NWP data for any of the {len(result.missing_nwp)} cycle(s) "
+            f"of the period; nothing written (see {result.out / 'build-summary.json'}); "
+            f"{key + ': ' if key else ''}{(why or ['?'])[0]}"
+        )

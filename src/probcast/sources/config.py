@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml  # type: ignore[import-untyped]
 
-from probcast.sources import NWP_SOURCES, TRUTH_SOURCES
+from probcast.sources import NWP_SOURCES, TRUTH_SOURCES, fs
 from probcast.sources.area import Area, parse_area
 from probcast.sources.errors import SourceError
 from probcast.sources.obs import MAX_ALTITUDE
@@ -57,7 +57,7 @@ TOP_KEYS = (
 _NOAA_KEYS = ("source", "base_url", "storage_options", "method")
 NWP_KEYS: dict[str, tuple[str, ...]] = {
     "archive": ("source", "paths", "storage_options", "method"),
-    "ecmwf-opendata": (*_NOAA_KEYS, "model"),
+    "ecmwf-opendata": (*_NOAA_KEYS, "model", "stream"),
     **{name: _NOAA_KEYS for name in ("gfs", "hrrr", "rap", "nam")},
 }
 """NWP source -> the keys its ``nwp`` section takes (see ``build.open_source``)."""
@@ -68,6 +68,8 @@ TRUTH_KEYS: dict[str, tuple[str, ...]] = {
     for name in TRUTH_SOURCES
 }
 """Truth source -> the keys its ``truth`` section takes."""
+ECMWF_STREAMS = ("auto", "oper", "scda")
+"""``nwp.stream`` of ``ecmwf-opendata`` (see ``remote.EcmwfOpenData.stream``)."""
 PERIOD_KEYS = ("start", "end")
 STATION_KEYS = ("station", "name", "latitude", "longitude", "altitude")
 OUTPUT_KEYS = ("kind", "method")
@@ -260,6 +262,18 @@ def _check_position(item: Mapping[str, Any], where: str, src: str) -> None:
             )
 
 
+def _check_storage(value: Any, where: str, src: str) -> None:
+    """Refuse ``storage_options`` not a mapping, or bad ``timeout``/``retries``/``retry_wait``."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise SourceError(f"{src}: {where}: expected a mapping, e.g. {{anon: true, timeout: 60}}")
+    try:
+        fs.split_options(value, where)
+    except SourceError as err:
+        raise SourceError(f"{src}: {err}") from None
+
+
 def _section(data: dict[str, Any], key: str, names: dict[str, str], src: str) -> dict[str, Any]:
     sec = data.get(key)
     if not isinstance(sec, dict) or "source" not in sec:
@@ -294,6 +308,13 @@ def parse_spec(data: dict[str, Any], *, source: str = "<config>") -> BuildSpec:
             f"{source}: nwp.method: bilinear needs source 'archive' (NetCDF, Zarr or a "
             "kerchunk refs.json); byte-range GRIB sources take the nearest grid point"
         )
+    if nwp.get("stream", "auto") not in ECMWF_STREAMS:
+        raise SourceError(
+            f"{source}: nwp.stream: {nwp['stream']!r} unknown; expected one of "
+            f"{', '.join(ECMWF_STREAMS)}"
+        )
+    for key, sec in (("nwp", nwp), ("truth", truth)):
+        _check_storage(sec.get("storage_options"), f"{key}.storage_options", source)
     if not truth.get("paths"):
         raise SourceError(f"{source}: truth.paths: give a glob or a list of observation files")
     variables = data.get("variables")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from probcast.sources import deaccum
-from probcast.sources.errors import SourceError
+from probcast.sources.errors import SourceError, WrongRunError
 from probcast.sources.grib import Field
 from probcast.sources.variables import derive, grib_variable, to_canonical
 
@@ -32,6 +32,9 @@ class CycleFields:
         windows: accumulated variable -> ``(start_h, end_h)`` -> values (kg m-2).
         orog: Model surface height at the stations (m), when the model gives it.
         missing: Human-readable notes of files/messages that were not found.
+        unavailable: The notes of ``missing`` about files that could not be read (not
+            published yet, an HTTP error or timeout, a file of another run): a later
+            build may find them, so ``data build`` rebuilds such a cycle on a rerun.
     """
 
     init_time: pd.Timestamp
@@ -39,9 +42,40 @@ class CycleFields:
     windows: dict[str, dict[tuple[float, float], np.ndarray]] = field(default_factory=dict)
     orog: np.ndarray | None = None
     missing: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
+
+    def unavailable_file(self, note: str) -> None:
+        """Note a file that could not be read (see ``unavailable``)."""
+        self.missing.append(note)
+        self.unavailable.append(note)
+
+    def check_run(self, f: Field, *, source: str) -> None:
+        """Refuse a field of another run than :attr:`init_time` (GRIB dataDate/dataTime).
+
+        Raises:
+            WrongRunError: Naming the file, the field's run and the run asked for.
+        """
+        run = f.init_time
+        if run is None or pd.isna(run):
+            return
+        run = pd.Timestamp(run)
+        run = run.tz_localize("UTC") if run.tzinfo is None else run.tz_convert("UTC")
+        asked = pd.Timestamp(self.init_time)
+        asked = asked.tz_localize("UTC") if asked.tzinfo is None else asked.tz_convert("UTC")
+        if run != asked:
+            raise WrongRunError(
+                f"{source}: a file of the run {run:%Y-%m-%d %H:%M} UTC ({f.short_name} "
+                f"dataDate/dataTime), not of the run asked for, {asked:%Y-%m-%d %H:%M} UTC: "
+                "refused for this cycle"
+            )
 
     def add(self, f: Field, *, source: str) -> None:
-        """Add a decoded field (ignored when it is not a variable we use)."""
+        """Add a decoded field (ignored when it is not a variable we use).
+
+        Raises:
+            WrongRunError: If the field is of another run (:meth:`check_run`).
+        """
+        self.check_run(f, source=source)
         var = grib_variable(f.short_name, f.level_type)
         if var is None:
             return
@@ -57,7 +91,14 @@ class CycleFields:
             _put(self.instant.setdefault(var, {}), f.end_step, values, var, source)
 
     def extend(self, fields: Iterable[Field], *, source: str) -> None:
-        """Add several fields."""
+        """Add several fields; none when one is of another run (all are checked first).
+
+        Raises:
+            WrongRunError: If a field is of another run (:meth:`check_run`).
+        """
+        fields = list(fields)
+        for f in fields:
+            self.check_run(f, source=source)
         for f in fields:
             self.add(f, source=source)
 

@@ -37,7 +37,7 @@ class IndexRecord:
         end_step: Forecast step (end of the period), hours.
         kind: ``instant``, ``accum``, ``avg``, ``max`` or ``min``.
         submessage: Field number inside a multi-field message (1-based; 1 for plain ones).
-        init: Initialisation as written (``YYYYMMDDHH``).
+        init: Initialisation as written (``YYYYMMDDHH``; ``""`` when the index has none).
     """
 
     number: str
@@ -140,6 +140,21 @@ def _ecmwf_steps(step: str) -> tuple[float, float, str]:
     return float(step), float(step), "instant"
 
 
+def _ecmwf_init(obj: dict) -> str:
+    """``YYYYMMDDHH`` of an ECMWF index line (``time`` is ``HHMM``: ``"600"`` is 06 UTC)."""
+    date, time = str(obj.get("date", "")), str(obj.get("time", ""))
+    if not date or not time.isdigit():
+        return ""
+    return f"{date}{time.zfill(4)[:2]}"
+
+
+def run_time(init: str) -> str:
+    """``YYYYMMDDHH`` as ``YYYY-MM-DD HH UTC`` (as written when it is not that form)."""
+    if len(init) == 10 and init.isdigit():
+        return f"{init[:4]}-{init[4:6]}-{init[6:8]} {init[8:]} UTC"
+    return init
+
+
 def parse_ecmwf_index(text: str, *, source: str = "<index>") -> list[IndexRecord]:
     """Parse an ECMWF open-data JSON-lines ``.index``.
 
@@ -170,7 +185,7 @@ def parse_ecmwf_index(text: str, *, source: str = "<index>") -> list[IndexRecord
                     start_step=start,
                     end_step=end,
                     kind=kind,
-                    init=f"{obj.get('date', '')}{str(obj.get('time', ''))[:2]}",
+                    init=_ecmwf_init(obj),
                 )
             )
         except (ValueError, KeyError, TypeError) as err:

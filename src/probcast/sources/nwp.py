@@ -17,9 +17,9 @@ import pandas as pd
 
 from probcast.sources import fs
 from probcast.sources.cycle import ACCUMULATED, CycleFields
-from probcast.sources.errors import SourceError
+from probcast.sources.errors import SourceError, WrongRunError
 from probcast.sources.grib import iter_fields
-from probcast.sources.index import IndexRecord, merge_ranges, parse_index
+from probcast.sources.index import IndexRecord, merge_ranges, parse_index, run_time
 
 
 class NwpSource(abc.ABC):
@@ -106,12 +106,35 @@ class IndexedSource(NwpSource):
             out |= {float(s) - period for s in leads if float(s) - period > 0}
         return sorted(out)
 
-    def records(self, url: str, variables: Sequence[str]) -> list[IndexRecord]:
-        """Index records of ``url`` holding any of ``variables``."""
+    def preferred(self, variable: str) -> tuple[str, ...]:
+        """Index names of ``variable`` by preference: only the first one listed is read."""
+        return ()
+
+    def records(
+        self, url: str, variables: Sequence[str], init: pd.Timestamp | None = None
+    ) -> list[IndexRecord]:
+        """Index records of ``url`` holding any of ``variables``.
+
+        Of a variable with several names (GFS ``PRMSL`` and ``MSLET``...), only the records
+        of the first name of :meth:`preferred` found in the index are kept.
+
+        Raises:
+            WrongRunError: If ``init`` is given and a wanted record is of another run
+                (wgrib2 ``d=YYYYMMDDHH``, ECMWF ``date``/``time``).
+            SourceError: If the index cannot be read or parsed.
+        """
         index = self.index_url(url)
         text = fs.read_bytes(index, self.storage_options).decode("utf-8", "replace")
         recs = parse_index(text, source=index)
-        return [r for r in recs if any(self.wanted(r, v) for v in variables)]
+        keep: set[int] = set()
+        for var in variables:
+            match = [i for i, r in enumerate(recs) if self.wanted(r, var)]
+            names = [n for n in self.preferred(var) if any(recs[i].variable == n for i in match)]
+            keep |= {i for i in match if not names or recs[i].variable == names[0]}
+        out = [r for i, r in enumerate(recs) if i in keep]
+        if init is not None:
+            check_index_run(out, init, url, index)
+        return out
 
     def cycle(
         self,
@@ -129,13 +152,33 @@ class IndexedSource(NwpSource):
         for step in self.steps(leads, variables, accumulation_hours):
             url = self.url(init, step)
             try:
-                recs = self.records(url, wanted)
+                recs = self.records(url, wanted, init)
                 if not recs:
                     out.missing.append(f"{url}: index lists none of {list(wanted)}")
                     continue
                 blobs = fs.read_ranges(url, merge_ranges(recs), self.storage_options)
-            except SourceError as err:
-                out.missing.append(str(err))
+            except SourceError as err:  # not there (yet), unreadable or of another run
+                out.unavailable_file(str(err))
                 continue
-            out.extend(iter_fields(blobs, lat, lon, source=url), source=url)
+            try:  # every field is checked before any is kept
+                out.extend(list(iter_fields(blobs, lat, lon, source=url)), source=url)
+            except WrongRunError as err:
+                out.unavailable_file(str(err))
         return out
+
+
+def check_index_run(
+    records: Sequence[IndexRecord], init: pd.Timestamp, url: str, index: str
+) -> None:
+    """Refuse index ``records`` of another run than ``init`` (records without one pass).
+
+    Raises:
+        WrongRunError: Naming the file, the run its index gives and the run asked for.
+    """
+    asked = f"{init.tz_convert('UTC'):%Y%m%d%H}" if init.tzinfo else f"{init:%Y%m%d%H}"
+    other = sorted({r.init for r in records if r.init and r.init != asked})
+    if other:
+        raise WrongRunError(
+            f"{url}: a file of the run {run_time(other[0])} (index {index}), not of the run "
+            f"asked for, {run_time(asked)}: refused for this cycle"
+        )
