@@ -186,6 +186,9 @@ class FeatureSpec:
         Returns:
             The fitted spec.
         """
+        missing = _option(config, "missing")
+        if missing not in ("impute", "error"):  # anything else would silently impute
+            raise ValueError(f"features.missing must be 'impute' or 'error', got {missing!r}")
         names = resolve_targets(table, targets)
         columns = _predictors(table, names, _split_names(_option(config, "predictors")))
         hours = 0.0 if table.attrs.get("grid") else float(_option(config, "recent_error_hours"))
@@ -202,7 +205,7 @@ class FeatureSpec:
         always = set(recent.columns(names)) if hours > 0 else set()
         flagged = zip(columns, gaps > 0, strict=True)
         indicators = [c for c, m in flagged if m or c in always]
-        if indicators and _option(config, "missing") == "error":
+        if indicators and missing == "error":
             raise ValueError(f"training predictors have missing values: {indicators}")
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)

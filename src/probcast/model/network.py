@@ -256,7 +256,17 @@ def head_families(targets: list[str], model_config: Any) -> dict[str, str]:
             var, sep, name = item.partition(":")
             if not sep:
                 raise ValueError(f"model.distributions items are 'var:family', got {item!r}")
+            if var.strip() in overrides:
+                raise ValueError(f"model.distributions names {var.strip()!r} twice")
             overrides[var.strip()] = name.strip()
+    strays = sorted(set(overrides) - set(targets))
+    if strays:  # a typo (tmx:logistic) would otherwise train the default family silently
+        raise ValueError(f"model.distributions names non-targets {strays}; targets {targets}")
+    clash = sorted(set(overrides) & gen)
+    if clash:
+        raise ValueError(f"model.distributions gives generative targets {clash} a family")
+    if str(model_config.get("noise_to", "heads")) == "trunk" and gen != set(targets):
+        raise ValueError("model.noise_to='trunk' needs every target to be generative")
     heads = {}
     for var in targets:
         if var in gen:

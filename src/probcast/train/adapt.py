@@ -75,6 +75,8 @@ def cv_folds(config: ml_collections.ConfigDict, table: Any) -> int:
     """
     k = int(config.train.get("cv_folds", 0))
     cap = int(config.train.get("cv_max_rows", 0))
+    if k < 0 or cap < 0:  # not "no cross-validation": a mistake
+        raise ValueError(f"train.cv_folds and train.cv_max_rows must be >= 0, got {k} and {cap}")
     if k < 2 or (cap and len(table) > cap) or table["init_time"].nunique() < 2 * k:
         return 0
     return k

@@ -19,8 +19,8 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import inspect
 import io
-import os
 import sys
 import textwrap
 import tokenize
@@ -30,8 +30,8 @@ from typing import Any
 from probcast.configs import CONFIG_DIR, available, resolve
 from probcast.io import describe
 from probcast.train import distributed
+from probcast.train.check import ConfigError, check_config, data_problem
 from probcast.train.tracking import flatten
-from probcast.train.workdir import LOCK
 
 USAGE = (
     "usage: probcast train --config=NAME_OR_PATH --workdir=DIR [--config.SECTION.FIELD=VALUE ...]"
@@ -109,16 +109,48 @@ def _doc_of(node: ast.Assign, comments: dict[int, str], lines: list[str]) -> str
 
 
 def load_config(name_or_path: str) -> Any:
-    """The ``ConfigDict`` of a bundled config name or config file (``get_config()``)."""
+    """The ``ConfigDict`` of a bundled config name or config file (``get_config()``).
+
+    Raises:
+        FileNotFoundError, SyntaxError: No such config, or not Python.
+        AttributeError: The file has no ``get_config()``.
+        ValueError: ``get_config`` does not take the ``:arg`` given (or needs one), fails,
+            or returns no ``ConfigDict``.
+    """
+    import ml_collections
+
     base, _, arg = resolve(name_or_path).partition(":")
+    label = name_or_path.partition(":")[0]  # as given: a bundled name, not its file
     spec = importlib.util.spec_from_file_location(f"_probcast_config_{Path(base).stem}", base)
     if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"config {base!r}: not a Python file")
+        raise FileNotFoundError(f"config {label!r}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise AttributeError(f"config {base!r} has no get_config() function")
-    return module.get_config(arg) if arg else module.get_config()
+    try:
+        spec.loader.exec_module(module)
+    except (SyntaxError, OSError):
+        raise
+    except Exception as err:  # the config file's own code
+        raise ValueError(f"config {label!r} fails to load: {type(err).__name__}: {err}") from err
+    get = getattr(module, "get_config", None)
+    if not callable(get):
+        raise AttributeError(f"config {label!r} has no get_config() function")
+    args = [arg] if arg else []
+    try:
+        inspect.signature(get).bind(*args)
+    except TypeError:
+        wrong = f"takes no argument (given :{arg})" if arg else f"needs one ({label}:ARG)"
+        raise ValueError(f"config {label!r}: get_config() {wrong}") from None
+    try:
+        config = get(*args)
+    except Exception as err:  # the config file's own code
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f"config {label!r}: get_config() failed: {why}") from err
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ValueError(
+            f"config {label!r}: get_config() returned type {type(config).__name__}; "
+            "expected an ml_collections.ConfigDict"
+        )
+    return config
 
 
 def _flat(config: Any) -> dict[str, Any]:
@@ -152,7 +184,7 @@ def fields_text(name: str = "default") -> str:
 
 def help_text(argv: list[str]) -> str:
     """``probcast train --help`` (the fields of ``--config=NAME`` when given)."""
-    name = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "default")
+    name = _config_name(joined(argv)) or "default"
     body = DESCRIPTION.format(names=", ".join(available()))
     return f"{USAGE}\n\n{body}\n{distributed.HELP}\n{fields_text(name)}"
 
@@ -161,13 +193,31 @@ def check_overrides(argv: list[str], config: Any) -> None:
     """Raise ``KeyError`` with a suggestion for an override naming no config field."""
     known = _flat(config)
     for arg in argv:
-        if not arg.startswith("--config.") or "=" not in arg:
+        if not arg.startswith("--config."):
             continue
-        key = arg[len("--config.") :].split("=", 1)[0]
+        key = arg[len("--config.") :].split("=", 1)[0]  # --config.K=V or --config.K V
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            raise KeyError(f"unknown config field {key!r} in {arg}{hint} (see --help)")
+            raise KeyError(
+                f"unknown config field {key!r} in {arg}{hint} (see probcast train --help)"
+            )
+
+
+def joined(argv: list[str]) -> list[str]:
+    """``--config NAME`` and ``--workdir DIR`` (space forms, as absl takes them) as ``--x=...``."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--config", "--workdir"):
+            value = next(args, None)
+            arg = arg if value is None else f"{arg}={value}"
+        out.append(arg)
+    return out
+
+
+def _config_name(argv: list[str]) -> str | None:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
 
 
 def _resolve_config_arg(argv: list[str]) -> list[str]:
@@ -183,6 +233,7 @@ def _parse(argv: list[str]) -> tuple[Any, str]:
     from absl import flags
     from ml_collections import config_flags
 
+    argv = joined(argv)
     fv = flags.FlagValues()
     args = ["probcast train", *_resolve_config_arg(argv)]
     # sys_argv: config_flags finds the --config.x.y overrides there (default: sys.argv).
@@ -191,50 +242,62 @@ def _parse(argv: list[str]) -> tuple[Any, str]:
     )
     flags.DEFINE_string("workdir", None, "Directory of checkpoints and artefact.", flag_values=fv)
     flags.mark_flags_as_required(["config", "workdir"], flag_values=fv)
-    name = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    name = _config_name(argv)
     if name is not None:
         check_overrides(argv, load_config(name))
     try:
-        fv(args)
+        rest = fv(args)[1:]
     except flags.Error as err:
-        raise ValueError(str(err)) from None
+        raise ValueError(" ".join(str(err).split())) from None
+    if rest:  # absl leaves what is no flag: a typo or a value after a boolean field
+        raise ValueError(f"unexpected argument {rest[0]!r}; options are --NAME=VALUE")
     return fv["config"].value, str(fv.workdir)
 
 
-def _remove_if_empty(workdir: Path) -> None:
-    """Remove a work directory this failed run created and left with nothing but its lock."""
-    if not workdir.is_dir() or any(p.name != LOCK for p in workdir.iterdir()):
-        return
-    lock = workdir / LOCK
-    if lock.exists() and lock.read_text().strip() not in ("", str(os.getpid())):
-        return  # another process's lock: not ours to remove
-    lock.unlink(missing_ok=True)
-    workdir.rmdir()
+def _results_text(results: list[Any]) -> list[str]:
+    lines = []
+    for r in results:
+        crps = " ".join(f"{k}={v:.4g}" for k, v in r.val_crps.items())
+        how = (
+            f"best epoch {r.best_epoch}, val crps {crps}"
+            if crps
+            else f"{r.epochs_run} epochs, no validation rows (data.val_fraction=0)"
+        )
+        lines.append(f"seed {r.seed}: {how}, {r.wall_s:.1f} s")
+    return lines
+
+
+def _expected(err: BaseException) -> bool:
+    """Whether ``err`` is a failure to report in one line (else: a bug, with a traceback)."""
+    known = (ValueError, KeyError, OSError, FloatingPointError)
+    return isinstance(err, known) or type(err).__module__.startswith("probcast")
 
 
 def main(argv: list[str]) -> int:
-    """Run ``probcast train`` with ``argv`` (without the program name)."""
+    """Run ``probcast train`` with ``argv`` (without the program name).
+
+    Exit status 2 for a bad argument or config field (checked before anything is read or
+    written: :func:`probcast.train.check.check_config`), 1 for a failure of the training
+    (unreadable data, a diverging loss, ...).
+    """
+    argv = joined(argv)
     try:
         if any(a in ("-h", "--help", "--helpfull") for a in argv):
             print(help_text(argv))
             return 0
         cluster, argv = distributed.split_args(argv)
         config, workdir = _parse(argv)
-    except KeyError as err:
+        check_config(config)
+    except (KeyError, ConfigError) as err:
         print(f"probcast train: error: {err.args[0]}", file=sys.stderr)
         return 2
     except (FileNotFoundError, AttributeError, ValueError, SyntaxError) as err:
         print(f"probcast train: error: {err}\n{USAGE}", file=sys.stderr)
         return 2
-    data_path = Path(str(config.data.path))
-    zarr_store = (data_path / "zarr.json").exists() or (data_path / ".zgroup").exists()
-    if str(config.data.path) and data_path.is_dir() and not zarr_store:
-        print(
-            f"probcast train: error: {data_path}: is a directory; --config.data.path "
-            "needs a station table (CSV/Parquet) or a registry dataset id",
-            file=sys.stderr,
-        )
-        return 1  # fmt: skip
+    problem = data_problem(str(config.data.path))
+    if problem:
+        print(f"probcast train: error: {problem}", file=sys.stderr)
+        return 1
     from probcast.logs import configure_logging
 
     configure_logging()
@@ -246,10 +309,8 @@ def main(argv: list[str]) -> int:
             return 1
     from probcast.train.loop import train
 
-    existed = Path(workdir).exists()
     try:
-        label = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
-        name = Path(label.partition(":")[0]).stem
+        name = Path((_config_name(argv) or "").partition(":")[0]).stem
         if cluster is None:
             results = train(config, workdir, config_name=name)
         else:
@@ -257,22 +318,12 @@ def main(argv: list[str]) -> int:
             distributed.shutdown()
             if not cluster.primary:
                 return 0
-    except (ValueError, KeyError, OSError) as err:
+    except Exception as err:  # the workdir is removed if nothing was trained (loop.train)
+        if not _expected(err):
+            raise
         msg = str(err.args[0] if isinstance(err, KeyError) and err.args else describe(err))
-        named = isinstance(err, OSError) and err.filename  # e.g. the workdir: not the data
-        if (
-            not named
-            and data_path.is_file()
-            and str(data_path) not in msg
-            and str(data_path.name) not in msg
-        ):
-            msg = f"{data_path}: {msg}"  # e.g. a reader's error that names no file
-        print(f"probcast train: error: {msg}", file=sys.stderr)
-        if not existed and (cluster is None or cluster.primary):
-            _remove_if_empty(Path(workdir))
-        return 1
-    for r in results:
-        crps = " ".join(f"{k}={v:.4g}" for k, v in r.val_crps.items())
-        print(f"seed {r.seed}: best epoch {r.best_epoch}, val crps {crps}, {r.wall_s:.1f} s")
+        print(f"probcast train: error: {' '.join(msg.split())}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
+    print("\n".join(_results_text(results)))
     print(f"model written to {workdir}")
     return 0

@@ -34,6 +34,7 @@ from probcast.model.network import build_model, head_families
 from probcast.split import time_blocks, validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data, cv_folds, seeds_per_fold, with_seeds
+from probcast.train.check import check_config, discard_on_failure, reading_data
 from probcast.train.evalset import evaluate, round_up, validation_chunks
 from probcast.train.objective import StepFns, make_optimizer
 from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
@@ -49,6 +50,7 @@ from probcast.train.workdir import claim, finish
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+"""``train.compute_dtype`` (checked by :func:`probcast.train.check.check_config`)."""
 
 
 @dataclasses.dataclass
@@ -83,20 +85,15 @@ class Setup:
     rows: int = 0  # fit rows (``fit`` may hold masked padding rows after them)
 
 
-def compute_dtype(name: str) -> Any:
-    """JAX dtype of ``config.train.compute_dtype``."""
-    if name not in DTYPES:
-        raise ValueError(f"train.compute_dtype must be one of {sorted(DTYPES)}, got {name!r}")
-    return DTYPES[name]
-
-
 def train(
     config: ml_collections.ConfigDict, workdir: str | Path, config_name: str = ""
 ) -> list[SeedResult]:
     """Train the model described by ``config`` into ``workdir`` (resuming if possible).
 
-    The workdir is locked while training (:mod:`probcast.train.workdir`); the completion
-    marker with the checksums of the artefact is written last. ``config_name`` (``tiny``)
+    The config is checked first (:func:`check.check_config`); the workdir is locked while
+    training (:mod:`probcast.train.workdir`), removed again if this call created it and
+    failed before any network saved a checkpoint (:func:`check.discard_on_failure`); the
+    completion marker with the checksums of the artefact is written last. ``config_name`` (``tiny``)
     goes into the default name of the tracked run (:func:`tracking.default_run_name`).
 
     Returns:
@@ -104,9 +101,10 @@ def train(
     """
     from probcast.train import stream  # out-of-core training (train.stream)
 
+    check_config(config)
     run = stream.train_stream if stream.wanted(config) else _train
     start = time.perf_counter()
-    with claim(Path(workdir)) as held:
+    with discard_on_failure(Path(workdir)), claim(Path(workdir)) as held:
         results = run(config, held, config_name)
         artefact.record_elapsed(held, time.perf_counter() - start)
         finish(held)
@@ -114,14 +112,12 @@ def train(
 
 
 def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[SeedResult]:
-    table, source = tdata.load_table(
-        str(config.data.path),
-        str(config.data.split_date),
-        str(config.features.neighbourhood),
-    )
-    digest = tdata.fingerprint(table)
-    targets = resolve_targets(table, str(config.data.targets))
-    table = usable_rows(table, targets)
+    with reading_data(config.data.path):  # errors that name no file: named the data file
+        path, date = str(config.data.path), str(config.data.split_date)
+        table, source = tdata.load_table(path, date, str(config.features.neighbourhood))
+        digest = tdata.fingerprint(table)
+        targets = resolve_targets(table, str(config.data.targets))
+        table = usable_rows(table, targets)
     hours = float(config.features.get("recent_error_hours", 0.0))
     if not table.attrs.get("grid"):  # from the whole period: a held-out block's history too
         table = recent.with_recent_errors(table, targets, hours)
@@ -280,7 +276,7 @@ def _setup(
 def _model(
     config: ml_collections.ConfigDict, spec: FeatureSpec, heads: dict[str, str], seed: int
 ) -> nnx.Module:
-    dtype = compute_dtype(str(config.train.compute_dtype))
+    dtype = DTYPES[str(config.train.compute_dtype)]
     return build_model(
         spec.n_features,
         spec.n_stations,
