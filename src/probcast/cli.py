@@ -4,6 +4,8 @@ Every subcommand lives next to the code it drives (``probcast.<stage>.cli``) and
 ``main(argv: list[str]) -> int``; this module only routes to it. It is also the last guard
 against tracebacks: an exception a command did not turn into a message becomes one
 paragraph on stderr and exit code 1 (``PROBCAST_DEBUG=1`` shows the traceback instead).
+A reader that closes the pipe early (``probcast data list | head -1``) ends any command
+quietly with exit code 1: no message, no traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 from probcast import compile_cache
 from probcast.io import describe
@@ -46,8 +49,80 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+class _PipeClosed(BaseException):
+    """Standard output's reader went away.
+
+    A BaseException, so that no command's own ``except Exception`` / ``except OSError``
+    turns it into an error message.
+    """
+
+
+class _Stdout:
+    """``sys.stdout`` whose broken pipe (EPIPE) raises :class:`_PipeClosed`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise _PipeClosed from None
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise _PipeClosed from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at the null device: the flush at exit cannot fail again.
+
+    The recipe of the Python docs' note on SIGPIPE.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a test's capture: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+PIPE_EXIT = 1
+"""Exit status when standard output's reader closed the pipe (no message is printed)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``probcast`` console script."""
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _Stdout(stdout)
+    try:
+        code = _dispatch(argv)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here when the output fitted the buffer
+        return code
+    except (_PipeClosed, BrokenPipeError):
+        sys.stdout = stdout
+        _discard_stdout()
+        return PIPE_EXIT
+    finally:
+        sys.stdout = stdout
+
+
+def _dispatch(argv: list[str] | None) -> int:
+    """Route ``argv`` to its command; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     if "--quiet" in args:  # no progress bars (probcast.progress); logs unchanged
         args = [a for a in args if a != "--quiet"]
@@ -78,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"probcast {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # written past the proxy (sys.stdout.buffer): as _PipeClosed
+        raise
     except Exception as err:
         if os.environ.get(DEBUG_ENV):
             raise

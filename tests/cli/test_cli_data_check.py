@@ -77,15 +77,21 @@ def test_split_is_leakage_safe(
 
 
 @pytest.mark.parametrize(
-    ("date", "message"),
-    [("2020-01-01", "leaves no train rows"), ("2030-01-01", "leaves no test rows"),
-     ("not-a-date", "not an ISO date")],
+    ("date", "message", "code"),
+    [("2020-01-01", "leaves no train rows", 1), ("2030-01-01", "leaves no test rows", 1),
+     ("not-a-date", "not an ISO date", 2)],
 )  # fmt: skip
 def test_split_errors(
-    table_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], date: str, message: str
+    table_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    date: str,
+    message: str,
+    code: int,
 ) -> None:
     out_dir = tmp_path / "split"
-    assert main(["data", "split", str(table_csv), "--test-from", date, "--out", str(out_dir)]) == 1
+    argv = ["data", "split", str(table_csv), "--test-from", date, "--out", str(out_dir)]
+    assert main(argv) == code
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not out_dir.exists()

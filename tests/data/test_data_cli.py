@@ -39,7 +39,7 @@ def test_format_sample_cannot_be_prepared(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_fetch_needs_a_name(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["data", "fetch"]) == 1
+    assert main(["data", "fetch"]) == 2
     assert "--all" in capsys.readouterr().err
 
 

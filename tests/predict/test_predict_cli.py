@@ -149,7 +149,7 @@ def test_errors_are_reported(run, tmp_path, capsys):
     flagged = pd.read_csv(tmp_path / "x.csv", dtype={"station": str})
     row = int(np.flatnonzero(bad["fc_t2m"].isna())[0])
     assert len(flagged) == len(bad) and flagged["t2m_source"][row] == "missing"
-    assert main(["predict", f"--input={root / 'test.parquet'}", *args, "--quantiles=1.5"]) == 1
+    assert main(["predict", f"--input={root / 'test.parquet'}", *args, "--quantiles=1.5"]) == 2
     assert main(["predict", "--model=/nonexistent", "--input=x", "--output=y"]) == 1
     assert main(["predict", "--bogus"]) == 2
     assert main(["train", "--config=nope", "--workdir=x"]) == 2

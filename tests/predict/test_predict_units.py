@@ -176,9 +176,9 @@ def test_gridded_products_in_user_units():
 
 def test_bad_units_option_is_a_clear_error(tmp_path: Path, capsys):
     args = ["predict", f"--model={tmp_path}", f"--input={tmp_path / 'x.parquet'}"]
-    assert main([*args, f"--output={tmp_path / 'p.csv'}", "--units=t2m=mm"]) == 1
+    assert main([*args, f"--output={tmp_path / 'p.csv'}", "--units=t2m=mm"]) == 2  # usage
     err = capsys.readouterr().err
-    assert "--units: variable 't2m' has units 'mm'; expected 'K'" in err and "degC" in err
+    assert "--units=t2m=mm: variable 't2m' has units 'mm'; expected 'K'" in err and "degC" in err
     with pytest.raises(RequestError, match=r"unknown variable 'foo'"):
         PredictRequest(model=tmp_path, input="x.csv", units={"foo": "K"})
 

@@ -62,12 +62,12 @@ def test_dispatcher_and_family_flag(files, capsys):
 
 def test_cli_usage_errors(files, capsys):
     truth, ens, _, out = files
-    assert cli.main([f"--truth={truth}", "--forecast=ens", f"--out={out}"]) == 2
-    assert "--forecast: expected A=B" in capsys.readouterr().err
+    assert cli.main([f"--truth={truth}", "--forecast=ens=", f"--out={out}"]) == 2
+    assert "--forecast: expected [NAME=]FILE" in capsys.readouterr().err
     assert cli.main([f"--truth={truth}", f"--forecast=e={ens}", f"--out={out}",
                      "--thresholds=t2m"]) == 2  # fmt: skip
     rc = cli.main([f"--truth={truth}", f"--forecast=e={ens}", f"--out={out}", "--reference=x"])
-    assert rc == 1 and "reference 'x'" in capsys.readouterr().err
+    assert rc == 2 and "reference 'x'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["--out=x"])
 

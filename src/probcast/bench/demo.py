@@ -56,7 +56,9 @@ def config_for(name: str, overrides: list[str] | None = None) -> Any:
             ``probcast train`` parses them.
 
     Raises:
-        ValueError: An override names no field or has a value of the wrong type.
+        ValueError: An override names no field, has a value of the wrong type or one the
+            training refuses (:func:`probcast.train.check.check_config`), with the message
+            of ``probcast train``.
     """
     import importlib
 
@@ -64,19 +66,26 @@ def config_for(name: str, overrides: list[str] | None = None) -> Any:
     from ml_collections import config_flags
 
     from probcast.configs import available
+    from probcast.train.check import check_config
+    from probcast.train.cli import check_overrides, joined
 
     module = name.replace("-", "_")
     module = DATASET_CONFIGS.get(name, module if module in available() else "default")
     cfg = importlib.import_module(f"probcast.configs.{module}").get_config()
     cfg.data.path = name
-    args = ["probcast demo", *(overrides or [])]
+    args = ["probcast demo", *joined(overrides or [])]
     fv = flags.FlagValues()
     try:
+        check_overrides(args, cfg)  # the train command's "unknown field ...; did you mean"
         config_flags.DEFINE_config_dict("config", cfg, flag_values=fv, sys_argv=args)
         fv(args)
-        return fv["config"].value
-    except (flags.Error, AttributeError, KeyError, TypeError) as err:
-        raise ValueError(f"config override: {err}") from err
+        config = fv["config"].value
+        check_config(config)
+        return config
+    except KeyError as err:
+        raise ValueError(f"config override: {err.args[0] if err.args else err}") from err
+    except (flags.Error, AttributeError, TypeError, ValueError) as err:
+        raise ValueError(f"config override: {' '.join(str(err).split())}") from err
 
 
 def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> DatasetRun:
@@ -297,7 +306,9 @@ def benchmark_names() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``probcast demo``."""
     p = argparse.ArgumentParser(prog="probcast demo", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default=DEFAULT_DATASET, help="registry dataset id")
+    p.add_argument(
+        "--dataset", help=f"registry dataset id (default: {DEFAULT_DATASET}; not with --all)"
+    )
     p.add_argument("--all", action="store_true", help="every benchmark dataset")
     p.add_argument("--out", default="outputs/demo", help="output folder")
     p.add_argument("--skill-table", default="", help="write the skill markdown table here")
@@ -307,6 +318,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="train from scratch (default: reuse or resume the model of an earlier run)",
     )
     return p
+
+
+def _output_problem(out: Path, table: Path | None) -> str:
+    """What keeps the demo from writing its outputs ("" when nothing), checked first."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a directory; expected a folder"
+    if table is not None and table.is_dir():
+        return f"--skill-table {table}: is a directory; expected a Markdown file"
+    existed = table is None or table.exists()
+    try:
+        if table is not None:
+            table.open("a").close()  # written at the very end: can it be?
+    except OSError as err:
+        return f"--skill-table {table}: cannot be written: {io.os_reason(err)}"
+    if not existed and table is not None:
+        table.unlink()
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,13 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     bad = [a for a in rest if not a.startswith("--config.")]
     if bad:
         parser.error(f"unrecognised arguments {bad} (config overrides are --config.x.y=value)")
+    if args.all and args.dataset is not None:
+        parser.error(f"--all runs every benchmark dataset; do not give --dataset {args.dataset}")
+    problem = _output_problem(Path(args.out), Path(args.skill_table) if args.skill_table else None)
+    if problem:
+        parser.error(problem)
     import pandas as pd
 
     from probcast.logs import configure_logging
 
     configure_logging()
     out = Path(args.out)
-    names = benchmark_names() if args.all else [args.dataset]
+    names = benchmark_names() if args.all else [args.dataset or DEFAULT_DATASET]
     for name in names:
         problem = _not_runnable(name)
         if problem:

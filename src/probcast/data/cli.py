@@ -18,11 +18,28 @@ import sys
 from pathlib import Path
 
 from probcast.data import registry
+from probcast.io import describe
 
 USER_ERRORS = (registry.DatasetError, ValueError, OSError)
 """Errors reported as one line on stderr (exit code 1) instead of a traceback: registry
 failures, bad data (``ValidationError``, ``UnitError``, ``CheckError`` are ``ValueError``)
 and files that cannot be read or written."""
+
+
+class UsageError(Exception):
+    """A bad argument or combination of arguments, found before any work (exit code 2)."""
+
+
+def _out_folder(option: str, path: str) -> Path:
+    """``path`` of an output folder option: refused when it is an existing file."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(
+            f"{option} {out}: exists and is not a directory; expected a folder (created when "
+            "missing)"
+        )
+    return out
+
 
 DESCRIPTION_WIDTH = 72
 
@@ -75,9 +92,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
+    if args.all and args.names:
+        raise UsageError(
+            f"--all fetches every dataset; do not name datasets too (got {' '.join(args.names)})"
+        )
     names = list(registry.registry()) if args.all else args.names
     if not names:
-        raise registry.DatasetError("name at least one dataset, or pass --all")
+        raise UsageError("name at least one dataset, or pass --all")
     for name in names:
         for rel, path in registry.fetch(name).items():
             print(f"{name}/{rel}\t{path}")
@@ -88,22 +109,35 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from probcast.data import prepare
     from probcast.data.summary import summarize
 
-    out = Path(args.out) if args.out else None
+    out = _out_folder("--out", args.out) if args.out else None
     print(summarize(prepare.prepare(args.name, out)))
     return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from probcast.data.check import check
+    from probcast.data.check import GRID_SUFFIXES, CheckError, check
+    from probcast.schema import TABLE_SUFFIXES
 
-    print(check(args.file))
+    p = Path(args.file)
+    suffix = p.suffix.lower()
+    if p.exists() and not p.is_dir() and suffix not in (*TABLE_SUFFIXES, *GRID_SUFFIXES):
+        raise CheckError(
+            f"{p}: unknown format {p.suffix!r}; expected a station table "
+            f"({', '.join(TABLE_SUFFIXES)}) or a grid ({', '.join(GRID_SUFFIXES)})"
+        )
+    print(check(p))
     return 0
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
-    from probcast.data.check import split_file
+    from probcast.data.check import CheckError, parse_date, split_file
 
-    print(split_file(args.file, args.test_from, args.out).summary())
+    try:
+        parse_date(args.test_from)
+    except CheckError as err:
+        raise UsageError(str(err)) from None
+    out = _out_folder("--out", args.out)
+    print(split_file(args.file, args.test_from, out).summary())
     return 0
 
 
@@ -121,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("fetch", help="download (or read from the mirror) and verify files")
     p.add_argument("names", nargs="*", metavar="NAME", help="dataset ids")
-    p.add_argument("--all", action="store_true", help="fetch every dataset")
+    p.add_argument("--all", action="store_true", help="fetch every dataset (no NAME then)")
     p.set_defaults(func=_cmd_fetch)
     p = sub.add_parser("prepare", help="convert, validate and split a benchmark dataset")
     p.add_argument("name", metavar="NAME", help="dataset id")
@@ -165,8 +199,11 @@ def main(argv: list[str]) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args))
-    except USER_ERRORS as err:
+    except UsageError as err:
         print(f"probcast data {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as err:  # an OSError as "<path>: <reason>", without its errno
+        print(f"probcast data {args.command}: error: {describe(err)}", file=sys.stderr)
         return 1
 
 

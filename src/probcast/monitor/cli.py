@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Any
 
+from probcast.io import describe
 from probcast.monitor import drift as drift_mod
 from probcast.monitor import metrics, report, rolling, skill
 from probcast.monitor.baseline import stored_references
@@ -105,9 +106,36 @@ def run_drift(args: argparse.Namespace, cfg: MonitorConfig) -> list[tuple[str, s
     return result.alerts
 
 
+def _existing(option: str, paths: Any) -> None:
+    """Every input file of ``option`` exists (checked before the state file is touched)."""
+    for path in [paths] if isinstance(paths, str) else paths or ():
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{option} {path}: no such file or folder")
+
+
 def run_skill(args: argparse.Namespace, cfg: MonitorConfig) -> list[dict]:
-    """``probcast monitor skill``; returns the alerts."""
+    """``probcast monitor skill``; returns the alerts.
+
+    A state file this run would create is removed again when the run fails.
+    """
     cfg = with_overrides(cfg, window_days=args.window)
+    _existing("--forecasts", args.forecasts)
+    _existing("--observations", args.observations)
+    _existing("--reference-table", args.reference_table)
+    _existing("--emos-forecasts", args.emos_forecasts)
+    _existing("--inputs", args.inputs)
+    if os.path.isdir(args.state):
+        raise IsADirectoryError(f"--state {args.state}: is a directory; expected a SQLite file")
+    new_state = not os.path.exists(args.state)
+    try:
+        return _run_skill(args, cfg)
+    except BaseException:
+        if new_state and os.path.isfile(args.state):
+            os.remove(args.state)  # no half-made state file left behind
+        raise
+
+
+def _run_skill(args: argparse.Namespace, cfg: MonitorConfig) -> list[dict]:
     paths = skill.forecast_files(args.forecasts)
     obs = skill.observation_table(read_tables([args.observations]), args.observations)
     variables = [str(c)[4:] for c in obs.columns if str(c).startswith("obs_")]
@@ -157,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         alerts = run_drift(args, cfg) if args.command == "drift" else run_skill(args, cfg)
     except (ValueError, OSError, LookupError) as err:
-        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        text = err.args[0] if isinstance(err, KeyError) and err.args else describe(err)
         print(f"probcast monitor {args.command}: error: {text}", file=sys.stderr)
         return 1
     return ALERT_EXIT if alerts and args.fail_on_alert else 0

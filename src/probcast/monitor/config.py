@@ -28,6 +28,8 @@ the operational pipeline loader is not involved.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
+
+log = logging.getLogger(__name__)
 
 
 class MonitorConfigError(ValueError):
@@ -149,7 +153,9 @@ def parse_config(data: Any, source: str = "<monitor>") -> MonitorConfig:
 def load_config(path: str | Path | None) -> MonitorConfig:
     """The ``monitor:`` block of a YAML file (a pipeline file or a file of its own).
 
-    A file without a ``monitor:`` key gives the defaults; ``None`` too.
+    A file without a ``monitor:`` key gives the defaults (with a warning when it has other
+    top-level keys; refused when one of them looks like a misspelt ``monitor``); ``None``
+    too.
 
     Raises:
         FileNotFoundError: No such file.
@@ -166,6 +172,19 @@ def load_config(path: str | Path | None) -> MonitorConfig:
         raise MonitorConfigError(f"{p}: invalid YAML ({err})") from None
     if not isinstance(data, Mapping):
         raise MonitorConfigError(f"{p}: expected a YAML mapping at the top")
+    if "monitor" not in data and data:
+        keys = sorted(map(str, data))
+        close = difflib.get_close_matches("monitor", keys, n=1, cutoff=0.7)
+        if close:
+            raise MonitorConfigError(
+                f"{p}: no 'monitor:' block; did you mean 'monitor' for {close[0]!r}? "
+                f"(top-level keys: {', '.join(keys)})"
+            )
+        log.warning(
+            "%s: no 'monitor:' block (top-level keys: %s); using the default thresholds",
+            p,
+            ", ".join(keys),
+        )
     return parse_config(data.get("monitor"), str(p))
 
 

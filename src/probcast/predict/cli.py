@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from absl import flags
@@ -160,37 +161,65 @@ def _order(fv: Any) -> Any:
     return lambda flag: names.index(flag.name)
 
 
+GRID_ONLY = ("scheduler", "tile", "inflevel")
+"""Options of gridded input only: given with a station table they are refused."""
+STATION_ONLY = ("template",)
+"""Options of station tables only: given with a grid they are refused."""
+
+
+class OptionError(ValueError):
+    """A bad option value or combination, found before any work (exit code 2)."""
+
+
 def request_from_flags(fv: flags.FlagValues) -> Any:
-    """The :class:`~probcast.predict.request.PredictRequest` of parsed flags."""
+    """The :class:`~probcast.predict.request.PredictRequest` of parsed flags.
+
+    Raises:
+        OptionError: A bad option value (the message names the option and the value
+            given) or an option that does not apply to the kind of input.
+    """
     from probcast.predict.request import (
         PredictRequest,
+        is_grid,
         parse_levels,
         parse_percentiles,
         parse_thresholds,
     )
     from probcast.units import parse_units
 
-    return PredictRequest(
-        model=fv.model,
-        input=fv.input,
-        output=fv.output,
-        members=fv.members,
-        quantiles=parse_levels(fv.quantiles),
-        percentiles=parse_percentiles(fv.percentiles) if fv.percentiles.strip() else None,
-        thresholds=parse_thresholds(fv.thresholds) or None,
-        params=fv.params,
-        combine=fv.combine,
-        batch_size=fv.batch_size,
-        seed=fv.seed,
-        tile=fv.tile,
-        scheduler=fv.scheduler,
-        template=fv.template,
-        units=parse_units(fv.units) or None,
-        extrapolation=fv.extrapolation,
-        extrapolation_tolerance=fv.extrapolation_tolerance,
-        extrapolation_limit=fv.extrapolation_limit,
-        inflevel=fv.inflevel,
-    )
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "quantiles": parse_levels,
+        "percentiles": lambda t: parse_percentiles(t) if t.strip() else None,
+        "thresholds": lambda t: parse_thresholds(t) or None,
+        "units": lambda t: parse_units(t) or None,
+    }
+    fields: dict[str, Any] = {"model": fv.model, "input": fv.input, "output": fv.output}
+    for name in ("members", "quantiles", "percentiles", "thresholds", "params", "combine",
+                 "batch_size", "seed", "tile", "scheduler", "template", "units",
+                 "extrapolation", "extrapolation_tolerance", "extrapolation_limit",
+                 "inflevel"):  # fmt: skip
+        given = fv[name].value
+        try:
+            value: Any = parsers[name](given) if name in parsers else given
+            if name == "batch_size" and value < 1:
+                raise ValueError(f"expected an integer >= 1, got {value}")
+            alone: dict[str, Any] = {name: value}
+            PredictRequest(model=fv.model, input=fv.input, **alone)  # checks this one only
+        except ValueError as err:
+            shown = ",".join(given) if isinstance(given, list) else given
+            text = str(err).removeprefix(f"--{name}: ")
+            raise OptionError(f"--{name}={shown}: {text}") from None
+        fields[name] = value
+    grid = is_grid(fv.input)
+    kind = "a grid" if grid else "a station table"
+    for name in STATION_ONLY if grid else GRID_ONLY:
+        if fv[name].present:
+            what = "station tables" if grid else "gridded input (NetCDF/Zarr/GRIB/kerchunk)"
+            raise OptionError(f"--{name}: applies to {what} only; --input {fv.input} is {kind}")
+    try:
+        return PredictRequest(**fields)
+    except ValueError as err:  # a combination (e.g. the extrapolation margins)
+        raise OptionError(str(err)) from None
 
 
 def run(fv: flags.FlagValues) -> str:
@@ -207,15 +236,21 @@ def main(argv: list[str]) -> int:
         print(help_text())
         return 0
     try:
-        fv(["probcast predict", *argv])
-    except flags.Error as err:
+        rest = fv(["probcast predict", *argv])[1:]
+        if rest:
+            raise flags.Error(
+                f"unexpected argument(s) {' '.join(rest)}: every option is --name=value"
+            )
+        request = request_from_flags(fv)
+    except (flags.Error, OptionError) as err:
         print(f"probcast predict: error: {err}\n{USAGE}", file=sys.stderr)
         return 2
     from probcast.logs import configure_logging
+    from probcast.predict.runner import run as run_request
 
     configure_logging()
     try:
-        print(run(fv))
+        print(run_request(request).summary())
     except (ValueError, KeyError, OSError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"probcast predict: error: {msg}", file=sys.stderr)

@@ -14,12 +14,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from probcast.schema import UnitError
 from probcast.sources.errors import SourceError
 
 USER_ERRORS = (SourceError, UnitError, FileNotFoundError, PermissionError)
 """Errors printed as one line (exit code 1), never as a traceback."""
+
+
+def _workers(text: str) -> int:
+    """``--workers N``: an integer >= 1 (argparse type: a bad one is a usage error)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         default=1,
         metavar="N",
         help="compute cycles on N local processes (Dask; default 1: in this process)",
@@ -94,6 +106,21 @@ def refs_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _held(archive: list[str]) -> str:
+    """What the GRIB messages of ``archive`` hold: canonical names, or shortName/level."""
+    from probcast.sources import fs
+    from probcast.sources.refs import _header, _spans
+    from probcast.sources.variables import grib_variable
+
+    held: set[str] = set()
+    for url in fs.expand(archive, {}):
+        for _, blob in _spans(url, {}):
+            head = _header(blob)
+            var = grib_variable(head["short_name"], head["level_type"])
+            held.add(var or f"{head['short_name']} ({head['level_type']}, not used)")
+    return ", ".join(sorted(held)) or "no GRIB message"
+
+
 def refs_main(argv: list[str]) -> int:
     """Run ``probcast data refs``; return the exit code."""
     try:
@@ -101,11 +128,31 @@ def refs_main(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     from probcast.sources.refs import build_refs
+    from probcast.sources.variables import GRIB_NAMES
 
+    known = sorted(set(GRIB_NAMES.values()))
+    unknown = [v for v in args.variables or () if v not in known]
+    if unknown:
+        print(
+            f"probcast data refs: error: --variables {' '.join(unknown)}: no GRIB field maps "
+            f"to {'it' if len(unknown) == 1 else 'them'}; known: {', '.join(known)}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         refs = build_refs(args.archive, args.out, variables=args.variables)
     except USER_ERRORS as err:
-        print(f"probcast data refs: error: {' '.join(str(err).split())}", file=sys.stderr)
+        text = " ".join(str(err).split())
+        if args.variables and isinstance(err, SourceError) and "no GRIB message" in text:
+            try:
+                held = _held(args.archive)
+            except (*USER_ERRORS, OSError, RuntimeError):
+                held = "(could not be read)"
+            text = (
+                f"{' '.join(args.archive)}: no GRIB message of --variables "
+                f"{' '.join(args.variables)}; the files hold: {held}"
+            )
+        print(f"probcast data refs: error: {text}", file=sys.stderr)
         return 1
     print(f"{args.out}: {refs.messages} messages referenced")
     for why in refs.skipped:
@@ -126,9 +173,19 @@ def main(argv: list[str]) -> int:
     from probcast.sources.build import build
     from probcast.sources.config import load_spec
 
-    if args.workers < 1:
-        print("probcast data build: error: --workers must be >= 1", file=sys.stderr)
-        return 1
+    problem = ""
+    if Path(args.config).is_dir():
+        problem = (
+            f"--config {args.config}: is a directory; expected a build spec file (YAML or JSON)"
+        )
+    elif Path(args.out).exists() and not Path(args.out).is_dir():
+        problem = (
+            f"--out {args.out}: exists and is not a directory; expected a folder (created "
+            "when missing)"
+        )
+    if problem:
+        print(f"probcast data build: error: {problem}", file=sys.stderr)
+        return 2
     try:
         spec = load_spec(args.config)
         result = build(spec, args.out, workers=args.workers, scheduler=args.scheduler)

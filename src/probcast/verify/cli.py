@@ -45,14 +45,101 @@ def _thresholds(items: Sequence[str]) -> dict[str, list[float]]:
 
 
 def _families(items: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, str]]:
-    """``--family [NAME:]VAR=FAMILY`` -> ``{name: {var: family}}`` (no NAME: all names)."""
+    """``--family [NAME:]VAR=FAMILY`` -> ``{name: {var: family}}`` (no NAME: all names).
+
+    Raises:
+        argparse.ArgumentTypeError: A NAME that is no forecast's, or an unknown FAMILY.
+    """
     out: dict[str, dict[str, str]] = {}
     for item in items:
         lhs, family = _pair(item, "=", "--family")
         name, var = lhs.split(":", 1) if ":" in lhs else (None, lhs)
+        if name is not None and name not in names:
+            raise argparse.ArgumentTypeError(
+                f"--family {item}: no forecast is named {name!r}; the forecasts are "
+                f"{', '.join(names)}"
+            )
+        from probcast.dists.registry import DISTRIBUTIONS
+
+        if family not in DISTRIBUTIONS:
+            raise argparse.ArgumentTypeError(
+                f"--family {item}: unknown distribution {family!r}; expected one of "
+                f"{', '.join(sorted(DISTRIBUTIONS))}"
+            )
         for n in [name] if name else names:
             out.setdefault(n, {})[var] = family
     return out
+
+
+def _named_tables(items: Sequence[str]) -> dict[str, str]:
+    """``--forecast [NAME=]FILE`` items -> ``{name: file}`` (no NAME: the file's stem).
+
+    Raises:
+        argparse.ArgumentTypeError: An empty NAME or FILE, or a NAME given twice.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = (s.strip() for s in item.partition("="))
+        if not sep:
+            name, path = Path(item.strip()).stem, item.strip()
+        if not name or not path:
+            raise argparse.ArgumentTypeError(f"--forecast: expected [NAME=]FILE, got {item!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(
+                f"--forecast {item}: the name {name!r} is already given to {out[name]}; "
+                "give each forecast a NAME of its own (NAME=FILE)"
+            )
+        out[name] = path
+    return out
+
+
+def out_dir(path: str) -> tuple[Path, bool]:
+    """Create the ``--out`` folder before any work; returns it and whether it was new.
+
+    Raises:
+        argparse.ArgumentTypeError: ``path`` is a file, or the folder cannot be created.
+    """
+    from probcast.io import os_reason
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"--out {out}: exists and is not a directory; expected a folder (created when missing)"
+        )
+    existed = out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(
+            f"--out {out}: cannot create the folder: {os_reason(err)}"
+        ) from None
+    return out, not existed
+
+
+def usage_problem(args: argparse.Namespace, names: Sequence[str], reference: str | None) -> str:
+    """What is wrong with the options of a verification of ``names`` ("" when nothing)."""
+    if reference is not None and reference not in names:
+        return (
+            f"--reference {reference!r}: not the NAME of a --forecast; the forecasts are "
+            f"{', '.join(names)}"
+        )
+    if args.n_boot < 0:
+        return f"--n-boot {args.n_boot}: expected an integer >= 0"
+    if args.n_boot == 0 and reference is not None:
+        return (
+            f"--n-boot 0: the CRPSS interval against --reference {reference} needs at least "
+            "1 bootstrap replicate (0 is for a run without a reference)"
+        )
+    return ""
+
+
+def runtime_message(err: BaseException) -> str:
+    """One line for an error of reading, scoring or writing (an OSError as path: reason)."""
+    from probcast.io import describe
+
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return describe(err)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="[NAME=]FILE",
-        help="prediction table to verify (NAME=FILE), or a gridded product file (the files "
-        "of one run, out/run_*.nc, form one forecast named run) (repeatable)",
+        help="prediction table to verify (NAME=FILE; no NAME: the file's stem, pred.parquet "
+        "is 'pred'; each NAME once), or a gridded product file (the files of one run, "
+        "out/run_*.nc, form one forecast named run) (repeatable)",
     )
     p.add_argument(
         "--raw",
@@ -100,7 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--variables", default="", help="comma list (default: all in common)")
     p.add_argument("--seed", type=int, default=0, help="seed of randomised PIT and bootstrap")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=1000,
+        help="bootstrap replicates of the CRPSS interval (>= 1 with a reference; 0 allowed "
+        "without one)",
+    )
     p.add_argument(
         "--keep-nan", action="store_true", help="propagate NaN cases instead of dropping"
     )
@@ -199,54 +293,70 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        named = dict(_pair(f, "=", "--forecast") for f in args.forecast)
+        named = _named_tables(args.forecast)
         fams_cli = _families(args.family, list(named))
         thresholds = _thresholds(args.thresholds)
+        problem = usage_problem(args, list(named), args.reference)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        out, created = out_dir(args.out)
     except argparse.ArgumentTypeError as err:
         print(f"probcast verify: error: {err}", file=sys.stderr)
         return 2
-    from probcast.products.table_files import read_predictions
-    from probcast.products.units import read_units, table_to_canonical
-    from probcast.verify import aggregate, report
-    from probcast.verify.evaluate import verify
-
     try:
-        training = _training(args.model) if args.model else ""
-        truth = _read(read_truth, args.truth)
-        tables, families, units = {}, {}, {}
-        for name, path in named.items():
-            table, side = _read(read_predictions, path)
-            units[name] = _read(read_units, path)  # scored in canonical units
-            tables[name] = table_to_canonical(table, units[name], path)
-            families[name] = {**side, **fams_cli.get(name, {})}
-        ver = verify(
-            truth,
-            tables,
-            reference=args.reference,
-            families=families,
-            by=[b.strip() for b in args.by.split(",") if b.strip()],
-            thresholds=thresholds or None,
-            variables=[v for v in args.variables.split(",") if v] or None,
-            seed=args.seed,
-            n_boot=args.n_boot,
-            skipna=not args.keep_nan,
-            truth_name=str(args.truth),
-            sources=named,
-        )
-        out = Path(args.out)
-        extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
-        meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
-        meta["forecast_units"] = {n: u for n, u in units.items() if u}
-        aggregate.write_scores(ver.scores, out, meta=meta, extra=extra)
-        report.write_report(ver, out / "report.html", title=args.title, training=training)
+        ver = _verify_tables(args, named, fams_cli, thresholds, out)
     except (ValueError, KeyError, OSError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"probcast verify: error: {msg}", file=sys.stderr)
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a failed run leaves no empty folder behind
+        print(f"probcast verify: error: {runtime_message(err)}", file=sys.stderr)
         return 1
     print(summary_text(ver))
     print(forms_text(ver))
     print(f"\nwrote {out / 'scores.csv'}, {out / 'scores.json'}, {out / 'report.html'}")
     return 0
+
+
+def _verify_tables(
+    args: argparse.Namespace,
+    named: dict[str, str],
+    fams_cli: dict[str, dict[str, str]],
+    thresholds: dict[str, list[float]],
+    out: Path,
+) -> Verification:
+    """Read, score and write the verification of station tables into ``out``."""
+    from probcast.products.table_files import read_predictions
+    from probcast.products.units import read_units, table_to_canonical
+    from probcast.verify import aggregate, report
+    from probcast.verify.evaluate import verify
+
+    training = _training(args.model) if args.model else ""
+    truth = _read(read_truth, args.truth)
+    tables, families, units = {}, {}, {}
+    for name, path in named.items():
+        table, side = _read(read_predictions, path)
+        units[name] = _read(read_units, path)  # scored in canonical units
+        tables[name] = table_to_canonical(table, units[name], path)
+        families[name] = {**side, **fams_cli.get(name, {})}
+    ver = verify(
+        truth,
+        tables,
+        reference=args.reference,
+        families=families,
+        by=[b.strip() for b in args.by.split(",") if b.strip()],
+        thresholds=thresholds or None,
+        variables=[v for v in args.variables.split(",") if v] or None,
+        seed=args.seed,
+        n_boot=args.n_boot,
+        skipna=not args.keep_nan,
+        truth_name=str(args.truth),
+        sources=named,
+    )
+    extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
+    meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
+    meta["forecast_units"] = {n: u for n, u in units.items() if u}
+    aggregate.write_scores(ver.scores, out, meta=meta, extra=extra)
+    report.write_report(ver, out / "report.html", title=args.title, training=training)
+    return ver
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,7 +76,15 @@ def run_grid(args: argparse.Namespace) -> int:
     Returns:
         The exit status (0 success, 1 bad input, 2 bad usage).
     """
-    from probcast.verify.cli import _families, _thresholds, forms_text, summary_text
+    from probcast.verify.cli import (
+        _families,
+        _thresholds,
+        forms_text,
+        out_dir,
+        runtime_message,
+        summary_text,
+        usage_problem,
+    )
 
     by = {b.strip() for b in args.by.split(",") if b.strip()}
     problem = None
@@ -93,10 +101,16 @@ def run_grid(args: argparse.Namespace) -> int:
         thresholds = _thresholds(args.thresholds)
     except argparse.ArgumentTypeError as err:
         problem = str(err)
+    reference = args.reference or (RAW if args.raw else None)
+    problem = problem or usage_problem(args, list(named), reference)
+    if not problem:
+        try:
+            out, created = out_dir(args.out)
+        except argparse.ArgumentTypeError as err:
+            problem = str(err)
     if problem:
         print(f"probcast verify: error: {problem}", file=sys.stderr)
         return 2
-    reference = args.reference or (RAW if args.raw else None)
     try:
         training = ""
         if getattr(args, "model", None):  # the training curves of --model
@@ -119,10 +133,11 @@ def run_grid(args: argparse.Namespace) -> int:
             truth_name=str(args.truth),
         )
         meta = {**gv.ver.meta, "truth": str(args.truth), "forecasts": named}
-        paths = _write(gv, Path(args.out), meta, args.title, training)
+        paths = _write(gv, out, meta, args.title, training)
     except (ValueError, KeyError, OSError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"probcast verify: error: {msg}", file=sys.stderr)
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a failed run leaves no empty folder behind
+        print(f"probcast verify: error: {runtime_message(err)}", file=sys.stderr)
         return 1
     print(summary_text(gv.ver))
     print(forms_text(gv.ver))
