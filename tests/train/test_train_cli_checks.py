@@ -299,3 +299,19 @@ def test_demo_override_message_is_trains():
     assert "\\" not in msg and '"' not in msg and "\n" not in msg
     with pytest.raises(ValueError, match=r"train.epochs=0: expected an integer >= 1"):
         config_for("verif-norway-precip", ["--config.train.epochs=0"])
+
+
+def test_a_build_folder_is_trained_on_when_streamed(tmp_path, capsys):
+    """docs/model.md: data.path may be a `probcast data build` output with train.stream."""
+    table = station_table(n_stations=3, n_inits=24, targets=("t2m",), seed=1)
+    out = tmp_path / "build"
+    for init, rows in table.groupby("init_time"):
+        part = out / f"init_date={init:%Y-%m-%d}"
+        part.mkdir(parents=True, exist_ok=True)
+        rows.to_parquet(part / f"cycle_{init:%H%M}.parquet", index=False)
+    base = ["--config=tiny", f"--config.data.path={out}", "--config.train.epochs=1"]
+    assert main([*base, f"--workdir={tmp_path / 'w1'}"]) == 1
+    assert "folder of Parquet partitions" in capsys.readouterr().err
+    assert not (tmp_path / "w1").exists()
+    assert main([*base, f"--workdir={tmp_path / 'w2'}", "--config.train.stream=True"]) == 0
+    assert (tmp_path / "w2" / "COMPLETE.json").exists()

@@ -282,18 +282,30 @@ def check_config(config: Any) -> None:
     _check_heads(v)
 
 
-def data_problem(path: str) -> str | None:
-    """Why ``data.path`` cannot be read at all (empty, a folder, an unknown dataset), or None."""
+def data_problem(path: str, stream: bool = False) -> str | None:
+    """Why ``data.path`` cannot be read at all (empty, a folder, an unknown dataset), or None.
+
+    A folder of Parquet partitions (``probcast data build``'s ``init_date=*/*.parquet``) is
+    read when the training streams it (``train.stream``, or ``train.stream_above_gib``
+    exceeded: ``stream``).
+    """
     from probcast.align.points import GRID_SUFFIXES
 
     if not path:
         return "config.data.path is empty: name a station table or a dataset id"
     p = Path(path)
     zarr_store = (p / "zarr.json").exists() or (p / ".zgroup").exists()
-    if p.is_dir() and not zarr_store:
+    partitions = p.is_dir() and any(p.glob("init_date=*/*.parquet"))
+    if partitions and not stream:
         return (
-            f"{p}: is a directory; --config.data.path needs a station table (CSV/Parquet) "
-            "or a registry dataset id"
+            f"{p}: is a folder of Parquet partitions (a probcast data build output): train "
+            f"on {p / 'table.parquet'}, or stream the partitions with --config.train.stream=True"
+        )
+    if p.is_dir() and not zarr_store and not partitions:
+        return (
+            f"{p}: is a directory; --config.data.path needs a station table (CSV/Parquet), "
+            "a folder of Parquet partitions (with --config.train.stream=True) or a registry "
+            "dataset id"
         )
     suffixes = (*TABLE_SUFFIXES, *GRID_SUFFIXES)
     if p.exists() or p.suffix.lower() in suffixes or path.startswith("reference://"):

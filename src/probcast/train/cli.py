@@ -267,6 +267,16 @@ def _results_text(results: list[Any]) -> list[str]:
     return lines
 
 
+def _streams(config: Any) -> bool:
+    """Whether the training streams its table (then a folder of partitions is read)."""
+    from probcast.train import stream
+
+    try:
+        return stream.wanted(config)
+    except (OSError, ValueError):
+        return False  # data_problem names what is wrong with the path
+
+
 def _expected(err: BaseException) -> bool:
     """Whether ``err`` is a failure to report in one line (else: a bug, with a traceback)."""
     known = (ValueError, KeyError, OSError, FloatingPointError)
@@ -294,7 +304,7 @@ def main(argv: list[str]) -> int:
     except (FileNotFoundError, AttributeError, ValueError, SyntaxError) as err:
         print(f"probcast train: error: {err}\n{USAGE}", file=sys.stderr)
         return 2
-    problem = data_problem(str(config.data.path))
+    problem = data_problem(str(config.data.path), stream=_streams(config))
     if problem:
         print(f"probcast train: error: {problem}", file=sys.stderr)
         return 1
