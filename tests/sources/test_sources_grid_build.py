@@ -212,3 +212,25 @@ def test_cli_refuses_workers_with_zarr_grid(mirror, store, tmp_path, capsys):
     assert main([*argv, "--workers", "2"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "without --workers/--scheduler" in err
+
+
+def test_cli_reports_a_grid_build_and_its_fields_without_values(mirror, store, tmp_path, capsys):
+    import json
+
+    from probcast.cli import main
+
+    g = mirror / "ecmwf-hres-grib1"
+    spec = {
+        "nwp": {"source": "archive", "paths": [str(g / "an_msl_sfc.grib")]},
+        "truth": {"source": "arco-era5", "paths": str(store)},
+        "variables": ["msl", "u10"],  # the archive holds no 10 m wind
+        "period": {"start": "2016-09-25", "end": "2016-09-25"},
+        "lead_times": [0],
+        "output": {"kind": "zarr-grid"},
+    }
+    (tmp_path / "b.yaml").write_text(json.dumps(spec))
+    argv = ["data", "build", "--config", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reference times in grid.zarr: 2" in out and "table.parquet" not in out
+    assert "no value in any cycle written: fc_u10" in out

@@ -59,6 +59,7 @@ class BuildResult:
     rows: int = 0
     area: list[float] | None = None
     outside_area: list[str] = field(default_factory=list)
+    output: str = "table"  # or "zarr-grid": ``rows`` then counts reference times
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary (also written to ``build-summary.json``)."""
@@ -73,6 +74,7 @@ class BuildResult:
             "qc_removed": self.removed,
             "notes": self.notes,
             "rows": self.rows,
+            "output": self.output,
             "area": self.area,
             "stations_outside_area": self.outside_area,
         }

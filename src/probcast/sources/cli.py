@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _report(summary: dict) -> str:
     lines = [
         f"out: {summary['out']}",
-        f"rows in table.parquet: {summary['rows']}",
+        (
+            f"reference times in grid.zarr: {summary['rows']}"
+            if summary.get("output") == "zarr-grid"
+            else f"rows in table.parquet: {summary['rows']}"
+        ),
         f"cycles written: {len(summary['cycles_written'])}, already present: "
         f"{len(summary['cycles_skipped_existing'])}",
     ]

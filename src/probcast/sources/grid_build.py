@@ -254,8 +254,11 @@ def build_grid(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     io.sweep(out)
-    result = BuildResult(out=out, area=spec.area.as_list() if spec.area else None)
+    result = BuildResult(
+        out=out, area=spec.area.as_list() if spec.area else None, output="zarr-grid"
+    )
     store = out / STORE
+    valued: dict[str, bool] = {}  # field -> any value in the cycles written now
     done = committed(store)
     truth = open_truth(spec)
     nwp = NwpGrids(spec, out)
@@ -274,6 +277,8 @@ def build_grid(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
         if done["grid"] and done["grid"] != signature:
             result.missing_nwp[key] = [f"grid {signature} differs from the store's {done['grid']}"]
             continue
+        for name in ds.data_vars:
+            valued[str(name)] = valued.get(str(name), False) or bool(ds[name].notnull().any())
         obs = [v for v in ds.data_vars if str(v).startswith("obs_")]
         if all(np.isnan(ds[v].values).all() for v in obs):
             result.missing_obs.append(key)
@@ -283,5 +288,12 @@ def build_grid(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:
         result.written.append(key)
     result.rows = len(done["cycles"])
     result.notes.append(f"{store}: {result.rows} reference time(s) on grid {done['grid']}")
+    empty = sorted(name for name, any_value in valued.items() if not any_value)
+    if empty:  # training and `data check` refuse an all-NaN field
+        result.notes.append(
+            f"no value in any cycle written: {', '.join(empty)} (not in the archive or the "
+            "truth: leave the variable out of `variables`, or train on the others with "
+            "--config.data.targets / predictors)"
+        )
     io.write_json(out / "build-summary.json", result.summary())
     return result
