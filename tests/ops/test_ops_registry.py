@@ -79,7 +79,7 @@ def test_register_promote_rollback_and_digest_check(tmp_path, tmp_path_factory, 
         registry.rollback()
     with pytest.raises(RegistryError, match="no version '9'"):
         registry.promote("9")
-    with pytest.raises(RegistryError, match="incomplete model"):
+    with pytest.raises(RegistryError, match="not the work directory of a trained model"):
         registry.register(tmp_path)  # not a model workdir
     # a version whose files changed after registration is refused
     marker = copy / "COMPLETE.json"
@@ -254,7 +254,8 @@ def test_input_signature_of_each_format(tmp_path):
 
 
 def test_unreadable_input_metadata_does_not_fail(tmp_path, caplog):
-    pipe = pl.load(write_registry_pipeline(tmp_path, input="inputs/{cycle:%Y%m%d%H}.nc"))
+    grid = {"input": "inputs/{cycle:%Y%m%d%H}.nc", "products": {"output": "pred.nc"}}
+    pipe = pl.load(write_registry_pipeline(tmp_path, **grid))
     (tmp_path / "inputs").mkdir()
     cycle = pl.parse_cycle("2021-01-11T00Z")
     pipe.input_path(cycle).write_bytes(b"not a grid")

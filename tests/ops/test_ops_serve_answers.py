@@ -184,7 +184,8 @@ def test_a_grid_point_without_forecast_is_answered_as_missing(tmp_path, model_di
     ds = ds.assign_coords(altitude=(("latitude", "longitude"), alt, {"units": "m"}))
     ds["fc_t2m"][..., 0, 0] = np.nan
     ds.to_netcdf(tmp_path / "grids" / f"{init:%Y%m%d%H}.nc")
-    pipe = pl.load(write_pipeline(tmp_path, model_dir, input="grids/{cycle:%Y%m%d%H}.nc"))
+    grid = {"input": "grids/{cycle:%Y%m%d%H}.nc", "products": {"output": "pred.nc"}}
+    pipe = pl.load(write_pipeline(tmp_path, model_dir, **grid))
     store = StateStore(pipe.state, pipe.name)
     cycle = pl.cycle_id(init.to_pydatetime())
     with TestClient(create_app(pipe, store), raise_server_exceptions=False) as c:

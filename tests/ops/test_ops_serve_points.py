@@ -192,7 +192,8 @@ def test_grid_cycle_points_and_grid_point_ids(tmp_path, model_dir, stations):
     init = cycles_of(stations)[0]
     (tmp_path / "grids").mkdir()
     _grid(init).to_netcdf(tmp_path / "grids" / f"{init:%Y%m%d%H}.nc")
-    pipe = pl.load(write_pipeline(tmp_path, model_dir, input="grids/{cycle:%Y%m%d%H}.nc"))
+    grid = {"input": "grids/{cycle:%Y%m%d%H}.nc", "products": {"output": "pred.nc"}}
+    pipe = pl.load(write_pipeline(tmp_path, model_dir, **grid))
     store = StateStore(pipe.state, pipe.name)
     cycle = pl.cycle_id(init.to_pydatetime())
     with TestClient(create_app(pipe, store), raise_server_exceptions=False) as c:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from probcast.logs import configure_logging
 from probcast.ops.cycle import open_store, run_cycle
@@ -20,10 +22,55 @@ from probcast.ops.partial import status as leads_status
 from probcast.ops.pipeline import PipelineError, cycle_id, cycle_range, load, parse_cycle
 
 
+def state_url(text: str) -> str:
+    """``--state``: a database URL SQLAlchemy can open (argparse's ``type``)."""
+    from probcast.ops.pipeline_check import state_url as check
+
+    try:
+        return check(text, "--state")
+    except PipelineError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--state: ")) from None
+
+
 def pipeline_args(parser: argparse.ArgumentParser) -> None:
     """The options every operational command takes: ``--pipeline`` and ``--state``."""
     parser.add_argument("--pipeline", required=True, help="the pipeline YAML file")
-    parser.add_argument("--state", default=None, help="state store URL (overrides the file's)")
+    parser.add_argument(
+        "--state",
+        default=None,
+        type=state_url,
+        help="state store URL, e.g. sqlite:///ops.state.sqlite (default: the file's state)",
+    )
+
+
+def positive(
+    kind: type, low: float = 0.0, strict: bool = True, high: float = math.inf
+) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite ``kind`` above ``low`` (at it too unless ``strict``).
+
+    At most ``high``; the error says what was expected and what was given.
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (
+            value is None
+            or not math.isfinite(value)
+            or value < low
+            or (strict and value == low)
+            or value > high
+        ):
+            bound = f"{'>' if strict else '>='} {low:g}"
+            bound += f" and <= {high:g}" if math.isfinite(high) else ""
+            what = "a whole number" if kind is int else "a finite number"
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def run_main(argv: list[str]) -> int:
@@ -48,7 +95,7 @@ def run_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        pipe = load(args.pipeline)
+        pipe = load(args.pipeline, require_model=not args.status)
         if args.cycle and not (args.start or args.stop):
             cycles = [parse_cycle(args.cycle)]
         elif args.start and args.stop and not args.cycle:
@@ -94,20 +141,37 @@ def run_main(argv: list[str]) -> int:
 
 def watch_main(argv: list[str]) -> int:
     """``probcast watch``: run each new complete cycle that appears in the input folder."""
-    from probcast.ops.watch import watch
+    from probcast.ops.watch import MAX_INTERVAL, watch
 
     parser = argparse.ArgumentParser(
         prog="probcast watch", description="poll the pipeline's input folder and run new cycles"
     )
     pipeline_args(parser)
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
-    parser.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles")
-    parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
-    parser.add_argument("--retries", type=int, default=3, help="attempts per failing cycle")
+    parser.add_argument(
+        "--interval",
+        type=positive(float, high=MAX_INTERVAL),
+        default=10.0,
+        help="seconds between polls, > 0 and <= 86400 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-cycles",
+        type=positive(int, 1, strict=False),
+        default=None,
+        help="stop after N >= 1 cycles",
+    )
+    parser.add_argument(
+        "--timeout", type=positive(float), default=None, help="stop after S > 0 seconds"
+    )
+    parser.add_argument(
+        "--retries",
+        type=positive(int, 1, strict=False),
+        default=3,
+        help="attempts per failing cycle, >= 1 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        pipe = load(args.pipeline)
+        pipe = load(args.pipeline, require_model=True)
     except PipelineError as err:
         print(f"probcast watch: {err}", file=sys.stderr)
         return 2

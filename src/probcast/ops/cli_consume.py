@@ -36,7 +36,7 @@ from probcast.ops.broker import (
     encode_message,
     open_broker,
 )
-from probcast.ops.cli import pipeline_args
+from probcast.ops.cli import pipeline_args, positive
 from probcast.ops.consume import consume
 from probcast.ops.cycle import open_store
 from probcast.ops.pipeline import Pipeline, PipelineError, load
@@ -73,9 +73,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     pipeline_args(parser)
     parser.add_argument("--url", default=None, help="broker URL (overrides broker.url)")
-    parser.add_argument("--max-messages", type=int, default=None, help="stop after N messages")
-    parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
-    parser.add_argument("--block", type=float, default=1.0, help="longest wait per receive (s)")
+    parser.add_argument(
+        "--max-messages",
+        type=positive(int, 1, strict=False),
+        default=None,
+        help="stop after N >= 1 messages",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive(float),
+        default=None,
+        help="stop after S > 0 seconds (an unreachable broker included)",
+    )
+    parser.add_argument(
+        "--block",
+        type=positive(float, 0, strict=False, high=3600),
+        default=1.0,
+        help="longest wait per receive, 0-3600 s (default: %(default)s)",
+    )
     send = parser.add_argument_group("sending instead of consuming")
     send.add_argument("--send", metavar="CYCLE", help="publish a cycle-ready message and exit")
     send.add_argument("--source", default="probcast", help="the message's source")
@@ -97,13 +112,9 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
     try:
-        pipe = load(args.pipeline)
+        pipe = load(args.pipeline, require_model=not (args.send or args.dead_letters))
         config = broker_config(pipe, url=args.url)
         body = encode_message(args.send, args.source, args.attempt) if args.send else b""
-        for name in ("max_messages", "timeout", "block"):
-            value = getattr(args, name)
-            if value is not None and value < (0 if name == "block" else 1):
-                raise PipelineError(f"--{name.replace('_', '-')} must be positive, got {value}")
     except (PipelineError, BadMessage) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2

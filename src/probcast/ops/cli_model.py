@@ -16,7 +16,8 @@ creating an empty one); a database registry is tried once, quickly, before MLflo
 (an unreachable one is an error naming the registry's URI and where it was set), and an
 MLflow server gets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=2`` and ``MLFLOW_HTTP_REQUEST_TIMEOUT=30``
 unless set. Exit status: 0 done, 1 the registry refused or cannot be reached (no such version,
-nothing to roll back to, no registry there), 2 bad arguments.
+nothing to roll back to, no registry there), 2 bad arguments (``register`` of a folder that
+does not exist or is not a model's work directory included).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from typing import Any
 
 from probcast.logs import configure_logging
 from probcast.model.integrity import redact
+from probcast.ops.helptext import parser_text
 from probcast.ops.pipeline import PipelineError, load
+from probcast.ops.pipeline_check import workdir_problem
 from probcast.ops.registry import Registry, RegistryError, RegistrySpec, parse_model_block
 from probcast.ops.registry_check import check_reachable, mlflow_bounds
 
@@ -37,7 +40,13 @@ PROG = "probcast model"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    description, epilog = parser_text(__doc__)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--pipeline", help="pipeline file with model: {registry: NAME}")
@@ -134,6 +143,10 @@ def main(argv: list[str]) -> int:
     try:
         if args.action == "upgrades":
             return _upgrades(args)
+        if args.action == "register":
+            why = workdir_problem(Path(args.workdir))
+            if why:
+                raise PipelineError(f"cannot register: {why}")
         spec, where = _spec(args)
         uri = redact(spec.uri)
         check_reachable(spec, where, must_exist=args.action != "register")
@@ -156,7 +169,7 @@ def _act(registry: Registry, args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list(registry, args.json)
     if args.action == "register":
-        version = registry.register(args.workdir)
+        version = registry.register(args.workdir)  # (main checked the folder is a model's)
         print(f"{registry.name} version {version} registered (alias challenger)")
         if args.promote:
             registry.promote(version, by="manual", reason="registered with --promote")

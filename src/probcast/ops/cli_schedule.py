@@ -65,7 +65,7 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
     try:
-        pipe = load(args.pipeline)
+        pipe = load(args.pipeline, require_model=True)
         schedule = parse_schedule(pipe)
         until = parse_time(args.until, "--until") if args.until else None
         clock = SystemClock()

@@ -7,12 +7,44 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import re
+import socket
 import sys
 
 from probcast.logs import configure_logging
 from probcast.ops import serve_limits as lim
-from probcast.ops.cli import pipeline_args
+from probcast.ops.cli import pipeline_args, positive
 from probcast.ops.pipeline import PipelineError, load
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+"""uvicorn's log levels."""
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def host_name(text: str) -> str:
+    """``--host``: an IPv4/IPv6 address or a host name (argparse's ``type``)."""
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return text.strip("[]")
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    numeric = all(label.isdigit() for label in labels)
+    if numeric or len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise argparse.ArgumentTypeError(
+            f"expected an IP address (127.0.0.1, 0.0.0.0, ::) or a host name, got {text!r}"
+        )
+    return text
+
+
+def _resolves(host: str, port: int) -> None:
+    """A host name that does not resolve is refused before the server starts."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise PipelineError(f"--host: cannot listen on {host!r}: {reason}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,35 +53,66 @@ def parser() -> argparse.ArgumentParser:
         prog="probcast serve", description="HTTP API: forecasts on demand for stations or points"
     )
     pipeline_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    p.add_argument("--port", type=int, default=8000, help="TCP port")
-    p.add_argument("--max-points", type=int, default=lim.MAX_POINTS, help="per request")
-    p.add_argument("--max-rows", type=int, default=lim.MAX_ROWS, help="rows of one answer")
     p.add_argument(
-        "--max-body-bytes", type=int, default=lim.MAX_BODY_BYTES, help="request body size"
+        "--host",
+        type=host_name,
+        default="127.0.0.1",
+        help="interface to listen on (default: %(default)s; 0.0.0.0: every interface)",
+    )
+    p.add_argument(
+        "--port",
+        type=positive(int, 1, strict=False, high=65535),
+        default=8000,
+        help="TCP port, 1-65535 (default: %(default)s)",
+    )
+    count = positive(int, 1, strict=False)
+    p.add_argument(
+        "--max-points",
+        type=count,
+        default=lim.MAX_POINTS,
+        help="stations or points per request (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-rows",
+        type=count,
+        default=lim.MAX_ROWS,
+        help="rows of one answer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=count,
+        default=lim.MAX_BODY_BYTES,
+        help="request body size (default: %(default)s)",
     )
     p.add_argument(
         "--max-distance-km",
-        type=float,
+        type=positive(float),
         default=lim.MAX_DISTANCE_KM,
-        help="farthest station or grid point that may answer a lat/lon point",
+        help="farthest station or grid point that may answer a lat/lon point "
+        "(default: %(default)s)",
     )
-    p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="warning",
+        help="uvicorn's log level (default: %(default)s)",
+    )
     return p
 
 
 def main(argv: list[str]) -> int:
-    """Serve until interrupted; 2 for a bad pipeline file or option."""
+    """Serve until interrupted; 2 for a bad pipeline file or option, 1 when it cannot serve."""
     args = parser().parse_args(argv)
     configure_logging()
     try:
-        pipe = load(args.pipeline)
+        pipe = load(args.pipeline, require_model=True)
         limits = lim.Limits(
             max_points=args.max_points,
             max_rows=args.max_rows,
             max_body_bytes=args.max_body_bytes,
             max_distance_km=args.max_distance_km,
         )
+        _resolves(args.host, args.port)
     except (PipelineError, ValueError) as err:
         print(f"probcast serve: {err}", file=sys.stderr)
         return 2
@@ -59,5 +122,14 @@ def main(argv: list[str]) -> int:
     from probcast.ops.serve import create_app
 
     app = create_app(pipe, open_store(pipe, args.state), limits)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    except SystemExit as stop:  # uvicorn exits 3 when it cannot start (port taken, ...)
+        if stop.code not in (0, None):
+            print(
+                f"probcast serve: error: cannot listen on {args.host}:{args.port} "
+                "(see the message above)",
+                file=sys.stderr,
+            )
+            return 1
     return 0

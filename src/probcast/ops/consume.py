@@ -133,18 +133,27 @@ def handle(pipe: Pipeline, store: StateStore, broker: Broker, msg: Delivery) -> 
     return _give_back(broker, msg, message.cycle, outcome.error)
 
 
-def _receive(broker: Broker, wait: float, stop: threading.Event) -> Delivery | None:
-    """``broker.receive``, retried for up to :data:`RECONNECT_SECONDS` when the broker is down."""
+def _receive(
+    broker: Broker, wait: float, stop: threading.Event, deadline: float | None = None
+) -> Delivery | None:
+    """``broker.receive``, retried while the broker is down.
+
+    For up to :data:`RECONNECT_SECONDS`, and never past ``deadline`` (``time.monotonic()``;
+    the consumer's ``timeout``): then the last :class:`BrokerError` is raised.
+    """
     give_up = time.monotonic() + RECONNECT_SECONDS
+    if deadline is not None:
+        give_up = min(give_up, deadline)
     pause_s = 0.5
     while True:
         try:
             return broker.receive(wait)
         except BrokerError as err:
-            if time.monotonic() >= give_up or stop.is_set():
+            left = give_up - time.monotonic()
+            if left <= 0 or stop.is_set():
                 raise
-            log.warning("%s; retrying in %.1f s", err, pause_s)
-            stop.wait(pause_s)
+            log.warning("%s; retrying in %.1f s", err, min(pause_s, left))
+            stop.wait(min(pause_s, left))
             pause_s = min(pause_s * 2, 10.0)
 
 
@@ -166,7 +175,8 @@ def consume(
         store: Its state store.
         broker: The broker (one consumer).
         max_messages: Stop after this many messages were handled (``None``: no limit).
-        timeout: Stop after this many seconds (``None``: no limit).
+        timeout: Stop after this many seconds (``None``: no limit), an unreachable broker's
+            retries included (:class:`BrokerError` when it is still down then).
         stop: Stop when set (checked between messages and every ``block`` seconds).
         block: Longest wait for a message in one receive.
         on_message: Called with what was done to each message.
@@ -186,7 +196,7 @@ def consume(
             if wait <= 0:
                 log.info("consume: timeout reached after %d messages", len(handled))
                 break
-        msg = _receive(broker, wait, stop)
+        msg = _receive(broker, wait, stop, deadline)
         if msg is None:
             continue
         if stop.is_set():  # arrived while stopping: hand it to another consumer at once

@@ -255,108 +255,82 @@ def _resolve(root: Path, value: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def _destination(item: Any, root: Path, where: str) -> Destination:
-    if isinstance(item, str):
-        item = {"url": item}
-    if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
-        raise PipelineError(f"{where}: a destination is a folder/URL or {{url: ..., ...}}")
-    url = item["url"]
-    if "://" not in url:
-        url = str(_resolve(root, url))
-    return Destination(url, dict(item.get("storage_options") or {}))
-
-
 def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline") -> Pipeline:
-    """Build a :class:`Pipeline` from parsed YAML (``root``: folder of relative paths)."""
+    """Build a :class:`Pipeline` from parsed YAML (``root``: folder of relative paths).
+
+    Every key and value is checked (:mod:`probcast.ops.pipeline_check`); a workdir
+    ``model`` is not looked for (:func:`load` with ``require_model``).
+    """
+    from probcast.ops import pipeline_check as chk
+
     base = Path(root).resolve()
     if not isinstance(data, Mapping):
-        raise PipelineError(f"{name}: a pipeline file is a mapping of keys, got {type(data)}")
-    unknown = set(data) - _TOP_KEYS
+        raise PipelineError(
+            f"{name}: a pipeline file is a mapping of keys (model: ..., input: ...), "
+            f"got {chk.kind(data)}"
+        )
+    unknown = set(map(str, data)) - _TOP_KEYS
     if unknown:
         raise PipelineError(f"{name}: unknown keys {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
     for key in ("model", "input", "products", "destinations"):
-        if not data.get(key):
+        if data.get(key) is None or data.get(key) in ("", [], {}):
             raise PipelineError(f"{name}: {key!r} is required")
-    input_ = str(data["input"])
+    input_ = chk.text(data["input"], f"{name}: input")
     if len(_PLACEHOLDER.findall(input_)) != 1:
         raise PipelineError(f"{name}: input must contain {{cycle:FORMAT}} once, got {input_!r}")
-    products = dict(data["products"])
-    output = str(products.pop("output", "pred_{cycle:%Y%m%d%H}.parquet"))
-    bad = set(products) - REQUEST_FIELDS
-    if bad:
-        raise PipelineError(
-            f"{name}: products: unknown fields {sorted(bad)}; known: output, "
-            + ", ".join(sorted(REQUEST_FIELDS))
-        )
-    if products.get("template") is not None:  # past forecasts + observations
-        products["template"] = str(_resolve(base, str(products["template"])))
-    if "quantiles" in products:
-        products["quantiles"] = tuple(float(q) for q in products["quantiles"])
-    if products.get("percentiles") is not None:
-        products["percentiles"] = tuple(float(p) for p in products["percentiles"])
-    if products.get("thresholds") is not None:
-        products["thresholds"] = {
-            str(k): tuple(float(t) for t in v) for k, v in products["thresholds"].items()
-        }
+    if not _LEAD.search(input_):
+        chk.filled(input_, f"{name}: input")
+    leads = chk.leads(data, input_, name)  # (first: a lead-file input is a station table)
+    output, request = chk.products(data["products"], base, input_, name, REQUEST_FIELDS)
     dests = data["destinations"]
     if not isinstance(dests, list):
         dests = [dests]
-    complete = dict(data.get("complete") or {})
-    rule = str(complete.get("rule", Pipeline.complete_rule))
-    if rule not in ("stable", "marker"):
-        raise PipelineError(f"{name}: complete.rule must be 'stable' or 'marker', got {rule!r}")
+    rule, settle, suffix = chk.complete(data.get("complete"), name)
     stem = Path(name).stem
     state = str(data.get("state") or f"sqlite:///{base / (stem + '.state.sqlite')}")
     if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
         state = f"sqlite:///{_resolve(base, state.removeprefix('sqlite:///'))}"
     registry, model = _model(data["model"], base, name)
-    every = int(data.get("every_hours", Pipeline.every_hours))
-    if every < 1:
-        raise PipelineError(f"{name}: every_hours must be >= 1, got {every}")
-    return Pipeline(
-        name=str(data.get("name") or stem),
+    layout = chk.text(data.get("layout", Pipeline.layout), f"{name}: layout")
+    chk.filled(layout, f"{name}: layout", name="pred.parquet")
+    pipe = Pipeline(
+        name=chk.text(data.get("name") or stem, f"{name}: name"),
         root=base,
         model=model,
         input=input_,
         output=output,
-        request=products,
+        request=request,
         destinations=tuple(
-            _destination(d, base, f"{name}: destinations[{i}]") for i, d in enumerate(dests)
+            chk.destination(d, base, f"{name}: destinations[{i}]") for i, d in enumerate(dests)
         ),
-        layout=str(data.get("layout", Pipeline.layout)),
-        work=_resolve(base, str(data.get("work", Pipeline.work))),
-        state=state,
+        layout=layout,
+        work=_resolve(base, chk.text(data.get("work", str(Pipeline.work)), f"{name}: work")),
+        state=chk.state_url(state, f"{name}: state"),
         complete_rule=rule,
-        settle_seconds=float(complete.get("settle_seconds", Pipeline.settle_seconds)),
-        marker_suffix=str(complete.get("suffix", Pipeline.marker_suffix)),
-        every_hours=every,
-        lease_seconds=float(data.get("lease_seconds", Pipeline.lease_seconds)),
-        broker=_block(data, "broker", name),
-        schedule=_block(data, "schedule", name),
-        metrics=_block(data, "metrics", name),
+        settle_seconds=settle,
+        marker_suffix=suffix,
+        every_hours=chk.whole(data.get("every_hours", 24), f"{name}: every_hours", 1),
+        lease_seconds=chk.real(
+            data.get("lease_seconds", Pipeline.lease_seconds), f"{name}: lease_seconds", above=True
+        ),
+        broker=chk.raw_block(data, "broker", name),
+        schedule=chk.raw_block(data, "schedule", name),
+        metrics=chk.raw_block(data, "metrics", name),
         registry=registry,
-        retrain=_checked(data, "retrain", base, name),
-        nwp=_checked(data, "nwp", base, name),
-        **_leads(data, input_, name),
+        retrain=chk.checked(data, "retrain", base, name),
+        nwp=chk.checked(data, "nwp", base, name),
+        **leads,
     )
-
-
-def _leads(data: Mapping[str, Any], input_: str, name: str) -> dict[str, Any]:
-    """``leads`` and ``partial`` of an input with one file per lead (``{lead}``)."""
-    from probcast.ops.leadfiles import check_leads
-    from probcast.ops.partial import parse_policy
-
-    block = _block(data, "partial", name)
-    leads = check_leads(data.get("leads"), bool(block), input_, name)
-    if leads:
-        parse_policy(block, name)
-    return {"leads": leads, "partial": block} if leads else {}
+    chk.blocks(pipe, name)
+    return pipe
 
 
 def _model(value: Any, base: Path, name: str) -> tuple[RegistrySpec | None, Path]:
     """A workdir, or a registered model (and the link to its alias's version)."""
     if not isinstance(value, Mapping):
-        return None, _resolve(base, str(value))
+        from probcast.ops.pipeline_check import text
+
+        return None, _resolve(base, text(value, f"{name}: model"))
     from probcast.ops.registry import RegistryError, parse_model_block
 
     try:
@@ -366,34 +340,33 @@ def _model(value: Any, base: Path, name: str) -> tuple[RegistrySpec | None, Path
     return spec, spec.link()
 
 
-def _checked(data: Mapping[str, Any], key: str, base: Path, name: str) -> dict[str, Any]:
-    """The ``retrain:`` or ``nwp:`` block, checked by the module that uses it."""
-    block = _block(data, key, name)
-    if key == "nwp":
-        from probcast.ops.upgrade import keys_of
+def load(path: str | Path, *, require_model: bool = False) -> Pipeline:
+    """Read and check a pipeline file (every key and value; :class:`PipelineError` if bad).
 
-        keys_of(block, name)
-    elif block:
-        from probcast.ops.retrain_spec import parse_retrain
-
-        parse_retrain(block, base, name)
-    return block
-
-
-def _block(data: Mapping[str, Any], key: str, name: str) -> dict[str, Any]:
-    value = data.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise PipelineError(f"{name}: {key} must be a mapping of keys, got {value!r}")
-    return dict(value)
-
-
-def load(path: str | Path) -> Pipeline:
-    """Read and check a pipeline file."""
+    ``require_model``: a workdir ``model`` must exist and be a model's work directory (the
+    commands that run cycles or serve; others, ``run --status``, need no model).
+    """
     file = Path(path)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise PipelineError(f"pipeline file not found: {file}") from err
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise PipelineError(f"pipeline file not found: {file}") from None
+    except IsADirectoryError:
+        raise PipelineError(f"{file}: is a folder; expected a pipeline YAML file") from None
+    except OSError as err:
+        raise PipelineError(f"{file}: cannot read the pipeline file: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise PipelineError(
+            f"{file}: not a text (UTF-8) file (byte {err.start} is "
+            f"{raw[err.start : err.start + 1]!r}); expected a pipeline YAML file"
+        ) from None
     except yaml.YAMLError as err:
-        raise PipelineError(f"{file}: not valid YAML: {err}") from err
-    return from_dict(data, file.resolve().parent, file.name)
+        raise PipelineError(f"{file}: not valid YAML: {err}") from None
+    pipe = from_dict(data, file.resolve().parent, file.name)
+    if require_model:
+        from probcast.ops.pipeline_check import model
+
+        model(pipe, file.name)
+    return pipe

@@ -278,6 +278,11 @@ class Registry:
             RegistryError: If ``workdir`` is not a complete, unmodified model.
         """
         workdir = Path(workdir).resolve()
+        from probcast.ops.pipeline_check import workdir_problem
+
+        why = workdir_problem(workdir)
+        if why:
+            raise RegistryError(f"cannot register: {why}")
         try:
             digest = digest_of(workdir)
         except (OSError, ValueError) as err:

@@ -44,7 +44,7 @@ from probcast import io
 from probcast.ops.pipeline import Pipeline, PipelineError
 from probcast.ops.registry import Registry, Resolved
 from probcast.ops.registry_check import check_reachable, mlflow_bounds
-from probcast.ops.retrain_spec import RetrainSpec, parse_retrain
+from probcast.ops.retrain_spec import RetrainSpec, load_config, parse_retrain
 
 log = logging.getLogger(__name__)
 
@@ -113,29 +113,10 @@ def windows(
 
 def build_config(spec: RetrainSpec, data_path: Path, tracking_uri: str) -> Any:
     """The training config: ``spec.config`` with the overrides, reading ``data_path``."""
-    from probcast.train.cli import load_config
-
     try:
-        config = load_config(spec.config)
-    except (OSError, AttributeError, ValueError, SyntaxError) as err:
-        raise RetrainError(f"retrain.config: {err}") from err
-    for key, value in spec.overrides.items():
-        section, _, name = key.partition(".")
-        if section not in config or name not in config[section]:
-            raise RetrainError(f"retrain.overrides: {key!r} is not a config field")
-        old = config[section][name]
-        try:
-            if isinstance(old, bool):
-                new = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
-            elif isinstance(old, int) and float(value) != int(float(value)):
-                raise ValueError(f"{value!r} is not a whole number")
-            else:
-                new = type(old)(value)
-        except (TypeError, ValueError) as err:
-            raise RetrainError(
-                f"retrain.overrides: {key} must be a {type(old).__name__}, got {value!r}"
-            ) from err
-        config[section][name] = new
+        config = load_config(spec, "")
+    except PipelineError as err:  # the config changed since the pipeline file was loaded
+        raise RetrainError(str(err)) from None
     config.data.path = str(data_path)
     config.data.split_date = ""
     if str(config.tracking.backend) == "mlflow" and not str(config.tracking.uri):

@@ -103,6 +103,52 @@ def parse_retrain(block: Mapping[str, Any], base: Path, where: str = "pipeline")
     )
 
 
+def load_config(spec: RetrainSpec, where: str = "pipeline") -> Any:
+    """The training config of ``spec``: ``config`` with the ``overrides`` applied.
+
+    Raises:
+        PipelineError: A config that cannot be loaded, or an override that is not a config
+            field or not of its field's type (naming the field and what was given).
+    """
+    from probcast.train.cli import load_config as load_named
+
+    head = f"{where}: " if where else ""
+
+    try:
+        config = load_named(spec.config)
+    except Exception as err:  # a config file runs its own code: any failure is the file's
+        raise PipelineError(
+            f"{head}retrain.config: {spec.config!r} cannot be loaded: {type(err).__name__}: {err}"
+        ) from None
+    for key, value in spec.overrides.items():
+        section, _, name = key.partition(".")
+        if (
+            section not in config
+            or not hasattr(config[section], "keys")
+            or (name not in config[section])
+        ):
+            raise PipelineError(f"{head}retrain.overrides: {key!r} is not a config field")
+        old = config[section][name]
+        try:
+            if isinstance(old, bool):
+                new = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
+            elif isinstance(old, int) and float(value) != int(float(value)):
+                raise ValueError(f"{value!r} is not a whole number")
+            else:
+                new = type(old)(value)
+        except (TypeError, ValueError, OverflowError):
+            raise PipelineError(
+                f"{head}retrain.overrides: {key} must be a {type(old).__name__}, got {value!r}"
+            ) from None
+        config[section][name] = new
+    return config
+
+
+def check_config(spec: RetrainSpec, where: str = "pipeline") -> None:
+    """Load the training config and apply the overrides once (:func:`load_config`)."""
+    load_config(spec, where)
+
+
 def _path(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path

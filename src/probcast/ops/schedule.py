@@ -106,11 +106,11 @@ def parse_schedule(pipe: Pipeline) -> Schedule:
     """The pipeline's ``schedule:`` block, checked (errors name the field)."""
     where = f"{pipe.name}: schedule"
     data = dict(pipe.schedule)
+    unknown = set(data) - _KEYS
+    if unknown:  # first: a misspelt key is why another is missing
+        raise PipelineError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_KEYS)}")
     if not data.get("cron"):
         raise PipelineError(f"{where}: 'cron' is required (e.g. cron: \"30 5 * * *\")")
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise PipelineError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_KEYS)}")
     numbers: dict[str, float] = {}
     for key, default in (("delay_minutes", 0), ("catch_up_hours", 6), ("retries", 3)):
         raw = data.get(key, default)

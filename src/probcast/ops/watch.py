@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -61,9 +62,14 @@ def watch(
         retries: Attempts per failing cycle before this watcher gives up on it.
         on_cycle: Called with each outcome.
 
+    Raises:
+        ValueError: ``interval`` not in (0, 86400], ``timeout`` not finite and > 0,
+            ``max_cycles`` or ``retries`` below 1.
+
     Returns:
         The outcomes of the cycles this watcher ran (finished, failed or busy).
     """
+    _check_limits(interval, max_cycles, timeout, retries)
     deadline = None if timeout is None else time.monotonic() + timeout
     seen: dict[str, tuple[int, int]] = {}
     tries: dict[str, int] = {}
@@ -98,6 +104,24 @@ def watch(
             return outcomes
         wait = interval if deadline is None else min(interval, deadline - time.monotonic())
         time.sleep(max(0.0, wait))
+
+
+MAX_INTERVAL = 86400.0
+"""The longest poll interval (a day; ``time.sleep`` overflows far beyond)."""
+
+
+def _check_limits(
+    interval: float, max_cycles: int | None, timeout: float | None, retries: int
+) -> None:
+    """Refuse limits that disable themselves (``nan`` never ends, ``-1`` busy-loops)."""
+    if not (isinstance(interval, int | float) and 0 < interval <= MAX_INTERVAL):
+        raise ValueError(f"interval must be a number in (0, {MAX_INTERVAL:g}] s, got {interval}")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a finite number > 0 s, got {timeout}")
+    if max_cycles is not None and max_cycles < 1:
+        raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+    if retries < 1:
+        raise ValueError(f"retries must be >= 1 (attempts per failing cycle), got {retries}")
 
 
 def _ready(pipe: Pipeline, cycle: datetime, path: Path, seen: dict[str, tuple[int, int]]) -> bool:
