@@ -93,6 +93,10 @@ def test_thresholds_and_answers_in_the_users_units(served):
     assert d["t2m_q0.5"] == pytest.approx(k["t2m_q0.5"] - 273.15, abs=1e-6)
     bad = _post(c, {**base, "units": {"t2m": "furlong"}})
     assert bad.status_code == 400 and "t2m" in bad.text
+    # a variable the model does not predict is the client's mistake: 422, not the input's 503
+    for body in ({"thresholds": {"ws10": [1.0]}}, {"units": {"ws10": "km/h"}}):
+        wrong = _post(c, {**base, **body})
+        assert wrong.status_code == 422 and "ws10" in wrong.text and "targets" in wrong.text
 
 
 def test_every_station_and_lead_asked_for_is_answered(served):

@@ -37,7 +37,14 @@ from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id, parse_cycle
 from probcast.ops.serve_format import PARQUET, answer, wants_parquet
 from probcast.ops.serve_limits import BodyLimit, Limits
 from probcast.ops.serve_points import CycleInput, InputCache, NodeIndex, PointError
-from probcast.ops.serve_query import ForecastReply, Problem, ReadyReply, query_model
+from probcast.ops.serve_query import (
+    ForecastReply,
+    Problem,
+    ReadyReply,
+    check_variables,
+    parse_units_or_400,
+    query_model,
+)
 from probcast.ops.serve_rows import bucketed, complete
 from probcast.ops.state import StateStore
 from probcast.products.table import PAD_MARK
@@ -95,16 +102,6 @@ def read_template(path: Path, cycle: datetime | None = None) -> pd.DataFrame:
     from probcast.ingest.tables import read_table
 
     return read_table(path)
-
-
-def parse_units_or_400(units: Any) -> dict[str, str]:
-    """The query's ``{var: units}`` in canonical names, or a 400 naming what is wrong."""
-    from probcast.units import UnitError, parse_units
-
-    try:
-        return parse_units(units)
-    except UnitError as err:
-        raise HTTPException(400, str(err)) from err
 
 
 def _rows(
@@ -342,6 +339,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         else:  # a grid's rows: the grid products' members are not shuffled either
             options.pop("template", None)
         units = parse_units_or_400(query.units)  # type: ignore[attr-defined]
+        check_variables(query.thresholds, units, list(loaded.targets))  # type: ignore[attr-defined]
         try:
             request = PredictRequest(
                 model=pipe.model,

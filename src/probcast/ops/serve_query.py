@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_MEMBERS = 200
@@ -92,3 +93,28 @@ def query_model(max_points: int) -> type[BaseModel]:
             return self
 
     return ForecastQuery
+
+
+def check_variables(thresholds: Any, units: Any, targets: list[str]) -> None:
+    """A 422 for thresholds or units of variables the model does not predict.
+
+    The client's mistake, not the cycle's: before, the runner refused them as the input's
+    problem, a 503 that also fed the serve-error alert.
+    """
+    for field, names in (("thresholds", thresholds or {}), ("units", units or {})):
+        unknown = sorted(set(names) - set(targets))
+        if unknown:
+            raise HTTPException(
+                422,
+                f"{field} for {unknown}, which the model does not predict; its targets: {targets}",
+            )
+
+
+def parse_units_or_400(units: Any) -> dict[str, str]:
+    """The query's ``{var: units}`` in canonical names, or a 400 naming what is wrong."""
+    from probcast.units import UnitError, parse_units
+
+    try:
+        return parse_units(units)
+    except UnitError as err:
+        raise HTTPException(400, str(err)) from err
