@@ -30,7 +30,7 @@ from typing import Any
 
 from probcast.logs import configure_logging
 from probcast.model.integrity import redact
-from probcast.ops.helptext import parser_text
+from probcast.ops.helptext import command_parser
 from probcast.ops.pipeline import PipelineError, load
 from probcast.ops.pipeline_check import workdir_problem
 from probcast.ops.registry import Registry, RegistryError, RegistrySpec, parse_model_block
@@ -40,13 +40,7 @@ PROG = "probcast model"
 
 
 def _parser() -> argparse.ArgumentParser:
-    description, epilog = parser_text(__doc__)
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=description,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser(PROG, __doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--pipeline", help="pipeline file with model: {registry: NAME}")

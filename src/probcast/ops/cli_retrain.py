@@ -15,12 +15,11 @@ the retraining failed (data, training, registry), 2 for a bad pipeline file or a
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import UTC, datetime
 
 from probcast.logs import configure_logging
-from probcast.ops.helptext import parser_text
+from probcast.ops.helptext import command_parser
 from probcast.ops.pipeline import PipelineError, load
 
 PROG = "probcast retrain"
@@ -37,13 +36,7 @@ def parse_now(text: str) -> datetime:
 
 def main(argv: list[str]) -> int:
     """Run ``probcast retrain`` (see the module docstring)."""
-    description, epilog = parser_text(__doc__)
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=description,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser(PROG, __doc__)
     parser.add_argument("--pipeline", required=True, help="the pipeline YAML file")
     parser.add_argument("--now", help="the retraining's time (UTC; default: the clock)")
     parser.add_argument("--force", action="store_true", help="retrain even when not due")

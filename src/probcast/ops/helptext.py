@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 _ROLE = re.compile(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
@@ -24,3 +25,14 @@ def parser_text(doc: str | None) -> tuple[str, str]:
     """``description`` (the first line) and ``epilog`` (the rest) of a command's parser."""
     head, _, rest = (doc or "").strip().partition("\n")
     return plain(head), plain(rest.strip("\n"))
+
+
+def command_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """A command's parser: its docstring's first line as description, the rest as epilog."""
+    description, epilog = parser_text(doc)
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
