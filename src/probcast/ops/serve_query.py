@@ -99,15 +99,20 @@ def check_variables(thresholds: Any, units: Any, targets: list[str]) -> None:
     """A 422 for thresholds or units of variables the model does not predict.
 
     The client's mistake, not the cycle's: before, the runner refused them as the input's
-    problem, a 503 that also fed the serve-error alert.
+    problem, a 503 that also fed the serve-error alert. Units are checked by the products'
+    own rule (:func:`probcast.products.units.check_units_for`).
     """
-    for field, names in (("thresholds", thresholds or {}), ("units", units or {})):
-        unknown = sorted(set(names) - set(targets))
+    from probcast.products.units import check_units_for
+
+    unknown = sorted(set(thresholds or {}) - set(targets))
+    try:
         if unknown:
-            raise HTTPException(
-                422,
-                f"{field} for {unknown}, which the model does not predict; its targets: {targets}",
+            raise ValueError(
+                f"thresholds for {unknown}, which the model does not predict (targets: {targets})"
             )
+        check_units_for(targets, units)
+    except ValueError as err:
+        raise HTTPException(422, str(err).removeprefix("--")) from None
 
 
 def parse_units_or_400(units: Any) -> dict[str, str]:
