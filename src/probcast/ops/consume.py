@@ -13,7 +13,9 @@ A failed try gives the message back for redelivery after ``retry_seconds`` (to a
 the group), or moves it to the dead letter on its ``max_tries``-th delivery. The loop then
 goes on with the next message. It stops after ``max_messages`` messages, after ``timeout``
 seconds, or when ``stop`` is set (``probcast consume`` sets it on SIGTERM/SIGINT: the current
-cycle finishes and its message is acknowledged first).
+cycle finishes and its message is acknowledged first). A broker with a ``set_deadline``
+method (Redis) is given the time ``timeout`` ends, so that its own connect and read timeouts
+cannot hold a receive past it (a host that never answers); a cycle being run is not cut.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def consume(
         broker: The broker (one consumer).
         max_messages: Stop after this many messages were handled (``None``: no limit).
         timeout: Stop after this many seconds (``None``: no limit), an unreachable broker's
-            retries included (:class:`BrokerError` when it is still down then).
+            retries and timeouts included (:class:`BrokerError` when it is still down then).
         stop: Stop when set (checked between messages and every ``block`` seconds).
         block: Longest wait for a message in one receive.
         on_message: Called with what was done to each message.
@@ -186,6 +188,9 @@ def consume(
     """
     stop = stop or threading.Event()
     deadline = None if timeout is None else time.monotonic() + timeout
+    set_deadline = getattr(broker, "set_deadline", None)
+    if callable(set_deadline):  # the broker's own timeouts end by the deadline too
+        set_deadline(deadline)
     handled: list[Handled] = []
     while not stop.is_set():
         if max_messages is not None and len(handled) >= max_messages:

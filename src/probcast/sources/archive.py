@@ -7,6 +7,14 @@ headers (the file is read once). The inventory maps (cycle, variable, step) to b
 ranges, so each cycle then fetches only its own messages. The inventory is cached as
 Parquet (keyed by URL and size) so reruns do not rescan the archive.
 
+A GRIB file that cannot be read (cut short, corrupt, gone, an HTTP error) does not stop a
+build: the fields of a cycle that it should give are counted as missing for that cycle,
+with a note naming the file and the error, as files that cannot be read are
+(:meth:`~probcast.sources.cycle.CycleFields.unavailable_file`: the cycle is rebuilt by a
+rerun). A message that cannot be fetched or decoded is missing for its cycle; a file whose
+inventory scan fails keeps the messages read before the failure, is noted in their cycles
+(in every cycle when none was read: its cycle is unknown) and is scanned again next time.
+
 NetCDF and Zarr files are opened lazily with xarray and normalised by
 :func:`probcast.ingest.normalise.normalise` (canonical ``fc_<var>`` on
 ``forecast_reference_time`` x ``forecast_period``); only station points are loaded.
@@ -30,7 +38,7 @@ from probcast.sources import fs
 from probcast.sources.area import Area, crop
 from probcast.sources.cycle import CycleFields
 from probcast.sources.errors import SourceError
-from probcast.sources.grib import init_time, iter_fields, message_headers, on_disk, steps
+from probcast.sources.grib import Field, init_time, iter_fields, message_headers, on_disk, steps
 from probcast.sources.index import IndexRecord, parse_index
 from probcast.sources.nwp import NwpSource
 from probcast.sources.remote import ECMWF_PARAMS, NOAA_FIELDS, noaa_wanted
@@ -69,9 +77,20 @@ def _index_rows(url: str, records: list[IndexRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def scan_grib(path: str, url: str) -> list[dict[str, Any]]:
-    """Inventory a local GRIB file by its message headers."""
-    rows = []
+def scan_grib(
+    path: str, url: str, rows: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Inventory a local GRIB file by its message headers.
+
+    Args:
+        path: The local file.
+        url: Its name in the rows and messages.
+        rows: A list to add the rows to (it keeps those read before an error).
+
+    Raises:
+        SourceError: If a message cannot be read, or the file is not GRIB (names ``url``).
+    """
+    rows = [] if rows is None else rows
     with open(path, "rb") as f:
         for h in message_headers(f, url):
             var = grib_variable(
@@ -155,6 +174,8 @@ class Archive(NwpSource):
             area,
         )
         self._inventory: pd.DataFrame | None = None
+        self.unreadable: dict[str, tuple[str, frozenset[pd.Timestamp]]] = {}
+        """GRIB files whose inventory failed: ``url -> (note, cycles of the rows read)``."""
         grib = [u for u in self.urls if u not in self.xarray.urls]
         if method == "bilinear" and grib:
             raise SourceError(
@@ -169,40 +190,56 @@ class Archive(NwpSource):
                 return cand
         return None
 
-    def _file_rows(self, url: str) -> list[dict[str, Any]]:
+    def _file_rows(self, url: str, rows: list[dict[str, Any]]) -> None:
         index = self._sibling_index(url)
         if index is not None:
             text = fs.read_bytes(index, self.storage_options).decode("utf-8", "replace")
-            return _index_rows(url, parse_index(text, source=index))
+            rows += _index_rows(url, parse_index(text, source=index))
+            return
         fsys, path = fs.filesystem(url, self.storage_options)
         if isinstance(fsys, LocalFileSystem):
-            return scan_grib(path, url)
+            scan_grib(path, url, rows)
+            return
         # ecCodes scans headers from a FILE*: a remote file is read once into a temporary.
         with on_disk(fs.read_bytes(url, self.storage_options)) as tmp:
-            return scan_grib(tmp, url)
+            scan_grib(tmp, url, rows)
 
-    def _cached_rows(self, url: str) -> list[dict[str, Any]]:
+    def _cached_rows(self, url: str, rows: list[dict[str, Any]]) -> None:
+        """Add the file's rows to ``rows`` (cached only when the whole file was read)."""
         if self.cache_dir is None:
-            return self._file_rows(url)
+            self._file_rows(url, rows)
+            return
         fsys, path = fs.filesystem(url, self.storage_options)
         size = fsys.size(path)
         key = hashlib.sha256(f"{url}|{size}".encode()).hexdigest()[:24]
         cached = self.cache_dir / f"{key}.parquet"
         if cached.exists():
-            return pd.read_parquet(cached).to_dict("records")  # type: ignore[return-value]
-        rows = self._file_rows(url)
+            rows += pd.read_parquet(cached).to_dict("records")  # type: ignore[arg-type]
+            return
+        self._file_rows(url, rows)
         frame = pd.DataFrame(rows, columns=COLUMNS)
         io.write_with(cached, lambda tmp: frame.to_parquet(tmp, index=False))
-        return rows
 
     def inventory(self) -> pd.DataFrame:
-        """One row per usable GRIB message: url, byte range, variable, cycle, steps."""
+        """One row per usable GRIB message: url, byte range, variable, cycle, steps.
+
+        A file that cannot be read adds the rows read before the error, and goes to
+        :attr:`unreadable` (see the module docstring).
+        """
         if self._inventory is None:
             rows: list[dict[str, Any]] = []
             for url in self.urls:
                 if url.rstrip("/").lower().endswith(XARRAY_SUFFIXES):
                     continue
-                rows += self._cached_rows(url)
+                found: list[dict[str, Any]] = []
+                try:
+                    self._cached_rows(url, found)
+                except (SourceError, OSError) as err:  # cut short, corrupt, gone
+                    why = " ".join(str(err).split())
+                    why = why if why.startswith(url) else f"{url}: {why}"
+                    cycles = frozenset(pd.Timestamp(r["init_time"]) for r in found)
+                    self.unreadable[url] = (why, cycles)
+                rows += found
             inv = pd.DataFrame(rows, columns=COLUMNS)
             inv["init_time"] = pd.to_datetime(inv["init_time"], utc=True)
             self._inventory = inv
@@ -216,6 +253,9 @@ class Archive(NwpSource):
         if hours:
             return super().cycles(start, end, hours)
         found = set(self.inventory()["init_time"]) | set(self.xarray.init_times())
+        if not found and self.unreadable:
+            why = next(iter(self.unreadable.values()))[0]
+            raise SourceError(f"no readable GRIB message in the archive; {why}")
         return sorted(t for t in found if start <= t <= end)
 
     def cycle(
@@ -238,16 +278,30 @@ class Archive(NwpSource):
             & inv["variable"].isin(wanted)
             & (inv["end_step"].isin(steps) | (inv["variable"] == "orog"))
         ]
+        for why, cycles in self.unreadable.values():
+            if init in cycles:
+                out.unavailable_file(f"{why}; its messages from there on: missing NWP")
+            elif not cycles:
+                out.unavailable_file(f"{why}; its cycle is unknown: missing NWP of every cycle")
         for url, rows in sel.groupby("url", sort=True):
-            ranges = sorted(
-                {
-                    (int(o), None if n < 0 else int(o + n))
-                    for o, n in zip(rows["offset"], rows["length"], strict=True)
-                }
-            )
-            blobs = fs.read_ranges(str(url), ranges, self.storage_options)
-            out.extend(iter_fields(blobs, lat, lon, source=str(url)), source=str(url))
+            out.extend(self._fields(str(url), rows, lat, lon, out), source=str(url))
         self.xarray.add_cycle(out, init, leads, variables, lat, lon)
         if sel.empty and not self.xarray.urls:
             out.missing.append(f"no message of {sorted(wanted)} for cycle {init:%Y-%m-%d %H} UTC")
         return out
+
+    def _fields(
+        self, url: str, rows: pd.DataFrame, lat: np.ndarray, lon: np.ndarray, out: CycleFields
+    ) -> list[Field]:
+        """The decoded messages ``rows`` of ``url``; one that cannot be read is noted in ``out``."""
+        ranges: dict[tuple[int, int | None], set[str]] = {}
+        for o, n, var in zip(rows["offset"], rows["length"], rows["variable"], strict=True):
+            ranges.setdefault((int(o), None if n < 0 else int(o + n)), set()).add(str(var))
+        fields: list[Field] = []
+        for span, names in sorted(ranges.items(), key=lambda item: item[0][0]):
+            try:
+                blobs = fs.read_ranges(url, [span], self.storage_options)
+                fields += iter_fields(blobs, lat, lon, source=url)
+            except SourceError as err:  # cut short, corrupt, gone: missing for this cycle
+                out.unavailable_file(f"{err}; {', '.join(sorted(names))}: missing NWP")
+        return fields

@@ -13,10 +13,16 @@ Layouts:
 ``expver`` merging: with an ``expver`` dimension, each time takes the first version that
 has a value (ERA5 ``1`` before ERA5T ``5``); as a coordinate it is dropped after
 recording which times are ERA5T (they are listed in the notes).
+
+Each file is read whole through :func:`probcast.sources.fs.read_bytes`, so the
+``storage_options`` keys ``timeout``, ``retries`` and ``retry_wait`` apply as for NWP files
+(transient HTTP errors retried with back-off; a :class:`SourceError` naming the URL after
+the last attempt), then opened from memory.
 """
 
 from __future__ import annotations
 
+import io as _io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,13 +70,18 @@ def merge_expver(ds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
 def open_era5(
     urls: Sequence[str], storage_options: dict[str, Any] | None = None
 ) -> tuple[xr.Dataset, list[str]]:
-    """Open and merge ERA5 NetCDF files into one dataset on ``time``."""
+    """Open and merge ERA5 NetCDF files into one dataset on ``time``.
+
+    Raises:
+        SourceError: Naming the file: it cannot be read (after the retries of
+            ``storage_options``, see the module docstring) or is not ERA5 NetCDF.
+    """
     parts, notes = [], []
     for url in urls:
-        fsys, path = fs.filesystem(url, storage_options)
+        data = fs.read_bytes(url, storage_options)  # timeout, retries, retry_wait
         try:
-            with fsys.open(path, "rb") as f:
-                ds = xr.open_dataset(f, engine="h5netcdf").load()
+            with xr.open_dataset(_io.BytesIO(data), engine="h5netcdf") as raw:
+                ds = raw.load()
         except (OSError, ValueError) as err:
             raise SourceError(f"{url}: cannot open as ERA5 NetCDF ({err})") from None
         if "valid_time" in ds.dims:
