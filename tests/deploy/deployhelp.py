@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -118,3 +119,30 @@ def quantity(value: str | int | float) -> float:
         if suffix and text.endswith(suffix):
             return float(text[: -len(suffix)]) * _UNITS[suffix]
     return float(text)
+
+
+def script(container: dict[str, Any]) -> str:
+    """The shell script of a ``command: [/bin/sh, -ec]`` container (``""`` for any other)."""
+    if container.get("command", [])[:1] != ["/bin/sh"]:
+        return ""
+    return str(container["args"][0])
+
+
+def probcast_calls(container: dict[str, Any]) -> list[list[str]]:
+    """The ``probcast`` command lines a container runs: its args, or those in its script.
+
+    Lines of a script continued with a backslash are joined; shell variables stay as text.
+    """
+    if "probcast" not in container.get("image", ""):
+        return []
+    text = script(container)
+    if not text:
+        return [list(container["args"])] if not container.get("command") else []
+    calls = []
+    for line in text.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["exec"]:
+            words = words[1:]
+        if words[:1] == ["probcast"]:
+            calls.append(words[1:])
+    return calls

@@ -23,6 +23,7 @@ from deployhelp import (
     containers,
     find,
     pod_templates,
+    probcast_calls,
     quantity,
     render,
     schema_errors,
@@ -140,6 +141,14 @@ def test_serve_probes_autoscaling_and_port(overlay: str) -> None:
         path = c[probe].get("httpGet", {}).get("path")
         assert path is None or path in routes, f"{probe} {path} is not a GET route of serve"
     assert c["readinessProbe"]["httpGet"]["path"] in routes
+    # audit: /health only reads the model's files; /ready answers 503 while the model cannot
+    # be served (or the state store is down), so it decides whether a pod gets traffic;
+    # liveness must not restart a pod for a model or database problem
+    assert "/ready" in routes
+    assert c["startupProbe"]["httpGet"]["path"] == "/ready"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert c["livenessProbe"].get("httpGet", {}).get("path") != "/ready"
+    assert c["startupProbe"].get("timeoutSeconds", 1) >= 10  # the first call loads the model
     port = int(c["args"][c["args"].index("--port") + 1])
     assert c["ports"][0]["containerPort"] == port and c["args"][0] == "serve"
     assert c["args"][c["args"].index("--host") + 1] == "0.0.0.0"
@@ -171,8 +180,13 @@ def test_cycle_scaledjob_scales_from_zero_on_the_broker(overlay: str) -> None:
         assert broker["url"].startswith("redis://")
         assert trigger["metadata"]["stream"] == broker["stream"]
         assert trigger["metadata"]["consumerGroup"] == broker["group"]
-        host = broker["url"].split("://")[1].split("/")[0]
-        assert trigger["metadata"]["address"] == host
+        # the pods resolve `redis` in their namespace; KEDA's operator, in its own namespace,
+        # needs the Service's full name (audit: a short name never scaled)
+        name, port = broker["url"].split("://")[1].split("/")[0].split(":")
+        namespace = job["metadata"]["namespace"]
+        assert trigger["metadata"]["address"] == f"{name}.{namespace}.svc.cluster.local:{port}"
+        service = find(docs, "Service", name)
+        assert int(port) in [p["port"] for p in service["spec"]["ports"]]
     else:
         assert trigger["type"] == "gcp-pubsub" and broker["url"].startswith("pubsub://")
         project = broker["url"].split("://")[1]
@@ -235,6 +249,33 @@ def test_train_job_resumes_and_uses_the_gpu_where_there_is_one(overlay: str) -> 
         assert pod["nodeSelector"]["cloud.google.com/gke-spot"] == "true"
 
 
+def _gpu_objects(docs: list[dict[str, Any]]) -> list[str]:
+    """Objects a cluster without GPUs or ReadWriteMany storage cannot run."""
+    out = []
+    for doc in docs:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "PersistentVolumeClaim" and "ReadWriteMany" in doc["spec"]["accessModes"]:
+            out.append(where)
+        for _, _, c in containers(doc):
+            resources = c.get("resources", {})
+            if any("nvidia.com/gpu" in resources.get(k, {}) for k in ("requests", "limits")):
+                out.append(where)
+    return out
+
+
+def test_dev_renders_nothing_kind_or_minikube_cannot_run() -> None:
+    # audit: dev rendered the multi-host training: a 1 TiB ReadWriteMany claim, a GPU Job
+    assert _gpu_objects(render("dev")) == []
+    assert not [d for d in render("dev") if "train-distributed" in d["metadata"]["name"]]
+    prod = render("prod-gcp")
+    assert {"Job/probcast-train", "Job/probcast-train-distributed",
+            "PersistentVolumeClaim/probcast-train-shared"} == set(_gpu_objects(prod))  # fmt: skip
+    job = find(prod, "Job", "probcast-train-distributed")
+    assert job["spec"]["suspend"] is True
+    claim = find(prod, "PersistentVolumeClaim", "probcast-train-shared")
+    assert claim["spec"]["storageClassName"] == "standard-rwx"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_references_resolve(overlay: str) -> None:
     docs = render(overlay)
@@ -263,29 +304,29 @@ def test_references_resolve(overlay: str) -> None:
                         assert ok, f"{where}: Secret {ref['name']} is not defined"
 
 
-def _option_strings(module: str) -> set[str]:
-    """The options of a probcast command (its ``--help``, run in-process)."""
+def _option_strings(module: str, *sub: str) -> set[str]:
+    """The options of a probcast command or subcommand (its ``--help``, run in-process)."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        importlib.import_module(module).main(["--help"])
-    return {w.strip(",[]=") for w in out.getvalue().split() if w.startswith("--")}
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        importlib.import_module(module).main([*sub, "--help"])  # argparse exits, train returns
+    return {w.strip(",[]").split("=")[0] for w in out.getvalue().split() if w.startswith("--")}
 
 
 def test_deployed_commands_and_options_exist() -> None:
     from probcast.cli import COMMANDS
 
-    used: dict[str, set[str]] = {}
+    used: dict[tuple[str, ...], set[str]] = {}
     for overlay in OVERLAYS:
         for doc in render(overlay):
             for _, _, c in containers(doc):
-                args = c.get("args", [])
-                if c.get("command") or not args or "probcast" not in c["image"]:
-                    continue
-                used.setdefault(args[0], set()).update(a for a in args if a.startswith("--"))
-    assert {"serve", "consume", "schedule", "monitor"} <= used.keys()
+                for call in probcast_calls(c):
+                    # monitor has subcommands: checked with the subcommand's own --help
+                    name = tuple(call[:2]) if call[0] == "monitor" else (call[0],)
+                    options = {a.split("=")[0] for a in call if a.startswith("--")}
+                    used.setdefault(name, set()).update(options)
+    assert {("serve",), ("consume",), ("schedule",), ("train",)} <= used.keys()
+    assert {("monitor", "skill"), ("monitor", "drift")} <= used.keys()
     for name, options in used.items():
-        assert name in COMMANDS, f"probcast {name} is not a command"
-        if name == "monitor":  # subcommands: checked by the monitor's own tests
-            continue
-        known = _option_strings(COMMANDS[name][0])
-        assert options <= known, f"probcast {name}: unknown options {options - known}"
+        assert name[0] in COMMANDS, f"probcast {name[0]} is not a command"
+        known = _option_strings(COMMANDS[name[0]][0], *name[1:])
+        assert options <= known, f"probcast {' '.join(name)}: unknown options {options - known}"

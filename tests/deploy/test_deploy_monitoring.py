@@ -252,3 +252,114 @@ def test_amtool_checks_the_alertmanager_config():
             ]
         )
         assert done.returncode == 0 and done.stdout.strip() == receiver, done.stdout
+
+
+def _alertmanager() -> str:
+    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if found is None:
+        pytest.skip("alertmanager not installed (Debian: apt-get install prometheus-alertmanager)")
+    return found
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api(url: str, body: object = None) -> object:
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        text = answer.read()
+    return json.loads(text) if text.strip()[:1] in (b"[", b"{") else text
+
+
+ALERTS = {
+    # the audit's case: a serve alert (no pipeline) must not silence a model-monitor warning
+    "ProbcastServeErrors": {"severity": "critical", "job": "probcast-serve"},
+    "ProbcastSkillDecay": {"severity": "warning", "kind": "crpss_raw", "variable": "t2m"},
+    # a critical alert of a pipeline still silences that pipeline's warnings, not another's
+    "ProbcastCycleLate": {"severity": "critical", "pipeline": "stations"},
+    "ProbcastInputStale": {"severity": "warning", "pipeline": "stations"},
+    "ProbcastInputLate": {"severity": "warning", "pipeline": "grids"},
+}
+INHIBITED = {"ProbcastInputStale"}
+
+
+def test_alertmanager_inhibits_only_within_a_pipeline(tmp_path):
+    import time
+    import urllib.error
+
+    binary = _alertmanager()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [binary, f"--config.file={MON / 'alertmanager.yml'}",
+         f"--storage.path={tmp_path}", f"--web.listen-address=127.0.0.1:{port}",
+         "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _api(f"{url}/-/ready")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < deadline, "no alertmanager"
+                time.sleep(0.1)
+        alerts = [{"labels": {"alertname": name, "team": "probcast", **labels}}
+                  for name, labels in ALERTS.items()]  # fmt: skip
+        _api(f"{url}/api/v2/alerts", alerts)
+        deadline = time.monotonic() + 20
+        while True:  # the inhibitor sees new source alerts asynchronously
+            got = _api(f"{url}/api/v2/alerts")
+            assert isinstance(got, list)
+            state = {a["labels"]["alertname"]: a["status"]["inhibitedBy"] for a in got}
+            if set(state) == set(ALERTS) and {n for n, by in state.items() if by} >= INHIBITED:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        time.sleep(0.5)  # let any wrong inhibition show too
+        got = _api(f"{url}/api/v2/alerts")
+        assert isinstance(got, list)
+        inhibited = {a["labels"]["alertname"] for a in got if a["status"]["inhibitedBy"]}
+        assert inhibited == INHIBITED
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_servicemonitor_scrapes_serve_under_the_job_the_alerts_select():
+    # audit: the serve alerts select job=~"probcast-serve.*", but nothing made Prometheus
+    # scrape serve under such a job on Kubernetes
+    from deployhelp import OVERLAYS, render
+
+    monitor = yaml.safe_load((MON / "servicemonitor.yaml").read_text())
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "ServiceMonitor" and "namespace" not in monitor["metadata"]
+    spec = monitor["spec"]
+    assert "jobLabel" not in spec  # the job is the Service's name
+    (endpoint,) = spec["endpoints"]
+    match = re.search(r'up\{job=~"([^"]+)"\}', _serve_down_expr())
+    assert match, "ProbcastServeDown no longer selects up{job=~...}"
+    pattern = match.group(1)
+    for overlay in OVERLAYS:
+        wanted = spec["selector"]["matchLabels"].items()
+        services = [d for d in render(overlay) if d["kind"] == "Service"]
+        selected = [s for s in services if wanted <= s["metadata"]["labels"].items()]
+        assert [s["metadata"]["name"] for s in selected] == ["probcast-serve"], overlay
+        (service,) = selected
+        assert re.fullmatch(pattern, service["metadata"]["name"])
+        assert endpoint["port"] in [p.get("name") for p in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
+
+
+def _serve_down_expr() -> str:
+    (rule,) = [r for r in alerts() if r["alert"] == "ProbcastServeDown"]
+    return str(rule["expr"])

@@ -206,3 +206,16 @@ def test_checker_can_fail(tmp_path: Path) -> None:
     assert "gpu_spot: min_node_count is not 0" in problems
     assert "gpu_spot: not spot VMs with an accelerator" in problems
     assert "gpu_spot: no spot taint" in problems
+
+
+def test_filestore_driver_for_the_readwritemany_claims() -> None:
+    # audit: the multi-host training's claim asks for storageClassName standard-rwx, which
+    # only the GKE Filestore CSI driver provides (and it needs the Filestore API)
+    module = _module()
+    (cluster,) = _resources(module, "google_container_cluster").values()
+    addons = cluster["addons_config"][0]
+    assert addons["gcp_filestore_csi_driver_config"][0]["enabled"] is True
+    (apis,) = _resources(module, "google_project_service").values()
+    assert "file.googleapis.com" in apis["for_each"]
+    overlay = "\n".join(p.read_text() for p in (OVERLAY / "patches").glob("*.yaml"))
+    assert "standard-rwx" in overlay  # what the driver is for

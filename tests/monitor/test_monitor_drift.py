@@ -117,3 +117,20 @@ def test_config_block_and_errors(tmp_path):
     path.write_text("monitor:\n  drift: {psi: -1}\n")
     with pytest.raises(MonitorConfigError, match=r"monitor\.drift\.psi: expected a number > 0"):
         load_config(path)
+
+
+def test_a_models_recent_error_predictors_are_not_input_features(tmp_path):
+    # audit (deploy): domain.json of a default model lists err_<var>, which prediction
+    # derives and no cycle input holds, so ProbcastInputFeatureMissing fired for ever
+    frame = pd.DataFrame(
+        {
+            "station": ["a", "b"] * 50,
+            "init_time": pd.Timestamp("2024-01-01", tz="UTC"),
+            "lead_time": np.tile([6.0, 12.0], 50),
+            "fc_t2m": np.linspace(270, 280, 100),
+            "err_t2m": np.linspace(-1, 1, 100),
+        }
+    )
+    ref = reference_from_table(frame, ["fc_t2m", "err_t2m"])
+    (tmp_path / "domain.json").write_text(json.dumps(ref))
+    assert set(load_reference(tmp_path / "domain.json")["features"]) == {"fc_t2m"}

@@ -15,6 +15,7 @@ from probcast.monitor.tables import coerce_table, read_forecasts, read_tables
 from probcast.products.table import predictive_table
 from probcast.products.table_files import write_predictions
 from probcast.products.units import table_to_units
+from probcast.testing.pushgateway import stand_in
 from probcast.testing.stations import station_table
 from probcast.validate import ValidationError
 
@@ -205,34 +206,14 @@ def test_bad_forecast_files_name_the_file(data, tmp_path):
 
 def test_metrics_pushed_to_a_pushgateway(data):
     # audit: the Kubernetes monitor CronJob had no way to hand its alerts to Prometheus
-    import http.server
-    import threading
-
-    got: list[tuple[str, str, bytes]] = []
-
-    class Gateway(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.append(("PUT", self.path, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     root, _ = data
     args = ["monitor", "drift", "--reference", str(root / "train.parquet"), "--input",
             str(root / "inputs.parquet")]  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
+    with stand_in() as (url, gateway):
         assert main([*args, "--pushgateway", url]) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
+    got = gateway.received
     _, path, body = got[0]
     assert path.startswith("/metrics/job/probcast_monitor_drift/instance/")
-    assert b"probcast_monitor_alert" in body
+    assert "probcast_monitor_alert" in body
     # an unreachable gateway is an error: the alerts would not reach Prometheus
-    assert main([*args, "--pushgateway", f"http://127.0.0.1:{server.server_port}"]) == 1
+    assert main([*args, "--pushgateway", url]) == 1

@@ -6,14 +6,12 @@ real HTTP server on 127.0.0.1 that records what it is sent (Pushgateway's PUT AP
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC
 from types import SimpleNamespace
@@ -32,6 +30,7 @@ from probcast.ops.cli import main as ops_cli
 from probcast.ops.cycle import run_cycle
 from probcast.ops.serve import create_app
 from probcast.ops.state import StateStore
+from probcast.testing.pushgateway import stand_in
 
 
 def value(name: str, **labels: str) -> float:
@@ -170,32 +169,10 @@ def test_pipeline_metrics_block_is_read(tmp_path, monkeypatch):
     assert metrics_export.from_pipeline("ops.yaml") == (None, None)
 
 
-class _PushgatewayStandIn(http.server.BaseHTTPRequestHandler):
-    """Stand-in for the Pushgateway (not in Debian): records every PUT, answers 200."""
-
-    received: list[tuple[str, str, str]]
-    status = 200
-
-    def do_PUT(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-        self.received.append(("PUT", self.path, body))
-        self.send_response(self.status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def pushgateway():
-    handler = type("Handler", (_PushgatewayStandIn,), {"received": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with stand_in() as served:
+        yield served
 
 
 def test_watch_pushes_to_the_pushgateway(tmp_path, model_dir, stations, pushgateway, capsys):

@@ -1,5 +1,6 @@
-# A zonal GKE cluster with Workload Identity and the GCS FUSE CSI driver; two autoscaled pools,
-# both down to 0 nodes: CPU (serve, cycles, schedule, monitor) and GPU on spot VMs (training).
+# A zonal GKE cluster with Workload Identity and the GCS FUSE and Filestore CSI drivers; two
+# autoscaled pools, both down to 0 nodes: CPU (serve, cycles, schedule, monitor) and GPU on
+# spot VMs (training).
 resource "google_container_cluster" "main" {
   name                     = local.name
   location                 = var.zone
@@ -22,6 +23,11 @@ resource "google_container_cluster" "main" {
   }
   addons_config {
     gcs_fuse_csi_driver_config {
+      enabled = true
+    }
+    # Filestore shares as ReadWriteMany volumes (storage class standard-rwx): the shared work
+    # directory of the multi-host training (deploy/kustomize/train-distributed).
+    gcp_filestore_csi_driver_config {
       enabled = true
     }
   }

@@ -15,6 +15,7 @@ resource "google_project_service" "apis" {
   for_each = toset([
     "artifactregistry.googleapis.com",
     "container.googleapis.com",
+    "file.googleapis.com", # Filestore, behind the cluster's standard-rwx storage class
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "secretmanager.googleapis.com",

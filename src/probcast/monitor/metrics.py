@@ -23,6 +23,7 @@ decision, with its configured thresholds and minimum samples):
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
@@ -148,19 +149,32 @@ def skill_registry(result: SkillResult) -> CollectorRegistry:
 
 PUSH_TIMEOUT = 10.0
 """Seconds a push to the Pushgateway may take."""
+INSTANCE_ENV = "PROBCAST_METRICS_INSTANCE"
+"""The Pushgateway ``instance`` when set (as for the cycle commands: ``probcast.ops``)."""
+
+
+def push_instance() -> str:
+    """The ``instance`` of the pushed group: ``$PROBCAST_METRICS_INSTANCE``, else the host name.
+
+    The rule of ``probcast.ops.metrics_export``: a monitor run as a Kubernetes CronJob gets a
+    new pod (host name) every day, and each would leave a group behind that the Pushgateway
+    keeps forever (a past alert firing for good); a stable name replaces the last push.
+    """
+    import socket
+
+    return os.environ.get(INSTANCE_ENV, "").strip() or socket.gethostname()
 
 
 def push_metrics(registry: CollectorRegistry, url: str, job: str) -> None:
     """Push ``registry`` to the Pushgateway at ``url`` (replacing ``job``'s last push).
 
-    The group is ``job`` and ``instance`` (the host), as ``probcast run --pushgateway``
-    pushes; a monitor run in a Kubernetes CronJob has no textfile collector to read it.
+    The group is ``job`` and ``instance`` (:func:`push_instance`: ``$PROBCAST_METRICS_INSTANCE``,
+    else the host), as ``probcast run --pushgateway`` pushes; a monitor run in a Kubernetes
+    CronJob has no textfile collector to read it.
 
     Raises:
         OSError: The gateway refused or could not be reached (naming it).
     """
-    import socket
-
     from prometheus_client import push_to_gateway
 
     if not url.startswith(("http://", "https://")):
@@ -170,7 +184,7 @@ def push_metrics(registry: CollectorRegistry, url: str, job: str) -> None:
             url,
             job=job,
             registry=registry,
-            grouping_key={"instance": socket.gethostname()},
+            grouping_key={"instance": push_instance()},
             timeout=PUSH_TIMEOUT,
         )
     except Exception as err:  # urllib's errors; the alerts would not reach Prometheus

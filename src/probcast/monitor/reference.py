@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import recent
 from probcast.model.domain import DOMAIN_FILE, DOMAIN_VERSION, LEVELS
 from probcast.schema import FC_PREFIX, STATIC_COLUMNS, TABLE_SUFFIXES
 
@@ -126,12 +127,22 @@ def load_reference(path: str | Path) -> dict:
             data = json.loads(p.read_text())
         except json.JSONDecodeError as err:
             raise ReferenceError(f"{p}: not valid JSON ({err})") from None
-        return check_reference(data, str(p))
+        return _raw_inputs(check_reference(data, str(p)))
     if p.suffix.lower() in TABLE_SUFFIXES:
         from probcast.monitor.tables import read_tables
 
         return check_reference(reference_from_table(read_tables([p])), str(p))
     raise ReferenceError(f"{p}: expected a model directory, a .json file or a station table")
+
+
+def _raw_inputs(ref: dict) -> dict:
+    """``ref`` without the recent-error predictors (``err_<var>``) of a model's domain.
+
+    Prediction computes them from a template table; a cycle's input does not hold them, so
+    they would always be reported missing (ProbcastInputFeatureMissing firing for ever).
+    """
+    kept = {k: v for k, v in ref["features"].items() if not str(k).startswith(recent.PREFIX)}
+    return {**ref, "features": kept} if kept else ref
 
 
 def quantile_knots(spec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
