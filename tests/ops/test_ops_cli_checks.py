@@ -350,3 +350,18 @@ def test_yaml_numbers_as_text_are_still_read(tmp_path):
     assert pl.load(_edited(tmp_path, lease_seconds="900")).lease_seconds == 900.0
     with pytest.raises(pl.PipelineError, match=r"ops.yaml: model: expected a non-empty string"):
         pl.load(_edited(tmp_path, model=["a"]))
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_an_unreachable_state_database_is_one_line(tmp_path, model_dir, capsys, command):
+    # audit: serve against a PostgreSQL that is down exited with "unexpected error
+    # (OperationalError) ... please report it"; the password must never be shown
+    path = str(write_pipeline(tmp_path, model_dir))
+    url = "postgresql+psycopg://probcast:secret@127.0.0.1:1/probcast"
+    args = [command, "--pipeline", path, "--state", url]
+    assert (
+        main([*args, *(["--status", "--cycle", "2026-01-01T00Z"] if command == "run" else [])]) == 1
+    )
+    err = capsys.readouterr().err
+    _one_line_error(err, "state store postgresql+psycopg://probcast:***@127.0.0.1:1/probcast")
+    assert "cannot connect" in err and "secret" not in err and "unexpected" not in err

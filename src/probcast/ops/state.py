@@ -142,13 +142,27 @@ def create_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    args = {}
+    if url.startswith("postgresql") and "connect_timeout" not in url:
+        args["connect_timeout"] = CONNECT_TIMEOUT_S  # libpq waits without end by default
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=args)
+
+
+CONNECT_TIMEOUT_S = 10
+"""Seconds a PostgreSQL connection may take (``connect_timeout`` in the URL overrides it)."""
 
 
 def _open_error(url: str, err: DBAPIError) -> Exception:
-    """A state database that cannot be opened: for a SQLite file, an error naming it."""
-    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+    """A state database that cannot be opened: an error naming it (never its password)."""
+    if url.endswith(":memory:"):
         return err
+    if not url.startswith("sqlite:///"):
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        reason = " ".join(str(err.orig).split())
+        return ConnectionError(
+            f"state store {shown}: cannot connect ({reason}); is the database running and "
+            "reachable from here?"
+        )
     path = url.removeprefix("sqlite:///")
     reason = f"cannot open the state database ({err.orig}); a missing or read-only folder?"
     return OSError(errno.EIO, reason, path)
