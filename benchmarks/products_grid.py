@@ -29,6 +29,12 @@ stored exactly, excluded); with ``both``, the central bits are measured on the s
 samples, outside the timing. "raw" is the float32 size of the data and coordinates (computed,
 not written).
 
+"keepbits" are the bits the information chose (per block); under the resolution floor of
+``probcast.defaults.PRODUCT_RESOLUTION`` values keep more where their magnitude needs them,
+and "step" is the largest ``least_significant_step`` (spacing of the stored values, K, m s-1,
+mm or fraction) of the members and percentiles. ``--no-floor`` writes without the floor (the
+information's bits alone, as before the floor existed).
+
 ``--levels`` instead writes the products once (bits per chunk), reads the bit-rounded values
 back and rewrites them with each lossless codec and level: output size, ratio, write and read
 time per level, the measurement behind the default level of ``products.write``.
@@ -136,14 +142,20 @@ def _synthetic_params(ny: int, nx: int):
     return params, synthetic.FAMILIES, ["members", "percentiles"]
 
 
-def _write(ds, path: Path, method: str):
+def _resolution(args: argparse.Namespace):
+    from probcast import defaults
+
+    return None if getattr(args, "no_floor", False) else defaults.PRODUCT_RESOLUTION
+
+
+def _write(ds, path: Path, method: str, resolution):
     """Write one product with the ``method`` way of choosing bits; return the job."""
     from probcast.products import compress, write
 
     quantised = compress.quantize_probabilities(ds)
     fixed = compress.information_keepbits(quantised) if method == "central" else None
     fixed = {k: v for k, v in (fixed or {}).items() if k not in compress.exact_keepbits(quantised)}
-    plan = compress.plan_rounding(quantised, keepbits=fixed or None)
+    plan = compress.plan_rounding(quantised, keepbits=fixed or None, resolution=resolution)
     return write.write_job(quantised, path, plan, inflevel=0.99)
 
 
@@ -203,14 +215,16 @@ def run_one(
     setup_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     products = _build(params, families, kinds)
-    jobs, written, raw, bits = [], 0, 0, []
+    jobs, written, raw, bits, steps = [], 0, 0, [], [0.0]
     for name, ds in products.items():
         path = out / f"{name}{args.suffix}"
-        job = _write(ds, path, method)
+        job = _write(ds, path, method, _resolution(args))
         jobs.append((job, compress.quantize_probabilities(ds)))
         written += _size_on_disk(path)
         raw += _stored_bytes(ds)
         bits += [b.keepbits for blocks in job.blocks.values() for b in blocks]
+        if not name.startswith("probabilities"):
+            steps += [b.step or 0.0 for blocks in job.blocks.values() for b in blocks]
     elapsed = time.perf_counter() - t1
     process_s = time.perf_counter() - START
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -236,6 +250,7 @@ def run_one(
         "ratio": round(raw / written, 1),
         **info,
         "keepbits": f"{min(bits)}-{max(bits)}",
+        "step": max(steps),
     }
 
 
@@ -249,7 +264,7 @@ def _rounded_products(grid: str, scale: float, args: argparse.Namespace, out: Pa
     loaded, raw = {}, 0
     for name, ds in _build(params, families, kinds).items():
         path = out / f"{name}{args.suffix}"
-        write_products(ds, path)
+        write_products(ds, path, resolution=_resolution(args))
         raw += _stored_bytes(ds)
         with xr.open_dataset(path, engine="zarr" if args.suffix == ".zarr" else None) as back:
             back = back.load()
@@ -325,6 +340,7 @@ def _child(grid: str, scale: float, method: str, args: argparse.Namespace) -> di
         cmd += ["--workers", str(args.workers), "--suffix", args.suffix]
         cmd += ["--cases", str(args.cases)] if args.cases else []
         cmd += ["--compare"] if args.method == "both" else []
+        cmd += ["--no-floor"] if getattr(args, "no_floor", False) else []
         env = {**os.environ, **THREAD_ENV}
         done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -333,7 +349,7 @@ def _child(grid: str, scale: float, method: str, args: argparse.Namespace) -> di
 
 
 HEAD = ["grid", "method", "build_write_s", "time_vs_central", "peak_rss_mb", "output_mb"]
-HEAD += ["raw_mb", "ratio", "info_min", "keepbits"]
+HEAD += ["raw_mb", "ratio", "info_min", "keepbits", "step"]
 
 
 def _table(rows: list[dict[str, object]]) -> str:
@@ -376,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--method", default="chunk", choices=METHOD_CHOICES, help="bits kept (default chunk)"
     )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="no resolution floor (information bits alone)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--compare", action="store_true", help=argparse.SUPPRESS)
@@ -391,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         scales = SMALL_SCALES if args.small else FULL_SCALES
     header = f"{args.grid} grid, {args.workers} dask threads, {args.suffix}, inflevel 0.99"
+    header += ", no resolution floor" if args.no_floor else ", resolution floor"
     if args.levels:
         for scale in scales:
             result = _child(args.grid, scale, "levels", args)

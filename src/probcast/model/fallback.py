@@ -16,6 +16,8 @@ A row that lacks one is not refused; per target ``<var>`` it gets, in order
 3. ``missing``: no valid ``fc_<var>``: NaN forecasts.
 
 A table none of whose rows the network can predict is refused (:class:`UnusableTableError`).
+Station and gridded prediction share this code (:func:`plan_rows`, :class:`Filler`), so a grid
+point gets the forecast, and the source, of the same row predicted as a station.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import pandas as pd
 from probcast import dists
 from probcast.baselines.emos import EmosModel
 from probcast.dists._common import expand
-from probcast.features import MissingColumnsError
+from probcast.features import FeatureSpec, MissingColumnsError
 from probcast.products.table import SOURCES
 from probcast.ranges import clip_float_noise, ranged_variable
 from probcast.schema import FC_PREFIX
@@ -158,6 +160,8 @@ def row_sources(
     heads: Mapping[str, str],
     spread: Mapping[str, float],
     blend: Mapping[str, Mapping[str, Any]],
+    *,
+    refuse: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, Fallback]]:
     """The source of every row's forecast of each target, and the fallbacks.
 
@@ -166,16 +170,18 @@ def row_sources(
         heads: Target -> head family (or the generative marker).
         spread: Target -> training std of ``obs - fc`` (the feature spec's ``scale``).
         blend: The model's EMOS blend (target -> ``{"weight", "emos"}``).
+        refuse: Refuse a table none of whose rows the network can predict (``False``: one
+            tile of a grid, which is part of a larger table).
 
     Returns:
         ``({var: labels (rows,)}, {var: Fallback of the rows not predicted by the
         network})``; a target without such rows has no fallback.
 
     Raises:
-        UnusableTableError: No row is usable by the network.
+        UnusableTableError: No row is usable by the network (with ``refuse``).
     """
     table, n = check.table, len(check.table)
-    if n and not check.usable.any():
+    if refuse and n and not check.usable.any():
         worst = ", ".join(f"{c} ({k} rows)" for c, k in sorted(check.problems.items()))
         raise UnusableTableError(
             f"no row of the table ({n} rows) has every input the model needs; missing or "
@@ -205,6 +211,116 @@ def row_sources(
     return sources, fallbacks
 
 
+@dataclasses.dataclass
+class RowPlan:
+    """Which rows the network predicts and what the others get (:func:`plan_rows`).
+
+    Attributes:
+        check: The input check (its ``table``: the rows with float noise clipped).
+        use: Positions of the rows the network predicts.
+        sources: Target -> source label of every row (``<var>_source``).
+        fallbacks: Target -> fallback of its rows the network does not predict.
+    """
+
+    check: InputCheck
+    use: np.ndarray
+    sources: dict[str, np.ndarray]
+    fallbacks: dict[str, Fallback]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The checked table (every row)."""
+        return self.check.table
+
+    @property
+    def network_rows(self) -> pd.DataFrame:
+        """The rows the network predicts (the whole table when it predicts every row)."""
+        table = self.check.table
+        return table if len(self.use) == len(table) else table.iloc[self.use]
+
+    def filler(self) -> Filler:
+        """The :class:`Filler` of these rows."""
+        return Filler(len(self.check.table), self.use, self.fallbacks)
+
+
+def plan_rows(
+    table: pd.DataFrame,
+    spec: FeatureSpec,
+    heads: Mapping[str, str],
+    blend: Mapping[str, Mapping[str, Any]],
+    *,
+    refuse: bool = True,
+) -> RowPlan:
+    """Check every row's network inputs and choose each target's source per row.
+
+    The one rule of station and gridded prediction: :func:`check_inputs`, then
+    :func:`row_sources`.
+
+    Args:
+        table: Canonical station table with the model's input columns (derived ones
+            included, :meth:`~probcast.features.FeatureSpec.derive`).
+        spec: The model's feature spec.
+        heads: Target -> head family (or the generative marker).
+        blend: The model's EMOS blend.
+        refuse: See :func:`row_sources`.
+
+    Raises:
+        ValueError: An input column is absent; no row is usable (with ``refuse``).
+    """
+    check = check_inputs(table, spec.columns, spec.indicators, spec.targets)
+    spread = dict(zip(spec.targets, spec.scale, strict=True))
+    sources, fallbacks = row_sources(check, heads, spread, blend, refuse=refuse)
+    return RowPlan(check, np.flatnonzero(check.usable), sources, fallbacks)
+
+
+class Filler:
+    """Full-length products: the network's on its rows, the fallbacks' elsewhere.
+
+    Rows without a fallback (``missing``) are NaN.
+
+    Args:
+        n: Rows of the table.
+        use: Positions of the rows the network predicted.
+        fallbacks: Target -> its fallback.
+    """
+
+    def __init__(self, n: int, use: np.ndarray, fallbacks: Mapping[str, Fallback]) -> None:
+        self.n, self.use, self.fallbacks = n, use, fallbacks
+
+    def __call__(self, var: str, part: np.ndarray, form: str, *args: Any) -> np.ndarray:
+        """``part`` (network rows) scattered; fallback rows from ``Fallback.<form>(*args)``.
+
+        Args:
+            var: Target.
+            part: The network's values ``(len(use), ...)``.
+            form: ``members``, ``quantiles`` or ``exceedance``.
+            *args: Arguments of that :class:`Fallback` method.
+        """
+        if len(self.use) == self.n:
+            return part
+        full = np.full((self.n, *np.shape(part)[1:]), np.nan, dtype=np.float32)
+        full[self.use] = part
+        fb = self.fallbacks.get(var)
+        if fb is not None:
+            values = np.asarray(getattr(fb, form)(*args), dtype=np.float32)
+            full[fb.rows] = values.reshape(len(fb.rows), -1)
+        return full
+
+    def params(self, var: str, part: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Parameters ``(n,)`` by name: the network's, the fallback's (same family) elsewhere."""
+        if len(self.use) == self.n:
+            return dict(part)
+        fb = self.fallbacks.get(var)
+        out = {}
+        for name, values in part.items():
+            full = np.full(self.n, np.nan, dtype=np.float32)
+            full[self.use] = values
+            if fb is not None and name in fb.params:
+                full[fb.rows] = fb.params[name]
+            out[name] = full
+        return out
+
+
 def _dressed(family: str, fc: np.ndarray, spread: float) -> dict[str, np.ndarray]:
     dist = dists.get(family)
     raw = jnp.zeros((len(fc), len(dist.param_names)), dtype=jnp.float32)
@@ -223,10 +339,13 @@ def summary(sources: Mapping[str, np.ndarray]) -> str:
 
 __all__ = [
     "Fallback",
+    "Filler",
     "InputCheck",
+    "RowPlan",
     "UnusableTableError",
     "check_inputs",
     "fallback_family",
+    "plan_rows",
     "row_sources",
     "summary",
 ]

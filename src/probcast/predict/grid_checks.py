@@ -10,7 +10,9 @@ what the model was trained on. The values the model reads are checked too
 :mod:`probcast.ingest.grid_values`): an infinite value, a field outside the physical range
 of its variable (:data:`probcast.schema.VARIABLES`, e.g. degC given as K, with the units the
 values would fit) or latitudes / longitudes outside the globe are errors naming the file and
-the variable; NaN is a missing value.
+the variable; NaN is a missing value. After the tiles ran, :func:`check_sources` logs where
+the points' forecasts came from and refuses a grid no point of which has every input the
+network needs, as a station table is refused (:mod:`probcast.model.fallback`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import dataclasses
 import logging
 import math
 import re
+from collections.abc import Sequence
 
+import dask
 import xarray as xr
 
 from probcast import recent
@@ -28,6 +32,8 @@ from probcast.align.neighbourhood import STATS, window_size
 from probcast.ingest import grid_values
 from probcast.ingest.errors import GriddedReadError
 from probcast.model.predictor import TrainedModel
+from probcast.predict.tiles import SOURCE_CODE, source_field
+from probcast.products.table import SOURCES
 from probcast.schema import FC_PREFIX
 
 log = logging.getLogger(__name__)
@@ -168,3 +174,27 @@ def _neighbourhood(
             "domain, or use a model trained with --config.features.neighbourhood=''"
         )
     return Needs(fields, statics, nbr_fields, windows, stats, scale)
+
+
+def check_sources(fields: xr.Dataset, targets: Sequence[str], source: str) -> None:
+    """Log the sources of the points' forecasts, one line (a warning when any fell back).
+
+    Counted from the predicted ``fields`` (:func:`probcast.predict.tiles.source_field`).
+
+    Raises:
+        GridPredictError: No point has every input the network needs (as a station table).
+    """
+    codes = [fields[source_field(v)].data for v in targets]
+    (counts,) = dask.compute([[(c == k).sum() for k in range(len(SOURCES))] for c in codes])
+    text = "; ".join(
+        f"{v}: " + ", ".join(f"{s} {int(k)}" for s, k in zip(SOURCES, c, strict=True) if k)
+        for v, c in zip(targets, counts, strict=True)
+    )
+    fell = sum(int(c[SOURCE_CODE[s]]) for c in counts for s in ("emos", "raw_dressed"))
+    if fell and not any(c[SOURCE_CODE["model"]] for c in counts):
+        raise GridPredictError(
+            f"{source}: no point of the grid has every input the model needs (missing or "
+            f"invalid predictor values wherever a raw forecast is given); sources: {text}"
+        )
+    n = int(sum(counts[0])) if counts else 0
+    log.log(logging.WARNING if fell else logging.INFO, "forecast sources of %d points: %s", n, text)

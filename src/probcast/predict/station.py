@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ import pandas as pd
 from probcast import defaults
 from probcast.dists import Predictive, is_generative
 from probcast.model import applicability as domain_check
-from probcast.model.fallback import Fallback, check_inputs, row_sources, summary
+from probcast.model.fallback import plan_rows, summary
 from probcast.model.predictor import TrainedModel
 from probcast.predict.copula import with_template_pit
 from probcast.products import table as product_table
@@ -154,20 +153,17 @@ def predict_stations(
     spec = model.spec
     # recent errors from the observations of the table and of the template, if any
     table = spec.derive(table, history=template)
-    check = check_inputs(table, spec.columns, spec.indicators, spec.targets)
-    for col, k in check.clipped.items():
+    plan = plan_rows(table, spec, model.heads, model.blend)
+    for col, k in plan.check.clipped.items():
         log.info("%s: clipped %d value(s) outside the physical range by float noise", col, k)
-    table = check.table
+    table, sources = plan.table, plan.sources
     flags = _applicability(model, table, policy or domain_check.DomainPolicy())
-    sources, fallbacks = row_sources(
-        check, model.heads, dict(zip(spec.targets, spec.scale, strict=True)), model.blend
-    )
-    n, use = len(table), np.flatnonzero(check.usable)
+    n = len(table)
     keys = table[[c for c in product_table.KEYS if c in table.columns]].copy()
     thresholds = dict(thresholds or {})
     # validated and transformed once for every product below, on the rows the network can use
-    rows = model.inputs(table if len(use) == n else table.iloc[use])
-    fill = _Filler(n, use, fallbacks)
+    rows = model.inputs(plan.network_rows)
+    fill = plan.filler()
     pooled = model.params(rows) if model.parametric else {}
     pooled = {v: fill.params(v, p) for v, p in pooled.items()}
     # A generative head has no parameters: with nothing else asked for, it gets members.
@@ -217,41 +213,6 @@ def predict_stations(
     obs = {c: table[c].to_numpy() for c in table.columns if c.startswith("obs_")}
     frame = pd.DataFrame({**cols, **obs}, index=keys.index)
     return StationPrediction(pd.concat([keys, frame], axis=1), families, forecasts, sources)
-
-
-class _Filler:
-    """Full-length products: the network's on its usable rows, the fallbacks' elsewhere.
-
-    Rows without a fallback (``missing``) are NaN.
-    """
-
-    def __init__(self, n: int, use: np.ndarray, fallbacks: Mapping[str, Fallback]) -> None:
-        self.n, self.use, self.fallbacks = n, use, fallbacks
-
-    def __call__(self, var: str, part: np.ndarray, form: str, *args: Any) -> np.ndarray:
-        """``part`` scattered; fallback rows from ``Fallback.<form>(*args)``."""
-        if len(self.use) == self.n:
-            return part
-        full = np.full((self.n, *np.shape(part)[1:]), np.nan, dtype=np.float32)
-        full[self.use] = part
-        fb = self.fallbacks.get(var)
-        if fb is not None:
-            values = np.asarray(getattr(fb, form)(*args), dtype=np.float32)
-            full[fb.rows] = values.reshape(len(fb.rows), -1)
-        return full
-
-    def params(self, var: str, part: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if len(self.use) == self.n:
-            return dict(part)
-        fb = self.fallbacks.get(var)
-        out = {}
-        for name, values in part.items():
-            full = np.full(self.n, np.nan, dtype=np.float32)
-            full[self.use] = values
-            if fb is not None and name in fb.params:
-                full[fb.rows] = fb.params[name]
-            out[name] = full
-        return out
 
 
 def _applicability(

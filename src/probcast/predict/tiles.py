@@ -4,10 +4,11 @@ Each task receives its tile of every needed ``fc_*`` field with a halo of half t
 neighbourhood window (``dask.array.overlap``, no padding at the grid edge), computes the
 neighbourhood predictors there (:func:`probcast.align.neighbourhood.window_stat`, so the
 values equal those of the whole grid), trims the halo, builds the tile's station table with
-:func:`probcast.align.points.table_rows` (the training code path) and runs the model. Only the
-output parameters (or members) leave the task, so memory is bounded by the tile size, not
-the grid size. On ``point`` grids a task is one reference time and period of all points
-(neighbours are the ``k**2`` nearest nodes, found once).
+:func:`probcast.align.points.table_rows` (the training code path) and predicts its rows as
+station tables are predicted (:func:`predict_rows`: the network, or the fallbacks of
+:mod:`probcast.model.fallback`). Only the outputs leave the task, so memory is bounded by
+the tile size, not the grid size. On ``point`` grids a task is one reference time and
+period of all points (neighbours are the ``k**2`` nearest nodes, found once).
 """
 
 from __future__ import annotations
@@ -25,18 +26,52 @@ import pandas as pd
 import xarray as xr
 from dask.callbacks import Callback
 
-from probcast import progress
+from probcast import dists, progress
 from probcast.align import points
 from probcast.align.neighbourhood import feature_name, point_neighbours, point_stat, window_stat
 from probcast.model.artefact import load
-from probcast.model.predictor import PredictOptions, TrainedModel
+from probcast.model.fallback import Filler, plan_rows
+from probcast.model.predictor import ModelInputs, PredictOptions, TrainedModel
+from probcast.products.table import SOURCES, clip_physical
 
 FRT, FP, REALIZATION = points.FRT, points.FP, points.REALIZATION
 
 
+SOURCE_CODE = {s: i for i, s in enumerate(SOURCES)}
+"""``<var>_source`` label -> its code in the grid fields and products (CF ``flag_values``)."""
+
+
+def source_field(var: str) -> str:
+    """Name of the field of the source codes of ``var`` (:data:`SOURCE_CODE`)."""
+    return f"{var}__source"
+
+
+def exact_field(var: str, form: str) -> str:
+    """Name of an exact ``percentile``, ``threshold`` or ``member`` field (layers first)."""
+    return f"{var}__{form}"
+
+
 @dataclasses.dataclass(frozen=True)
 class GridPlan:
-    """What the model predicts on a grid (picklable: the model is loaded from ``workdir``)."""
+    """What the model predicts on a grid (picklable: the model is loaded from ``workdir``).
+
+    Attributes:
+        workdir: The model's workdir.
+        dims: Spatial dimensions of the grid.
+        required: Raw forecasts ``fc_<var>`` of the targets.
+        same_grid: The training grid (station embeddings apply).
+        parametric: Targets whose pooled parameters are their predictive distribution, with
+            their parameter names: parameter fields.
+        generative: Targets without parameter fields: generative heads and ``exact``.
+        members: Members drawn per point for the generative heads.
+        seed: Seed of the draws.
+        options: Request-time options of the model.
+        exact: Parametric heads whose forecast is not their family (a mixture of networks,
+            a recalibrated target): percentiles, probabilities and members computed exactly.
+        levels: Percentile levels in (0, 1) of the ``exact`` targets.
+        thresholds: ``(target, thresholds)`` of the ``exact`` targets' probabilities.
+        exact_members: Members of the ``exact`` targets: quantiles at ``i / (n + 1)`` (ECC-Q).
+    """
 
     workdir: str
     dims: tuple[str, ...]
@@ -47,12 +82,29 @@ class GridPlan:
     members: int
     seed: int
     options: PredictOptions = dataclasses.field(default_factory=PredictOptions)
+    exact: tuple[str, ...] = ()
+    levels: tuple[float, ...] = ()
+    thresholds: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    exact_members: int = 0
 
     @property
-    def outputs(self) -> list[tuple[str, int]]:
-        """Output variables with their number of layers (1, or members)."""
-        out = [(f"{v}_{p}", 1) for v, names in self.parametric for p in names]
-        return out + [(v, self.members) for v in self.generative]
+    def drawn(self) -> tuple[str, ...]:
+        """Targets given as drawn members (generative heads)."""
+        return tuple(v for v in self.generative if v not in self.exact)
+
+    @property
+    def outputs(self) -> list[tuple[str, str | None, int]]:
+        """Output fields: name, layer dimension (``None``: one layer) and layers."""
+        out: list[tuple[str, str | None, int]] = [
+            (f"{v}_{p}", None, 1) for v, names in self.parametric for p in names
+        ]
+        out += [(v, REALIZATION, self.members) for v in self.drawn]
+        probs = dict(self.thresholds)
+        for var in self.exact:
+            k = {"percentile": len(self.levels), "threshold": len(probs.get(var, ()))}
+            k["member"] = self.exact_members
+            out += [(exact_field(var, f), f"{f}_{var}", n) for f, n in k.items() if n]
+        return out + [(source_field(v.removeprefix("fc_")), None, 1) for v in self.required]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,28 +158,89 @@ def _block_seed(block: xr.Dataset, plan: GridPlan) -> int:
 
 
 def predict_block(block: xr.Dataset, plan: GridPlan) -> np.ndarray:
-    """Outputs ``(sum of layers, time, period, *tile)`` of one tile; NaN without raw forecast."""
-    table, keep = points.table_rows(block, plan.required, ids=plan.same_grid)
-    n = len(table)
+    """Outputs ``(sum of layers, time, period, *tile)`` of one tile.
+
+    A point without any raw forecast of a target (a masked area) is NaN and ``missing``
+    for every target, and not predicted.
+    """
+    table, _ = points.table_rows(block, (), ids=plan.same_grid)
     shape = tuple(block.sizes[d] for d in (FRT, FP, *plan.dims))
-    out = np.full((sum(k for _, k in plan.outputs), keep.size), np.nan, dtype=np.float32)
-    if not n:
-        return out.reshape(-1, *shape)
-    model = cached_model(plan.workdir).with_options(plan.options)
-    table = padded(table)
+    out = np.full((sum(k for *_, k in plan.outputs), len(table)), np.nan, dtype=np.float32)
+    has = np.isfinite(table[list(plan.required)].to_numpy(dtype="float64")).any(axis=1)
+    values: dict[str, np.ndarray] = {}
+    if has.any():
+        model = cached_model(plan.workdir).with_options(plan.options)
+        rows = table if has.all() else table[has]
+        values = predict_rows(model, rows.reset_index(drop=True), plan, _block_seed(block, plan))
     row = 0
-    if plan.parametric:
-        params = model.params(table)
-        for var, names in plan.parametric:
-            for name in names:
-                out[row, keep] = params[var][name][:n]
-                row += 1
-    if plan.generative:
-        ens = model.sample(table, plan.members, _block_seed(block, plan))
-        for var in plan.generative:
-            out[row : row + plan.members, keep] = ens[var][:n].T
-            row += plan.members
+    for name, _, k in plan.outputs:
+        if name in values:
+            out[row : row + k, has] = values[name].T
+        if name.endswith(source_field("")):
+            out[row, ~has] = SOURCE_CODE["missing"]
+        row += k
     return out.reshape(-1, *shape)
+
+
+def predict_rows(
+    model: TrainedModel, table: pd.DataFrame, plan: GridPlan, seed: int
+) -> dict[str, np.ndarray]:
+    """The plan's outputs of the rows of ``table``, ``(rows, layers)`` by output name.
+
+    Per row and target exactly what :func:`probcast.predict.station.predict_stations` gives
+    the row (one shared rule, :func:`probcast.model.fallback.plan_rows`): the network where
+    it has every input, else local EMOS, the dressed raw forecast or NaN, with the source.
+    """
+    rows = plan_rows(model.spec.derive(table), model.spec, model.heads, model.blend, refuse=False)
+    fill, m = rows.filler(), len(rows.use)
+    inputs = model.inputs(padded(rows.network_rows)) if m else None
+    out = {
+        source_field(v): np.vectorize(SOURCE_CODE.get, otypes=[np.float32])(labels)[:, None]
+        for v, labels in rows.sources.items()
+    }
+    if plan.parametric:
+        params = model.params(inputs) if inputs is not None else {}
+        for var, names in plan.parametric:
+            given = {k: params[var][k][:m] if m else np.zeros(0, np.float32) for k in names}
+            out.update({f"{var}_{k}": v[:, None] for k, v in fill.params(var, given).items()})
+    if plan.drawn:
+        n = plan.members
+        ens = model.sample(inputs, n, seed) if inputs is not None else {}
+        for var in plan.drawn:
+            part = ens[var][:m] if m else np.zeros((0, n), np.float32)
+            out[var] = fill(var, part, "members", n, seed)
+    if plan.exact:
+        out.update(_exact_outputs(model, inputs, m, fill, plan))
+    return out
+
+
+def _exact_outputs(
+    model: TrainedModel, inputs: ModelInputs | None, m: int, fill: Filler, plan: GridPlan
+) -> dict[str, np.ndarray]:
+    """Quantiles (percentiles, then member levels) and probabilities of the exact targets."""
+    n = plan.exact_members
+    levels = [*plan.levels, *(i / (n + 1) for i in range(1, n + 1))]
+    probs = {v: ts for v, ts in plan.thresholds if v in plan.exact}
+    if any(dists.is_generative(h) for h in model.heads.values()):
+        # .quantiles also draws generative members: one (unused; parametric heads get no noise)
+        options = dataclasses.replace(model.options, quantile_members=1)
+        model = model.with_options(options)
+    qs = model.quantiles(inputs, levels) if inputs is not None and levels else {}
+    ps = model.exceedance(inputs, probs) if inputs is not None and probs else {}
+    out = {}
+    k = len(plan.levels)
+    for var in plan.exact:
+        if levels:
+            part = qs[var][:m] if m else np.zeros((0, len(levels)), np.float32)
+            values, _ = clip_physical(var, fill(var, part, "quantiles", levels))
+            if k:
+                out[exact_field(var, "percentile")] = values[:, :k]
+            if n:
+                out[exact_field(var, "member")] = values[:, k:]
+        if var in probs:
+            part = ps[var][:m] if m else np.zeros((0, len(probs[var])), np.float32)
+            out[exact_field(var, "threshold")] = fill(var, part, "exceedance", probs[var])
+    return out
 
 
 def tile_chunks(n: int, tile: int, halo: int) -> tuple[int, ...]:
@@ -263,7 +376,7 @@ def tiled_outputs(
     lat, lon = points.node_latlon(ds, dims)
     arrays = [dsa.from_array(a, chunks=chunks) for a in (lat, lon)]
     arrays += [dsa.asarray(ds[s].transpose(*dims).data).rechunk(chunks) for s in spec.statics]
-    layers = sum(k for _, k in spec.plan.outputs)
+    layers = sum(k for *_, k in spec.plan.outputs)
     if progress.enabled():
         TILE_PROGRESS.total = len(ds[FRT]) * len(ds[FP]) * int(np.prod([len(c) for c in chunks]))
         TILE_PROGRESS.register()

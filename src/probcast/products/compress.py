@@ -6,7 +6,10 @@ neighbours along the last dimension by a NumPy port of xbitinfo's pure-Python es
 (:mod:`probcast.products.bitinfo`). The writer chooses them per block (:class:`Rounding`), so
 every chunk keeps ``inflevel`` of its own information; :func:`information_keepbits` gives one number
 per variable from its central block. Bit rounding (to nearest, as numcodecs ``BitRound``) leaves
-zeros that the lossless codecs (:mod:`probcast.products.write`) remove.
+zeros that the lossless codecs (:mod:`probcast.products.write`) remove. Every value keeps at
+least the bits its magnitude needs for its variable's resolution floor
+(:data:`probcast.defaults.PRODUCT_RESOLUTION`), and physical bounds are exact and never
+crossed; both are taken in the variable's own units (its ``units`` attribute).
 """
 
 from __future__ import annotations
@@ -18,8 +21,21 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from probcast import schema
-from probcast.products.bitinfo import bitinformation, keepbits_for, kept_information
+from probcast import defaults, schema
+from probcast.products.bitinfo import (
+    NO_BOUNDS,
+    analysed_keepbits,
+    block_sample,
+    largest_spacing,
+    picks,
+    round_block,
+)
+from probcast.products.bitinfo import (
+    ROUND_SLAB as ROUND_SLAB,
+)
+from probcast.units import UserUnit, user_units
+
+_round_block = round_block  # the kernel's former home (tests import it from here)
 
 MANTISSA_BITS = {np.dtype("float32"): 23, np.dtype("float64"): 52}
 DEFAULT_MAX_POINTS = 2**18
@@ -66,7 +82,7 @@ def analysis_sample(da: xr.DataArray, max_points: int = DEFAULT_MAX_POINTS) -> x
     index: dict[Hashable, Any] = {}
     lead = 1
     for d in da.dims[:-2]:
-        index[d] = _picks(da.sizes[d])
+        index[d] = picks(da.sizes[d])
         lead *= index[d].size
     if da.ndim < 2:
         return da.isel(index)
@@ -78,48 +94,6 @@ def analysis_sample(da: xr.DataArray, max_points: int = DEFAULT_MAX_POINTS) -> x
     index[da.dims[-2]] = slice(start, start + rows)
     index[da.dims[-1]] = slice(x0, x1)
     return da.isel(index)
-
-
-def _analysed_keepbits(
-    sample: np.ndarray,
-    n_mant: int,
-    inflevel: float,
-    min_keepbits: int,
-    skip: tuple[float, ...] = (),
-) -> tuple[int, np.ndarray]:
-    """Keepbits chosen from ``sample`` (floored at ``min_keepbits`` unless all are kept).
-
-    Zeros and the values in ``skip`` (the variable's physical bounds) are left out of the
-    analysis: they are stored exactly whatever the bits kept.
-
-    Returns:
-        The keepbits and :func:`kept_information` of the sample.
-    """
-    info = bitinformation(sample, skip_zeros=True, skip_values=skip)
-    kept = kept_information(info, n_mant)
-    keep = keepbits_for(kept, inflevel)
-    return (n_mant if keep >= n_mant else max(keep, min_keepbits)), kept
-
-
-def block_sample(values: np.ndarray, max_points: int = BLOCK_MAX_POINTS) -> np.ndarray:
-    """Subsample of one block for its analysis: leading dims first/middle/last, rows spread.
-
-    Rows are evenly spaced over the block (not a band), whole along the last axis, so
-    neighbour pairs along x are intact and the whole block is represented.
-    """
-    if values.ndim < 2:
-        return values[:max_points]
-    picks = [_picks(n) for n in values.shape[:-2]]
-    lead = int(np.prod([p.size for p in picks]))
-    ny, nx = values.shape[-2:]
-    nrows = int(np.clip(max_points // max(nx * lead, 1), 2, ny))
-    rows = np.unique(np.linspace(0, ny - 1, nrows).round().astype(int))
-    return values[np.ix_(*picks, rows, np.arange(nx))]
-
-
-def _picks(n: int) -> np.ndarray:
-    """First, middle and last index of an axis of length ``n``."""
-    return np.unique(np.linspace(0, n - 1, min(n, 3)).round().astype(int))
 
 
 def information_keepbits(
@@ -158,7 +132,7 @@ def information_keepbits(
             keepbits[str(name)] = n_mant
             continue
         sample = np.asarray(analysis_sample(da, max_points).values)
-        keepbits[str(name)], _ = _analysed_keepbits(sample, n_mant, inflevel, min_keepbits)
+        keepbits[str(name)], _ = analysed_keepbits(sample, n_mant, inflevel, min_keepbits)
     return keepbits
 
 
@@ -178,6 +152,14 @@ class Rounding:
         min_keepbits: Floor on the per-block choice.
         max_points: Values analysed per block.
         measure: Also measure the information kept when ``keepbits`` is fixed.
+        skip: Values left out of the analysis: the finite physical bounds, in the
+            variable's own units.
+        bounds: ``(low, high)`` in the variable's units: a value at a bound stays exactly
+            there and none is rounded across one.
+        log2_step: Resolution floor: every value keeps the bits its magnitude needs for a
+            spacing of at most ``2**log2_step`` (None: none).
+        exact_step: The absolute step the values were quantised to (probabilities), recorded
+            as ``least_significant_step`` instead of the spacing the bits give.
     """
 
     n_mant: int
@@ -187,6 +169,9 @@ class Rounding:
     max_points: int = BLOCK_MAX_POINTS
     measure: bool = False
     skip: tuple[float, ...] = ()
+    bounds: tuple[float, float] = NO_BOUNDS
+    log2_step: int | None = None
+    exact_step: float | None = None
 
     def __call__(self, block: np.ndarray) -> tuple[np.ndarray, BlockInfo]:
         """Round one block; return it with the bits kept and the information they keep."""
@@ -195,17 +180,65 @@ class Rounding:
             keep = self.keepbits
         else:
             sample = block_sample(block, self.max_points)
-            keep, kept = _analysed_keepbits(
+            keep, kept = analysed_keepbits(
                 sample, self.n_mant, self.inflevel, self.min_keepbits, self.skip
             )
             keep = keep if self.keepbits is None else self.keepbits
-        rounded = block if keep >= self.n_mant else _round_block(block, keep)
-        return rounded, BlockInfo(keep, None if kept is None else float(kept[keep]), kept)
+        rounded = (
+            block
+            if keep >= self.n_mant
+            else round_block(block, keep, log2_step=self.log2_step, bounds=self.bounds)
+        )
+        info = None if kept is None else float(kept[keep])
+        step = largest_spacing(rounded, keep, self.log2_step)
+        return rounded, BlockInfo(keep, info, kept, step)
 
 
-def _bounds(name: str) -> tuple[float, ...]:
-    """The finite physical bounds of a product variable named after a canonical one."""
-    return tuple(float(b) for b in schema.bounds(name) if np.isfinite(b))
+PHYSICAL_PARAMS = ("loc", "mu", "mean", "scale", "sigma", "std", "shift")
+"""Distribution parameters in their variable's units (a location or a spread)."""
+
+
+def _unit(name: str, da: xr.DataArray, *, params: bool = False) -> UserUnit | None:
+    """The canonical variable of ``da`` and the conversion to its units, or None.
+
+    ``da`` holds values of a canonical variable when named after it (members,
+    percentiles) or, with ``params``, when it is one of its :data:`PHYSICAL_PARAMS`. Its units
+    are its ``units`` attribute (canonical without one), converted as
+    :func:`probcast.products.units.products_to_units` converts the products; None when the
+    attribute names no units of the variable.
+    """
+    param = str(da.attrs.get("distribution_parameter", ""))
+    var = name if not params or param not in PHYSICAL_PARAMS else name.removesuffix(f"_{param}")
+    if var not in schema.VARIABLES:
+        return None
+    try:
+        return user_units({var: str(da.attrs.get("units", schema.VARIABLES[var].units))})[var]
+    except ValueError:
+        return None
+
+
+def _bounds(name: str, da: xr.DataArray) -> tuple[float, float]:
+    """The physical bounds of a variable named after a canonical one, in its own units.
+
+    Converted as the products are, in the variable's dtype, so a value clipped to a bound in
+    canonical units and then converted is the converted bound (1 is 100 in %).
+    """
+    unit = _unit(name, da)
+    if unit is None:
+        return NO_BOUNDS
+    lo, hi = (float(unit.to_user(np.asarray(b, da.dtype))) for b in schema.bounds(unit.variable))
+    return lo, hi
+
+
+def _log2_step(name: str, da: xr.DataArray, resolution: Mapping[str, float]) -> int | None:
+    """Exponent of the power-of-two step within ``da``'s resolution floor (None: no floor).
+
+    The floor is converted to ``da``'s units as a difference: by the scale alone.
+    """
+    unit = _unit(name, da, params=True)
+    if unit is None or unit.variable not in resolution:
+        return None
+    return int(np.floor(np.log2(float(unit.spread_to_user(resolution[unit.variable])))))
 
 
 def plan_rounding(
@@ -215,35 +248,52 @@ def plan_rounding(
     keepbits: Mapping[str, int] | None = None,
     min_keepbits: int = DEFAULT_MIN_KEEPBITS,
     measure: bool = False,
+    resolution: Mapping[str, float] | None = defaults.PRODUCT_RESOLUTION,
 ) -> dict[str, Rounding]:
     """The rounding of every floating-point data variable of ``ds``.
 
     Fixed bits where given in ``keepbits``, the exact bits of quantised probabilities
-    (:func:`exact_keepbits`), all bits at ``inflevel`` 1; otherwise chosen per block.
+    (:func:`exact_keepbits`), all bits at ``inflevel`` 1; otherwise chosen per block. Every
+    variable of a canonical quantity is held to its ``resolution`` (canonical units: K,
+    m s-1, kg m-2, Pa, fraction) in its own units, and its physical bounds, in its own
+    units, are left out of the analysis and never crossed.
 
     Raises:
         ValueError: If ``inflevel`` is outside (0, 1].
     """
     _check_inflevel(inflevel)
-    fixed = {**exact_keepbits(ds), **(keepbits or {})}
+    exact = exact_keepbits(ds)
+    fixed = {**exact, **(keepbits or {})}
     plan = {}
     for name, da in ds.data_vars.items():
         if _lossy(da):
             n_mant = MANTISSA_BITS[da.dtype]
             keep = n_mant if inflevel >= 1.0 else fixed.get(str(name))
+            bounds = _bounds(str(name), da)
             plan[str(name)] = Rounding(
-                n_mant, keep, inflevel, min_keepbits, measure=measure, skip=_bounds(str(name))
+                n_mant,
+                keep,
+                inflevel,
+                min_keepbits,
+                measure=measure,
+                skip=tuple(float(b) for b in bounds if np.isfinite(b)),
+                bounds=bounds,
+                log2_step=_log2_step(str(name), da, resolution or {}),
+                exact_step=(
+                    float(da.attrs["least_significant_step"]) if str(name) in exact else None
+                ),
             )
     return plan
 
 
 @dataclass(frozen=True)
 class BlockInfo:
-    """Bits kept in one block, the fraction of its information they keep, and per bit."""
+    """Bits kept in one block, the information they keep (all, per bit), its largest spacing."""
 
     keepbits: int
     information: float | None
     kept: np.ndarray | None = field(default=None, repr=False)
+    step: float | None = None
 
 
 def quantize_probabilities(
@@ -285,50 +335,16 @@ def exact_keepbits(ds: xr.Dataset) -> dict[str, int]:
     instead of <= 0.004 at 5 bits), so quantised probabilities keep exactly these.
 
     Returns:
-        Variable -> keepbits, for the variables with a ``least_significant_step`` attribute
-        (set by :func:`quantize_probabilities`).
+        Variable -> keepbits, for the probabilities with a ``least_significant_step``
+        attribute (set by :func:`quantize_probabilities`; other variables record the spacing
+        of their values there).
     """
     out = {}
     for name, da in ds.data_vars.items():
-        step = da.attrs.get("least_significant_step")
-        if step is not None and _lossy(da) and 0 < float(step) <= 1:
+        step = da.attrs.get("least_significant_step") if _lossy(da) else None
+        if str(name).startswith("probability_of_") and step is not None and 0 < float(step) <= 1:
             bits = int(np.ceil(-np.log2(float(step)))) - 1
             out[str(name)] = int(np.clip(bits, 0, MANTISSA_BITS[da.dtype]))
-    return out
-
-
-ROUND_SLAB = 2**16
-"""Values rounded at a time: the temporaries stay in the CPU cache (3 times faster)."""
-
-
-def _round_block(block: np.ndarray, keepbits: int) -> np.ndarray:
-    """Round the mantissa of ``block`` to ``keepbits`` bits, to nearest (as numcodecs ``BitRound``).
-
-    One C-ordered copy (lazy inputs are never mutated, and the writer stores it as it is),
-    rounded in place on its integer view, slab by slab with one cache-sized temporary:
-    numcodecs' codec made five full-size temporaries and kept a strided input strided.
-    NaN stays NaN.
-    """
-    n_mant = MANTISSA_BITS[block.dtype]
-    out = np.array(block, order="C", copy=True)
-    if keepbits >= n_mant:
-        return out
-    drop = n_mant - keepbits
-    every = out.reshape(-1).view(np.dtype(f"i{out.dtype.itemsize}"))
-    half_buf = np.empty(min(ROUND_SLAB, every.size), dtype=every.dtype)
-    mask = np.array(-1, every.dtype) << drop
-    for start in range(0, every.size, ROUND_SLAB):
-        bits = every[start : start + ROUND_SLAB]
-        half = half_buf[: bits.size]
-        np.right_shift(bits, drop, out=half)  # round half to even: add the kept LSB ...
-        np.bitwise_and(half, 1, out=half)
-        half += (1 << (drop - 1)) - 1  # ... plus half a quantum minus one
-        bits += half
-        bits &= mask
-    # With 0 kept bits (or payload carries) rounding can turn NaN into inf or -0.0.
-    nan = np.isnan(block)
-    if nan.any():
-        np.copyto(out, block, where=nan)
     return out
 
 

@@ -31,6 +31,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from probcast import defaults
 from probcast.io import atomic_path
 from probcast.products import cf, compress
 from probcast.products.blocks import Finish, StoreJob, as_is, store_in_order
@@ -82,6 +83,12 @@ class Job:
         attrs: dict[str, Any] = {"bitround_keepbits": np.int32(min(bits))}
         if max(bits) != min(bits):
             attrs["bitround_keepbits_max"] = np.int32(max(bits))
+        # ... and half the largest spacing of the stored values is the absolute bound.
+        rounding = self.rounding[str(name)]
+        steps = [b.step for b in infos if b.step is not None]
+        step = rounding.exact_step or (max(steps) if steps else None)
+        if step is not None:
+            attrs["least_significant_step"] = np.asarray(step, self.ds[name].dtype)[()]
         if self.inflevel is not None:
             attrs["bitinformation_level"] = np.float32(self.inflevel)
         return attrs
@@ -280,6 +287,7 @@ def write_products(
     complevel: int | None = None,
     min_keepbits: int = compress.DEFAULT_MIN_KEEPBITS,
     probability_precision: float | None = compress.PROBABILITY_PRECISION,
+    resolution: Mapping[str, float] | None = defaults.PRODUCT_RESOLUTION,
 ) -> dict[str, int]:
     """Bit-round ``ds`` to ``inflevel`` of its information and write it compressed, atomically.
 
@@ -296,16 +304,27 @@ def write_products(
             :func:`~probcast.products.compress.quantize_probabilities`); their mantissa then
             keeps every bit that step needs, so the rounding error stays within half a step.
             None disables.
+        resolution: Canonical variable -> coarsest spacing of its stored values, in
+            canonical units (default :data:`probcast.defaults.PRODUCT_RESOLUTION`; None:
+            none). Converted to each variable's ``units``, it holds its members,
+            percentiles and location/spread parameters, whatever bits the information
+            needs; explicit ``keepbits`` too.
 
     Returns:
-        Variable -> mantissa bits kept.
+        Variable -> mantissa bits kept: the most over the blocks, by the information (or
+        ``keepbits``); values whose magnitude needs more for ``resolution`` keep more
+        (``least_significant_step`` records the coarsest spacing).
     """
     quantised = compress.quantize_probabilities(ds, probability_precision)
     job = write_job(
         quantised,
         path,
         compress.plan_rounding(
-            quantised, inflevel=inflevel, keepbits=keepbits, min_keepbits=min_keepbits
+            quantised,
+            inflevel=inflevel,
+            keepbits=keepbits,
+            min_keepbits=min_keepbits,
+            resolution=resolution,
         ),
         inflevel=inflevel,
         fmt=fmt,

@@ -7,7 +7,8 @@ earth, one standard parallel) and the CF grid-mapping variable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -183,3 +184,27 @@ def members(
         fields[var] = (dims, values.astype(np.float32), {"units": schema.VARIABLES[var].units})
     coords = {**_time_coords((24.0,), False), "realization": np.arange(n_members)}
     return xr.Dataset(fields, coords=base.coords).assign_coords(coords)
+
+
+def flat(da: xr.DataArray, lead: str) -> np.ndarray:
+    """``da`` as ``(lead, points)``: the lead dimension first, then every other flattened."""
+    times = [d for d in ("forecast_reference_time", "forecast_period") if d in da.dims]
+    order = [lead, *times, *(d for d in da.dims if d != lead and d not in times)]
+    return np.asarray(da.transpose(*order).values).reshape(da.sizes[lead], -1)
+
+
+def assert_probabilities_as_table(
+    paths: Mapping[str, Any], table: pd.DataFrame, thresholds: Mapping[str, Sequence[float]]
+) -> None:
+    """Gridded probability products equal a station table's ``<var>_p_gt_<t>`` columns.
+
+    Within the 2**-7 storage step of probabilities (0.004); the table's rows in the grid's
+    flattened order (reference time, period, then the grid).
+    """
+    for var, ts in thresholds.items():
+        with xr.open_dataset(paths[f"probabilities_{var}"]) as ds:
+            name = next(str(n) for n in ds.data_vars if "threshold" in ds[n].dims)
+            got = flat(ds[name], "threshold")
+        for k, t in enumerate(ts):
+            want = table[f"{var}_p_gt_{t:g}"].to_numpy()
+            np.testing.assert_allclose(got[k], want, atol=0.004, equal_nan=True)
