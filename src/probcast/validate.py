@@ -1,22 +1,19 @@
-"""Schema and sanity validation of canonical station tables.
+"""Schema and sanity validation of canonical station tables (docs/data-model.md).
 
-The canonical station table (docs/data-model.md) has one row per ``(station, init_time,
-lead_time)``; forecast predictors ``fc_<name>``, observations ``obs_<var>`` and static
-predictors ``stat_<name>`` are float columns. :func:`validate_station_table` coerces a table
-read from any source to that form and raises :class:`ValidationError`, naming the source,
-the column and what was expected, when it cannot. :func:`validation_report` lists the
-non-fatal findings (missing data, unknown columns) that converters put in their reports.
-
-Values outside a variable's physical range by float noise only (at most
-:data:`probcast.ranges.NOISE_TOLERANCE` of the range, e.g. a cloud cover of ``1.000007``)
-are clipped to it with a logged count (:func:`probcast.ranges.clip_float_noise`, for
-training and prediction alike); real violations are errors naming the source, the column
-and the worst value.
+:func:`validate_station_table` coerces a table read from any source to the canonical form
+and raises :class:`ValidationError`, naming the source, the column and what was expected,
+when it cannot; :func:`validation_report` lists the non-fatal findings. Values outside a
+variable's physical range by float noise only (:data:`probcast.ranges.NOISE_TOLERANCE` of
+the range, e.g. a cloud cover of ``1.000007``) are clipped with a logged count
+(:func:`probcast.ranges.clip_float_noise`); real violations are errors naming the source,
+the column and the worst value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -46,16 +43,12 @@ class ValidationError(ValueError):
     """Input data violates the canonical data model; the message names file and column."""
 
 
-def _utc_column(nullable: bool) -> pa.Column:
-    return pa.Column("datetime64[ns, UTC]", nullable=nullable, required=not nullable)
-
-
 STATION_SCHEMA = pa.DataFrameSchema(
     {
         "station": pa.Column(str, nullable=False),
-        "init_time": _utc_column(nullable=False),
+        "init_time": pa.Column("datetime64[ns, UTC]", nullable=False),
         "lead_time": pa.Column(float, pa.Check.ge(0.0), nullable=False),
-        "valid_time": _utc_column(nullable=False),
+        "valid_time": pa.Column("datetime64[ns, UTC]", nullable=False),
         "latitude": pa.Column(float, pa.Check.in_range(-90.0, 90.0), nullable=True, required=False),
         "longitude": pa.Column(
             float, pa.Check.in_range(-180.0, 360.0), nullable=True, required=False
@@ -89,8 +82,7 @@ def _check_columns(df: pd.DataFrame, source: str) -> None:
             f"{source}: missing key column(s) {missing}; a station table needs "
             f"{list(KEY_COLUMNS)} (found columns: {list(df.columns)[:20]})"
         )
-    cols = value_columns(df)
-    if not any(c.startswith((FC_PREFIX, OBS_PREFIX)) for c in cols):
+    if not any(c.startswith((FC_PREFIX, OBS_PREFIX)) for c in value_columns(df)):
         raise ValidationError(
             f"{source}: no forecast ({FC_PREFIX}<name>) or observation ({OBS_PREFIX}<var>) "
             f"columns; expected e.g. {FC_PREFIX}t2m and {OBS_PREFIX}t2m "
@@ -119,18 +111,15 @@ def to_utc(values: pd.Series, column: str, source: str) -> pd.Series:
             f"{source}: column {column!r} is numeric ({values.dtype}); expected datetimes or "
             f"ISO 8601 strings (e.g. '2016-10-01T00:00Z'); convert epoch numbers first"
         )
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        parsed = values.dt.tz_convert("UTC")
-    else:
-        try:
-            parsed = pd.to_datetime(values, utc=True, format="ISO8601")
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-            bad = values[parsed.isna() & values.notna()]
-            raise ValidationError(
-                f"{source}: column {column!r}: {len(bad)} value(s) are not parseable times, "
-                f"e.g. {_examples(bad)}; expected datetimes or ISO 8601 strings"
-            ) from None
+    try:  # a zone-aware column is converted to UTC
+        parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+        bad = values[parsed.isna() & values.notna()]
+        raise ValidationError(
+            f"{source}: column {column!r}: {len(bad)} value(s) are not parseable times, "
+            f"e.g. {_examples(bad)}; expected datetimes or ISO 8601 strings"
+        ) from None
     if parsed.isna().any():
         raise ValidationError(
             f"{source}: column {column!r}: {int(parsed.isna().sum())} missing time(s); "
@@ -140,7 +129,10 @@ def to_utc(values: pd.Series, column: str, source: str) -> pd.Series:
 
 
 def to_hours(values: pd.Series, source: str) -> pd.Series:
-    """Return lead times as float hours (numbers are hours; timedeltas are converted).
+    """Return lead times as float hours, value by value (a column may mix spellings).
+
+    A number or a numeric string (``12``, ``'12'``) is hours; a timedelta or a duration
+    string (``'6h'``, ``'90min'``, ``'1 day 06:00:00'``, ISO 8601 ``'PT6H'``) is converted.
 
     Args:
         values: The ``lead_time`` column.
@@ -149,22 +141,29 @@ def to_hours(values: pd.Series, source: str) -> pd.Series:
     Raises:
         ValidationError: Values that are neither hours nor durations.
     """
-    if pd.api.types.is_timedelta64_dtype(values):
-        return values.dt.total_seconds() / 3600.0
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().sum() == values.notna().sum():
-        return numeric.astype("float64")
-    try:
-        return pd.to_timedelta(values).dt.total_seconds() / 3600.0
-    except (ValueError, TypeError):
-        durations = pd.to_timedelta(values, errors="coerce")
-        bad = values[numeric.isna() & durations.isna() & values.notna()]
+    codes, uniques = pd.factorize(values)  # missing values: code -1, hours NaN
+    hours = np.array([*map(_lead_hours, uniques), np.nan], dtype="float64")[codes]
+    bad = values[np.isnan(hours) & (codes >= 0)]
+    if len(bad):
         raise ValidationError(
             f"{source}: column 'lead_time': {len(bad)} value(s) are neither hours nor "
-            f"durations, e.g. {_examples(bad)}; expected float hours or timedeltas"
-        ) from None
+            f"durations, e.g. {_examples(bad.drop_duplicates())}; expected float hours, "
+            "timedeltas or durations such as '6h' or 'PT6H'"
+        )
+    return pd.Series(hours, index=values.index, name=values.name)
+
+
+def _lead_hours(value: object) -> float:
+    """One lead time in hours (see :func:`to_hours`); NaN when it is not one."""
+    if isinstance(value, (timedelta, np.timedelta64)):
+        return pd.Timedelta(value).total_seconds() / 3600.0
+    with contextlib.suppress(ValueError):
+        return float(str(value))  # a number, or '12': hours (pd.to_timedelta reads 12 ns)
+    with contextlib.suppress(ValueError, OverflowError):
+        return pd.Timedelta(str(value).strip()).total_seconds() / 3600.0
+    return np.nan
 
 
 def to_float(values: pd.Series, column: str, source: str) -> pd.Series:
@@ -178,9 +177,7 @@ def to_float(values: pd.Series, column: str, source: str) -> pd.Series:
     Raises:
         ValidationError: Non-numeric values (with examples).
     """
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    if pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_numeric_dtype(values):  # bools too
         return values.astype("float64")
     numeric = pd.to_numeric(values, errors="coerce")
     bad = values[numeric.isna() & values.notna()]
@@ -208,12 +205,12 @@ def _coerce(df: pd.DataFrame, source: str) -> pd.DataFrame:
             f"{source}: column 'lead_time': {int(out['lead_time'].isna().sum())} missing lead "
             f"time(s); expected float hours on every row"
         )
-    lead = pd.to_timedelta(out["lead_time"], unit="h")
     if "valid_time" in out.columns:
         out["valid_time"] = to_utc(out["valid_time"], "valid_time", source)
     else:
+        valid = out["init_time"] + pd.to_timedelta(out["lead_time"], unit="h")
         pos = list(out.columns).index("lead_time") + 1
-        out.insert(pos, "valid_time", (out["init_time"] + lead).astype("datetime64[ns, UTC]"))
+        out.insert(pos, "valid_time", valid.astype("datetime64[ns, UTC]"))
     for col in [*STATIC_COLUMNS, *value_columns(out)]:
         if col in out.columns:
             out[col] = to_float(out[col], col, source)
@@ -222,12 +219,11 @@ def _coerce(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _schema_message(err: SchemaErrors, source: str) -> str:
     cases = err.failure_cases
-    lines = []
-    for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
-        examples = _examples(group["failure_case"].drop_duplicates())
-        lines.append(
-            f"column {column!r}: failed {check} for {len(group)} value(s), e.g. {examples}"
-        )
+    lines = [
+        f"column {column!r}: failed {check} for {len(group)} value(s), e.g. "
+        f"{_examples(group['failure_case'].drop_duplicates())}"
+        for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False)
+    ]
     return f"{source}: does not match the canonical station table: " + "; ".join(lines)
 
 
@@ -271,16 +267,9 @@ def _check_values(df: pd.DataFrame, source: str) -> None:
                 raise ValidationError(_range_message(source, col, var, values, bad))
             if n_noise:
                 info = VARIABLES[var]
-                log.info(
-                    "%s: %s: clipped %d value(s) outside [%g, %g] by float noise only "
-                    "(<= %g of the range)",
-                    source,
-                    col,
-                    n_noise,
-                    info.valid_min,
-                    info.valid_max,
-                    NOISE_TOLERANCE,
-                )
+                log.info("%s: %s: clipped %d value(s) outside [%g, %g] by float noise only "
+                         "(<= %g of the range)", source, col, n_noise, info.valid_min,
+                         info.valid_max, NOISE_TOLERANCE)  # fmt: skip
                 df[col] = clipped
 
 
@@ -314,11 +303,9 @@ def _check_valid_time(df: pd.DataFrame, source: str) -> None:
 def validate_station_table(df: pd.DataFrame, *, source: str = "<table>") -> pd.DataFrame:
     """Validate and coerce a station table to the canonical form.
 
-    Coercions: ``station`` to str; ``init_time``/``valid_time`` parsed to
-    ``datetime64[ns, UTC]`` (datetimes or ISO 8601 strings; naive times are UTC);
-    ``lead_time`` to float hours (numbers are hours; timedeltas and duration strings are
-    converted); ``fc_*``/``obs_*``/``stat_*`` and latitude/longitude/altitude to float64.
-    A missing ``valid_time`` is filled with ``init_time + lead_time``.
+    Coercions: ``station`` to str; times by :func:`to_utc` (naive times are UTC);
+    ``lead_time`` by :func:`to_hours`; value columns and latitude/longitude/altitude to
+    float64 (:func:`to_float`). A missing ``valid_time`` is ``init_time + lead_time``.
 
     Args:
         df: Table with at least ``station``, ``init_time``, ``lead_time`` and one ``fc_``
@@ -329,12 +316,10 @@ def validate_station_table(df: pd.DataFrame, *, source: str = "<table>") -> pd.D
         A coerced copy of ``df`` (same rows and order).
 
     Raises:
-        ValidationError: Missing key columns; no ``fc_``/``obs_`` columns; no rows;
-            non-numeric value columns; unparseable or missing times; negative lead times;
-            out-of-range coordinates; duplicated ``(station, init_time, lead_time)`` keys;
-            ``fc_<var>``/``obs_<var>`` values outside the physical range of a known
-            variable; all-NaN value columns; ``valid_time`` not equal to
-            ``init_time + lead_time``.
+        ValidationError: Missing key or ``fc_``/``obs_`` columns, no rows; non-numeric
+            values; bad or missing times or lead times, negative lead times; coordinates out
+            of range; duplicated keys; values outside the physical range of a known
+            variable; all-NaN value columns; ``valid_time`` not ``init_time + lead_time``.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValidationError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -347,6 +332,27 @@ def validate_station_table(df: pd.DataFrame, *, source: str = "<table>") -> pd.D
     return out
 
 
+def validate_keys(df: pd.DataFrame, *, source: str = "<table>") -> pd.DataFrame:
+    """Coerce and check the keys and times of a station table, not its values.
+
+    The same coercion and checks as :func:`validate_station_table`, without its value
+    checks (ranges, all-missing columns).
+
+    For a table built in memory and handed to prediction: a time in another zone, a
+    ``valid_time`` that is not ``init_time + lead_time`` or a repeated key would otherwise
+    give features of the wrong hour and rows labelled with the wrong time. The values are
+    checked where they are used (the model's inputs).
+
+    Raises:
+        ValidationError: As :func:`validate_station_table`, for the keys and times.
+    """
+    _check_columns(df, source)
+    out = _coerce(df, source)
+    _check_duplicates(out, source)
+    _check_valid_time(out, source)
+    return out
+
+
 def _known_column(col: object) -> bool:
     names = (*KEY_COLUMNS, "valid_time", *STATIC_COLUMNS)
     return isinstance(col, str) and (col in names or col.startswith(VALUE_PREFIXES))
@@ -355,11 +361,10 @@ def _known_column(col: object) -> bool:
 def validation_report(df: pd.DataFrame) -> list[str]:
     """Return non-fatal findings about a (validated) station table.
 
-    Findings: table size; fraction of missing values per ``fc_``/``obs_``/``stat_`` column
-    (only columns with missing values); targets without a raw forecast ``fc_<var>``;
-    ``obs_`` columns of unknown variables; columns outside the canonical model (ignored
-    downstream); constant predictors; values of an unusual size for their variable
-    (:mod:`probcast.plausibility`: precipitation in metres, wind in km/h).
+    Findings: table size; the fraction of missing values of each value column that has
+    some; targets without a raw forecast ``fc_<var>``; ``obs_`` columns of unknown
+    variables; columns outside the canonical model (ignored downstream); constant
+    predictors; values of an unusual size (:mod:`probcast.plausibility`: mm as m, km/h).
 
     Args:
         df: A table returned by :func:`validate_station_table`.

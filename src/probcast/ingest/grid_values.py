@@ -18,6 +18,10 @@ already named ``fc_*``/``obs_*`` opened lazily by :func:`probcast.align.points.o
   are errors that name the units the values would fit (degC labelled ``K``, millimetres
   labelled ``m``) instead of a silent conversion (float noise only, as for station tables,
   is clipped); latitude/longitude must lie on the globe.
+* Times: a ``forecast_period`` of numbers with a duration unit xarray does not decode
+  (``'h'``, ``'hour'``, ``'s'``) is converted by it; numbers without a usable time unit
+  (a period without one, an epoch reference time without CF units) are errors naming the
+  file, the coordinate and the units expected (:func:`decode_time_axes`).
 
 The same sentences as the station-table checks (:mod:`probcast.validate`,
 :func:`probcast.schema.range_error`).
@@ -45,6 +49,7 @@ from probcast.schema import (
 
 log = logging.getLogger(__name__)
 
+FRT, FP = "forecast_reference_time", "forecast_period"
 COORD_RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 360.0)}
 """Plausible ranges of the geographic coordinates (degrees)."""
 
@@ -202,17 +207,98 @@ def _check_one(ds: xr.Dataset, source: str, name: str, n_inf: int, lo: float, hi
     return lo < meta.valid_min or hi > meta.valid_max
 
 
-def _check_times(ds: xr.Dataset, source: str) -> None:
-    """Refuse time axes xarray could not decode (numbers without a time unit)."""
-    for name, kind, example in (
-        ("forecast_reference_time", "datetime64", "'hours since 2000-01-01'"),
-        ("forecast_period", "timedelta64", "'hours'"),
-    ):
-        if name in ds.variables and not np.issubdtype(ds[name].dtype, np.dtype(kind)):
-            raise GriddedReadError(
-                f"{source}: {name} holds {ds[name].dtype} values without a time unit; "
-                f"expected a units attribute such as {example}"
-            )
+DURATION_UNITS: dict[str, int] = {
+    name: ns
+    for ns, names in (
+        (1, ("ns", "nanosecond", "nanoseconds")),
+        (10**3, ("us", "microsecond", "microseconds")),
+        (10**6, ("ms", "millisecond", "milliseconds")),
+        (10**9, ("s", "sec", "secs", "second", "seconds")),
+        (60 * 10**9, ("min", "mins", "minute", "minutes")),
+        (3600 * 10**9, ("h", "hr", "hrs", "hour", "hours")),
+        (86400 * 10**9, ("d", "day", "days")),
+    )
+    for name in names
+}
+"""Nanoseconds in one unit of a numeric duration, by its (lower-case) units attribute.
+
+Plain units only: CF ``'hours since 2000-01-01'`` is a time (a reference time), not a
+duration."""
+PERIOD_HINT = "expected a duration unit such as 'hours', 'minutes' or 's' (without 'since')"
+REFERENCE_HINT = "expected CF time units such as 'hours since 1970-01-01'"
+
+
+def duration_ns(units: object) -> int | None:
+    """Nanoseconds in one ``units`` of a numeric duration; None when not a duration unit."""
+    return DURATION_UNITS.get(str(units).strip().lower()) if units is not None else None
+
+
+def _time_error(da: xr.DataArray, source: str, name: str, hint: str) -> GriddedReadError:
+    units = da.attrs.get("units", da.encoding.get("units"))
+    given = f"with units {str(units)!r}" if units is not None else "without a units attribute"
+    return GriddedReadError(f"{source}: {name} holds {da.dtype} values {given}; {hint}")
+
+
+def period_values(da: xr.DataArray, source: str, name: str = FP) -> np.ndarray:
+    """A forecast period as ``timedelta64[ns]``; numbers are converted by their ``units``.
+
+    Args:
+        da: The period coordinate (decoded by xarray, or numbers with a ``units`` attribute
+            xarray does not decode, such as ``'h'`` or ``'s'``).
+        source: File name for error messages.
+        name: The coordinate's name in the file (for messages).
+
+    Raises:
+        GriddedReadError: Numbers without a duration unit (none, an unknown one or CF
+            ``'... since ...'``), times, missing or other values.
+    """
+    values = np.asarray(da.values)
+    if np.issubdtype(values.dtype, np.timedelta64):
+        return values.astype("timedelta64[ns]")
+    ns = duration_ns(da.attrs.get("units"))
+    if ns is None or not np.issubdtype(values.dtype, np.number):
+        raise _time_error(da, source, name, PERIOD_HINT)
+    if not np.isfinite(values).all():
+        raise GriddedReadError(f"{source}: {name} has missing values; {PERIOD_HINT}")
+    if np.issubdtype(values.dtype, np.integer):
+        return (values.astype("int64") * ns).astype("timedelta64[ns]")
+    return np.round(values.astype("float64") * ns).astype("int64").astype("timedelta64[ns]")
+
+
+def reference_values(da: xr.DataArray, source: str, name: str = FRT) -> np.ndarray:
+    """A reference (or valid) time as ``datetime64[ns]``; numbers are refused.
+
+    Numbers left by xarray are times it could not decode: without CF ``units`` (epoch
+    seconds? milliseconds?) or with units that are not a time; they are never guessed.
+
+    Raises:
+        GriddedReadError: Numbers or durations, naming the file and the coordinate.
+    """
+    values = np.asarray(da.values)
+    if np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.timedelta64):
+        raise _time_error(da, source, name, REFERENCE_HINT)
+    return values.astype("datetime64[ns]")
+
+
+def decode_time_axes(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """``forecast_reference_time`` as datetime64 and ``forecast_period`` as timedelta64.
+
+    A numeric period with a duration unit xarray does not decode (``'h'``, ``'hour'``,
+    ``'s'``) is converted by it (:func:`period_values`); numbers without a usable unit are
+    refused. ``valid_time`` is recomputed when a period was converted.
+
+    Raises:
+        GriddedReadError: As :func:`period_values` and :func:`reference_values`.
+    """
+    new = {}
+    if FRT in ds.variables and not np.issubdtype(ds[FRT].dtype, np.datetime64):
+        new[FRT] = (ds[FRT].dims, reference_values(ds[FRT], source))
+    if FP in ds.variables and not np.issubdtype(ds[FP].dtype, np.timedelta64):
+        new[FP] = (ds[FP].dims, period_values(ds[FP], source))
+    if not new:
+        return ds
+    ds = ds.assign_coords(new)
+    return ds.assign_coords(valid_time=ds[FRT] + ds[FP]) if "valid_time" in ds.coords else ds
 
 
 def _known(units: str, var: str) -> str | None:
@@ -234,7 +320,7 @@ def _compute(stats: dict[str, list[xr.DataArray]]) -> dict[str, tuple[int, float
 
 
 def check_grid(ds: xr.Dataset, source: str, *, require_units: bool = True) -> xr.Dataset:
-    """Canonical units, then the value checks: the one path of every gridded input.
+    """Time axes, canonical units, then the value checks: the path of every gridded input.
 
     Args:
         ds: Dataset with ``fc_*``/``obs_*`` fields (lazy or loaded).
@@ -246,10 +332,11 @@ def check_grid(ds: xr.Dataset, source: str, *, require_units: bool = True) -> xr
 
     Raises:
         GriddedReadError: Units missing or unknown, infinite, all-missing or impossible
-            values, coordinates off the globe, time axes without a time unit (the message
-            names the file and variable).
+            values, coordinates off the globe, time axes that are numbers without a
+            usable time unit (:func:`decode_time_axes`; the message names the file and
+            variable).
     """
-    _check_times(ds, source)
+    ds = decode_time_axes(ds, source)
     ds = canonical_units(ds, source, require=require_units)
     noisy = check_values(ds, source)
     for name in noisy:  # float noise only (checked): clip to the physical range, lazily

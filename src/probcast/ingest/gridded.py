@@ -11,6 +11,7 @@ projected. See docs/gridded.md.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from probcast import io
+from probcast import io, periods
+from probcast.ingest import grib_windows
 from probcast.ingest.errors import GriddedReadError
 from probcast.ingest.grid_values import canonical_units
 from probcast.ingest.normalise import (
@@ -80,38 +82,24 @@ def check_grib(path: Path) -> int:
     """Scan every GRIB message header; return the count or raise on a corrupted message.
 
     cfgrib skips corrupted messages with a warning, which would silently return partial
-    data; this scan makes corruption and truncation an error instead.
+    data; this scan makes corruption and truncation an error instead
+    (:func:`probcast.ingest.grib_windows.scan`).
     """
-    import eccodes
-
-    count = 0
-    with open(path, "rb") as f:
-        while True:
-            offset = f.tell()
-            try:
-                handle = eccodes.codes_grib_new_from_file(f)
-            except Exception as err:
-                raise GriddedReadError(
-                    f"{path}: corrupted or truncated GRIB: message {count + 1} at byte {offset} "
-                    f"cannot be decoded ({type(err).__name__}: {err}); expected complete GRIB "
-                    "messages"
-                ) from None
-            if handle is None:
-                break
-            eccodes.codes_release(handle)
-            count += 1
-    if count == 0:
-        raise GriddedReadError(f"{path}: no GRIB message found; expected GRIB1/2 messages")
-    return count
+    return len(grib_windows.scan(path))
 
 
-def _open_raw(path: Path, fmt: str, engine: str | None) -> list[xr.Dataset]:
-    """Open ``path`` with the backend of ``fmt``; a list (GRIB may hold several hypercubes)."""
+def _open_raw(
+    path: Path, fmt: str, engine: str | None, messages: list[grib_windows.Message]
+) -> list[xr.Dataset]:
+    """Open ``path`` with the backend of ``fmt``; a list (GRIB may hold several hypercubes).
+
+    A GRIB file's message headers are put in ``messages`` (:func:`grib_windows.scan`).
+    """
     kw: dict = {"decode_timedelta": True}
     if fmt == "grib":
         import cfgrib
 
-        check_grib(path)
+        messages.extend(grib_windows.scan(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return list(cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""}, **kw))
@@ -198,13 +186,11 @@ def open_gridded(
     src = Path(text.removeprefix("reference://"))
     fmt = sniff_format(src)
     fmt = {"cfgrib": "grib", "zarr": "zarr", "reference": "reference"}.get(engine or "", fmt)
+    messages: list[grib_windows.Message] = []
     try:
-        raw = _open_raw(src, fmt, engine if fmt.startswith("netcdf") else None)
-        parts = [
-            normalise(r.load(), src, role=role, keep_unknown=keep_unknown)
-            for r in raw
-            if _has_fields(r, keep_unknown)
-        ]
+        raw = _open_raw(src, fmt, engine if fmt.startswith("netcdf") else None, messages)
+        used = [r.load() for r in raw if _has_fields(r, keep_unknown)]
+        parts = [normalise(r, src, role=role, keep_unknown=keep_unknown) for r in used]
     except GriddedReadError:
         raise
     except Exception as err:
@@ -219,7 +205,15 @@ def open_gridded(
         )
     ds = _merge([_finish(p, src, role) for p in parts], src)
     prefix = FC_PREFIX if role == "forecast" else OBS_PREFIX
-    return canonical_units(select_canonical(ds, src, wanted_names(variables), prefix), str(src))
+    ds = canonical_units(select_canonical(ds, src, wanted_names(variables), prefix), str(src))
+    if fmt == "grib":  # the windows of accumulated and extreme fields (cfgrib drops them)
+        stated = grib_windows.stated(src, used, messages, ds, prefix)
+        ds.attrs.pop(periods.ATTR, None)
+        if stated:
+            ds.attrs[periods.ATTR] = json.dumps(dict(sorted(stated.items())))
+    elif raw and periods.ATTR in raw[0].attrs and periods.ATTR not in ds.attrs:
+        ds.attrs[periods.ATTR] = raw[0].attrs[periods.ATTR]  # (dropped by normalise)
+    return ds
 
 
 def _has_fields(ds: xr.Dataset, keep_unknown: bool) -> bool:

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from probcast.ingest.errors import GriddedReadError
+from probcast.ingest.grid_values import period_values, reference_values
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, UnitError, canonical_name
 from probcast.schema import to_canonical_units as _to_units
 
@@ -130,6 +131,9 @@ def _wgrib2_reference(ds: xr.Dataset, valid: str) -> np.datetime64 | None:
 
 def _lead_from_valid(ds: xr.Dataset, ref: str | None, valid: str, src: Path) -> xr.Dataset:
     """Give ``ds`` a forecast_period derived from valid time - reference time."""
+    for name in (ref, valid):  # numbers (an epoch without units) are never read as times
+        if name is not None:
+            reference_values(ds[name], str(src), name)
     if ref is None:
         frt = _wgrib2_reference(ds, valid)
         if frt is None:  # an analysis/truth file: valid time is its own reference, lead 0
@@ -147,7 +151,16 @@ def _lead_from_valid(ds: xr.Dataset, ref: str | None, valid: str, src: Path) -> 
 
 
 def to_time_axes(ds: xr.Dataset, src: Path) -> xr.Dataset:
-    """Rename/derive the time coordinates to (forecast_reference_time, forecast_period)."""
+    """Rename/derive the time coordinates to (forecast_reference_time, forecast_period).
+
+    A numeric period is converted by its duration unit (``'h'``, ``'minutes'``, ``'s'``);
+    numbers without a usable time unit are refused
+    (:func:`probcast.ingest.grid_values.period_values`, ``reference_values``).
+
+    Raises:
+        GriddedReadError: No time coordinate, or times that are numbers without a time unit
+            (naming the file, the coordinate and the units expected).
+    """
     ref = _find(ds, _REF_NAMES, FRT)
     lead = _find(ds, _LEAD_NAMES, FP)
     valid = _find(ds, _VALID_NAMES, "time")
@@ -156,6 +169,7 @@ def to_time_axes(ds: xr.Dataset, src: Path) -> xr.Dataset:
         ref, valid = valid, None
     if ref is None and valid is None:
         raise GriddedReadError(f"{src}: no time coordinate; expected a reference/valid time")
+    names = {FRT: str(ref or valid), FP: str(lead)}  # as in the file, for messages
     if lead is not None and ref is not None:
         ds = ds.drop_vars([v for v in ("valid_time", valid) if v and v in ds.variables])
         ds = ds.rename({k: v for k, v in ((ref, FRT), (lead, FP)) if k != v})
@@ -164,8 +178,8 @@ def to_time_axes(ds: xr.Dataset, src: Path) -> xr.Dataset:
     for dim in (FRT, FP):
         if ds[dim].ndim == 0:
             ds = ds.expand_dims(dim)
-    frt = ds[FRT].values.astype("datetime64[ns]")
-    fp = ds[FP].values.astype("timedelta64[ns]")
+    frt = reference_values(ds[FRT], str(src), names[FRT])
+    fp = period_values(ds[FP], str(src), names[FP])  # numbers by their duration unit
     ds = ds.assign_coords({FRT: frt, FP: fp})
     return ds.assign_coords(valid_time=ds[FRT] + ds[FP])
 

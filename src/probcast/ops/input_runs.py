@@ -2,7 +2,9 @@
 
 A cycle's input is found by its file name (``inputs/{cycle:%Y%m%d%H}.nc``); nothing in the
 name says what is inside. :func:`check_runs` opens it (the reference times only: a table's
-``init_time`` column, a grid's ``forecast_reference_time``, the ``dataDate``/``dataTime``
+``init_time`` column; a grid's reference time as the gridded reader finds it,
+:func:`probcast.ingest.normalise.to_time_axes`: ``forecast_reference_time``,
+``reference_time``, cfgrib's ``time`` next to a ``step``, ...; the ``dataDate``/``dataTime``
 of a GRIB file's first messages) and refuses an input whose runs are not the cycle, and an
 input that cannot be opened yet (a NetCDF file still being written).
 """
@@ -71,11 +73,16 @@ def _grid_runs(path: Path) -> list[object] | None:
         return None
     import xarray as xr
 
-    opened = xr.open_zarr(path) if fmt == "zarr" else xr.open_dataset(path)
-    with opened as ds:
-        if "forecast_reference_time" not in ds.variables:
-            return None
-        return list(ds["forecast_reference_time"].values.ravel())
+    from probcast.ingest.errors import GriddedReadError
+    from probcast.ingest.normalise import FRT, tidy_dims, to_time_axes
+
+    engine = "zarr" if fmt == "zarr" else None
+    with xr.open_dataset(path, engine=engine, decode_timedelta=True) as ds:
+        try:  # the reference time as the reading path names it (cfgrib's 'time' + 'step', ...)
+            axes = to_time_axes(tidy_dims(ds), path)
+        except GriddedReadError:
+            return None  # no time named: the reading path says what is missing
+        return list(axes[FRT].values.ravel())
 
 
 def _grib_runs(path: Path) -> list[object]:

@@ -30,6 +30,7 @@ from probcast.schema import VARIABLES, canonical_name, to_canonical_units
 from probcast.sources import fs
 from probcast.sources.errors import SourceError
 from probcast.sources.obs import OBS_VARIABLES, ObsData, clean_metadata, gunzip, removed_rows
+from probcast.validate import ValidationError, to_utc
 
 GHCNH_ELEMENTS = {
     "temperature": ("t2m", 1.0, 273.15),
@@ -172,15 +173,17 @@ def _convert(values: np.ndarray, unit: str, var: str, source: str) -> np.ndarray
 def read_table(url: str, storage_options: dict[str, Any] | None = None, **options: Any) -> ObsData:
     """Read a user's observation table (CSV or Parquet, plain or gzip).
 
-    Needs ``station`` and ``time`` (ISO 8601, naive = UTC) and value columns named by a
+    Needs ``station`` and ``time`` (datetimes or ISO 8601 strings, naive = UTC; numbers such
+    as epoch seconds are refused, :func:`probcast.validate.to_utc`) and value columns named by a
     canonical name or alias (``t2m``, ``temperature``, ``obs_t2m``) in canonical units, or
     with a unit given as ``units: {key: unit}`` in the options (``degC``, ``hPa``...), the
     key naming the column or its variable (:func:`_units_by_column`). Station metadata
     columns ``latitude``/``longitude``/``altitude``/``name`` are used when present.
 
     Raises:
-        SourceError: Naming the file: unreadable, without ``station``/``time``, two columns
-            of one variable, or a ``units`` key that names no column.
+        SourceError: Naming the file: unreadable, without ``station``/``time``, times that
+            are numbers, unparseable or missing, two columns of one variable, or a ``units``
+            key that names no column.
     """
     raw = gunzip(fs.read_bytes(url, storage_options), url)
     try:
@@ -202,10 +205,10 @@ def read_table(url: str, storage_options: dict[str, Any] | None = None, **option
             raise SourceError(f"{url}: columns {seen[var]!r} and {col!r} both hold {var}; keep one")
     units = _units_by_column(list(seen.values()), dict(options.get("units", {})), url)
     obs = pd.DataFrame({"station": df["station"].astype(str)})
-    try:
-        obs["time"] = pd.to_datetime(df["time"], utc=True)
-    except (ValueError, TypeError) as err:
-        raise SourceError(f"{url}: column 'time' is not ISO 8601 times ({err})") from None
+    try:  # epoch numbers are refused, never read as ns since 1970
+        obs["time"] = to_utc(df["time"], "time", url)
+    except ValidationError as err:
+        raise SourceError(str(err)) from None
     for var, col in seen.items():
         values = pd.to_numeric(df[col], errors="coerce").to_numpy()
         if col in units:

@@ -204,7 +204,13 @@ def _frame(records: list[dict[str, Any]], source: str) -> ObsData:
         named = {k if k == "tp_hours" else f"obs_{k}": v for k, v in values.items()}
         rows.append({"station": sid, "time": rec["time"], **named})
     obs = pd.DataFrame(rows)
-    obs["time"] = pd.to_datetime(obs["time"], format="mixed", utc=True)
+    try:  # fixed-width YYYYMMDDHHMM or global-hourly DATE; epoch numbers do not parse
+        obs["time"] = pd.to_datetime(obs["time"], format="mixed", utc=True)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise SourceError(
+            f"{source}: column 'DATE' (time): not times ({' '.join(str(err).split())}); "
+            "expected ISO 8601 UTC times such as '2024-01-01T00:00:00'"
+        ) from None
     for sid, counts in bad.items():
         removed += removed_rows(sid, "source_qc", counts)
     for sid, n in summaries.items():
