@@ -18,7 +18,8 @@ KEY_COLUMNS = ("station", "init_time", "lead_time")
 
 STATIC_COLUMNS = ("latitude", "longitude", "altitude")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-"""File suffixes of station tables (CSV or Parquet)."""
+PREDICTION_SUFFIXES = (*TABLE_SUFFIXES, ".nc")
+"""File suffixes of station tables; prediction tables may be station NetCDF too."""
 FC_PREFIX = "fc_"
 OBS_PREFIX = "obs_"
 
@@ -377,8 +378,7 @@ def check_physical_range(
     """
     var = VARIABLES[variable]
     arr = np.asarray(values, dtype="float64")
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
+    if (finite := arr[np.isfinite(arr)]).size == 0:
         return
     bad = int(((finite < var.valid_min) | (finite > var.valid_max)).sum())
     problem = range_error(float(finite.min()), float(finite.max()), variable, n_bad=bad)

@@ -31,6 +31,8 @@ LAYERS: list[set[str]] = [
         "compile_cache",
         "plausibility",
         "geo",
+        "periods",
+        "argtypes",
     },
     {"ranges"},
     {"dists", "validate", "features", "units"},

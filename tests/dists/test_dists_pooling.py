@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
 
-from probcast import dists
+from probcast import defaults, dists
 from probcast.dists import pooling
 from probcast.testing import references
 
@@ -42,7 +43,7 @@ def test_mixture_quantiles_invert_the_mixture_cdf():
     np.testing.assert_allclose(p[0], 1 - np.asarray(LEVELS), atol=1e-5)
 
 
-@pytest.mark.parametrize("combine", pooling.COMBINES)
+@pytest.mark.parametrize("combine", defaults.COMBINES)
 def test_censored_point_mass_is_kept(combine):
     dist = dists.get("censored_logistic")
     p1 = {"loc": jnp.array([-1.0]), "scale": jnp.array([0.5])}
@@ -74,7 +75,7 @@ def test_single_network_is_exact():
     q = pooling.quantile_at(NORMAL, [A], LEVELS, "mixture")
     np.testing.assert_allclose(q, NORMAL.quantile({k: v[:, None] for k, v in A.items()}, LEVELS))
     with pytest.raises(ValueError, match="combine"):
-        pooling.check_combine("average")
+        defaults.check_combine("average")
 
 
 def test_vincentized_gamma_exceedance_matches_a_float64_reference():
@@ -107,3 +108,14 @@ def test_vincentized_gamma_exceedance_matches_a_float64_reference():
     wet = (p[:, 3] > 1e-3) & (p[:, 3] < 1 - 1e-3)
     q = pooling.quantile_at(dist, params, jnp.asarray(1.0 - p[:, 3:4]), "vincentize")
     np.testing.assert_allclose(np.asarray(q)[wet, 0], 1.0, rtol=2e-3)
+
+
+@pytest.mark.parametrize("combine", defaults.COMBINES)
+def test_pooled_exceedance_is_never_negative(combine):
+    # audit: ten networks' CDFs of 1.0 averaged in float32 gave P(ws10 > 60) = -1.49e-08
+    dist = dists.get("normal")
+    params = [{"loc": jnp.full(3, 5.0 + 0.01 * k), "scale": jnp.full(3, 0.5)} for k in range(10)]
+    pooled = jax.jit(lambda ps, t: pooling.exceedance(dist, ps, t, combine))  # as predicted
+    p = np.asarray(pooled(params, jnp.asarray([60.0, -60.0])))
+    assert (p >= 0).all() and (p <= 1).all()
+    assert p[:, 0].max() == 0.0 and p[:, 1].min() == 1.0

@@ -39,6 +39,7 @@ def model_dir(tmp_path_factory, stations) -> Path:
             "--config.train.epochs=1",
             "--config.train.n_seeds=1",
             "--config.tracking.backend=none",
+            "--config.data.periods=tp:6",  # a CSV records none: the config states it
         ]
     )
     assert rc == 0

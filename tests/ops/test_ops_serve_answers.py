@@ -65,6 +65,24 @@ def test_a_served_forecast_equals_the_published_product(served):
     np.testing.assert_allclose(got[cols].to_numpy(float), want[cols].to_numpy(float), rtol=1e-12)
 
 
+def test_an_input_of_another_period_is_never_served(served):
+    # a 6-h model answering from 24-h amounts: numbers with a 200 and nothing to show it
+    c, root, _, second = served
+    good = root / "inputs" / f"{second:%Y%m%d%H}.parquet"
+    keep = good.read_bytes()
+    table = pd.read_parquet(good)
+    table.attrs["probcast_periods"] = '{"tp": 24.0}'
+    table.to_parquet(good, index=False)
+    try:
+        reply = _post(c, {"cycle": pl.cycle_id(second.to_pydatetime())})
+        assert reply.status_code == 503, reply.text
+        assert "tp is over 24 h, but the model was trained on 6-h tp" in reply.text
+    finally:
+        good.write_bytes(keep)
+    reply = _post(c, {"cycle": pl.cycle_id(second.to_pydatetime())})
+    assert reply.status_code == 200 and reply.json()["periods"] == {"tp": 6.0}
+
+
 def test_a_stale_or_misnamed_input_is_never_served(served):
     # audit: yesterday's file copied under today's name was answered as today's cycle
     c, root, first, second = served

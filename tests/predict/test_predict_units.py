@@ -252,3 +252,14 @@ def test_gridded_predict_in_user_units(tmp_path: Path):
         assert b["threshold"].attrs["units"] == "degC"
         name = "probability_of_air_temperature_above_threshold"
         np.testing.assert_allclose(b[name].values, a[name].values, atol=1e-5)
+
+
+def test_thresholds_and_units_of_variables_the_model_does_not_predict() -> None:
+    from probcast.products.units import check_thresholds_for, check_units_for
+
+    check_thresholds_for(["t2m", "tp"], {"tp": [1.0]})
+    check_thresholds_for(["t2m"], None)
+    with pytest.raises(ValueError, match=r"thresholds given for \['ws10'\], which the model"):
+        check_thresholds_for(["t2m", "tp"], {"ws10": [1.0], "tp": [1.0]})
+    with pytest.raises(ValueError, match=r"--units given for \['ws10'\]"):
+        check_units_for(["t2m"], {"ws10": "km/h"})

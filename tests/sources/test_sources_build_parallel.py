@@ -95,7 +95,7 @@ def test_distributed_cluster_equals_serial(root):
 def test_bad_workers_and_scheduler(root, monkeypatch, capsys):
     args = ["build", "--config", str(root / "build.json"), "--out", str(root / "bad")]
     assert main([*args, "--workers", "0"]) == 2  # a usage error, found before any work
-    assert "argument --workers: expected an integer >= 1, got 0" in capsys.readouterr().err
+    assert "argument --workers: expected a whole number >= 1, got '0'" in capsys.readouterr().err
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 1)
     spec = parse_spec(json.loads((root / "build.json").read_text()))
     with pytest.raises(SourceError, match=r"--scheduler tcp://127\.0\.0\.1:9: cannot connect"):

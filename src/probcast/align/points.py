@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from probcast import periods
 from probcast.align.neighbourhood import STATS, check_stats, check_windows, neighbourhood_fields
 from probcast.geo import EARTH_RADIUS_KM
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES
@@ -259,7 +260,8 @@ def grid_to_table(
 
     Returns:
         The table; ``table.attrs["grid"]`` describes the grid and the neighbourhood
-        settings (:func:`grid_description`), which the feature spec records.
+        settings (:func:`grid_description`), which the feature spec records; the dataset's
+        statistic periods (:mod:`probcast.periods`) are kept in ``table.attrs``.
     """
     windows = parse_windows(neighbourhood)
     stats = check_stats(stats)
@@ -270,6 +272,8 @@ def grid_to_table(
         prepared = neighbourhood_fields(prepared, fields, dims, windows, stats, scale=scale)
     table, _ = table_rows(prepared, required)
     table.attrs["grid"] = grid_description(prepared, windows, stats)
+    if periods.ATTR in ds.attrs:  # as stated (a period with no fixed length too)
+        table.attrs[periods.ATTR] = ds.attrs[periods.ATTR]
     return table
 
 

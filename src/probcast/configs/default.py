@@ -20,6 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
     data.targets = ""  # comma list of variables; "" = every obs_<var> column
     data.split_date = ""  # ISO date: train only on init < split_date (raw tables)
     data.val_fraction = 0.15  # last part of the training period, for early stopping
+    # Periods of tp/tmax/tmin ("tp:6,tmax:24", hours) for tables that do not record them
+    # (probcast.periods); a table's own periods win, and must agree.
+    data.periods = ""
 
     config.features = features = ml_collections.ConfigDict()
     features.predictors = ""  # comma list of columns; "" = every fc_* and stat_* column

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from probcast import io, progress
+from probcast import io, periods, progress
 from probcast.data import registry
 from probcast.ingest.tables import write_table
 from probcast.split import grid_index_split, time_split
@@ -119,6 +119,8 @@ def prepare(name: str, out_dir: Path | None = None) -> Prepared:
         canonical = convert(registry.fetch(name))
         shown.advance(1, f"prepare {name}: split")
         train, test = split(name, canonical)
+        stated = periods.parse(registry.get_info(name).periods, f"registry entry {name}")
+        train, test = periods.recorded(train, stated), periods.recorded(test, stated)
         shown.advance(1, f"prepare {name}: write")
         paths, kind = _write(train, test, out_dir, name)
         shown.advance()

@@ -46,6 +46,8 @@ class DatasetInfo:
     description: str
     files: tuple[RemoteFile, ...]
     split: dict[str, object] | None = None
+    periods: dict[str, float] | None = None
+    """Hours that ``tp``/``tmax``/``tmin`` cover (:mod:`probcast.periods`); None: unknown."""
 
 
 @cache
@@ -64,6 +66,7 @@ def registry() -> dict[str, DatasetInfo]:
             description=d["description"],
             files=files,
             split=d.get("split"),
+            periods=d.get("periods"),
         )
     return out
 

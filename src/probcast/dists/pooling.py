@@ -38,7 +38,6 @@ from probcast.dists.registry import Distribution
 Params = dict[str, jax.Array]
 _Search = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 """The pooled-level search's state: iteration, score, bracket, ends evaluated, active."""
-COMBINES = ("vincentize", "mixture")
 _MAX_STEPS = 40
 """Iterations of a bisection (:func:`_bisect`: a 2**-40 bracket) and the most of a pooled
 level's search (:func:`_pooled_level`, which usually stops after 5-7)."""
@@ -50,13 +49,6 @@ _VALUE_TOL = 1e-6
 """Relative distance of the pooled quantile to the threshold at which it stops as well."""
 _U_MIN, _U_MAX = 1e-7, 1.0 - 1e-7
 """Range of a pooled level: the families' quantiles clip their levels to it."""
-
-
-def check_combine(combine: str) -> str:
-    """Validate a ``config.predict.combine`` value."""
-    if combine not in COMBINES:
-        raise ValueError(f"predict.combine must be one of {COMBINES}, got {combine!r}")
-    return combine
 
 
 def _expand(p: Params) -> Params:
@@ -96,14 +88,18 @@ def quantile_at(
 def exceedance(
     dist: Distribution, params: Sequence[Params], t: jax.Array, combine: str
 ) -> jax.Array:
-    """Pooled probability of exceeding thresholds ``t`` (``(k,)``): ``(n, k)``."""
+    """Pooled probability of exceeding thresholds ``t`` (``(k,)``): ``(n, k)``, in [0, 1].
+
+    Clipped: the float32 mean of CDFs that are all 1 can round to 1 + 1.5e-8, which gave
+    probabilities of -1.5e-8.
+    """
     params = _in_family(dist, params, combine)
     if len(params) == 1 or combine == "mixture":
-        return 1.0 - jnp.mean(jnp.stack([dist.cdf(_expand(p), t) for p in params]), axis=0)
-
-    n = jnp.broadcast_shapes(*(jnp.shape(v) for v in params[0].values()))
-    shape = (*n, jnp.shape(t)[-1])
-    return 1.0 - _pooled_level(dist, params, jnp.broadcast_to(t, shape))
+        cdf = jnp.mean(jnp.stack([dist.cdf(_expand(p), t) for p in params]), axis=0)
+    else:
+        n = jnp.broadcast_shapes(*(jnp.shape(v) for v in params[0].values()))
+        cdf = _pooled_level(dist, params, jnp.broadcast_to(t, (*n, jnp.shape(t)[-1])))
+    return jnp.clip(1.0 - cdf, 0.0, 1.0)
 
 
 def _in_family(dist: Distribution, params: Sequence[Params], combine: str) -> Sequence[Params]:

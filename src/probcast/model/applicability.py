@@ -25,13 +25,11 @@ import numpy as np
 import pandas as pd
 
 from probcast.model.domain import Domain
+from probcast.model.options import MODES, DomainPolicy
 from probcast.products.table import APPLICABILITY_OK, applicability_labels
 
 log = logging.getLogger(__name__)
 
-MODES = ("warn", "flag", "refuse")
-"""``warn``: a warning line only; ``flag``: the ``applicability`` column and the warning;
-``refuse``: as ``flag``, and an error for a row beyond the hard tolerance."""
 _UNITS = (("seconds", 3600.0), ("minutes", 60.0))
 
 
@@ -40,31 +38,6 @@ class ExtrapolationError(ValueError):
 
     The message names the column and the worst value.
     """
-
-
-@dataclasses.dataclass(frozen=True)
-class DomainPolicy:
-    """How prediction treats rows outside the training domain (a request option).
-
-    Attributes:
-        mode: One of :data:`MODES`.
-        tolerance: Soft margin, as a fraction of the training q0.001-q0.999 width (lead
-            times: strictly the training range), beyond which a row is flagged.
-        limit: Hard margin (same unit, >= ``tolerance``) beyond which ``refuse`` raises.
-    """
-
-    mode: str = "flag"
-    tolerance: float = 0.1
-    limit: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"extrapolation must be one of {MODES}, got {self.mode!r}")
-        if not 0.0 <= self.tolerance <= self.limit:
-            raise ValueError(
-                "extrapolation tolerances must satisfy 0 <= tolerance <= limit, got "
-                f"tolerance={self.tolerance}, limit={self.limit}"
-            )
 
 
 @dataclasses.dataclass

@@ -9,11 +9,14 @@ it. The file format (version 1) is fixed::
 
     {"version": 1, "rows": N, "lead_hours": {"min": a, "max": b}, "stations": [ids...],
      "features": {"<column>": {"levels": [0, 0.001, ..., 1], "values": [...17 floats...]}},
-     "valid_until": "2021-01-31T00:00:00Z"}
+     "valid_until": "2021-01-31T00:00:00Z", "periods": {"tp": 6.0}}
 
 ``valid_until`` (optional: absent in files written before it was recorded) is the latest
 valid time of the training rows: the newest observation the model learned from, so a later
-evaluation (the retraining gate) can score it only on what it has not seen.
+evaluation (the retraining gate) can score it only on what it has not seen. ``periods``
+(optional: absent when the training data recorded none) are the hours that ``tp``, ``tmax``
+and ``tmin`` cover (:mod:`probcast.periods`): prediction refuses input of another period and
+the products state it.
 
 Models trained before this file existed have none: :func:`load_domain` returns ``None``
 (one info line) and the checks are skipped.
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import periods
 from probcast.io import write_json
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,7 @@ class Domain:
         stations: Training station ids (sorted).
         features: Input column -> its values at :data:`LEVELS` on the training rows.
         valid_until: Latest valid time (UTC) of the training rows; ``None``: not recorded.
+        periods: Hours covered by the statistic variables (``{"tp": 6.0}``); empty: unknown.
     """
 
     rows: int
@@ -80,6 +85,7 @@ class Domain:
     stations: tuple[str, ...]
     features: Mapping[str, tuple[float, ...]]
     valid_until: pd.Timestamp | None = None
+    periods: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def quantile(self, column: str, level: float) -> float:
         """The training value of ``column`` at one of :data:`LEVELS`."""
@@ -96,7 +102,10 @@ class Domain:
                 col: {"levels": _levels_json(), "values": [float(v) for v in values]}
                 for col, values in self.features.items()
             },
-        } | ({} if self.valid_until is None else {"valid_until": _iso(self.valid_until)})
+        } | (
+            ({} if self.valid_until is None else {"valid_until": _iso(self.valid_until)})
+            | ({"periods": dict(sorted(self.periods.items()))} if self.periods else {})
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = DOMAIN_FILE) -> Domain:
@@ -126,6 +135,7 @@ class Domain:
                 valid_until=(
                     None if data.get("valid_until") is None else _utc(data["valid_until"])
                 ),
+                periods=periods.parse(data.get("periods"), source),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{source}: malformed training domain ({err})") from None
@@ -192,6 +202,7 @@ def domain_from_frame(frame: pd.DataFrame, columns: Sequence[str]) -> Domain:
         stations=tuple(sorted({str(s) for s in frame["station"].unique()})),
         features=features,
         valid_until=last_valid_time(frame),
+        periods=periods.of(frame.attrs, "training table"),
     )
 
 

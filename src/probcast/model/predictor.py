@@ -30,7 +30,6 @@ from probcast.dists import is_generative
 from probcast.dists._common import LocScaleFamily
 from probcast.dists.pooling import (
     blend_params,
-    check_combine,
     exceedance,
     mean_params,
     quantile_at,
@@ -39,30 +38,9 @@ from probcast.dists.recalibration import PitMap
 from probcast.features import Batch, FeatureSpec
 from probcast.model.domain import Domain
 from probcast.model.network import predictive
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictOptions:
-    """How a trained model predicts (chosen per request, not at training).
-
-    Attributes:
-        combine: Pool of seed networks: ``vincentize`` (quantile average) or ``mixture``.
-        batch_size: Rows per forward pass (bounded further by the member count).
-        quantile_members: Members drawn per row for a generative head's quantiles and
-            probabilities.
-    """
-
-    combine: str = "vincentize"
-    batch_size: int = 65536
-    quantile_members: int = 1000
-
-    def __post_init__(self) -> None:
-        check_combine(self.combine)
-        if self.batch_size < 1 or self.quantile_members < 1:
-            raise ValueError(
-                f"batch_size and quantile_members must be >= 1, got {self.batch_size}, "
-                f"{self.quantile_members}"
-            )
+from probcast.model.options import PredictOptions
+from probcast.periods import STATISTICS, check_same, unfixed
+from probcast.periods import of as periods_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +153,35 @@ class TrainedModel:
     def targets(self) -> list[str]:
         """Target variables in head order."""
         return list(self.heads)
+
+    @property
+    def periods(self) -> dict[str, float]:
+        """Hours that its targets ``tp``/``tmax``/``tmin`` cover (:mod:`probcast.periods`).
+
+        Only those the training data recorded; empty for a model without a domain.
+        """
+        known = self.domain.periods if self.domain is not None else {}
+        return {v: float(h) for v, h in known.items() if v in self.heads}
+
+    def check_periods(self, data: Any, where: str) -> None:
+        """Refuse input (a table or Dataset) of other periods than the model's.
+
+        Every variable the model uses counts: its targets and the variables of its
+        ``fc_*`` predictors (a 6-h ``fc_tp`` predictor fed 24-h amounts is as wrong).
+
+        Raises:
+            ValueError: Naming ``where``, the variable and both periods, or why the input's
+                variable has no fixed period.
+        """
+        cols = self.spec.columns
+        used = {*self.targets} | {
+            v for v in STATISTICS for c in cols if c == f"fc_{v}" or c.startswith(f"fc_{v}_")
+        }
+        for var, why in unfixed(data.attrs, where).items():
+            if var in used:
+                raise ValueError(f"{where}: {var} is {why}")
+        known = self.domain.periods if self.domain is not None else {}
+        check_same(known, periods_of(data.attrs, where), sorted(used), where)
 
     def pooled_params_are_predictive(self, var: str) -> bool:
         """Whether :meth:`params` of ``var`` is its predictive distribution.

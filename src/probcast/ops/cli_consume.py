@@ -26,6 +26,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from probcast.argtypes import positive
 from probcast.logs import configure_logging
 from probcast.ops.broker import (
     BadMessage,
@@ -36,7 +37,7 @@ from probcast.ops.broker import (
     encode_message,
     open_broker,
 )
-from probcast.ops.cli import pipeline_args, positive
+from probcast.ops.cli import pipeline_args
 from probcast.ops.consume import consume
 from probcast.ops.cycle import open_store
 from probcast.ops.pipeline import Pipeline, PipelineError, load

@@ -12,9 +12,10 @@ import re
 import socket
 import sys
 
+from probcast.argtypes import positive
 from probcast.logs import configure_logging
 from probcast.ops import serve_limits as lim
-from probcast.ops.cli import pipeline_args, positive
+from probcast.ops.cli import pipeline_args
 from probcast.ops.pipeline import PipelineError, load
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

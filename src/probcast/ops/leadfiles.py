@@ -20,9 +20,8 @@ from typing import Any
 
 from probcast import io
 from probcast.ops.pipeline import Pipeline, PipelineError
+from probcast.schema import TABLE_SUFFIXES  # an input with one file per lead: tables only
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-"""File suffixes of an input with one file per lead (station tables only)."""
 _LEAD = re.compile(r"\{lead(?::[^}]*)?\}")
 
 

@@ -10,6 +10,7 @@ each cycle will run (its own checks), after the types a YAML file can get wrong.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from probcast.ops.pipeline import Destination, PipelineError
 
 SAMPLE_CYCLE = datetime(2026, 11, 29, tzinfo=UTC)
 """The cycle templates are filled with when checked."""
+_BARE_CYCLE = re.compile(r"(?<!\{)\{cycle(?:![rsa])?:?\}")
 COMPLETE_KEYS = frozenset({"rule", "settle_seconds", "suffix"})
 METRICS_KEYS = frozenset({"file", "pushgateway"})
 DESTINATION_KEYS = frozenset({"url", "storage_options"})
@@ -85,7 +87,17 @@ def block(value: Any, where: str, known: frozenset[str] | None = None) -> dict[s
 
 
 def filled(template: str, where: str, **fields: Any) -> str:
-    """``template`` filled with a sample cycle (and ``fields``): a bad placeholder is named."""
+    """``template`` filled with a sample cycle (and ``fields``): a bad placeholder is named.
+
+    A ``{cycle}`` without a date format is refused: it would name files after the
+    datetime's ``str`` (``2021-01-21 00:00:00+00:00``), which no NWP feed writes.
+    """
+    bare = _BARE_CYCLE.search(template)
+    if bare:
+        raise PipelineError(
+            f"{where}: {template!r}: {bare.group()} has no date format, which gives names like "
+            f"'{SAMPLE_CYCLE}'; write {{cycle:FORMAT}}, e.g. {{cycle:%Y%m%d%H}}"
+        )
     try:
         return template.format(cycle=SAMPLE_CYCLE, **fields)
     except (KeyError, IndexError, ValueError, AttributeError) as err:
@@ -174,7 +186,7 @@ def products(
     (:class:`~probcast.predict.request.PredictRequest`) apply at load.
     """
     from probcast.predict.request import PredictRequest, is_grid
-    from probcast.products.table import TABLE_SUFFIXES
+    from probcast.schema import PREDICTION_SUFFIXES as TABLE_SUFFIXES
 
     data = block(value, f"{name}: products")
     unknown = set(data) - fields - {"output"}

@@ -329,6 +329,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         loaded, model_fingerprint = model()
         try:
             cycle = inputs.get(path, when)
+            loaded.check_periods(cycle.dataset if cycle.table is None else cycle.table, str(path))
         except (OSError, ValueError) as err:  # unreadable, or holds other runs than the cycle
             raise HTTPException(503, f"input of cycle {cid} unusable: {err}") from err
         table, mapping, ids, leads = _rows(cycle, query, limits, f"cycle {cid}", loaded)
@@ -379,6 +380,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
             "cycle": cid,
             "model_fingerprint": model_fingerprint,
             "units": {v: units.get(v, VARIABLES[v].units) for v in loaded.targets},
+            "periods": loaded.periods,
         }
         families = {} if result is None else result.families
         return answer(pred, families, head, wants_parquet(format, accept))

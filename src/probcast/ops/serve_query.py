@@ -45,6 +45,10 @@ class ForecastReply(BaseModel):
     model_fingerprint: str
     units: dict[str, str] = Field(description="units of every target's values in the rows")
     families: dict[str, str] = Field(description="family of the parameter columns per variable")
+    periods: dict[str, float] = Field(
+        default_factory=dict,
+        description="hours before the valid time that tp (sum), tmax and tmin (extremes) cover",
+    )
     rows: list[dict[str, Any]] = Field(
         description="one per station (or point) and lead time: keys, statics, "
         "<var>_q<level>, <var>_p_gt_<t>, <var>_mNNN; points add point and distance_km"
@@ -102,14 +106,10 @@ def check_variables(thresholds: Any, units: Any, targets: list[str]) -> None:
     problem, a 503 that also fed the serve-error alert. Units are checked by the products'
     own rule (:func:`probcast.products.units.check_units_for`).
     """
-    from probcast.products.units import check_units_for
+    from probcast.products.units import check_thresholds_for, check_units_for
 
-    unknown = sorted(set(thresholds or {}) - set(targets))
     try:
-        if unknown:
-            raise ValueError(
-                f"thresholds for {unknown}, which the model does not predict (targets: {targets})"
-            )
+        check_thresholds_for(targets, thresholds)
         check_units_for(targets, units)
     except ValueError as err:
         raise HTTPException(422, str(err).removeprefix("--")) from None

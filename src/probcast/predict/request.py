@@ -18,8 +18,7 @@ import numpy as np
 
 from probcast import defaults
 from probcast.align.points import is_grid_path
-from probcast.model.applicability import DomainPolicy
-from probcast.model.predictor import PredictOptions
+from probcast.model.options import DomainPolicy, PredictOptions
 from probcast.units import parse_units
 
 

@@ -26,6 +26,7 @@ from probcast.predict.station import predict_stations
 from probcast.products.table import TABLE_SUFFIXES
 from probcast.products.table_files import write_predictions
 from probcast.products.units import canonical_thresholds, table_to_units
+from probcast.validate import validate_keys
 
 
 @dataclasses.dataclass
@@ -75,8 +76,8 @@ def _model(request: PredictRequest, model: TrainedModel | None) -> TrainedModel:
 
 
 def _input_table(source: Any) -> pd.DataFrame:
-    if isinstance(source, pd.DataFrame):
-        return source
+    if isinstance(source, pd.DataFrame):  # a caller's table: its keys and times as a file's
+        return validate_keys(source, source="input table")
     return read_table(source)
 
 
@@ -98,11 +99,18 @@ class StationRunner:
                 f"{TABLE_SUFFIXES}"
             )
         model = _model(req, self.model)
-        pred = self._predict(model, _input_table(req.input))
+        rows = _input_table(req.input)
+        name = "input table" if isinstance(req.input, pd.DataFrame) else str(req.input)
+        try:
+            model.check_periods(rows, name)
+        except ValueError as err:
+            raise RequestError(str(err)) from None
+        pred = self._predict(model, rows)
         table, units = table_to_units(pred.table, req.units, model.heads, req.thresholds)
         result = PredictResult(req, "stations", table, pred.families, pred.forecasts)
         if req.output is not None:
             meta = {"model": str(req.model), "request": req.describe(), **units}
+            meta |= {"periods": model.periods} if model.periods else {}
             path = write_predictions(table, Path(req.output), families=pred.families, metadata=meta)
             result.paths["table"] = path
         result.seconds = time.perf_counter() - start

@@ -9,7 +9,7 @@ as int32 seconds and times as float64 seconds since 1970-01-01 (CF-1.8 has no in
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 import probcast
-from probcast import schema
+from probcast import periods, schema
 
 CONVENTIONS = "CF-1.8"
 FRT = "forecast_reference_time"
@@ -26,7 +26,7 @@ FP = "forecast_period"
 TIME = "time"
 EPOCH_UNITS = "seconds since 1970-01-01 00:00:00"
 
-CELL_METHODS = {"tp": "time: sum", "tmax": "time: maximum", "tmin": "time: minimum"}
+CELL_METHODS = {var: f"time: {method}" for var, method in periods.STATISTICS.items()}
 """Statistics over the forecast period, written to ``cell_methods`` (CF 7.3)."""
 
 _LATLON_ATTRS = {
@@ -249,6 +249,48 @@ def add_provenance(ds: xr.Dataset, prov: Provenance, *, product: str) -> xr.Data
         "date_created": created,
     }
     return ds
+
+
+def _stated_var(name: str, attrs: Mapping[str, Any], stated: Mapping[str, float]) -> str | None:
+    """The statistic variable that product variable ``name`` describes, if it has a period."""
+    for var in stated:
+        if name == var or attrs.get("diagnostic") == var:
+            return var
+        if name.startswith(f"{var}_") and "distribution_parameter" in attrs:
+            return var
+    return None
+
+
+def state_periods(ds: xr.Dataset, stated: Mapping[str, float]) -> xr.Dataset:
+    """State the period of every statistic variable (:mod:`probcast.periods`) in ``ds``.
+
+    Each product variable of ``tp``/``tmax``/``tmin`` (members, percentiles, probabilities,
+    parameters) gets ``statistic_period`` (ISO 8601 duration, ``PT6H``) and its
+    ``cell_methods`` a CF comment (``time: sum (over the 6 h ending at time)``).
+    The file keeps no CF time bounds: one file holds variables of different periods (and
+    instantaneous ones) on one time axis.
+
+    Args:
+        ds: A product dataset.
+        stated: Variable -> hours (the model's periods); variables without one are left as
+            they are.
+
+    Returns:
+        ``ds`` with the attributes set (a shallow copy).
+    """
+    out = ds.copy()
+    for name in out.data_vars:
+        var = _stated_var(str(name), out[name].attrs, stated)
+        if var is None:
+            continue
+        hours = float(stated[var])
+        attrs = dict(out[name].attrs)
+        attrs["statistic_period"] = periods.iso(hours)
+        method = CELL_METHODS.get(var)
+        if method and "distribution_parameter" not in attrs:
+            attrs["cell_methods"] = f"{method} (over the {hours:g} h ending at time)"
+        out[name].attrs = attrs
+    return out
 
 
 def threshold_coord(var: str, thresholds: np.ndarray) -> xr.DataArray:

@@ -59,7 +59,7 @@ META_KEY = "probcast"
 PAD_MARK = "~pad"
 """In a station id, marks a padding row: a copy of another row, added only to reach a row
 count the compiled kernels already know (``probcast serve``); never part of an answer."""
-TABLE_SUFFIXES = (*schema.TABLE_SUFFIXES, ".nc")
+TABLE_SUFFIXES = schema.PREDICTION_SUFFIXES
 SOURCE = "source"
 """Suffix of the per-variable flag column ``<var>_source``."""
 SOURCES = ("model", "emos", "raw_dressed", "missing")

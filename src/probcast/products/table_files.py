@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probcast import io
+from probcast import io, periods
 from probcast.products.table import (
     APPLICABILITY,
     APPLICABILITY_REASONS,
@@ -92,9 +92,8 @@ def write_predictions(
     suffix = p.suffix.lower()
     meta = _metadata(families or {}, metadata)
     if suffix == ".csv":
-        io.write_with(
-            p, lambda tmp: frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        )
+        utc = _in_utc(frame)  # the times are written with a 'Z'
+        io.write_with(p, lambda tmp: utc.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ"))
         io.write_json(p.with_name(p.name + ".json"), meta)
     elif suffix in (".parquet", ".pq"):
         io.write_with(p, lambda tmp: _write_parquet(frame, tmp, meta))
@@ -103,6 +102,17 @@ def write_predictions(
     else:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     return p
+
+
+def _in_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its zone-aware time columns in UTC (naive ones are UTC already)."""
+    zoned = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    if not zoned:
+        return frame
+    out = frame.copy()
+    for col in zoned:
+        out[col] = out[col].dt.tz_convert("UTC")
+    return out
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, meta: Mapping[str, Any]) -> None:
@@ -178,12 +188,13 @@ def _units_attrs(ds: Any, meta: Mapping[str, Any]) -> None:
 def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     import xarray as xr
 
-    with xr.open_dataset(path) as ds:
+    with xr.open_dataset(path, decode_timedelta=False) as ds:
         if "station" not in ds.variables and "forecast_reference_time" in ds.variables:
             raise ValueError(
                 f"{path}: a gridded product, not a station prediction table (no station); "
                 "gridded products are scored with probcast verify --forecast ... --truth GRID"
             )
+        ds = _lead_in_hours(ds, path)
         meta = json.loads(ds.attrs.get(META_KEY, "{}"))
         flags = [str(n) for n in ds.data_vars if is_flag_column(str(n))]
         flags = [n for n in flags if "flag_meanings" in ds[n].attrs]
@@ -196,6 +207,38 @@ def _read_netcdf(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     # A (station, init, lead) cube holds NaN rows for key combinations the table lacked.
     df = df.loc[df[values].notna().any(axis=1)].reset_index(drop=True)
     return df, meta
+
+
+def _lead_in_hours(ds: Any, path: Path) -> Any:
+    """``ds`` with ``lead_time`` in hours, converted from its ``units`` attribute.
+
+    Any duration unit (``hours``, ``minutes``, ``s``, ``days``...:
+    :data:`probcast.ingest.grid_values.DURATION_UNITS`); without ``units`` the numbers are
+    hours (as probcast writes them).
+
+    Raises:
+        ValueError: Units that are not a duration (``'hours since ...'``, ``'m'``), or
+            lead times that are not numbers; naming the file and the column.
+    """
+    from probcast.ingest.grid_values import duration_ns
+
+    lead = ds.variables.get("lead_time")
+    if lead is None or np.issubdtype(lead.dtype, np.timedelta64):
+        return ds
+    units = lead.attrs.get("units", lead.encoding.get("units"))  # (decoded: a time)
+    ns = duration_ns(units)
+    if units is None and np.issubdtype(lead.dtype, np.number):
+        return ds
+    if ns is None or not np.issubdtype(lead.dtype, np.number):
+        raise ValueError(
+            f"{path}: column 'lead_time' holds {lead.dtype} values with units {units!r}; "
+            "expected hours (units 'hours') or another duration unit ('minutes', 's', 'days')"
+        )
+    hours = lead.astype("float64") * float(ns) / 3.6e12  # exact for whole minutes
+    hours.attrs = {"units": "hours"}
+    if "lead_time" in ds.coords:
+        return ds.assign_coords(lead_time=hours)
+    return ds.assign(lead_time=hours)
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -230,7 +273,10 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     else:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     meta = {**read_sidecar(p), **meta}
-    return normalise_keys(df, str(p)), sidecar_families(meta)
+    df = normalise_keys(df, str(p))
+    if meta.get("periods"):  # what the model's products cover (probcast.periods)
+        periods.recorded(df, periods.parse(meta["periods"], f"{p}: metadata periods"))
+    return df, sidecar_families(meta)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -301,6 +301,16 @@ def _param_field(
     return _param(da, param, unit, True).assign_attrs(attrs)
 
 
+def check_thresholds_for(variables: Sequence[str], thresholds: Mapping[str, Any] | None) -> None:
+    """Raise ValueError when ``thresholds`` name a variable outside ``variables``."""
+    unknown = sorted(set(thresholds or {}) - set(variables))
+    if unknown:
+        raise ValueError(
+            f"thresholds given for {unknown}, which the model does not predict "
+            f"(targets: {list(variables)})"
+        )
+
+
 def check_units_for(variables: Sequence[str], units: Mapping[str, str] | None) -> None:
     """Raise ValueError when ``units`` name a variable outside ``variables``."""
     unknown = sorted(set(user_units(units)) - set(variables))

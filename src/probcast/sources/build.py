@@ -38,7 +38,7 @@ from probcast.sources.era5 import truth_window
 from probcast.sources.errors import SourceError, WrongRunError
 from probcast.sources.obs import GRIDDED_TRUTH, ObsData, check_some_in_range
 from probcast.sources.pair import pair
-from probcast.sources.partitions import compact
+from probcast.sources.partitions import compact, with_periods
 from probcast.sources.qc import RANGES, apply_qc
 from probcast.sources.variables import needed, relative_humidity
 
@@ -274,7 +274,7 @@ def run_cycle(
         return CycleOutcome(key, False, missing, unavailable=unavailable, kept=old is not None)
     obs_cols = [c for c in table.columns if c.startswith("obs_")]
     without_obs = bool(table[obs_cols].isna().all().all())
-    partitions.write(path, table, missing, unavailable)
+    partitions.write(path, with_periods(table, spec.accumulation_hours), missing, unavailable)
     return CycleOutcome(key, True, missing, without_obs, unavailable)
 
 
@@ -312,6 +312,8 @@ def build(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     io.sweep(out)
+    hours = {"tp": float(spec.accumulation_hours)} if "tp" in spec.variables else {}
+    partitions.check_periods(out, hours)
     result = BuildResult(out=out)
     if spec.truth["source"] in GRIDDED_TRUTH:  # gridded truth: sampled at the stations
         meta, notes = _stations(spec, None)

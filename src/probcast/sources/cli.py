@@ -16,22 +16,12 @@ import json
 import sys
 from pathlib import Path
 
+from probcast.argtypes import positive
 from probcast.schema import UnitError
 from probcast.sources.errors import SourceError
 
 USER_ERRORS = (SourceError, UnitError, FileNotFoundError, PermissionError)
 """Errors printed as one line (exit code 1), never as a traceback."""
-
-
-def _workers(text: str) -> int:
-    """``--workers N``: an integer >= 1 (argparse type: a bad one is a usage error)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=positive(int, 1, strict=False),
         default=1,
         metavar="N",
         help="compute cycles on N local processes (Dask; default 1: in this process)",

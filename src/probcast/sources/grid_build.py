@@ -43,6 +43,7 @@ from probcast.sources.config import BuildSpec
 from probcast.sources.errors import SourceError
 from probcast.sources.grib import on_disk
 from probcast.sources.grid_store import append_cycle, committed, grid_signature
+from probcast.sources.partitions import with_periods
 from probcast.sources.variables import EXTRA_UNITS, derive, needed, wind_direction
 
 STORE = "grid.zarr"
@@ -242,7 +243,7 @@ def cycle_dataset(
     coords: dict[str, Any] = {FRT: [key], FP: leads}
     coords.update({str(k): v for k, v in nwp.coords.items() if set(v.dims) <= set(spatial)})
     ds = xr.Dataset(data, coords=coords)
-    return ds.assign_coords(valid_time=ds[FRT] + ds[FP])
+    return with_periods(ds.assign_coords(valid_time=ds[FRT] + ds[FP]), spec.accumulation_hours)
 
 
 def build_grid(spec: BuildSpec, out: str | os.PathLike[str]) -> BuildResult:

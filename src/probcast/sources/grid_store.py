@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from probcast import io
+from probcast import io, periods
 from probcast.ingest.normalise import FP, FRT
 from probcast.sources.errors import SourceError
 
@@ -91,7 +91,20 @@ def append_cycle(
         with io.atomic_path(store) as tmp:
             ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, encoding=encoding)
     else:
+        _same_periods(store, ds)
         ds.to_zarr(store, append_dim=FRT, consolidated=True)
     new = {"cycles": [*state["cycles"], key], "grid": signature}
     io.write_json(_state_path(store), new)
     return new
+
+
+def _same_periods(store: Path, ds: xr.Dataset) -> None:
+    """Refuse a cycle of another statistic period than the store's (the spec changed)."""
+    with xr.open_zarr(store, consolidated=True) as old:
+        before = periods.of(old.attrs, str(store))
+    now = periods.of(ds.attrs, "this build")
+    if before != now:
+        raise SourceError(
+            f"{store}: holds statistic periods {before or 'none'} (hours), this build's are "
+            f"{now or 'none'} (accumulation_hours changed); build into a new folder"
+        )

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from probcast import io
+from probcast import io, periods
+from probcast.sources.errors import SourceError
 
 MISSING_KEY = b"probcast.missing"
 UNAVAILABLE_KEY = b"probcast.unavailable"
@@ -86,8 +89,10 @@ def compact(out: Path) -> int:
         return 0
     empty: set[str] | None = None
     schema: pa.Schema | None = None
+    seen: dict[str, tuple[float, str]] = {}
     for p in parts:
         t = pq.read_table(p)
+        _same_periods(t.schema, p, seen)
         value_cols = [c for c in t.column_names if c.startswith(("obs_", "fc_"))]
         nan_cols = {
             c
@@ -98,6 +103,7 @@ def compact(out: Path) -> int:
         schema = t.schema if schema is None else schema
     assert schema is not None
     target = pa.schema([schema.field(k) for k in schema.names if k not in (empty or set())])
+    target = target.with_metadata(schema.metadata)  # pandas' attributes: the periods
     rows = 0
     with io.atomic_path(out / "table.parquet") as tmp:
         writer = pq.ParquetWriter(tmp, target)
@@ -109,3 +115,44 @@ def compact(out: Path) -> int:
         finally:
             writer.close()
     return rows
+
+
+def with_periods(data: Any, accumulation_hours: float) -> Any:
+    """``data`` (a table or Dataset) recording ``tp``'s period, ``accumulation_hours``."""
+    names = data.columns if isinstance(data, pd.DataFrame) else data.data_vars
+    has_tp = any(str(n) in ("fc_tp", "obs_tp") for n in names)
+    return periods.recorded(data, {"tp": float(accumulation_hours)} if has_tp else {})
+
+
+def check_periods(out: Path, expected: Mapping[str, float]) -> None:
+    """Refuse a build into ``out`` whose cycle files hold other statistic periods.
+
+    Called before any work: a changed ``accumulation_hours`` would otherwise add cycles of
+    the new period next to the kept ones of the old.
+
+    Raises:
+        SourceError: Naming a cycle file, its period and the spec's.
+    """
+    seen: dict[str, tuple[float, str]] = {}
+    for path in sorted(glob.glob(str(out / "init_date=*" / "cycle_*.parquet"))):
+        _same_periods(pq.read_schema(path), path, seen)
+    for var, (hours, where) in seen.items():
+        if var in expected and expected[var] != hours:
+            raise SourceError(
+                f"{where}: {var} is over {hours:g} h, but this spec's accumulation_hours is "
+                f"{expected[var]:g}; build into a new folder (or keep accumulation_hours: "
+                f"{hours:g})"
+            )
+
+
+def _same_periods(schema: pa.Schema, path: str, seen: dict[str, tuple[float, str]]) -> None:
+    """Refuse cycle files of different statistic periods (a spec changed between runs)."""
+    attrs = (schema.pandas_metadata or {}).get("attributes") or {}
+    for var, hours in periods.of(attrs, path).items():
+        before, where = seen.setdefault(var, (hours, path))
+        if before != hours:
+            raise SourceError(
+                f"{path}: {var} is over {hours:g} h, but {where} holds {before:g}-h {var} "
+                "(accumulation_hours changed between builds into one folder); build into a "
+                "new folder"
+            )

@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from probcast import periods
 from probcast.configs import default
+from probcast.schema import TABLE_SUFFIXES
 from probcast.train.workdir import LOCK
 
 MISSING = ("impute", "error")
@@ -36,7 +38,6 @@ COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 """``train.compute_dtype`` (:data:`probcast.train.loop.DTYPES`)."""
 DAY_OF_YEAR = ("auto", "true", "false", "1", "0", "yes", "no")
 """``features.day_of_year`` (:func:`probcast.time_features.use_day_of_year`)."""
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 # int fields: least value
 INT_MIN = {
@@ -213,6 +214,10 @@ def _check_formats(v: dict[str, Any]) -> None:
             pd.Timestamp(date)
         except ValueError:
             raise _bad("data.split_date", date, "an ISO date such as 2021-06-01, or ''") from None
+    try:
+        periods.parse(v["data.periods"], "data.periods")
+    except ValueError as err:
+        raise ConfigError(f"data.periods={v['data.periods']!r}: {err}") from None
     for key in ("data.targets", "features.predictors"):
         names = _names(v[key])
         if len(set(names)) != len(names):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from probcast import periods
 from probcast.features import Batch
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,44 @@ def load_table(
         table, _ = time_split(table, pd.Timestamp(split_date))
     log.info("training table %s: %d rows", source, len(table))
     return table, source
+
+
+def with_periods(table: pd.DataFrame, configured: str, source: str) -> pd.DataFrame:
+    """``table`` with its statistic periods completed by ``config.data.periods``.
+
+    Raises:
+        ValueError: The config and the table disagree (names both).
+    """
+    found = periods.of(table.attrs, source)
+    columns = [str(c) for c in table.columns]
+    for var, why in periods.unfixed(table.attrs, source).items():
+        if f"fc_{var}" in columns or f"obs_{var}" in columns:
+            raise ValueError(f"{source}: {var} is {why}")
+    return periods.recorded(table, known_periods(found, configured, source, columns))
+
+
+def known_periods(
+    found: periods.Periods, configured: str, source: str, columns: Sequence[str]
+) -> periods.Periods:
+    """The data's periods completed by ``config.data.periods`` (:mod:`probcast.periods`).
+
+    An ``obs_tp``/``obs_tmax``/``obs_tmin`` column whose period is known from neither is
+    logged: its products cannot state the period, and prediction cannot check its input's.
+
+    Raises:
+        ValueError: The config and the data disagree (names both).
+    """
+    known = periods.combine(found, periods.parse(configured, "data.periods"), source)
+    unknown = [v for v in periods.STATISTICS if f"obs_{v}" in columns and v not in known]
+    if unknown:
+        log.warning(
+            "%s: the period of %s is not recorded (data build and data prepare record it); "
+            "set data.periods (e.g. %s:6) so that products state it and prediction checks it",
+            source,
+            ", ".join(unknown),
+            unknown[0],
+        )
+    return known
 
 
 def fingerprint(table: pd.DataFrame) -> str:

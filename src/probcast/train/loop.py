@@ -115,6 +115,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     with reading_data(config.data.path):  # errors that name no file: named the data file
         path, date = str(config.data.path), str(config.data.split_date)
         table, source = tdata.load_table(path, date, str(config.features.neighbourhood))
+        table = tdata.with_periods(table, str(config.data.periods), source)
         digest = tdata.fingerprint(table)
         targets = resolve_targets(table, str(config.data.targets))
         table = usable_rows(table, targets)

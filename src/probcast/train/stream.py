@@ -34,6 +34,7 @@ from probcast.features import FeatureSpec
 from probcast.model import artefact
 from probcast.model.domain import Domain, domain_from_frame, save_domain
 from probcast.model.network import head_families
+from probcast.train import data as tdata
 from probcast.train import loop, select
 from probcast.train.adapt import adapt_to_data
 from probcast.train.blend import EMOS_MAX_ROWS
@@ -195,13 +196,17 @@ def train_stream(
         int(cfg.stream_read_rows),
     )
     found = scan(source, config)
+    where = f"stream:{source.path}"
+    known = tdata.known_periods(
+        source.periods, str(config.data.periods), where, source.schema.names
+    )
+    found.domain = dataclasses.replace(found.domain, periods=known)
     spec, val_table = found.spec, found.val
     config = adapt_to_data(config, found.n_fit, len(spec.stations))
     heads = head_families(spec.targets, config.model)
     refit = bool(config.train.refit) and len(val_table) > 0
     select_dir = workdir / "selection" if refit else workdir
     select_dir.mkdir(exist_ok=True)
-    where = f"stream:{source.path}"
     for d in {workdir, select_dir}:
         artefact.write_run_files(d, config, spec, heads, fingerprint=found.digest, source=where)
         save_domain(d, found.domain)

@@ -7,9 +7,11 @@ order. Nothing is read whole: :meth:`ParquetSource.batches` yields one row group
 record batches of at most ``read_rows`` rows, already filtered to the wanted rows (usable
 training rows before ``data.split_date``, then the fit, validation or all rows).
 
-:meth:`ParquetSource.open` makes one narrow pass (times and target columns) to find the
-validation cut exactly as :func:`probcast.split.validation_split` does on a table in memory,
-and which row groups hold fit rows at all.
+:meth:`ParquetSource.open` makes one narrow pass (keys, times, the ``fc_<var>``/``obs_<var>``
+columns of known variables) to find the validation cut exactly as
+:func:`probcast.split.validation_split` does on a table in memory, and which row groups hold
+fit rows at all. It checks every record batch as a table in memory is checked
+(:func:`checked`), and a file's batches against each other for repeated keys.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from probcast import periods
 from probcast.features import resolve_targets
-from probcast.schema import FC_PREFIX, OBS_PREFIX
+from probcast.ranges import clip_float_noise, ranged_variable
+from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, range_error
+from probcast.validate import ValidationError, to_hours, to_utc, validate_keys
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ class ParquetSource:
         cut: First validation init time, or ``None`` (no validation rows).
         read_rows: Largest record batch read at once.
         rows: Number of usable training rows (fit, validation and the rows between).
+        periods: The statistic periods the files record (:func:`recorded_periods`).
     """
 
     path: Path
@@ -93,6 +99,7 @@ class ParquetSource:
     cut: pd.Timestamp | None
     read_rows: int
     rows: int = 0
+    periods: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def open(
@@ -108,6 +115,7 @@ class ParquetSource:
         Raises:
             ValueError: A key column is missing, or the validation split is impossible
                 (the message names the path).
+            ValidationError: A record batch fails :func:`checked`, or two of a file share a key.
         """
         p = Path(path)
         files = parquet_files(p)
@@ -121,14 +129,23 @@ class ParquetSource:
         if absent:
             raise ValueError(f"{p}: station table lacks column(s) {absent}")
         names = resolve_targets(schema.empty_table().to_pandas(), targets)
-        units = [(str(f), g) for f in files for g in range(pq.read_metadata(f).num_row_groups)]
+        metas = {str(f): pq.read_metadata(f) for f in files}
+        units = [(f, g) for f, m in metas.items() for g in range(m.num_row_groups)]
         split = _utc(split_date) if split_date else None
         src = cls(p, schema, names, units, [], split, None, int(read_rows))
-        narrow = ["init_time", "lead_time", *src._time_columns(), *src._target_columns()]
+        src.periods = recorded_periods(files)
+        ranged = [c for c in schema.names if ranged_variable(c)]
+        narrow = ["init_time", "lead_time", *src._time_columns(), *src._target_columns(), *ranged]
         inits: set[pd.Timestamp] = set()
-        for u in range(len(units)):
+        hashes: list[np.ndarray] = []  # keys of the file's record batches read so far
+        for u, (file, group) in enumerate(units):
+            meta = metas[file]
+            where = file if meta.num_row_groups == 1 else f"{file} (row group {group})"
+            several = meta.num_row_groups > 1 or meta.num_rows > src.read_rows
             first, last = pd.NaT, pd.NaT
-            for frame in src._frames(u, narrow):
+            for frame in src._frames(u, narrow, check=where):
+                if several:  # (usable rows: validate_keys compared all rows of one batch)
+                    hashes.append(pd.util.hash_pandas_object(frame[[*KEYS]], False).to_numpy())
                 t = frame["init_time"]
                 src.rows += len(t)
                 if len(t):
@@ -136,6 +153,8 @@ class ParquetSource:
                     first = t.min() if first is pd.NaT else min(first, t.min())
                     last = t.max() if last is pd.NaT else max(last, t.max())
             src.unit_init.append((first, last))
+            if u + 1 == len(units) or units[u + 1][0] != file:
+                _check_repeated_keys(file, hashes)  # (and empties hashes)
         if not inits:
             raise ValueError(f"{p}: no usable training rows (raw forecast and an observation)")
         if val_fraction > 0:
@@ -228,16 +247,23 @@ class ParquetSource:
         yield from fragment.to_batches(schema=self.schema, columns=read, batch_size=self.read_rows)
 
     def _frames(
-        self, unit: int, columns: Sequence[str], part: str = "all"
+        self, unit: int, columns: Sequence[str], part: str = "all", check: str = ""
     ) -> Iterator[pd.DataFrame]:
         """Usable rows (before the split date) of ``part`` in one row group, batch by batch.
 
         One boolean filter per record batch (none when every row is kept); the frame's
         columns are not consolidated into blocks (``split_blocks``: no copy of the batch).
+        With ``check`` (its name in messages) every batch is :func:`checked`, all its rows.
         """
         for rb in self._read(unit, columns):
-            frame = canonical(rb.to_pandas(split_blocks=True))
+            if check and pa.types.is_dictionary(rb.schema.field("station").type):
+                at = rb.schema.get_field_index("station")  # (validate_keys makes it str)
+                rb = rb.set_column(at, "station", rb.column(at).cast(pa.string()))
+            raw = rb.to_pandas(split_blocks=True)
             del rb
+            if not len(raw):
+                continue
+            frame = checked(raw, check) if check else canonical(raw)
             fc = frame[[FC_PREFIX + v for v in self.targets]].notna().all(axis=1).to_numpy()
             obs = frame[[OBS_PREFIX + v for v in self.targets]].notna().any(axis=1).to_numpy()
             keep = fc & obs
@@ -250,15 +276,88 @@ class ParquetSource:
             yield frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
+def recorded_periods(files: Sequence[Path]) -> periods.Periods:
+    """The statistic periods the files record (:mod:`probcast.periods`).
+
+    Raises:
+        ValueError: Two files record different periods (names both).
+    """
+    out: periods.Periods = {}
+    first: dict[str, Path] = {}
+    for f in files:
+        meta = pq.read_schema(f).pandas_metadata or {}
+        for var, hours in periods.of(meta.get("attributes") or {}, str(f)).items():
+            if var in out and out[var] != hours:
+                raise ValueError(
+                    f"{f}: {var} is over {hours:g} h, but {first[var]} holds {out[var]:g}-h "
+                    f"{var}; one table holds one period"
+                )
+            out.setdefault(var, hours)
+            first.setdefault(var, f)
+    return out
+
+
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    """UTC ``init_time``/``valid_time`` and float ``lead_time`` (``valid_time`` added if absent)."""
-    frame["init_time"] = pd.to_datetime(frame["init_time"], utc=True)
-    frame["lead_time"] = frame["lead_time"].astype("float64")
-    if "valid_time" in frame.columns:
-        frame["valid_time"] = pd.to_datetime(frame["valid_time"], utc=True)
-    else:
+    """UTC ``init_time``/``valid_time`` and float ``lead_time`` (``valid_time`` added if absent).
+
+    Text times and durations (``"6h"``) are read as :mod:`probcast.validate` reads them.
+    """
+    for col in ("init_time", "valid_time"):
+        if col in frame.columns:
+            times = frame[col]
+            dated = pd.api.types.is_datetime64_any_dtype(times)
+            frame[col] = pd.to_datetime(times, utc=True) if dated else to_utc(times, col, "")
+    lead = frame["lead_time"]
+    numeric = pd.api.types.is_numeric_dtype(lead) and not pd.api.types.is_bool_dtype(lead)
+    frame["lead_time"] = lead.astype("float64") if numeric else to_hours(lead, "")
+    if "valid_time" not in frame.columns:
         frame["valid_time"] = frame["init_time"] + pd.to_timedelta(frame["lead_time"], unit="h")
     return frame
+
+
+def checked(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame`` checked as in memory: keys and times, ranges of ``fc_<var>``/``obs_<var>``.
+
+    :func:`probcast.validate.validate_keys`, then the physical ranges (float noise passes).
+
+    Raises:
+        ValidationError: Naming ``where``, the column and what was expected.
+    """
+    out = validate_keys(frame, source=where)
+    for col in out.columns:
+        var = ranged_variable(str(col))
+        if var is None:
+            continue
+        values, info = out[col].to_numpy(dtype="float64"), VARIABLES[var]
+        low, high = np.fmin.reduce(values) < info.valid_min, np.fmax.reduce(values) > info.valid_max
+        bad = clip_float_noise(values, var)[2] if low or high else None  # (min/max: fast)
+        if bad is None or not bad.any():
+            continue
+        if np.isinf(values).any():
+            raise ValidationError(
+                f"{where}: column {col!r} has {int(np.isinf(values).sum())} infinite value(s); "
+                f"expected finite {info.units} or NaN"
+            )
+        finite = values[np.isfinite(values)]
+        why = range_error(float(finite.min()), float(finite.max()), var, n_bad=int(bad.sum()))
+        raise ValidationError(f"{where}: column {col!r}: {why}")
+    return out
+
+
+def _check_repeated_keys(file: str, hashes: list[np.ndarray]) -> None:
+    """Refuse a key of usable rows that two record batches of ``file`` hold (key hashes)."""
+    every = np.sort(np.concatenate(hashes)) if len(hashes) > 1 else np.zeros(0)
+    hashes.clear()
+    if (every[1:] == every[:-1]).any():  # re-read to name the key (none: a hash collision)
+        keys = canonical(pq.read_table(file, columns=list(KEYS)).to_pandas())[list(KEYS)]
+        dup = keys[keys.duplicated(keep=False)]
+        if len(dup):
+            row = dup.iloc[0]
+            raise ValidationError(
+                f"{file}: {len(dup)} rows of different record batches share keys, e.g. "
+                f"station={row['station']!r}, init_time={row['init_time']}, lead_time="
+                f"{row['lead_time']:g} h; expected one row per (station, init_time, lead_time)"
+            )
 
 
 def _utc(text: str) -> pd.Timestamp:

@@ -276,6 +276,31 @@ def read_truth(path: Path) -> Any:
     return validate_station_table(table, source=str(path))
 
 
+def same_periods(
+    truth: Any, truth_name: str, tables: dict[str, Any], named: dict[str, str]
+) -> None:
+    """Refuse a forecast whose accumulation period differs from the truth's.
+
+    Scoring 6-h amounts against 24-h observations gives a CRPS with nothing to show it is
+    meaningless; a side that records no period (:mod:`probcast.periods`) is not checked.
+
+    Raises:
+        ValueError: Naming the forecast file, the variable and both periods.
+    """
+    from probcast import periods
+
+    want = periods.of(truth.attrs, truth_name)
+    for name, table in tables.items():
+        got = periods.of(table.attrs, named[name])
+        for var in sorted(set(want) & set(got)):
+            if got[var] != want[var]:
+                raise ValueError(
+                    f"{named[name]}: {var} is over {got[var]:g} h, but the truth {truth_name} "
+                    f"holds {want[var]:g}-h {var}; score a forecast against observations of "
+                    "its own period"
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``probcast verify``; returns the exit status."""
     args = build_parser().parse_args(argv)  # --help, usage errors: SystemExit (0, 2)
@@ -337,6 +362,7 @@ def _verify_tables(
         units[name] = _read(read_units, path)  # scored in canonical units
         tables[name] = table_to_canonical(table, units[name], path)
         families[name] = {**side, **fams_cli.get(name, {})}
+    same_periods(truth, str(args.truth), tables, named)
     ver = verify(
         truth,
         tables,

@@ -21,7 +21,7 @@ from typing import Any
 
 from probcast import io
 from probcast.verify import aggregate, report
-from probcast.verify.grid_inputs import open_forecast, open_truth, product_name
+from probcast.verify.grid_inputs import check_periods, open_forecast, open_truth, product_name
 from probcast.verify.gridded import GridVerification, verify_grid
 
 RAW = "raw"
@@ -122,6 +122,7 @@ def run_grid(args: argparse.Namespace) -> int:
             open_forecast(name, list(paths), families.get(name, {}))
             for name, paths in named.items()
         ]
+        check_periods(truth, str(args.truth), forecasts)
         gv = verify_grid(
             truth,
             forecasts,

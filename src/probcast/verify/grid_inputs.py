@@ -8,8 +8,8 @@ attribute (products written with ``probcast predict --units``), thresholds too.
 
 The analysis holds ``obs_<var>`` fields, or plain CF variables recognised by name
 (:func:`probcast.ingest.normalise.identify`) or ``standard_name``, on a valid ``time``
-axis or on (reference time, period) axes; GRIB and kerchunk files are read through
-:func:`probcast.ingest.gridded.open_gridded`.
+axis (``valid_time`` in the CDS ERA5 layout) or on (reference time, period) axes; GRIB and
+kerchunk files are read through :func:`probcast.ingest.gridded.open_gridded`.
 
 Whether a forecast lies on the analysis grid is checked by
 :func:`probcast.verify.grid_match.check_same_grid`.
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from probcast import periods
 from probcast.ingest.errors import GriddedReadError
 from probcast.ingest.grid_values import check_grid
 from probcast.ingest.gridded import open_gridded, sniff_format
@@ -71,6 +72,7 @@ class GridForecast:
     name: str
     paths: list[str] = field(default_factory=list)
     fields: dict[str, dict[str, GridField]] = field(default_factory=dict)
+    periods: dict[str, float] = field(default_factory=dict)
 
     def add(self, f: GridField) -> None:
         """Add a field; a second one of the same variable and form is an error."""
@@ -278,7 +280,35 @@ def open_forecast(
             )
         for f in found:
             fc.add(f)
+        fc.periods.update(_stated_periods(ds, p))
     return fc
+
+
+def _stated_periods(ds: xr.Dataset, path: Path) -> dict[str, float]:
+    """Periods a file states: ``probcast_periods`` (grids), ``statistic_period`` (products)."""
+    out = periods.of(ds.attrs, str(path))
+    for name, da in ds.data_vars.items():
+        if "statistic_period" in da.attrs:
+            var = str(da.attrs.get("diagnostic", str(name).split("_", 1)[0]))
+            out[var] = periods.from_iso(da.attrs["statistic_period"], f"{path}: {name}")
+    return out
+
+
+def check_periods(truth: xr.Dataset, name: str, forecasts: list[GridForecast]) -> None:
+    """Refuse a forecast whose accumulation period differs from the analysis's.
+
+    Raises:
+        ValueError: Naming the forecast, the variable and both periods.
+    """
+    want = periods.of(truth.attrs, name)
+    for fc in forecasts:
+        for var in sorted(set(want) & set(fc.periods)):
+            if fc.periods[var] != want[var]:
+                raise ValueError(
+                    f"forecast {fc.name!r} ({', '.join(fc.paths)}): {var} is over "
+                    f"{fc.periods[var]:g} h, but the truth {name} holds {want[var]:g}-h "
+                    f"{var}; score a forecast against an analysis of its own period"
+                )
 
 
 def _obs_name(name: str, da: xr.DataArray) -> str | None:
@@ -298,12 +328,14 @@ def _obs_name(name: str, da: xr.DataArray) -> str | None:
 def _on_valid_time(ds: xr.Dataset, path: Path) -> xr.Dataset:
     if "time" in ds.dims:
         return ds
+    if "valid_time" in ds.dims:  # the CDS ERA5 layout (a scalar 'time' there is no axis)
+        return ds.drop_vars([c for c in ("time",) if c in ds.coords]).rename(valid_time="time")
     for dim in (FRT, FP):
         if dim not in ds.dims:
             if dim not in ds.coords:
                 raise ValueError(
-                    f"{path}: the analysis needs a valid 'time' axis or {FRT} and {FP}; "
-                    f"found dims {dict(ds.sizes)}"
+                    f"{path}: the analysis needs a valid 'time' (or 'valid_time') axis or "
+                    f"{FRT} and {FP}; found dims {dict(ds.sizes)}"
                 )
             ds = ds.expand_dims(dim)
     valid = (ds[FRT] + ds[FP]).transpose(FRT, FP).values
@@ -345,10 +377,11 @@ def open_truth(path: str | os.PathLike[str]) -> xr.Dataset:
             )
         ds = raw[list(ren)].rename(ren)
         ds = check_grid(ds, str(p))  # units, then infinite, all-missing, impossible values
+    stated = periods.of(ds.attrs if fmt in ("grib", "reference") else raw.attrs, str(p))
     ds = _on_valid_time(ds, p)
     if ds.indexes["time"].has_duplicates:
         raise ValueError(f"{p}: the analysis has duplicate valid times")
-    return ds
+    return periods.recorded(ds, stated)
 
 
 def grid_dims(da: xr.DataArray | xr.Dataset) -> tuple[str, ...]:
