@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 ATTR = "probcast_periods"
@@ -158,18 +158,34 @@ def from_iso(text: str, where: str) -> float:
     return hours
 
 
+def of_schema(schema: Any, where: str) -> Periods:
+    """The periods a Parquet file records: pandas' attributes in its Arrow ``schema``."""
+    return of((schema.pandas_metadata or {}).get("attributes") or {}, where)
+
+
+def differ(
+    a: Mapping[str, float], b: Mapping[str, float], variables: Iterable[str] | None = None
+) -> str | None:
+    """The first variable whose periods ``a`` and ``b`` both state and that differ.
+
+    Only ``variables`` count (default: all); ``None`` when none differs (a side that states
+    no period for a variable is not compared).
+    """
+    common = set(a) & set(b) & (set(a) if variables is None else set(variables))
+    return next((v for v in sorted(common) if not math.isclose(a[v], b[v])), None)
+
+
 def combine(found: Mapping[str, float], configured: Mapping[str, float], where: str) -> Periods:
     """The data's periods, completed by a config's; they must agree where both state one.
 
     Raises:
         ValueError: A variable whose configured period differs from the data's.
     """
-    for var, hours in configured.items():
-        if var in found and not math.isclose(found[var], hours):
-            raise ValueError(
-                f"{where}: data.periods gives {var} {hours:g} h, but the data records "
-                f"{found[var]:g} h; remove data.periods or correct it"
-            )
+    if (var := differ(configured, found)) is not None:
+        raise ValueError(
+            f"{where}: data.periods gives {var} {configured[var]:g} h, but the data records "
+            f"{found[var]:g} h; remove data.periods or correct it"
+        )
     return {**dict(configured), **dict(found)}
 
 
@@ -183,10 +199,9 @@ def check_same(
     Raises:
         ValueError: Naming the input, the variable and both periods.
     """
-    for var in variables:
-        if var in model and var in data and not math.isclose(model[var], data[var]):
-            raise ValueError(
-                f"{where}: {var} is over {data[var]:g} h, but the model was trained on "
-                f"{model[var]:g}-h {var}; build the input with the model's period "
-                f"(data build accumulation_hours: {model[var]:g})"
-            )
+    if (var := differ(model, data, variables)) is not None:
+        raise ValueError(
+            f"{where}: {var} is over {data[var]:g} h, but the model was trained on "
+            f"{model[var]:g}-h {var}; build the input with the model's period "
+            f"(data build accumulation_hours: {model[var]:g})"
+        )

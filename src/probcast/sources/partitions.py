@@ -136,21 +136,21 @@ def check_periods(out: Path, expected: Mapping[str, float]) -> None:
     seen: dict[str, tuple[float, str]] = {}
     for path in sorted(glob.glob(str(out / "init_date=*" / "cycle_*.parquet"))):
         _same_periods(pq.read_schema(path), path, seen)
-    for var, (hours, where) in seen.items():
-        if var in expected and expected[var] != hours:
-            raise SourceError(
-                f"{where}: {var} is over {hours:g} h, but this spec's accumulation_hours is "
-                f"{expected[var]:g}; build into a new folder (or keep accumulation_hours: "
-                f"{hours:g})"
-            )
+    held = {var: hours for var, (hours, _) in seen.items()}
+    if (var := periods.differ(held, expected)) is not None:
+        hours, where = seen[var]
+        raise SourceError(
+            f"{where}: {var} is over {hours:g} h, but this spec's accumulation_hours is "
+            f"{expected[var]:g}; build into a new folder (or keep accumulation_hours: "
+            f"{hours:g})"
+        )
 
 
 def _same_periods(schema: pa.Schema, path: str, seen: dict[str, tuple[float, str]]) -> None:
     """Refuse cycle files of different statistic periods (a spec changed between runs)."""
-    attrs = (schema.pandas_metadata or {}).get("attributes") or {}
-    for var, hours in periods.of(attrs, path).items():
+    for var, hours in periods.of_schema(schema, path).items():
         before, where = seen.setdefault(var, (hours, path))
-        if before != hours:
+        if periods.differ({var: before}, {var: hours}):
             raise SourceError(
                 f"{path}: {var} is over {hours:g} h, but {where} holds {before:g}-h {var} "
                 "(accumulation_hours changed between builds into one folder); build into a "

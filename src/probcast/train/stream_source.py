@@ -120,9 +120,8 @@ class ParquetSource:
         p = Path(path)
         files = parquet_files(p)
         try:
-            schema = pa.unify_schemas(
-                [pq.read_schema(f) for f in files], promote_options="permissive"
-            )
+            schemas = [pq.read_schema(f) for f in files]
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
             raise ValueError(f"{p}: the Parquet files have incompatible schemas: {err}") from err
         absent = [c for c in KEYS if c not in schema.names]
@@ -133,7 +132,7 @@ class ParquetSource:
         units = [(f, g) for f, m in metas.items() for g in range(m.num_row_groups)]
         split = _utc(split_date) if split_date else None
         src = cls(p, schema, names, units, [], split, None, int(read_rows))
-        src.periods = recorded_periods(files)
+        src.periods = recorded_periods(files, schemas)
         ranged = [c for c in schema.names if ranged_variable(c)]
         narrow = ["init_time", "lead_time", *src._time_columns(), *src._target_columns(), *ranged]
         inits: set[pd.Timestamp] = set()
@@ -276,18 +275,17 @@ class ParquetSource:
             yield frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
-def recorded_periods(files: Sequence[Path]) -> periods.Periods:
-    """The statistic periods the files record (:mod:`probcast.periods`).
+def recorded_periods(files: Sequence[Path], schemas: Sequence[pa.Schema]) -> periods.Periods:
+    """The statistic periods the files record (:mod:`probcast.periods`), from their schemas.
 
     Raises:
         ValueError: Two files record different periods (names both).
     """
     out: periods.Periods = {}
     first: dict[str, Path] = {}
-    for f in files:
-        meta = pq.read_schema(f).pandas_metadata or {}
-        for var, hours in periods.of(meta.get("attributes") or {}, str(f)).items():
-            if var in out and out[var] != hours:
+    for f, schema in zip(files, schemas, strict=True):
+        for var, hours in periods.of_schema(schema, str(f)).items():
+            if periods.differ(out, {var: hours}):
                 raise ValueError(
                     f"{f}: {var} is over {hours:g} h, but {first[var]} holds {out[var]:g}-h "
                     f"{var}; one table holds one period"

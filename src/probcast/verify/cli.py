@@ -292,13 +292,12 @@ def same_periods(
     want = periods.of(truth.attrs, truth_name)
     for name, table in tables.items():
         got = periods.of(table.attrs, named[name])
-        for var in sorted(set(want) & set(got)):
-            if got[var] != want[var]:
-                raise ValueError(
-                    f"{named[name]}: {var} is over {got[var]:g} h, but the truth {truth_name} "
-                    f"holds {want[var]:g}-h {var}; score a forecast against observations of "
-                    "its own period"
-                )
+        if (var := periods.differ(got, want)) is not None:
+            raise ValueError(
+                f"{named[name]}: {var} is over {got[var]:g} h, but the truth {truth_name} "
+                f"holds {want[var]:g}-h {var}; score a forecast against observations of its "
+                "own period"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -302,13 +302,12 @@ def check_periods(truth: xr.Dataset, name: str, forecasts: list[GridForecast]) -
     """
     want = periods.of(truth.attrs, name)
     for fc in forecasts:
-        for var in sorted(set(want) & set(fc.periods)):
-            if fc.periods[var] != want[var]:
-                raise ValueError(
-                    f"forecast {fc.name!r} ({', '.join(fc.paths)}): {var} is over "
-                    f"{fc.periods[var]:g} h, but the truth {name} holds {want[var]:g}-h "
-                    f"{var}; score a forecast against an analysis of its own period"
-                )
+        if (var := periods.differ(fc.periods, want)) is not None:
+            raise ValueError(
+                f"forecast {fc.name!r} ({', '.join(fc.paths)}): {var} is over "
+                f"{fc.periods[var]:g} h, but the truth {name} holds {want[var]:g}-h {var}; "
+                "score a forecast against an analysis of its own period"
+            )
 
 
 def _obs_name(name: str, da: xr.DataArray) -> str | None:
