@@ -71,3 +71,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[-1])
+
+
+@pytest.fixture(scope="session")
+def tp6_grid_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny gridded model of 6-h ``tp`` (its training grid records the period), trained once."""
+    from probcast import periods
+    from probcast.cli import main
+    from probcast.ingest.gridded import write_dataset
+    from probcast.testing.grids import forecast_grid
+
+    root = tmp_path_factory.mktemp("tp6")
+    train = forecast_grid((8, 10), 8, variables=("tp",), lead_hours=(12.0,), start="2020-11-01")
+    write_dataset(periods.recorded(train, {"tp": 6.0}), root / "train.nc")
+    args = [f"--workdir={root / 'm'}", f"--config.data.path={root / 'train.nc'}"]
+    assert main(["train", "--config=tiny", *args, "--config.train.epochs=1"]) == 0
+    return root / "m"

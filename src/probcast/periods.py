@@ -28,6 +28,11 @@ from typing import Any
 ATTR = "probcast_periods"
 """Attribute name of the periods on a DataFrame, a Dataset or in a file."""
 
+FROM_START = "probcast_from_start"
+"""Attribute (JSON list) of a gridded dataset's variables accumulated since the start of the
+forecast (a GRIB ``tp`` over 0-6 h, 0-12 h, ...): prediction de-accumulates them to the
+model's period (:func:`probcast.sources.deaccum.grid_from_start`)."""
+
 STATISTICS = {"tp": "sum", "tmax": "maximum", "tmin": "minimum"}
 """Variables that are statistics over a period, and their CF ``cell_methods`` method."""
 
@@ -101,6 +106,13 @@ def unfixed(attrs: Mapping[Any, Any], where: str) -> dict[str, str]:
     grows with the lead time. A model that uses the variable refuses it.
     """
     return _split(attrs, where)[1]
+
+
+def from_start(attrs: Mapping[Any, Any]) -> list[str]:
+    """The variables that ``attrs`` record as accumulated since the start (:data:`FROM_START`)."""
+    value = attrs.get(FROM_START)
+    names = json.loads(value) if isinstance(value, str) and value.strip() else value or []
+    return [str(v) for v in names if v in STATISTICS]
 
 
 def _split(attrs: Mapping[Any, Any], where: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -18,6 +18,7 @@ named on the field (``grib_step_range``, ``comment``).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,7 +30,7 @@ import xarray as xr
 
 from probcast.ingest.errors import GriddedReadError
 from probcast.ingest.normalise import identify
-from probcast.periods import STATISTICS
+from probcast.periods import FROM_START, STATISTICS, from_start
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ def stated(
             merges them (the first one holding a variable gives it).
         messages: :func:`scan` of the file.
         ds: The dataset read; its ``<prefix><var>`` fields get ``grib_step_range`` (the
-            windows read) and, where a step had several, a ``comment`` naming the others.
+            windows read) and, where a step had several, a ``comment`` naming the others;
+            amounts since the start are listed in its :data:`probcast.periods.FROM_START`.
         prefix: ``fc_`` or ``obs_``.
 
     Returns:
@@ -219,6 +221,8 @@ def stated(
         if period is None:
             continue
         out[var] = period
+        if isinstance(period, str) and var == "tp" and all(m.start == 0 for m in read):
+            ds.attrs[FROM_START] = json.dumps([*from_start(ds.attrs), var])
         ds[name].attrs["grib_step_range"] = _shown(read).replace(" h", "")
         if others:
             note = f"the file also holds {var} over {', '.join(sorted(others))} h, not read"

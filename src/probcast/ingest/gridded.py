@@ -207,6 +207,7 @@ def open_gridded(
     prefix = FC_PREFIX if role == "forecast" else OBS_PREFIX
     ds = canonical_units(select_canonical(ds, src, wanted_names(variables), prefix), str(src))
     if fmt == "grib":  # the windows of accumulated and extreme fields (cfgrib drops them)
+        ds.attrs.pop(periods.FROM_START, None)
         stated = grib_windows.stated(src, used, messages, ds, prefix)
         ds.attrs.pop(periods.ATTR, None)
         if stated:

@@ -173,15 +173,20 @@ class TrainedModel:
             ValueError: Naming ``where``, the variable and both periods, or why the input's
                 variable has no fixed period.
         """
-        cols = self.spec.columns
-        used = {*self.targets} | {
-            v for v in STATISTICS for c in cols if c == f"fc_{v}" or c.startswith(f"fc_{v}_")
-        }
+        used = self.statistics_used
         for var, why in unfixed(data.attrs, where).items():
             if var in used:
                 raise ValueError(f"{where}: {var} is {why}")
         known = self.domain.periods if self.domain is not None else {}
         check_same(known, periods_of(data.attrs, where), sorted(used), where)
+
+    @property
+    def statistics_used(self) -> set[str]:
+        """The statistics over a period the model uses: as targets or ``fc_*`` predictors."""
+        cols = self.spec.columns
+        return {v for v in self.targets if v in STATISTICS} | {
+            v for v in STATISTICS for c in cols if c == f"fc_{v}" or c.startswith(f"fc_{v}_")
+        }
 
     def pooled_params_are_predictive(self, var: str) -> bool:
         """Whether :meth:`params` of ``var`` is its predictive distribution.

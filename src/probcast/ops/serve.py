@@ -329,7 +329,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         loaded, model_fingerprint = model()
         try:
             cycle = inputs.get(path, when)
-            loaded.check_periods(cycle.dataset if cycle.table is None else cycle.table, str(path))
+            cycle = cycle.for_model(loaded, str(path))  # (amounts since the start de-accumulated)
         except (OSError, ValueError) as err:  # unreadable, or holds other runs than the cycle
             raise HTTPException(503, f"input of cycle {cid} unusable: {err}") from err
         table, mapping, ids, leads = _rows(cycle, query, limits, f"cycle {cid}", loaded)

@@ -104,6 +104,28 @@ class CycleInput:
     dataset: Any = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def for_model(self, model: Any, where: str) -> CycleInput:
+        """This input checked against ``model``'s periods (:meth:`check_periods`).
+
+        A grid's amounts since the start are de-accumulated to the model's periods first
+        (:func:`probcast.predict.input_periods.to_model_periods`), once per model's periods:
+        the result is kept with the input.
+
+        Raises:
+            ValueError: Input of other periods than the model's.
+        """
+        if self.dataset is None:
+            model.check_periods(self.table, where)
+            return self
+        from probcast.predict.input_periods import to_model_periods
+
+        known = model.domain.periods if model.domain is not None else {}
+        key = f"periods {sorted(known.items())}"
+        if key not in self.extra:
+            self.extra[key] = to_model_periods(model, self.dataset, where)
+        model.check_periods(self.extra[key], where)
+        return dataclasses.replace(self, dataset=self.extra[key])
+
 
 T = TypeVar("T")
 

@@ -36,6 +36,7 @@ from probcast.model.predictor import TrainedModel
 from probcast.predict import grid_output, tiles
 from probcast.predict.grid_checks import GridPredictError, check_sources, needed_inputs
 from probcast.predict.grid_domain import check_domain
+from probcast.predict.input_periods import to_model_periods
 from probcast.predict.request import PredictRequest
 from probcast.predict.tiles import GridPlan, cached_model, exact_field, source_field
 from probcast.products import cf
@@ -341,6 +342,7 @@ def predict_grid(request: PredictRequest) -> dict[str, Path]:
     except ValueError as err:  # no latitude/longitude: name the file
         raise GridPredictError(f"{name}: {err}") from None
     try:
+        ds = to_model_periods(model, ds, name)  # amounts since the start (ECMWF, ARPEGE)
         model.check_periods(ds, name)
     except ValueError as err:
         raise GridPredictError(str(err)) from None

@@ -16,6 +16,9 @@ above with one rule. ``C(0)`` needs no window: a ``[0, 0]`` window is zero.
 Rounding in GRIB packing makes differences slightly negative: values in
 ``[-NEGATIVE_TOLERANCE, 0)`` become 0; more negative ones are inconsistent windows and
 become NaN.
+
+:func:`grid_from_start` does the same for a grid whose amounts run from the start of the
+forecast (prediction from an ECMWF or ARPEGE GRIB file).
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
+import xarray as xr
 
 NEGATIVE_TOLERANCE = 0.05
 """kg m-2: packing noise allowed before a negative difference is called inconsistent."""
 
 Window = tuple[float, float]
+
+FP = "forecast_period"
+"""The lead-time dimension of a canonical grid."""
 
 
 def amount(windows: Mapping[Window, np.ndarray], start: float, end: float) -> np.ndarray | None:
@@ -74,3 +81,39 @@ def amount(windows: Mapping[Window, np.ndarray], start: float, end: float) -> np
 def _clean(values: np.ndarray) -> np.ndarray:
     out = np.where((values < 0) & (values >= -NEGATIVE_TOLERANCE), 0.0, values)
     return np.where(out < -NEGATIVE_TOLERANCE, np.nan, out)
+
+
+def grid_from_start(da: xr.DataArray, hours: float, where: str) -> xr.DataArray:
+    """Amounts over the ``hours`` ending at each step, from amounts since the start.
+
+    ``da`` holds, at every step ``s`` of its ``forecast_period``, the amount over
+    ``[0, s]`` (a GRIB ``tp`` of ECMWF or ARPEGE). The amount over ``[s - hours, s]`` is
+    ``da(s) - da(s - hours)``, and ``da(hours)`` itself at ``s = hours``; a step without the
+    step ``hours`` before it in ``da`` (``s < hours``, or a gap) gets NaN, as a missing
+    forecast (:func:`amount` gives None there). Negative differences are cleaned as
+    :func:`amount` cleans them. Lazy (Dask) arrays stay lazy.
+
+    Raises:
+        ValueError: No step of ``da`` has the step ``hours`` before it (naming ``where``,
+            the steps held and the period asked for).
+    """
+    minutes = np.asarray(da[FP].values / np.timedelta64(1, "m")).round().astype("int64")
+    period = round(hours * 60)
+    index = {int(m): i for i, m in enumerate(minutes)}
+    before = np.array([index.get(int(m) - period, -1) for m in minutes])
+    first = minutes == period
+    if not (first | (before >= 0)).any():
+        steps = ", ".join(f"{m / 60:g}" for m in minutes[:8]) + (
+            ", ..." if minutes.size > 8 else ""
+        )
+        raise ValueError(
+            f"{where}: {da.name} is accumulated since the start of the forecast (steps "
+            f"{steps} h): no step has the step {hours:g} h before it, so no {hours:g}-h "
+            f"amount can be derived; expected steps {hours:g} h apart"
+        )
+    earlier = da.copy(data=da.isel({FP: np.where(before >= 0, before, 0)}).data)
+    earlier = earlier.where(xr.DataArray(before >= 0, dims=FP), 0.0)
+    out = (da - earlier).where(xr.DataArray(first | (before >= 0), dims=FP))
+    out = out.where(~((out < 0) & (out >= -NEGATIVE_TOLERANCE)), 0.0)
+    out = out.where(~(out < -NEGATIVE_TOLERANCE))
+    return out.assign_attrs(da.attrs).rename(da.name)
