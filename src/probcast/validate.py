@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
+import re
 
 import numpy as np
 import pandas as pd
@@ -157,12 +157,11 @@ def to_hours(values: pd.Series, source: str) -> pd.Series:
 
 def _lead_hours(value: object) -> float:
     """One lead time in hours (see :func:`to_hours`); NaN when it is not one."""
-    if isinstance(value, (timedelta, np.timedelta64)):
-        return pd.Timedelta(value).total_seconds() / 3600.0
-    with contextlib.suppress(ValueError):
-        return float(str(value))  # a number, or '12': hours (pd.to_timedelta reads 12 ns)
-    with contextlib.suppress(ValueError, OverflowError):
-        return pd.Timedelta(str(value).strip()).total_seconds() / 3600.0
+    text = str(value).strip()  # (of a timedelta: '6:30:00', '6 hours')
+    with contextlib.suppress(ValueError):  # a number, '12': hours (pd.to_timedelta: 12 ns)
+        return float(text) if "_" not in text else np.nan  # (not Python's '6_0': 60)
+    with contextlib.suppress(ValueError, OverflowError):  # a unit, 'PT6H', '06:00'; not '6,0'
+        return pd.Timedelta(text).total_seconds() / 3600 if re.search("[a-zA-Z:]", text) else np.nan
     return np.nan
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probcast.data.check import check
+from probcast.data.check import CheckError, check
 from probcast.validate import ValidationError, to_hours, validate_station_table
 
 
@@ -75,3 +75,14 @@ def test_station_table_and_data_check(tmp_path):
     path = tmp_path / "mixlead.csv"
     _table(["6h", "12", "24h"]).to_csv(path, index=False)
     assert "6..24 h (3 values)" in check(path)
+
+
+@pytest.mark.parametrize("value", ["6,0", "12,5", "1 2", "6_0"])
+def test_a_number_pandas_would_read_as_nanoseconds_is_refused(value, tmp_path):
+    # pd.Timedelta("6,0") is 60 ns: a decimal comma gave lead times of 1.7e-11 h, exit 0
+    with pytest.raises(ValidationError, match=f"e.g. '{value}'; expected float hours"):
+        to_hours(pd.Series(["6h", value], dtype=object), "f.csv")
+    path = tmp_path / "comma.csv"
+    _table(["6,0", "12,0"]).to_csv(path, index=False)
+    with pytest.raises(CheckError, match=r"comma\.csv: column 'lead_time'"):
+        check(path)
