@@ -3,7 +3,9 @@
 Three grid layouts are handled (see docs/gridded.md):
 
 - regular: 1-D ``latitude`` and ``longitude`` dimensions. ``nearest`` picks the closest
-  node per axis; ``bilinear`` is xarray's linear interpolation on both axes.
+  node per axis; ``bilinear`` is xarray's linear interpolation on both axes. A global grid
+  (columns all the way round, e.g. 0..359.75) wraps across its seam: a station between its
+  last and first columns takes the nearer of them, or interpolates between them.
 - curvilinear/projected: 2-D ``latitude(y, x)``/``longitude(y, x)`` (Lambert, polar
   stereographic); and unstructured: 1-D ``point`` with ``latitude(point)``. Nodes are
   3-D unit vectors in a cKDTree, so distances are chord lengths and the date line and
@@ -13,8 +15,8 @@ Three grid layouts are handled (see docs/gridded.md):
   exactly the node value at a node.
 
 A station is outside the grid when it lies beyond the grid's latitude/longitude range
-(regular) or farther from its nearest node than the largest spacing between neighbouring
-nodes (other layouts).
+(regular; latitude only on a global grid) or farther from its nearest node than the
+largest spacing between neighbouring nodes (other layouts).
 """
 
 from __future__ import annotations
@@ -68,6 +70,56 @@ def _grid_lon(lon: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
     return np.mod(np.asarray(lon, "float64") + 180.0, 360.0) - 180.0
 
 
+def _lon_step(lon_g: np.ndarray) -> float:
+    """The longitude spacing of a regular grid (median absolute step; 0 for one column)."""
+    return float(np.median(np.abs(np.diff(lon_g)))) if lon_g.size > 1 else 0.0
+
+
+def is_global(lon_g: np.ndarray) -> bool:
+    """Whether 1-D grid longitudes go all the way round (span plus one step is 360 degrees).
+
+    The same test as :func:`probcast.sources.regular.weights` and
+    :mod:`probcast.sources.interp` make: such a grid has no longitude edge, only a seam
+    between its last and first columns (0..359.75, or -180..179.75).
+
+    Args:
+        lon_g: The grid's longitudes (degrees, any order or convention).
+
+    Returns:
+        True for a global grid, False for a regional one (or a single column).
+    """
+    lon_g = np.asarray(lon_g, "float64")
+    step = _lon_step(lon_g)
+    return bool(step > 0 and abs(np.ptp(lon_g) + step - 360.0) < 1e-6 * 360)
+
+
+def _regular_global(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str) -> xr.Dataset:
+    """Stations on a global regular grid, wrapped across its seam (no longitude edge).
+
+    ``nearest`` puts the station longitudes in the window of half a step either side of the
+    grid's columns, so a station just short of the seam (359.9 on 0..359.75) takes the
+    first column; ``bilinear`` repeats the first column 360 degrees on, so a station
+    between the last and first columns interpolates between them.
+    """
+    lon_g = np.asarray(ds["longitude"].values, "float64")
+    west = float(lon_g.min())
+    if method == "nearest":
+        edge = west - _lon_step(lon_g) / 2
+        idx = {
+            "latitude": xr.DataArray(lat, dims="station"),
+            "longitude": xr.DataArray(edge + np.mod(lon - edge, 360.0), dims="station"),
+        }
+        return ds.sel(idx, method="nearest")
+    ds = ds.sortby(["latitude", "longitude"])
+    seam = ds.isel(longitude=[0]).assign_coords(longitude=[west + 360.0])
+    ds = xr.concat([ds, seam], dim="longitude", data_vars="minimal", coords="minimal")
+    idx = {
+        "latitude": xr.DataArray(lat, dims="station"),
+        "longitude": xr.DataArray(west + np.mod(lon - west, 360.0), dims="station"),
+    }
+    return ds.interp(idx, method="linear")
+
+
 def _regular(ds: xr.Dataset, st: pd.DataFrame, method: str) -> xr.Dataset:
     lat_g, lon_g = ds["latitude"].values, ds["longitude"].values
     lon = _grid_lon(st["longitude"].to_numpy(), lon_g)
@@ -75,13 +127,14 @@ def _regular(ds: xr.Dataset, st: pd.DataFrame, method: str) -> xr.Dataset:
     pad = 0.0 if method == "bilinear" else 0.5
     dlat = np.abs(np.diff(lat_g)).max(initial=0.0) * pad
     dlon = np.abs(np.diff(lon_g)).max(initial=0.0) * pad
+    wraps = is_global(lon_g)
     out = (lat < lat_g.min() - dlat) | (lat > lat_g.max() + dlat)
-    out |= (lon < lon_g.min() - dlon) | (lon > lon_g.max() + dlon)
-    _outside(
-        st,
-        out,
-        f"latitude {lat_g.min():g}..{lat_g.max():g}, longitude {lon_g.min():g}..{lon_g.max():g}",
-    )
+    if not wraps:  # a regional grid: its longitude range too
+        out |= (lon < lon_g.min() - dlon) | (lon > lon_g.max() + dlon)
+    lon_range = "all (global)" if wraps else f"{lon_g.min():g}..{lon_g.max():g}"
+    _outside(st, out, f"latitude {lat_g.min():g}..{lat_g.max():g}, longitude {lon_range}")
+    if wraps:
+        return _regular_global(ds, lat, lon, method)
     idx = {
         "latitude": xr.DataArray(lat, dims="station"),
         "longitude": xr.DataArray(lon, dims="station"),

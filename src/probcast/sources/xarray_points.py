@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from probcast.geo import unit_vectors
 from probcast.ingest.normalise import FP, FRT, normalise, tidy_dims, to_time_axes
 from probcast.sources import fs, interp
 from probcast.sources.cycle import CycleFields
@@ -43,7 +44,14 @@ def _open(url: str, storage_options: dict[str, Any]) -> xr.Dataset:
 
 
 def nearest_indexers(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[str, xr.DataArray]:
-    """Indexers (``isel``) of the stations' nearest grid points (dimension ``station``)."""
+    """Indexers (``isel``) of the stations' nearest grid points (dimension ``station``).
+
+    1-D axes: the nearest row and the nearest column (longitudes compared modulo 360). 2-D
+    coordinates: grid points and stations as unit vectors in a cKDTree, so the distance is
+    the chord on the sphere whatever the longitude convention of either (a 0..360 HRRR
+    grid with -180..180 stations) and a degree of longitude counts ``cos(lat)`` of one of
+    latitude.
+    """
     la, lo = ds["latitude"], ds["longitude"]
     if la.ndim == 1 and lo.ndim == 1:
         lon_grid = lo.values % 360.0
@@ -54,8 +62,8 @@ def nearest_indexers(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[s
             str(la.dims[0]): xr.DataArray(iy, dims="station"),
             str(lo.dims[0]): xr.DataArray(ix, dims="station"),
         }
-    tree = cKDTree(np.column_stack([la.values.ravel(), lo.values.ravel()]))
-    _, flat = tree.query(np.column_stack([lat, lon]))
+    tree = cKDTree(unit_vectors(la.values.ravel(), lo.values.ravel()))
+    _, flat = tree.query(unit_vectors(lat, lon))
     iy, ix = np.unravel_index(flat, la.shape)
     return {
         str(la.dims[0]): xr.DataArray(iy, dims="station"),
@@ -63,21 +71,29 @@ def nearest_indexers(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> dict[s
     }
 
 
+HALF_CELL = 0.5
+"""How far (in grid cells) beyond the outermost grid points ``nearest`` still samples."""
+
+
 def on_grid(
     ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, idx: dict[str, xr.DataArray]
 ) -> np.ndarray:
     """Which stations lie on the grid (nearest-node sampling never extrapolates).
 
-    Within half a grid step of its edges (1-D axes), or within one local grid spacing of
-    their nearest node (2-D coordinates). A station far outside the grid would otherwise
-    take the value of the nearest edge node (Oslo from a grid over India).
+    The test of the ``bilinear`` path (:mod:`probcast.sources.interp`) widened by half a
+    grid cell, the reach of the outermost nodes: within half a grid step of the edges of
+    1-D axes (all longitudes on a global grid); on 2-D coordinates, a fractional grid index
+    (:func:`probcast.sources.interp.curvilinear_index`, from the nearest node) within half
+    a cell of the grid, and the nearest node no farther than its farthest neighbour (a
+    guard for far-away stations). A station outside would otherwise take the value of the
+    nearest edge node (Oslo from a grid over India).
     """
     la, lo = ds["latitude"], ds["longitude"]
     lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
     if la.ndim == 1 and lo.ndim == 1:
         ya, xa = np.asarray(la.values, dtype="float64"), np.asarray(lo.values, dtype="float64")
-        half_y = np.median(np.abs(np.diff(ya))) / 2 if ya.size > 1 else 0.0
-        half_x = np.median(np.abs(np.diff(xa))) / 2 if xa.size > 1 else 0.0
+        half_y = np.median(np.abs(np.diff(ya))) * HALF_CELL if ya.size > 1 else 0.0
+        half_x = np.median(np.abs(np.diff(xa))) * HALF_CELL if xa.size > 1 else 0.0
         inside = (lat >= ya.min() - half_y) & (lat <= ya.max() + half_y)
         span = (xa.max() - xa.min()) + 2 * half_x
         if span < 360.0 - 1e-6:  # a regional grid: longitudes in its window (either convention)
@@ -87,25 +103,36 @@ def on_grid(
     ys, xs = (np.asarray(v.values) for v in idx.values())
     grid_la, grid_lo = np.asarray(la.values, "float64"), np.asarray(lo.values, "float64")
     ny, nx = grid_la.shape
-
-    def dist(y1: np.ndarray, x1: np.ndarray, la2: np.ndarray, lo2: np.ndarray) -> np.ndarray:
-        dlon = ((grid_lo[y1, x1] - lo2 + 180.0) % 360.0 - 180.0) * np.cos(np.deg2rad(la2))
-        return np.hypot(grid_la[y1, x1] - la2, dlon)
-
+    xyz = unit_vectors(grid_la, grid_lo)
+    node = xyz[ys, xs]
     reach = np.zeros(len(lat))
     for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
         y2, x2 = np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)
-        reach = np.maximum(reach, dist(y2, x2, grid_la[ys, xs], grid_lo[ys, xs]))
-    return dist(ys, xs, lat, lon) <= reach
+        reach = np.maximum(reach, np.linalg.norm(xyz[y2, x2] - node, axis=-1))
+    inside = np.linalg.norm(unit_vectors(lat, lon) - node, axis=-1) <= reach
+    if ny > 1 and nx > 1:
+        start = np.column_stack([ys, xs])
+        fi, fj, _ = interp.curvilinear_index(grid_la, grid_lo, lat, lon, start)
+        inside &= (fi >= -HALF_CELL) & (fi <= ny - 1 + HALF_CELL)
+        inside &= (fj >= -HALF_CELL) & (fj <= nx - 1 + HALF_CELL)
+    return inside
 
 
 def sample(
     ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str
 ) -> tuple[xr.Dataset, np.ndarray]:
-    """``ds`` at the stations (dimension ``station``) and which stations are on the grid."""
+    """``ds`` at the stations (dimension ``station``) and which stations are on the grid.
+
+    Stations off the grid (:func:`on_grid` for ``nearest``, the interpolation's own test for
+    ``bilinear``) get NaN in every field, never the value of the nearest edge node.
+    """
     idx = nearest_indexers(ds, lat, lon)
     if method == "nearest":
-        return ds.isel(idx), on_grid(ds, lat, lon, idx)
+        inside = on_grid(ds, lat, lon, idx)
+        sub, mask = ds.isel(idx), xr.DataArray(inside, dims="station")
+        with xr.set_options(keep_attrs=True):  # outside: NaN, as the bilinear path gives
+            masked = {k: v.where(mask) for k, v in sub.data_vars.items() if "station" in v.dims}
+        return sub.assign(masked), inside
     if ds["latitude"].ndim == 1:
         return interp.bilinear_regular(ds, lat, lon)
     start = np.column_stack([v.values for v in idx.values()])
