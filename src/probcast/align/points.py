@@ -297,14 +297,14 @@ def open_grid(path: str | os.PathLike[str], chunks: dict[str, int] | None = None
     :func:`probcast.ingest.gridded.open_gridded` (names, units and times normalised; loaded
     into memory), then the same checks. Training and prediction read grids here.
     """
+    from probcast.ingest.encoding import open_cf
     from probcast.ingest.grid_values import check_grid
     from probcast.ingest.gridded import open_gridded, sniff_format
 
     src = Path(os.fspath(path).removeprefix("reference://"))
     fmt = sniff_format(src)
     if fmt in ("netcdf4", "netcdf3", "zarr"):
-        engine = "zarr" if fmt == "zarr" else None
-        ds = xr.open_dataset(src, engine=engine, chunks={}, decode_timedelta=True)
+        ds = open_cf(src, fmt, chunks={}, decode_timedelta=True)  # missing values as declared
         names = [str(v) for v in ds.data_vars if "grid_mapping_name" not in ds[v].attrs]
         canonical = {"latitude", "longitude", "forecast_reference_time", "forecast_period"}
         if (

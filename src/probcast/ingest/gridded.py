@@ -21,6 +21,7 @@ import xarray as xr
 
 from probcast import io, periods
 from probcast.ingest import grib_windows
+from probcast.ingest.encoding import mask_invalid, open_cf
 from probcast.ingest.errors import GriddedReadError
 from probcast.ingest.grid_values import canonical_units
 from probcast.ingest.normalise import (
@@ -106,12 +107,11 @@ def _open_raw(
     if fmt == "reference":
         so = {"fo": str(path), "remote_protocol": "file"}
         bk = {"consolidated": False, "storage_options": so}
-        return [xr.open_dataset("reference://", engine="zarr", backend_kwargs=bk, **kw)]
-    if fmt == "zarr":
-        bk = {"consolidated": False}
-        return [xr.open_dataset(path, engine="zarr", decode_coords="all", backend_kwargs=bk, **kw)]
-    eng = engine or ("netcdf4" if fmt == "netcdf4" else "scipy")
-    return [xr.open_dataset(path, engine=eng, decode_coords="all", **kw)]
+        ref = xr.open_dataset("reference://", engine="zarr", backend_kwargs=bk, **kw)
+        return [mask_invalid(ref)]
+    # missing values as declared: Zarr fill_value 0 is no marker, CF valid range applied
+    eng = None if fmt == "zarr" else engine or ("netcdf4" if fmt == "netcdf4" else "scipy")
+    return [open_cf(path, fmt, engine=eng, decode_coords="all", **kw)]
 
 
 def _finish(ds: xr.Dataset, src: Path, role: str) -> xr.Dataset:

@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from probcast import periods
+from probcast.ingest.encoding import open_cf
 from probcast.ingest.errors import GriddedReadError
 from probcast.ingest.grid_values import check_grid
 from probcast.ingest.gridded import open_gridded, sniff_format
@@ -128,10 +129,10 @@ def _open(path: Path) -> xr.Dataset:
     fmt = sniff_format(path)  # a clear error for a missing file or another format
     if fmt not in ("netcdf4", "netcdf3", "zarr"):
         raise ValueError(f"{path}: a {fmt} file; gridded forecasts are read from NetCDF or Zarr")
-    try:
-        if fmt == "zarr":
-            return xr.open_zarr(path, consolidated=False, decode_timedelta=True)
-        return xr.open_dataset(path, chunks={}, decode_timedelta=True)
+    try:  # missing values as declared (Zarr fill_value, CF valid range): ingest.encoding
+        return open_cf(path, fmt, chunks={}, decode_timedelta=True)
+    except GriddedReadError:
+        raise
     except Exception as err:  # any reader failure becomes one clear message
         raise ValueError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
 
