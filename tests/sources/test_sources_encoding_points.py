@@ -120,3 +120,26 @@ def test_nearest_reaches_half_a_cell_beyond_a_curvilinear_grid_as_on_1d_axes():
     assert near["t2m"].values[0] == ds["t2m"].values[3, 6] and np.isnan(near["t2m"].values[1])
     _, inside = sample(ds, lat, lon, "bilinear")  # never extrapolates: only the inner point
     assert inside.tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("url", [False, True])
+def test_a_zarr_archive_with_fill_value_zero_keeps_its_zeros(tmp_path, url):
+    # zarr-python's default fill_value 0 was read by xarray as _FillValue: a station on a
+    # node whose t2m - 280 is 0 (every dry tp point alike) got NaN in data build
+    import zarr
+
+    ds = _regular() - 280.0  # node (0, 0) holds 0.0
+    path = tmp_path / "a.zarr"
+    xr.open_dataset(_write(ds, tmp_path / "a.nc")).to_zarr(path, zarr_format=2)
+    store = zarr.open_group(path, mode="r+", zarr_format=2)
+    values = store["t2m"][:]
+    del store["t2m"]
+    arr = store.create_array("t2m", shape=values.shape, dtype="f8", fill_value=0.0)
+    arr[:] = values
+    dims = ["forecast_reference_time", "forecast_period", "latitude", "longitude"]
+    arr.attrs.update({"_ARRAY_DIMENSIONS": dims, "units": "K"})
+    assert xr.open_zarr(path, consolidated=False)["t2m"].isnull().any()  # xarray alone
+    files = XarrayFiles([f"file://{path}" if url else str(path)], {}, method="nearest")
+    out = CycleFields(init_time=INIT)
+    files.add_cycle(out, INIT, [0], ["t2m"], np.array([32.0]), np.array([-110.5]))
+    assert out.instant["t2m"][0.0].tolist() == [0.0]

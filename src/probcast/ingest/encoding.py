@@ -45,7 +45,7 @@ MISSING_ATTRS = ("_FillValue", "missing_value")
 
 
 def open_cf(
-    path: str | os.PathLike[str],
+    path: Any,
     fmt: str,
     *,
     engine: str | None = None,
@@ -55,7 +55,7 @@ def open_cf(
     """Open a NetCDF file or Zarr store with xarray, missing values as the file declares.
 
     Args:
-        path: NetCDF file or Zarr store.
+        path: NetCDF file or Zarr store (or an fsspec mapper of a Zarr store).
         fmt: ``zarr``, ``netcdf4`` or ``netcdf3`` (:func:`probcast.ingest.gridded.sniff_format`).
         engine: xarray engine for NetCDF (default: xarray's choice).
         chunks: As for :func:`xarray.open_dataset` (``{}``: lazy, the file's chunks).
@@ -75,11 +75,11 @@ def open_cf(
     return mask_invalid(ds)
 
 
-def open_zarr(path: str | os.PathLike[str], *, chunks: Any = None, **decode: Any) -> xr.Dataset:
+def open_zarr(path: Any, *, chunks: Any = None, **decode: Any) -> xr.Dataset:
     """Open a Zarr v2/v3 store, masking by CF attributes, never by a ``fill_value`` of 0.
 
     Args:
-        path: Zarr store (a folder).
+        path: Zarr store (a folder), or an fsspec mapper of one (remote stores).
         chunks: As for :func:`xarray.open_dataset`.
         **decode: Options of :func:`xarray.decode_cf`.
 
@@ -92,13 +92,21 @@ def open_zarr(path: str | os.PathLike[str], *, chunks: Any = None, **decode: Any
     """
     # (xr.open_dataset(engine="zarr") drops use_zarr_fill_value_as_mask: pydata/xarray#10269)
     store = xr.backends.ZarrStore.open_group(
-        os.fspath(path), mode="r", consolidated=False, use_zarr_fill_value_as_mask=False
+        _store(path), mode="r", consolidated=False, use_zarr_fill_value_as_mask=False
+    )
+    where = Path(
+        _store(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "root", "")
     )
     raw = xr.open_dataset(store, chunks=chunks, decode_cf=False)
     for name, arr in store.zarr_group.arrays():
         if name in raw.variables:
-            _declare_fill(raw.variables[name], name, arr, Path(path))
+            _declare_fill(raw.variables[name], name, arr, where)
     return xr.decode_cf(raw, **decode)
+
+
+def _store(path: Any) -> Any:
+    """A local path as a string; an fsspec mapper as it is."""
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
 
 
 def _declare_fill(var: xr.Variable, name: str, arr: zarr.Array, path: Path) -> None:

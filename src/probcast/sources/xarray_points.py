@@ -20,6 +20,7 @@ import xarray as xr
 from scipy.spatial import cKDTree
 
 from probcast.geo import unit_vectors
+from probcast.ingest.encoding import open_cf
 from probcast.ingest.normalise import FP, FRT, normalise, tidy_dims, to_time_axes
 from probcast.sources import fs, interp
 from probcast.sources.cycle import CycleFields
@@ -33,12 +34,12 @@ def _open(url: str, storage_options: dict[str, Any]) -> xr.Dataset:
         return open_refs(url, storage_options)
     fsys, path = fs.filesystem(url, storage_options)
     try:
-        if url.rstrip("/").endswith(".zarr"):
-            return xr.open_zarr(fsys.get_mapper(path), consolidated=None, decode_timedelta=True)
+        if url.rstrip("/").endswith(".zarr"):  # (missing values as declared: ingest.encoding)
+            return open_cf(fsys.get_mapper(path), "zarr", chunks={}, decode_timedelta=True)
         local = "file" in (fsys.protocol if isinstance(fsys.protocol, tuple) else (fsys.protocol,))
         if local:
-            return xr.open_dataset(path, decode_timedelta=True)
-        return xr.open_dataset(fsys.open(path, "rb"), engine="h5netcdf", decode_timedelta=True)
+            return open_cf(path, "netcdf4", decode_timedelta=True)
+        return open_cf(fsys.open(path, "rb"), "netcdf4", engine="h5netcdf", decode_timedelta=True)
     except (OSError, ValueError) as err:
         raise SourceError(f"{url}: cannot open as NetCDF/Zarr ({err})") from None
 
