@@ -26,6 +26,7 @@ A YAML file (reference: ``docs/operations.md``)::
     metrics: {file: /var/lib/node_exporter/probcast.prom}              # or pushgateway: URL
     retrain: {config: default, table: tables/all.parquet, margin: 0.02}  # probcast retrain
     nwp: {keys: [model_version]}        # input metadata compared between cycles (upgrades)
+    monitor: {drift: {psi: 0.3}}        # probcast monitor's thresholds (checked at load)
 
 Relative paths are relative to the pipeline file's folder. Cycles are UTC datetimes,
 written ``2026-11-29T00Z`` (also accepted: ``2026112900``, ``2026-11-29T00:00Z``, ``2026-11-29``).
@@ -322,6 +323,7 @@ def from_dict(data: Mapping[str, Any], root: str | Path, name: str = "pipeline")
         **leads,
     )
     chk.blocks(pipe, name)
+    chk.monitor(data, name)
     return pipe
 
 

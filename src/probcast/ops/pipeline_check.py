@@ -275,6 +275,26 @@ def blocks(pipe: Any, name: str) -> None:
         text(value, f"{name}: metrics.{key}")
 
 
+def monitor(data: Mapping[str, Any], name: str) -> None:
+    """The ``monitor:`` block, checked by the parser ``probcast monitor`` reads it with.
+
+    The parser (:func:`probcast.configs._monitor.parse_config`) imports only the standard
+    library and PyYAML, so loading a pipeline stays fast; the thresholds are not kept.
+
+    Raises:
+        PipelineError: An unknown key or a bad value, e.g. ``ops.yaml: monitor.drift.psi:
+            expected a number > 0, got 0``.
+    """
+    if data.get("monitor") is None:
+        return
+    from probcast.configs._monitor import MonitorConfigError, parse_config
+
+    try:
+        parse_config(data["monitor"], name)
+    except MonitorConfigError as err:
+        raise PipelineError(str(err)) from None
+
+
 def raw_block(data: Mapping[str, Any], key: str, name: str) -> dict[str, Any]:
     """The mapping under ``key`` (checked by the module that reads it; none: empty)."""
     value = data.get(key)

@@ -11,7 +11,8 @@ training rows before ``data.split_date``, then the fit, validation or all rows).
 columns of known variables) to find the validation cut exactly as
 :func:`probcast.split.validation_split` does on a table in memory, and which row groups hold
 fit rows at all. It checks every record batch as a table in memory is checked
-(:func:`checked`), and a file's batches against each other for repeated keys.
+(:func:`checked`), and refuses a key that two batches of a file, or two files, hold among
+their usable rows (:class:`~probcast.train.stream_keys.KeyLedger`).
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ from probcast import periods
 from probcast.features import resolve_targets
 from probcast.ranges import clip_float_noise, ranged_variable
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, range_error
+from probcast.train.stream_keys import KEYS, KeyLedger
 from probcast.validate import ValidationError, to_hours, to_utc, validate_keys
 
 log = logging.getLogger(__name__)
 
-KEYS = ("station", "init_time", "lead_time")
 _PARQUET = pads.ParquetFileFormat()
 _LOCAL = pafs.LocalFileSystem()
 PARTS = ("fit", "val", "all")
@@ -115,7 +116,8 @@ class ParquetSource:
         Raises:
             ValueError: A key column is missing, or the validation split is impossible
                 (the message names the path).
-            ValidationError: A record batch fails :func:`checked`, or two of a file share a key.
+            ValidationError: A record batch fails :func:`checked`, or two record batches
+                (of one file or of two) share a key of usable rows (names the file(s)).
         """
         p = Path(path)
         files = parquet_files(p)
@@ -135,31 +137,36 @@ class ParquetSource:
         src.periods = recorded_periods(files, schemas)
         ranged = [c for c in schema.names if ranged_variable(c)]
         narrow = ["init_time", "lead_time", *src._time_columns(), *src._target_columns(), *ranged]
-        inits: set[pd.Timestamp] = set()
-        hashes: list[np.ndarray] = []  # keys of the file's record batches read so far
+        keys = KeyLedger()
         for u, (file, group) in enumerate(units):
             meta = metas[file]
             where = file if meta.num_row_groups == 1 else f"{file} (row group {group})"
             several = meta.num_row_groups > 1 or meta.num_rows > src.read_rows
             first, last = pd.NaT, pd.NaT
             for frame in src._frames(u, narrow, check=where):
-                if several:  # (usable rows: validate_keys compared all rows of one batch)
-                    hashes.append(pd.util.hash_pandas_object(frame[[*KEYS]], False).to_numpy())
+                keys.add(frame, hashed=several)  # (one batch: validate_keys compared its rows)
                 t = frame["init_time"]
                 src.rows += len(t)
                 if len(t):
-                    inits.update(t.unique())
                     first = t.min() if first is pd.NaT else min(first, t.min())
                     last = t.max() if last is pd.NaT else max(last, t.max())
             src.unit_init.append((first, last))
             if u + 1 == len(units) or units[u + 1][0] != file:
-                _check_repeated_keys(file, hashes)  # (and empties hashes)
+                keys.end_file(file)  # a key in two batches of the file
+        keys.check_across(src._file_frames, str(p))  # a key in two files
+        inits = keys.init_times()
         if not inits:
             raise ValueError(f"{p}: no usable training rows (raw forecast and an observation)")
         if val_fraction > 0:
-            src.cut = _validation_cut(sorted(inits), val_fraction, p)
+            src.cut = _validation_cut(inits, val_fraction, p)
         log.info("%s: %d row groups in %d file(s), cut %s", p, len(units), len(files), src.cut)
         return src
+
+    def _file_frames(self, file: str) -> Iterator[pd.DataFrame]:
+        """Usable rows of every row group of ``file``: their keys, times and targets."""
+        for unit, (name, _) in enumerate(self.units):
+            if name == file:
+                yield from self._frames(unit, KEYS)
 
     def _time_columns(self) -> list[str]:
         return ["valid_time"] if "valid_time" in self.schema.names else []
@@ -340,22 +347,6 @@ def checked(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         why = range_error(float(finite.min()), float(finite.max()), var, n_bad=int(bad.sum()))
         raise ValidationError(f"{where}: column {col!r}: {why}")
     return out
-
-
-def _check_repeated_keys(file: str, hashes: list[np.ndarray]) -> None:
-    """Refuse a key of usable rows that two record batches of ``file`` hold (key hashes)."""
-    every = np.sort(np.concatenate(hashes)) if len(hashes) > 1 else np.zeros(0)
-    hashes.clear()
-    if (every[1:] == every[:-1]).any():  # re-read to name the key (none: a hash collision)
-        keys = canonical(pq.read_table(file, columns=list(KEYS)).to_pandas())[list(KEYS)]
-        dup = keys[keys.duplicated(keep=False)]
-        if len(dup):
-            row = dup.iloc[0]
-            raise ValidationError(
-                f"{file}: {len(dup)} rows of different record batches share keys, e.g. "
-                f"station={row['station']!r}, init_time={row['init_time']}, lead_time="
-                f"{row['lead_time']:g} h; expected one row per (station, init_time, lead_time)"
-            )
 
 
 def _utc(text: str) -> pd.Timestamp:
