@@ -28,6 +28,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from probcast.dists._common import expand
 from probcast.dists.ensemble import crps_ensemble
@@ -144,21 +145,55 @@ class Predictive:
     def _jparams(self) -> dict[str, jax.Array]:
         return {k: jnp.asarray(v, dtype=jnp.float32) for k, v in self.params.items()}
 
-    def crps(self, y: np.ndarray, fair: bool = True) -> np.ndarray:
-        """CRPS per case.
+    def _observations(self, y: ArrayLike) -> np.ndarray:
+        """``y`` as one observation per case, shape ``(n,)``.
+
+        An ``(n, 1)`` column (``df[["obs_tp"]]``) or ``(1, n)`` row is flattened; nothing
+        is broadcast, so a score never silently compares every case with every observation.
+
+        Raises:
+            ValueError: ``y`` does not hold exactly one value per case (naming its shape
+                and the expected length).
+        """
+        obs = np.asarray(y)
+        n = len(self)
+        one_axis = sum(d != 1 for d in obs.shape) <= 1
+        if obs.ndim == 0 or obs.size != n or not one_axis:
+            raise ValueError(
+                f"{self.variable}: observations of shape {obs.shape} for {n} cases; expected "
+                f"one per case, shape ({n},) (or ({n}, 1))"
+            )
+        try:
+            return obs.reshape(n).astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{self.variable}: observations must be numbers, got dtype {obs.dtype}"
+            ) from None
+
+    def crps(self, y: ArrayLike, fair: bool = True) -> np.ndarray:
+        """CRPS per case, shape ``(n,)``.
 
         Closed form (params), the ensemble estimator (members; ``fair`` for the unbiased
         one), the absolute error (point); quantile forms are scored by
         :mod:`probcast.verify`, which knows the level grid's approximation.
+
+        Args:
+            y: One observation per case: shape ``(n,)`` or ``(n, 1)``
+                (:meth:`_observations`).
+            fair: The unbiased ensemble estimator (members form).
+
+        Raises:
+            ValueError: ``y`` not of one value per case, or a quantiles form.
         """
-        obs = jnp.asarray(np.asarray(y, dtype=np.float32))
+        if self.kind == "quantiles":
+            raise ValueError(f"{self.variable}: crps of a quantiles form needs probcast.verify")
+        y64 = self._observations(y)
+        obs = jnp.asarray(y64.astype(np.float32))
         if self.kind == "params":
             return np.asarray(get(str(self.family)).crps(self._jparams(), obs))
         if self.kind == "members":
             return np.asarray(crps_ensemble(jnp.asarray(self.values), obs, fair=fair))
-        if self.kind == "point":
-            return np.abs(np.asarray(self.values, dtype=np.float64) - np.asarray(y))
-        raise ValueError(f"{self.variable}: crps of a quantiles form needs probcast.verify")
+        return np.abs(np.asarray(self.values, dtype=np.float64) - y64)
 
     def mean(self) -> np.ndarray:
         """Mean per case (the median level's value for a quantiles form)."""
@@ -171,8 +206,8 @@ class Predictive:
         return self.quantiles([0.5])[:, 0]
 
     def quantiles(self, levels: Sequence[float]) -> np.ndarray:
-        """Quantiles ``(n, k)`` at ``levels`` in (0, 1)."""
-        lv = np.asarray(levels, dtype=np.float64)
+        """Quantiles ``(n, k)`` at ``levels`` in (0, 1), the same levels for every case."""
+        lv = _grid(levels, "levels", self.variable)
         if self.kind == "params":
             dist = get(str(self.family))
             out = dist.quantile(expand(self._jparams()), jnp.asarray(lv, dtype=jnp.float32))
@@ -185,8 +220,8 @@ class Predictive:
         return np.stack([np.interp(lv, self.levels, row) for row in self.values])
 
     def cdf(self, x: Sequence[float]) -> np.ndarray:
-        """``P(Y <= x)`` ``(n, k)`` for each value of ``x``."""
-        xs = np.asarray(x, dtype=np.float64)
+        """``P(Y <= x)`` ``(n, k)`` for each value of ``x`` (the same ``k`` values per case)."""
+        xs = _grid(x, "x", self.variable)
         if self.kind == "params":
             dist = get(str(self.family))
             return np.asarray(dist.cdf(expand(self._jparams()), jnp.asarray(xs, jnp.float32)))
@@ -217,6 +252,21 @@ class Predictive:
             return np.repeat(np.asarray(self.values)[:, None], n, axis=1)
         assert self.levels is not None
         return np.stack([np.interp(u[i], self.levels, row) for i, row in enumerate(self.values)])
+
+
+def _grid(values: Sequence[float], what: str, variable: str) -> np.ndarray:
+    """Values shared by every case (thresholds, levels): a number or a 1-D sequence.
+
+    Raises:
+        ValueError: A 2-D array (per-case values are observations: :meth:`Predictive.crps`).
+    """
+    out = np.asarray(values, dtype=np.float64)
+    if out.ndim > 1:
+        raise ValueError(
+            f"{variable}: {what} of shape {out.shape}; expected a number or a 1-D sequence of "
+            "values shared by every case"
+        )
+    return out
 
 
 __all__ = ["KINDS", "Kind", "Predictive"]

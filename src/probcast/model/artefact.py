@@ -108,6 +108,11 @@ def write_run_files(
 ) -> None:
     """Write config, feature spec and metadata; refuse a workdir of a different run.
 
+    The first write of a training into its workdir: once the run is found to be the
+    directory's own, the completion marker of a model already there is removed
+    (:func:`probcast.model.integrity.clear_marker`) before anything is rewritten, and a
+    refused run leaves that model as it was (loadable).
+
     Raises:
         OtherRunError: If ``workdir`` already holds a run with other data or settings
             (resuming needs the same config and data; start a fresh workdir otherwise).
@@ -123,6 +128,7 @@ def write_run_files(
             changed.append("training data")
         if changed:
             raise OtherRunError(workdir, changed)
+    integrity.clear_marker(workdir)  # rewritten from here on: not a usable model until done
     meta = {
         "artefact_version": ARTEFACT_VERSION,
         "probcast_version": __version__,

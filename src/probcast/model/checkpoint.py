@@ -10,17 +10,61 @@ Saves are asynchronous: ``save_*`` copies the arrays to host memory and returns 
 writes them in a background thread, so training goes on during the write. A ``latest``
 save first waits for the pending ``best`` save (``latest`` must never point past a best
 epoch that is not on disk), and :meth:`SeedCheckpoints.close` waits for every pending save.
+
+Orbax logs through ``absl.logging``, which calls ``logging.basicConfig()`` whenever the root
+logger has no handler: importing Orbax or loading a model would give the root logger a
+stderr handler, and a program's own later ``logging.basicConfig(level=..., format=...)``
+would then do nothing. The import and every call into Orbax here run in
+:func:`root_logging_kept`, which takes such a handler away again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
-import orbax.checkpoint as ocp
 
 PyTree = Any
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def root_logging_kept(since: list[logging.Handler] | None = None) -> Iterator[None]:
+    """Undo what ``logging.basicConfig()`` does to the root logger inside the block.
+
+    The handlers added in the block (or since the root had the handlers ``since``) that
+    ``basicConfig()`` makes (a plain ``StreamHandler`` with the default format) are removed
+    and the root level restored; handlers added otherwise (a program's own) stay.
+    """
+    root = logging.getLogger()
+    before, level = list(root.handlers if since is None else since), root.level
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            fmt = getattr(handler.formatter, "_fmt", None)
+            if type(handler) is logging.StreamHandler and fmt == logging.BASIC_FORMAT:
+                root.removeHandler(handler)
+        if root.level != level:
+            root.setLevel(level)
+
+
+def _kept(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with root_logging_kept():
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+with root_logging_kept():  # its import logs (jax_array_handlers: ArrayHandler)
+    import orbax.checkpoint as ocp
 
 
 def _manager(path: Path) -> ocp.CheckpointManager:
@@ -46,11 +90,14 @@ def abstract(tree: PyTree) -> PyTree:
 class SeedCheckpoints:
     """The two checkpoint series of one seed's network."""
 
+    @_kept
     def __init__(self, seed_dir: Path) -> None:
+        self._root_handlers = list(logging.getLogger().handlers)  # (asynchronous saves log)
         self.dir = Path(seed_dir)
         self.latest = _manager(self.dir / "latest")
         self.best = _manager(self.dir / "best")
 
+    @_kept
     def save_latest(self, epoch: int, params: PyTree, opt_state: PyTree, meta: dict) -> None:
         """Save the full training state after ``epoch`` (asynchronously, after ``best``)."""
         args = ocp.args.Composite(
@@ -61,6 +108,7 @@ class SeedCheckpoints:
         self.best.wait_until_finished()
         self.latest.save(epoch, args=args, force=True)
 
+    @_kept
     def save_best(self, epoch: int, params: PyTree, meta: dict) -> None:
         """Save the parameters of a new best epoch (asynchronously)."""
         args = ocp.args.Composite(
@@ -68,6 +116,7 @@ class SeedCheckpoints:
         )
         self.best.save(epoch, args=args, force=True)
 
+    @_kept
     def restore_latest(
         self, params_like: PyTree, opt_state_like: PyTree
     ) -> tuple[PyTree, PyTree, dict] | None:
@@ -85,6 +134,7 @@ class SeedCheckpoints:
         )
         return out["params"], out["opt_state"], dict(out["meta"])
 
+    @_kept
     def restore_best(self, params_like: PyTree) -> tuple[PyTree, dict]:
         """Best parameters and their metadata."""
         step = self.best.latest_step()
@@ -101,6 +151,7 @@ class SeedCheckpoints:
         )
         return out["params"], dict(out["meta"])
 
+    @_kept
     def wait(self) -> None:
         """Block until every pending save is on disk."""
         self.best.wait_until_finished()
@@ -108,6 +159,7 @@ class SeedCheckpoints:
 
     def close(self) -> None:
         """Wait for the pending saves and release the managers' resources."""
-        self.wait()
-        self.latest.close()
-        self.best.close()
+        with root_logging_kept(since=self._root_handlers):  # the background saves' too
+            self.wait()
+            self.latest.close()
+            self.best.close()

@@ -108,7 +108,7 @@ def read_forecasts(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
     source = str(path)
     try:
-        table, families = read_predictions(path)
+        table, families = read_predictions(path, canonical=False)  # converted below
     except (ValueError, TypeError) as err:
         text = str(err)
         if text.startswith(source):

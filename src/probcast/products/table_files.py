@@ -33,6 +33,7 @@ from probcast.products.table import (
     normalise_keys,
     parse_columns,
 )
+from probcast.products.table_meta import file_metadata, json_text, to_canonical, unit_entries
 from probcast.schema import OBS_PREFIX, VARIABLES, unit_name
 
 _FLAG_FILL = -1
@@ -62,15 +63,12 @@ def sidecar_families(meta: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in dict(fams).items()}
 
 
-def _metadata(families: Mapping[str, str], extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {"families": dict(families), **dict(extra or {})}
-
-
 def write_predictions(
     frame: pd.DataFrame,
     path: str | Path,
     *,
     families: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a prediction table atomically, with its families; the format follows the suffix.
@@ -79,29 +77,56 @@ def write_predictions(
     ``.nc`` (dimensions ``(station, init_time, lead_time)`` when those keys are unique, else
     one ``row`` dimension; metadata in the global attribute ``probcast``).
 
+    A CSV and its sidecar are written to temporary names first; then the sidecar is renamed
+    into place, the CSV last: a failed write (metadata, disk) leaves the old pair as it was,
+    and a reader never finds a new CSV without its sidecar (between the two renames it may
+    find the new sidecar beside the old CSV).
+
+    The values of ``frame`` are taken to be in canonical units (:mod:`probcast.schema`)
+    unless ``units`` says otherwise; whether they are cannot be checked. A table predicted
+    with ``PredictRequest(units=...)`` (``PredictResult.table``) is in those units: pass
+    them here, as ``probcast predict --units`` records them, or ``probcast verify`` and
+    :func:`read_predictions` take its values for canonical ones.
+
     Args:
         frame: Prediction table (:func:`predictive_table`).
         path: Destination.
         families: Variable -> family of its parameter columns.
-        metadata: Further JSON-serialisable provenance (model, request).
+        units: Variable -> units of the table's values (``{"tp": "cm"}``), recorded as
+            ``units`` (and ``param_units`` for parameters whose family has no form in those
+            units: they are canonical, :func:`probcast.products.units.params_convert`).
+        metadata: Further provenance (model, request); NumPy numbers are written as
+            numbers, other values JSON cannot hold as their text.
 
     Returns:
         The written path.
+
+    Raises:
+        TypeError: ``families``, ``units`` or ``metadata`` is not a mapping.
+        ValueError: Unknown format; unknown units, units of a variable the table has no
+            forecast of, or units that differ from ``metadata["units"]``.
+        probcast.io.WriteError: The file (or the sidecar) could not be written.
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    meta = _metadata(families or {}, metadata)
+    if suffix not in (".csv", ".parquet", ".pq", ".nc"):
+        raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
+    meta = file_metadata(frame, families, units, metadata)
     if suffix == ".csv":
-        utc = _in_utc(frame)  # the times are written with a 'Z'
-        io.write_with(p, lambda tmp: utc.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ"))
-        io.write_json(p.with_name(p.name + ".json"), meta)
+        _write_csv(frame, p, json_text(meta, indent=1) + "\n")
     elif suffix in (".parquet", ".pq"):
         io.write_with(p, lambda tmp: _write_parquet(frame, tmp, meta))
-    elif suffix == ".nc":
-        io.write_with(p, lambda tmp: _to_netcdf(frame, meta).to_netcdf(tmp))
     else:
-        raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
+        io.write_with(p, lambda tmp: _to_netcdf(frame, meta).to_netcdf(tmp))
     return p
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, sidecar_text: str) -> None:
+    """Write the CSV and its sidecar to temporaries, rename the sidecar, then the CSV."""
+    utc = _in_utc(frame)  # the times are written with a 'Z'
+    with io.atomic_path(path) as tmp:  # renamed onto ``path`` last, when the block ends
+        utc.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        io.write_text(path.with_name(path.name + ".json"), sidecar_text)
 
 
 def _in_utc(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +146,7 @@ def _write_parquet(frame: pd.DataFrame, path: Path, meta: Mapping[str, Any]) -> 
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     old = table.schema.metadata or {}
-    table = table.replace_schema_metadata({**old, META_KEY.encode(): json.dumps(meta).encode()})
+    table = table.replace_schema_metadata({**old, META_KEY.encode(): json_text(meta).encode()})
     pq.write_table(table, path, write_page_checksum=True)
 
 
@@ -155,7 +180,7 @@ def _to_netcdf(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Any:
         title="probcast station predictions",
         Conventions="CF-1.10",
         source="probcast predict",
-        **{META_KEY: json.dumps(meta)},
+        **{META_KEY: json_text(meta)},
     )
     return ds
 
@@ -241,18 +266,32 @@ def _lead_in_hours(ds: Any, path: Path) -> Any:
     return ds.assign(lead_time=hours)
 
 
-def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
+def read_predictions(
+    path: str | Path, *, canonical: bool = True
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """Read a prediction table (CSV, Parquet or station NetCDF) and its families.
 
-    Families come from the table's own metadata (Parquet schema, NetCDF attribute) or its
-    JSON sidecar (CSV; ``<file>.json`` or ``<stem>.json``).
+    Families and units come from the table's own metadata (Parquet schema, NetCDF
+    attribute) or its JSON sidecar (CSV; ``<file>.json`` or ``<stem>.json``). A table
+    written in the user's units (``probcast predict --units``, ``write_predictions(...,
+    units=...)``) is converted back to canonical units, as ``probcast verify`` scores it,
+    so that :func:`probcast.evaluate` gets what it expects.
+
+    Args:
+        path: The file.
+        canonical: Convert the values to canonical units by the metadata's ``units`` and
+            ``param_units`` (:func:`probcast.products.units.table_to_canonical`; the
+            ``<var>_p_gt_<t>`` columns are renamed to canonical thresholds). False: the
+            values as the file holds them (read its units with
+            :func:`probcast.products.units.read_units`).
 
     Returns:
         ``(table with normalised keys, {variable: family})``.
 
     Raises:
         FileNotFoundError: No such file.
-        ValueError: Unknown format or missing key columns (the message names the file).
+        ValueError: Unknown format, missing key columns, unconvertible units metadata or
+            non-numeric values to convert (the message names the file).
     """
     p = Path(path)
     if not p.exists():
@@ -274,6 +313,8 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
     meta = {**read_sidecar(p), **meta}
     df = normalise_keys(df, str(p))
+    if canonical:
+        df = to_canonical(df, unit_entries(meta), p)
     if meta.get("periods"):  # what the model's products cover (probcast.periods)
         periods.recorded(df, periods.parse(meta["periods"], f"{p}: metadata periods"))
     return df, sidecar_families(meta)

@@ -34,6 +34,7 @@ from probcast.model.network import build_model, head_families
 from probcast.split import time_blocks, validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data, cv_folds, seeds_per_fold, with_seeds
+from probcast.train.arguments import ConfigLike, enough_before_split, train_arguments
 from probcast.train.check import check_config, discard_on_failure, reading_data
 from probcast.train.evalset import evaluate, round_up, validation_chunks
 from probcast.train.objective import StepFns, make_optimizer
@@ -85,22 +86,26 @@ class Setup:
     rows: int = 0  # fit rows (``fit`` may hold masked padding rows after them)
 
 
-def train(
-    config: ml_collections.ConfigDict, workdir: str | Path, config_name: str = ""
-) -> list[SeedResult]:
+def train(config: ConfigLike, workdir: str | Path, config_name: str = "") -> list[SeedResult]:
     """Train the model described by ``config`` into ``workdir`` (resuming if possible).
 
-    The config is checked first (:func:`check.check_config`); the workdir is locked while
-    training (:mod:`probcast.train.workdir`), removed again if this call created it and
-    failed before any network saved a checkpoint (:func:`check.discard_on_failure`); the
-    completion marker with the checksums of the artefact is written last. ``config_name`` (``tiny``)
-    goes into the default name of the tracked run (:func:`tracking.default_run_name`).
+    ``config`` is a ``ConfigDict`` or a plain dict of one; the arguments
+    (:mod:`probcast.train.arguments`) and the config (:func:`check.check_config`) are checked
+    first. The workdir is locked while training (:mod:`probcast.train.workdir`), removed
+    again if this call created it and failed before any network saved a checkpoint
+    (:func:`check.discard_on_failure`); a model in it stays loadable until the data is read
+    and the run found to be its own (:func:`artefact.write_run_files`); the completion
+    marker is written last. ``config_name`` (``tiny``) names the tracked run.
 
     Returns:
         One result per seed network.
+
+    Raises:
+        TypeError, ValueError: Bad arguments, config or data; another run's workdir.
     """
     from probcast.train import stream  # out-of-core training (train.stream)
 
+    config, workdir = train_arguments(config, workdir)
     check_config(config)
     run = stream.train_stream if stream.wanted(config) else _train
     start = time.perf_counter()
@@ -115,6 +120,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     with reading_data(config.data.path):  # errors that name no file: named the data file
         path, date = str(config.data.path), str(config.data.split_date)
         table, source = tdata.load_table(path, date, str(config.features.neighbourhood))
+        enough_before_split(table, config, source)
         table = tdata.with_periods(table, str(config.data.periods), source)
         digest = tdata.fingerprint(table)
         targets = resolve_targets(table, str(config.data.targets))

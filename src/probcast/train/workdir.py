@@ -2,10 +2,16 @@
 
 :func:`claim` takes an exclusive ``fcntl.flock`` on ``<workdir>/.lock`` (a second training
 into the same directory gets a clear error instead of corrupting the first one's
-checkpoints; the kernel releases the lock when the process exits, however it exits), removes
-the temporaries that killed processes left behind (:func:`probcast.io.sweep`) and removes
-the completion marker: until :func:`probcast.model.integrity.write_marker` runs at the very
-end, the directory is not a usable model.
+checkpoints; the kernel releases the lock when the process exits, however it exits) and
+removes the temporaries that killed processes left behind (:func:`probcast.io.sweep`).
+
+It leaves the completion marker of a model already in the directory alone: the marker is
+removed by :func:`probcast.model.artefact.write_run_files`, once the data has been read and
+checked and the run found to be the directory's own (same config and data), just before
+the artefact's first file is rewritten; until :func:`finish` writes it again at the very
+end, the directory is not a usable model. So a training refused or failed before that (a
+typo in ``data.path``, a config error, another run's workdir) leaves a served model
+loadable.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def _holder(fd: int) -> str:
 
 @contextlib.contextmanager
 def claim(workdir: Path) -> Iterator[Path]:
-    """Hold ``workdir`` for one training (see the module docstring).
+    """Hold ``workdir`` for one training (see the module docstring; the marker is kept).
 
     The lock file is the one file not written through :mod:`probcast.io`: a lock lives
     on its inode, which an atomic rename would replace.
@@ -66,8 +72,7 @@ def claim(workdir: Path) -> Iterator[Path]:
         swept = sweep(workdir)
         if swept:
             log.info("removed %d temporaries of interrupted runs in %s", len(swept), workdir)
-        integrity.clear_marker(workdir)
-        yield workdir
+        yield workdir  # the marker stays until the run files are rewritten (module docstring)
     finally:
         os.close(fd)  # releases the lock
 

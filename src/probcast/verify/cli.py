@@ -349,7 +349,7 @@ def _verify_tables(
 ) -> Verification:
     """Read, score and write the verification of station tables into ``out``."""
     from probcast.products.table_files import read_predictions
-    from probcast.products.units import read_units, table_to_canonical
+    from probcast.products.units import read_units
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
 
@@ -357,9 +357,8 @@ def _verify_tables(
     truth = _read(read_truth, args.truth)
     tables, families, units = {}, {}, {}
     for name, path in named.items():
-        table, side = _read(read_predictions, path)
-        units[name] = _read(read_units, path)  # scored in canonical units
-        tables[name] = table_to_canonical(table, units[name], path)
+        tables[name], side = _read(read_predictions, path)  # in canonical units
+        units[name] = _read(read_units, path)  # the file's, recorded in scores.json
         families[name] = {**side, **fams_cli.get(name, {})}
     same_periods(truth, str(args.truth), tables, named)
     ver = verify(

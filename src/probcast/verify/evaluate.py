@@ -18,6 +18,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from probcast.products.table import (
 from probcast.schema import KEY_COLUMNS, OBS_PREFIX
 from probcast.verify import aggregate, matching, skill
 from probcast.verify.checks import check_forecast
+from probcast.verify.evaluate_args import check_arguments
 from probcast.verify.multivariate import tidy_multivariate
 from probcast.verify.pointwise import COVERAGES, case_scores
 
@@ -143,36 +145,48 @@ def _describe(fc: Predictive) -> dict[str, Any]:
 
 
 def verify(
-    truth: pd.DataFrame,
-    forecasts: Mapping[str, pd.DataFrame],
+    truth: pd.DataFrame | str | PathLike[str],
+    forecasts: Mapping[str, pd.DataFrame | str | PathLike[str]],
     *,
     reference: str | None = None,
-    families: Mapping[str, Mapping[str, str]] | None = None,
-    by: Sequence[str] = ("lead_time",),
-    thresholds: Mapping[str, Sequence[float]] | None = None,
+    families: Mapping[str, Mapping[str, str]] | Mapping[str, str] | None = None,
+    by: Sequence[str] | str = ("lead_time",),
+    thresholds: Mapping[str, Sequence[float] | float] | None = None,
     coverages: Sequence[float] = COVERAGES,
-    variables: Sequence[str] | None = None,
+    variables: Sequence[str] | str | None = None,
     seed: int = 0,
     n_boot: int = skill.N_BOOT,
     skipna: bool = True,
     truth_name: str = "truth",
     multivariate: bool = True,
     sources: Mapping[str, str] | None = None,
+    units: Mapping[str, Mapping[str, str]] | Mapping[str, str] | None = None,
 ) -> Verification:
     """Score forecasts against a truth table.
 
+    Scored in canonical units (:mod:`probcast.schema`): the truth and thresholds are taken
+    to be canonical; a forecast in other units is converted first, by ``units`` or, for a
+    file, by the units its metadata records. The arguments are checked first
+    (:mod:`probcast.verify.evaluate_args`).
+
     Args:
         truth: Canonical station table with ``obs_<var>`` columns (optionally latitude,
-            longitude and any grouping columns).
-        forecasts: ``{name: prediction table}`` (forms in :mod:`probcast.products.table`).
+            longitude and any grouping columns), or the path of one (CSV, Parquet,
+            station NetCDF).
+        forecasts: ``{name: prediction table}`` (forms in :mod:`probcast.products.table`);
+            a table may be the path of a prediction file (read as ``probcast verify`` reads
+            it, with its families).
         reference: Name of the forecast the CRPSS is computed against (None: no CRPSS).
-        families: ``{name: {variable: family}}`` for params forms.
-        by: Groupings besides ``all`` (case columns, combined with ``+``).
-        thresholds: ``{variable: thresholds}``; default
-            :data:`probcast.defaults.EVENT_THRESHOLDS` plus every ``p_gt`` column of the tables.
+        families: ``{name: {variable: family}}`` for params forms; with one forecast also
+            the flat ``{variable: family}`` that :func:`probcast.read_predictions` returns.
+        by: Groupings besides ``all`` (case columns, combined with ``+``); one string
+            (``"station"``, commas between several) or a sequence of them.
+        thresholds: ``{variable: thresholds}`` (one number or a sequence, canonical units);
+            default :data:`probcast.defaults.EVENT_THRESHOLDS` plus every ``p_gt`` column of
+            the tables.
         coverages: Nominal central-interval coverages.
-        variables: Variables to verify; default every ``obs_<var>`` of the truth that some
-            forecast has.
+        variables: Variables to verify (a sequence, or one string); default every
+            ``obs_<var>`` of the truth that some forecast has.
         seed: Seed of the randomised PIT and of the bootstrap.
         n_boot: Bootstrap replicates for the CRPSS intervals.
         skipna: Drop (True) or propagate (False) cases with NaN observation or forecast.
@@ -181,14 +195,27 @@ def verify(
         multivariate: Also score forecasts with members as vectors (energy and variogram
             scores over lead times and stations, CRPS of lead-time sums, PIT correlation:
             :mod:`probcast.verify.multivariate`; at most :data:`MAX_VECTORS` per dimension).
+        units: ``{name: {variable: units}}`` of forecasts whose values are not canonical
+            (``{"model": {"tp": "cm"}}``: a ``PredictResult.table`` of a request with
+            ``units``); with one forecast also a flat ``{variable: units}``. Parameters: in
+            those units where their family has a form in them (as ``probcast predict
+            --units`` writes them). A file that records other units is refused.
 
     Returns:
-        The :class:`Verification`.
+        The :class:`Verification` (``meta["units"]``: the ``units`` converted from).
 
     Raises:
+        TypeError: An argument of the wrong type (the message names it and what it takes).
         ValueError: If nothing can be verified (no case matched, no variable, no valid
-            case) or a forecast is invalid (see the module docstring).
+            case), a forecast is invalid (see the module docstring), or ``families`` or
+            ``units`` name no forecast, unknown units or a variable the forecast lacks.
     """
+    a = check_arguments(
+        truth, forecasts, reference=reference, families=families, by=by, thresholds=thresholds,
+        variables=variables, units=units, sources=sources, truth_name=truth_name,
+    )  # fmt: skip
+    truth, forecasts, sources, truth_name = a.truth, a.forecasts, a.sources, a.truth_name
+    by, thresholds, variables = a.by, a.thresholds, a.variables
     if not forecasts:
         raise ValueError("no forecasts to verify")
     if reference is not None and reference not in forecasts:
@@ -221,7 +248,7 @@ def verify(
             f"nothing to verify: no forecast has a column of an observed variable of the "
             f"{truth_name} ({', '.join(OBS_PREFIX + v for v in obs_vars) or 'no obs_ columns'})"
         )
-    fams = {k: dict(v) for k, v in (families or {}).items()}
+    fams = a.families
     extra = [c for c in group_cols if c not in KEY_COLUMNS]
     tables: list[pd.DataFrame] = []
     diags: dict[str, dict[str, dict[str, Any]]] = {}
@@ -287,6 +314,8 @@ def verify(
         "matching": unmatched,
         "dropped": dropped,
     }
+    if a.units:
+        meta["units"] = a.units
     table = (
         pd.concat(tables, ignore_index=True)
         if tables
