@@ -161,6 +161,9 @@ def test_request_extrapolation_fields_are_checked(tmp_path):
 
 
 def test_runner_passes_the_policy(model, test_table):
+    # (a DataFrame given to run is validated as a file is: its inf row would be refused,
+    # tests/predict/test_predict_api_stations.py; predict_stations takes inf as missing)
+    test_table = test_table.replace([np.inf, -np.inf], np.nan)
     request = PredictRequest(model="unused", input=test_table, extrapolation="warn")
     result = probcast.run(request, model=model)
     assert "applicability" not in result.table.columns

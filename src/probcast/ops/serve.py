@@ -316,7 +316,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
     ) -> Response:
         """Predict the cycle's rows of the stations (or points) asked for, now."""
         from probcast.predict.request import PredictRequest, RequestError
-        from probcast.predict.runner import run
+        from probcast.predict.runner import StationRunner
 
         cid = parsed(query.cycle)  # type: ignore[attr-defined]
         when = parse_cycle(cid)
@@ -360,7 +360,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
             result, pred = None, pd.DataFrame(columns=[*keys, *flags])
         else:
             try:
-                result = run(request, model=loaded)
+                result = StationRunner(request, loaded, validated=True).execute()  # (read)
             except RequestError as err:
                 raise HTTPException(400, f"{type(err).__name__}: {err}") from err
             except (ValueError, KeyError) as err:  # the input lacks what the model needs

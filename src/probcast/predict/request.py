@@ -9,12 +9,16 @@ come from :mod:`probcast.defaults`, pooling options from
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import numbers
+import operator
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from probcast import defaults
 from probcast.align.points import is_grid_path
@@ -24,6 +28,118 @@ from probcast.units import parse_units
 
 class RequestError(ValueError):
     """A request that cannot be run (the message says which field and what was expected)."""
+
+
+def _kind(value: Any) -> str:
+    """The type of a value, with the value when it is short and plain (for the messages)."""
+    name = type(value).__name__
+    if value is None:
+        return "None"
+    if not isinstance(value, str | bytes | numbers.Number | list | tuple):
+        return name
+    text = repr(value)
+    return f"{name} {text}" if len(text) <= 60 else f"{name} {text[:57]}..."
+
+
+def _wrong(field: str, value: Any, expected: str, hint: str = "") -> RequestError:
+    return RequestError(f"{field} must be {expected}, got {_kind(value)}{hint}")
+
+
+def _integer(field: str, value: Any) -> int:
+    """An integer (``int``, a NumPy integer; not a bool, a float or a string)."""
+    if not isinstance(value, bool | np.bool_):
+        with contextlib.suppress(TypeError):
+            return operator.index(value)
+    raise _wrong(field, value, "an integer")
+
+
+def _number(field: str, value: Any) -> float:
+    """A real number (not a bool or a string)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return float(value)
+    raise _wrong(field, value, "a number")
+
+
+def _flag(field: str, value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise _wrong(field, value, "True or False")
+
+
+def _numbers(value: Any) -> tuple[float, ...] | None:
+    """A number or a sequence of numbers as a tuple of floats; ``None`` for anything else."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return (float(value),)
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        return None
+    items = list(value)
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in items):
+        return tuple(float(v) for v in items)
+    return None
+
+
+def _levels(field: str, value: Any, parser: str) -> tuple[float, ...]:
+    """Quantile levels or percentiles: a sequence of numbers (one number: one level)."""
+    levels = _numbers(value)
+    if levels is None:
+        hint = f" (text from a command line: {parser})" if isinstance(value, str) else ""
+        raise _wrong(field, value, "a sequence of numbers", hint)
+    return levels
+
+
+def _thresholds(value: Any) -> dict[str, tuple[float, ...]] | None:
+    """``{var: thresholds}``; one number for a variable is one threshold."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        hint = " (text: parse_thresholds('tp:0.1,1'))" if isinstance(value, str) else ""
+        raise _wrong("thresholds", value, "a mapping {variable: numbers}", hint)
+    out = {}
+    for var, ts in value.items():
+        if not isinstance(var, str):
+            raise _wrong("a variable of thresholds", var, "a name (str)")
+        values = _numbers(ts)
+        if values is None:
+            raise _wrong(f"thresholds[{var!r}]", ts, "a number or a sequence of numbers")
+        out[var] = values
+    return out
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str | os.PathLike) and bool(os.fspath(value))
+
+
+def _workdir(value: Any) -> str | os.PathLike[str]:
+    if _is_path(value):
+        return value
+    hint = ""
+    if hasattr(value, "heads") and hasattr(value, "spec"):  # a loaded TrainedModel
+        hint = "; a loaded model goes to run(request, model=loaded), next to its workdir here"
+    raise _wrong("model", value, "the model's workdir (a str or os.PathLike)", hint)
+
+
+def _path_or_none(field: str, value: Any) -> Any:
+    if value is None or _is_path(value):
+        return value
+    raise _wrong(field, value, "a path (a str or os.PathLike) or None")
+
+
+def _text_or_none(field: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _wrong(field, value, "a str or None")
+
+
+def _source(field: str, value: Any, *, grids: bool, optional: bool = False) -> Any:
+    """A station table (path or DataFrame) or, with ``grids``, a grid (path or Dataset)."""
+    if (optional and value is None) or _is_path(value) or isinstance(value, pd.DataFrame):
+        return value
+    if grids and hasattr(value, "data_vars"):  # an xarray.Dataset
+        return value
+    kinds = ["a path (str or os.PathLike)", "a pandas.DataFrame"]
+    kinds += ["an xarray.Dataset"] if grids else []
+    kinds += ["None"] if optional else []
+    raise _wrong(field, value, ", ".join(kinds[:-1]) + f" or {kinds[-1]}")
 
 
 def parse_levels(text: str) -> tuple[float, ...]:
@@ -74,20 +190,35 @@ def is_grid(source: Any) -> bool:
 class PredictRequest:
     """One prediction job.
 
+    Every field is checked when the request is built: a value of the wrong type or range
+    is a :class:`RequestError` naming the field, the value's type and what was expected.
+    Integers (``members``, ``seed``...) take ``int`` or NumPy integers, not floats or text;
+    number sequences (``quantiles``, ``percentiles``, each variable's ``thresholds``) take
+    any sequence of numbers, or one number as a sequence of one, and are stored as tuples.
+    Text as a command line writes it is parsed by :func:`parse_levels`,
+    :func:`parse_percentiles` and :func:`parse_thresholds`, not here.
+
     Attributes:
-        model: Workdir of a trained model.
+        model: Workdir of a trained model (a ``str`` or ``os.PathLike``; a model already
+            loaded goes to :func:`probcast.predict.runner.run` next to it).
         input: Station table (CSV/Parquet path or DataFrame) or grid (NetCDF/Zarr/GRIB/
-            kerchunk path or ``xr.Dataset``).
+            kerchunk path or ``xr.Dataset``). A DataFrame is validated as a file is
+            (:func:`probcast.validate.validate_station_table`).
         output: Where to write: a table file (``.csv``, ``.parquet``, ``.nc``) for station
             input; ``DIR/NAME.nc|.zarr`` for grids (one file per product). ``None``:
             return the results without writing (station input only).
-        members: Coherent members per row or grid point (0: none).
+        members: Coherent members per row or grid point (0: none; on station tables a
+            target whose parameters are not its forecast, a generative head, a ``mixture``
+            of networks or a recalibrated target, gets :data:`defaults.MEMBERS` when neither
+            members nor quantiles are asked for: its only scoreable form).
         quantiles: Quantile levels in (0, 1) (station tables).
         percentiles: Percentiles in % (grids; ``None``: :data:`defaults.GRID_PERCENTILES`,
             or the quantiles as percentages when those are given; station tables: quantile
             columns at these levels / 100, next to ``quantiles``).
         thresholds: ``{var: thresholds}`` of exceedance probabilities (grids, ``None``:
-            :data:`defaults.PRODUCT_THRESHOLDS`; station tables: none).
+            :data:`defaults.PRODUCT_THRESHOLDS`; station tables: none); one number for a
+            variable is one threshold (``{"tp": 1.0}`` is ``{"tp": (1.0,)}``). A variable
+            the model does not predict is refused before any prediction.
         params: Write the distribution parameters.
         combine: Pool of seed networks (``vincentize`` or ``mixture``).
         batch_size: Rows per forward pass.
@@ -110,7 +241,8 @@ class PredictRequest:
         extrapolation_limit: Hard margin (same unit) beyond which ``refuse`` raises.
         units: ``{var: units}`` of the user (``{"t2m": "degC", "tp": "mm"}``): thresholds
             are given, and outputs written, in them (:mod:`probcast.products.units`);
-            ``None``: canonical units.
+            ``None``: canonical units. A variable the model does not predict is refused
+            before any prediction.
     """
 
     model: str | os.PathLike[str]
@@ -135,6 +267,7 @@ class PredictRequest:
     units: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
+        self._normalise()
         if self.members < 0:
             raise RequestError(f"members must be >= 0, got {self.members}")
         bad = [q for q in self.quantiles if not 0.0 < q < 1.0]
@@ -167,6 +300,29 @@ class PredictRequest:
             DomainPolicy(self.extrapolation, self.extrapolation_tolerance, self.extrapolation_limit)
         except ValueError as err:
             raise RequestError(str(err)) from err
+
+    def _normalise(self) -> None:
+        """Check every field's type and store it in its plain form (``int``, ``tuple``...)."""
+        fields = {
+            "model": _workdir(self.model),
+            "input": _source("input", self.input, grids=True),
+            "output": _path_or_none("output", self.output),
+            "template": _source("template", self.template, grids=False, optional=True),
+            "scheduler": _text_or_none("scheduler", self.scheduler),
+            "quantiles": _levels("quantiles", self.quantiles, "parse_levels('0.05,0.5')"),
+            "thresholds": _thresholds(self.thresholds),
+            "params": _flag("params", self.params),
+        }
+        if self.percentiles is not None:
+            fields["percentiles"] = _levels(
+                "percentiles", self.percentiles, "parse_percentiles('5,50,95')"
+            )
+        for name in ("members", "batch_size", "quantile_members", "seed", "tile"):
+            fields[name] = _integer(name, getattr(self, name))
+        for name in ("inflevel", "extrapolation_tolerance", "extrapolation_limit"):
+            fields[name] = _number(name, getattr(self, name))
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
     def options(self) -> PredictOptions:

@@ -21,12 +21,18 @@ from probcast.ingest.tables import read_table
 from probcast.model.artefact import load
 from probcast.model.predictor import TrainedModel
 from probcast.predict.gridded import predict_grid
+from probcast.predict.model_cache import is_workdir, model_mismatch, pinned
 from probcast.predict.request import PredictRequest, RequestError
 from probcast.predict.station import predict_stations
 from probcast.products.table import TABLE_SUFFIXES
 from probcast.products.table_files import write_predictions
-from probcast.products.units import canonical_thresholds, table_to_units
-from probcast.validate import validate_keys
+from probcast.products.units import (
+    canonical_thresholds,
+    check_thresholds_for,
+    check_units_for,
+    table_to_units,
+)
+from probcast.validate import validate_keys, validate_station_table
 
 
 @dataclasses.dataclass
@@ -38,9 +44,13 @@ class PredictResult:
         kind: ``stations`` or ``grid``.
         table: The prediction table (station input).
         families: Variable -> family of the parameter columns (station input).
-        forecasts: Variable -> :class:`~probcast.dists.Predictive` (station input).
+        forecasts: Variable -> :class:`~probcast.dists.Predictive` (station input): one
+            per target, the parameters' family where they are the predictive
+            distribution, else members (by default) or quantiles.
         paths: Product name -> written path.
         seconds: Wall time of the run.
+        model: The model that predicted: its workdir, or ``<in-memory TrainedModel>`` for
+            a model object without one (recorded in the written table's metadata too).
     """
 
     request: PredictRequest
@@ -50,6 +60,7 @@ class PredictResult:
     forecasts: dict[str, Predictive] = dataclasses.field(default_factory=dict)
     paths: dict[str, Path] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    model: str = ""
 
     def summary(self) -> str:
         """One line for a terminal."""
@@ -71,22 +82,84 @@ class Runner(Protocol):
         ...
 
 
-def _model(request: PredictRequest, model: TrainedModel | None) -> TrainedModel:
-    return (model or load(Path(request.model))).with_options(request.options)
+def given_model(request: PredictRequest, model: TrainedModel, *, grid: bool = False) -> str:
+    """The name under which ``model``, handed to :func:`run` with ``request``, is recorded.
+
+    ``request.model`` names the model's workdir: the object must be that workdir's model
+    (same training config and metadata), else the request is refused rather than recording
+    one model and predicting with another. A ``request.model`` that is no model workdir
+    gives the object's in-memory name (station tables; a grid needs the workdir, whose
+    model the cluster's workers load).
+
+    Raises:
+        RequestError: The object is another model than ``request.model``'s, or a grid's
+            ``request.model`` is no model workdir.
+    """
+    path = request.model
+    if is_workdir(path):
+        why = model_mismatch(model, path)
+        if why:
+            source = model.meta.get("data_source")
+            trained = f" (trained on {source})" if source else ""
+            raise RequestError(
+                f"model: the model object given to run(){trained} is not the model of "
+                f"request.model {str(path)!r}: {why}; pass the model loaded from "
+                f"{str(path)!r}, or name the object's own workdir in the request"
+            )
+        return str(path)
+    if grid:
+        raise RequestError(
+            f"model: a gridded prediction needs request.model to be the workdir of the model "
+            f"given to run(); {str(path)!r} is not a model workdir"
+        )
+    return f"<in-memory {type(model).__name__}>"
 
 
-def _input_table(source: Any) -> pd.DataFrame:
-    if isinstance(source, pd.DataFrame):  # a caller's table: its keys and times as a file's
-        return validate_keys(source, source="input table")
-    return read_table(source)
+def _model(request: PredictRequest, model: TrainedModel | None) -> tuple[TrainedModel, str]:
+    """The model to predict with, with the request's options, and its recorded name."""
+    if model is None:
+        return load(Path(request.model)).with_options(request.options), str(request.model)
+    return model.with_options(request.options), given_model(request, model)
+
+
+def _check_variables(model: TrainedModel, request: PredictRequest) -> None:
+    """Thresholds and units only of variables the model predicts (before any work)."""
+    try:
+        check_thresholds_for(model.targets, request.thresholds)
+        check_units_for(model.targets, request.units)
+    except ValueError as err:
+        raise RequestError(str(err)) from None
+
+
+def _input_table(source: Any, name: str, validated: bool = False) -> pd.DataFrame:
+    """A station table of a path or a caller's DataFrame, validated as a file is.
+
+    ``validated``: the DataFrame already passed
+    :func:`~probcast.validate.validate_station_table` (only its keys are coerced again).
+    """
+    if not isinstance(source, pd.DataFrame):
+        return read_table(source)
+    if validated:
+        return validate_keys(source, source=name)
+    return validate_station_table(source, source=name)
 
 
 @dataclasses.dataclass
 class StationRunner:
-    """Predicts a station table (path or DataFrame)."""
+    """Predicts a station table (path or DataFrame).
+
+    Attributes:
+        request: What to predict.
+        model: An already loaded model of ``request.model`` (see :func:`given_model`).
+        validated: Internal, not a request option: the input and template DataFrames
+            already passed :func:`~probcast.validate.validate_station_table` (a service's
+            rows of a table it read with :func:`~probcast.ingest.tables.read_table`), so
+            only their keys and times are coerced, not their values checked again.
+    """
 
     request: PredictRequest
     model: TrainedModel | None = None
+    validated: bool = False
 
     def execute(self) -> PredictResult:
         """Predict every row; write the table when the request names an output."""
@@ -98,8 +171,9 @@ class StationRunner:
                 f"output {req.output}: unknown table format {suffix!r}; expected one of "
                 f"{TABLE_SUFFIXES}"
             )
-        model = _model(req, self.model)
-        rows = _input_table(req.input)
+        model, used = _model(req, self.model)
+        _check_variables(model, req)
+        rows = _input_table(req.input, "input table", self.validated)
         name = "input table" if isinstance(req.input, pd.DataFrame) else str(req.input)
         try:
             model.check_periods(rows, name)
@@ -107,9 +181,9 @@ class StationRunner:
             raise RequestError(str(err)) from None
         pred = self._predict(model, rows)
         table, units = table_to_units(pred.table, req.units, model.heads, req.thresholds)
-        result = PredictResult(req, "stations", table, pred.families, pred.forecasts)
+        result = PredictResult(req, "stations", table, pred.families, pred.forecasts, model=used)
         if req.output is not None:
-            meta = {"model": str(req.model), "request": req.describe(), **units}
+            meta = {"model": used, "request": req.describe(), **units}
             meta |= {"periods": model.periods} if model.periods else {}
             path = write_predictions(table, Path(req.output), families=pred.families, metadata=meta)
             result.paths["table"] = path
@@ -128,7 +202,9 @@ class StationRunner:
                 thresholds=canonical_thresholds(req.thresholds, req.units),
                 seed=req.seed,
                 params=req.params,
-                template=None if req.template is None else _input_table(req.template),
+                template=None
+                if req.template is None
+                else _input_table(req.template, "template table", self.validated),
                 policy=req.domain_policy,
             )
         except MissingColumnsError as err:
@@ -138,9 +214,16 @@ class StationRunner:
 
 @dataclasses.dataclass
 class GridRunner:
-    """Predicts a gridded model run into CF product files."""
+    """Predicts a gridded model run into CF product files.
+
+    Attributes:
+        request: What to predict.
+        model: An already loaded model of ``request.model`` (see :func:`given_model`): the
+            plan and every tile of this process use it (cluster workers load the workdir's).
+    """
 
     request: PredictRequest
+    model: TrainedModel | None = None
 
     def execute(self) -> PredictResult:
         """Predict every reference time, period and grid point; write the products."""
@@ -148,8 +231,14 @@ class GridRunner:
         if req.output is None:
             raise RequestError("a gridded prediction needs an output (DIR/NAME.nc or .zarr)")
         start = time.perf_counter()
-        paths = predict_grid(req)
-        return PredictResult(req, "grid", paths=paths, seconds=time.perf_counter() - start)
+        if self.model is None:
+            paths = predict_grid(req)
+        else:
+            given_model(req, self.model, grid=True)
+            with pinned(req.model, self.model):
+                paths = predict_grid(req)
+        seconds = time.perf_counter() - start
+        return PredictResult(req, "grid", paths=paths, seconds=seconds, model=str(req.model))
 
 
 def create_runner(request: PredictRequest, model: TrainedModel | None = None) -> Runner:
@@ -157,13 +246,26 @@ def create_runner(request: PredictRequest, model: TrainedModel | None = None) ->
 
     Args:
         request: What to predict.
-        model: An already loaded model of ``request.model`` (station input), to skip loading.
+        model: An already loaded model of ``request.model``, to skip loading it: it must be
+            that workdir's model (:func:`given_model`); with a ``request.model`` that is no
+            model workdir (a model built in memory), station tables are predicted with it
+            and recorded as ``<in-memory TrainedModel>``.
     """
     if request.gridded:
-        return GridRunner(request)
+        return GridRunner(request, model)
     return StationRunner(request, model)
 
 
 def run(request: PredictRequest, model: TrainedModel | None = None) -> PredictResult:
-    """Run ``request`` and return what it produced."""
+    """Run ``request`` and return what it produced.
+
+    Args:
+        request: What to predict.
+        model: An already loaded model of ``request.model`` (see :func:`create_runner`).
+
+    Raises:
+        RequestError: A request that cannot be run: a model object of another workdir,
+            thresholds or units of a variable the model does not predict, an input of
+            another model's layout (all before any prediction).
+    """
     return create_runner(request, model).execute()

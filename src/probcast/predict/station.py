@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from probcast import defaults
-from probcast.dists import Predictive, is_generative
+from probcast.dists import Predictive
 from probcast.model import applicability as domain_check
 from probcast.model.fallback import plan_rows, summary
 from probcast.model.predictor import TrainedModel
@@ -126,9 +126,12 @@ def predict_stations(
         model: Loaded model (:func:`probcast.model.artefact.load`), with its options.
         table: Canonical station table with the training predictors (obs columns are
             copied to the output when present).
-        members: Number of coherent members per row (0: none, except that a generative
-            head with neither members nor quantiles asked for gets
-            :data:`probcast.defaults.MEMBERS`, its only scoreable form).
+        members: Number of coherent members per row (0: none, except that a target whose
+            parameters are not its predictive distribution, a generative head, a mixture of
+            networks or a recalibrated target
+            (:meth:`~probcast.model.predictor.TrainedModel.pooled_params_are_predictive`),
+            gets :data:`probcast.defaults.MEMBERS` when neither members nor quantiles are
+            asked for: its only scoreable form).
         quantiles: Quantile levels in (0, 1).
         thresholds: Per target, thresholds of the exceedance probabilities.
         seed: Seed of the member draws.
@@ -166,12 +169,14 @@ def predict_stations(
     fill = plan.filler()
     pooled = model.params(rows) if model.parametric else {}
     pooled = {v: fill.params(v, p) for v, p in pooled.items()}
-    # A generative head has no parameters: with nothing else asked for, it gets members.
-    bare = any(is_generative(h) for h in model.heads.values()) and not (members or quantiles)
+    # A target without parameters that are its forecast (a generative head, a mixture of
+    # networks, a recalibrated target): with nothing else asked for, it gets members.
+    unfit = [v for v in model.heads if not model.pooled_params_are_predictive(v)]
+    bare = bool(unfit) and not (members or quantiles)
     n_members = members or (defaults.MEMBERS if bare else 0)
     sampled = model.sample(rows, n_members, seed) if n_members else {}
     if not members:
-        sampled = {v: m for v, m in sampled.items() if is_generative(model.heads[v])}
+        sampled = {v: m for v, m in sampled.items() if v in unfit}
     sampled = {v: fill(v, m, "members", n_members, seed) for v, m in sampled.items()}
     if sampled and template is not None:
         # recent errors from the whole template, before its rows on the shuffle's dates

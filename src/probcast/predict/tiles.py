@@ -14,10 +14,8 @@ period of all points (neighbours are the ``k**2`` nearest nodes, found once).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
 import zlib
-from pathlib import Path
 from typing import Any
 
 import dask.array as dsa
@@ -29,9 +27,9 @@ from dask.callbacks import Callback
 from probcast import dists, progress
 from probcast.align import points
 from probcast.align.neighbourhood import feature_name, point_neighbours, point_stat, window_stat
-from probcast.model.artefact import load
 from probcast.model.fallback import Filler, plan_rows
 from probcast.model.predictor import ModelInputs, PredictOptions, TrainedModel
+from probcast.predict.model_cache import cached_model
 from probcast.products.table import SOURCES, clip_physical
 
 FRT, FP, REALIZATION = points.FRT, points.FP, points.REALIZATION
@@ -123,20 +121,6 @@ class TileSpec:
     halo: int
     regular: bool
     neighbours: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
-
-
-_LOCK = threading.Lock()
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_model(workdir: str) -> TrainedModel:
-    return load(workdir)
-
-
-def cached_model(workdir: str) -> TrainedModel:
-    """The model of ``workdir``, loaded once per process (cluster workers load their own)."""
-    with _LOCK:
-        return _cached_model(str(Path(workdir).resolve()))
 
 
 def padded(table: pd.DataFrame, minimum: int = 1024) -> pd.DataFrame:

@@ -125,8 +125,8 @@ def table_to_units(
         values = [*cs.members, *cs.quantiles.values(), *[c for c in (cs.point,) if c]]
         if not (values or params or cs.probabilities):
             raise ValueError(
-                f"--units {var}={unit.units}: the prediction has no forecast of {var!r} "
-                f"(variables: {sorted(heads)})"
+                f"units= / --units {var}={unit.units}: the prediction has no forecast of "
+                f"{var!r} (variables: {sorted(heads)})"
             )
         for col in [*values, *[c for c in (f"{OBS_PREFIX}{var}",) if c in out]]:
             out[col] = unit.to_user(out[col].to_numpy("float64"))
@@ -316,6 +316,6 @@ def check_units_for(variables: Sequence[str], units: Mapping[str, str] | None) -
     unknown = sorted(set(user_units(units)) - set(variables))
     if unknown:
         raise ValueError(
-            f"--units given for {unknown}, which the model does not predict "
+            f"units= / --units given for {unknown}, which the model does not predict "
             f"(targets: {list(variables)})"
         )
