@@ -96,6 +96,7 @@ def _run_file(workdir: Path, name: str) -> object:
     if name == "summary.json":  # wall-clock times differ from run to run
         for seed in value["seeds"]:
             seed.pop("wall_s")
+        value.pop("elapsed_s", None)  # the whole training's (probcast cost reads it)
     return value
 
 
