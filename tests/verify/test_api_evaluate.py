@@ -140,3 +140,19 @@ def test_evaluate_names_the_argument_of_the_wrong_type(cases, kwargs, error, mat
         args["forecasts"] = fc
     with pytest.raises(error, match=match):
         verify(args.pop("truth"), args.pop("forecasts"), **args, **FAST)
+
+
+def test_a_table_in_other_units_records_them_itself(cases, canonical_crps, tmp_path: Path):
+    # a PredictResult.table of a request with units: scored and written without being told
+    truth, _, user = cases  # (table_to_units, as the runner makes it)
+    ver = probcast.evaluate(truth, {"m": user}, families={"m": FAMILIES}, **FAST)
+    assert _crps(ver) == pytest.approx(canonical_crps, rel=1e-9)
+    path = write_predictions(user, tmp_path / "p.csv", families=FAMILIES)
+    truth.to_parquet(tmp_path / "truth.parquet")
+    cli_crps = _cli_crps(tmp_path / "truth.parquet", path, tmp_path / "v")
+    assert cli_crps == pytest.approx(canonical_crps, rel=1e-6)
+    table, _ = read_predictions(path)  # canonical, and says nothing of other units
+    ver = probcast.evaluate(truth, {"m": table}, families={"m": FAMILIES}, **FAST)
+    assert _crps(ver) == pytest.approx(canonical_crps, rel=1e-6)
+    with pytest.raises(ValueError, match="but the table records"):
+        probcast.evaluate(truth, {"m": user}, units={"m": {"t2m": "degF"}}, **FAST)

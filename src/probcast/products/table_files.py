@@ -111,6 +111,11 @@ def write_predictions(
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq", ".nc"):
         raise ValueError(f"{p}: unknown table format {suffix!r}; expected one of {TABLE_SUFFIXES}")
+    from probcast.products.units import UNITS_ATTR
+
+    recorded = frame.attrs.get(UNITS_ATTR)  # a PredictResult.table in the user's units
+    if units is None and recorded and not (metadata or {}).get("units"):
+        metadata = {**(metadata or {}), **recorded}
     meta = file_metadata(frame, families, units, metadata)
     if suffix == ".csv":
         _write_csv(frame, p, json_text(meta, indent=1) + "\n")

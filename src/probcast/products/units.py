@@ -40,6 +40,11 @@ from probcast.units import UserUnit, format_units, user_units
 
 log = logging.getLogger(__name__)
 
+UNITS_ATTR = "probcast_units"
+"""``DataFrame.attrs`` key of a prediction table in the user's units: its metadata
+(``units``, ``param_units``), so that :func:`probcast.evaluate` and
+:func:`probcast.write_predictions` take the table as what it is without being told."""
+
 PARAM_ROLES = {"loc": "location", "scale": "spread", "shift": "spread", "shape": "none"}
 """How each distribution parameter converts: affine, by the scale factor, or not at all."""
 
@@ -147,7 +152,9 @@ def table_to_units(
     meta: dict[str, Any] = {"units": {v: u.units for v, u in conv.items()}}
     if param_units:
         meta["param_units"] = param_units
-    return out.rename(columns=renames), meta
+    out = out.rename(columns=renames)
+    out.attrs[UNITS_ATTR] = meta
+    return out, meta
 
 
 def table_to_canonical(
@@ -171,6 +178,7 @@ def table_to_canonical(
     if not conv:
         return frame
     out = frame.copy()
+    out.attrs.pop(UNITS_ATTR, None)  # canonical now
     renames: dict[str, str] = {}
     for var, unit in conv.items():
         cs = parse_columns(out.columns, var)

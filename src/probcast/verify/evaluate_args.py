@@ -215,16 +215,22 @@ def _in_canonical(
 ) -> pd.DataFrame:
     """``table`` converted from ``units`` (its values' units) to canonical units.
 
+    Without ``units``, by the units the table records (``attrs``: a ``PredictResult.table``
+    of a request with ``units``, :data:`probcast.products.units.UNITS_ATTR`).
+
     Its parameters are taken to be in ``units`` where their family has a form in them, as
     ``probcast predict --units`` writes them, else canonical
     (:func:`probcast.products.table_meta.units_metadata`).
     """
     from probcast.products.table_meta import units_metadata
-    from probcast.products.units import table_to_canonical
+    from probcast.products.units import UNITS_ATTR, table_to_canonical
 
+    recorded = table.attrs.get(UNITS_ATTR) or {}  # a PredictResult.table in other units
     if not units:
-        return table
+        return table_to_canonical(table, recorded, f"forecast {name!r}") if recorded else table
     meta = units_metadata(list(table.columns), units, families, f"units[{name!r}]")
+    if recorded and meta.get("units") != recorded.get("units"):
+        raise ValueError(f"units[{name!r}]: {meta['units']}, but the table records {recorded}")
     try:
         return table_to_canonical(table, meta, f"forecast {name!r}")
     except (ValueError, TypeError) as err:
