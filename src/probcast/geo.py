@@ -26,3 +26,21 @@ def unit_vectors(lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
     """
     la, lo = np.deg2rad(np.asarray(lat, "float64")), np.deg2rad(np.asarray(lon, "float64"))
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
+def is_global(lon: ArrayLike) -> bool:
+    """Whether 1-D regular grid longitudes go all the way round (span plus one step is 360).
+
+    Such a grid has no longitude edge, only a seam between its last and first columns
+    (0..359.75, or -180..179.75): stations and targets near the seam wrap across it. Within
+    half a step of 360, so that coordinates stored in float32 still count.
+
+    Args:
+        lon: The grid's longitudes (degrees, any order or convention).
+
+    Returns:
+        True for a global grid, False for a regional one (or a single column).
+    """
+    lon = np.asarray(lon, "float64")
+    step = float(np.median(np.abs(np.diff(lon)))) if lon.size > 1 else 0.0
+    return bool(step > 0 and abs(float(np.ptp(lon)) + step - 360.0) <= step / 2)

@@ -70,7 +70,7 @@ def test_a_file_of_amounts_since_the_start_is_predicted(mirror, tp6_grid_model, 
     ds = open_gridded(src)
     assert periods.from_start(ds.attrs) == ["tp"]
     model = load(tp6_grid_model)
-    with caplog.at_level(logging.WARNING, "probcast.predict.input_periods"):
+    with caplog.at_level(logging.WARNING, "probcast.sources.deaccum"):
         got = to_model_periods(model, ds, str(src))
     assert "steps 1, 2, 3, 4, 5 h have no step 6 h before them" in caplog.text
     assert periods.of(got.attrs, "x") == {"tp": 6.0} and not periods.unfixed(got.attrs, "x")

@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from probcast.geo import EARTH_RADIUS_KM, unit_vectors
+from probcast.geo import EARTH_RADIUS_KM, is_global, unit_vectors
 from probcast.schema import FC_PREFIX, OBS_PREFIX
 
 FRT, FP = "forecast_reference_time", "forecast_period"
@@ -73,24 +73,6 @@ def _grid_lon(lon: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
 def _lon_step(lon_g: np.ndarray) -> float:
     """The longitude spacing of a regular grid (median absolute step; 0 for one column)."""
     return float(np.median(np.abs(np.diff(lon_g)))) if lon_g.size > 1 else 0.0
-
-
-def is_global(lon_g: np.ndarray) -> bool:
-    """Whether 1-D grid longitudes go all the way round (span plus one step is 360 degrees).
-
-    The same test as :func:`probcast.sources.regular.weights` and
-    :mod:`probcast.sources.interp` make: such a grid has no longitude edge, only a seam
-    between its last and first columns (0..359.75, or -180..179.75).
-
-    Args:
-        lon_g: The grid's longitudes (degrees, any order or convention).
-
-    Returns:
-        True for a global grid, False for a regional one (or a single column).
-    """
-    lon_g = np.asarray(lon_g, "float64")
-    step = _lon_step(lon_g)
-    return bool(step > 0 and abs(np.ptp(lon_g) + step - 360.0) < 1e-6 * 360)
 
 
 def _regular_global(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str) -> xr.Dataset:

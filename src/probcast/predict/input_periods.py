@@ -13,16 +13,12 @@ missing input apply), and named in a warning.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from probcast import periods
-from probcast.sources.deaccum import FP, grid_from_start
-
-log = logging.getLogger(__name__)
+from probcast.sources.deaccum import grid_from_start
 
 
 def to_model_periods(model: Any, ds: xr.Dataset, where: str) -> xr.Dataset:
@@ -62,7 +58,6 @@ def to_model_periods(model: Any, ds: xr.Dataset, where: str) -> xr.Dataset:
         out[name].attrs.pop("grib_step_range", None)
         fixed[var] = hours
         words.pop(var, None)
-        _log_steps(ds, var, hours, where)
     out.attrs[periods.ATTR] = json.dumps(dict(sorted({**fixed, **words}.items())))
     left = [v for v in periods.from_start(ds.attrs) if v not in todo]
     if left:
@@ -70,21 +65,3 @@ def to_model_periods(model: Any, ds: xr.Dataset, where: str) -> xr.Dataset:
     else:
         out.attrs.pop(periods.FROM_START, None)
     return out
-
-
-def _log_steps(ds: xr.Dataset, var: str, hours: float, where: str) -> None:
-    minutes = np.asarray(ds[FP].values / np.timedelta64(1, "m")).round().astype("int64")
-    period = round(hours * 60)
-    held = set(minutes.tolist())
-    none = [m / 60 for m in minutes if m != period and m - period not in held]
-    if none:
-        shown = ", ".join(f"{h:g}" for h in none[:10]) + (", ..." if len(none) > 10 else "")
-        log.warning(
-            "%s: %s is accumulated since the start; de-accumulated to %g-h amounts, but steps "
-            "%s h have no step %g h before them: %s is missing there (fallbacks apply)",
-            where, var, hours, shown, hours, var,
-        )  # fmt: skip
-    else:
-        log.info(
-            "%s: %s de-accumulated from amounts since the start to %g-h amounts", where, var, hours
-        )

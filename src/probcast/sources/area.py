@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from probcast.geo import is_global
 from probcast.sources.errors import SourceError
 
 MARGIN = 2
@@ -96,14 +97,6 @@ def _span(mask: np.ndarray, margin: int) -> slice | None:
     return slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + margin + 1, mask.size))
 
 
-def _is_global(lon: np.ndarray) -> bool:
-    """Whether 1-D grid longitudes go round the globe (one step short of 360 degrees)."""
-    if lon.size < 2:
-        return False
-    step = float(np.median(np.abs(np.diff(lon))))
-    return abs(float(np.ptp(lon)) + step - 360.0) <= max(step, 1e-6) / 2
-
-
 def crop(ds: xr.Dataset, area: Area | None, margin: int = MARGIN) -> xr.Dataset:
     """``ds`` restricted to the grid rows/columns around ``area`` (lazy; nothing is loaded).
 
@@ -124,9 +117,7 @@ def crop(ds: xr.Dataset, area: Area | None, margin: int = MARGIN) -> xr.Dataset:
             cut[str(la.dims[0])] = rows
         lon = lo.values.astype("float64")
         cols = _span(area.contains(np.full(lon.shape, area.south), lon), margin)
-        if cols is not None and not (
-            _is_global(lon) and (cols.start == 0 or cols.stop == lon.size)
-        ):
+        if cols is not None and not (is_global(lon) and (cols.start == 0 or cols.stop == lon.size)):
             cut[str(lo.dims[0])] = cols
         return ds.isel(cut) if cut else ds
     if la.ndim == 2 and la.dims == lo.dims:

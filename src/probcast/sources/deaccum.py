@@ -23,11 +23,14 @@ forecast (prediction from an ECMWF or ARPEGE GRIB file).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
+
+log = logging.getLogger(__name__)
 
 NEGATIVE_TOLERANCE = 0.05
 """kg m-2: packing noise allowed before a negative difference is called inconsistent."""
@@ -90,8 +93,8 @@ def grid_from_start(da: xr.DataArray, hours: float, where: str) -> xr.DataArray:
     ``[0, s]`` (a GRIB ``tp`` of ECMWF or ARPEGE). The amount over ``[s - hours, s]`` is
     ``da(s) - da(s - hours)``, and ``da(hours)`` itself at ``s = hours``; a step without the
     step ``hours`` before it in ``da`` (``s < hours``, or a gap) gets NaN, as a missing
-    forecast (:func:`amount` gives None there). Negative differences are cleaned as
-    :func:`amount` cleans them. Lazy (Dask) arrays stay lazy.
+    forecast (:func:`amount` gives None there), and a warning names those steps. Negative
+    differences are cleaned as :func:`amount` cleans them. Lazy (Dask) arrays stay lazy.
 
     Raises:
         ValueError: No step of ``da`` has the step ``hours`` before it (naming ``where``,
@@ -111,6 +114,14 @@ def grid_from_start(da: xr.DataArray, hours: float, where: str) -> xr.DataArray:
             f"{steps} h): no step has the step {hours:g} h before it, so no {hours:g}-h "
             f"amount can be derived; expected steps {hours:g} h apart"
         )
+    none = minutes[~(first | (before >= 0))] / 60
+    if none.size:
+        shown = ", ".join(f"{h:g}" for h in none[:10]) + (", ..." if none.size > 10 else "")
+        log.warning(
+            "%s: %s is accumulated since the start; de-accumulated to %g-h amounts, but steps "
+            "%s h have no step %g h before them: missing there (fallbacks apply)",
+            where, da.name, hours, shown, hours,
+        )  # fmt: skip
     earlier = da.copy(data=da.isel({FP: np.where(before >= 0, before, 0)}).data)
     earlier = earlier.where(xr.DataArray(before >= 0, dims=FP), 0.0)
     out = (da - earlier).where(xr.DataArray(first | (before >= 0), dims=FP))

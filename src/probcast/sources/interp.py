@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from probcast.geo import is_global
+
 METHODS = ("nearest", "bilinear")
 
 
@@ -33,8 +35,7 @@ def _regular_window(
     glon = ds["longitude"].values.astype("float64")
     start = glon[0]
     slon = start + (np.asarray(lon, dtype="float64") - start) % 360.0
-    step = float(np.median(np.diff(glon))) if glon.size > 1 else 0.0
-    if glon.size > 1 and abs(glon[-1] - glon[0] + step - 360.0) < 1e-6 * 360:
+    if is_global(glon):
         # A global grid: repeat its first column 360 degrees on so the seam interpolates.
         seam = ds.isel({lo: [0]}).assign_coords(longitude=(lo, [glon[0] + 360.0]))
         ds = xr.concat([ds, seam], dim=lo, data_vars="minimal", coords="minimal")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from probcast.geo import is_global
 from probcast.sources.errors import SourceError
 
 METHODS = ("nearest", "bilinear")
@@ -63,7 +64,7 @@ def weights(
     lat0, dlat = _axis(lat_axis, "latitude", source)
     lon0, dlon = _axis(lon_axis, "longitude", source)
     ny, nx = len(lat_axis), len(lon_axis)
-    wraps = abs(abs(dlon) * nx - 360.0) < 1e-6 * 360
+    wraps = is_global(lon_axis)
     fy = (np.asarray(lat, dtype="float64") - lat0) / dlat
     fx = ((np.asarray(lon, dtype="float64") - lon0) * np.sign(dlon)) % 360.0 / abs(dlon)
     eps = 1e-9
