@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probcast import recent
+from probcast import recent, station_ids
 from probcast.configs import default as default_config
 from probcast.schema import FC_PREFIX, OBS_PREFIX, STATIC_COLUMNS, targets_in
 from probcast.time_features import cyclic, use_day_of_year
@@ -218,7 +218,7 @@ class FeatureSpec:
             std=[float(v) for v in std],
             indicators=indicators,
             cyclic=cyclic,
-            stations=sorted(str(s) for s in table["station"].unique()),
+            stations=sorted(station_ids.text_of(s) for s in table["station"].unique()),
             scale=[_error_scale(table, v) for v in names],
             grid=dict(table.attrs["grid"]) if table.attrs.get("grid") else None,
             doy=doy,
@@ -303,7 +303,7 @@ class FeatureSpec:
         vocab = {s: i + 1 for i, s in enumerate(self.stations)}
         # one dictionary look-up per distinct station, not per row
         codes, uniques = pd.factorize(pd.Series(stations), use_na_sentinel=False)
-        lookup = [vocab.get(str(s), UNKNOWN_STATION) for s in uniques]
+        lookup = [vocab.get(station_ids.text_of(s), UNKNOWN_STATION) for s in uniques]
         idx = np.asarray(lookup, dtype="int32")[codes] if len(codes) else np.zeros(0, "int32")
         unseen = int((idx == UNKNOWN_STATION).sum())
         if unseen:

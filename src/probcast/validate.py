@@ -20,6 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from probcast import station_ids
 from probcast.plausibility import unusual_magnitude
 from probcast.ranges import NOISE_TOLERANCE, clip_float_noise, ranged_variable
 from probcast.schema import (
@@ -196,7 +197,7 @@ def _coerce(df: pd.DataFrame, source: str) -> pd.DataFrame:
             f"{source}: column 'station': {int(out['station'].isna().sum())} missing station "
             f"id(s); expected a station id on every row"
         )
-    out["station"] = out["station"].astype(str)
+    out["station"] = station_ids.as_text(out["station"])
     out["init_time"] = to_utc(out["init_time"], "init_time", source)
     out["lead_time"] = to_hours(out["lead_time"], source)
     if out["lead_time"].isna().any():

@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
         "geo",
         "periods",
         "argtypes",
+        "station_ids",
     },
     {"ranges"},
     {"dists", "validate", "features", "units"},

@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from probcast import station_ids
 from probcast.geo import EARTH_RADIUS_KM, is_global, unit_vectors
 from probcast.schema import FC_PREFIX, OBS_PREFIX
 
@@ -47,7 +48,7 @@ def _check_stations(stations: pd.DataFrame) -> pd.DataFrame:
             f"stations table lacks column(s) {missing}; expected station, latitude, longitude"
         )
     out = stations.reset_index(drop=True).copy()
-    out["station"] = out["station"].astype(str)
+    out["station"] = station_ids.as_text(out["station"])
     bad = ~out["latitude"].between(-90, 90)
     if bad.any():
         raise ValueError(f"station latitude outside [-90, 90]: {list(out.station[bad])[:5]}")

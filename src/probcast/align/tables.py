@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from probcast import station_ids
 from probcast.schema import OBS_PREFIX
 
 
@@ -49,7 +50,7 @@ def align_station_obs(
     if clash:
         raise ValueError(f"forecasts already hold {clash}; drop them before aligning")
     obs = observations[["station", "time", *obs_cols]].copy()
-    obs["station"] = obs["station"].astype(str)
+    obs["station"] = station_ids.as_text(obs["station"])
     obs["time"] = _utc(obs["time"], "observations.time")
     dup = obs.duplicated(["station", "time"])
     if dup.any():
@@ -61,7 +62,7 @@ def align_station_obs(
     fc = forecasts.copy()
     fc["_row"] = range(len(fc))
     fc["_vt"] = _utc(fc["valid_time"], "forecasts.valid_time")
-    fc["_st"] = fc["station"].astype(str)
+    fc["_st"] = station_ids.as_text(fc["station"])
     merged = pd.merge_asof(
         fc.sort_values("_vt"),
         obs.rename(columns={"station": "_st"}).sort_values("time"),

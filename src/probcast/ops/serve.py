@@ -30,6 +30,7 @@ import pandas as pd
 from fastapi import FastAPI, Header, HTTPException, Query, Response
 from fastapi import Path as PathParam
 
+from probcast import station_ids
 from probcast.ops.cycle import input_complete
 from probcast.ops.input_runs import check_runs
 from probcast.ops.metrics_http import instrument_app, publish_model
@@ -76,7 +77,7 @@ def read_input(path: Path) -> CycleInput:
     from probcast.ingest.tables import read_table
 
     table = read_table(path)
-    table["station"] = table["station"].astype(str)
+    table["station"] = station_ids.as_text(table["station"])
     try:
         index: NodeIndex | None = NodeIndex.of_table(table, path.name)
         error = ""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probcast import station_ids
 from probcast.features import _MIN_STD, FeatureSpec, _option
 from probcast.model.domain import last_valid_time
 from probcast.schema import FC_PREFIX, OBS_PREFIX
@@ -89,7 +90,7 @@ class SpecAccumulator:
         obs = frame[[OBS_PREFIX + v for v in t.targets]].to_numpy(dtype="float64")
         fc = frame[[FC_PREFIX + v for v in t.targets]].to_numpy(dtype="float64")
         self.errors.add(obs - fc)
-        self.stations.update(str(s) for s in pd.unique(frame["station"]))
+        self.stations.update(station_ids.text_of(s) for s in pd.unique(frame["station"]))
         vt = pd.to_datetime(frame["valid_time"], utc=True)
         self.valid = [vt.min(), vt.max(), *self.valid]
         self.valid = [min(self.valid), max(self.valid)]
@@ -160,7 +161,7 @@ class Extent:
         lead = frame["lead_time"].to_numpy(dtype="float64")
         self.lead_min = float(np.fmin(self.lead_min, np.nanmin(lead, initial=np.inf)))
         self.lead_max = float(np.fmax(self.lead_max, np.nanmax(lead, initial=-np.inf)))
-        self.stations.update(str(s) for s in pd.unique(frame["station"]))
+        self.stations.update(station_ids.text_of(s) for s in pd.unique(frame["station"]))
         last = last_valid_time(frame)
         if last is not None and (self.valid_until is None or last > self.valid_until):
             self.valid_until = last

@@ -20,6 +20,7 @@ import logging
 import numpy as np
 import pyarrow as pa
 
+from probcast import station_ids
 from probcast.features import UNKNOWN_STATION, Batch, FeatureSpec, _warn_unflagged
 from probcast.schema import FC_PREFIX, OBS_PREFIX
 from probcast.time_features import cyclic_ns
@@ -126,7 +127,8 @@ class ArrowTransform:
         unknown = self.vocab.get("nan", UNKNOWN_STATION)  # a missing station, as in pandas
         names = column.dictionary.to_pylist()
         lookup = np.array(
-            [self.vocab.get(str(s), UNKNOWN_STATION) for s in names] + [unknown], dtype="int32"
+            [self.vocab.get(station_ids.text_of(s), UNKNOWN_STATION) for s in names] + [unknown],
+            dtype="int32",
         )
         codes = column.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)
         idx = lookup[codes]
