@@ -126,3 +126,13 @@ def test_streamed_training_exits_naming_both_files(tmp_path, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "extra.parquet" in last and "cycle_0000.parquet" in last, last
     assert "station='ST000', init_time=2021-01-01 00:00:00+00:00, lead_time=6 h" in last, last
+
+
+def test_integer_and_float_ids_of_one_station_are_one_key(tmp_path):
+    table = _table()
+    table["station"] = table["station"].str[2:].astype(int)  # ST001 -> 1
+    table[table.station <= 1].to_parquet(tmp_path / "ints.parquet", index=False)
+    floats = table[table.station >= 1].assign(station=lambda t: t.station.astype(float))
+    floats.to_parquet(tmp_path / "floats.parquet", index=False)  # station 1 twice
+    with pytest.raises(ValidationError, match=r"ints.parquet: 36 \(station.*floats.parquet too"):
+        _open(tmp_path)

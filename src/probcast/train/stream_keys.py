@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from probcast import station_ids
 from probcast.validate import ValidationError
 
 KEYS = ("station", "init_time", "lead_time")
@@ -49,17 +50,18 @@ def init_ns(frame: pd.DataFrame) -> np.ndarray:
 def key_hashes(frame: pd.DataFrame) -> np.ndarray:
     """64-bit hashes of the keys of a canonical frame, equal for equal keys in any file.
 
-    The station is hashed as text (a categorical, integer or text column of the same
-    stations hashes alike), the init time as UTC nanoseconds (any resolution) and the lead
-    time as float hours; the three are mixed into one hash.
+    The station is hashed as text (a categorical, integer, integral-float or text column
+    of the same stations hashes alike, :mod:`probcast.station_ids`), the init time as UTC
+    nanoseconds (any resolution) and the lead time as float hours; the three are mixed
+    into one hash.
     """
     station = frame["station"]
     if isinstance(station.dtype, pd.CategoricalDtype):  # (each category hashed once)
-        names = np.asarray(station.cat.categories.astype(str), dtype=object)
+        names = station_ids.as_text(pd.Series(station.cat.categories)).to_numpy(dtype=object)
         out: np.ndarray = pd.util.hash_array(names)[station.cat.codes.to_numpy()]
     else:
         if station.dtype == object or not pd.api.types.is_string_dtype(station.dtype):
-            station = station.astype(str)  # (text of numbers; "str" hashes fastest)
+            station = station_ids.as_text(station)  # (7, 7.0 and "7" alike; "str" fastest)
         out = pd.util.hash_pandas_object(station, index=False).to_numpy()
     out = np.asarray(out, dtype=np.uint64)
     for column in (init_ns(frame), frame["lead_time"].to_numpy(dtype="float64")):
