@@ -5,14 +5,21 @@ Every subcommand lives next to the code it drives (``probcast.<stage>.cli``) and
 against tracebacks: an exception a command did not turn into a message becomes one
 paragraph on stderr and exit code 1 (``PROBCAST_DEBUG=1`` shows the traceback instead).
 A reader that closes the pipe early (``probcast data list | head -1``) ends any command
-quietly with exit code 1: no message, no traceback.
+quietly with exit code 1: no message, no traceback. SIGTERM (what Kubernetes, systemd,
+``timeout`` and batch schedulers send) runs the same clean-up as Ctrl-C (temporary files
+removed, a failed training's workdir discarded) and exits 143; commands that stop
+gracefully on it (``consume``, ``schedule``, ``serve``) install their own handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from probcast import compile_cache
@@ -47,6 +54,31 @@ def _usage() -> str:
     lines += ["", "Run 'probcast COMMAND --help' for the command's options."]
     lines += ["--quiet (anywhere on the line) hides the progress bars (as PROBCAST_QUIET=1)."]
     return "\n".join(lines)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that Ctrl-C's clean-up runs for it too."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Raise :class:`Terminated` on SIGTERM while the block runs (main thread only).
+
+    A second SIGTERM during the clean-up ends the process at once (the default action).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 class _PipeClosed(BaseException):
@@ -146,8 +178,12 @@ def _dispatch(argv: list[str] | None) -> int:
     configure_logging()
     compile_cache.enable()  # compiled kernels reused across processes
     try:
-        module = importlib.import_module(COMMANDS[name][0])
-        return int(module.main(args[1:]) or 0)
+        with _terminate_as_interrupt():
+            module = importlib.import_module(COMMANDS[name][0])
+            return int(module.main(args[1:]) or 0)
+    except Terminated:
+        print(f"probcast {name}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except SystemExit as exc:  # argparse inside a command: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:

@@ -16,6 +16,13 @@ logger has no handler: importing Orbax or loading a model would give the root lo
 stderr handler, and a program's own later ``logging.basicConfig(level=..., format=...)``
 would then do nothing. The import and every call into Orbax here run in
 :func:`root_logging_kept`, which takes such a handler away again.
+
+A save that fails in Orbax's background threads (a full disk, a file-size limit) surfaces
+at the next call into the series as TensorStore's ``OUT_OF_RANGE: Error writing ... in
+OCDBT database at local file ".../1.orbax-checkpoint-tmp/..." [os_error_code='27']``; it
+is raised as a :class:`probcast.io.WriteError` naming the seed's checkpoint folder and the
+reason in words, and the tracebacks Orbax logs from its threads through ``absl`` are left
+out of the log (the message line stays; ``PROBCAST_DEBUG=1`` keeps them).
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import jax
+
+from probcast.io import write_error
 
 PyTree = Any
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,11 +65,40 @@ def root_logging_kept(since: list[logging.Handler] | None = None) -> Iterator[No
             root.setLevel(level)
 
 
+_OS_ERROR = re.compile(r"os_error_code='(\d+)'")
+"""How TensorStore (Orbax's writer) states the errno of a failed write."""
+
+
+@contextlib.contextmanager
+def _write_errors(where: Path) -> Iterator[None]:
+    """Raise a failed checkpoint write as a :class:`~probcast.io.WriteError` for ``where``."""
+    try:
+        yield
+    except (ValueError, RuntimeError, OSError) as err:
+        found = _OS_ERROR.search(str(err))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise write_error(where, OSError(code, os.strerror(code))) from err
+
+
+class _NoThreadTracebacks(logging.Filter):
+    """Leave the traceback out of Orbax's log records (their message line stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not os.environ.get("PROBCAST_DEBUG"):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("absl").addFilter(_NoThreadTracebacks())
+
+
 def _kept(method: F) -> F:
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with root_logging_kept():
-            return method(*args, **kwargs)
+    def wrapper(self: SeedCheckpoints, *args: Any, **kwargs: Any) -> Any:
+        with root_logging_kept(), _write_errors(getattr(self, "dir", Path("."))):
+            return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -159,7 +199,7 @@ class SeedCheckpoints:
 
     def close(self) -> None:
         """Wait for the pending saves and release the managers' resources."""
-        with root_logging_kept(since=self._root_handlers):  # the background saves' too
-            self.wait()
+        with root_logging_kept(since=self._root_handlers), _write_errors(self.dir):
+            self.wait()  # (root_logging_kept: the background saves' handlers too)
             self.latest.close()
             self.best.close()
