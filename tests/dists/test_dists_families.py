@@ -212,6 +212,36 @@ def test_gamma_mean_and_point_mass_are_accurate_at_large_shapes() -> None:
     assert mass == pytest.approx(float(fam.cdf(params, jnp.float32(0.0))), abs=1e-7)
 
 
+@pytest.mark.parametrize("shape", [150.0, 1000.0, 6824.0])
+def test_gamma_crps_and_its_gradient_are_right_at_large_shapes(shape: float) -> None:
+    """Audit: float32 ``gammainc`` in the CRPS gave -0.047 for 0.115 at shape 6824 (y at
+    the median; reachable by ``constrain`` for a sharp wet forecast) and a gradient of the
+    wrong sign at shape 1000."""
+    from scipy import stats
+
+    fam = D.get("censored_shifted_gamma")
+    theta, d = 40.0 / shape, 0.5
+    y = np.array([stats.gamma.ppf(u, shape, scale=theta) - d for u in (0.02, 0.16, 0.5, 0.84)])
+    params = {
+        k: jnp.full(4, v, jnp.float32)
+        for k, v in zip(fam.param_names, (shape, theta, d), strict=True)
+    }
+    got = np.asarray(fam.crps(params, jnp.asarray(y, jnp.float32)), np.float64)
+    ref = sr.crps_csg0(y, shape=shape, scale=theta, shift=d)
+    np.testing.assert_allclose(got, ref, rtol=2e-3)
+
+    def score(scale: jax.Array) -> jax.Array:
+        p = {"shape": jnp.float32(shape), "scale": scale, "shift": jnp.float32(d)}
+        return fam.crps(p, jnp.float32(y[2]))
+
+    h = theta * 1e-4
+    ref_grad = (
+        sr.crps_csg0(y[2], shape=shape, scale=theta + h, shift=d)
+        - sr.crps_csg0(y[2], shape=shape, scale=theta - h, shift=d)
+    ) / (2 * h)
+    assert float(jax.grad(score)(jnp.float32(theta))) == pytest.approx(ref_grad, rel=2e-2)
+
+
 def test_gamma_quantile_is_continuous_across_the_asymptotic_shape() -> None:
     from probcast.dists import gamma
 

@@ -72,17 +72,22 @@ class CensoredShiftedGamma:
 
         Scheuerer & Hamill 2015, Mon. Wea. Rev. 143, eq. 5 (scoringrules ``crps_csg0``),
         extended to ``y < 0`` by adding ``-y``.
+
+        From shape :data:`ASYMPTOTIC_SHAPE` on, the incomplete gamma functions come from
+        Temme's expansion (:func:`_gamma_cdf`) and ``B(1/2, k + 1/2)`` from its asymptotic
+        series (:func:`_log_beta_half`): float32 ``gammainc`` and a difference of two
+        ``gammaln`` of about ``k log k`` made the score wrong there (relative error 9e-2
+        at shape 1000, a negative score and a gradient of the wrong sign beyond).
         """
         k, theta, d = params["shape"], params["scale"], params["shift"]
         below = jnp.maximum(-y, 0.0)
         yd = (jnp.maximum(y, 0.0) + d) / theta
         dd = d / theta
-        f_k_y, f_k1_y = gammainc(k, yd), gammainc(k + 1.0, yd)
-        f_k_d, f_k1_d = gammainc(k, dd), gammainc(k + 1.0, dd)
-        log_beta = gammaln(0.5) + gammaln(k + 0.5) - gammaln(k + 1.0)
+        f_k_y, f_k1_y = _gamma_cdf(k, yd), _gamma_cdf(k + 1.0, yd)
+        f_k_d, f_k1_d = _gamma_cdf(k, dd), _gamma_cdf(k + 1.0, dd)
         s = (
             yd * (2.0 * f_k_y - 1.0)
-            - (k / math.pi) * jnp.exp(log_beta) * (1.0 - gammainc(2.0 * k, 2.0 * dd))
+            - (k / math.pi) * jnp.exp(_log_beta_half(k)) * (1.0 - _gamma_cdf(2.0 * k, 2.0 * dd))
             + k * (1.0 + 2.0 * f_k_d * f_k1_d - f_k_d**2 - 2.0 * f_k1_y)
             - dd * f_k_d**2
         )
@@ -255,13 +260,30 @@ def _lambda_minus_one(eta: Array, steps: int = 6) -> Array:
     return jnp.where(near, series, s)
 
 
+def _log_beta_half(k: Array) -> Array:
+    """``log B(1/2, k + 1/2) = log Gamma(1/2) + log Gamma(k + 1/2) - log Gamma(k + 1)``.
+
+    From shape :data:`ASYMPTOTIC_SHAPE` on by the asymptotic series of the ratio
+    ``log Gamma(k + 1/2) - log Gamma(k + 1) = -log(k)/2 - 1/(8k) + 1/(192k^3) + 1/(640k^5)``
+    (truncation error below 1e-13 there), free of the cancellation of two ``gammaln``
+    of about ``k log k`` (0.008 in float32 at shape 1e4).
+    """
+    large = k >= ASYMPTOTIC_SHAPE
+    ks = jnp.where(large, 1.0, k)
+    small = gammaln(ks + 0.5) - gammaln(ks + 1.0)
+    kl = jnp.maximum(k, ASYMPTOTIC_SHAPE)
+    inv = 1.0 / kl
+    series = -0.5 * jnp.log(kl) + inv * (-1 / 8 + inv * inv * (1 / 192 + inv * inv / 640))
+    return 0.5 * math.log(math.pi) + jnp.where(large, series, small)
+
+
 def _gamma_cdf(k: Array, x: Array) -> Array:
     """``P(k, x)``: ``gammainc`` below :data:`ASYMPTOTIC_SHAPE`, Temme's expansion above.
 
     From shape 100 on float32 ``gammainc`` is off by up to 6e-4 (1e-2 at shapes 1e3-1e4:
     ``k log x`` cancels against ``lgamma(k)``), its series running for hundreds of terms.
-    Every use but the CRPS (the training loss) goes through this: ``cdf``, ``mean`` and
-    the point mass of ``log_prob``.
+    Every use goes through this: the CRPS (the training loss), ``cdf``, ``mean`` and the
+    point mass of ``log_prob``.
     """
     large = k >= ASYMPTOTIC_SHAPE
     small = gammainc(jnp.where(large, 1.0, k), jnp.where(large, 1.0, x))
