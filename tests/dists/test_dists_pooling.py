@@ -54,6 +54,21 @@ def test_censored_point_mass_is_kept(combine):
     assert 0.0 < float(p_zero[0, 0]) < 1.0 and float(p_zero[0, 1]) == pytest.approx(1.0)
 
 
+def test_mixture_levels_inside_a_point_mass_some_networks_lack_are_exactly_the_bound():
+    """Audit: where some networks' quantile was 0 (dry) and others' positive, the bisection
+    never moved its lower end and returned 2**-41 of the bracket (1e-13 mm): 15 of the 24
+    dry members of 51 were "wet", P(tp > 0) from the members 0.82 instead of 0.53."""
+    dist = dists.get("censored_logistic")
+    nets = [{"loc": jnp.array([v]), "scale": jnp.array([1.0])} for v in (-1.0, 0.0, 1.5)]
+    levels = jnp.arange(1, 52, dtype=jnp.float32) / 52
+    q = np.asarray(pooling.quantile_at(dist, nets, levels, "mixture"))[0]
+    dry = float(1 - pooling.exceedance(dist, nets, jnp.array([0.0]), "mixture")[0, 0])
+    assert dry == pytest.approx(0.471, abs=1e-3)
+    expected_dry = int(np.sum(np.asarray(levels) <= dry))
+    assert expected_dry == 24
+    assert int(np.sum(q == 0.0)) == expected_dry and (q[expected_dry:] > 1e-3).all()
+
+
 @pytest.mark.parametrize(
     "name", ["censored_logistic", "censored_normal", "truncated_normal", "censored_normal_01"]
 )

@@ -56,7 +56,13 @@ def _expand(p: Params) -> Params:
 
 
 def _bisect(fn, lo: jax.Array, hi: jax.Array, target: jax.Array) -> jax.Array:  # type: ignore[no-untyped-def]
-    """Largest ``x`` in ``[lo, hi]`` with ``fn(x) <= target`` for a non-decreasing ``fn``."""
+    """``inf{x in [lo, hi]: fn(x) >= target}`` for a non-decreasing ``fn`` (2**-40 bracket).
+
+    ``lo`` itself where ``fn(lo) >= target``: a level inside a point mass at ``lo`` (the
+    dry cases of pooled precipitation) is exactly ``lo``, not a value ``2**-40`` of the
+    bracket above it (a member of 1e-13 mm counted as wet).
+    """
+    at_lo = fn(lo) >= target
 
     def body(_: int, bounds: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         a, b = bounds
@@ -64,8 +70,8 @@ def _bisect(fn, lo: jax.Array, hi: jax.Array, target: jax.Array) -> jax.Array:  
         below = fn(mid) <= target
         return jnp.where(below, mid, a), jnp.where(below, b, mid)
 
-    lo, hi = jax.lax.fori_loop(0, _MAX_STEPS, body, (lo, hi))
-    return 0.5 * (lo + hi)
+    a, b = jax.lax.fori_loop(0, _MAX_STEPS, body, (lo, hi))
+    return jnp.where(at_lo, lo, 0.5 * (a + b))
 
 
 @partial(jax.jit, static_argnames=("dist", "combine"))
