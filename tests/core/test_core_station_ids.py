@@ -80,3 +80,12 @@ def test_observations_with_float_ids_pair_with_integer_forecast_ids():
     )
     out = align_station_obs(fc, obs)
     assert list(out["obs_t2m"]) == [279.5, 282.0]
+
+
+def test_forecast_and_truth_tables_key_float_and_integer_ids_alike():
+    from probcast.products.table import normalise_keys
+
+    base = {"init_time": ["2024-01-01"], "lead_time": [6.0]}
+    floats = normalise_keys(pd.DataFrame({"station": [11450.0], **base}))
+    ints = normalise_keys(pd.DataFrame({"station": [11450], **base}))
+    assert list(floats["station"]) == list(ints["station"]) == ["11450"]

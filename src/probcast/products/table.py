@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from probcast import dists, schema
+from probcast import dists, schema, station_ids
 from probcast.dists import Kind, Predictive
 from probcast.schema import FC_PREFIX, KEY_COLUMNS, VARIABLES
 
@@ -351,7 +351,7 @@ def normalise_keys(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     if missing:
         raise ValueError(f"{source}: missing key columns {missing}; expected {list(KEY_COLUMNS)}")
     out = df.copy()
-    out["station"] = out["station"].astype(str)
+    out["station"] = station_ids.as_text(out["station"])  # 7, 7.0 and "7" alike
     for col in ("init_time", "valid_time"):
         if col in out:
             try:

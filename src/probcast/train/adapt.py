@@ -77,7 +77,17 @@ def cv_folds(config: ml_collections.ConfigDict, table: Any) -> int:
     cap = int(config.train.get("cv_max_rows", 0))
     if k < 0 or cap < 0:  # not "no cross-validation": a mistake
         raise ValueError(f"train.cv_folds and train.cv_max_rows must be >= 0, got {k} and {cap}")
-    if k < 2 or (cap and len(table) > cap) or table["init_time"].nunique() < 2 * k:
+    if k < 2:
+        return 0
+    inits = int(table["init_time"].nunique())
+    if (cap and len(table) > cap) or inits < 2 * k:
+        why = f"{len(table)} rows > train.cv_max_rows={cap}" if cap and len(table) > cap else ""
+        why = why or f"{inits} initialisation times < 2 per fold"
+        log.info(
+            "train.cv_folds=%d: one validation block (the last data.val_fraction) instead (%s)",
+            k,
+            why,
+        )
         return 0
     return k
 

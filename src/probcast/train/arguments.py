@@ -44,7 +44,7 @@ def train_arguments(config: Any, workdir: Any) -> tuple[ml_collections.ConfigDic
 
 
 def enough_before_split(table: Any, config: ml_collections.ConfigDict, source: str) -> None:
-    """Refuse a ``data.split_date`` that leaves too little data to train on, naming it.
+    """Refuse a table (or a ``data.split_date``) that leaves too little to train on, naming it.
 
     Raises:
         DataError: No row, or (validation held out) one initialisation time before it.
@@ -52,11 +52,17 @@ def enough_before_split(table: Any, config: ml_collections.ConfigDict, source: s
     date = str(config.data.split_date)
     inits = int(table["init_time"].nunique()) if "init_time" in table else len(table)
     held_out = float(config.data.val_fraction) > 0 or int(config.train.get("cv_folds", 0)) > 0
-    if date and (inits == 0 or (inits < 2 and held_out)):
+    if inits == 0 or (inits < 2 and held_out):
         why = " (validation holds the last ones out)" if held_out else ""
+        if date:
+            raise DataError(
+                f"{source}: data.split_date={date} leaves {len(table)} rows ({inits} "
+                "initialisation times) initialised and valid before it; training needs at "
+                f"least {2 if held_out else 1}{why}: set a later data.split_date, or '' to "
+                "train on every row"
+            )
         raise DataError(
-            f"{source}: data.split_date={date} leaves {len(table)} rows ({inits} "
-            "initialisation times) initialised and valid before it; training needs at least "
-            f"{2 if held_out else 1}{why}: set a later data.split_date, or '' to train on "
-            "every row"
+            f"{source}: {len(table)} rows of {inits} initialisation time(s); training needs "
+            f"at least {2 if held_out else 1}{why}: add earlier runs, or set "
+            "data.val_fraction=0 and train.cv_folds=0 to train without held-out data"
         )

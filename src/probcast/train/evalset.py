@@ -55,7 +55,11 @@ def _shardings(shard: Any, rep: Any) -> tdata.DeviceData:
 def evaluate(
     fns: StepFns, params: nnx.State, chunks: list[tdata.DeviceData], key: jax.Array
 ) -> tuple[float, dict[str, float]]:
-    """Validation loss and mean CRPS per target (physical units) over all chunks."""
+    """Validation loss and mean CRPS per target (physical units) over all chunks.
+
+    A target without an observed validation row has no CRPS (left out of the dict, so
+    the epoch's log line does not show it as a perfect 0).
+    """
     if not chunks:
         return math.nan, {}
     sums = jnp.zeros(len(fns.heads))
@@ -65,4 +69,6 @@ def evaluate(
         sums, counts = sums + s, counts + n
     loss = float(normalised_loss(sums, counts, chunks[0].scale))
     mean = np.asarray(sums / jnp.maximum(counts, 1.0))
-    return loss, {var: float(v) for var, v in zip(fns.heads, mean, strict=True)}
+    seen = np.asarray(counts) > 0
+    rows = zip(fns.heads, mean, seen, strict=True)
+    return loss, {var: float(v) for var, v, ok in rows if ok}
