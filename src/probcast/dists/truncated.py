@@ -28,17 +28,25 @@ from probcast.dists._common import (
 
 _FAR = 8.0
 """Standardised truncation point beyond which the Mills-ratio forms are used."""
+_CRPS_FAR = 3.0
+"""Standardised truncation point from which the CRPS takes the cancellation-free form
+(:func:`_far_body`): between 3 and 8 the closed form's O(l) terms cancel in float32 (CRPS
+relative error up to 1e-3, its gradient up to 11 % at ``l = 7.5``)."""
 _CF_TERMS = 10
+_CF_TERMS_CRPS = 24
+"""Terms of the continued fraction in the CRPS: from ``t = 3`` on its relative error is
+below 1e-9 (10 terms: 6e-7 there)."""
 _NEWTON_STEPS = 8
 
 
-def _continued_fraction(t: Array) -> tuple[Array, Array]:
+def _continued_fraction(t: Array, terms: int = _CF_TERMS) -> tuple[Array, Array]:
     """Log Mills ratio ``log(Phi(-t)/phi(t))`` and ``phi(t)/Phi(-t) - t``, for ``t >= _FAR``.
 
-    Laplace's continued fraction ``phi/Phi(-t) = t + 1/(t + 2/(t + 3/(t + ...)))``.
+    Laplace's continued fraction ``phi/Phi(-t) = t + 1/(t + 2/(t + 3/(t + ...)))``
+    (``terms`` of it; the CRPS uses it from ``t = 3`` on with more).
     """
     f = t
-    for n in range(_CF_TERMS, 1, -1):
+    for n in range(terms, 1, -1):
         f = t + n / f
     excess = 1.0 / f
     return -jnp.log(t + excess), excess
@@ -80,9 +88,9 @@ def _far_body(v: Array, lo: Array) -> Array:
     with ``e = e(l)``, ``e2 = e(sqrt2 l)``, ``e_v = e(l + v)``: every term is O(1) or smaller,
     where the original form subtracts O(l) terms to leave O(1/l).
     """
-    e = _continued_fraction(lo)[1]
-    e2 = _continued_fraction(SQRT2 * lo)[1]
-    ev = _continued_fraction(lo + v)[1]
+    e = _continued_fraction(lo, _CF_TERMS_CRPS)[1]
+    e2 = _continued_fraction(SQRT2 * lo, _CF_TERMS_CRPS)[1]
+    ev = _continued_fraction(lo + v, _CF_TERMS_CRPS)[1]
     h = e2 / SQRT2
     core = (lo * h - 2.0 * lo * e - e * e) / (lo + h)
     return v + core + 2.0 * jnp.exp(-0.5 * v * (2.0 * lo + v)) * (lo + e) * ev / (lo + v + ev)
@@ -108,13 +116,16 @@ class TruncatedNormal(LocScaleFamily):
 
         With ``w = (y - mu)/sigma``, ``l = -mu/sigma``, ``z = max(w, l)``, ``p = Phi(-l)``:
         ``CRPS/sigma = |w - z| + z (1 - 2 Phi(-z)/p) + 2 phi(z)/p - Phi(-sqrt2 l)/(sqrt(pi) p^2)``.
-        Beyond ``l = 8`` the O(l) terms are cancelled analytically (:func:`_far_body`).
+        From ``l = 3`` on the O(l) terms are cancelled analytically (:func:`_far_body`).
+        The branches are clamped with ``where``, not ``minimum``/``maximum``, whose
+        derivative at a tie is halved (the gradient at ``l = 8`` exactly was half its value).
         """
         v, lo = self._std(params, y)
-        tail, pdf, two = _ratios(v, lo)
-        z = jnp.minimum(lo, _FAR) + v
-        near = z * (1.0 - 2.0 * tail) + 2.0 * pdf - INV_SQRT_PI * two
-        body = jnp.where(lo < _FAR, near, _far_body(v, jnp.maximum(lo, _FAR)))
+        below = lo < _CRPS_FAR
+        ln = jnp.where(below, lo, 0.0)
+        tail, pdf, two = _ratios(v, ln)
+        near = (ln + v) * (1.0 - 2.0 * tail) + 2.0 * pdf - INV_SQRT_PI * two
+        body = jnp.where(below, near, _far_body(v, jnp.where(below, _CRPS_FAR, lo)))
         return jnp.maximum(-y, 0.0) + params["scale"] * jnp.maximum(body, 0.0)
 
     @jit_method
