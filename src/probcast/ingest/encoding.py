@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from probcast.ingest import grid_commit
 from probcast.ingest.errors import GriddedReadError
 
 if TYPE_CHECKING:
@@ -83,25 +84,35 @@ def open_zarr(path: Any, *, chunks: Any = None, **decode: Any) -> xr.Dataset:
         chunks: As for :func:`xarray.open_dataset`.
         **decode: Options of :func:`xarray.decode_cf`.
 
+    A store that ``probcast data build`` appends to (``grid-state.json`` next to it) is
+    read through its consolidated metadata and cut to the committed reference times
+    (:mod:`probcast.ingest.grid_commit`); every other store as it is.
+
     Returns:
         The decoded dataset (not range-masked: :func:`open_cf` does both).
 
     Raises:
         GriddedReadError: A float field with chunks not stored whose ``fill_value`` is a
-            number not declared missing (see the module docstring).
+            number not declared missing (see the module docstring), or a ``grid-state.json``
+            that cannot be read or disagrees with its store.
     """
-    # (xr.open_dataset(engine="zarr") drops use_zarr_fill_value_as_mask: pydata/xarray#10269)
-    store = xr.backends.ZarrStore.open_group(
-        _store(path), mode="r", consolidated=False, use_zarr_fill_value_as_mask=False
-    )
     where = Path(
         _store(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "root", "")
+    )
+    cycles = grid_commit.commits(path)  # None unless `data build` appends to the store
+    # (xr.open_dataset(engine="zarr") drops use_zarr_fill_value_as_mask: pydata/xarray#10269)
+    store = xr.backends.ZarrStore.open_group(
+        _store(path),
+        mode="r",
+        consolidated=cycles is not None and grid_commit.consolidated(where),
+        use_zarr_fill_value_as_mask=False,
     )
     raw = xr.open_dataset(store, chunks=chunks, decode_cf=False)
     for name, arr in store.zarr_group.arrays():
         if name in raw.variables:
             _declare_fill(raw.variables[name], name, arr, where)
-    return xr.decode_cf(raw, **decode)
+    ds = xr.decode_cf(raw, **decode)
+    return ds if cycles is None else grid_commit.cut(ds, cycles, where)  # committed only
 
 
 def _store(path: Any) -> Any:

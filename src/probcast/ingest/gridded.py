@@ -171,12 +171,17 @@ def open_gridded(
             (``obs_<var>`` on valid ``time``).
         keep_unknown: Keep unrecognised fields (lower-cased file name, units untouched).
 
+    A Zarr store that ``probcast data build`` appends to (``grid-state.json`` next to it)
+    is read up to its committed reference times only; a partial append is not read, and a
+    warning says so (:mod:`probcast.ingest.grid_commit`).
+
     Returns:
         The normalised dataset, loaded into memory.
 
     Raises:
         GriddedReadError: Missing file, unknown/corrupted format, no recognisable variable,
-            missing or unconvertible units or a requested variable missing. (The value
+            missing or unconvertible units, a requested variable missing or a
+            ``grid-state.json`` that cannot be read or disagrees with its store. (The value
             checks, :func:`probcast.ingest.grid_values.check_grid`, are applied where a
             model reads a grid: :func:`probcast.align.points.open_grid`.)
     """

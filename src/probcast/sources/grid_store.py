@@ -1,10 +1,12 @@
 """The Zarr store of a grid build: atomic creation, append per cycle, resume after a crash.
 
-``grid-state.json`` next to the store lists the reference times committed and the grid's
-signature. It is written (atomically) after each append, so it never names a cycle the
-store lacks; a store longer than it along ``forecast_reference_time`` (an append that was
-interrupted, or that finished just before the state was written) is cut back to the
-committed length before the next append.
+``grid-state.json`` next to the store lists the reference times committed, the grid's
+signature and the store's name. It is written (atomically) after each append, so it never
+names a cycle the store lacks; a store longer than it along ``forecast_reference_time`` (an
+append that was interrupted, or that finished just before the state was written) is cut
+back to the committed length before the next append. Until then readers see only the
+committed cycles (:mod:`probcast.ingest.grid_commit`): the consolidated metadata is written
+only at the end of the creation, of each append and of a cut, and the state after it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import xarray as xr
 import zarr
 
 from probcast import io, periods
+from probcast.ingest.grid_commit import STATE, dims_of, state_path
 from probcast.ingest.normalise import FP, FRT
 from probcast.sources.errors import SourceError
 
-STATE = "grid-state.json"
+__all__ = ["STATE", "append_cycle", "committed", "grid_signature"]
+
 TIME_ENCODING = {"units": "minutes since 1970-01-01 00:00:00", "dtype": "int64"}
-
-
-def _state_path(store: Path) -> Path:
-    return store.parent / STATE
 
 
 def grid_signature(ds: xr.Dataset) -> str:
@@ -43,7 +43,7 @@ def grid_signature(ds: xr.Dataset) -> str:
 
 def committed(store: Path) -> dict[str, Any]:
     """The committed state ``{cycles: [...], grid: str}``; the store is cut back to it."""
-    path = _state_path(store)
+    path = state_path(store)
     if path.exists():
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
@@ -60,11 +60,6 @@ def committed(store: Path) -> dict[str, Any]:
     return state
 
 
-def _dims(arr: zarr.Array) -> tuple[str, ...]:
-    names = getattr(arr.metadata, "dimension_names", None)  # Zarr v3
-    return tuple(names or arr.attrs.get("_ARRAY_DIMENSIONS", ()))  # type: ignore[arg-type]
-
-
 def _truncate(store: Path, n: int) -> None:
     """Cut every array along the reference time to ``n``.
 
@@ -73,7 +68,7 @@ def _truncate(store: Path, n: int) -> None:
     """
     group = zarr.open_group(str(store), mode="r+", use_consolidated=False)
     for _, arr in group.arrays():
-        dims = _dims(arr)
+        dims = dims_of(arr)
         if FRT in dims and arr.shape[dims.index(FRT)] != n:
             shape = list(arr.shape)
             shape[dims.index(FRT)] = n
@@ -93,8 +88,8 @@ def append_cycle(
     else:
         _same_periods(store, ds)
         ds.to_zarr(store, append_dim=FRT, consolidated=True)
-    new = {"cycles": [*state["cycles"], key], "grid": signature}
-    io.write_json(_state_path(store), new)
+    new = {"cycles": [*state["cycles"], key], "grid": signature, "store": store.name}
+    io.write_json(state_path(store), new)
     return new
 
 
