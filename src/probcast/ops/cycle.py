@@ -6,7 +6,9 @@ their union; a finished partial cycle is run again, an update, when more leads a
 :func:`run_cycle` takes the cycle's lease in the state store (so two triggers run it once),
 skips the steps already finished (so a killed run resumes where it stopped), and records
 every step (started, finished or failed, times, the input's sha256, outputs, the model
-fingerprint). A finished cycle is not run again.
+fingerprint, each product's size and sha256). A finished cycle is not run again. Work
+files live in the pipeline's own folder (``<work>/<name>/<YYYYMMDDHH>/``), and ``publish``
+copies a product only if it is what ``predict`` wrote (:mod:`probcast.ops.work_products`).
 
 Crash tests: ``PROBCAST_OPS_PAUSE_AT=<point>`` makes the process write
 ``PROBCAST_OPS_PAUSE_SIGNAL`` (a file path, if set) and sleep
@@ -29,7 +31,7 @@ from typing import Any
 
 from probcast import io
 from probcast.logs import log_context
-from probcast.ops import cost, metrics, metrics_export, partial
+from probcast.ops import cost, metrics, metrics_export, partial, work_products
 from probcast.ops.input_runs import InputRunsError, check_runs
 from probcast.ops.lineage import resolve_for_cycle
 from probcast.ops.pipeline import Pipeline, cycle_id
@@ -37,6 +39,7 @@ from probcast.ops.publish import publish
 from probcast.ops.registry import RegistryError
 from probcast.ops.state import FINISHED, StateStore, new_owner
 from probcast.ops.upgrade import check_input
+from probcast.ops.work_products import ProductChanged
 
 log = logging.getLogger(__name__)
 STEPS = ("acquire", "predict", "publish", "record")
@@ -164,7 +167,7 @@ def _predict(ctx: _Context) -> dict[str, Any]:
     ctx.first_predict = _PROCESS.predicts == 0
     _PROCESS.predicts += 1
     path = ctx.pipe.input_path(ctx.cycle)
-    sha = io.sha256_file(path)
+    sha = io.sha256_file(path) if path.exists() else "(missing)"
     if sha != ctx.done["acquire"]["input_sha256"]:
         raise InputChanged(
             f"input changed since it was acquired: {path} (acquired again next attempt)"
@@ -183,16 +186,27 @@ def _predict(ctx: _Context) -> dict[str, Any]:
     paths = {name: str(p) for name, p in result.paths.items()}
     if ctx.pipe.leads and ctx.store is not None:
         paths.update(partial.write_leads_file(ctx.pipe, ctx.cycle, ctx.store))
+    work_products.record(_store(ctx), cycle_id(ctx.cycle), paths)  # publish checks them
     return {"input_sha256": sha, "model_fingerprint": fingerprint, "outputs": paths}
+
+
+def _store(ctx: _Context) -> StateStore:
+    if ctx.store is None:
+        raise StepError("no state store: the products' checksums cannot be kept")
+    return ctx.store
 
 
 def _publish(ctx: _Context) -> dict[str, Any]:
     files = {name: Path(p) for name, p in ctx.done["predict"]["outputs"].items()}
-    first: list[str] = []
+    sums = work_products.verify(_store(ctx), cycle_id(ctx.cycle), files)  # what predict wrote
+    names, done = list(files), list[str]()
 
-    def _after(target: str) -> None:
-        if not first:
-            first.append(target)
+    def _after(target: str) -> None:  # publish goes destination by destination, file by file
+        index, dests = len(done), ctx.pipe.destinations
+        name = names[index % len(names)]
+        work_products.verify_copy(target, dests[index // len(names)], sums[name])
+        done.append(target)
+        if len(done) == 1:
             pause("publish:mid")
 
     targets = publish(files, ctx.pipe.destinations, ctx.cycle, ctx.pipe.layout, after_each=_after)
@@ -208,6 +222,10 @@ def _record(ctx: _Context) -> dict[str, Any]:
         "model": str(ctx.pipe.model),
         "model_fingerprint": ctx.done["predict"]["model_fingerprint"],
         "products": ctx.done["predict"]["outputs"],
+        "product_checksums": {
+            name: {"size": row["size"], "sha256": row["sha256"]}
+            for name, row in work_products.recorded(_store(ctx), cycle_id(ctx.cycle)).items()
+        },
         "published": ctx.done["publish"]["outputs"],
         "steps": {k: {"finished_at": v.get("finished_at")} for k, v in ctx.done.items()},
     }
@@ -299,9 +317,11 @@ def _run_cycle(
             log.error("%s: %s", cid, message)
             return CycleOutcome(cid, "failed", [], message)
         ctx = _Context(pipe, cycle, settle, store=store, leads=leads)
+        redo = work_products.redo_from(pipe, cycle, store)  # begun by an earlier version
         for name in STEPS:
             row = store.step(cid, name)
-            if row is not None and row["status"] == FINISHED:
+            again = bool(redo) and STEPS.index(name) >= STEPS.index(redo)
+            if row is not None and row["status"] == FINISHED and not again:
                 ctx.done[name] = row
                 continue
             if not store.renew(cid, me, pipe.lease_seconds):
@@ -317,6 +337,8 @@ def _run_cycle(
                 outcome.steps[name] = time.monotonic() - started
                 if isinstance(err, InputChanged):  # the next attempt starts from acquire
                     store.fail_step(cid, "acquire", f"acquired again: {message}")
+                if isinstance(err, ProductChanged):  # ... from predict
+                    store.fail_step(cid, "predict", f"predicted again: {message}")
                 store.fail_cycle(cid, message)
                 log.error("%s: %s", cid, message)
                 outcome.status, outcome.error = "failed", message

@@ -18,7 +18,8 @@ A YAML file (reference: ``docs/operations.md``)::
       - published                       # a folder
       - {url: "s3://bucket/forecasts", storage_options: {anon: false}}
     layout: "{cycle:%Y%m%d%H}/{name}"
-    work: .ops-work                     # predictions before publishing, manifests
+    work: .ops-work                     # predictions before publishing, manifests:
+                                        # <work>/<name>/<YYYYMMDDHH>/, one folder per pipeline
     state: sqlite:///ops.state.sqlite   # or postgresql+psycopg://user@host/db
     lease_seconds: 900
     broker: {url: "redis://127.0.0.1:6379/0", stream: probcast-cycles}   # probcast consume
@@ -35,6 +36,7 @@ written ``2026-11-29T00Z`` (also accepted: ``2026112900``, ``2026-11-29T00:00Z``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -209,8 +211,12 @@ class Pipeline:
         return path.with_name(path.name + self.marker_suffix)
 
     def work_dir(self, cycle: datetime) -> Path:
-        """The cycle's folder for predictions and the manifest."""
-        return self.work / cycle.strftime("%Y%m%d%H")
+        """The cycle's folder for predictions and the manifest: ``<work>/<name>/<YYYYMMDDHH>``.
+
+        The pipeline's name is part of it, so pipelines sharing a folder (and ``work``) never
+        share work files (a champion and a shadow of the same cycle).
+        """
+        return self.work / work_folder_name(self.name) / cycle.strftime("%Y%m%d%H")
 
     def output_path(self, cycle: datetime) -> Path:
         """Where the predict step writes (inside the cycle's work folder)."""
@@ -235,6 +241,21 @@ class Pipeline:
     def input_glob(self) -> str:
         """An absolute glob pattern matching every cycle's input (every lead file)."""
         return _LEAD.sub("*", _PLACEHOLDER.sub("*", self.input_template()))
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def work_folder_name(name: str) -> str:
+    """The pipeline's folder under ``work``: its name when safe as a folder name.
+
+    Another name (``/``, spaces, a leading dot, over 100 characters, ...) gives its safe
+    characters and a hash of the whole name, so two names never share a folder.
+    """
+    if _SAFE_NAME.fullmatch(name):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:60] or "pipeline"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
 def _cycle_format(template: str) -> str:
