@@ -15,6 +15,7 @@ an existing target is unchanged.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -122,14 +123,40 @@ def _remove(path: Path) -> None:
 
 
 def replace(src: Path, dst: Path) -> None:
-    """Move ``src`` onto ``dst``; a folder target is swapped out first and then removed."""
+    """Move ``src`` onto ``dst``; a folder target is exchanged with ``src``, then removed.
+
+    A folder (a Zarr store) cannot be renamed over another. Where the kernel and file
+    system can (Linux ``renameat2(RENAME_EXCHANGE)``) the two are exchanged in one step, so
+    ``dst`` is always the old or the new folder; elsewhere the old one is first moved
+    aside, and a kill between the two renames leaves neither at ``dst``.
+    """
     if dst.is_dir() and not dst.is_symlink():
+        if _exchange(src, dst):
+            _remove(src)  # (the old folder, now under the temporary name)
+            return
         old = temp_name(dst)
         os.replace(dst, old)
         os.replace(src, dst)
         _remove(old)
     else:
         os.replace(src, dst)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` atomically; ``False`` where the system cannot (nothing moved)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux / glibc before 2.28
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # (a file system without the exchange: the two renames)
+    raise OSError(code, os.strerror(code), str(b))
 
 
 @contextlib.contextmanager
