@@ -4,7 +4,9 @@ A file or folder is written under a unique temporary name in the destination fol
 (``.<name>.tmp-<pid>-<random>``: two processes writing the same target never share a
 temporary name), given ordinary permissions, and renamed onto the target only when
 complete, so a reader never sees a half-written output and a crash leaves the previous
-version intact. :func:`sweep` removes the temporaries a killed process left behind.
+version intact. :func:`sweep` removes the temporaries a killed process left behind in a
+folder, and every write first removes those of its own target (a ``predict`` killed with
+SIGKILL left ``.p.csv.tmp-<pid>-...`` that later runs never cleared).
 
 A write that fails for a reason of the file system (read-only folder, full disk, file-size
 limit, a parent that is a file, a target that is a folder) raises :class:`WriteError`, an
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -172,6 +175,7 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = FILE_MODE) -
     """
     final = Path(path)
     make_parent(final)
+    _sweep_own(final)
     tmp = temp_name(final)
     try:
         try:
@@ -254,6 +258,19 @@ def sweep(folder: str | os.PathLike[str]) -> list[Path]:
         _remove(entry)
         removed.append(entry)
     return removed
+
+
+def _sweep_own(final: Path) -> None:
+    """Remove the temporaries of ``final`` that dead processes left (a SIGKILL mid-write)."""
+    prefix = f".{final.name}{TMP_MARK}"
+    try:
+        entries = list(final.parent.glob(f"{glob.escape(prefix)}*"))
+    except OSError:
+        return
+    for entry in entries:
+        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            _remove(entry)
 
 
 def _alive(pid: int) -> bool:

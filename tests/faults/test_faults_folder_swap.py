@@ -43,3 +43,14 @@ def test_without_the_exchange_the_two_renames_still_replace(tmp_path, monkeypatc
         _folder(tmp, "new")
     assert (final / "data").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["out.zarr"]
+
+
+def test_a_write_removes_the_temporaries_a_killed_writer_left(tmp_path):
+    dead = tmp_path / f".p.csv{io.TMP_MARK}999999999-0123456789ab"  # (no such pid)
+    dead.write_text("half")
+    mine = tmp_path / f".p.csv{io.TMP_MARK}{os.getpid()}-0123456789ab"  # (alive: kept)
+    mine.write_text("in flight")
+    other = tmp_path / f".q.csv{io.TMP_MARK}999999999-0123456789ab"  # (another target)
+    other.write_text("other")
+    io.write_text(tmp_path / "p.csv", "a,b\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["p.csv", mine.name, other.name])
