@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
         "argtypes",
         "station_ids",
     },
-    {"ranges"},
+    {"ranges", "fileset"},
     {"dists", "validate", "features", "units"},
     {"ingest", "baselines"},
     {"align", "sources", "products"},
@@ -45,7 +45,8 @@ LAYERS: list[set[str]] = [
     {"predict"},
     {"bench", "testing", "cli", "ops", "monitor"},
 ]
-"""From the bottom up: the foundations, the physical ranges of the variables (on the schema),
+"""From the bottom up: the foundations, the physical ranges of the variables (on the schema)
+and multi-file output sets (on io),
 the predictive distribution, readers and classical
 baselines, alignment / raw sources / products, datasets and the model, verification,
 training (its post-hoc choices use verification's scores), prediction, and the harness and

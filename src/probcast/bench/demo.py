@@ -148,7 +148,7 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     pred = run(request, model)
     seconds["predict"] = time.perf_counter() - t0
     multi = coherence_scores(pred.table, targets)
-    multi.to_csv(out_dir / "multivariate.csv", index=False)
+    io.write_text(out_dir / "multivariate.csv", multi.to_csv(index=False))
 
     t0 = time.perf_counter()
     forecasts, families = run_baselines(train_table, test_table, targets)
@@ -171,11 +171,11 @@ def run_dataset(name: str, out: Path, *, overrides: list[str] | None = None) -> 
     scores = scores.reset_index(drop=True)
     meta = {**ver.meta, "dataset": name, "seconds": seconds}
     extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
-    aggregate.write_scores(scores, out_dir, meta=meta, extra=extra)
-    report.write_report(ver, out_dir / "report.html", title=f"probcast: {name}")
+    html = report.render(ver, title=f"probcast: {name}")  # scores and report: one set
+    aggregate.write_scores(scores, out_dir, meta=meta, extra=extra, report=html)
     if ext:
         brier = brier_table(name, files, test_table, ver.scores)
-        brier.to_csv(out_dir / "external_brier.csv", index=False)
+        io.write_text(out_dir / "external_brier.csv", brier.to_csv(index=False))
         notes.append(external_summary(brier))
     seconds["verify"] = time.perf_counter() - t0
     inits = pd.to_datetime(train_table["init_time"], utc=True)

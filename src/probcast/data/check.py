@@ -6,12 +6,14 @@ is read as ``probcast train`` reads it (:func:`probcast.align.points.open_grid`:
 values checked by :func:`probcast.ingest.grid_values.check_grid`), so it fails here with
 the message training would give.
 ``split`` cuts a station table into ``train.parquet`` and ``test.parquet`` at a date, with
-the leakage guard of the registry splits (:func:`probcast.split.time_split`).
+the leakage guard of the registry splits (:func:`probcast.split.time_split`), and writes
+the two as one set (:mod:`probcast.fileset`): never a new part beside an old one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -161,7 +163,9 @@ def split_file(path: str | Path, test_from: str, out_dir: str | Path) -> SplitRe
     Args:
         path: Station table (CSV/Parquet).
         test_from: First initialisation time of the test period (ISO date or time, UTC).
-        out_dir: Folder of the two files (created; files written atomically).
+        out_dir: Folder of the two files (created). They are written as one set
+            (:func:`probcast.fileset.write_set`): a failed or interrupted run leaves the
+            previous pair, or part of the new one, never a new part beside an old one.
 
     Returns:
         The two parts and their paths.
@@ -169,14 +173,16 @@ def split_file(path: str | Path, test_from: str, out_dir: str | Path) -> SplitRe
     Raises:
         CheckError: Unreadable or invalid table, bad date, or an empty part.
     """
+    from probcast.fileset import write_set
     from probcast.ingest.tables import write_table
     from probcast.split import time_split
 
     start = parse_date(test_from)
     df = read_station_table(path)
     train, test = time_split(df, start)
+    parts = {"train": train, "test": test}
     first, last = df["init_time"].min(), df["init_time"].max()
-    for part, rows in (("train", train), ("test", test)):
+    for part, rows in parts.items():
         if rows.empty:
             raise CheckError(
                 f"{path}: --test-from {start:%Y-%m-%d %H:%M} leaves no {part} rows "
@@ -185,8 +191,10 @@ def split_file(path: str | Path, test_from: str, out_dir: str | Path) -> SplitRe
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise CheckError(f"{out}: exists and is not a directory")
-    paths = {part: out / f"{part}.parquet" for part in ("train", "test")}
-    write_table(train, paths["train"])
-    write_table(test, paths["test"])
+    written = write_set(
+        out,
+        {f"{part}.parquet": partial(write_table, rows) for part, rows in parts.items()},
+    )
+    paths = {part: written[f"{part}.parquet"] for part in parts}
     dropped = int((df["init_time"] < start).sum()) - len(train)
     return SplitResult(train, test, dropped, paths)

@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -122,31 +123,42 @@ def prepare(name: str, out_dir: Path | None = None) -> Prepared:
         stated = periods.parse(registry.get_info(name).periods, f"registry entry {name}")
         train, test = periods.recorded(train, stated), periods.recorded(test, stated)
         shown.advance(1, f"prepare {name}: write")
-        paths, kind = _write(train, test, out_dir, name)
+        paths, kind = _write(train, test, out_dir, name, canonical)
         shown.advance()
-    meta = {"name": name, "kind": kind, "targets": canonical.targets, "report": canonical.report}
-    io.write_json(paths["train"].parent / "meta.json", meta)
-    paths["meta"] = paths["train"].parent / "meta.json"
     return Prepared(name, kind, train, test, canonical.targets, canonical.report, paths)  # type: ignore[arg-type]
 
 
 def _write(
-    train: object, test: object, out_dir: Path | None, name: str
+    train: object, test: object, out_dir: Path | None, name: str, canonical: Canonical
 ) -> tuple[dict[str, Path], str]:
-    """Write train and test (Parquet tables or NetCDF grids); the paths and the kind."""
+    """Write train, test (Parquet tables or NetCDF grids) and ``meta.json`` as one set.
+
+    :func:`probcast.fileset.write_set`: ``meta.json`` goes into place last and out first,
+    and the previous run's files (of either kind) are removed before the new ones move in,
+    so a folder never holds a part of one run beside a part of another; a folder without
+    ``meta.json`` holds an interrupted run (prepare again).
+    """
+    from probcast.fileset import write_set
+
     out = Path(out_dir) if out_dir else registry.cache_dir() / "prepared" / name
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    if isinstance(train, xr.Dataset):
+    grid = isinstance(train, xr.Dataset)
+    kind, suffix, other = ("grid", ".nc", ".parquet") if grid else ("station", ".parquet", ".nc")
+    writers: dict[str, Callable[[Path], object]] = {
+        f"{part}{suffix}": partial(_write_part, data)
+        for part, data in (("train", train), ("test", test))
+    }
+    meta = {"name": name, "kind": kind, "targets": canonical.targets, "report": canonical.report}
+    writers["meta.json"] = partial(io.write_json, data=meta)
+    written = write_set(out, writers, stale=[f"train{other}", f"test{other}"])
+    paths = {part: written[f"{part}{suffix}"] for part in ("train", "test")}
+    return {**paths, "meta": written["meta.json"]}, kind
+
+
+def _write_part(data: object, path: Path) -> None:
+    """Write a part: a gridded Dataset to NetCDF, a station table to Parquet (atomically)."""
+    if isinstance(data, xr.Dataset):
         from probcast.ingest.gridded import write_dataset
 
-        kind = "grid"
-        for part, ds in (("train", train), ("test", test)):
-            paths[part] = out / f"{part}.nc"
-            write_dataset(ds, paths[part])  # type: ignore[arg-type]
+        write_dataset(data, path)
     else:
-        kind = "station"
-        for part, df in (("train", train), ("test", test)):
-            paths[part] = out / f"{part}.parquet"
-            write_table(df, paths[part])  # type: ignore[arg-type]
-    return paths, kind
+        write_table(data, path)  # type: ignore[arg-type]

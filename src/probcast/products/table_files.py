@@ -1,6 +1,7 @@
 """Prediction-table files: write and read them with the families of their parameters.
 
-CSV (with the JSON sidecar ``<file>.json``), Parquet (metadata in the schema, page
+CSV (with the JSON sidecar ``<file>.json``, which records the CSV's checksum:
+:mod:`probcast.products.table_sidecar`), Parquet (metadata in the schema, page
 checksums) and station NetCDF (metadata in the global attribute ``probcast``); every write
 is atomic (:mod:`probcast.io`). The column contract itself is :mod:`probcast.products.table`.
 The quality flags (``<var>_source``, ``applicability``) are strings in CSV and Parquet and,
@@ -34,25 +35,10 @@ from probcast.products.table import (
     parse_columns,
 )
 from probcast.products.table_meta import file_metadata, json_text, to_canonical, unit_entries
+from probcast.products.table_sidecar import read_sidecar, write_csv_pair
 from probcast.schema import OBS_PREFIX, VARIABLES, unit_name
 
 _FLAG_FILL = -1
-
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """The JSON sidecar of a prediction table (``{}`` when there is none)."""
-    p = Path(path)
-    for cand in (p.with_name(p.name + ".json"), p.with_suffix(".json")):
-        if cand != p and cand.exists():
-            with cand.open() as fh:
-                try:
-                    meta = json.load(fh)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{cand}: sidecar is not valid JSON ({err})") from None
-            if not isinstance(meta, dict):
-                raise ValueError(f"{cand}: sidecar must hold a JSON object, got {type(meta)}")
-            return meta
-    return {}
 
 
 def sidecar_families(meta: dict[str, Any]) -> dict[str, str]:
@@ -79,8 +65,10 @@ def write_predictions(
 
     A CSV and its sidecar are written to temporary names first; then the sidecar is renamed
     into place, the CSV last: a failed write (metadata, disk) leaves the old pair as it was,
-    and a reader never finds a new CSV without its sidecar (between the two renames it may
-    find the new sidecar beside the old CSV).
+    and a reader never finds a new CSV without its sidecar. The sidecar records the CSV's
+    size and sha256 (``table_checksum``), so that a new sidecar beside an old CSV (a write
+    killed between the two renames, two writes at once) is refused by
+    :func:`read_predictions`, not read (:mod:`probcast.products.table_sidecar`).
 
     The values of ``frame`` are taken to be in canonical units (:mod:`probcast.schema`)
     unless ``units`` says otherwise; whether they are cannot be checked. A table predicted
@@ -117,21 +105,13 @@ def write_predictions(
     if units is None and recorded and not (metadata or {}).get("units"):
         metadata = {**(metadata or {}), **recorded}
     meta = file_metadata(frame, families, units, metadata)
-    if suffix == ".csv":
-        _write_csv(frame, p, json_text(meta, indent=1) + "\n")
+    if suffix == ".csv":  # the sidecar records the CSV's checksum (table_sidecar)
+        write_csv_pair(_in_utc(frame), p, meta, lambda m: json_text(m, indent=1) + "\n")
     elif suffix in (".parquet", ".pq"):
         io.write_with(p, lambda tmp: _write_parquet(frame, tmp, meta))
     else:
         io.write_with(p, lambda tmp: _to_netcdf(frame, meta).to_netcdf(tmp))
     return p
-
-
-def _write_csv(frame: pd.DataFrame, path: Path, sidecar_text: str) -> None:
-    """Write the CSV and its sidecar to temporaries, rename the sidecar, then the CSV."""
-    utc = _in_utc(frame)  # the times are written with a 'Z'
-    with io.atomic_path(path) as tmp:  # renamed onto ``path`` last, when the block ends
-        utc.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        io.write_text(path.with_name(path.name + ".json"), sidecar_text)
 
 
 def _in_utc(frame: pd.DataFrame) -> pd.DataFrame:
@@ -277,7 +257,8 @@ def read_predictions(
     """Read a prediction table (CSV, Parquet or station NetCDF) and its families.
 
     Families and units come from the table's own metadata (Parquet schema, NetCDF
-    attribute) or its JSON sidecar (CSV; ``<file>.json`` or ``<stem>.json``). A table
+    attribute) or its JSON sidecar (CSV; ``<file>.json`` or ``<stem>.json``; one that
+    records the checksum of another CSV is refused: :func:`read_sidecar`). A table
     written in the user's units (``probcast predict --units``, ``write_predictions(...,
     units=...)``) is converted back to canonical units, as ``probcast verify`` scores it,
     so that :func:`probcast.evaluate` gets what it expects.
@@ -295,8 +276,9 @@ def read_predictions(
 
     Raises:
         FileNotFoundError: No such file.
-        ValueError: Unknown format, missing key columns, unconvertible units metadata or
-            non-numeric values to convert (the message names the file).
+        ValueError: Unknown format, missing key columns, unconvertible units metadata,
+            non-numeric values to convert (the message names the file), or a sidecar of
+            another CSV (:class:`probcast.products.table_sidecar.SidecarMismatch`).
     """
     p = Path(path)
     if not p.exists():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -228,20 +229,53 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_scores(
-    table: pd.DataFrame, out_dir: str | Path, *, meta: dict[str, Any], extra: dict[str, Any]
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    meta: dict[str, Any],
+    extra: dict[str, Any],
+    report: str | None = None,
 ) -> dict[str, Path]:
-    """Write ``scores.csv`` (tidy) and ``scores.json`` atomically.
+    """Write ``scores.csv`` (tidy), ``scores.json`` and the report as one set.
 
     ``scores.json`` holds ``{"schema", "meta", "scores": [tidy rows], **extra}`` with NaN
-    written as null.
+    written as null. The files are written as one set (:func:`probcast.fileset.write_set`):
+    all are staged first, then the previous run's outputs (``report.html``, ``maps.nc``,
+    ``scores.json``, ``scores.csv``) are removed and the new ones moved in, ``report.html``
+    last, so that ``out_dir`` never holds scores of one run beside a report of another.
+    A failed write leaves the previous outputs as they were; an interrupted move leaves
+    part of the new set (no ``report.html``), nothing of the previous run.
+
+    Args:
+        table: The tidy scores.
+        out_dir: The folder (created).
+        meta: ``scores.json``'s ``meta``.
+        extra: Further entries of ``scores.json``.
+        report: The HTML report (``report.html``); None: none is written, and the previous
+            run's ``report.html`` and ``maps.nc`` are removed with its scores (the caller
+            writes its own after these).
 
     Returns:
-        ``{"csv": path, "json": path}``.
+        ``{"csv": path, "json": path}`` (and ``"report": path`` with a ``report``).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out / "scores.csv", out / "scores.json"
-    io.write_text(csv_path, table.to_csv(index=False, float_format="%.8g"))
+    from probcast.fileset import write_set
+
     doc = {"schema": SCHEMA, "meta": meta, "scores": table.to_dict(orient="records"), **extra}
-    io.write_text(json_path, json.dumps(_json_safe(doc), indent=1, allow_nan=False))
-    return {"csv": csv_path, "json": json_path}
+    texts = {
+        "scores.csv": table.to_csv(index=False, float_format="%.8g"),
+        "scores.json": json.dumps(_json_safe(doc), indent=1, allow_nan=False),
+    }
+    if report is not None:
+        texts["report.html"] = report
+    writers = {name: partial(_write_text, text) for name, text in texts.items()}
+    written = write_set(out_dir, writers, stale=OUTPUTS)
+    keys = {"scores.csv": "csv", "scores.json": "json", "report.html": "report"}
+    return {keys[name]: path for name, path in written.items()}
+
+
+OUTPUTS = ("report.html", "maps.nc")
+"""The outputs beside the scores that a verification into a folder replaces."""
+
+
+def _write_text(text: str, path: Path) -> None:
+    io.write_text(path, text)

@@ -6,7 +6,8 @@ Example::
         --forecast model=pred.parquet --reference=raw --out=verif/ \\
         --by lead_time,station --thresholds tp:0.1,1,5
 
-writes ``scores.csv``, ``scores.json`` and ``report.html`` into ``--out`` and prints the
+writes ``scores.csv``, ``scores.json`` and ``report.html`` into ``--out`` as one set (never
+beside files of another run: :func:`probcast.verify.aggregate.write_scores`) and prints the
 overall scores. Forecast tables written with user units (``probcast predict --units``)
 are converted back to canonical units, read from their metadata, before scoring; scores
 are in canonical units. See docs/verification.md.
@@ -378,8 +379,8 @@ def _verify_tables(
     extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
     meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
     meta["forecast_units"] = {n: u for n, u in units.items() if u}
-    aggregate.write_scores(ver.scores, out, meta=meta, extra=extra)
-    report.write_report(ver, out / "report.html", title=args.title, training=training)
+    html = report.render(ver, title=args.title, training=training)  # a failure writes nothing
+    aggregate.write_scores(ver.scores, out, meta=meta, extra=extra, report=html)  # one set
     return ver
 
 
