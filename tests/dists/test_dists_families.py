@@ -458,3 +458,12 @@ def test_crps_ensemble_member_order_invariant(
     b = float(D.crps_ensemble(jnp.array([shuffled]), jnp.array([y]), fair)[0])
     assert a == pytest.approx(b, rel=1e-5, abs=1e-4)
     assert a >= -1e-4
+
+
+@pytest.mark.parametrize("family", ["censored_normal", "censored_logistic", "censored_normal_01"])
+def test_crps_is_never_negative_with_nearly_all_mass_censored(family: str) -> None:
+    """Audit: rounding gave -3e-14 (normal) and -3e-26 (logistic) at y = 0."""
+    fam = D.get(family)
+    loc = -jnp.linspace(3.0, 40.0, 2000, dtype=jnp.float32)
+    crps = np.asarray(fam.crps({"loc": loc, "scale": jnp.ones_like(loc)}, jnp.zeros_like(loc)))
+    assert (crps >= 0.0).all(), crps.min()

@@ -119,6 +119,7 @@ class CensoredNormal(LocScaleFamily):
                     norm_crps(z) + _tail(lo) + _tail(-up),
                 ),
             )
+        body = jnp.where(body > 0.0, body, 0.0)  # (rounding left -3e-14 with all mass censored)
         return params["scale"] * (jnp.abs(w - z) + body)
 
     @jit_method

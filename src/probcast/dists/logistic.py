@@ -93,7 +93,8 @@ class CensoredLogistic(LocScaleFamily):
         z = jnp.maximum(w, lo)
         direct = logistic_crps(z) + jax.nn.sigmoid(lo) - jax.nn.softplus(lo)
         stable = (z - lo) + 2.0 * jax.nn.softplus(-z) - jax.nn.softplus(-lo) - jax.nn.sigmoid(-lo)
-        return s * (jnp.abs(w - z) + jnp.where(lo > 0.0, stable, direct))
+        body = jnp.where(lo > 0.0, stable, direct)
+        return s * (jnp.abs(w - z) + jnp.where(body > 0.0, body, 0.0))  # (never -3e-26)
 
     @jit_method
     def cdf(self, params: Params, x: Array) -> Array:
