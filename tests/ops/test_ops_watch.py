@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
-from opshelp import cycles_of, drop_cycle, write_pipeline
+import pytest
+from opshelp import cycles_of, drop_cycle, wait_for, write_pipeline
 
 from probcast.ops import pipeline as pl
 from probcast.ops.cli import main
@@ -125,3 +128,44 @@ def test_parallel_backfill_runs_each_cycle_once(tmp_path, model_dir, stations, c
     status = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(r["attempts"] == 1 for s in status for r in s["steps"])
     assert main(["run", "--pipeline", str(path), *span, "--workers", "0"]) == 2
+
+
+def test_a_set_stop_ends_the_watcher_before_the_next_cycle(tmp_path, model_dir, stations):
+    init = cycles_of(stations)[0]
+    drop_cycle(stations, tmp_path / "inputs", init)
+    pipe = pl.load(write_pipeline(tmp_path, model_dir))
+    store = StateStore(pipe.state, pipe.name)
+    stop = threading.Event()
+    stop.set()
+    assert watch(pipe, store, interval=30, stop=stop) == []  # at once: no cycle, no wait
+    assert store.cycle_status(pl.cycle_id(init.to_pydatetime())) != "finished"
+
+
+@pytest.mark.slow
+def test_sigterm_lets_the_running_cycle_finish(tmp_path, model_dir, stations):
+    """Audit: SIGTERM (a Kubernetes rollout) killed the watcher mid-cycle; now, as consume
+    and schedule, it finishes the running cycle and exits 0."""
+    init = cycles_of(stations)[0]
+    drop_cycle(stations, tmp_path / "inputs", init)
+    path = write_pipeline(tmp_path, model_dir)
+    flag = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "PROBCAST_OPS_PAUSE_AT": "predict",
+        "PROBCAST_OPS_PAUSE_SIGNAL": str(flag),
+        "PROBCAST_OPS_PAUSE_SECONDS": "2",
+    }
+    cmd = [sys.executable, "-m", "probcast.cli", "watch", "--pipeline", str(path)]
+    proc = subprocess.Popen(
+        [*cmd, "--interval", "0.2", "--timeout", "300"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(flag, proc, seconds=240)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert "probcast watch: SIGTERM: finishing" in out, out
+    assert f"{pl.cycle_id(init.to_pydatetime())} finished" in out, out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Callable
 
 from probcast.argtypes import positive
@@ -144,17 +145,22 @@ def watch_main(argv: list[str]) -> int:
     except PipelineError as err:
         print(f"probcast watch: {err}", file=sys.stderr)
         return 2
+    from probcast.ops.cli_consume import stop_on_signals
+
     store = open_store(pipe, args.state)
+    stop = threading.Event()  # SIGTERM/SIGINT: the running cycle finishes, then exit
     try:
-        outcomes = watch(
-            pipe,
-            store,
-            interval=args.interval,
-            max_cycles=args.max_cycles,
-            timeout=args.timeout,
-            retries=args.retries,
-            on_cycle=lambda o: print(f"{o.cycle} {o.status} {o.error}".rstrip(), flush=True),
-        )
+        with stop_on_signals(stop, "probcast watch"):
+            outcomes = watch(
+                pipe,
+                store,
+                interval=args.interval,
+                max_cycles=args.max_cycles,
+                timeout=args.timeout,
+                retries=args.retries,
+                on_cycle=lambda o: print(f"{o.cycle} {o.status} {o.error}".rstrip(), flush=True),
+                stop=stop,
+            )
     finally:
         store.close()
     return 1 if any(o.status == "failed" for o in outcomes) else 0

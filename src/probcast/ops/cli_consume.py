@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event, prog: str = PROG) -> Iterator[None]:
     """Set ``stop`` on SIGTERM and SIGINT while the block runs (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -56,7 +56,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _stop(signum: int, _frame: object) -> None:
-        print(f"{PROG}: {signal.Signals(signum).name}: finishing", file=sys.stderr, flush=True)
+        print(f"{prog}: {signal.Signals(signum).name}: finishing", file=sys.stderr, flush=True)
         stop.set()
 
     for sig in old:

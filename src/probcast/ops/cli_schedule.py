@@ -77,7 +77,7 @@ def _main(argv: list[str]) -> int:
     store = open_store(pipe, args.state)
     stop = threading.Event()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop, "probcast schedule"):
             outcomes = run_schedule(
                 pipe,
                 store,

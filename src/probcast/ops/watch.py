@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -50,6 +51,7 @@ def watch(
     timeout: float | None = None,
     retries: int = 3,
     on_cycle: Callable[[CycleOutcome], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[CycleOutcome]:
     """Poll for complete cycles and run each new one (see the module docstring).
 
@@ -61,6 +63,8 @@ def watch(
         timeout: Stop after this many seconds (``None``: no limit).
         retries: Attempts per failing cycle before this watcher gives up on it.
         on_cycle: Called with each outcome.
+        stop: Once set (``probcast watch`` sets it on SIGTERM/SIGINT), the running cycle
+            finishes and the watcher returns instead of starting another or polling again.
 
     Raises:
         ValueError: ``interval`` not in (0, 86400], ``timeout`` not finite and > 0,
@@ -75,8 +79,10 @@ def watch(
     tries: dict[str, int] = {}
     outcomes: list[CycleOutcome] = []
     finished = 0
-    while True:
+    while stop is None or not stop.is_set():
         for cycle, path in discover(pipe):
+            if stop is not None and stop.is_set():
+                return outcomes
             cid = cycle_id(cycle)
             if tries.get(cid, 0) >= retries:
                 continue
@@ -103,7 +109,11 @@ def watch(
             log.info("watch: timeout reached after %d cycles", finished)
             return outcomes
         wait = interval if deadline is None else min(interval, deadline - time.monotonic())
-        time.sleep(max(0.0, wait))
+        if stop is None:
+            time.sleep(max(0.0, wait))
+        else:
+            stop.wait(max(0.0, wait))
+    return outcomes
 
 
 MAX_INTERVAL = 86400.0
