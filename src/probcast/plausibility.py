@@ -4,7 +4,12 @@ The range check (:data:`probcast.schema.VARIABLES`) catches degC read as K or hP
 Pa; it cannot catch precipitation in metres read as kg m-2 (0.004 is a possible amount) or
 wind speed in km/h read as m s-1 (36 is a possible speed). :func:`unusual_magnitude` looks
 at the typical size of the values instead. It gives a finding for ``probcast data check``
-(never an error: a very dry or very windy site can be real).
+(never an error: a very dry or very windy site can be real), a warning at training and at
+prediction.
+
+:func:`typical_size` and :func:`constant_value` serve the checks of training
+(:mod:`probcast.train.plausible`: a constant target is refused) and of prediction
+(:mod:`probcast.model.scale`: an input whose typical size is far from the training's).
 """
 
 from __future__ import annotations
@@ -48,3 +53,26 @@ def unusual_magnitude(values: np.ndarray, variable: str) -> str | None:
                 "units or convert: 1 km/h = 0.278 m s-1, 1 knot = 0.514 m s-1)"
             )
     return None
+
+
+def typical_size(values: np.ndarray) -> float | None:
+    """Median magnitude of the finite non-zero ``values``; ``None`` below :data:`MIN_VALUES`.
+
+    Zeros are left out: a dry period has a wet median of the same size as a wet one, and a
+    unit (mm vs m) scales every non-zero value alike.
+    """
+    v = np.abs(np.asarray(values, dtype="float64"))
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.median(v)) if v.size >= MIN_VALUES else None
+
+
+def constant_value(values: np.ndarray) -> float | None:
+    """The one value that every finite entry of ``values`` takes, or ``None``.
+
+    ``None`` too below :data:`MIN_VALUES` finite values: a few equal values say nothing.
+    """
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    if v.size < MIN_VALUES or v.min() != v.max():
+        return None
+    return float(v[0])

@@ -13,6 +13,11 @@ tolerance (``limit``: the same margins with ``limit`` in place of ``tol``, for l
 ``limit * (max - min)`` past the range) the policy ``extrapolation="refuse"`` raises
 :class:`ExtrapolationError` naming the column and its worst value. Lead times that are
 hours only after dividing by 3600 (or 60) are always refused with a hint on the unit.
+
+Under the default ``flag`` a row beyond the hard tolerance is predicted and flagged, not
+refused (a few longer lead times can be a deliberate extrapolation); a whole input on
+another scale (a column in other units, a dead feed, lead times x1000) is refused by
+:mod:`probcast.model.scale` unless ``extrapolation="warn"``.
 """
 
 from __future__ import annotations

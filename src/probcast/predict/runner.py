@@ -20,6 +20,7 @@ from probcast.features import MissingColumnsError
 from probcast.ingest.tables import read_table
 from probcast.model.artefact import load
 from probcast.model.predictor import TrainedModel
+from probcast.model.scale import check_scale
 from probcast.predict.gridded import predict_grid
 from probcast.predict.model_cache import is_workdir, model_mismatch, pinned
 from probcast.predict.request import PredictRequest, RequestError
@@ -179,6 +180,7 @@ class StationRunner:
             model.check_periods(rows, name)
         except ValueError as err:
             raise RequestError(str(err)) from None
+        check_scale(model.domain, rows, req.domain_policy, name)  # a column in other units
         pred = self._predict(model, rows)
         table, units = table_to_units(pred.table, req.units, model.heads, req.thresholds)
         result = PredictResult(req, "stations", table, pred.families, pred.forecasts, model=used)
@@ -267,5 +269,8 @@ def run(request: PredictRequest, model: TrainedModel | None = None) -> PredictRe
         RequestError: A request that cannot be run: a model object of another workdir,
             thresholds or units of a variable the model does not predict, an input of
             another model's layout (all before any prediction).
+        ExtrapolationError: A station input on another scale than the training data (a
+            column in other units, a dead feed: :mod:`probcast.model.scale`), or rows
+            beyond the hard tolerance that the policy refuses (a ``ValueError``).
     """
     return create_runner(request, model).execute()

@@ -16,7 +16,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +72,48 @@ def load_table(
         table, _ = time_split(table, pd.Timestamp(split_date))
     log.info("training table %s: %d rows", source, len(table))
     return table, source
+
+
+class TrainingRows(NamedTuple):
+    """The usable training rows of ``config.data.path`` (:func:`read_training`).
+
+    Attributes:
+        table: Every fit and validation row (:func:`probcast.features.usable_rows`).
+        source: The data file or dataset, for messages and the artefact.
+        digest: :func:`fingerprint` of the table as read (before dropping rows).
+        targets: The target variables.
+        findings: Warnings about the rows (:mod:`probcast.train.plausible`).
+    """
+
+    table: pd.DataFrame
+    source: str
+    digest: str
+    targets: list[str]
+    findings: list[str]
+
+
+def read_training(config: Any) -> TrainingRows:
+    """Read, check and keep the usable rows of the training table of ``config``.
+
+    Raises:
+        ValueError: An unreadable table, too few rows before ``data.split_date``, periods
+            in conflict, no targets, or a constant target (each naming the data file).
+    """
+    from probcast.features import resolve_targets, usable_rows
+    from probcast.train.arguments import enough_before_split
+    from probcast.train.check import reading_data
+    from probcast.train.plausible import check_training_rows
+
+    with reading_data(config.data.path):  # errors that name no file: named the data file
+        path, date = str(config.data.path), str(config.data.split_date)
+        table, source = load_table(path, date, str(config.features.neighbourhood))
+        enough_before_split(table, config, source)
+        table = with_periods(table, str(config.data.periods), source)
+        digest = fingerprint(table)
+        targets = resolve_targets(table, str(config.data.targets))
+        table = usable_rows(table, targets)
+        findings = check_training_rows(table, targets, source)
+    return TrainingRows(table, source, digest, targets, findings)
 
 
 def with_periods(table: pd.DataFrame, configured: str, source: str) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import ml_collections
 from flax import nnx
 
 from probcast import progress, recent
-from probcast.features import FeatureSpec, resolve_targets, usable_rows
+from probcast.features import FeatureSpec
 from probcast.io import write_json
 from probcast.model import artefact
 from probcast.model.checkpoint import SeedCheckpoints
@@ -34,10 +34,11 @@ from probcast.model.network import build_model, head_families
 from probcast.split import time_blocks, validation_split
 from probcast.train import data as tdata
 from probcast.train.adapt import adapt_to_data, cv_folds, seeds_per_fold, with_seeds
-from probcast.train.arguments import ConfigLike, enough_before_split, train_arguments
-from probcast.train.check import check_config, discard_on_failure, reading_data
+from probcast.train.arguments import ConfigLike, train_arguments
+from probcast.train.check import check_config, discard_on_failure
 from probcast.train.evalset import evaluate, round_up, validation_chunks
 from probcast.train.objective import StepFns, make_optimizer
+from probcast.train.plausible import record_findings
 from probcast.train.progress import epoch_record, epoch_summary, format_epoch, tracked_metrics
 from probcast.train.select import (
     blend_with_emos,
@@ -117,14 +118,8 @@ def train(config: ConfigLike, workdir: str | Path, config_name: str = "") -> lis
 
 
 def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[SeedResult]:
-    with reading_data(config.data.path):  # errors that name no file: named the data file
-        path, date = str(config.data.path), str(config.data.split_date)
-        table, source = tdata.load_table(path, date, str(config.features.neighbourhood))
-        enough_before_split(table, config, source)
-        table = tdata.with_periods(table, str(config.data.periods), source)
-        digest = tdata.fingerprint(table)
-        targets = resolve_targets(table, str(config.data.targets))
-        table = usable_rows(table, targets)
+    # the usable rows, checked: suspect units, constant columns (train.plausible)
+    table, source, digest, targets, findings = tdata.read_training(config)
     hours = float(config.features.get("recent_error_hours", 0.0))
     if not table.attrs.get("grid"):  # from the whole period: a held-out block's history too
         table = recent.with_recent_errors(table, targets, hours)
@@ -181,6 +176,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, name: str) -> list[
     except BaseException:
         tracker.end("FAILED")
         raise
+    record_findings(workdir, findings)  # the data's warnings, in summary.json
     for name in ("config.json", "features.json", "meta.json"):
         tracker.log_artifact(workdir / name)
     tracker.end()
