@@ -63,3 +63,21 @@ def test_a_training_past_the_file_size_limit_ends_in_one_line(tmp_path):
     assert last.startswith("probcast train: error: "), last
     assert "seed_0: cannot write: file too large (the file-size limit" in last, last
     assert "orbax-checkpoint-tmp" not in last and "os_error_code" not in last, last
+
+
+def test_a_save_that_cannot_fit_is_refused_before_orbax_writes(tmp_path, monkeypatch):
+    """Orbax's threads printed 'Event loop is closed' tracebacks after a failed write (1 run
+    in 3 under a size limit): a save that cannot fit is refused before it starts."""
+    import numpy as np
+
+    from probcast.model import checkpoint
+
+    params = {"w": np.zeros(1 << 18, dtype=np.float32)}  # 1 MiB
+    checkpoint._room_for(tmp_path / "seed_0", params)  # fits: nothing raised
+
+    class Full:
+        f_bavail, f_frsize = 100, 4096  # 400 KiB free
+
+    monkeypatch.setattr(checkpoint.os, "statvfs", lambda path: Full())
+    with pytest.raises(WriteError, match=r"seed_0: cannot write: no space left"):
+        checkpoint._room_for(tmp_path / "seed_0", params)

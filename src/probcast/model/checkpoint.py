@@ -28,10 +28,12 @@ out of the log (the message line stays; ``PROBCAST_DEBUG=1`` keeps them).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
 import re
+import resource
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,6 +82,30 @@ def _write_errors(where: Path) -> Iterator[None]:
             raise
         code = int(found.group(1))
         raise write_error(where, OSError(code, os.strerror(code))) from err
+
+
+def _room_for(where: Path, *trees: PyTree) -> None:
+    """Refuse a save that cannot fit, before Orbax starts its background writes.
+
+    Orbax writes a checkpoint's arrays from several threads; when one write fails for a
+    full disk or a file-size limit, the others' callbacks can find its event loop closed
+    and print tracebacks of their own. The size of the arrays is known: a file-size limit
+    below it (OCDBT puts them in one data file) or less free space than twice it is a
+    :class:`~probcast.io.WriteError` here, in one line. (A disk that fills during the save
+    still fails in Orbax, and is reported the same way by :func:`_write_errors`.)
+    """
+    size = sum(int(getattr(leaf, "nbytes", 0)) for tree in trees for leaf in jax.tree.leaves(tree))
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if soft != resource.RLIM_INFINITY and size + (1 << 16) > soft:
+        raise write_error(where, OSError(errno.EFBIG, os.strerror(errno.EFBIG)))
+    folder = next((p for p in (where, *where.parents) if p.exists()), where)
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if free < 2 * size:
+        raise write_error(where, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
 
 class _NoThreadTracebacks(logging.Filter):
@@ -146,6 +172,7 @@ class SeedCheckpoints:
             meta=ocp.args.JsonSave(meta),
         )
         self.best.wait_until_finished()
+        _room_for(self.dir, params, opt_state)
         self.latest.save(epoch, args=args, force=True)
 
     @_kept
@@ -154,6 +181,7 @@ class SeedCheckpoints:
         args = ocp.args.Composite(
             params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)
         )
+        _room_for(self.dir, params)
         self.best.save(epoch, args=args, force=True)
 
     @_kept
