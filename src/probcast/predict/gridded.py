@@ -266,7 +266,7 @@ def with_sources(
             if name != "parameters" and da.attrs.get("diagnostic", n) in targets
         }
         flags = {}
-        for var in set(described.values()):
+        for var in dict.fromkeys(described.values()):  # (a set: order by PYTHONHASHSEED)
             codes = fields[source_field(var)]  # the product's coordinates (CF attributes) stay
             codes = codes.drop_vars(list(codes.coords)).astype("int8")
             flags[f"{var}_source"] = codes.chunk(
