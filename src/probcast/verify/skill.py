@@ -183,7 +183,7 @@ def _ratio_draws(
             f"{num_name}, {den_name}, blocks differ in shape: {s.shape}, {r.shape}, {b.shape}"
         )
     ok = np.isfinite(s) & np.isfinite(r)
-    ids = pd.factorize(b[ok])[0]
+    ids = pd.factorize(b[ok], sort=True)[0]  # (blocks in date order, not first appearance)
     n_blocks = int(ids.max()) + 1 if ids.size else 0
     if n_blocks < 2:
         return _Draws(s[ok], r[ok], int(ok.sum()), n_blocks, None)
