@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, UnitError, unit_affine
+from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, UnitError, unit_affine, units_hint
 
 NOISE_TOLERANCE = 1e-4
 """Largest excess over a physical bound, relative to the bound's range, clipped as noise."""
@@ -114,3 +114,22 @@ def clip_float_noise(values: np.ndarray, var: str) -> tuple[np.ndarray, int, np.
         noise = (low & (arr >= info.valid_min - tol)) | (high & (arr <= info.valid_max + tol))
     out = np.where(noise, np.clip(arr, info.valid_min, info.valid_max), arr) if noise.any() else arr
     return out, int(noise.sum()), (low | high) & ~noise
+
+
+def range_message(source: str, col: str, var: str, values: np.ndarray, bad: np.ndarray) -> str:
+    """One line for values of column ``col`` (variable ``var``) outside its physical range.
+
+    Names the source, the column, the count and the worst value with its row, and the units
+    in which the values would fit (:func:`probcast.schema.units_hint`); ``bad`` marks them.
+    """
+    info = VARIABLES[var]
+    with np.errstate(invalid="ignore"):
+        excess = np.where(bad, np.maximum(info.valid_min - values, values - info.valid_max), 0)
+    i = int(np.argmax(excess))
+    finite = values[np.isfinite(values)]
+    return (
+        f"{source}: column {col!r}: {int(bad.sum())} value(s) outside the physical range "
+        f"[{info.valid_min:g}, {info.valid_max:g}] {info.units} for {var}, worst {values[i]:g} "
+        f"in row {i} (found min {finite.min():g}, max {finite.max():g}); "
+        + units_hint(float(finite.min()), float(finite.max()), var)
+    )

@@ -22,14 +22,13 @@ from pandera.errors import SchemaErrors
 
 from probcast import station_ids
 from probcast.plausibility import unusual_magnitude
-from probcast.ranges import NOISE_TOLERANCE, clip_float_noise, ranged_variable
+from probcast.ranges import NOISE_TOLERANCE, clip_float_noise, range_message, ranged_variable
 from probcast.schema import (
     FC_PREFIX,
     KEY_COLUMNS,
     OBS_PREFIX,
     STATIC_COLUMNS,
     VARIABLES,
-    units_hint,
 )
 
 log = logging.getLogger(__name__)
@@ -264,27 +263,13 @@ def _check_values(df: pd.DataFrame, source: str) -> None:
                 )
             clipped, n_noise, bad = clip_float_noise(values, var)
             if bad.any():
-                raise ValidationError(_range_message(source, col, var, values, bad))
+                raise ValidationError(range_message(source, col, var, values, bad))
             if n_noise:
                 info = VARIABLES[var]
                 log.info("%s: %s: clipped %d value(s) outside [%g, %g] by float noise only "
                          "(<= %g of the range)", source, col, n_noise, info.valid_min,
                          info.valid_max, NOISE_TOLERANCE)  # fmt: skip
                 df[col] = clipped
-
-
-def _range_message(source: str, col: str, var: str, values: np.ndarray, bad: np.ndarray) -> str:
-    info = VARIABLES[var]
-    with np.errstate(invalid="ignore"):
-        excess = np.where(bad, np.maximum(info.valid_min - values, values - info.valid_max), 0)
-    i = int(np.argmax(excess))
-    finite = values[np.isfinite(values)]
-    return (
-        f"{source}: column {col!r}: {int(bad.sum())} value(s) outside the physical range "
-        f"[{info.valid_min:g}, {info.valid_max:g}] {info.units} for {var}, worst {values[i]:g} "
-        f"in row {i} (found min {finite.min():g}, max {finite.max():g}); "
-        + units_hint(float(finite.min()), float(finite.max()), var)
-    )
 
 
 def _check_valid_time(df: pd.DataFrame, source: str) -> None:

@@ -8,9 +8,10 @@ Example::
 
 writes ``scores.csv``, ``scores.json`` and ``report.html`` into ``--out`` as one set (never
 beside files of another run: :func:`probcast.verify.aggregate.write_scores`) and prints the
-overall scores. Forecast tables written with user units (``probcast predict --units``)
-are converted back to canonical units, read from their metadata, before scoring; scores
-are in canonical units. See docs/verification.md.
+overall scores. Forecast and truth tables written with user units (``probcast predict
+--units``) are converted back to canonical units, read from their metadata, before scoring
+(the truth: :mod:`probcast.verify.truth`); scores are in canonical units. See
+docs/verification.md.
 """
 
 from __future__ import annotations
@@ -260,23 +261,6 @@ def _training(model: str) -> str:
     return section(read_histories(model), model)
 
 
-def read_truth(path: Path) -> Any:
-    """Read a truth station table: CSV, Parquet or station NetCDF, validated alike.
-
-    CSV and Parquet go through :func:`probcast.ingest.tables.read_table`; station NetCDF
-    (as ``probcast predict`` writes it) through the prediction-table reader.
-    """
-    from probcast.ingest.tables import read_table
-
-    if path.suffix.lower() not in (".nc", ".nc4"):
-        return read_table(path)
-    from probcast.products.table_files import read_predictions
-    from probcast.validate import validate_station_table
-
-    table, _ = read_predictions(path)
-    return validate_station_table(table, source=str(path))
-
-
 def same_periods(
     truth: Any, truth_name: str, tables: dict[str, Any], named: dict[str, str]
 ) -> None:
@@ -353,9 +337,10 @@ def _verify_tables(
     from probcast.products.units import read_units
     from probcast.verify import aggregate, report
     from probcast.verify.evaluate import verify
+    from probcast.verify.truth import read_truth
 
     training = _training(args.model) if args.model else ""
-    truth = _read(read_truth, args.truth)
+    truth = _read(read_truth, args.truth)  # in canonical units, by its own metadata
     tables, families, units = {}, {}, {}
     for name, path in named.items():
         tables[name], side = _read(read_predictions, path)  # in canonical units
@@ -379,6 +364,8 @@ def _verify_tables(
     extra = {"diagnostics": ver.diagnostics, "stations": ver.stations.to_dict("records")}
     meta = {**ver.meta, "truth": str(args.truth), "forecasts": named}
     meta["forecast_units"] = {n: u for n, u in units.items() if u}
+    if truth_units := _read(read_units, args.truth):
+        meta["truth_units"] = truth_units  # the file's, converted from
     html = report.render(ver, title=args.title, training=training)  # a failure writes nothing
     aggregate.write_scores(ver.scores, out, meta=meta, extra=extra, report=html)  # one set
     return ver

@@ -164,9 +164,11 @@ def verify(
 ) -> Verification:
     """Score forecasts against a truth table.
 
-    Scored in canonical units (:mod:`probcast.schema`): the truth and thresholds are taken
-    to be canonical; a forecast in other units is converted first, by ``units`` or, for a
-    file, by the units its metadata records. The arguments are checked first
+    Scored in canonical units (:mod:`probcast.schema`): thresholds are taken to be
+    canonical; the truth and the forecasts are converted first from the units their
+    metadata records (a file's, or a DataFrame's ``attrs["probcast_units"]``), a forecast
+    also by ``units``; a truth's observations outside their physical range are refused
+    (:mod:`probcast.verify.truth`). The arguments are checked first
     (:mod:`probcast.verify.evaluate_args`).
 
     Args:

@@ -6,8 +6,12 @@ forms that cannot be misread are taken as meant:
 
 * ``truth`` or a forecast as a path: read as ``probcast verify`` reads it (the truth with
   the station-table reader, a forecast with
-  :func:`probcast.products.table_files.read_predictions`, in canonical units, its families
-  used where ``families`` gives none);
+  :func:`probcast.products.table_files.read_predictions`, both in canonical units by the
+  units their metadata records, the forecast's families used where ``families`` gives
+  none: :mod:`probcast.verify.truth`);
+* ``truth`` as a DataFrame: converted by the units it records
+  (``attrs["probcast_units"]``) and validated as a truth file is (observations outside
+  their physical range, such as degC where K is expected, are refused);
 * ``by`` and ``variables`` as one string (``"station"``; commas separate several);
 * a threshold as one number (``{"tp": 1.0}``);
 * ``families`` and ``units`` as a flat ``{variable: ...}`` mapping when there is one forecast.
@@ -116,10 +120,14 @@ def check_arguments(
 
 
 def _truth(truth: Any, truth_name: str) -> pd.DataFrame:
+    """The truth in canonical units, validated as ``probcast verify`` validates a file."""
     if isinstance(truth, pd.DataFrame):
-        return truth
+        from probcast.verify.truth import truth_frame
+
+        return truth_frame(truth, truth_name)
     if isinstance(truth, PathLike):
-        from probcast.verify.cli import _read, read_truth
+        from probcast.verify.cli import _read
+        from probcast.verify.truth import read_truth
 
         return _read(read_truth, str(truth))  # type: ignore[no-any-return]
     raise TypeError(

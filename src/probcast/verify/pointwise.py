@@ -20,7 +20,8 @@ rank          randomised rank 1..M+1 (members only, else 0)
 cov_<c>       1 if the central ``c`` % interval covers the observation
 p_<t>, o_<t>  forecast probability of, and outcome of, ``Y > t`` (a ``p_gt`` column
               of the table where given; where it is NaN, the probability implied by
-              the forecast's members, quantiles, parameters or point)
+              the forecast's members, quantiles, parameters or point); ``<t>`` is
+              :func:`threshold_label`, distinct for distinct thresholds
 ============  ===================================================================
 
 Point forecasts get PIT, variance and coverage NaN (undefined); their probability of an
@@ -30,6 +31,7 @@ exceedance is 0 or 1.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,9 +69,52 @@ _VAR_LEVELS, _VAR_WEIGHTS = _variance_rule()
 """Levels whose quantiles give the variance of a parametric forecast, and their weights."""
 
 
+LABEL_NOISE = 1e-12
+"""Relative difference of a threshold from its six-digit label taken as float noise."""
+
+
 def threshold_label(t: float) -> str:
-    """Stable text form of a threshold or coverage (``0.1`` -> ``"0.1"``, ``5.0`` -> ``"5"``)."""
-    return f"{t:g}"
+    """Text form of a threshold in column and metric names (``p_<t>``, ``brier_<t>``).
+
+    Six significant digits (``%g``: ``0.1``, ``5``, ``273.15``) where they give the
+    threshold back to float noise (:data:`LABEL_NOISE`: ``0.1 + 0.2`` is ``0.3``), else the
+    fewest digits that give it back exactly (``275.0001``, ``1234567``): two thresholds
+    that differ by more than float noise never share a label (``%g`` alone labels
+    ``275.0001`` and ``275.0004`` both ``275``, and one's scores would overwrite the
+    other's). Labels read back as numbers give the same label.
+    """
+    t = float(t)
+    short = f"{t:g}"
+    if not math.isfinite(t) or math.isclose(float(short), t, rel_tol=LABEL_NOISE):
+        return short
+    for digits in range(7, 18):
+        text = f"{t:.{digits}g}"
+        if float(text) == t:
+            return text
+    return repr(t)  # pragma: no cover (17 significant digits give any float back)
+
+
+def threshold_labels(thresholds: Sequence[float], variable: str = "") -> list[str]:
+    """The labels of ``thresholds`` (:func:`threshold_label`), checked to be distinct.
+
+    Raises:
+        ValueError: Two thresholds that differ by float noise only, and so would share a
+            label (and one's scores overwrite the other's); the message names both.
+    """
+    seen: dict[str, float] = {}
+    labels = []
+    for t in thresholds:
+        lab = threshold_label(t)
+        other = seen.setdefault(lab, float(t))
+        if other != float(t):
+            of = f" of {variable}" if variable else ""
+            raise ValueError(
+                f"thresholds{of} {other!r} and {float(t)!r} differ by float noise only "
+                f"(relative {LABEL_NOISE:g}) and would share the label {lab!r} "
+                f"(brier_{lab}), one's scores overwriting the other's; give the threshold once"
+            )
+        labels.append(lab)
+    return labels
 
 
 def coverage_label(c: float) -> str:
@@ -106,6 +151,7 @@ def case_scores(
         Column name -> array of shape ``(n,)``.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
+    labels = threshold_labels(thresholds, fc.variable)  # distinct: no score overwritten
     o = np.asarray(obs, dtype="float64")
     if o.shape != (len(fc),):
         raise ValueError(f"{fc.variable}: {len(fc)} forecasts but obs of shape {o.shape}")
@@ -127,8 +173,7 @@ def case_scores(
         for name in parts:
             cols[name][failed] = 0 if name == "rank" else np.nan
     cols["score_failed"] = failed
-    for t in thresholds:
-        lab = threshold_label(t)
+    for t, lab in zip(thresholds, labels, strict=True):
         if t in fc.probabilities:  # a probability column of the table wins where given
             p = np.clip(fc.probabilities[t], 0.0, 1.0)
             implied = cols.get(f"p_{lab}")
