@@ -41,7 +41,7 @@ _USERINFO = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@:\s]*)(?P<pw>:[^/@\s]*)?@"
 )
 _QUERY_SECRET = re.compile(
-    r"(?P<key>[?&;](?:password|passwd|pwd|token|secret|api_?key|access_?key|sig|signature"
+    r"(?P<key>[?&;](?:password|sslpassword|passwd|pwd|token|secret|api_?key|access_?key|sig|signature"
     r"|credential|x-amz-signature|x-amz-credential)=)[^&;#\s\"']*",
     re.IGNORECASE,
 )

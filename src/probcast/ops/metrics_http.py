@@ -1,8 +1,9 @@
 """``GET /metrics`` and request metrics for ``probcast serve`` (see :mod:`probcast.ops.metrics`).
 
 :func:`instrument_app` adds a middleware that counts every request by route template
-(``/forecast``, not the raw path, so the label set stays small), method and status code,
-and times it; and the ``/metrics`` route, in the Prometheus text format.
+(``/forecast``, not the raw path, so the label set stays small), method (a method outside
+:data:`METHODS` counts as ``other``: any token a client sends would be a new series) and
+status code, and times it; and the ``/metrics`` route, in the Prometheus text format.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from probcast.ops.metrics import HTTP_REQUESTS, HTTP_SECONDS, MODEL, REGISTRY
+
+METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+"""HTTP methods counted under their own name."""
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is one of :data:`METHODS`, else ``other``."""
+    return method if method in METHODS else "other"
 
 
 def _handler(request: Request) -> str:
@@ -53,7 +62,7 @@ def instrument_app(app: FastAPI, pipeline: str, model: Any) -> None:
             status = response.status_code
             return response
         finally:
-            handler, method = _handler(request), request.method
+            handler, method = _handler(request), method_label(request.method)
             HTTP_SECONDS.labels(handler, method).observe(time.perf_counter() - start)
             HTTP_REQUESTS.labels(handler, method, str(status)).inc()
 

@@ -14,31 +14,37 @@
 
 Every error is a 4xx with a JSON body ``{"detail": ...}``: 422 for a body of the wrong shape,
 unknown fields or a point too far from any station; 400 for values the request check refuses;
-404 for an unknown cycle or station; 413 for a body, or an answer, over the limits
-(:mod:`probcast.ops.serve_limits`).
+404 for an unknown cycle or station; 413 for a body, or an answer (rows, or values: rows x
+columns), over the limits (:mod:`probcast.ops.serve_limits`). A forecast is computed for
+bucketed numbers of members, quantiles and thresholds (:mod:`probcast.ops.serve_sizes`), at
+most ``max_forecasts`` at once (a ``503`` with ``Retry-After`` after waiting too long), with
+the one model folder the pipeline's ``model`` link names when it starts
+(:mod:`probcast.ops.serve_model`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the annotation of ``forecast``
 # (a class built at run time by ``query_model``) from the live function.
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Header, HTTPException, Query, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 
 from probcast import station_ids
 from probcast.ops.cycle import input_complete
 from probcast.ops.input_runs import check_runs
-from probcast.ops.metrics_http import instrument_app, publish_model
+from probcast.ops.metrics_http import instrument_app
 from probcast.ops.pipeline import Pipeline, PipelineError, cycle_id, parse_cycle
+from probcast.ops.serve_errors import validation_error
 from probcast.ops.serve_format import PARQUET, answer, wants_parquet
-from probcast.ops.serve_limits import BodyLimit, Limits
+from probcast.ops.serve_limits import BodyLimit, Gate, Limits
+from probcast.ops.serve_model import ServedModel
 from probcast.ops.serve_points import CycleInput, InputCache, NodeIndex, PointError
 from probcast.ops.serve_query import (
+    MAX_MEMBERS,
     ForecastReply,
     Problem,
     ReadyReply,
@@ -46,12 +52,13 @@ from probcast.ops.serve_query import (
     parse_units_or_400,
     query_model,
 )
-from probcast.ops.serve_rows import bucketed, complete
+from probcast.ops.serve_rows import bucketed, complete, unseen_logged
+from probcast.ops.serve_select import KEYS, answer_columns, check_size, rows_of
+from probcast.ops.serve_sizes import drop_padding, padded
 from probcast.ops.state import StateStore
 from probcast.products.table import PAD_MARK
 from probcast.schema import VARIABLES
 
-KEYS = ["station", "init_time", "lead_time", "valid_time"]
 SERVED_OPTIONS = ("template", "seed", "combine", "batch_size", "quantile_members", "extrapolation")
 """The pipeline's ``products`` options a served forecast uses as its cycle runs do (the
 template gives members their coherence and the input its recent errors)."""
@@ -60,7 +67,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "values the request check refuses, or a malformed cycle",
         404: "unknown cycle, cycle without input, unknown station, or no rows",
-        413: "request body, or answer, over the server's limits",
+        413: "request body, or answer (rows, or values), over the server's limits",
         422: "body of the wrong shape, or a point too far from any station or grid point",
     }.items()
 }
@@ -105,106 +112,6 @@ def read_template(path: Path, cycle: datetime | None = None) -> pd.DataFrame:
     return read_table(path)
 
 
-def _rows(
-    cycle: CycleInput, query: Any, limits: Limits, source: str, model: Any
-) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str], list[float]]:
-    """The input rows, the points' ``(point, station, distance_km)``, the rows to answer.
-
-    The last two are the stations (or grid points) and the lead times the answer has a row
-    for, whether or not the input has one.
-    """
-    mapping = None
-    ids: list[str] | None = None
-    if query.points is not None:
-        if cycle.index is None:
-            raise HTTPException(422, cycle.extra["no_index"])
-        lat = [p.latitude for p in query.points]
-        lon = [p.longitude for p in query.points]
-        reach = min(limits.max_distance_km, float(cycle.extra.get("reach_km", np.inf)))
-        try:
-            pos, dist = cycle.index.nearest(lat, lon, reach, source)
-        except PointError as err:
-            raise HTTPException(422, str(err)) from err
-        ids = [str(s) for s in cycle.index.ids[pos]]
-        mapping = pd.DataFrame(
-            {"point": np.arange(len(pos)), "station": ids, "distance_km": np.round(dist, 3)}
-        )
-    elif query.stations is not None:
-        ids = list(dict.fromkeys(query.stations))
-        known = cycle.extra.get("stations") or _positions(cycle)
-        unknown = [s for s in ids if s not in known]
-        if unknown:
-            raise HTTPException(404, f"unknown stations in {source}: {unknown[:20]}")
-    if cycle.kind == "grid":
-        if ids is None:
-            raise HTTPException(422, f"{source} is a grid: give stations (y<j>x<i>) or points")
-        where = _positions(cycle)
-        table = _grid_rows(cycle, [where[s] for s in dict.fromkeys(ids)], model, source)
-    else:
-        assert cycle.table is not None
-        table = cycle.table
-        if ids is not None:
-            table = table[table["station"].isin(set(ids))]
-    if query.lead_times is not None:
-        table = table[table["lead_time"].isin(query.lead_times)]
-    if ids is None:  # every station of a station-table cycle
-        assert cycle.table is not None
-        ids = list(dict.fromkeys(cycle.table["station"]))
-    leads = query.lead_times if query.lead_times is not None else _cycle_leads(cycle)
-    return table.reset_index(drop=True), mapping, list(dict.fromkeys(ids)), list(leads)
-
-
-def _cycle_leads(cycle: CycleInput) -> list[float]:
-    """The lead times (hours) of a cycle's input (found once per input)."""
-    if "leads" not in cycle.extra:
-        if cycle.table is not None:
-            hours = pd.unique(cycle.table["lead_time"].dropna().to_numpy(dtype=float))
-        else:
-            fp = cycle.dataset["forecast_period"].values.ravel()
-            hours = fp / np.timedelta64(1, "h") if np.issubdtype(fp.dtype, np.timedelta64) else fp
-        cycle.extra["leads"] = sorted(float(h) for h in hours)
-    leads: list[float] = cycle.extra["leads"]
-    return leads
-
-
-def _positions(cycle: CycleInput) -> dict[str, int]:
-    """Station id -> position in the cycle's index (built once per input)."""
-    if "positions" not in cycle.extra:
-        assert cycle.index is not None
-        cycle.extra["positions"] = {str(s): k for k, s in enumerate(cycle.index.ids)}
-    positions: dict[str, int] = cycle.extra["positions"]
-    return positions
-
-
-def _grid_rows(cycle: CycleInput, nodes: list[int], model: Any, source: str) -> pd.DataFrame:
-    from probcast.ops.serve_grid import model_rows
-    from probcast.predict.grid_checks import GridPredictError
-
-    try:
-        return model_rows(cycle, nodes, model, source)
-    except GridPredictError as err:  # the pipeline's model does not fit its grid
-        raise HTTPException(503, str(err)) from err
-
-
-def _check_size(
-    cycle: CycleInput,
-    mapping: pd.DataFrame | None,
-    ids: list[str],
-    leads: list[float],
-    limits: Limits,
-) -> None:
-    """Lead times the cycle has none of are a 404; an answer over the row limit a 413."""
-    have = set(_cycle_leads(cycle))
-    absent = [h for h in leads if float(h) not in have]
-    if absent:
-        raise HTTPException(
-            404, f"lead time(s) {absent[:20]} h not in the cycle (it has {sorted(have)[:50]} h)"
-        )
-    n = (len(mapping) if mapping is not None else len(ids)) * len(leads)
-    if n > limits.max_rows:
-        raise HTTPException(413, f"{n} rows asked for; at most {limits.max_rows} a request")
-
-
 def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) -> FastAPI:
     """The API of ``pipe`` (inputs and model from the pipeline file, cycles from ``store``)."""
     limits = limits or Limits()
@@ -214,6 +121,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         responses={413: ERRORS[413]},
     )
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)  # inside the metrics
+    app.add_exception_handler(RequestValidationError, validation_error)  # finite, small
     instrument_app(app, pipe.name, pipe.model)
     inputs = InputCache(read_cycle_input)
     templates = InputCache(read_template, size=1)
@@ -225,35 +133,9 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         except (OSError, ValueError) as err:
             raise HTTPException(503, f"template {path} unreadable: {err}") from err
 
-    cache: dict[str, Any] = {}
-    lock = threading.Lock()
+    served = ServedModel(pipe.name, pipe.model)
+    gate = Gate(limits.max_forecasts)
     Query_ = query_model(limits.max_points)
-
-    def model() -> tuple[Any, str]:
-        """The model and its fingerprint, loaded again when its files change.
-
-        A registry alias moved by a promotion or rollback takes effect at the next request.
-        """
-        from probcast.model.artefact import load as load_model
-
-        current = fingerprint()
-        with lock:
-            if cache.get("fingerprint") != current:
-                try:
-                    cache["model"] = load_model(pipe.model)
-                except (OSError, ValueError) as err:  # incomplete, damaged, unreadable
-                    raise HTTPException(503, f"model not loadable: {err}") from err
-                cache["fingerprint"] = current
-                publish_model(pipe.name, pipe.model, current)  # a promotion shows in /metrics
-            return cache["model"], current
-
-    def fingerprint() -> str:
-        from probcast.predict.grid_output import model_fingerprint
-
-        try:
-            return str(model_fingerprint(pipe.model))
-        except OSError as err:
-            raise HTTPException(503, f"model not readable: {err}") from err
 
     def parsed(text: str) -> str:
         try:
@@ -264,13 +146,13 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
     @app.get("/health")
     def health() -> dict[str, Any]:
         """Liveness: the process answers and the model's files are readable."""
-        return {"status": "ok", "pipeline": pipe.name, "model_fingerprint": fingerprint()}
+        return {"status": "ok", "pipeline": pipe.name, "model_fingerprint": served.fingerprint()}
 
     @app.get("/ready", response_model=ReadyReply, responses={503: {"model": Problem}})
     def ready() -> dict[str, Any]:
         """Readiness: the model is loaded (loaded now if needed) and the state store answers."""
         try:
-            _, current = model()
+            _, current, _ = served.get()
             n = len(store.list_cycles(10_000))
         except Exception as err:  # any failure means "not ready", said in the 503
             raise HTTPException(503, f"not ready: {type(err).__name__}: {err}") from err
@@ -307,7 +189,10 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         responses={
             **ERRORS,
             200: {"content": {PARQUET: {"schema": {"type": "string", "format": "binary"}}}},
-            503: {"model": Problem, "description": "the cycle's input unreadable or unfit"},
+            503: {
+                "model": Problem,
+                "description": "the cycle's input unreadable or unfit, or the server busy",
+            },
         },
     )
     def forecast(
@@ -316,9 +201,6 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         accept: str | None = Header(None, max_length=1000),
     ) -> Response:
         """Predict the cycle's rows of the stations (or points) asked for, now."""
-        from probcast.predict.request import PredictRequest, RequestError
-        from probcast.predict.runner import StationRunner
-
         cid = parsed(query.cycle)  # type: ignore[attr-defined]
         when = parse_cycle(cid)
         path = pipe.input_path(when)
@@ -327,41 +209,51 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
         why = input_complete(pipe, when, settle=False)  # a marker rule, a Parquet footer
         if why:
             raise HTTPException(503, f"cycle {cid}: {why}")
-        loaded, model_fingerprint = model()
+        with gate:  # at most max_forecasts at once: memory and CPU stay bounded
+            return predict(query, cid, when, path, wants_parquet(format, accept))
+
+    def predict(query: Any, cid: str, when: datetime, path: Path, parquet: bool) -> Response:
+        """The forecast of ``query`` for the cycle ``cid`` of input ``path``."""
+        from probcast.predict.request import PredictRequest, RequestError
+        from probcast.predict.runner import StationRunner
+
+        loaded, model_fingerprint, folder = served.get()  # one folder, whatever the link does
         try:
             cycle = inputs.get(path, when)
             cycle = cycle.for_model(loaded, str(path))  # (amounts since the start de-accumulated)
         except (OSError, ValueError) as err:  # unreadable, or holds other runs than the cycle
             raise HTTPException(503, f"input of cycle {cid} unusable: {err}") from err
-        table, mapping, ids, leads = _rows(cycle, query, limits, f"cycle {cid}", loaded)
-        _check_size(cycle, mapping, ids, leads, limits)
+        table, mapping, ids, leads = rows_of(cycle, query, limits, f"cycle {cid}", loaded)
+        check_size(cycle, mapping, ids, leads, limits, answer_columns(loaded, query))
         options = {k: v for k, v in pipe.request.items() if k in SERVED_OPTIONS}
         if cycle.kind == "stations" and options.get("template") is not None:
             options["template"] = template(str(options["template"]))
         else:  # a grid's rows: the grid products' members are not shuffled either
             options.pop("template", None)
-        units = parse_units_or_400(query.units)  # type: ignore[attr-defined]
-        check_variables(query.thresholds, units, list(loaded.targets))  # type: ignore[attr-defined]
+        units = parse_units_or_400(query.units)
+        check_variables(query.thresholds, units, list(loaded.targets))
+        # computed for bucketed sizes (compiled once each), the extra columns dropped below
+        pad = padded(query.members, query.quantiles, query.thresholds, MAX_MEMBERS)
         try:
             request = PredictRequest(
-                model=pipe.model,
+                model=folder,
                 input=bucketed(table, usable=cycle.table) if len(table) else table,
-                members=query.members,  # type: ignore[attr-defined]
-                quantiles=tuple(query.quantiles),  # type: ignore[attr-defined]
-                thresholds={k: tuple(v) for k, v in query.thresholds.items()} or None,  # type: ignore[attr-defined]
-                params=query.params,  # type: ignore[attr-defined]
+                members=pad.members,
+                quantiles=pad.quantiles,
+                thresholds=pad.thresholds or None,
+                params=query.params,
                 units=units or None,
                 **options,
             )
         except RequestError as err:
             raise HTTPException(400, f"{type(err).__name__}: {err}") from err
         if table.empty:  # nothing usable asked for: every row answered as missing
-            keys = ["station", "init_time", "lead_time", "valid_time"]
             flags = [f"{v}_source" for v in loaded.targets]
-            result, pred = None, pd.DataFrame(columns=[*keys, *flags])
+            result, pred = None, pd.DataFrame(columns=[*KEYS, *flags])
         else:
             try:
-                result = StationRunner(request, loaded, validated=True).execute()  # (read)
+                with unseen_logged(table, loaded.spec.stations):  # not the pad rows
+                    result = StationRunner(request, loaded, validated=True).execute()
             except RequestError as err:
                 raise HTTPException(400, f"{type(err).__name__}: {err}") from err
             except (ValueError, KeyError) as err:  # the input lacks what the model needs
@@ -372,6 +264,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
             pred = result.table.iloc[: len(table)]
             if pred["station"].astype(str).str.contains(PAD_MARK, regex=False).any():
                 raise RuntimeError("pad rows before the rows asked for: order not kept")
+            pred = drop_padding(pred, pad, list(loaded.targets))
         pred = pred.drop(columns=[c for c in pred.columns if c.startswith(("fc_", "obs_"))])
         pred = complete(pred, ids, leads, when, list(loaded.targets))
         if mapping is not None:
@@ -384,7 +277,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
             "periods": loaded.periods,
         }
         families = {} if result is None else result.families
-        return answer(pred, families, head, wants_parquet(format, accept))
+        return answer(pred, families, head, parquet)
 
     return app
 

@@ -157,8 +157,11 @@ def _open_error(url: str, err: DBAPIError) -> Exception:
     if url.endswith(":memory:"):
         return err
     if not url.startswith("sqlite:///"):
-        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
-        reason = " ".join(str(err.orig).split())
+        from probcast.model.integrity import redact
+
+        # the user's password and any secret in the query (?password=, ?sslpassword=)
+        shown = redact(sa.engine.make_url(url).render_as_string(hide_password=True))
+        reason = redact(" ".join(str(err.orig).split()))
         return ConnectionError(
             f"state store {shown}: cannot connect ({reason}); is the database running and "
             "reachable from here?"

@@ -8,10 +8,16 @@ flattened and computed in pieces of :data:`PIECE` values (the last one padded), 
 compiled function is shared by every variable of a family asking the same levels or
 thresholds: the variable's physical bounds are arguments, not constants. Each function
 compiles once, whatever the grid, its chunking or the number of variables.
+
+The functions are kept in a cache of at most :data:`MAX_KERNELS` (least recently used
+first out, its compilations freed with it): every distinct set of levels, thresholds or
+member count is a new function, and a long-running process asked for many would otherwise
+keep them all.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -24,10 +30,27 @@ PIECE = 2**15
 Body = Callable[[Any, dict[str, Any], Any, Any, Any], Any]
 """``body(dist, params, lo, hi, xp) -> (..., k)``: the product of flat parameters."""
 
-_CACHE: dict[Hashable, Callable[..., Any]] = {}
+MAX_KERNELS = 64
+"""Compiled functions kept (least recently used first out)."""
+
+_CACHE: collections.OrderedDict[Hashable, Callable[..., Any]] = collections.OrderedDict()
 _LOCK = threading.Lock()
 _WARM: set[tuple[Hashable, str]] = set()
 """Keys and dtypes already compiled."""
+
+
+def _kept(key: Hashable, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    """The cached function of ``key`` (made by ``make`` if absent); the oldest ones out."""
+    with _LOCK:
+        fn = _CACHE.get(key)
+        if fn is None:
+            fn = _CACHE[key] = make()
+            while len(_CACHE) > MAX_KERNELS:
+                old, _ = _CACHE.popitem(last=False)
+                _WARM.difference_update({w for w in _WARM if w[0] == old})
+        else:
+            _CACHE.move_to_end(key)
+    return fn
 
 
 def compiled(key: Hashable, dist: Any, body: Body) -> Callable[..., Any]:
@@ -41,17 +64,36 @@ def compiled(key: Hashable, dist: Any, body: Body) -> Callable[..., Any]:
     Returns:
         The jitted function (the first call for a dtype compiles it).
     """
-    with _LOCK:
-        fn = _CACHE.get(key)
-        if fn is None:
-            import jax
-            import jax.numpy as jnp
 
-            def whole(params: dict[str, Any], lo: Any, hi: Any) -> Any:
-                return jnp.moveaxis(body(dist, params, lo, hi, jnp), -1, 0)
+    def make() -> Callable[..., Any]:
+        import jax
+        import jax.numpy as jnp
 
-            fn = _CACHE[key] = jax.jit(whole)
-    return fn
+        def whole(params: dict[str, Any], lo: Any, hi: Any) -> Any:
+            return jnp.moveaxis(body(dist, params, lo, hi, jnp), -1, 0)
+
+        return jax.jit(whole)
+
+    return _kept(key, make)
+
+
+def compiled_draw(key: Hashable, dist: Any, n: int) -> Callable[..., Any]:
+    """The shared jitted ``(params, rng, lo, hi) -> (n, ...)`` of ``n`` random draws.
+
+    Draws of ``dist.sample`` limited to ``[lo, hi]``, the member axis first; one function
+    per ``key`` (family and member count), whatever the variable.
+    """
+
+    def make() -> Callable[..., Any]:
+        import jax
+        import jax.numpy as jnp
+
+        def draw(params: dict[str, Any], rng: Any, lo: Any, hi: Any) -> Any:
+            return jnp.clip(jnp.moveaxis(dist.sample(params, rng, n), -1, 0), lo, hi)
+
+        return jax.jit(draw)
+
+    return _kept(("random", key, int(n)), make)
 
 
 def _call(key: Hashable, fn: Callable[..., Any], args: tuple[Any, ...]) -> np.ndarray:
@@ -61,7 +103,8 @@ def _call(key: Hashable, fn: Callable[..., Any], args: tuple[Any, ...]) -> np.nd
         return np.asarray(fn(*args))
     with _LOCK:
         out = np.asarray(fn(*args))
-        _WARM.add(sig)
+        if key in _CACHE:  # (not one evicted meanwhile: the set stays bounded)
+            _WARM.add(sig)
     return out
 
 

@@ -255,17 +255,23 @@ class ParametricSource:
 
     def _random_members(self, var: str, n: int, seed: int) -> xr.DataArray:
         import jax
-        import jax.numpy as jnp
 
         names = list(self.params[var])
         dist = self._dists[var]
         lo, hi = schema.bounds(var)  # within the physical bounds, as the quantiles
-        xp = jnp if isinstance(self.families[var], str) else np
-        draw: Callable[[dict[str, Any], Any], Any] = lambda params, key: xp.clip(  # noqa: E731
-            xp.moveaxis(dist.sample(params, key, n), -1, 0), lo, hi
-        )
-        if xp is jnp:
-            draw = jax.jit(draw)
+        family = self.families[var]
+        draw: Callable[[dict[str, Any], Any], Any]
+        if isinstance(family, str):  # one compiled function per family and member count
+            fn = kernels.compiled_draw(family, dist, n)
+
+            def draw(params: dict[str, Any], key: Any) -> Any:
+                dtype = np.result_type(*params.values())
+                return fn(params, key, np.asarray(lo, dtype=dtype), np.asarray(hi, dtype=dtype))
+
+        else:
+
+            def draw(params: dict[str, Any], key: Any) -> Any:
+                return np.clip(np.moveaxis(dist.sample(params, key, n), -1, 0), lo, hi)
 
         def kernel(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
             loc = block_info[0]["chunk-location"] if block_info else (0,)
