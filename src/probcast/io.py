@@ -175,7 +175,7 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = FILE_MODE) -
     """
     final = Path(path)
     make_parent(final)
-    _sweep_own(final)
+    sweep(final.parent, final.name)  # a killed writer's temporaries of this target
     tmp = temp_name(final)
     try:
         try:
@@ -237,20 +237,27 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def sweep(folder: str | os.PathLike[str]) -> list[Path]:
+def sweep(folder: str | os.PathLike[str], target: str | None = None) -> list[Path]:
     """Remove the temporaries (``.*.tmp-<pid>-*``) of dead processes in ``folder``.
 
     Temporaries of running processes (their pid is alive) are kept.
 
+    Args:
+        folder: The folder to sweep.
+        target: Only the temporaries of this file or folder name (``.<target>.tmp-*``).
+
     Returns:
         The removed paths.
     """
-    removed: list[Path] = []
     root = Path(folder)
-    if not root.is_dir():
-        return removed
-    for entry in root.iterdir():
-        if not entry.name.startswith(".") or TMP_MARK not in entry.name:
+    prefix = f".{target}{TMP_MARK}" if target is not None else "."
+    try:
+        entries = list(root.glob(f"{glob.escape(prefix)}*")) if root.is_dir() else []
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for entry in entries:
+        if TMP_MARK not in entry.name:
             continue
         pid_text = entry.name.rsplit(TMP_MARK, 1)[1].split("-", 1)[0]
         if pid_text.isdigit() and _alive(int(pid_text)):
@@ -258,19 +265,6 @@ def sweep(folder: str | os.PathLike[str]) -> list[Path]:
         _remove(entry)
         removed.append(entry)
     return removed
-
-
-def _sweep_own(final: Path) -> None:
-    """Remove the temporaries of ``final`` that dead processes left (a SIGKILL mid-write)."""
-    prefix = f".{final.name}{TMP_MARK}"
-    try:
-        entries = list(final.parent.glob(f"{glob.escape(prefix)}*"))
-    except OSError:
-        return
-    for entry in entries:
-        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
-            _remove(entry)
 
 
 def _alive(pid: int) -> bool:
