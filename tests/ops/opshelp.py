@@ -51,6 +51,21 @@ def write_pipeline(root: Path, model: Path, **extra) -> Path:
     return path
 
 
+def served_cycle(root: Path, model: Path, stations: pd.DataFrame, **extra) -> tuple:
+    """A pipeline in ``root`` whose first test cycle ran: ``(pipe, store, cycle id, path)``."""
+    from probcast.ops import pipeline as pl
+    from probcast.ops.cycle import run_cycle
+    from probcast.ops.state import StateStore
+
+    init = cycles_of(stations)[0].to_pydatetime()
+    drop_cycle(stations, root / "inputs", pd.Timestamp(init))
+    path = write_pipeline(root, model, **extra)
+    pipe = pl.load(path)
+    store = StateStore(pipe.state, pipe.name)
+    assert run_cycle(pipe, init, store).status == "finished"
+    return pipe, store, pl.cycle_id(init), path
+
+
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120.0) -> None:
     """Wait until ``path`` exists (or fail when ``proc`` ended or time ran out)."""
     deadline = time.monotonic() + seconds

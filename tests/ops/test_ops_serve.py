@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from opshelp import cycles_of, drop_cycle, write_pipeline
+from opshelp import served_cycle
 
-from probcast.ops import pipeline as pl
-from probcast.ops.cycle import run_cycle
 from probcast.ops.serve import create_app
-from probcast.ops.state import StateStore
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, model_dir, stations):
-    root = tmp_path_factory.mktemp("serve")
-    init = cycles_of(stations)[0]
-    drop_cycle(stations, root / "inputs", init)
-    pipe = pl.load(write_pipeline(root, model_dir))
-    store = StateStore(pipe.state, pipe.name)
-    assert run_cycle(pipe, init.to_pydatetime(), store).status == "finished"
+    pipe, store, cycle, _ = served_cycle(tmp_path_factory.mktemp("serve"), model_dir, stations)
     with TestClient(create_app(pipe, store), raise_server_exceptions=False) as c:
-        yield c, pl.cycle_id(init.to_pydatetime())
+        yield c, cycle
 
 
 def test_health_and_cycles(client):

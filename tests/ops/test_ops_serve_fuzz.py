@@ -18,11 +18,7 @@ import time
 
 import httpx
 import pytest
-from opshelp import cycles_of, drop_cycle, write_pipeline
-
-from probcast.ops import pipeline as pl
-from probcast.ops.cycle import run_cycle
-from probcast.ops.state import StateStore
+from opshelp import served_cycle
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -44,12 +40,7 @@ def _free_port() -> int:
 def server(tmp_path_factory, model_dir, stations):
     """``(base URL, cycle)`` of a running ``probcast serve``."""
     root = tmp_path_factory.mktemp("servefuzz")
-    init = cycles_of(stations)[0]
-    drop_cycle(stations, root / "inputs", init)
-    path = write_pipeline(root, model_dir)
-    pipe = pl.load(path)
-    store = StateStore(pipe.state, pipe.name)
-    assert run_cycle(pipe, init.to_pydatetime(), store).status == "finished"
+    _, store, cycle, path = served_cycle(root, model_dir, stations)
     store.close()
     port = _free_port()
     cmd = [sys.executable, "-m", "probcast.cli", "serve", "--pipeline", str(path)]
@@ -70,7 +61,7 @@ def server(tmp_path_factory, model_dir, stations):
             if time.monotonic() > deadline:
                 pytest.fail(f"probcast serve not ready in {STARTUP_S} s")
             time.sleep(0.3)
-        yield base, pl.cycle_id(init.to_pydatetime())
+        yield base, cycle
     finally:
         proc.terminate()
         try:

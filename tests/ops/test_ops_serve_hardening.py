@@ -15,12 +15,11 @@ import pandas as pd
 import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
-from opshelp import cycles_of, drop_cycle, write_pipeline
+from opshelp import cycles_of, drop_cycle, served_cycle, write_pipeline
 
 from probcast.model.integrity import redact, write_marker
 from probcast.ops import pipeline as pl
 from probcast.ops import serve as serve_module
-from probcast.ops.cycle import run_cycle
 from probcast.ops.metrics_http import method_label
 from probcast.ops.serve import create_app
 from probcast.ops.serve_errors import MAX_ERRORS
@@ -34,14 +33,7 @@ from probcast.products.table import format_level
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, model_dir, stations):
-    root = tmp_path_factory.mktemp("servehard")
-    init = cycles_of(stations)[0]
-    drop_cycle(stations, root / "inputs", init)
-    path = write_pipeline(root, model_dir)
-    pipe = pl.load(path)
-    store = StateStore(pipe.state, pipe.name)
-    assert run_cycle(pipe, init.to_pydatetime(), store).status == "finished"
-    return pipe, store, pl.cycle_id(init.to_pydatetime()), path
+    return served_cycle(tmp_path_factory.mktemp("servehard"), model_dir, stations)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from opshelp import cycles_of, drop_cycle, write_pipeline
+from opshelp import cycles_of, drop_cycle, served_cycle, write_pipeline
 
 from probcast.align.points import grid_to_table
 from probcast.ops import pipeline as pl
-from probcast.ops.cycle import run_cycle
 from probcast.ops.serve import create_app
 from probcast.ops.serve_format import PARQUET, wants_parquet
 from probcast.ops.serve_grid import node_rows, read_grid
@@ -24,13 +23,10 @@ from probcast.testing.grids import forecast_grid
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, model_dir, stations):
-    root = tmp_path_factory.mktemp("servepoints")
-    init = cycles_of(stations)[0]
-    drop_cycle(stations, root / "inputs", init)
-    pipe = pl.load(write_pipeline(root, model_dir))
-    store = StateStore(pipe.state, pipe.name)
-    assert run_cycle(pipe, init.to_pydatetime(), store).status == "finished"
-    return pipe, store, pl.cycle_id(init.to_pydatetime())
+    pipe, store, cycle, _ = served_cycle(
+        tmp_path_factory.mktemp("servepoints"), model_dir, stations
+    )
+    return pipe, store, cycle
 
 
 @pytest.fixture(scope="module")
