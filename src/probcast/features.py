@@ -305,7 +305,8 @@ class FeatureSpec:
         codes, uniques = pd.factorize(pd.Series(stations), use_na_sentinel=False)
         lookup = [vocab.get(station_ids.text_of(s), UNKNOWN_STATION) for s in uniques]
         idx = np.asarray(lookup, dtype="int32")[codes] if len(codes) else np.zeros(0, "int32")
-        unseen = int((idx == UNKNOWN_STATION).sum())
+        pad = np.asarray([station_ids.is_pad(s) for s in uniques], dtype=bool)
+        unseen = int(((idx == UNKNOWN_STATION) & ~pad[codes]).sum()) if len(codes) else 0
         if unseen:
             log.info("%d rows are at stations unseen in training (unknown embedding)", unseen)
         return idx

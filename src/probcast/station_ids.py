@@ -15,6 +15,15 @@ import numbers
 import numpy as np
 import pandas as pd
 
+PAD_MARK = "~pad"
+"""In a station id, marks a padding row: a copy of another row, added only to reach a row
+count the compiled kernels already know (``probcast serve``); never part of an answer."""
+
+
+def is_pad(value: object) -> bool:
+    """Whether station id ``value`` marks a padding row (:data:`PAD_MARK`)."""
+    return PAD_MARK in str(value)
+
 
 def text_of(value: object) -> str:
     """One id as text: an integral float as its integer, anything else as ``str``."""

@@ -52,7 +52,7 @@ from probcast.ops.serve_query import (
     parse_units_or_400,
     query_model,
 )
-from probcast.ops.serve_rows import bucketed, complete, unseen_logged
+from probcast.ops.serve_rows import bucketed, complete
 from probcast.ops.serve_select import KEYS, answer_columns, check_size, rows_of
 from probcast.ops.serve_sizes import drop_padding, padded
 from probcast.ops.state import StateStore
@@ -252,8 +252,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
             result, pred = None, pd.DataFrame(columns=[*KEYS, *flags])
         else:
             try:
-                with unseen_logged(table, loaded.spec.stations):  # not the pad rows
-                    result = StationRunner(request, loaded, validated=True).execute()
+                result = StationRunner(request, loaded, validated=True).execute()
             except RequestError as err:
                 raise HTTPException(400, f"{type(err).__name__}: {err}") from err
             except (ValueError, KeyError) as err:  # the input lacks what the model needs

@@ -4,63 +4,18 @@
 reused); :func:`complete` gives the answer one row per station (or point) and lead time
 asked for, a row whose input is missing from the cycle (a lead the station's run lacks, a
 grid point whose forecast is NaN) answered with NaN values and ``<var>_source = missing``
-instead of being left out. :func:`unseen_logged` counts the rows asked for at stations
-unseen in training, not the pad rows (whose ids no model has seen).
+instead of being left out.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from probcast import station_ids
 from probcast.products.table import PAD_MARK, SOURCE
-
-log = logging.getLogger(__name__)
-UNSEEN = "%d rows are at stations unseen in training"
-"""Start of the line :meth:`probcast.features.FeatureSpec.station_index` logs."""
-_UNSEEN_LINE = UNSEEN + " (unknown embedding)"
-_SERVING = contextvars.ContextVar("probcast_serve_unseen", default=False)
-
-
-class _NotInRequests(logging.Filter):
-    """Drops the features' count of unseen rows inside :func:`unseen_logged` only."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (_SERVING.get() and str(record.msg).startswith(UNSEEN))
-
-
-_FILTER = _NotInRequests()
-
-
-@contextlib.contextmanager
-def unseen_logged(table: pd.DataFrame, known: Sequence[str]) -> Iterator[None]:
-    """Log the rows of ``table`` at stations not in ``known``; within, not the features' count.
-
-    The features' line counted the pad rows of :func:`bucketed` too (``63 rows are at
-    stations unseen in training`` for every request of one row). This context holds for
-    the thread (and context) of one request, so other work of the process logs as before.
-    """
-    features = logging.getLogger("probcast.features")
-    if _FILTER not in features.filters:
-        features.addFilter(_FILTER)
-    vocab = set(known)
-    ids: list[object] = list(pd.unique(table["station"])) if "station" in table else []
-    unseen = {s for s in ids if station_ids.text_of(s) not in vocab}
-    n = int(table["station"].isin(unseen).sum()) if unseen else 0
-    if n:
-        log.info(_UNSEEN_LINE, n)
-    token = _SERVING.set(True)
-    try:
-        yield
-    finally:
-        _SERVING.reset(token)
 
 
 def bucketed(

@@ -56,9 +56,7 @@ _PROB = re.compile(r"^p_gt_(-?\d*\.?\d+(?:[eE][-+]?\d+)?)$")
 KEYS = ("station", "init_time", "lead_time", "valid_time")
 """Key columns copied from the input to a prediction table (those present)."""
 META_KEY = "probcast"
-PAD_MARK = "~pad"
-"""In a station id, marks a padding row: a copy of another row, added only to reach a row
-count the compiled kernels already know (``probcast serve``); never part of an answer."""
+PAD_MARK = station_ids.PAD_MARK
 TABLE_SUFFIXES = schema.PREDICTION_SUFFIXES
 SOURCE = "source"
 """Suffix of the per-variable flag column ``<var>_source``."""
