@@ -7,11 +7,14 @@ forecasts to verify (:mod:`probcast.verify.checks`).
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
 
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES, UnitError, unit_affine, units_hint
+
+log = logging.getLogger(__name__)
 
 NOISE_TOLERANCE = 1e-4
 """Largest excess over a physical bound, relative to the bound's range, clipped as noise."""
@@ -133,3 +136,41 @@ def range_message(source: str, col: str, var: str, values: np.ndarray, bad: np.n
         f"in row {i} (found min {finite.min():g}, max {finite.max():g}); "
         + units_hint(float(finite.min()), float(finite.max()), var)
     )
+
+
+def checked_values(
+    source: str, col: str, var: str, values: np.ndarray, hint: str = ""
+) -> np.ndarray:
+    """``values`` of column ``col`` (variable ``var``) checked against its physical range.
+
+    Infinite values and values outside the range beyond float noise are refused; float
+    noise at a bound is clipped (and logged).
+
+    Args:
+        source: The table's name for messages.
+        col: The column.
+        var: Its canonical variable.
+        values: Its values (float64, NaN allowed).
+        hint: Appended to the out-of-range message.
+
+    Returns:
+        The values, float noise clipped.
+
+    Raises:
+        ValueError: Infinite values, or values outside the range (naming the column, the
+            worst value and its row, and the units they would fit).
+    """
+    info = VARIABLES[var]
+    if np.isinf(values).any():
+        raise ValueError(
+            f"{source}: column {col!r} has {int(np.isinf(values).sum())} infinite value(s); "
+            f"expected finite {info.units} or NaN"
+        )
+    clipped, n_noise, bad = clip_float_noise(values, var)
+    if bad.any():
+        raise ValueError(range_message(source, col, var, values, bad) + hint)
+    if n_noise:
+        log.info("%s: %s: clipped %d value(s) outside [%g, %g] by float noise only "
+                 "(<= %g of the range)", source, col, n_noise, info.valid_min,
+                 info.valid_max, NOISE_TOLERANCE)  # fmt: skip
+    return clipped

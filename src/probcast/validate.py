@@ -22,7 +22,7 @@ from pandera.errors import SchemaErrors
 
 from probcast import station_ids
 from probcast.plausibility import unusual_magnitude
-from probcast.ranges import NOISE_TOLERANCE, clip_float_noise, range_message, ranged_variable
+from probcast.ranges import checked_values, ranged_variable
 from probcast.schema import (
     FC_PREFIX,
     KEY_COLUMNS,
@@ -256,19 +256,11 @@ def _check_values(df: pd.DataFrame, source: str) -> None:
             )
         var = ranged_variable(col)
         if var is not None:
-            if np.isinf(values).any():
-                raise ValidationError(
-                    f"{source}: column {col!r} has {int(np.isinf(values).sum())} infinite "
-                    f"value(s); expected finite {VARIABLES[var].units} or NaN"
-                )
-            clipped, n_noise, bad = clip_float_noise(values, var)
-            if bad.any():
-                raise ValidationError(range_message(source, col, var, values, bad))
-            if n_noise:
-                info = VARIABLES[var]
-                log.info("%s: %s: clipped %d value(s) outside [%g, %g] by float noise only "
-                         "(<= %g of the range)", source, col, n_noise, info.valid_min,
-                         info.valid_max, NOISE_TOLERANCE)  # fmt: skip
+            try:
+                clipped = checked_values(source, col, var, values)
+            except ValueError as err:
+                raise ValidationError(str(err)) from None
+            if not np.array_equal(clipped, values, equal_nan=True):
                 df[col] = clipped
 
 

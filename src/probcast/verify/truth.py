@@ -105,8 +105,8 @@ def truth_frame(truth: pd.DataFrame, name: str = "truth") -> pd.DataFrame:
 def _checked_obs(truth: pd.DataFrame, name: str) -> pd.DataFrame:
     """``truth`` with its ``obs_<var>`` columns checked (float noise clipped: a copy)."""
     from probcast.products.units import UNITS_ATTR
-    from probcast.ranges import clip_float_noise, range_message, ranged_variable
-    from probcast.schema import OBS_PREFIX, VARIABLES
+    from probcast.ranges import checked_values, ranged_variable
+    from probcast.schema import OBS_PREFIX
 
     out = truth
     for col in [c for c in truth.columns if isinstance(c, str) and c.startswith(OBS_PREFIX)]:
@@ -117,19 +117,9 @@ def _checked_obs(truth: pd.DataFrame, name: str) -> pd.DataFrame:
         var = ranged_variable(col)
         if var is None:
             continue
-        info = VARIABLES[var]
-        if np.isinf(values).any():
-            raise ValueError(
-                f"{name}: column {col!r} has {int(np.isinf(values).sum())} infinite value(s); "
-                f"expected finite {info.units} or NaN"
-            )
-        clipped, n_noise, bad = clip_float_noise(values, var)
-        if bad.any():
-            raise ValueError(
-                range_message(name, col, var, values, bad)
-                + f" (a truth in other units records them in attrs[{UNITS_ATTR!r}])"
-            )
-        if n_noise:
+        hint = f" (a truth in other units records them in attrs[{UNITS_ATTR!r}])"
+        clipped = checked_values(name, col, var, values, hint)
+        if not np.array_equal(clipped, values, equal_nan=True):
             out = out.copy() if out is truth else out
             out[col] = clipped
     return out
