@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -23,13 +22,10 @@ from probcast.ingest import tables
 from probcast.ingest.tables import read_table
 from probcast.split import time_split
 from probcast.testing.grids import forecast_grid
+from probcast.testing.interrupt import Killed, kill_at_rename
 from probcast.testing.stations import station_table
 
 FIRST, SECOND = "2021-01-05", "2021-01-12"  # a new train reaching into the old test
-
-
-class Killed(BaseException):
-    """The process dies here (not an error any code handles)."""
 
 
 @pytest.fixture
@@ -39,18 +35,6 @@ def table_csv(tmp_path: Path) -> Path:
         path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ"
     )
     return path
-
-
-def _kill_at(monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
-    """Kill the process when a file is renamed onto ``target``."""
-    real = os.replace
-
-    def replace(src, dst):  # type: ignore[no-untyped-def]
-        if Path(dst) == target:
-            raise Killed
-        return real(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
 
 
 def _one_run(out: Path, parts: tuple[str, ...] = ("train", "test")) -> None:
@@ -70,7 +54,7 @@ def test_split_killed_between_the_parts_leaves_no_mixed_pair(
 ) -> None:
     out = tmp_path / "split"
     split_file(table_csv, FIRST, out)
-    _kill_at(monkeypatch, out / "test.parquet")
+    kill_at_rename(monkeypatch, out / "test.parquet")
     with pytest.raises(Killed):
         split_file(table_csv, SECOND, out)
     monkeypatch.undo()
@@ -133,7 +117,7 @@ def test_prepare_killed_between_the_parts_leaves_no_mixed_set(tmp_path: Path, mo
     _prepare_with(monkeypatch, first, out)
     assert _names(out) == ["meta.json", "test.parquet", "train.parquet"]
     second = station_table(n_stations=2, n_inits=14)
-    _kill_at(monkeypatch, out / "test.parquet")
+    kill_at_rename(monkeypatch, out / "test.parquet")
     with pytest.raises(Killed):
         _prepare_with(monkeypatch, second, out)
     monkeypatch.undo()

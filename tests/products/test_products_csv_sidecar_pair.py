@@ -8,7 +8,6 @@ naming both files, not read (a degF sidecar beside a degC table scored as degF).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -21,13 +20,10 @@ from probcast.cli import main
 from probcast.products.table_files import read_predictions, read_sidecar, write_predictions
 from probcast.products.table_sidecar import CHECKSUM_KEY, SidecarMismatch
 from probcast.products.units import read_units, table_to_units
+from probcast.testing.interrupt import Killed, kill_at_rename
 from probcast.testing.verification import normal_params_table, truth_table
 
 FAMILIES = {"t2m": "normal"}
-
-
-class Killed(BaseException):
-    """The process dies here (not an error any code handles)."""
 
 
 def _truth_and_forecast() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,18 +35,6 @@ def _write_in(fc: pd.DataFrame, path: Path, units: str) -> None:
     """Write ``fc`` (canonical) as ``probcast predict --units`` writes it: in ``units``."""
     user, meta = table_to_units(fc, {"t2m": units}, FAMILIES)
     write_predictions(user, path, families=FAMILIES, metadata=meta)
-
-
-def _kill_at_the_csv_rename(monkeypatch: pytest.MonkeyPatch, csv: Path) -> None:
-    """Kill the process when the CSV is renamed into place (after its sidecar was)."""
-    real = os.replace
-
-    def replace(src, dst):  # type: ignore[no-untyped-def]
-        if Path(dst) == csv:
-            raise Killed
-        return real(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
 
 
 def test_sidecar_records_the_checksum_of_its_csv(tmp_path: Path) -> None:
@@ -71,7 +55,7 @@ def test_new_sidecar_beside_the_old_csv_is_refused(tmp_path: Path, monkeypatch) 
     path = tmp_path / "p.csv"
     _write_in(fc, path, "degC")
     old_csv = path.read_bytes()
-    _kill_at_the_csv_rename(monkeypatch, path)
+    kill_at_rename(monkeypatch, path)  # the CSV's rename, after its sidecar's
     with pytest.raises(Killed):
         _write_in(fc.iloc[:5], path, "degF")
     monkeypatch.undo()
@@ -94,7 +78,7 @@ def test_verify_refuses_a_mixed_pair(tmp_path: Path, monkeypatch, capsys) -> Non
     argv = ["verify", f"--truth={tmp_path / 'truth.csv'}", f"--forecast=a={path}"]
     assert main([*argv, f"--out={tmp_path / 'v1'}"]) == 0
     capsys.readouterr()
-    _kill_at_the_csv_rename(monkeypatch, path)
+    kill_at_rename(monkeypatch, path)  # the CSV's rename, after its sidecar's
     with pytest.raises(Killed):
         _write_in(fc, path, "degF")
     monkeypatch.undo()

@@ -19,14 +19,11 @@ import pytest
 from probcast import io
 from probcast.cli import main
 from probcast.products.table_files import write_predictions
+from probcast.testing.interrupt import Killed, kill_at_rename
 from probcast.testing.verification import normal_params_table, truth_table
 from probcast.verify import aggregate
 
 SET = ["report.html", "scores.csv", "scores.json"]
-
-
-class Killed(BaseException):
-    """The process dies here (not an error any code handles)."""
 
 
 @pytest.fixture
@@ -72,14 +69,7 @@ def test_verify_killed_between_its_files_leaves_no_mixed_set(
     out = inputs["out"]
     assert _verify(inputs, "a", "title-a") == 0
     assert _names(out) == SET and _runs(out) == {"a"}
-    real = os.replace
-
-    def replace(src, dst):  # type: ignore[no-untyped-def]
-        if Path(dst) == out / killed_at:
-            raise Killed
-        return real(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
+    kill_at_rename(monkeypatch, out / killed_at)
     with pytest.raises(Killed):
         _verify(inputs, "b", "title-b")
     monkeypatch.undo()
