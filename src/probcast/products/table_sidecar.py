@@ -17,6 +17,7 @@ written (rows filtered) no longer matches its sidecar: delete the sidecar's
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -107,14 +108,25 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return {}
 
 
+def _version(stat: Any) -> tuple[int, int, int]:
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat else (0, 0, 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, once per version of it (verify reads units, then the table)."""
+    return io.sha256_file(path)
+
+
 def _check_pair(table: Path, sidecar: Path, recorded: Any) -> None:
     """Raise :class:`SidecarMismatch` unless ``table`` is the CSV ``recorded`` describes."""
     if not isinstance(recorded, dict) or not {"bytes", "sha256"} <= set(recorded):
         raise ValueError(
             f"{sidecar}: {CHECKSUM_KEY} must be {{'bytes': N, 'sha256': HEX}}, got {recorded!r}"
         )
-    size = table.stat().st_size if table.is_file() else None
-    same = size == recorded["bytes"] and io.sha256_file(table) == recorded["sha256"]
+    stat = table.stat() if table.is_file() else None
+    size = stat.st_size if stat else None
+    same = size == recorded["bytes"] and _sha256(str(table), *_version(stat)) == recorded["sha256"]
     if not same:
         raise SidecarMismatch(
             f"{sidecar}: this sidecar belongs to another version of {table} (it records a "
