@@ -145,7 +145,7 @@ def watch_main(argv: list[str]) -> int:
     except PipelineError as err:
         print(f"probcast watch: {err}", file=sys.stderr)
         return 2
-    from probcast.ops.cli_consume import stop_on_signals
+    from probcast.ops.signals import stop_on_signals
 
     store = open_store(pipe, args.state)
     stop = threading.Event()  # SIGTERM/SIGINT: the running cycle finishes, then exit

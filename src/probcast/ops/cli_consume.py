@@ -18,13 +18,10 @@ pipeline file or arguments.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 
 from probcast.argtypes import positive
 from probcast.logs import configure_logging
@@ -41,31 +38,11 @@ from probcast.ops.cli import pipeline_args
 from probcast.ops.consume import consume
 from probcast.ops.cycle import open_store
 from probcast.ops.pipeline import Pipeline, PipelineError, load
+from probcast.ops.signals import stop_on_signals
 from probcast.ops.state import new_owner
 
 PROG = "probcast consume"
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event, prog: str = PROG) -> Iterator[None]:
-    """Set ``stop`` on SIGTERM and SIGINT while the block runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def _stop(signum: int, _frame: object) -> None:
-        print(f"{prog}: {signal.Signals(signum).name}: finishing", file=sys.stderr, flush=True)
-        stop.set()
-
-    for sig in old:
-        signal.signal(sig, _stop)
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,7 +126,7 @@ def _consume(pipe: Pipeline, broker: Broker, args: argparse.Namespace) -> int:
     store = open_store(pipe, args.state)
     stop = threading.Event()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop, PROG):
             consume(
                 pipe,
                 store,

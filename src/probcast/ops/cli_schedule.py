@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 
 from probcast.logs import configure_logging
 from probcast.ops.cli import pipeline_args
-from probcast.ops.cli_consume import stop_on_signals
 from probcast.ops.cycle import open_store
 from probcast.ops.pipeline import PipelineError, load
 from probcast.ops.schedule import SystemClock, parse_schedule, run_schedule
+from probcast.ops.signals import stop_on_signals
 
 PROG = "probcast schedule"
 
