@@ -25,6 +25,12 @@ def is_pad(value: object) -> bool:
     return PAD_MARK in str(value)
 
 
+def pad_rows(station: pd.Series) -> np.ndarray:
+    """Which rows of a station column are padding rows (:data:`PAD_MARK`), as booleans."""
+    marked = station.astype(str).str.contains(PAD_MARK, regex=False)
+    return np.asarray(marked.to_numpy(dtype=bool))
+
+
 def text_of(value: object) -> str:
     """One id as text: an integral float as its integer, anything else as ``str``."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from probcast import station_ids
 from probcast.model.applicability import ExtrapolationError, check_lead_unit
 from probcast.model.domain import LEVELS, Domain
 from probcast.model.options import DomainPolicy
@@ -50,7 +51,6 @@ from probcast.plausibility import (
     typical_size,
     unusual_magnitude,
 )
-from probcast.products.table import PAD_MARK
 from probcast.ranges import ranged_variable
 from probcast.recent import PREFIX as ERR_PREFIX
 from probcast.schema import FC_PREFIX, OBS_PREFIX, VARIABLES
@@ -197,8 +197,7 @@ def check_scale(
         return []
     rows = table
     if "station" in table.columns:
-        pad = table["station"].astype(str).str.contains(PAD_MARK, regex=False)
-        rows = table[~pad.to_numpy(dtype=bool)]
+        rows = table[~station_ids.pad_rows(table["station"])]
     if "valid_time" not in rows.columns:
         rows = rows.assign(valid_time=rows["init_time"])  # distinct runs stand in
     problems: list[str] = []

@@ -56,7 +56,6 @@ from probcast.ops.serve_rows import bucketed, complete
 from probcast.ops.serve_select import KEYS, answer_columns, check_size, rows_of
 from probcast.ops.serve_sizes import drop_padding, padded
 from probcast.ops.state import StateStore
-from probcast.products.table import PAD_MARK
 from probcast.schema import VARIABLES
 
 SERVED_OPTIONS = ("template", "seed", "combine", "batch_size", "quantile_members", "extrapolation")
@@ -261,7 +260,7 @@ def create_app(pipe: Pipeline, store: StateStore, limits: Limits | None = None) 
                 ) from err
             assert result.table is not None
             pred = result.table.iloc[: len(table)]
-            if pred["station"].astype(str).str.contains(PAD_MARK, regex=False).any():
+            if station_ids.pad_rows(pred["station"]).any():
                 raise RuntimeError("pad rows before the rows asked for: order not kept")
             pred = drop_padding(pred, pad, list(loaded.targets))
         pred = pred.drop(columns=[c for c in pred.columns if c.startswith(("fc_", "obs_"))])

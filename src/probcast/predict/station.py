@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from probcast import defaults
+from probcast import defaults, station_ids
 from probcast.dists import Predictive
 from probcast.model import applicability as domain_check
 from probcast.model.fallback import plan_rows, summary
@@ -231,8 +231,7 @@ def _applicability(
     if model.domain is None:
         return None
     result = domain_check.check_rows(model.domain, table, policy, stations=model.spec.stations)
-    marked = table["station"].astype(str).str.contains(product_table.PAD_MARK, regex=False)
-    pad = marked.to_numpy(dtype=bool)
+    pad = station_ids.pad_rows(table["station"])
     asked = result
     if pad.any():
         real = table[~pad]
